@@ -1,0 +1,56 @@
+package subscriptions
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+)
+
+// MemoryBus delivers events inside one executor, synchronously: when
+// Publish returns, the event has been dispatched.
+type MemoryBus struct {
+	mu        sync.RWMutex
+	deliver   func(Event)
+	closed    bool
+	published atomic.Uint64
+}
+
+// NewMemoryBus returns a bus local to one executor.
+func NewMemoryBus() *MemoryBus { return &MemoryBus{} }
+
+// Start implements Bus.
+func (b *MemoryBus) Start(_ context.Context, deliver func(Event)) error {
+	b.mu.Lock()
+	b.deliver = deliver
+	b.mu.Unlock()
+	return nil
+}
+
+// Publish implements Bus.
+func (b *MemoryBus) Publish(_ context.Context, ev Event) error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return ErrClosed
+	}
+	b.published.Add(1)
+	if b.deliver != nil {
+		b.deliver(ev)
+	}
+	return nil
+}
+
+// Stats implements Bus.
+func (b *MemoryBus) Stats() BusStats {
+	n := b.published.Load()
+	return BusStats{Published: n, Received: n}
+}
+
+// Close implements Bus.
+func (b *MemoryBus) Close() error {
+	b.mu.Lock()
+	b.closed = true
+	b.deliver = nil
+	b.mu.Unlock()
+	return nil
+}

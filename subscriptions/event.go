@@ -1,0 +1,114 @@
+package subscriptions
+
+import (
+	"bytes"
+	"io"
+
+	json "github.com/goccy/go-json"
+)
+
+// Event is one published event as it travels on a bus.
+type Event struct {
+	// Type is the event type, for example "userCreated".
+	Type string `json:"t"`
+	// Channel is the channel it was published on, for example "users".
+	Channel string `json:"c"`
+	// Data is the event's JSON object.
+	Data json.RawMessage `json:"d"`
+}
+
+// decodedEvent is an Event decoded once, before it is matched against
+// every subscription of an executor.
+type decodedEvent struct {
+	Event
+	// value is the top-level object; numbers are json.Number so that they
+	// are re-encoded exactly as published.
+	value map[string]any
+	// typename is the data's "__typename" when it is a string.
+	typename string
+	// tenantID and userID are the string forms of the data's top-level
+	// "tenant_id" and "user_id"; has* tells whether the key was present.
+	tenantID, userID   string
+	hasTenant, hasUser bool
+}
+
+// decodeEvent checks ev against lim and decodes its data, which must be a
+// JSON object.
+func decodeEvent(ev Event, lim Limits) (*decodedEvent, error) {
+	if len(ev.Data) > lim.MaxPayloadBytes {
+		return nil, valueErrorf("event payload is %d bytes, over the max_payload_bytes limit of %d", len(ev.Data), lim.MaxPayloadBytes)
+	}
+	v, err := decodeJSON(ev.Data)
+	if err != nil {
+		return nil, valueErrorf("event data is not valid JSON: %v", err)
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, typeErrorf("event data must be a JSON object, got %s", jsonKind(v))
+	}
+	d := &decodedEvent{Event: ev, value: obj}
+	if s, ok := obj["__typename"].(string); ok {
+		d.typename = s
+	}
+	d.tenantID, d.hasTenant = idString(obj, "tenant_id")
+	d.userID, d.hasUser = idString(obj, "user_id")
+	return d, nil
+}
+
+// decodeJSON decodes exactly one JSON value, keeping numbers as json.Number.
+func decodeJSON(b []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, valueErrorf("unexpected data after the JSON value")
+	}
+	return v, nil
+}
+
+// idString returns the string form of obj[key] for security checks: ids
+// compare as strings, so 1 and "1" are the same id. A null id counts as
+// present and matches nobody.
+func idString(obj map[string]any, key string) (string, bool) {
+	v, ok := obj[key]
+	if !ok {
+		return "", false
+	}
+	switch x := v.(type) {
+	case string:
+		return x, true
+	case json.Number:
+		return x.String(), true
+	case bool:
+		if x {
+			return "true", true
+		}
+		return "false", true
+	default:
+		// null, objects and lists never equal a subscriber's id.
+		return "\x00unmatchable", true
+	}
+}
+
+// jsonKind names the JSON type of a decoded value, for error messages.
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case map[string]any:
+		return "object"
+	case []any:
+		return "array"
+	case string:
+		return "string"
+	case bool:
+		return "boolean"
+	case json.Number:
+		return "number"
+	default:
+		return "unknown"
+	}
+}
