@@ -48,3 +48,9 @@ func KindOf(err error) ErrorKind {
 
 // ErrClosed is returned by calls on a closed executor.
 var ErrClosed = errors.New("executor is closed")
+
+// ValueError builds a KindValue error, for packages that wrap this one.
+func ValueError(format string, args ...any) error { return valueErrorf(format, args...) }
+
+// TypeError builds a KindType error, for packages that wrap this one.
+func TypeError(format string, args ...any) error { return typeErrorf(format, args...) }

@@ -15,6 +15,8 @@ type Event struct {
 	Channel string `json:"c"`
 	// Data is the event's JSON object.
 	Data json.RawMessage `json:"d"`
+	// decoded is set when the event never left this process (memory bus).
+	decoded *decodedEvent
 }
 
 // decodedEvent is an Event decoded once, before it is matched against
@@ -112,3 +114,7 @@ func jsonKind(v any) string {
 		return "unknown"
 	}
 }
+
+// DecodeJSON decodes exactly one JSON value, keeping numbers exact, as
+// the engine does for event data and variables.
+func DecodeJSON(b []byte) (any, error) { return decodeJSON(b) }

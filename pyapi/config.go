@@ -1,0 +1,112 @@
+package pyapi
+
+import (
+	"time"
+
+	json "github.com/goccy/go-json"
+
+	"github.com/fraiseql/fraiseql-subscriptions/subscriptions"
+)
+
+// EventBusConfig mirrors PyEventBusConfig.
+type EventBusConfig struct {
+	cfg subscriptions.BusConfig
+}
+
+// NewMemoryBusConfig returns the in-process bus configuration.
+func NewMemoryBusConfig() *EventBusConfig {
+	return &EventBusConfig{cfg: subscriptions.MemoryBusConfig()}
+}
+
+// NewRedisBusConfig validates url and consumerGroup.
+func NewRedisBusConfig(url, consumerGroup string) (c *EventBusConfig, err error) {
+	defer recoverTo(&err)
+	cfg, err := subscriptions.RedisBusConfig(url, consumerGroup)
+	if err != nil {
+		return nil, pyError(err)
+	}
+	return &EventBusConfig{cfg: cfg}, nil
+}
+
+// NewPostgresBusConfig validates connString.
+func NewPostgresBusConfig(connString string) (c *EventBusConfig, err error) {
+	defer recoverTo(&err)
+	cfg, err := subscriptions.PostgresBusConfig(connString)
+	if err != nil {
+		return nil, pyError(err)
+	}
+	return &EventBusConfig{cfg: cfg}, nil
+}
+
+// BusType is "memory", "redis" or "postgresql".
+func (c *EventBusConfig) BusType() string { return c.cfg.Kind }
+
+// Repr describes the configuration without secrets.
+func (c *EventBusConfig) Repr() string { return c.cfg.String() }
+
+// busOptions are the optional settings of a bus, as JSON from Python.
+type busOptions struct {
+	InstanceID       *string  `json:"instance_id"`
+	Stream           *string  `json:"stream"`
+	MaxLen           *int64   `json:"max_len"`
+	GroupIdleSeconds *float64 `json:"group_idle_timeout"`
+	ConnectSeconds   *float64 `json:"connect_timeout"`
+	Table            *string  `json:"table"`
+	NotifyChannel    *string  `json:"notify_channel"`
+	RetentionSeconds *float64 `json:"retention"`
+	PollSeconds      *float64 `json:"poll_interval"`
+}
+
+// SetOptions applies optional settings given as a JSON object; unknown
+// keys are an error.
+func (c *EventBusConfig) SetOptions(optionsJSON string) (err error) {
+	defer recoverTo(&err)
+	var o busOptions
+	dec := json.NewDecoder(stringsReader(optionsJSON))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&o); err != nil {
+		return pyError(subscriptions.ValueError("invalid bus option: %v", err))
+	}
+	r, p := &c.cfg.Redis, &c.cfg.Postgres
+	set := func(dst *string, v *string) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	dur := func(dst *time.Duration, v *float64, name string) error {
+		if v == nil {
+			return nil
+		}
+		if *v <= 0 {
+			return subscriptions.ValueError("%s must be a positive number of seconds", name)
+		}
+		*dst = time.Duration(*v * float64(time.Second))
+		return nil
+	}
+	set(&r.InstanceID, o.InstanceID)
+	set(&r.Stream, o.Stream)
+	if o.MaxLen != nil {
+		if *o.MaxLen <= 0 {
+			return pyError(subscriptions.ValueError("max_len must be positive"))
+		}
+		r.MaxLen = *o.MaxLen
+	}
+	set(&p.Table, o.Table)
+	set(&p.NotifyChannel, o.NotifyChannel)
+	for _, d := range []struct {
+		dst  *time.Duration
+		v    *float64
+		name string
+	}{
+		{&r.GroupIdleTimeout, o.GroupIdleSeconds, "group_idle_timeout"},
+		{&r.DialTimeout, o.ConnectSeconds, "connect_timeout"},
+		{&p.ConnectTimeout, o.ConnectSeconds, "connect_timeout"},
+		{&p.Retention, o.RetentionSeconds, "retention"},
+		{&p.PollInterval, o.PollSeconds, "poll_interval"},
+	} {
+		if err := dur(d.dst, d.v, d.name); err != nil {
+			return pyError(err)
+		}
+	}
+	return nil
+}

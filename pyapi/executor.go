@@ -1,0 +1,219 @@
+package pyapi
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	json "github.com/goccy/go-json"
+
+	"github.com/fraiseql/fraiseql-subscriptions/subscriptions"
+)
+
+// SubscriptionExecutor mirrors PySubscriptionExecutor.
+type SubscriptionExecutor struct {
+	e          *subscriptions.Executor
+	debugHooks bool
+}
+
+// executorOptions are the executor's settings, as JSON from Python.
+type executorOptions struct {
+	QueueSize      int     `json:"queue_size"`
+	ConnectTimeout float64 `json:"connect_timeout"`
+	DebugHooks     bool    `json:"debug_hooks"`
+	limitsJSON
+}
+
+// limitsJSON are the executor's limits as Python names them.
+type limitsJSON struct {
+	MaxQueryBytes   int `json:"max_query_bytes,omitempty"`
+	MaxFields       int `json:"max_fields,omitempty"`
+	MaxDepth        int `json:"max_depth,omitempty"`
+	MaxPayloadBytes int `json:"max_payload_bytes,omitempty"`
+}
+
+func (l limitsJSON) limits() subscriptions.Limits {
+	return subscriptions.Limits{MaxQueryBytes: l.MaxQueryBytes, MaxFields: l.MaxFields, MaxDepth: l.MaxDepth, MaxPayloadBytes: l.MaxPayloadBytes}
+}
+
+// NewSubscriptionExecutor starts an executor on the bus of cfg (the memory
+// bus when cfg is nil) with the settings of optionsJSON ("" for defaults).
+func NewSubscriptionExecutor(cfg *EventBusConfig, optionsJSON string) (x *SubscriptionExecutor, err error) {
+	defer recoverTo(&err)
+	var o executorOptions
+	if optionsJSON != "" {
+		if err := decodeStrict(optionsJSON, &o); err != nil {
+			return nil, pyError(subscriptions.ValueError("invalid executor option: %v", err))
+		}
+	}
+	if o.QueueSize < 0 {
+		return nil, pyError(subscriptions.ValueError("queue_size must be positive"))
+	}
+	bus := subscriptions.MemoryBusConfig()
+	if cfg != nil {
+		bus = cfg.cfg
+	}
+	timeout := 10 * time.Second
+	if o.ConnectTimeout > 0 {
+		timeout = time.Duration(o.ConnectTimeout * float64(time.Second))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	e, err := subscriptions.NewExecutor(ctx, subscriptions.Options{Bus: bus, QueueSize: o.QueueSize, Limits: o.limits()})
+	if err != nil {
+		return nil, pyError(err)
+	}
+	return &SubscriptionExecutor{e: e, debugHooks: o.DebugHooks}, nil
+}
+
+// Register adds a subscription; variablesJSON is a JSON object or "".
+func (x *SubscriptionExecutor) Register(connectionID, subscriptionID, query, operationName, variablesJSON, userID, tenantID string) (err error) {
+	defer recoverTo(&err)
+	var vars map[string]any
+	if variablesJSON != "" {
+		v, err := subscriptions.DecodeJSON([]byte(variablesJSON))
+		if err != nil {
+			return pyError(subscriptions.ValueError("variables are not valid JSON: %v", err))
+		}
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return pyError(subscriptions.TypeError("variables must be a dict"))
+		}
+		vars = obj
+	}
+	return pyError(x.e.Register(subscriptions.Registration{
+		ConnectionID: connectionID, SubscriptionID: subscriptionID,
+		Query: query, OperationName: operationName, Variables: vars,
+		UserID: userID, TenantID: tenantID,
+	}))
+}
+
+// Publish sends an event whose data is a JSON object.
+func (x *SubscriptionExecutor) Publish(eventType, channel, dataJSON string) (err error) {
+	defer recoverTo(&err)
+	ev := subscriptions.Event{Type: eventType, Channel: channel, Data: []byte(dataJSON)}
+	return pyError(x.e.Publish(context.Background(), ev))
+}
+
+// Next returns the next frame of a subscription, "" when none is pending.
+func (x *SubscriptionExecutor) Next(subscriptionID string) (frame string, err error) {
+	defer recoverTo(&err)
+	frame, err = x.e.Next(subscriptionID)
+	return frame, pyError(err)
+}
+
+// NextWait is Next that waits up to timeoutSeconds.
+func (x *SubscriptionExecutor) NextWait(subscriptionID string, timeoutSeconds float64) (frame string, err error) {
+	defer recoverTo(&err)
+	if !(timeoutSeconds >= 0) || timeoutSeconds > 1e9 {
+		return "", pyError(subscriptions.ValueError("timeout must be a number of seconds >= 0"))
+	}
+	frame, err = x.e.NextWait(subscriptionID, time.Duration(timeoutSeconds*float64(time.Second)))
+	return frame, pyError(err)
+}
+
+// DrainConnection returns up to maxMessages pending frames of a
+// connection (all when maxMessages <= 0), in order, joined by '\n'.
+func (x *SubscriptionExecutor) DrainConnection(connectionID string, maxMessages int) (frames string, err error) {
+	defer recoverTo(&err)
+	frames, _, err = x.e.DrainConnection(connectionID, maxMessages)
+	return frames, pyError(err)
+}
+
+// Complete removes a subscription; it reports whether it existed.
+func (x *SubscriptionExecutor) Complete(subscriptionID string) (existed bool, err error) {
+	defer recoverTo(&err)
+	return x.e.Complete(subscriptionID), nil
+}
+
+// CompleteConnection removes every subscription of a connection.
+func (x *SubscriptionExecutor) CompleteConnection(connectionID string) (n int, err error) {
+	defer recoverTo(&err)
+	return x.e.CompleteConnection(connectionID), nil
+}
+
+// Metrics returns the counters as a JSON object.
+func (x *SubscriptionExecutor) Metrics() (metrics string, err error) {
+	defer recoverTo(&err)
+	return marshal(x.e.Metrics())
+}
+
+// SubscriptionStats returns one subscription's counters as a JSON object.
+func (x *SubscriptionExecutor) SubscriptionStats(subscriptionID string) (stats string, err error) {
+	defer recoverTo(&err)
+	st, err := x.e.Stats(subscriptionID)
+	if err != nil {
+		return "", pyError(err)
+	}
+	return marshal(st)
+}
+
+// Limits returns the limits in force as a JSON object.
+func (x *SubscriptionExecutor) Limits() (limits string, err error) {
+	defer recoverTo(&err)
+	l := x.e.Limits()
+	return marshal(limitsJSON{l.MaxQueryBytes, l.MaxFields, l.MaxDepth, l.MaxPayloadBytes})
+}
+
+// SetLimits changes some limits, given as a JSON object.
+func (x *SubscriptionExecutor) SetLimits(limitsJSONText string) (err error) {
+	defer recoverTo(&err)
+	cur := x.e.Limits()
+	l := limitsJSON{cur.MaxQueryBytes, cur.MaxFields, cur.MaxDepth, cur.MaxPayloadBytes}
+	if err := decodeStrict(limitsJSONText, &l); err != nil {
+		return pyError(subscriptions.ValueError("invalid limit: %v", err))
+	}
+	if l.MaxQueryBytes < 0 || l.MaxFields < 0 || l.MaxDepth < 0 || l.MaxPayloadBytes < 0 {
+		return pyError(subscriptions.ValueError("limits must be positive"))
+	}
+	x.e.SetLimits(l.limits())
+	return nil
+}
+
+// ReadyFD returns the file descriptor that becomes readable when a
+// subscription has messages; see TakeReady.
+func (x *SubscriptionExecutor) ReadyFD() (fd int, err error) {
+	defer recoverTo(&err)
+	fd, err = x.e.ReadyFD()
+	return fd, pyError(err)
+}
+
+// TakeReady returns the ids of subscriptions that became ready, joined by '\n'.
+func (x *SubscriptionExecutor) TakeReady() (ids string, err error) {
+	defer recoverTo(&err)
+	return x.e.TakeReady(), nil
+}
+
+// Close stops the executor.
+func (x *SubscriptionExecutor) Close() (err error) {
+	defer recoverTo(&err)
+	return pyError(x.e.Close())
+}
+
+// Debug runs a test hook: "panic" panics inside Go, to prove that panics
+// become exceptions. Hooks only run on executors made with debug_hooks.
+func (x *SubscriptionExecutor) Debug(hook string) (err error) {
+	defer recoverTo(&err)
+	if !x.debugHooks {
+		return pyError(subscriptions.ValueError("debug hooks are disabled on this executor"))
+	}
+	switch hook {
+	case "panic":
+		panic("test panic from the debug hook")
+	default:
+		return pyError(subscriptions.ValueError("unknown debug hook %q", hook))
+	}
+}
+
+func marshal(v any) (string, error) {
+	b, err := json.Marshal(v)
+	return string(b), err
+}
+
+func decodeStrict(s string, v any) error {
+	dec := json.NewDecoder(stringsReader(s))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }

@@ -1,0 +1,483 @@
+"""GraphQL subscriptions: the API of FraiseQL's PyO3 bindings, backed by Go.
+
+``PySubscriptionExecutor`` registers subscriptions, takes published events
+and hands back pre-serialized graphql-transport-ws messages as bytes. The
+matching, filtering, projection and encoding happen in Go, once per distinct
+query; this module only converts arguments and exceptions.
+"""
+from __future__ import annotations
+
+import json
+import os
+import weakref
+from typing import Any, Dict, List, Optional, Union
+
+from .. import _native
+
+__all__ = [
+    "PySubscriptionPayload",
+    "PyGraphQLMessage",
+    "PyEventBusConfig",
+    "PySubscriptionExecutor",
+]
+
+_VALUE = "ValueError: "
+_TYPE = "TypeError: "
+
+
+def _translate(err: RuntimeError) -> Exception:
+    """Map the engine's error prefixes onto Python exception types."""
+    msg = str(err)
+    if msg.startswith(_VALUE):
+        return ValueError(msg[len(_VALUE):])
+    if msg.startswith(_TYPE):
+        return TypeError(msg[len(_TYPE):])
+    return err
+
+
+def _dumps(value: Any, what: str) -> str:
+    """Encode value as JSON for the engine, with a clear error if impossible."""
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as err:
+        kind = TypeError if isinstance(err, TypeError) else ValueError
+        raise kind(f"{what} cannot be encoded as JSON: {err}") from None
+
+
+def _check_str(value: Any, name: str, *, allow_empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    if not allow_empty and not value:
+        raise ValueError(f"{name} must not be empty")
+    return value
+
+
+def _id_string(value: Any, name: str) -> str:
+    """user_id and tenant_id: str or int, stored as their string form."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise TypeError(f"{name} must be a str or an int, not {type(value).__name__}")
+    return value if isinstance(value, str) else str(value)
+
+
+class PySubscriptionPayload:
+    """The payload of a graphql-transport-ws ``subscribe`` message."""
+
+    __slots__ = ("query", "operation_name", "variables", "extensions")
+
+    def __init__(
+        self,
+        query: str,
+        operation_name: Optional[str] = None,
+        variables: Optional[Dict[str, Any]] = None,
+        extensions: Optional[Dict[str, Any]] = None,
+    ) -> None:
+        self.query = _check_str(query, "query", allow_empty=True)
+        if operation_name is not None:
+            _check_str(operation_name, "operation_name", allow_empty=True)
+        if variables is not None and not isinstance(variables, dict):
+            raise TypeError(f"variables must be a dict or None, not {type(variables).__name__}")
+        if extensions is not None and not isinstance(extensions, dict):
+            raise TypeError(f"extensions must be a dict or None, not {type(extensions).__name__}")
+        self.operation_name = operation_name
+        self.variables = {} if variables is None else variables
+        self.extensions = extensions
+
+    def __repr__(self) -> str:
+        return (f"PySubscriptionPayload(query={self.query!r}, operation_name={self.operation_name!r}, "
+                f"variables={self.variables!r}, extensions={self.extensions!r})")
+
+
+class PyGraphQLMessage:
+    """One graphql-transport-ws message: ``type``, optional ``id`` and ``payload``."""
+
+    __slots__ = ("type_", "id", "payload")
+
+    def __init__(self, type_: str = "", id: Optional[str] = None,
+                 payload: Optional[Union[Dict[str, Any], List[Any]]] = None) -> None:
+        self.type_ = _check_str(type_, "type_", allow_empty=True)
+        if id is not None:
+            _check_str(id, "id", allow_empty=True)
+        if payload is not None and not isinstance(payload, (dict, list)):
+            raise TypeError(f"payload must be a dict, a list or None, not {type(payload).__name__}")
+        self.id = id
+        self.payload = payload
+
+    @staticmethod
+    def from_dict(d: Dict[str, Any]) -> "PyGraphQLMessage":
+        """Build a message from a decoded graphql-transport-ws message."""
+        if not isinstance(d, dict):
+            raise TypeError(f"from_dict() takes a dict, not {type(d).__name__}")
+        if "type" not in d:
+            raise ValueError("message is missing the required field 'type'")
+        if not isinstance(d["type"], str):
+            raise TypeError(f"message field 'type' must be a str, not {type(d['type']).__name__}")
+        return PyGraphQLMessage(d["type"], d.get("id"), d.get("payload"))
+
+    def to_dict(self) -> Dict[str, Any]:
+        """A new dict with ``type``, and ``id`` / ``payload`` when they are set."""
+        out: Dict[str, Any] = {"type": self.type_}
+        if self.id is not None:
+            out["id"] = self.id
+        if self.payload is not None:
+            out["payload"] = self.payload
+        return out
+
+    def __repr__(self) -> str:
+        return f"PyGraphQLMessage(type_={self.type_!r}, id={self.id!r}, payload={self.payload!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PyGraphQLMessage):
+            return NotImplemented
+        return (self.type_, self.id, self.payload) == (other.type_, other.id, other.payload)
+
+
+def _seconds(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{name} must be a positive, finite number of seconds")
+    return float(value)
+
+
+class PyEventBusConfig:
+    """How an executor's events travel: in memory, through Redis or PostgreSQL.
+
+    Build one with ``memory()``, ``redis(url, consumer_group)`` or
+    ``postgresql(connection_string)``. ``repr()`` never shows a password.
+    """
+
+    __slots__ = ("_handle", "_bus_type", "_repr", "__weakref__")
+
+    def __init__(self) -> None:
+        raise TypeError("use PyEventBusConfig.memory(), .redis(...) or .postgresql(...)")
+
+    @classmethod
+    def _wrap(cls, make: Any, options: Dict[str, Any]) -> "PyEventBusConfig":
+        E = _native.engine()
+        try:
+            handle = make(E)
+        except RuntimeError as err:
+            raise _translate(err) from None
+        E.IncRef(handle)
+        self = object.__new__(cls)
+        self._handle = handle
+        weakref.finalize(self, _release, handle)
+        if options:
+            try:
+                E.pyapi_EventBusConfig_SetOptions(handle, _dumps(options, "bus options"))
+            except RuntimeError as err:
+                raise _translate(err) from None
+        self._bus_type = E.pyapi_EventBusConfig_BusType(handle)
+        self._repr = E.pyapi_EventBusConfig_Repr(handle)
+        return self
+
+    @staticmethod
+    def memory() -> "PyEventBusConfig":
+        """Events stay in this process (the default)."""
+        return PyEventBusConfig._wrap(lambda E: E.pyapi_NewMemoryBusConfig(), {})
+
+    @staticmethod
+    def redis(url: str, consumer_group: str, *, instance_id: Optional[str] = None,
+              stream: Optional[str] = None, max_len: Optional[int] = None,
+              group_idle_timeout: Optional[float] = None,
+              connect_timeout: Optional[float] = None) -> "PyEventBusConfig":
+        """Events travel through one Redis stream; see the README for the options."""
+        _check_str(url, "url")
+        _check_str(consumer_group, "consumer_group", allow_empty=True)
+        opts: Dict[str, Any] = {}
+        if instance_id is not None:
+            opts["instance_id"] = _check_str(instance_id, "instance_id")
+        if stream is not None:
+            opts["stream"] = _check_str(stream, "stream")
+        if max_len is not None:
+            if isinstance(max_len, bool) or not isinstance(max_len, int):
+                raise TypeError("max_len must be an int")
+            if not 0 < max_len < 2**63:
+                raise ValueError("max_len must be a positive int")
+            opts["max_len"] = max_len
+        if group_idle_timeout is not None:
+            opts["group_idle_timeout"] = _seconds(group_idle_timeout, "group_idle_timeout")
+        if connect_timeout is not None:
+            opts["connect_timeout"] = _seconds(connect_timeout, "connect_timeout")
+        return PyEventBusConfig._wrap(lambda E: E.pyapi_NewRedisBusConfig(url, consumer_group), opts)
+
+    @staticmethod
+    def postgresql(connection_string: str, *, table: Optional[str] = None,
+                   notify_channel: Optional[str] = None, retention: Optional[float] = None,
+                   poll_interval: Optional[float] = None,
+                   connect_timeout: Optional[float] = None) -> "PyEventBusConfig":
+        """Events travel through a PostgreSQL table, with NOTIFY as the wake-up."""
+        _check_str(connection_string, "connection_string", allow_empty=True)
+        opts: Dict[str, Any] = {}
+        if table is not None:
+            opts["table"] = _check_str(table, "table")
+        if notify_channel is not None:
+            opts["notify_channel"] = _check_str(notify_channel, "notify_channel")
+        if retention is not None:
+            opts["retention"] = _seconds(retention, "retention")
+        if poll_interval is not None:
+            opts["poll_interval"] = _seconds(poll_interval, "poll_interval")
+        if connect_timeout is not None:
+            opts["connect_timeout"] = _seconds(connect_timeout, "connect_timeout")
+        return PyEventBusConfig._wrap(lambda E: E.pyapi_NewPostgresBusConfig(connection_string), opts)
+
+    @property
+    def bus_type(self) -> str:
+        """``"memory"``, ``"redis"`` or ``"postgresql"``."""
+        return self._bus_type
+
+    def __repr__(self) -> str:
+        return "Py" + self._repr
+
+
+def _release(handle: int) -> None:
+    """Drop the Go object behind handle, unless this is a forked child."""
+    if not _native.forked():
+        _native.engine().DecRef(handle)
+
+
+def _close_and_release(handle: int) -> None:
+    if not _native.forked():
+        E = _native.engine()
+        try:
+            E.pyapi_SubscriptionExecutor_Close(handle)
+        except RuntimeError:
+            pass
+        E.DecRef(handle)
+
+
+_EXECUTORS: "weakref.WeakSet[PySubscriptionExecutor]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # Executors made before the fork must fail loudly, not hang in Go.
+    for ex in list(_EXECUTORS):
+        ex._poison()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class PySubscriptionExecutor:
+    """Holds subscriptions and turns published events into messages.
+
+    ``PySubscriptionExecutor(config=None, *, queue_size=1000, max_query_bytes=...,
+    max_fields=..., max_depth=..., max_payload_bytes=..., connect_timeout=10.0)``.
+    Without a config, events travel on the in-process memory bus.
+    """
+
+    __slots__ = ("_E", "_h", "_config", "_finalizer", "_next", "_next_wait", "_drain",
+                 "__weakref__", "__dict__")
+
+    def __init__(self, config: Optional[PyEventBusConfig] = None, *, queue_size: Optional[int] = None,
+                 max_query_bytes: Optional[int] = None, max_fields: Optional[int] = None,
+                 max_depth: Optional[int] = None, max_payload_bytes: Optional[int] = None,
+                 connect_timeout: Optional[float] = None, debug_hooks: bool = False) -> None:
+        if config is not None and not isinstance(config, PyEventBusConfig):
+            raise TypeError(f"config must be a PyEventBusConfig or None, not {type(config).__name__}")
+        opts: Dict[str, Any] = {}
+        for name, value in (("queue_size", queue_size), ("max_query_bytes", max_query_bytes),
+                            ("max_fields", max_fields), ("max_depth", max_depth),
+                            ("max_payload_bytes", max_payload_bytes)):
+            if value is not None:
+                opts[name] = _positive_int(value, name)
+        if connect_timeout is not None:
+            opts["connect_timeout"] = _seconds(connect_timeout, "connect_timeout")
+        if debug_hooks:
+            opts["debug_hooks"] = True
+        E = _native.engine()
+        if config is None:
+            config = PyEventBusConfig.memory()
+        try:
+            handle = E.pyapi_NewSubscriptionExecutor(config._handle, json.dumps(opts) if opts else "")
+        except RuntimeError as err:
+            raise _translate(err) from None
+        E.IncRef(handle)
+        self._E, self._h, self._config = E, handle, config
+        self._finalizer = weakref.finalize(self, _close_and_release, handle)
+        # Bound once: the per-message calls skip attribute look-ups.
+        self._next = E.pyapi_SubscriptionExecutor_Next
+        self._next_wait = E.pyapi_SubscriptionExecutor_NextWait
+        self._drain = E.pyapi_SubscriptionExecutor_DrainConnection
+        _EXECUTORS.add(self)
+
+    def _poison(self) -> None:
+        poisoned = _native.Poisoned()
+        self._E = poisoned
+        self._next = self._next_wait = self._drain = poisoned.call
+        self._finalizer.detach()
+
+    @property
+    def bus_type(self) -> str:
+        return self._config.bus_type
+
+    def register_subscription(self, connection_id: str, subscription_id: str, query: str,
+                              operation_name: Optional[str] = None,
+                              variables: Optional[Dict[str, Any]] = None,
+                              user_id: Union[str, int, None] = None,
+                              tenant_id: Union[str, int, None] = None) -> str:
+        """Compile ``query`` and register it; returns ``subscription_id``."""
+        _check_str(connection_id, "connection_id", allow_empty=True)
+        _check_str(subscription_id, "subscription_id", allow_empty=True)
+        _check_str(query, "query", allow_empty=True)
+        if operation_name is not None:
+            _check_str(operation_name, "operation_name", allow_empty=True)
+        if user_id is None:
+            raise TypeError("register_subscription() missing required argument: 'user_id'")
+        if tenant_id is None:
+            raise TypeError("register_subscription() missing required argument: 'tenant_id'")
+        user, tenant = _id_string(user_id, "user_id"), _id_string(tenant_id, "tenant_id")
+        if variables is None:
+            vars_json = ""
+        elif isinstance(variables, dict):
+            vars_json = _dumps(variables, "variables")
+        else:
+            raise TypeError(f"variables must be a dict or None, not {type(variables).__name__}")
+        try:
+            self._E.pyapi_SubscriptionExecutor_Register(
+                self._h, connection_id, subscription_id, query, operation_name or "",
+                vars_json, user, tenant)
+        except RuntimeError as err:
+            raise _translate(err) from None
+        return subscription_id
+
+    def publish_event(self, event_type: str, channel: str, data: Dict[str, Any]) -> None:
+        """Publish ``data`` (a dict) on ``channel``; the GIL is released while Go works."""
+        if not isinstance(data, dict):
+            raise TypeError(f"data must be a dict, not {type(data).__name__}")
+        _check_str(event_type, "event_type", allow_empty=True)
+        _check_str(channel, "channel", allow_empty=True)
+        try:
+            self._E.pyapi_SubscriptionExecutor_Publish(self._h, event_type, channel, _dumps(data, "data"))
+        except RuntimeError as err:
+            raise _translate(err) from None
+
+    def next_event(self, subscription_id: str, timeout: Optional[float] = None) -> Optional[bytes]:
+        """The next message as bytes, or None when nothing is pending.
+
+        With ``timeout`` (seconds) it waits, GIL released, until a message
+        arrives or the time is up.
+        """
+        try:
+            if timeout is None:
+                frame = self._next(self._h, subscription_id)
+            else:
+                frame = self._next_wait(self._h, subscription_id, _timeout(timeout))
+        except RuntimeError as err:
+            raise _translate(err) from None
+        return frame.encode() if frame else None
+
+    def drain_connection(self, connection_id: str, max_messages: int = 0) -> List[bytes]:
+        """Every pending message of a connection's subscriptions, in publish order.
+
+        ``max_messages`` > 0 bounds how many are taken. One call, however
+        many messages: this is what a WebSocket writer wants.
+        """
+        if isinstance(max_messages, bool) or not isinstance(max_messages, int):
+            raise TypeError("max_messages must be an int")
+        try:
+            frames = self._drain(self._h, connection_id, max(0, min(max_messages, 2**31 - 1)))
+        except RuntimeError as err:
+            raise _translate(err) from None
+        return frames.encode().split(b"\n") if frames else []
+
+    def complete_subscription(self, subscription_id: str) -> None:
+        """Remove a subscription and its queue; unknown ids are ignored."""
+        _check_str(subscription_id, "subscription_id", allow_empty=True)
+        try:
+            self._E.pyapi_SubscriptionExecutor_Complete(self._h, subscription_id)
+        except RuntimeError as err:
+            raise _translate(err) from None
+
+    def complete_connection(self, connection_id: str) -> int:
+        """Remove every subscription of a connection; returns how many there were."""
+        _check_str(connection_id, "connection_id", allow_empty=True)
+        try:
+            return self._E.pyapi_SubscriptionExecutor_CompleteConnection(self._h, connection_id)
+        except RuntimeError as err:
+            raise _translate(err) from None
+
+    def get_metrics(self) -> Dict[str, Any]:
+        """A new dict of counters; see the README for each key."""
+        try:
+            return json.loads(self._E.pyapi_SubscriptionExecutor_Metrics(self._h))
+        except RuntimeError as err:
+            raise _translate(err) from None
+
+    def subscription_stats(self, subscription_id: str) -> Dict[str, int]:
+        """One subscription's counters: queued, delivered, dropped, read, group_size."""
+        _check_str(subscription_id, "subscription_id", allow_empty=True)
+        try:
+            return json.loads(self._E.pyapi_SubscriptionExecutor_SubscriptionStats(self._h, subscription_id))
+        except RuntimeError as err:
+            raise _translate(err) from None
+
+    def get_limits(self) -> Dict[str, int]:
+        """The limits in force: max_query_bytes, max_fields, max_depth, max_payload_bytes."""
+        try:
+            return json.loads(self._E.pyapi_SubscriptionExecutor_Limits(self._h))
+        except RuntimeError as err:
+            raise _translate(err) from None
+
+    def set_limits(self, **limits: int) -> None:
+        """Change some limits for what is registered and published from now on."""
+        for name, value in limits.items():
+            if name not in ("max_query_bytes", "max_fields", "max_depth", "max_payload_bytes"):
+                raise TypeError(f"set_limits() got an unknown limit {name!r}")
+            _positive_int(value, name)
+        try:
+            self._E.pyapi_SubscriptionExecutor_SetLimits(self._h, json.dumps(limits))
+        except RuntimeError as err:
+            raise _translate(err) from None
+
+    def ready_fd(self) -> int:
+        """A file descriptor that becomes readable when a subscription has messages."""
+        try:
+            return self._E.pyapi_SubscriptionExecutor_ReadyFD(self._h)
+        except RuntimeError as err:
+            raise _translate(err) from None
+
+    def take_ready(self) -> List[str]:
+        """The ids of subscriptions that received messages since the last call."""
+        try:
+            ids = self._E.pyapi_SubscriptionExecutor_TakeReady(self._h)
+        except RuntimeError as err:
+            raise _translate(err) from None
+        return ids.split("\n") if ids else []
+
+    def close(self) -> None:
+        """Stop the bus readers and release connections; idempotent."""
+        try:
+            self._E.pyapi_SubscriptionExecutor_Close(self._h)
+        except RuntimeError as err:
+            raise _translate(err) from None
+
+    def __enter__(self) -> "PySubscriptionExecutor":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _debug(self, hook: str) -> None:
+        """Test hooks (executors made with debug_hooks=True): "panic"."""
+        try:
+            self._E.pyapi_SubscriptionExecutor_Debug(self._h, hook)
+        except RuntimeError as err:
+            raise _translate(err) from None
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not 0 < value < 2**31:
+        raise ValueError(f"{name} must be a positive int below 2**31")
+    return value
+
+
+def _timeout(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds, not {type(value).__name__}")
+    if not value >= 0 or value > 1e9:
+        raise ValueError("timeout must be a number of seconds between 0 and 1e9")
+    return float(value)

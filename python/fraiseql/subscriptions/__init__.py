@@ -1,0 +1,1 @@
+"""Serving subscriptions: asyncio helpers and the graphql-transport-ws ASGI app."""

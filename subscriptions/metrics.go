@@ -1,0 +1,125 @@
+package subscriptions
+
+import "sync/atomic"
+
+// counters are the executor's running totals.
+type counters struct {
+	total, active, completed, errored      atomic.Uint64
+	published, delivered, dropped          atomic.Uint64
+	filtered, encodings, read, discarded   atomic.Uint64
+	passed, tenantViolations, rowViolation atomic.Uint64
+	dispatchErrors                         atomic.Uint64
+}
+
+func (c *counters) add(t *tally) {
+	if t.delivered != 0 {
+		c.delivered.Add(t.delivered)
+	}
+	if t.dropped != 0 {
+		c.dropped.Add(t.dropped)
+	}
+	if t.filtered != 0 {
+		c.filtered.Add(t.filtered)
+	}
+	if t.encodings != 0 {
+		c.encodings.Add(t.encodings)
+	}
+	if t.passed != 0 {
+		c.passed.Add(t.passed)
+	}
+	if t.tenantViolations != 0 {
+		c.tenantViolations.Add(t.tenantViolations)
+	}
+	if t.rowViolations != 0 {
+		c.rowViolation.Add(t.rowViolations)
+	}
+}
+
+// Metrics is a snapshot of an executor's counters. The JSON names are the
+// keys of the Python get_metrics() dict.
+type Metrics struct {
+	// Subscriptions: Total = Active + Completed + Errored, where Errored
+	// counts registrations that were refused.
+	Total     uint64 `json:"total"`
+	Active    uint64 `json:"active"`
+	Completed uint64 `json:"completed"`
+	Errored   uint64 `json:"errored"`
+
+	// Events and messages. Every delivered message is eventually read,
+	// dropped (queue full), discarded (pending at completion) or still
+	// queued: Delivered = Read + Dropped + Discarded + Queued.
+	EventsPublished uint64 `json:"events_published"`
+	EventsDelivered uint64 `json:"events_delivered"`
+	EventsDropped   uint64 `json:"events_dropped"`
+	// EventsFiltered counts (subscription, event) pairs that a filter of
+	// the subscription's root field rejected.
+	EventsFiltered    uint64 `json:"events_filtered"`
+	MessagesRead      uint64 `json:"messages_read"`
+	MessagesDiscarded uint64 `json:"messages_discarded"`
+	Queued            uint64 `json:"queued"`
+	// Encodings counts payload encodings: one per (group, event) pair
+	// with at least one recipient, however large the group.
+	Encodings      uint64 `json:"encodings"`
+	DispatchErrors uint64 `json:"dispatch_errors"`
+
+	// Security checks, one per (subscription, event) pair that passed the
+	// filters.
+	ValidationsTotal          uint64  `json:"validations_total"`
+	ValidationsPassed         uint64  `json:"validations_passed"`
+	ValidationsRejected       uint64  `json:"validations_rejected"`
+	ViolationsRowFilter       uint64  `json:"violations_row_filter"`
+	ViolationsTenantIsolation uint64  `json:"violations_tenant_isolation"`
+	ViolationsRBAC            uint64  `json:"violations_rbac"`
+	ViolationsFederation      uint64  `json:"violations_federation"`
+	RejectionRate             float64 `json:"rejection_rate"`
+
+	// Registry sizes.
+	Groups      int `json:"groups"`
+	Connections int `json:"connections"`
+
+	// Bus figures.
+	BusPublished  uint64  `json:"bus_published"`
+	BusReceived   uint64  `json:"bus_received"`
+	BusReconnects uint64  `json:"bus_reconnects"`
+	BusLagMillis  float64 `json:"bus_lag_ms"`
+}
+
+// Metrics returns a snapshot of the counters.
+func (e *Executor) Metrics() Metrics {
+	c := &e.m
+	m := Metrics{
+		Total:                     c.total.Load(),
+		Active:                    c.active.Load(),
+		Completed:                 c.completed.Load(),
+		Errored:                   c.errored.Load(),
+		EventsPublished:           c.published.Load(),
+		EventsDelivered:           c.delivered.Load(),
+		EventsDropped:             c.dropped.Load(),
+		EventsFiltered:            c.filtered.Load(),
+		MessagesRead:              c.read.Load(),
+		MessagesDiscarded:         c.discarded.Load(),
+		Encodings:                 c.encodings.Load(),
+		DispatchErrors:            c.dispatchErrors.Load(),
+		ValidationsPassed:         c.passed.Load(),
+		ViolationsRowFilter:       c.rowViolation.Load(),
+		ViolationsTenantIsolation: c.tenantViolations.Load(),
+	}
+	m.ValidationsRejected = m.ViolationsRowFilter + m.ViolationsTenantIsolation + m.ViolationsRBAC + m.ViolationsFederation
+	m.ValidationsTotal = m.ValidationsPassed + m.ValidationsRejected
+	if m.ValidationsTotal > 0 {
+		m.RejectionRate = 100 * float64(m.ValidationsRejected) / float64(m.ValidationsTotal)
+	}
+	e.mu.RLock()
+	m.Groups, m.Connections = len(e.reg.groups), len(e.reg.conns)
+	for _, conn := range e.reg.conns {
+		conn.mu.Lock()
+		for _, s := range conn.subs {
+			m.Queued += uint64(s.queue.len())
+		}
+		conn.mu.Unlock()
+	}
+	e.mu.RUnlock()
+	bs := e.bus.Stats()
+	m.BusPublished, m.BusReceived, m.BusReconnects, m.BusLagMillis = bs.Published, bs.Received, bs.Reconnects, bs.LagMillis
+	return m
+}

@@ -1,0 +1,35 @@
+import itertools
+
+import pytest
+
+from fraiseql import _fraiseql_rs
+
+S = _fraiseql_rs.subscriptions
+_ids = itertools.count()
+
+
+@pytest.fixture
+def s():
+    """The subscriptions module, as users import it."""
+    return S
+
+
+@pytest.fixture
+def executor():
+    ex = S.PySubscriptionExecutor()
+    yield ex
+    ex.close()
+
+
+def register(ex, query, sub_id=None, conn="conn1", user="user1", tenant="tenant1", **kw):
+    """Register query and return its subscription id."""
+    sub_id = sub_id or f"sub{next(_ids)}"
+    return ex.register_subscription(conn, sub_id, query, user_id=user, tenant_id=tenant, **kw)
+
+
+def drain(ex, sub_id):
+    """Every pending message of a subscription, as bytes."""
+    out = []
+    while (m := ex.next_event(sub_id)) is not None:
+        out.append(m)
+    return out
