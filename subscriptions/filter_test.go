@@ -1,0 +1,168 @@
+package subscriptions
+
+import (
+	"testing"
+
+	json "github.com/goccy/go-json"
+)
+
+func TestMatch(t *testing.T) {
+	const order = `{"id":7,"sid":"7","status":"active","total":150,"price":19.99,"big":9007199254740993,
+		"name":"Widget Pro","tags":["new","sale"],"ids":[1,2],"none":null,"flag":true,
+		"customer":{"country":"FR","address":{"zip":"75001"}},"obj":{"a":1}}`
+	tests := []struct {
+		name string
+		args string // root field arguments
+		vars map[string]any
+		want bool
+	}{
+		{"no filter", "", nil, true},
+		// scalar arguments
+		{"id number", "(id: 7)", nil, true},
+		{"id number other", "(id: 8)", nil, false},
+		{"id float equal", "(id: 7.0)", nil, true},
+		{"id string vs number", `(id: "7")`, nil, true},
+		{"number vs string field", `(sid: 7)`, nil, true},
+		{"string vs string", `(sid: "7")`, nil, true},
+		{"string non-number vs number", `(id: "seven")`, nil, false},
+		{"enum", `(status: active)`, nil, true},
+		{"string", `(status: "done")`, nil, false},
+		{"var", `(status: $s)`, map[string]any{"s": "active"}, true},
+		{"var other", `(status: $s)`, map[string]any{"s": "done"}, false},
+		{"absent optional var filters nothing", `(status: $s)`, nil, true},
+		{"null arg matches null", `(none: null)`, nil, true},
+		{"null arg matches missing", `(missing: null)`, nil, true},
+		{"null arg vs value", `(status: null)`, nil, false},
+		{"missing field", `(missing: 1)`, nil, false},
+		{"bool", `(flag: true)`, nil, true},
+		{"list equality", `(ids: [1, 2])`, nil, true},
+		{"list order matters", `(ids: [2, 1])`, nil, false},
+		{"object equality", `(obj: {a: 1.0})`, nil, true},
+		{"several args ANDed", `(id: 7, status: "done")`, nil, false},
+		{"big int exact", `(big: 9007199254740993)`, nil, true},
+		{"big int off by one", `(big: 9007199254740992)`, nil, false},
+		// where operators
+		{"eq", `(where: {status: {eq: "active"}})`, nil, true},
+		{"eq no", `(where: {status: {eq: "x"}})`, nil, false},
+		{"eq type mismatch", `(where: {id: {eq: "7"}})`, nil, false},
+		{"eq null missing", `(where: {missing: {eq: null}})`, nil, true},
+		{"neq", `(where: {status: {neq: "x"}})`, nil, true},
+		{"neq same", `(where: {status: {neq: "active"}})`, nil, false},
+		{"neq type mismatch", `(where: {status: {neq: 1}})`, nil, false},
+		{"neq missing", `(where: {missing: {neq: 1}})`, nil, false},
+		{"neq null", `(where: {status: {neq: null}})`, nil, true},
+		{"gt", `(where: {total: {gt: 100}})`, nil, true},
+		{"gt equal", `(where: {total: {gt: 150}})`, nil, false},
+		{"gte", `(where: {total: {gte: 150}})`, nil, true},
+		{"lt float", `(where: {price: {lt: 20}})`, nil, true},
+		{"lte", `(where: {price: {lte: 19.99}})`, nil, true},
+		{"lte no", `(where: {price: {lte: 19.98}})`, nil, false},
+		{"gt big exact", `(where: {big: {gt: 9007199254740992}})`, nil, true},
+		{"gt big float", `(where: {big: {gt: 9007199254740992.5}})`, nil, true},
+		{"gt exponent", `(where: {total: {gt: 1.4e2}})`, nil, true},
+		{"gt string", `(where: {status: {gt: "aa"}})`, nil, true},
+		{"lt string", `(where: {status: {lt: "aa"}})`, nil, false},
+		{"gt type mismatch", `(where: {status: {gt: 1}})`, nil, false},
+		{"gt missing", `(where: {missing: {gt: 1}})`, nil, false},
+		{"in", `(where: {status: {in: ["active", "done"]}})`, nil, true},
+		{"in no", `(where: {status: {in: ["done"]}})`, nil, false},
+		{"in numbers", `(where: {total: {in: [1, 150.0]}})`, nil, true},
+		{"in empty", `(where: {status: {in: []}})`, nil, false},
+		{"nin", `(where: {status: {nin: ["done"]}})`, nil, true},
+		{"nin no", `(where: {status: {nin: ["active"]}})`, nil, false},
+		{"nin missing", `(where: {missing: {nin: ["active"]}})`, nil, false},
+		{"contains substring", `(where: {name: {contains: "get P"}})`, nil, true},
+		{"contains substring no", `(where: {name: {contains: "pro"}})`, nil, false},
+		{"contains list", `(where: {tags: {contains: "sale"}})`, nil, true},
+		{"contains list number", `(where: {ids: {contains: 2}})`, nil, true},
+		{"contains list no", `(where: {tags: {contains: "old"}})`, nil, false},
+		{"contains type mismatch", `(where: {total: {contains: "1"}})`, nil, false},
+		{"startswith", `(where: {name: {startswith: "Wid"}})`, nil, true},
+		{"startswith no", `(where: {name: {startswith: "wid"}})`, nil, false},
+		{"startswith number field", `(where: {total: {startswith: "1"}})`, nil, false},
+		{"isnull true null", `(where: {none: {isnull: true}})`, nil, true},
+		{"isnull true missing", `(where: {missing: {isnull: true}})`, nil, true},
+		{"isnull true present", `(where: {status: {isnull: true}})`, nil, false},
+		{"isnull false", `(where: {status: {isnull: false}})`, nil, true},
+		{"isnull false null", `(where: {none: {isnull: false}})`, nil, false},
+		{"range in one object", `(where: {total: {gte: 100, lt: 200}})`, nil, true},
+		{"range in one object no", `(where: {total: {gte: 100, lt: 150}})`, nil, false},
+		{"nested path", `(where: {customer: {country: {in: ["FR", "BE"]}}})`, nil, true},
+		{"nested path deeper", `(where: {customer: {address: {zip: {startswith: "75"}}}})`, nil, true},
+		{"nested path no", `(where: {customer: {country: {eq: "DE"}}})`, nil, false},
+		{"nested path through scalar", `(where: {status: {x: {eq: 1}}})`, nil, false},
+		{"nested missing isnull", `(where: {nope: {x: {isnull: true}}})`, nil, true},
+		{"keys ANDed", `(where: {status: {eq: "active"}, total: {gte: 100}})`, nil, true},
+		{"keys ANDed no", `(where: {status: {eq: "active"}, total: {gte: 1000}})`, nil, false},
+		{"AND", `(where: {AND: [{status: {eq: "active"}}, {total: {gt: 1}}]})`, nil, true},
+		{"AND no", `(where: {AND: [{status: {eq: "active"}}, {total: {gt: 1000}}]})`, nil, false},
+		{"AND single object", `(where: {AND: {status: {eq: "active"}}})`, nil, true},
+		{"OR", `(where: {OR: [{status: {eq: "x"}}, {total: {gt: 1}}]})`, nil, true},
+		{"OR no", `(where: {OR: [{status: {eq: "x"}}, {total: {gt: 1000}}]})`, nil, false},
+		{"OR empty", `(where: {OR: []})`, nil, false},
+		{"NOT", `(where: {NOT: {status: {eq: "x"}}})`, nil, true},
+		{"NOT no", `(where: {NOT: {status: {eq: "active"}}})`, nil, false},
+		{"combinator in nested path", `(where: {customer: {OR: [{country: {eq: "BE"}}, {country: {eq: "FR"}}]}})`, nil, true},
+		{"where null", `(where: null)`, nil, true},
+		{"where from variable", `(where: $w)`, map[string]any{"w": map[string]any{"total": map[string]any{"gt": json.Number("100")}}}, true},
+		{"where from variable go float", `(where: $w)`, map[string]any{"w": map[string]any{"total": map[string]any{"gt": 200.0}}}, false},
+		{"where absent var in object", `(where: {status: {eq: $s}, total: {gt: 1}})`, nil, true},
+		{"where and scalar arg", `(id: 7, where: {status: {eq: "x"}})`, nil, false},
+	}
+	ev := mustEvent(t, "orderCreated", "orders", order)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := "subscription { orders" + tt.args + " { id } }"
+			if tt.vars != nil || containsVar(tt.args) {
+				q = "subscription ($s: String, $w: OrderWhere) { orders" + tt.args + " { id } }"
+			}
+			p := mustCompile(t, q, tt.vars)
+			if got := p.Match(ev); got != tt.want {
+				t.Fatalf("Match = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func containsVar(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '$' {
+			return true
+		}
+	}
+	return false
+}
+
+func TestNumCompare(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want int
+	}{
+		{"1", "2", -1}, {"2", "1", 1}, {"1", "1.0", 0}, {"-0", "0", 0}, {"1e2", "100", 0},
+		{"9223372036854775807", "9223372036854775806", 1},
+		{"99999999999999999999", "99999999999999999998", 1},
+		{"1e400", "1e399", 1}, {"-1e400", "1", -1}, {"0.1", "0.10", 0},
+		{"9007199254740993", "9007199254740992.0", 1},
+	}
+	for _, tt := range tests {
+		if got := numCompare(tt.a, tt.b); got != tt.want {
+			t.Errorf("numCompare(%s, %s) = %d, want %d", tt.a, tt.b, got, tt.want)
+		}
+	}
+	for s, want := range map[string]bool{"1": true, "-0.5e+3": true, "01": false, "1.": false, ".5": false, "": false, "-": false, "1e": false, "Inf": false, "0x10": false} {
+		if isJSONNumber(s) != want {
+			t.Errorf("isJSONNumber(%q) != %v", s, want)
+		}
+	}
+}
+
+func TestMatchAllocs(t *testing.T) {
+	p := mustCompile(t, `subscription { orders(id: "7", where: {status: {in: ["a", "active"]}, total: {gte: 100.5}, customer: {country: {eq: "FR"}}}) { id } }`, nil)
+	ev := mustEvent(t, "e", "orders", `{"id":7,"status":"active","total":150,"customer":{"country":"FR"}}`)
+	if n := testing.AllocsPerRun(100, func() { p.Match(ev) }); n != 0 {
+		t.Fatalf("Match allocates %v times", n)
+	}
+	if !p.Match(ev) {
+		t.Fatal("no match")
+	}
+}

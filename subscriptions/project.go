@@ -1,0 +1,285 @@
+package subscriptions
+
+import (
+	"sort"
+	"strconv"
+	"unicode/utf8"
+
+	json "github.com/goccy/go-json"
+)
+
+// selSet is a compiled selection set: its fields after fragments were
+// flattened and fields with the same response key and type conditions
+// were merged.
+type selSet struct {
+	entries      []entry
+	needTypename bool // some entry reads the object's __typename
+}
+
+type entry struct {
+	key      string
+	keyJSON  []byte // `"key":`, precomputed
+	name     string
+	typename bool     // the field is __typename
+	conds    []string // type conditions that must all hold
+	dups     []int    // earlier entries with the same key: the first applicable one wins
+	child    *selSet  // nil when the field has no selection set
+}
+
+// applies reports whether every type condition names the event type or
+// the object's own __typename.
+func (e *entry) applies(evType, typename string) bool {
+	for _, c := range e.conds {
+		if c != evType && c != typename {
+			return false
+		}
+	}
+	return true
+}
+
+// AppendPayload appends {"data":{"<ResponseKey>":<projected data>}}.
+func (p *Plan) AppendPayload(dst []byte, ev *decodedEvent) []byte {
+	dst = append(dst, p.prefix...)
+	switch {
+	case ev == nil:
+		dst = append(dst, "null"...)
+	case p.raw:
+		dst = appendCompact(dst, ev.Data)
+	default:
+		dst = appendSelection(dst, ev.value, p.sel, ev.Type)
+	}
+	return append(dst, "}}"...)
+}
+
+func appendSelection(dst []byte, obj map[string]any, s *selSet, evType string) []byte {
+	var tn string
+	if s.needTypename {
+		tn, _ = obj["__typename"].(string)
+	}
+	dst = append(dst, '{')
+	first := true
+	for i := range s.entries {
+		e := &s.entries[i]
+		if !e.applies(evType, tn) || s.shadowed(e, evType, tn) {
+			continue
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = append(dst, e.keyJSON...)
+		switch {
+		case !e.typename:
+			dst = appendProjected(dst, obj[e.name], e.child, evType)
+		case tn != "":
+			dst = appendString(dst, tn)
+		default:
+			dst = appendString(dst, evType)
+		}
+	}
+	return append(dst, '}')
+}
+
+func (s *selSet) shadowed(e *entry, evType, tn string) bool {
+	for _, j := range e.dups {
+		if s.entries[j].applies(evType, tn) {
+			return true
+		}
+	}
+	return false
+}
+
+func appendProjected(dst []byte, v any, child *selSet, evType string) []byte {
+	if child == nil {
+		return appendValue(dst, v)
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		return appendSelection(dst, x, child, evType)
+	case []any:
+		dst = append(dst, '[')
+		for i, e := range x {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendProjected(dst, e, child, evType)
+		}
+		return append(dst, ']')
+	}
+	return appendValue(dst, v)
+}
+
+// appendValue encodes a decoded JSON value. Objects come out with sorted
+// keys, as their published order is gone once decoded.
+func appendValue(dst []byte, v any) []byte {
+	switch x := v.(type) {
+	case nil:
+		return append(dst, "null"...)
+	case bool:
+		return strconv.AppendBool(dst, x)
+	case string:
+		return appendString(dst, x)
+	case json.Number:
+		if x == "" {
+			return append(dst, '0')
+		}
+		return append(dst, x...)
+	case []any:
+		dst = append(dst, '[')
+		for i, e := range x {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendValue(dst, e)
+		}
+		return append(dst, ']')
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		dst = append(dst, '{')
+		for i, k := range keys {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendString(dst, k)
+			dst = append(dst, ':')
+			dst = appendValue(dst, x[k])
+		}
+		return append(dst, '}')
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return append(dst, "null"...)
+	}
+	return append(dst, b...)
+}
+
+// appendCanonical encodes v like appendValue; used for plan keys.
+func appendCanonical(dst []byte, v any) []byte { return appendValue(dst, v) }
+
+// appendKey writes a canonical description of s for Plan.Key.
+func (s *selSet) appendKey(dst []byte) []byte {
+	if s == nil {
+		return append(dst, "raw"...)
+	}
+	dst = append(dst, '{')
+	for i := range s.entries {
+		e := &s.entries[i]
+		dst = appendString(dst, e.key)
+		dst = appendString(dst, e.name)
+		dst = append(dst, '[')
+		for _, c := range e.conds {
+			dst = appendString(dst, c)
+		}
+		dst = append(dst, ']')
+		if e.child != nil {
+			dst = e.child.appendKey(dst)
+		}
+		dst = append(dst, ';')
+	}
+	return append(dst, '}')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString encodes s as a JSON string the way encoding/json does
+// without HTML escaping: invalid UTF-8 becomes U+FFFD and U+2028/U+2029
+// are escaped. Hand-written because it runs for every string of every
+// payload and must not allocate.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		b := s[i]
+		if b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '"', '\\':
+				dst = append(dst, '\\', b)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// appendCompact appends valid JSON data without insignificant whitespace,
+// keeping the published key order; invalid UTF-8 in strings becomes
+// U+FFFD so that the payload is always valid UTF-8.
+func appendCompact(dst, data []byte) []byte {
+	n := len(dst)
+	inString := false
+	for i := 0; i < len(data); {
+		c := data[i]
+		if !inString {
+			switch c {
+			case ' ', '\t', '\n', '\r':
+			case '"':
+				inString = true
+				dst = append(dst, c)
+			default:
+				dst = append(dst, c)
+			}
+			i++
+			continue
+		}
+		switch {
+		case c == '\\' && i+1 < len(data):
+			dst = append(dst, c, data[i+1])
+			i += 2
+		case c == '"':
+			inString = false
+			dst = append(dst, c)
+			i++
+		case c < utf8.RuneSelf:
+			dst = append(dst, c)
+			i++
+		default:
+			r, size := utf8.DecodeRune(data[i:])
+			if r == utf8.RuneError && size == 1 {
+				dst = append(dst, `\ufffd`...)
+			} else {
+				dst = append(dst, data[i:i+size]...)
+			}
+			i += size
+		}
+	}
+	if len(dst) == n {
+		dst = append(dst, "null"...)
+	}
+	return dst
+}

@@ -1,0 +1,127 @@
+package subscriptions
+
+import (
+	"encoding/json"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestAppendPayload(t *testing.T) {
+	const user = `{"__typename":"User","id":7,"name":"Ann","email":"a@x.io","age":30.50,
+		"tags":["a","b"],"address":{"city":"Lyon","zip":"69001","geo":{"lat":1.5e3,"lng":-2}},
+		"friends":[{"id":1,"name":"Bo","__typename":"Friend"},{"id":2,"name":"Cy"},null,5],
+		"matrix":[[{"id":1}],[{"id":2},{"id":3}]],"nothing":null}`
+	tests := []struct {
+		name, q string
+		vars    map[string]any
+		typ     string
+		data    string
+		want    string
+	}{
+		{name: "select in query order", q: "subscription { userCreated { name id } }", data: user,
+			want: `{"data":{"userCreated":{"name":"Ann","id":7}}}`},
+		{name: "numbers exact", q: "subscription { u { age address { geo { lat lng } } } }", data: user,
+			want: `{"data":{"u":{"age":30.50,"address":{"geo":{"lat":1.5e3,"lng":-2}}}}}`},
+		{name: "aliases", q: "subscription { who: u { n: name i: id } }", data: user,
+			want: `{"data":{"who":{"n":"Ann","i":7}}}`},
+		{name: "missing is null", q: "subscription { u { id nope nothing } }", data: user,
+			want: `{"data":{"u":{"id":7,"nope":null,"nothing":null}}}`},
+		{name: "whole object and list without selection", q: "subscription { u { address tags } }", data: user,
+			want: `{"data":{"u":{"address":{"city":"Lyon","geo":{"lat":1.5e3,"lng":-2},"zip":"69001"},"tags":["a","b"]}}}`},
+		{name: "scalar with selection", q: "subscription { u { name { first } } }", data: user,
+			want: `{"data":{"u":{"name":"Ann"}}}`},
+		{name: "list of objects", q: "subscription { u { friends { name } } }", data: user,
+			want: `{"data":{"u":{"friends":[{"name":"Bo"},{"name":"Cy"},null,5]}}}`},
+		{name: "nested lists", q: "subscription { u { matrix { id x } } }", data: user,
+			want: `{"data":{"u":{"matrix":[[{"id":1,"x":null}],[{"id":2,"x":null},{"id":3,"x":null}]]}}}`},
+		{name: "raw data keeps order", q: "subscription { u }", data: "{ \"z\" : 1 ,\n \"a\": [ 1, 2 ], \"s\": \"a b\\\" c\" }",
+			want: `{"data":{"u":{"z":1,"a":[1,2],"s":"a b\" c"}}}`},
+		{name: "raw alias", q: "subscription { x: u }", data: `{"a":1}`, want: `{"data":{"x":{"a":1}}}`},
+		{name: "typename from data", q: "subscription { u { __typename t: __typename friends { __typename } } }", typ: "userCreated", data: user,
+			want: `{"data":{"u":{"__typename":"User","t":"User","friends":[{"__typename":"Friend"},{"__typename":"userCreated"},null,5]}}}`},
+		{name: "typename from event type", q: "subscription { u { __typename address { __typename } } }", typ: "userCreated", data: `{"address":{}}`,
+			want: `{"data":{"u":{"__typename":"userCreated","address":{"__typename":"userCreated"}}}}`},
+		{name: "named fragment", q: "subscription { u { ...F email } } fragment F on User { id name }", data: user,
+			want: `{"data":{"u":{"id":7,"name":"Ann","email":"a@x.io"}}}`},
+		{name: "fragment not applying", q: "subscription { u { id ...F } } fragment F on Admin { name }", typ: "userCreated", data: user,
+			want: `{"data":{"u":{"id":7}}}`},
+		{name: "type condition on event type", q: "subscription { u { id ... on userCreated { name } } }", typ: "userCreated", data: `{"id":1,"name":"N"}`,
+			want: `{"data":{"u":{"id":1,"name":"N"}}}`},
+		{name: "type condition on typename", q: "subscription { u { ... on User { name } ... on Admin { id } } }", typ: "evt", data: user,
+			want: `{"data":{"u":{"name":"Ann"}}}`},
+		{name: "inline without condition", q: "subscription { u { ... { id } ... @include(if: false) { name } } }", data: user,
+			want: `{"data":{"u":{"id":7}}}`},
+		{name: "nested type condition", q: "subscription { u { friends { ... on Friend { id } name } } }", data: user,
+			want: `{"data":{"u":{"friends":[{"id":1,"name":"Bo"},{"name":"Cy"},null,5]}}}`},
+		{name: "conditional key order", q: "subscription { u { ... on User { name } id name } }", data: user,
+			want: `{"data":{"u":{"name":"Ann","id":7}}}`},
+		{name: "conditional key order not applying", q: "subscription { u { ... on Admin { name } id name } }", data: user,
+			want: `{"data":{"u":{"id":7,"name":"Ann"}}}`},
+		{name: "duplicate merged", q: "subscription { u { id address { city } id address { zip } } }", data: user,
+			want: `{"data":{"u":{"id":7,"address":{"city":"Lyon","zip":"69001"}}}}`},
+		{name: "root fields merged", q: "subscription { u { id } u { name } }", data: user,
+			want: `{"data":{"u":{"id":7,"name":"Ann"}}}`},
+		{name: "skip and include", q: "subscription ($no: Boolean = false, $yes: Boolean!) { u { a: id @skip(if: true) id @include(if: $yes) name @include(if: $no) email @skip(if: $no) } }",
+			vars: map[string]any{"yes": true}, data: user,
+			want: `{"data":{"u":{"id":7,"email":"a@x.io"}}}`},
+		{name: "skip wins over include", q: "subscription { u { id @skip(if: true) @include(if: true) name } }", data: user,
+			want: `{"data":{"u":{"name":"Ann"}}}`},
+		{name: "skipped fragment spread", q: "subscription { u { id ...F @skip(if: true) } } fragment F on User { name }", data: user,
+			want: `{"data":{"u":{"id":7}}}`},
+		{name: "string escaping", q: "subscription { u { s } }", data: `{"s":"q\" b\\ n\n t\t c\u0001 <&> \u2028 é😀"}`,
+			want: `{"data":{"u":{"s":"q\" b\\ n\n t\t c\u0001 <&> \u2028 é😀"}}}`},
+		{name: "empty object data", q: "subscription { u { id } }", data: `{}`, want: `{"data":{"u":{"id":null}}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := mustCompile(t, tt.q, tt.vars)
+			typ := tt.typ
+			if typ == "" {
+				typ = "evt"
+			}
+			got := string(p.AppendPayload(nil, mustEvent(t, typ, "c", tt.data)))
+			if got != tt.want {
+				t.Fatalf("got  %s\nwant %s", got, tt.want)
+			}
+			if !json.Valid([]byte(got)) {
+				t.Fatal("invalid JSON")
+			}
+		})
+	}
+}
+
+func TestAppendPayloadAppends(t *testing.T) {
+	p := mustCompile(t, "subscription { u { id } }", nil)
+	got := p.AppendPayload([]byte("prefix"), mustEvent(t, "e", "c", `{"id":"x"}`))
+	if string(got) != `prefix{"data":{"u":{"id":"x"}}}` {
+		t.Fatal(string(got))
+	}
+}
+
+func TestAppendStringMatchesEncodingJSON(t *testing.T) {
+	for _, s := range []string{"", "plain", "\x00\x1f\x7f", "bad \xff utf8 \xc3", "\u2028\u2029", `"\`, "日本語", "\xed\xa0\x80"} {
+		got := appendString(nil, s)
+		if !utf8.Valid(got) || !json.Valid(got) {
+			t.Fatalf("%q: invalid output %q", s, got)
+		}
+		var back, want string
+		if err := json.Unmarshal(got, &back); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(s)
+		_ = json.Unmarshal(b, &want)
+		if back != want {
+			t.Fatalf("%q: decoded %q, encoding/json gives %q", s, back, want)
+		}
+	}
+}
+
+func TestAppendCompactInvalidUTF8(t *testing.T) {
+	got := appendCompact(nil, []byte("{\"a\" : \"x\xffy\" }"))
+	if string(got) != `{"a":"x\ufffdy"}` {
+		t.Fatalf("%q", got)
+	}
+	if string(appendCompact(nil, []byte("  "))) != "null" {
+		t.Fatal("empty data")
+	}
+}
