@@ -212,7 +212,7 @@ type tally struct {
 	passed, tenantViolations, rowViolations uint64
 }
 
-func (e *Executor) dispatchGroups(d *decodedEvent, seq uint64, groups []*group, t *tally) {
+func (e *Executor) dispatchGroups(d *decodedEvent, seq uint64, groups []*planGroup, t *tally) {
 	for _, g := range groups {
 		if !g.plan.Match(d) {
 			t.filtered += uint64(len(g.members))

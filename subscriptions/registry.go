@@ -6,7 +6,7 @@ import "sync"
 type subscription struct {
 	id       string
 	conn     *connection
-	group    *group
+	group    *planGroup
 	groupIdx int // position in group.members, for O(1) removal
 	userID   string
 	tenantID string
@@ -30,10 +30,10 @@ type connection struct {
 	subs []*subscription // in registration order
 }
 
-// group is the set of subscriptions that share one compiled plan (same
+// planGroup is the set of subscriptions that share one compiled plan (same
 // document, operation and variables): an event is matched and encoded
 // once per group.
-type group struct {
+type planGroup struct {
 	plan    *Plan
 	members []*subscription
 }
@@ -42,16 +42,16 @@ type group struct {
 type registry struct {
 	subs    map[string]*subscription
 	conns   map[string]*connection
-	groups  map[string]*group   // by Plan.Key
-	byField map[string][]*group // by Plan.RootField
+	groups  map[string]*planGroup   // by Plan.Key
+	byField map[string][]*planGroup // by Plan.RootField
 }
 
 func newRegistry() registry {
 	return registry{
 		subs:    map[string]*subscription{},
 		conns:   map[string]*connection{},
-		groups:  map[string]*group{},
-		byField: map[string][]*group{},
+		groups:  map[string]*planGroup{},
+		byField: map[string][]*planGroup{},
 	}
 }
 
@@ -64,7 +64,7 @@ func (r *registry) add(s *subscription, connID string, plan *Plan) {
 	}
 	g := r.groups[plan.Key]
 	if g == nil {
-		g = &group{plan: plan}
+		g = &planGroup{plan: plan}
 		r.groups[plan.Key] = g
 		r.byField[plan.RootField] = append(r.byField[plan.RootField], g)
 	}
@@ -119,8 +119,8 @@ func without(list []*subscription, s *subscription) []*subscription {
 	return out
 }
 
-func withoutGroup(list []*group, g *group) []*group {
-	out := make([]*group, 0, len(list))
+func withoutGroup(list []*planGroup, g *planGroup) []*planGroup {
+	out := make([]*planGroup, 0, len(list))
 	for _, x := range list {
 		if x != g {
 			out = append(out, x)
