@@ -460,7 +460,8 @@ func numCompare(a, b string) int {
 	af, err1 := strconv.ParseFloat(a, 64)
 	bf, err2 := strconv.ParseFloat(b, 64)
 	const exact = 1 << 53
-	if err1 == nil && err2 == nil && math.Abs(af) < exact && math.Abs(bf) < exact && !(isIntText(a) && isIntText(b)) {
+	if err1 == nil && err2 == nil && math.Abs(af) < exact && math.Abs(bf) < exact &&
+		!(isIntText(a) && isIntText(b)) && (af != 0 || isZeroText(a)) && (bf != 0 || isZeroText(b)) {
 		return cmp.Compare(af, bf)
 	}
 	x, _, e1 := big.ParseFloat(a, 10, 1024, big.ToNearestEven)
@@ -469,6 +470,20 @@ func numCompare(a, b string) int {
 		return cmp.Compare(af, bf)
 	}
 	return x.Cmp(y)
+}
+
+// isZeroText reports whether a JSON number's digits are all zero, to tell
+// zero from a float64 underflow.
+func isZeroText(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == 'e' || c == 'E':
+			return true
+		case c >= '1' && c <= '9':
+			return false
+		}
+	}
+	return true
 }
 
 func isIntText(s string) bool {

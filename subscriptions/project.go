@@ -1,6 +1,7 @@
 package subscriptions
 
 import (
+	"math"
 	"sort"
 	"strconv"
 	"unicode/utf8"
@@ -44,7 +45,10 @@ func (p *Plan) AppendPayload(dst []byte, ev *decodedEvent) []byte {
 	case ev == nil:
 		dst = append(dst, "null"...)
 	case p.raw:
-		dst = appendCompact(dst, ev.Data)
+		var ok bool
+		if dst, ok = appendCompact(dst, ev.Data); !ok {
+			dst = appendValue(dst, ev.value)
+		}
 	default:
 		dst = appendSelection(dst, ev.value, p.sel, ev.Type)
 	}
@@ -120,10 +124,15 @@ func appendValue(dst []byte, v any) []byte {
 	case string:
 		return appendString(dst, x)
 	case json.Number:
-		if x == "" {
-			return append(dst, '0')
+		if isJSONNumber(string(x)) {
+			return append(dst, x...)
 		}
-		return append(dst, x...)
+		// The event decoder tolerates forms like 01 or 1.; re-encode them.
+		f, err := strconv.ParseFloat(string(x), 64)
+		if err != nil || math.IsInf(f, 0) {
+			return append(dst, "null"...)
+		}
+		return strconv.AppendFloat(dst, f, 'g', -1, 64)
 	case []any:
 		dst = append(dst, '[')
 		for i, e := range x {
@@ -237,36 +246,93 @@ func appendString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// appendCompact appends valid JSON data without insignificant whitespace,
-// keeping the published key order; invalid UTF-8 in strings becomes
-// U+FFFD so that the payload is always valid UTF-8.
-func appendCompact(dst, data []byte) []byte {
+// appendCompact appends the first JSON value in data without insignificant
+// whitespace, keeping the published key order. Invalid UTF-8 in strings
+// becomes U+FFFD and raw control characters are escaped, so that the
+// payload is always valid UTF-8 JSON. ok is false (and dst unchanged) when
+// data holds a token the event decoder tolerated but JSON forbids, such as
+// the number 01.
+func appendCompact(dst, data []byte) (out []byte, ok bool) {
 	n := len(dst)
-	inString := false
+	depth := 0
 	for i := 0; i < len(data); {
 		c := data[i]
-		if !inString {
-			switch c {
-			case ' ', '\t', '\n', '\r':
-			case '"':
-				inString = true
-				dst = append(dst, c)
-			default:
+		switch {
+		case isSpace(c):
+			i++
+			continue
+		case c == '{' || c == '[':
+			depth++
+			dst = append(dst, c)
+			i++
+		case c == '}' || c == ']':
+			depth--
+			dst = append(dst, c)
+			i++
+		case c == ',' || c == ':':
+			if depth > 0 { // the decoder skips stray separators around the value
 				dst = append(dst, c)
 			}
 			i++
 			continue
-		}
-		switch {
-		case c == '\\' && i+1 < len(data):
-			dst = append(dst, c, data[i+1])
-			i += 2
 		case c == '"':
-			inString = false
-			dst = append(dst, c)
-			i++
-		case c < utf8.RuneSelf:
-			dst = append(dst, c)
+			var ok bool
+			if dst, i, ok = appendRawString(dst, data, i+1); !ok {
+				return dst[:n], false
+			}
+		default:
+			j := i
+			for j < len(data) && !isSpace(data[j]) && !isDelim(data[j]) {
+				j++
+			}
+			tok := data[i:j]
+			switch string(tok) {
+			case "true", "false", "null":
+			default:
+				if !isJSONNumber(string(tok)) {
+					return dst[:n], false
+				}
+			}
+			dst = append(dst, tok...)
+			i = j
+		}
+		if depth <= 0 {
+			break // one value only: ignore trailing separators
+		}
+	}
+	if depth != 0 || len(dst) == n {
+		return dst[:n], false
+	}
+	return dst, true
+}
+
+// appendRawString copies the rest of a JSON string starting at data[i],
+// just after its opening quote, and returns the index after its end; ok is
+// false for an invalid escape sequence.
+func appendRawString(dst, data []byte, i int) (out []byte, next int, ok bool) {
+	dst = append(dst, '"')
+	for i < len(data) {
+		j := i
+		for j < len(data) && data[j] != '"' && data[j] != '\\' && data[j] >= 0x20 && data[j] < utf8.RuneSelf {
+			j++
+		}
+		dst = append(dst, data[i:j]...)
+		i = j
+		if i == len(data) {
+			break
+		}
+		switch c := data[i]; {
+		case c == '"':
+			return append(dst, c), i + 1, true
+		case c == '\\':
+			size := escapeLen(data[i:])
+			if size == 0 {
+				return dst, i, false
+			}
+			dst = append(dst, data[i:i+size]...)
+			i += size
+		case c < utf8.RuneSelf: // control character
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
 			i++
 		default:
 			r, size := utf8.DecodeRune(data[i:])
@@ -278,8 +344,34 @@ func appendCompact(dst, data []byte) []byte {
 			i += size
 		}
 	}
-	if len(dst) == n {
-		dst = append(dst, "null"...)
+	return dst, i, false // unterminated
+}
+
+// escapeLen returns the length of the valid JSON escape sequence that
+// starts esc, or 0.
+func escapeLen(esc []byte) int {
+	if len(esc) < 2 {
+		return 0
 	}
-	return dst
+	switch esc[1] {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		return 2
+	case 'u':
+		if len(esc) < 6 {
+			return 0
+		}
+		for _, h := range esc[2:6] {
+			if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
+				return 0
+			}
+		}
+		return 6
+	}
+	return 0
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func isDelim(c byte) bool {
+	return c == '{' || c == '}' || c == '[' || c == ']' || c == ',' || c == ':' || c == '"'
 }

@@ -116,12 +116,59 @@ func TestAppendStringMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
-func TestAppendCompactInvalidUTF8(t *testing.T) {
-	got := appendCompact(nil, []byte("{\"a\" : \"x\xffy\" }"))
-	if string(got) != `{"a":"x\ufffdy"}` {
-		t.Fatalf("%q", got)
+func TestAppendCompact(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"{\"a\" : \"x\xffy\" }", `{"a":"x\ufffdy"}`},
+		{"{\"a\":\"\x01\t\"}", `{"a":"\u0001\u0009"}`},
+		{"{\"a\":[true, false, null, -1.5e3, \"\\\"\"]}", `{"a":[true,false,null,-1.5e3,"\""]}`},
+		{"{},", `{}`},
+		{",:{}", `{}`},
+		{"{}\x00", `{}`},
+		{"{\"a\":01}", ""},
+		{"{\"a\":\"\\u000X\"}", ""},
+		{"{\"a\":\"\\q\"}", ""},
+		{"{\"a\":\"\\u00e9\\/\"}", `{"a":"\u00e9\/"}`},
+		{"{\"a\":1.}", ""},
+		{"  ", ""},
+		{"{\"a\":", ""},
 	}
-	if string(appendCompact(nil, []byte("  "))) != "null" {
-		t.Fatal("empty data")
+	for _, tt := range tests {
+		got, ok := appendCompact([]byte("x"), []byte(tt.in))
+		if tt.want == "" {
+			if ok || string(got) != "x" {
+				t.Errorf("%q: got %q, %v; want failure", tt.in, got, ok)
+			}
+			continue
+		}
+		if !ok || string(got) != "x"+tt.want {
+			t.Errorf("%q: got %q, %v; want %q", tt.in, got, ok, tt.want)
+		}
+	}
+}
+
+func TestLenientEventNumbers(t *testing.T) {
+	// The event decoder accepts 01 and 1.; payloads must stay valid JSON.
+	ev := mustEvent(t, "e", "c", `{"a":01,"b":1.,"c":"x"}`)
+	for q, want := range map[string]string{
+		"subscription { u { a b c } }": `{"data":{"u":{"a":1,"b":1,"c":"x"}}}`,
+		"subscription { u }":           `{"data":{"u":{"a":1,"b":1,"c":"x"}}}`,
+	} {
+		if got := string(mustCompile(t, q, nil).AppendPayload(nil, ev)); got != want {
+			t.Errorf("%s: got %s, want %s", q, got, want)
+		}
+	}
+}
+
+func TestAppendPayloadAllocs(t *testing.T) {
+	ev := mustEvent(t, "User", "u", `{"__typename":"User","id":7,"name":"Ann","f":[{"a":1,"b":"x"}],"o":{"p":"q"}}`)
+	for _, q := range []string{
+		"subscription { u { id name f { a ... on User { b } } o { p __typename } } }",
+		"subscription { u }",
+	} {
+		p := mustCompile(t, q, nil)
+		buf := make([]byte, 0, 1024)
+		if n := testing.AllocsPerRun(100, func() { buf = p.AppendPayload(buf[:0], ev) }); n != 0 {
+			t.Errorf("%s: %v allocs", q, n)
+		}
 	}
 }

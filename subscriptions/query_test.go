@@ -108,9 +108,9 @@ func TestCompileErrors(t *testing.T) {
 
 func TestCompileOK(t *testing.T) {
 	tests := []struct {
-		name, q, op    string
-		vars           map[string]any
-		root, respKey  string
+		name, q, op   string
+		vars          map[string]any
+		root, respKey string
 	}{
 		{name: "plain", q: "subscription { userCreated { id } }", root: "userCreated", respKey: "userCreated"},
 		{name: "alias", q: "subscription { u: userCreated { id } }", root: "userCreated", respKey: "u"},
