@@ -52,6 +52,7 @@ type redisBus struct {
 
 	mu      sync.Mutex // serializes Start and Close
 	started bool
+	made    bool // Start created or found the group
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	closed  atomic.Bool
@@ -177,6 +178,7 @@ func (b *redisBus) createGroup(ctx context.Context, id string) (streamID, error)
 	if err != nil && !isBusyGroup(err) {
 		return streamID{}, err
 	}
+	b.made = true
 	groups, err := b.client.XInfoGroups(ctx, b.opts.Stream).Result()
 	if err != nil {
 		return streamID{}, err
@@ -241,7 +243,7 @@ func (b *redisBus) Close() error {
 		b.cancel()
 	}
 	b.wg.Wait()
-	if b.started && b.randomID {
+	if b.made && b.randomID {
 		ctx, cancel := context.WithTimeout(context.Background(), b.opts.DialTimeout)
 		_ = b.client.XGroupDestroy(ctx, b.opts.Stream, b.group).Err()
 		cancel()
