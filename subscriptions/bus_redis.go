@@ -1,8 +1,530 @@
 package subscriptions
 
-import "context"
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
-// NewRedisBus is implemented in a later change.
-func NewRedisBus(ctx context.Context, opts RedisOptions) (Bus, error) {
-	return nil, valueErrorf("the Redis bus is not available yet")
+	json "github.com/goccy/go-json"
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+)
+
+// Defaults of RedisOptions.
+const (
+	defaultRedisStream      = "fraiseql:events"
+	defaultRedisMaxLen      = 100000
+	defaultGroupIdleTimeout = time.Hour
+	defaultRedisDialTimeout = 5 * time.Second
+)
+
+// Tuning of the Redis reader.
+const (
+	redisReadBlock       = time.Second // XREADGROUP BLOCK: bounds how long Close waits
+	redisReadCount       = 100         // entries per XREADGROUP
+	redisBackoffMin      = 50 * time.Millisecond
+	redisBackoffMax      = 2 * time.Second
+	redisMaxCleanupEvery = time.Minute
+	redisMinCleanupEvery = time.Second
+)
+
+// redisBus is the Redis Streams bus. All channels share one stream; every
+// executor reads the whole stream through a consumer group of its own
+// (ConsumerGroup + ":" + InstanceID) with itself as the only consumer, so
+// every executor sees every event, in stream order. A group remembers what
+// its executor has read and acknowledged, so an executor restarted with
+// the same InstanceID resumes where it stopped.
+type redisBus struct {
+	opts     RedisOptions // with defaults applied
+	client   *redis.Client
+	group    string // this executor's consumer group
+	consumer string // this executor's consumer name: its instance id
+	randomID bool   // the instance id was generated: destroy the group on Close
+
+	mu      sync.Mutex // serializes Start and Close
+	started bool
+	made    bool // Start created or found the group
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	closed  atomic.Bool
+
+	// Owned by the reader goroutine once started.
+	deliver func(Event)
+	last    streamID // last dispatched entry: nothing <= it is dispatched again
+	// floor is the group's position when Start created or found it. It is
+	// where the group is recreated if it disappears before anything was
+	// dispatched.
+	floor streamID
+
+	published  atomic.Uint64
+	received   atomic.Uint64
+	reconnects atomic.Uint64
+	lagBits    atomic.Uint64 // math.Float64bits of LagMillis
 }
+
+// NewRedisBus returns a Redis Streams bus. It does not connect: Start
+// does, and reports what could not be reached.
+func NewRedisBus(ctx context.Context, opts RedisOptions) (Bus, error) {
+	ropts, err := redis.ParseURL(opts.URL)
+	if err != nil {
+		return nil, valueErrorf("invalid Redis URL %s: %s", RedactURL(opts.URL), redactSecrets(err.Error(), opts.URL))
+	}
+	if strings.TrimSpace(opts.ConsumerGroup) == "" {
+		return nil, valueErrorf("consumer_group must not be empty")
+	}
+	if opts.Stream == "" {
+		opts.Stream = defaultRedisStream
+	}
+	if opts.MaxLen <= 0 {
+		opts.MaxLen = defaultRedisMaxLen
+	}
+	if opts.GroupIdleTimeout <= 0 {
+		opts.GroupIdleTimeout = defaultGroupIdleTimeout
+	}
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = defaultRedisDialTimeout
+	}
+	b := &redisBus{opts: opts}
+	if opts.InstanceID == "" {
+		var raw [8]byte
+		_, _ = rand.Read(raw[:]) // never fails (crypto/rand panics instead)
+		b.consumer = hex.EncodeToString(raw[:])
+		b.randomID = true
+	} else {
+		b.consumer = opts.InstanceID
+	}
+	b.group = opts.ConsumerGroup + ":" + b.consumer
+
+	// Fail fast rather than hide outages: no command retries (a retried
+	// XADD whose first attempt reached the server would publish the event
+	// twice), one dial attempt per command, and short timeouts. The reader
+	// does its own reconnecting with backoff.
+	ropts.MaxRetries = -1
+	ropts.DialerRetries = 1
+	ropts.DialTimeout = opts.DialTimeout
+	if ropts.ReadTimeout == 0 {
+		ropts.ReadTimeout = 3 * time.Second
+	}
+	if ropts.WriteTimeout == 0 {
+		ropts.WriteTimeout = 3 * time.Second
+	}
+	ropts.PoolTimeout = opts.DialTimeout
+	ropts.ContextTimeoutEnabled = true
+	ropts.DisableIdentity = true
+	ropts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	b.client = redis.NewClient(ropts)
+	return b, nil
+}
+
+// Start implements Bus. It checks the connection (PING), creates this
+// executor's group if missing, and starts the reader, which first
+// re-delivers the entries that a previous run of this instance received
+// but did not acknowledge, then new entries.
+func (b *redisBus) Start(ctx context.Context, deliver func(Event)) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed.Load() {
+		return ErrClosed
+	}
+	if b.started {
+		return errors.New("the Redis bus is already started")
+	}
+	if deliver == nil {
+		return valueErrorf("deliver must not be nil")
+	}
+	cctx, cancel := context.WithTimeout(ctx, b.opts.DialTimeout)
+	defer cancel()
+	if err := b.client.Ping(cctx).Err(); err != nil {
+		return b.startError("connecting to Redis at %s failed", err)
+	}
+	floor, err := b.createGroup(cctx, "$")
+	if err != nil {
+		return b.startError("creating the consumer group of this executor on Redis at %s failed", err)
+	}
+	b.floor = floor
+	b.deliver = deliver
+	b.started = true
+	rctx, rcancel := context.WithCancel(context.Background())
+	b.cancel = rcancel
+	b.wg.Add(2)
+	go b.read(rctx)
+	go b.cleanLoop(rctx)
+	return nil
+}
+
+// startError describes a failure of Start without secrets.
+func (b *redisBus) startError(format string, err error) error {
+	msg := fmt.Sprintf(format, RedactURL(b.opts.URL)) + ": " + Redacted(err, b.opts.URL)
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		msg += fmt.Sprintf(" (no answer within %s)", b.opts.DialTimeout)
+	}
+	return &redisError{msg: msg, cause: err}
+}
+
+// createGroup creates this executor's group at id unless it exists, and
+// returns the group's position.
+func (b *redisBus) createGroup(ctx context.Context, id string) (streamID, error) {
+	err := b.client.XGroupCreateMkStream(ctx, b.opts.Stream, b.group, id).Err()
+	if err != nil && !isBusyGroup(err) {
+		return streamID{}, err
+	}
+	b.made = true
+	groups, err := b.client.XInfoGroups(ctx, b.opts.Stream).Result()
+	if err != nil {
+		return streamID{}, err
+	}
+	for _, g := range groups {
+		if g.Name == b.group {
+			pos, _ := parseStreamID(g.LastDeliveredID)
+			return pos, nil
+		}
+	}
+	return streamID{}, fmt.Errorf("consumer group %q disappeared right after its creation", b.group)
+}
+
+// Publish implements Bus: one XADD, without retries.
+func (b *redisBus) Publish(ctx context.Context, ev Event) error {
+	if b.closed.Load() {
+		return ErrClosed
+	}
+	err := b.client.XAdd(ctx, &redis.XAddArgs{
+		Stream: b.opts.Stream,
+		MaxLen: b.opts.MaxLen,
+		Approx: true,
+		Values: []any{
+			"t", ev.Type,
+			"c", ev.Channel,
+			"d", []byte(ev.Data),
+			"ts", strconv.FormatInt(time.Now().UnixMilli(), 10),
+		},
+	}).Err()
+	if err != nil {
+		if b.closed.Load() {
+			return ErrClosed
+		}
+		return &redisError{msg: "publishing to Redis failed: " + Redacted(err, b.opts.URL), cause: err}
+	}
+	b.published.Add(1)
+	return nil
+}
+
+// Stats implements Bus.
+func (b *redisBus) Stats() BusStats {
+	return BusStats{
+		Published:  b.published.Load(),
+		Received:   b.received.Load(),
+		Reconnects: b.reconnects.Load(),
+		LagMillis:  math.Float64frombits(b.lagBits.Load()),
+	}
+}
+
+// Close implements Bus. It stops the reader (within about redisReadBlock),
+// destroys the group when the instance id was random, and closes the
+// connections. Destroying the group is best effort: if Redis cannot be
+// reached, the group is left for the idle-group cleanup of the other
+// executors.
+func (b *redisBus) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed.Swap(true) {
+		return nil
+	}
+	if b.cancel != nil {
+		b.cancel()
+	}
+	b.wg.Wait()
+	if b.made && b.randomID {
+		ctx, cancel := context.WithTimeout(context.Background(), b.opts.DialTimeout)
+		_ = b.client.XGroupDestroy(ctx, b.opts.Stream, b.group).Err()
+		cancel()
+	}
+	if err := b.client.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
+		return &redisError{msg: "closing the Redis connections failed: " + Redacted(err, b.opts.URL), cause: err}
+	}
+	return nil
+}
+
+// read is the reader goroutine: it dispatches entries in stream order and
+// reconnects with backoff after failures.
+func (b *redisBus) read(ctx context.Context) {
+	defer b.wg.Done()
+	bo := backoff{min: redisBackoffMin, max: redisBackoffMax}
+	pending := true // re-read this consumer's pending entries first
+	broken := false
+	for ctx.Err() == nil {
+		if broken {
+			if !sleepCtx(ctx, bo.next()) {
+				return
+			}
+			if err := b.recoverGroup(ctx); err != nil {
+				continue
+			}
+			broken = false
+			pending = true
+			b.reconnects.Add(1)
+		}
+		var err error
+		if pending {
+			if err = b.readPending(ctx); err == nil {
+				pending = false
+			}
+		} else {
+			err = b.readNew(ctx)
+		}
+		if err != nil {
+			broken = true
+			continue
+		}
+		bo.reset()
+	}
+}
+
+// recoverGroup checks the connection and recreates the group if it
+// disappeared (NOGROUP: Redis restarted without persistence, or the group
+// was destroyed as idle). The group is recreated at the last dispatched
+// entry, so that no entry after it is lost ("$" would lose the entries
+// published meanwhile, "0" would replay the whole stream).
+func (b *redisBus) recoverGroup(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, b.opts.DialTimeout)
+	defer cancel()
+	if err := b.client.Ping(cctx).Err(); err != nil {
+		return err
+	}
+	pos := b.last
+	if pos.less(b.floor) {
+		pos = b.floor
+	}
+	err := b.client.XGroupCreateMkStream(cctx, b.opts.Stream, b.group, pos.String()).Err()
+	if err != nil && !isBusyGroup(err) {
+		return err
+	}
+	return nil
+}
+
+// readPending dispatches the entries delivered to this consumer but not
+// acknowledged (by a previous run, or before an XACK was lost).
+func (b *redisBus) readPending(ctx context.Context) error {
+	cursor := "0"
+	for ctx.Err() == nil {
+		streams, err := b.client.XReadGroup(ctx, &redis.XReadGroupArgs{
+			Group:    b.group,
+			Consumer: b.consumer,
+			Streams:  []string{b.opts.Stream, cursor},
+			Count:    redisReadCount,
+			Block:    -1,
+		}).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		var msgs []redis.XMessage
+		for _, s := range streams {
+			msgs = append(msgs, s.Messages...)
+		}
+		if len(msgs) == 0 {
+			return nil
+		}
+		cursor = msgs[len(msgs)-1].ID
+		if err := b.dispatch(ctx, msgs); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// readNew waits up to redisReadBlock for new entries and dispatches them.
+func (b *redisBus) readNew(ctx context.Context) error {
+	streams, err := b.client.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group:    b.group,
+		Consumer: b.consumer,
+		Streams:  []string{b.opts.Stream, ">"},
+		Count:    redisReadCount,
+		Block:    redisReadBlock,
+	}).Result()
+	if err != nil {
+		if errors.Is(err, redis.Nil) {
+			return nil
+		}
+		return err
+	}
+	for _, s := range streams {
+		if err := b.dispatch(ctx, s.Messages); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dispatch delivers the entries not dispatched yet, in order, then
+// acknowledges all of them. Entries at or before the last dispatched one
+// (re-read after a lost XACK) and entries trimmed from the stream are
+// only acknowledged.
+func (b *redisBus) dispatch(ctx context.Context, msgs []redis.XMessage) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(msgs))
+	for _, m := range msgs {
+		ids = append(ids, m.ID)
+		id, ok := parseStreamID(m.ID)
+		if !ok || !b.last.less(id) || m.Values == nil {
+			continue
+		}
+		ev, ts := entryEvent(m.Values)
+		b.last = id
+		b.received.Add(1)
+		if ts > 0 {
+			lag := float64(time.Now().UnixMicro())/1000 - float64(ts)
+			b.lagBits.Store(math.Float64bits(max(lag, 0)))
+		}
+		b.deliver(ev)
+	}
+	// A lost XACK is harmless: the entries stay pending, are re-read after
+	// reconnecting, and are then skipped as already dispatched. The ack is
+	// sent even when Close is under way, lest a restart deliver them again.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.opts.DialTimeout)
+	defer cancel()
+	return b.client.XAck(actx, b.opts.Stream, b.group, ids...).Err()
+}
+
+// entryEvent decodes the fields of a stream entry.
+func entryEvent(v map[string]any) (Event, int64) {
+	str := func(k string) string {
+		s, _ := v[k].(string)
+		return s
+	}
+	ev := Event{Type: str("t"), Channel: str("c")}
+	if d, ok := v["d"].(string); ok {
+		ev.Data = json.RawMessage(d)
+	}
+	ts, _ := strconv.ParseInt(str("ts"), 10, 64)
+	return ev, ts
+}
+
+// cleanLoop destroys the groups of crashed executors at Start and then
+// every GroupIdleTimeout/2 (at most every minute).
+func (b *redisBus) cleanLoop(ctx context.Context) {
+	defer b.wg.Done()
+	every := min(b.opts.GroupIdleTimeout/2, redisMaxCleanupEvery)
+	every = max(every, redisMinCleanupEvery)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		_, _ = b.cleanIdleGroups(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// cleanIdleGroups destroys the groups of this ConsumerGroup whose every
+// consumer has been idle for more than GroupIdleTimeout, never this
+// executor's own group, and returns their names.
+//
+// A group without consumers is left alone: its executor created it but
+// has not read yet (XREADGROUP creates the consumer), so idle time cannot
+// be told; such groups are rare (an executor crashing between XGROUP
+// CREATE and its first read) and hold no pending entries. A consumer with
+// an unknown idle time (negative) counts as active.
+//
+// Note that the prefix ConsumerGroup+":" also matches the groups of a
+// ConsumerGroup that extends this one with ":" (for example "app" and
+// "app:x"); use prefixes that do not nest. An executor whose group was
+// destroyed while it was merely stalled recreates it at its last
+// dispatched entry and loses nothing.
+func (b *redisBus) cleanIdleGroups(ctx context.Context) ([]string, error) {
+	cctx, cancel := context.WithTimeout(ctx, b.opts.DialTimeout)
+	defer cancel()
+	groups, err := b.client.XInfoGroups(cctx, b.opts.Stream).Result()
+	if err != nil {
+		return nil, err
+	}
+	prefix := b.opts.ConsumerGroup + ":"
+	var destroyed []string
+	for _, g := range groups {
+		if g.Name == b.group || !strings.HasPrefix(g.Name, prefix) || g.Consumers == 0 {
+			continue
+		}
+		consumers, err := b.client.XInfoConsumers(cctx, b.opts.Stream, g.Name).Result()
+		if err != nil || len(consumers) == 0 {
+			continue
+		}
+		idle := true
+		for _, c := range consumers {
+			if c.Idle < 0 || c.Idle <= b.opts.GroupIdleTimeout {
+				idle = false
+				break
+			}
+		}
+		if !idle {
+			continue
+		}
+		if err := b.client.XGroupDestroy(cctx, b.opts.Stream, g.Name).Err(); err == nil {
+			destroyed = append(destroyed, g.Name)
+		}
+	}
+	return destroyed, nil
+}
+
+// sleepCtx waits d, or returns false when ctx ends first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// isBusyGroup tells whether err says that the group already exists.
+func isBusyGroup(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "BUSYGROUP")
+}
+
+// redisError is a Redis failure whose message has no secrets. The cause
+// stays available to errors.Is and errors.As.
+type redisError struct {
+	msg   string
+	cause error
+}
+
+func (e *redisError) Error() string { return e.msg }
+func (e *redisError) Unwrap() error { return e.cause }
+
+// streamID is a Redis stream entry id, milliseconds-sequence.
+type streamID struct{ ms, seq uint64 }
+
+// parseStreamID parses "ms-seq" (or "ms").
+func parseStreamID(s string) (streamID, bool) {
+	msPart, seqPart, hasSeq := strings.Cut(s, "-")
+	ms, err := strconv.ParseUint(msPart, 10, 64)
+	if err != nil {
+		return streamID{}, false
+	}
+	var seq uint64
+	if hasSeq {
+		if seq, err = strconv.ParseUint(seqPart, 10, 64); err != nil {
+			return streamID{}, false
+		}
+	}
+	return streamID{ms, seq}, true
+}
+
+func (a streamID) less(b streamID) bool {
+	return a.ms < b.ms || (a.ms == b.ms && a.seq < b.seq)
+}
+
+func (a streamID) String() string { return fmt.Sprintf("%d-%d", a.ms, a.seq) }
