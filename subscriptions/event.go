@@ -2,7 +2,8 @@ package subscriptions
 
 import (
 	"bytes"
-	"io"
+	stdjson "encoding/json"
+	"errors"
 
 	json "github.com/goccy/go-json"
 )
@@ -58,15 +59,23 @@ func decodeEvent(ev Event, lim Limits) (*decodedEvent, error) {
 }
 
 // decodeJSON decodes exactly one JSON value, keeping numbers as json.Number.
+// The standard library's strict validator runs first: goccy's decoder
+// accepts some malformed input (stray commas, "01") and can panic on
+// trailing garbage, while its decoding of valid JSON is the fast part.
 func decodeJSON(b []byte) (any, error) {
+	if !stdjson.Valid(b) {
+		var v any
+		err := stdjson.Unmarshal(b, &v)
+		if err == nil {
+			err = errors.New("invalid JSON")
+		}
+		return nil, err
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
 		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, valueErrorf("unexpected data after the JSON value")
 	}
 	return v, nil
 }
