@@ -26,12 +26,12 @@ $(VENV)/.ok: requirements-dev.txt requirements-test.txt
 	$(VPY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
+# flock: one build at a time in this tree (gen/, build/ and dist/ are shared).
 wheel: $(VENV)/.ok
-	rm -rf dist build
-	$(VPY) -m build --wheel --outdir dist .
+	flock .build.lock sh -c 'rm -rf dist build && $(VPY) -m build --wheel --outdir dist .'
 
 install: wheel
-	$(VPY) -m pip install -q --force-reinstall --no-deps dist/*.whl
+	flock .build.lock $(VPY) -m pip install -q --force-reinstall --no-deps dist/*.whl
 
 demo: install
 	cd examples && ../$(VPY) phase1_demo.py

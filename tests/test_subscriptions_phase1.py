@@ -436,7 +436,7 @@ def test_wheel_extension_does_not_link_libpython():
     import fraiseql._native as native
     so = glob.glob(os.path.join(os.path.dirname(native.__file__), "_engine*.so"))
     assert len(so) == 1
-    with open(so[0], "rb") as f:
-        blob = f.read()
-    assert b"libpython" not in blob
-    assert b".pyenv" not in blob and b"/root/" not in blob
+    dynamic = subprocess.run(["readelf", "-d", so[0]], capture_output=True, text=True, check=True).stdout
+    needed = [line for line in dynamic.splitlines() if "(NEEDED)" in line]
+    assert needed and all("libpython" not in line for line in needed), needed
+    assert "RPATH" not in dynamic and "RUNPATH" not in dynamic
