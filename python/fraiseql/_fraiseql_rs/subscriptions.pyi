@@ -1,0 +1,95 @@
+from typing import Any, Dict, List, Optional, Union
+
+class PySubscriptionPayload:
+    query: str
+    operation_name: Optional[str]
+    variables: Dict[str, Any]
+    extensions: Optional[Dict[str, Any]]
+    def __init__(
+        self,
+        query: str,
+        operation_name: Optional[str] = None,
+        variables: Optional[Dict[str, Any]] = None,
+        extensions: Optional[Dict[str, Any]] = None,
+    ) -> None: ...
+
+class PyGraphQLMessage:
+    type_: str
+    id: Optional[str]
+    payload: Optional[Union[Dict[str, Any], List[Any]]]
+    def __init__(
+        self,
+        type_: str = "",
+        id: Optional[str] = None,
+        payload: Optional[Union[Dict[str, Any], List[Any]]] = None,
+    ) -> None: ...
+    @staticmethod
+    def from_dict(d: Dict[str, Any]) -> PyGraphQLMessage: ...
+    def to_dict(self) -> Dict[str, Any]: ...
+
+class PyEventBusConfig:
+    @staticmethod
+    def memory() -> PyEventBusConfig: ...
+    @staticmethod
+    def redis(
+        url: str,
+        consumer_group: str,
+        *,
+        instance_id: Optional[str] = None,
+        stream: Optional[str] = None,
+        max_len: Optional[int] = None,
+        group_idle_timeout: Optional[float] = None,
+        connect_timeout: Optional[float] = None,
+    ) -> PyEventBusConfig: ...
+    @staticmethod
+    def postgresql(
+        connection_string: str,
+        *,
+        table: Optional[str] = None,
+        notify_channel: Optional[str] = None,
+        retention: Optional[float] = None,
+        poll_interval: Optional[float] = None,
+        connect_timeout: Optional[float] = None,
+    ) -> PyEventBusConfig: ...
+    @property
+    def bus_type(self) -> str: ...
+
+class PySubscriptionExecutor:
+    def __init__(
+        self,
+        config: Optional[PyEventBusConfig] = None,
+        *,
+        queue_size: Optional[int] = None,
+        max_query_bytes: Optional[int] = None,
+        max_fields: Optional[int] = None,
+        max_depth: Optional[int] = None,
+        max_payload_bytes: Optional[int] = None,
+        connect_timeout: Optional[float] = None,
+        debug_hooks: bool = False,
+    ) -> None: ...
+    @property
+    def bus_type(self) -> str: ...
+    def register_subscription(
+        self,
+        connection_id: str,
+        subscription_id: str,
+        query: str,
+        operation_name: Optional[str] = None,
+        variables: Optional[Dict[str, Any]] = None,
+        user_id: Union[str, int, None] = None,
+        tenant_id: Union[str, int, None] = None,
+    ) -> str: ...
+    def publish_event(self, event_type: str, channel: str, data: Dict[str, Any]) -> None: ...
+    def next_event(self, subscription_id: str, timeout: Optional[float] = None) -> Optional[bytes]: ...
+    def drain_connection(self, connection_id: str, max_messages: int = 0) -> List[bytes]: ...
+    def complete_subscription(self, subscription_id: str) -> None: ...
+    def complete_connection(self, connection_id: str) -> int: ...
+    def get_metrics(self) -> Dict[str, Any]: ...
+    def subscription_stats(self, subscription_id: str) -> Dict[str, int]: ...
+    def get_limits(self) -> Dict[str, int]: ...
+    def set_limits(self, **limits: int) -> None: ...
+    def ready_fd(self) -> int: ...
+    def take_ready(self) -> List[str]: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> PySubscriptionExecutor: ...
+    def __exit__(self, *exc: Any) -> None: ...
