@@ -62,6 +62,7 @@ type PostgresBus struct {
 	pool       *pgxpool.Pool
 
 	// SQL built once from the quoted identifiers.
+	tableIdent string // the quoted table name
 	sqlCreate  string
 	sqlPublish string
 	sqlMax     string
@@ -140,6 +141,7 @@ func newPostgresBus(opts PostgresOptions) (*PostgresBus, error) {
 		connString: opts.ConnString,
 		listenCfg:  listenCfg,
 		pool:       pool,
+		tableIdent: table,
 		gapGrace:   pgGapGrace,
 		pruneEvery: pgPruneEvery,
 
@@ -236,8 +238,19 @@ func (b *PostgresBus) connectListener(ctx context.Context) (*pgx.Conn, error) {
 // EXISTS can otherwise fail on a unique violation in the catalog.
 func (b *PostgresBus) ensureTable(ctx context.Context, q interface {
 	Begin(context.Context) (pgx.Tx, error)
+	QueryRow(context.Context, string, ...any) pgx.Row
 }) error {
 	if b.tableReady.Load() {
+		return nil
+	}
+	// When the table exists, do not run CREATE at all: it needs the CREATE
+	// privilege on the schema, which an executor's role may lack.
+	var exists bool
+	if err := q.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", b.tableIdent).Scan(&exists); err != nil {
+		return err
+	}
+	if exists {
+		b.tableReady.Store(true)
 		return nil
 	}
 	tx, err := q.Begin(ctx)
@@ -375,6 +388,10 @@ type pgListener struct {
 	// gap before such a row has existed at least since then.
 	seen      map[int64]time.Time
 	lastPrune time.Time
+	// backoff spaces reconnections; it is reset once a connection has
+	// proved usable, so a connection that fails right after connecting
+	// does not cause a tight loop.
+	backoff pgBackoff
 }
 
 type pgRow struct {
@@ -397,6 +414,7 @@ func (l *pgListener) run(ctx context.Context, done chan<- struct{}) {
 		}
 		wait, err := l.drain(ctx)
 		if err == nil {
+			l.backoff = pgBackoff{}
 			l.maybePrune(ctx)
 			wctx, cancel := context.WithTimeout(ctx, wait)
 			_, err = l.conn.WaitForNotification(wctx)
@@ -421,9 +439,8 @@ func (l *pgListener) run(ctx context.Context, done chan<- struct{}) {
 // reconnect connects again with backoff until it succeeds (true) or ctx
 // ends (false).
 func (l *pgListener) reconnect(ctx context.Context) bool {
-	var bo pgBackoff
 	for {
-		t := time.NewTimer(bo.next())
+		t := time.NewTimer(l.backoff.next())
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -464,6 +481,7 @@ func (l *pgListener) disconnect() {
 func (l *pgListener) drain(ctx context.Context) (time.Duration, error) {
 	b := l.bus
 	for {
+		l.discardQueued()
 		rows, err := l.read(ctx)
 		if err != nil {
 			return 0, err
@@ -474,6 +492,22 @@ func (l *pgListener) drain(ctx context.Context) (time.Duration, error) {
 		}
 		if len(rows) < pgBatchSize {
 			return b.opts.PollInterval, nil
+		}
+	}
+}
+
+// discardQueued drops the notifications already received: the read that
+// follows sees every row committed before they were sent. Without this,
+// a burst of N events costs N reads that find nothing. Notifications that
+// arrive during the read are kept, since their rows may be too recent for
+// it.
+func (l *pgListener) discardQueued() {
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	for {
+		// With a done context, WaitForNotification only pops the queue.
+		if n, _ := l.conn.WaitForNotification(done); n == nil {
+			return
 		}
 	}
 }
@@ -545,6 +579,8 @@ func (l *pgListener) dispatch(rows []pgRow) (bool, time.Duration) {
 		delete(l.seen, r.id)
 		l.pos = r.id
 		b.received.Add(1)
+		// created_at is the server's clock: clock skew between the
+		// server and this host shows in the lag (negative lags read 0).
 		lag := float64(now.Sub(r.createdAt).Microseconds()) / 1000
 		b.lagBits.Store(math.Float64bits(max(lag, 0)))
 		l.deliver(Event{Type: r.eventType, Channel: r.channel, Data: r.payload})
