@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"sync"
@@ -158,7 +159,11 @@ func newPostgresBus(opts PostgresOptions) (*PostgresBus, error) {
 CREATE INDEX IF NOT EXISTS ` + index + ` ON ` + table + ` (created_at)`,
 		sqlPublish: `WITH ins AS (INSERT INTO ` + table + ` (channel, event_type, payload) VALUES ($1, $2, $3) RETURNING id)
 SELECT pg_notify($4, id::text) FROM ins`,
-		sqlMax:    `SELECT coalesce(max(id), 0) FROM ` + table,
+		// The start position is the last id handed out, committed or
+		// not: max(id) alone would be lower when the newest rows were
+		// pruned or rolled back, and the listener would then wait for
+		// ids that will never come (see dispatch).
+		sqlMax:    `SELECT greatest(coalesce(max(id), 0), coalesce(pg_sequence_last_value(pg_get_serial_sequence($1, 'id')), 0)) FROM ` + table,
 		sqlRead:   fmt.Sprintf(`SELECT id, channel, event_type, payload, created_at FROM %s WHERE id > $1 ORDER BY id LIMIT %d`, table, pgBatchSize),
 		sqlPrune:  `DELETE FROM ` + table + ` WHERE created_at < now() - $1::bigint * interval '1 microsecond'`,
 		sqlListen: `LISTEN ` + pgx.Identifier{opts.NotifyChannel}.Sanitize(),
@@ -200,7 +205,7 @@ func (b *PostgresBus) Start(ctx context.Context, deliver func(Event)) error {
 		return err
 	}
 	var pos int64
-	if err := conn.QueryRow(cctx, b.sqlMax).Scan(&pos); err != nil {
+	if err := conn.QueryRow(cctx, b.sqlMax, b.tableIdent).Scan(&pos); err != nil {
 		closeQuietly(conn)
 		return b.connectError(cctx, err)
 	}
@@ -316,7 +321,11 @@ func (b *PostgresBus) Publish(ctx context.Context, ev Event) error {
 		err = b.publish(ctx, ev, data)
 	}
 	if err != nil {
-		return &pgBusError{msg: "publishing to PostgreSQL failed: " + Redacted(err, b.connString), cause: err}
+		msg := Redacted(err, b.connString)
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			msg = "the connection to the server was lost (" + msg + ")"
+		}
+		return &pgBusError{msg: "publishing to PostgreSQL failed: " + msg, cause: err}
 	}
 	b.published.Add(1)
 	return nil

@@ -413,46 +413,64 @@ func TestPostgresBusConnectErrors(t *testing.T) {
 
 func TestPostgresBusRetention(t *testing.T) {
 	srv := pgtest.Start(t)
-	b, err := newPostgresBus(PostgresOptions{ConnString: srv.ConnString(), Retention: 200 * time.Millisecond, PollInterval: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.pruneEvery = 100 * time.Millisecond
-	defer b.Close()
-	var c pgCollector
-	if err := b.Start(context.Background(), c.deliver); err != nil {
-		t.Fatal(err)
+	ctx := context.Background()
+	newBus := func(retention time.Duration) (*PostgresBus, *pgCollector) {
+		b, err := newPostgresBus(PostgresOptions{ConnString: srv.ConnString(), Retention: retention, PollInterval: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.pruneEvery = 50 * time.Millisecond
+		t.Cleanup(func() { b.Close() })
+		c := &pgCollector{}
+		if err := b.Start(ctx, c.deliver); err != nil {
+			t.Fatal(err)
+		}
+		return b, c
 	}
 	conn := pgConnect(t, srv.ConnString())
-	ctx := context.Background()
-	count := func() int {
+	count := func(where string) int {
 		var n int
-		if err := conn.QueryRow(ctx, "SELECT count(*) FROM fraiseql_events").Scan(&n); err != nil {
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM fraiseql_events WHERE "+where).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n
 	}
+	waitCount := func(where string, want int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for count(where) != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d rows where %s, want %d", count(where), where, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+
+	// Rows older than the retention go, recent ones stay.
+	b, c := newBus(time.Hour)
 	for i := 0; i < 5; i++ {
-		if err := b.Publish(ctx, pgEvent("old", i)); err != nil {
+		if err := b.Publish(ctx, pgEvent("fresh", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	c.waitFor(t, 5, 5*time.Second)
-	if n := count(); n != 5 {
-		t.Fatalf("%d rows right after publishing, want 5 (pruned too early)", n)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for count() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d rows older than the retention were not pruned", count())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	// The bus goes on working after pruning.
-	if err := b.Publish(ctx, pgEvent("new", 0)); err != nil {
+	if _, err := conn.Exec(ctx, `INSERT INTO fraiseql_events (channel, event_type, payload, created_at)
+		SELECT 'ch', 'old', '{}', now() - interval '2 hours' FROM generate_series(1, 3)`); err != nil {
 		t.Fatal(err)
 	}
-	c.waitFor(t, 6, 5*time.Second)
+	c.waitFor(t, 8, 10*time.Second)
+	waitCount("event_type = 'old'", 0)
+	if n := count("true"); n != 5 {
+		t.Fatalf("%d rows left, want the 5 recent ones", n)
+	}
+
+	// With a short retention every row soon goes, and the bus still works.
+	b2, c2 := newBus(time.Second)
+	waitCount("true", 0)
+	if err := b2.Publish(ctx, pgEvent("new", 0)); err != nil {
+		t.Fatal(err)
+	}
+	c2.waitFor(t, 1, 10*time.Second)
+	waitCount("true", 0)
 }
 
 func TestPostgresBusConcurrentPublishers(t *testing.T) {
