@@ -1,0 +1,182 @@
+"""fraiseql.subscriptions.aio: awaiting messages on the readiness pipe."""
+import asyncio
+import threading
+import time
+
+import pytest
+
+from fraiseql.subscriptions import AsyncExecutor
+from conftest import register
+
+Q = "subscription { users { id } }"
+
+
+def frame(sid, i):
+    return b'{"type":"next","id":"%s","payload":{"data":{"users":{"id":%d}}}}' % (sid.encode(), i)
+
+
+def test_one_instance_per_executor(executor):
+    assert AsyncExecutor(executor) is AsyncExecutor(executor)
+    assert AsyncExecutor(executor).executor is executor
+
+
+@pytest.mark.asyncio
+async def test_already_queued_message_is_returned_at_once(executor):
+    register(executor, Q, "s1")
+    executor.publish_event("e", "users", {"id": 1})  # before ready_fd() was ever called
+    aex = AsyncExecutor(executor)
+    assert await aex.next_event_async("s1", timeout=1) == frame("s1", 1)
+
+
+@pytest.mark.asyncio
+async def test_waiter_is_woken_by_a_publish(executor):
+    register(executor, Q, "s1")
+    aex = AsyncExecutor(executor)
+    task = asyncio.ensure_future(aex.next_event_async("s1", timeout=5))
+    await asyncio.sleep(0)  # let it register and sleep
+    assert not task.done()
+    executor.publish_event("e", "users", {"id": 2})
+    assert await asyncio.wait_for(task, 5) == frame("s1", 2)
+
+
+@pytest.mark.asyncio
+async def test_publish_from_another_thread(executor):
+    register(executor, Q, "s1")
+    aex = AsyncExecutor(executor)
+    task = asyncio.ensure_future(aex.next_event_async("s1"))
+    await asyncio.sleep(0)
+    t = threading.Thread(target=executor.publish_event, args=("e", "users", {"id": 3}))
+    t.start()
+    assert await asyncio.wait_for(task, 5) == frame("s1", 3)
+    t.join()
+
+
+@pytest.mark.asyncio
+async def test_timeout_returns_none(executor):
+    register(executor, Q, "s1")
+    aex = AsyncExecutor(executor)
+    assert await aex.next_event_async("s1", timeout=0.05) is None
+    assert await aex.next_event_async("s1", timeout=0) is None
+
+
+@pytest.mark.asyncio
+async def test_only_the_ready_subscription_is_woken(executor):
+    register(executor, Q, "a")
+    register(executor, "subscription { orders { id } }", "b")
+    aex = AsyncExecutor(executor)
+    ta = asyncio.ensure_future(aex.next_event_async("a"))
+    tb = asyncio.ensure_future(aex.next_event_async("b"))
+    await asyncio.sleep(0)
+    executor.publish_event("e", "users", {"id": 4})
+    assert await asyncio.wait_for(ta, 5) == frame("a", 4)
+    assert not tb.done()
+    assert set(aex._waiters) == {"b"}
+    tb.cancel()
+
+
+@pytest.mark.asyncio
+async def test_messages_iterates_in_order_and_ends_on_complete(executor):
+    register(executor, Q, "s1")
+    aex = AsyncExecutor(executor)
+    got = []
+
+    async def consume():
+        async for m in aex.messages("s1"):
+            got.append(m)
+            if len(got) == 3:
+                aex.complete_subscription("s1")
+
+    task = asyncio.ensure_future(consume())
+    await asyncio.sleep(0)
+    for i in range(3):
+        executor.publish_event("e", "users", {"id": i})
+        await asyncio.sleep(0)
+    await asyncio.wait_for(task, 5)
+    assert got == [frame("s1", 0), frame("s1", 1), frame("s1", 2)]
+
+
+@pytest.mark.asyncio
+async def test_messages_ends_when_completed_while_waiting(executor):
+    register(executor, Q, "s1")
+    aex = AsyncExecutor(executor)
+
+    async def consume():
+        return [m async for m in aex.messages("s1")]
+
+    task = asyncio.ensure_future(consume())
+    await asyncio.sleep(0)
+    aex.complete_subscription("s1")
+    assert await asyncio.wait_for(task, 5) == []
+
+
+@pytest.mark.asyncio
+async def test_unknown_subscription_raises(executor):
+    with pytest.raises(ValueError, match="Subscription not found"):
+        await AsyncExecutor(executor).next_event_async("nope")
+
+
+@pytest.mark.asyncio
+async def test_two_waiters_on_one_subscription_is_an_error(executor):
+    register(executor, Q, "s1")
+    aex = AsyncExecutor(executor)
+    first = asyncio.ensure_future(aex.next_event_async("s1"))
+    await asyncio.sleep(0)
+    with pytest.raises(RuntimeError, match="already waiting"):
+        await aex.next_event_async("s1")
+    first.cancel()
+
+
+@pytest.mark.asyncio
+async def test_cancelled_waiter_is_unregistered(executor):
+    register(executor, Q, "s1")
+    aex = AsyncExecutor(executor)
+    task = asyncio.ensure_future(aex.next_event_async("s1"))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert aex._waiters == {}
+    executor.publish_event("e", "users", {"id": 1})
+    assert await aex.next_event_async("s1", timeout=1) == frame("s1", 1)
+
+
+@pytest.mark.asyncio
+async def test_connection_watch_wakes_for_any_subscription(executor):
+    register(executor, Q, "a", conn="c")
+    register(executor, "subscription { orders { id } }", "b", conn="c")
+    aex = AsyncExecutor(executor)
+    watch = aex.watch()
+    watch.add("a")
+    watch.add("b")
+    watch.clear()
+    assert executor.drain_connection("c") == []
+    waiter = asyncio.ensure_future(watch.wait())
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    executor.publish_event("e", "orders", {"id": 1})
+    executor.publish_event("e", "users", {"id": 2})
+    await asyncio.wait_for(waiter, 5)
+    assert executor.drain_connection("c") == [
+        b'{"type":"next","id":"b","payload":{"data":{"orders":{"id":1}}}}', frame("a", 2)]
+    watch.close()
+    assert aex._watches == {}
+
+
+@pytest.mark.asyncio
+async def test_ten_thousand_idle_subscribers_cost_no_cpu():
+    from fraiseql._fraiseql_rs.subscriptions import PySubscriptionExecutor
+    with PySubscriptionExecutor() as ex:
+        aex = AsyncExecutor(ex)
+        n = 10_000
+        for i in range(n):
+            ex.register_subscription(f"c{i}", f"s{i}", Q, user_id="u", tenant_id="t")
+        tasks = [asyncio.ensure_future(aex.next_event_async(f"s{i}")) for i in range(n)]
+        await asyncio.sleep(0)  # one loop turn: every coroutine has registered and is asleep
+        assert len(aex._waiters) == n
+        cpu = time.process_time()
+        await asyncio.sleep(1.0)
+        assert time.process_time() - cpu < 0.05
+        ex.publish_event("e", "users", {"id": 9})
+        done = await asyncio.wait_for(asyncio.gather(*tasks), 30)
+        assert done[0] == frame("s0", 9) and done[-1] == frame(f"s{n - 1}", 9)
+        aex.detach()
