@@ -90,6 +90,10 @@ type PostgresBus struct {
 	done    chan struct{}
 }
 
+// ListenerApplicationName is the application_name of the listener's
+// connection, unless the connection string sets one.
+const ListenerApplicationName = "fraiseql-listener"
+
 // NewPostgresBus returns a PostgreSQL bus. It validates opts but does not
 // connect: Start connects the listener, Publish connects a pool on first use.
 func NewPostgresBus(ctx context.Context, opts PostgresOptions) (Bus, error) {
@@ -130,6 +134,10 @@ func newPostgresBus(opts PostgresOptions) (*PostgresBus, error) {
 	}
 	poolCfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout
 	listenCfg := poolCfg.ConnConfig.Copy()
+	if _, set := listenCfg.RuntimeParams["application_name"]; !set {
+		// Lets operators tell the listener from the publishers in pg_stat_activity.
+		listenCfg.RuntimeParams["application_name"] = ListenerApplicationName
+	}
 	pool, err := pgxpool.NewWithConfig(context.Background(), poolCfg) // does not connect
 	if err != nil {
 		return nil, valueErrorf("invalid PostgreSQL configuration: %s", Redacted(err, opts.ConnString))

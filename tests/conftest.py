@@ -33,3 +33,19 @@ def drain(ex, sub_id):
     while (m := ex.next_event(sub_id)) is not None:
         out.append(m)
     return out
+
+
+@pytest.fixture(scope="module")
+def redis_server():
+    from servers import RedisServer
+    server = RedisServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def postgres_server():
+    from servers import PostgresServer
+    server = PostgresServer()
+    yield server
+    server.stop()

@@ -1,0 +1,209 @@
+"""The Redis and PostgreSQL buses against real servers, across processes and faults."""
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from fraiseql import _fraiseql_rs
+from servers import free_port
+
+S = _fraiseql_rs.subscriptions
+HERE = os.path.dirname(os.path.abspath(__file__))
+QUERY = "subscription { events { origin n } }"
+
+
+def bus_config(kind, server, **opts):
+    if kind == "redis":
+        return S.PyEventBusConfig.redis(server.url, "it", **opts)
+    return S.PyEventBusConfig.postgresql(server.dsn, **opts)
+
+
+@pytest.fixture(params=["redis", "postgresql"])
+def bus(request):
+    """(kind, server) for each real bus."""
+    fixture = "redis_server" if request.param == "redis" else "postgres_server"
+    return request.param, request.getfixturevalue(fixture)
+
+
+def collect(ex, sub, count, timeout=20.0):
+    got = []
+    deadline = time.monotonic() + timeout
+    while len(got) < count and time.monotonic() < deadline:
+        msg = ex.next_event(sub, timeout=0.5)
+        if msg is not None:
+            got.append(msg)
+    return got
+
+
+def numbers(messages):
+    return [json.loads(m)["payload"]["data"]["events"]["n"] for m in messages]
+
+
+def test_two_processes_share_the_bus(bus):
+    kind, server = bus
+    url = server.url if kind == "redis" else server.dsn
+    n = 50
+    procs = [subprocess.Popen([sys.executable, os.path.join(HERE, "bus_worker.py"), kind, url, name, str(n),
+                               str(2 * n)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for name in ("a", "b")]
+    try:
+        for p in procs:
+            assert p.stdout.readline().strip() == "ready"
+        for p in procs:
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        results = [json.loads(p.stdout.readline()) for p in procs]
+    finally:
+        for p in procs:
+            p.kill() if p.poll() is None else None
+            p.wait(timeout=10)
+    for r in results:
+        got = r["got"]
+        assert len(got) == 2 * n, got[-3:]
+        # Exactly once each, and in publish order per publisher.
+        for origin in ("a", "b"):
+            assert [x[1] for x in got if x[0] == origin] == list(range(n))
+        assert (r["bus_published"], r["bus_received"]) == (n, 2 * n)
+
+
+def test_local_publish_goes_through_the_bus_in_order(bus):
+    kind, server = bus
+    with S.PySubscriptionExecutor(bus_config(kind, server)) as ex:
+        ex.register_subscription("c", "s", QUERY, user_id="u", tenant_id="t")
+        for i in range(20):
+            ex.publish_event("tick", "events", {"origin": "me", "n": i})
+        got = collect(ex, "s", 20)
+        assert numbers(got) == list(range(20))
+        assert got[0] == b'{"type":"next","id":"s","payload":{"data":{"events":{"origin":"me","n":0}}}}'
+        assert ex.next_event("s", timeout=0.3) is None
+        m = ex.get_metrics()
+        assert (m["bus_published"], m["bus_received"], m["events_delivered"]) == (20, 20, 20)
+        assert m["bus_lag_ms"] >= 0
+
+
+def test_200_kib_event(bus):
+    kind, server = bus
+    big = "é" * (100 * 1024)  # 200 KiB of UTF-8
+    with S.PySubscriptionExecutor(bus_config(kind, server)) as ex:
+        ex.register_subscription("c", "s", "subscription { events { big } }", user_id="u", tenant_id="t")
+        ex.publish_event("tick", "events", {"big": big, "n": 1})
+        msg = ex.next_event("s", timeout=10)
+        assert msg is not None
+        assert json.loads(msg)["payload"]["data"]["events"]["big"] == big
+
+
+def test_next_event_timeout_waits_then_returns_none(bus):
+    kind, server = bus
+    with S.PySubscriptionExecutor(bus_config(kind, server)) as ex:
+        ex.register_subscription("c", "s", QUERY, user_id="u", tenant_id="t")
+        t0 = time.monotonic()
+        assert ex.next_event("s", timeout=0.3) is None
+        assert time.monotonic() - t0 >= 0.25
+        threading.Timer(0.2, ex.publish_event, ("tick", "events", {"origin": "t", "n": 7})).start()
+        assert numbers([ex.next_event("s", timeout=10)]) == [7]
+
+
+def test_redis_restart_loses_nothing_and_duplicates_nothing(redis_server):
+    with S.PySubscriptionExecutor(S.PyEventBusConfig.redis(redis_server.url, "restart")) as ex:
+        ex.register_subscription("c", "s", QUERY, user_id="u", tenant_id="t")
+        published, failed = [], []
+        for i in range(300):
+            if i == 100:
+                redis_server.kill()
+            if i == 200:
+                redis_server.start()
+                time.sleep(0.2)
+            try:
+                ex.publish_event("tick", "events", {"origin": "r", "n": i})
+                published.append(i)
+            except RuntimeError as err:
+                assert "Redis" in str(err)
+                failed.append(i)
+        assert len(failed) >= 90, "publishing while Redis is down must raise"
+        got = numbers(collect(ex, "s", len(published), timeout=30))
+        assert ex.next_event("s", timeout=1.0) is None
+        # Every accepted event arrives once, in order; none that was refused.
+        assert got == published
+        assert ex.get_metrics()["bus_reconnects"] >= 1
+
+
+def test_postgres_listener_killed_loses_nothing(postgres_server):
+    cfg = S.PyEventBusConfig.postgresql(postgres_server.dsn, table="kill_test")
+    with S.PySubscriptionExecutor(cfg) as ex, S.PySubscriptionExecutor(cfg) as publisher:
+        ex.register_subscription("c", "s", QUERY, user_id="u", tenant_id="t")
+        for i in range(200):
+            if i in (50, 120):
+                killed = postgres_server.sql(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = 'fraiseql-listener'")
+                assert int(killed) >= 1
+            publisher.publish_event("tick", "events", {"origin": "p", "n": i})
+        got = numbers(collect(ex, "s", 200, timeout=30))
+        assert ex.next_event("s", timeout=1.0) is None
+        assert got == list(range(200))
+        assert ex.get_metrics()["bus_reconnects"] >= 1
+
+
+def test_postgres_hostile_channel_and_table_names(postgres_server):
+    cfg = S.PyEventBusConfig.postgresql(postgres_server.dsn, table='evil"; DROP TABLE x; --')
+    with S.PySubscriptionExecutor(cfg) as ex:
+        channel = "x'; DROP TABLE t; --"
+        ex.register_subscription("c", "s", "subscription { events { n } }", user_id="u", tenant_id="t")
+        ex.register_subscription("c", "s2", "subscription { ev: x { n } }", user_id="u", tenant_id="t")
+        ex.publish_event("events", channel, {"n": 1})
+        assert ex.next_event("s", timeout=10) == b'{"type":"next","id":"s","payload":{"data":{"events":{"n":1}}}}'
+    assert postgres_server.sql("SELECT count(*) FROM \"evil\"\"; DROP TABLE x; --\"") == "1"
+
+
+@pytest.mark.parametrize("make", [
+    lambda port: S.PyEventBusConfig.redis(f"redis://127.0.0.1:{port}/0", "g", connect_timeout=2),
+    lambda port: S.PyEventBusConfig.postgresql(f"postgresql://u@127.0.0.1:{port}/db", connect_timeout=2),
+], ids=["redis", "postgresql"])
+def test_unreachable_port_fails_fast(make):
+    port = free_port()
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError) as info:
+        S.PySubscriptionExecutor(make(port))
+    assert time.monotonic() - t0 < 6
+    assert str(port) in str(info.value)
+
+
+def test_redis_wrong_password():
+    from servers import RedisServer
+    server = RedisServer(password="right-one")
+    try:
+        url = f"redis://:wr0ngpassw0rd@127.0.0.1:{server.port}/0"
+        t0 = time.monotonic()
+        with pytest.raises(RuntimeError) as info:
+            S.PySubscriptionExecutor(S.PyEventBusConfig.redis(url, "g", connect_timeout=2))
+        assert time.monotonic() - t0 < 6
+        assert "wr0ngpassw0rd" not in str(info.value) and "right-one" not in str(info.value)
+        with S.PySubscriptionExecutor(S.PyEventBusConfig.redis(server.url, "g")) as ex:
+            assert ex.bus_type == "redis"
+    finally:
+        server.stop()
+
+
+def test_postgres_wrong_password(postgres_server):
+    postgres_server.sql("DO $$ BEGIN CREATE ROLE app LOGIN PASSWORD 'right-one'; "
+                        "EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    hba = os.path.join(postgres_server.data, "pg_hba.conf")
+    with open(hba) as f:
+        original = f.read()
+    try:
+        with open(hba, "w") as f:
+            f.write("host all app 127.0.0.1/32 scram-sha-256\n" + original)
+        postgres_server.sql("SELECT pg_reload_conf()")
+        url = f"postgresql://app:wr0ngpassw0rd@127.0.0.1:{postgres_server.port}/postgres"
+        with pytest.raises(RuntimeError) as info:
+            S.PySubscriptionExecutor(S.PyEventBusConfig.postgresql(url, connect_timeout=2))
+        assert "wr0ngpassw0rd" not in str(info.value)
+        assert "password" in str(info.value).lower()
+    finally:
+        with open(hba, "w") as f:
+            f.write(original)
+        postgres_server.sql("SELECT pg_reload_conf()")
