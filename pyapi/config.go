@@ -39,10 +39,16 @@ func NewPostgresBusConfig(connString string) (c *EventBusConfig, err error) {
 }
 
 // BusType is "memory", "redis" or "postgresql".
-func (c *EventBusConfig) BusType() string { return c.cfg.Kind }
+func (c *EventBusConfig) BusType() (kind string, err error) {
+	defer recoverTo(&err)
+	return c.cfg.Kind, nil
+}
 
 // Repr describes the configuration without secrets.
-func (c *EventBusConfig) Repr() string { return c.cfg.String() }
+func (c *EventBusConfig) Repr() (repr string, err error) {
+	defer recoverTo(&err)
+	return c.cfg.String(), nil
+}
 
 // busOptions are the optional settings of a bus, as JSON from Python.
 type busOptions struct {
@@ -77,8 +83,8 @@ func (c *EventBusConfig) SetOptions(optionsJSON string) (err error) {
 		if v == nil {
 			return nil
 		}
-		if *v <= 0 {
-			return subscriptions.ValueError("%s must be a positive number of seconds", name)
+		if !(*v > 0 && *v <= 1e9) {
+			return subscriptions.ValueError("%s must be a positive number of seconds, at most 1e9", name)
 		}
 		*dst = time.Duration(*v * float64(time.Second))
 		return nil

@@ -54,6 +54,9 @@ func NewSubscriptionExecutor(cfg *EventBusConfig, optionsJSON string) (x *Subscr
 		bus = cfg.cfg
 	}
 	timeout := 10 * time.Second
+	if o.ConnectTimeout < 0 || o.ConnectTimeout > 1e9 {
+		return nil, pyError(subscriptions.ValueError("connect_timeout must be a positive number of seconds, at most 1e9"))
+	}
 	if o.ConnectTimeout > 0 {
 		timeout = time.Duration(o.ConnectTimeout * float64(time.Second))
 	}

@@ -149,8 +149,13 @@ func (e *Executor) register(r Registration) error {
 // Publish validates ev and puts it on the bus. With the memory bus the
 // event has been dispatched to every matching subscription on return.
 func (e *Executor) Publish(ctx context.Context, ev Event) error {
-	if ev.Channel == "" {
+	switch {
+	case ev.Channel == "":
 		return valueErrorf("channel must not be empty")
+	case len(ev.Channel) > MaxIDBytes:
+		return valueErrorf("channel is %d bytes, over the limit of %d", len(ev.Channel), MaxIDBytes)
+	case len(ev.Type) > MaxIDBytes:
+		return valueErrorf("event_type is %d bytes, over the limit of %d", len(ev.Type), MaxIDBytes)
 	}
 	e.mu.RLock()
 	lim, closed := e.opts.Limits, e.closed
@@ -276,7 +281,7 @@ func (e *Executor) lookup(id string) (*subscription, error) {
 		return nil, ErrClosed
 	}
 	if s == nil {
-		return nil, valueErrorf("Subscription not found: %s", id)
+		return nil, valueErrorf("Subscription not found: %s", shortID(id))
 	}
 	return s, nil
 }
@@ -323,7 +328,7 @@ func (e *Executor) NextWait(id string, timeout time.Duration) (string, error) {
 		}
 		if s.completed {
 			c.mu.Unlock()
-			return "", valueErrorf("Subscription not found: %s", id)
+			return "", valueErrorf("Subscription not found: %s", shortID(id))
 		}
 		if s.wake == nil {
 			s.wake = make(chan struct{})
@@ -495,7 +500,7 @@ func (e *Executor) Stats(id string) (SubscriptionStats, error) {
 	defer e.mu.RUnlock()
 	s := e.reg.subs[id]
 	if s == nil {
-		return SubscriptionStats{}, valueErrorf("Subscription not found: %s", id)
+		return SubscriptionStats{}, valueErrorf("Subscription not found: %s", shortID(id))
 	}
 	c := s.conn
 	c.mu.Lock()
@@ -525,4 +530,14 @@ func (e *Executor) Close() error {
 		e.ready.close()
 	}
 	return e.bus.Close()
+}
+
+// shortID cuts an id for an error message, so that a huge unknown id does
+// not make a huge message.
+func shortID(id string) string {
+	const max = 100
+	if len(id) <= max {
+		return id
+	}
+	return truncateIdent(id, max) + "..."
 }

@@ -69,6 +69,9 @@ func DecodeGraphQLMessage(b []byte) (GraphQLMessage, error) {
 		if t == "" {
 			return m, valueErrorf("message field 'type' must not be empty")
 		}
+		if !utf8.ValidString(t) {
+			return m, valueErrorf("message field 'type' is not valid UTF-8")
+		}
 		m.Type = t
 	case nil:
 		return m, valueErrorf("message is missing the required field 'type'")
@@ -77,6 +80,9 @@ func DecodeGraphQLMessage(b []byte) (GraphQLMessage, error) {
 	}
 	switch id := obj["id"].(type) {
 	case string:
+		if !utf8.ValidString(id) {
+			return m, valueErrorf("message field 'id' is not valid UTF-8")
+		}
 		m.ID = id
 	case nil:
 	default:

@@ -49,7 +49,24 @@ def _check_str(value: Any, name: str, *, allow_empty: bool = False) -> str:
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
     if not allow_empty and not value:
         raise ValueError(f"{name} must not be empty")
+    if "\x00" in value:
+        raise ValueError(f"{name} must not contain NUL characters")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise ValueError(f"{name} is not valid Unicode: it contains the lone surrogate "
+                             f"{value[err.start]!r} at position {err.start}") from None
     return value
+
+
+def _arg_error(err: Exception, value: Any, name: str) -> Exception:
+    """A clear error naming the argument, for a str that gopy refused."""
+    try:
+        _check_str(value, name, allow_empty=True)
+    except (TypeError, ValueError) as clear:
+        return clear
+    return err
 
 
 def _id_string(value: Any, name: str) -> str:
@@ -134,8 +151,8 @@ class PyGraphQLMessage:
 def _seconds(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
-    if not value > 0 or value == float("inf"):
-        raise ValueError(f"{name} must be a positive, finite number of seconds")
+    if not 0 < value <= 1e9:
+        raise ValueError(f"{name} must be a positive number of seconds, at most 1e9")
     return float(value)
 
 
@@ -366,6 +383,8 @@ class PySubscriptionExecutor:
                 frame = self._next_wait(self._h, subscription_id, _timeout(timeout))
         except RuntimeError as err:
             raise _translate(err) from None
+        except (TypeError, ValueError) as err:  # gopy refused subscription_id
+            raise _arg_error(err, subscription_id, "subscription_id") from None
         return frame.encode() if frame else None
 
     def drain_connection(self, connection_id: str, max_messages: int = 0) -> List[bytes]:
@@ -380,6 +399,8 @@ class PySubscriptionExecutor:
             frames = self._drain(self._h, connection_id, max(0, min(max_messages, 2**31 - 1)))
         except RuntimeError as err:
             raise _translate(err) from None
+        except (TypeError, ValueError) as err:  # gopy refused connection_id
+            raise _arg_error(err, connection_id, "connection_id") from None
         return frames.encode().split(b"\n") if frames else []
 
     def complete_subscription(self, subscription_id: str) -> None:
@@ -461,6 +482,7 @@ class PySubscriptionExecutor:
 
     def _debug(self, hook: str) -> None:
         """Test hooks (executors made with debug_hooks=True): "panic"."""
+        _check_str(hook, "hook")
         try:
             self._E.pyapi_SubscriptionExecutor_Debug(self._h, hook)
         except RuntimeError as err:
