@@ -528,3 +528,12 @@ func (a streamID) less(b streamID) bool {
 }
 
 func (a streamID) String() string { return fmt.Sprintf("%d-%d", a.ms, a.seq) }
+
+// go-redis logs every failed dial to stderr; inside a Python process that
+// floods the application's logs during an outage. The bus reports failures
+// through errors and Stats instead.
+func init() { redis.SetLogger(silentLogger{}) }
+
+type silentLogger struct{}
+
+func (silentLogger) Printf(context.Context, string, ...any) {}
