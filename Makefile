@@ -18,7 +18,7 @@ TOX_PATH   := $(subst $(space),:,$(strip $(PY_BINS))):$(PATH)
 TOX_ENVS   := $(subst $(space),$(comma),$(strip $(foreach v,9 10 11 12 13,$(if $(wildcard $(PYENV_ROOT)/versions/3.$(v).*/bin/python3.$(v)),py3$(v)))))
 FUZZTIME   ?= 20s
 
-.PHONY: demo test go-test fuzz wheel install pytest tox services bench clean
+.PHONY: demo test go-test fuzz wheel install pytest tox services bench clean node-deps
 
 $(VENV)/.ok: requirements-dev.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -53,7 +53,11 @@ fuzz:
 	  go test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./subscriptions || exit 1; \
 	done
 
-pytest: install services
+# The npm graphql-ws client that tests/test_asgi_node_client.py runs in Node.
+node-deps:
+	npm ci --prefix tests/node --no-audit --no-fund
+
+pytest: install services node-deps
 	cd tests && ../$(VPY) -m pytest -q -p no:cacheprovider .
 
 tox: $(VENV)/.ok services
