@@ -65,13 +65,13 @@ type busOptions struct {
 
 // SetOptions applies optional settings given as a JSON object; unknown
 // keys are an error.
-func (c *EventBusConfig) SetOptions(optionsJSON string) (err error) {
+func (c *EventBusConfig) SetOptions(optionsJSON string) (ok bool, err error) {
 	defer recoverTo(&err)
 	var o busOptions
 	dec := json.NewDecoder(stringsReader(optionsJSON))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&o); err != nil {
-		return pyError(subscriptions.ValueError("invalid bus option: %v", err))
+		return false, pyError(subscriptions.ValueError("invalid bus option: %v", err))
 	}
 	r, p := &c.cfg.Redis, &c.cfg.Postgres
 	set := func(dst *string, v *string) {
@@ -93,7 +93,7 @@ func (c *EventBusConfig) SetOptions(optionsJSON string) (err error) {
 	set(&r.Stream, o.Stream)
 	if o.MaxLen != nil {
 		if *o.MaxLen <= 0 {
-			return pyError(subscriptions.ValueError("max_len must be positive"))
+			return false, pyError(subscriptions.ValueError("max_len must be positive"))
 		}
 		r.MaxLen = *o.MaxLen
 	}
@@ -111,8 +111,8 @@ func (c *EventBusConfig) SetOptions(optionsJSON string) (err error) {
 		{&p.PollInterval, o.PollSeconds, "poll_interval"},
 	} {
 		if err := dur(d.dst, d.v, d.name); err != nil {
-			return pyError(err)
+			return false, pyError(err)
 		}
 	}
-	return nil
+	return true, nil
 }

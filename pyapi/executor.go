@@ -70,21 +70,21 @@ func NewSubscriptionExecutor(cfg *EventBusConfig, optionsJSON string) (x *Subscr
 }
 
 // Register adds a subscription; variablesJSON is a JSON object or "".
-func (x *SubscriptionExecutor) Register(connectionID, subscriptionID, query, operationName, variablesJSON, userID, tenantID string) (err error) {
+func (x *SubscriptionExecutor) Register(connectionID, subscriptionID, query, operationName, variablesJSON, userID, tenantID string) (ok bool, err error) {
 	defer recoverTo(&err)
 	var vars map[string]any
 	if variablesJSON != "" {
 		v, err := subscriptions.DecodeJSON([]byte(variablesJSON))
 		if err != nil {
-			return pyError(subscriptions.ValueError("variables are not valid JSON: %v", err))
+			return false, pyError(subscriptions.ValueError("variables are not valid JSON: %v", err))
 		}
 		obj, ok := v.(map[string]any)
 		if !ok {
-			return pyError(subscriptions.TypeError("variables must be a dict"))
+			return false, pyError(subscriptions.TypeError("variables must be a dict"))
 		}
 		vars = obj
 	}
-	return pyError(x.e.Register(subscriptions.Registration{
+	return true, pyError(x.e.Register(subscriptions.Registration{
 		ConnectionID: connectionID, SubscriptionID: subscriptionID,
 		Query: query, OperationName: operationName, Variables: vars,
 		UserID: userID, TenantID: tenantID,
@@ -92,10 +92,10 @@ func (x *SubscriptionExecutor) Register(connectionID, subscriptionID, query, ope
 }
 
 // Publish sends an event whose data is a JSON object.
-func (x *SubscriptionExecutor) Publish(eventType, channel, dataJSON string) (err error) {
+func (x *SubscriptionExecutor) Publish(eventType, channel, dataJSON string) (ok bool, err error) {
 	defer recoverTo(&err)
 	ev := subscriptions.Event{Type: eventType, Channel: channel, Data: []byte(dataJSON)}
-	return pyError(x.e.Publish(context.Background(), ev))
+	return true, pyError(x.e.Publish(context.Background(), ev))
 }
 
 // Next returns the next frame of a subscription, "" when none is pending.
@@ -159,18 +159,18 @@ func (x *SubscriptionExecutor) Limits() (limits string, err error) {
 }
 
 // SetLimits changes some limits, given as a JSON object.
-func (x *SubscriptionExecutor) SetLimits(limitsJSONText string) (err error) {
+func (x *SubscriptionExecutor) SetLimits(limitsJSONText string) (ok bool, err error) {
 	defer recoverTo(&err)
 	cur := x.e.Limits()
 	l := limitsJSON{cur.MaxQueryBytes, cur.MaxFields, cur.MaxDepth, cur.MaxPayloadBytes}
 	if err := decodeStrict(limitsJSONText, &l); err != nil {
-		return pyError(subscriptions.ValueError("invalid limit: %v", err))
+		return false, pyError(subscriptions.ValueError("invalid limit: %v", err))
 	}
 	if l.MaxQueryBytes < 0 || l.MaxFields < 0 || l.MaxDepth < 0 || l.MaxPayloadBytes < 0 {
-		return pyError(subscriptions.ValueError("limits must be positive"))
+		return false, pyError(subscriptions.ValueError("limits must be positive"))
 	}
 	x.e.SetLimits(l.limits())
-	return nil
+	return true, nil
 }
 
 // ReadyFD returns the file descriptor that becomes readable when a
@@ -188,23 +188,23 @@ func (x *SubscriptionExecutor) TakeReady() (ids string, err error) {
 }
 
 // Close stops the executor.
-func (x *SubscriptionExecutor) Close() (err error) {
+func (x *SubscriptionExecutor) Close() (ok bool, err error) {
 	defer recoverTo(&err)
-	return pyError(x.e.Close())
+	return true, pyError(x.e.Close())
 }
 
 // Debug runs a test hook: "panic" panics inside Go, to prove that panics
 // become exceptions. Hooks only run on executors made with debug_hooks.
-func (x *SubscriptionExecutor) Debug(hook string) (err error) {
+func (x *SubscriptionExecutor) Debug(hook string) (ok bool, err error) {
 	defer recoverTo(&err)
 	if !x.debugHooks {
-		return pyError(subscriptions.ValueError("debug hooks are disabled on this executor"))
+		return false, pyError(subscriptions.ValueError("debug hooks are disabled on this executor"))
 	}
 	switch hook {
 	case "panic":
 		panic("test panic from the debug hook")
 	default:
-		return pyError(subscriptions.ValueError("unknown debug hook %q", hook))
+		return false, pyError(subscriptions.ValueError("unknown debug hook %q", hook))
 	}
 }
 
