@@ -1,12 +1,15 @@
 package subscriptions
 
 import (
+	"bytes"
 	"context"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	json "github.com/goccy/go-json"
 )
 
 // Options configure an Executor. Zero fields take the documented defaults.
@@ -149,6 +152,18 @@ func (e *Executor) register(r Registration) error {
 // Publish validates ev and puts it on the bus. With the memory bus the
 // event has been dispatched to every matching subscription on return.
 func (e *Executor) Publish(ctx context.Context, ev Event) error {
+	return e.publish(ctx, ev, false)
+}
+
+// PublishValid is Publish for data known to be well-formed JSON, such as
+// the output of Python's json.dumps: it skips the strict validation pass
+// that guards Publish against malformed input (about a fifth of the
+// decoding time of a 2 KB event). Limits and type checks are the same.
+func (e *Executor) PublishValid(ctx context.Context, ev Event) error {
+	return e.publish(ctx, ev, true)
+}
+
+func (e *Executor) publish(ctx context.Context, ev Event, wellFormed bool) error {
 	switch {
 	case ev.Channel == "":
 		return valueErrorf("channel must not be empty")
@@ -163,7 +178,7 @@ func (e *Executor) Publish(ctx context.Context, ev Event) error {
 	if closed {
 		return ErrClosed
 	}
-	d, err := decodeEvent(ev, lim)
+	d, err := decodeEventChecked(ev, lim, !wellFormed)
 	if err != nil {
 		return err
 	}
@@ -540,4 +555,35 @@ func shortID(id string) string {
 		return id
 	}
 	return truncateIdent(id, max) + "..."
+}
+
+// decodeEventChecked is decodeEvent; validate=false skips the strict
+// validation pass, for data known to be well-formed JSON (PublishValid).
+// Keep the checks after decoding in step with decodeEvent.
+func decodeEventChecked(ev Event, lim Limits, validate bool) (*decodedEvent, error) {
+	if validate {
+		return decodeEvent(ev, lim)
+	}
+	if len(ev.Data) > lim.MaxPayloadBytes {
+		return nil, valueErrorf("event payload is %d bytes, over the max_payload_bytes limit of %d", len(ev.Data), lim.MaxPayloadBytes)
+	}
+	dec := json.NewDecoder(bytes.NewReader(ev.Data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil || dec.More() {
+		// Not one well-formed value after all: the strict path gives the
+		// usual error.
+		return decodeEvent(ev, lim)
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, typeErrorf("event data must be a JSON object, got %s", jsonKind(v))
+	}
+	d := &decodedEvent{Event: ev, value: obj}
+	if s, ok := obj["__typename"].(string); ok {
+		d.typename = s
+	}
+	d.tenantID, d.hasTenant = idString(obj, "tenant_id")
+	d.userID, d.hasUser = idString(obj, "user_id")
+	return d, nil
 }

@@ -35,10 +35,15 @@ def _translate(err: RuntimeError) -> Exception:
     return err
 
 
+# What json.dumps(value, separators=(",", ":"), allow_nan=False) does, without
+# building a new encoder on every call (json.dumps does when given options).
+_ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
 def _dumps(value: Any, what: str) -> str:
     """Encode value as JSON for the engine, with a clear error if impossible."""
     try:
-        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+        return _ENCODE(value)
     except (TypeError, ValueError, RecursionError) as err:
         kind = TypeError if isinstance(err, TypeError) else ValueError
         raise kind(f"{what} cannot be encoded as JSON: {err}") from None
@@ -253,13 +258,14 @@ def _release(handle: int) -> None:
         _native.engine().DecRef(handle)
 
 
-def _close_and_release(handle: int) -> None:
+def _close_and_release(handle: int, fast_id: int) -> None:
     if not _native.forked():
         E = _native.engine()
         try:
             E.pyapi_SubscriptionExecutor_Close(handle)
         except RuntimeError:
             pass
+        E.pyapi_ReleaseFastID(fast_id, False)  # goRun=False: run it now
         E.DecRef(handle)
 
 
@@ -284,8 +290,8 @@ class PySubscriptionExecutor:
     Without a config, events travel on the in-process memory bus.
     """
 
-    __slots__ = ("_E", "_h", "_config", "_finalizer", "_next", "_next_wait", "_drain",
-                 "__weakref__", "__dict__")
+    __slots__ = ("_E", "_h", "_fid", "_config", "_finalizer", "_next", "_next_wait", "_drain",
+                 "_publish", "__weakref__", "__dict__")
 
     def __init__(self, config: Optional[PyEventBusConfig] = None, *, queue_size: Optional[int] = None,
                  max_query_bytes: Optional[int] = None, max_fields: Optional[int] = None,
@@ -311,18 +317,23 @@ class PySubscriptionExecutor:
         except RuntimeError as err:
             raise _translate(err) from None
         E.IncRef(handle)
-        self._E, self._h, self._config = E, handle, config
-        self._finalizer = weakref.finalize(self, _close_and_release, handle)
+        # The per-message calls go through package-level functions keyed by a
+        # small id: gopy's method wrappers pay a locked handle-table look-up
+        # and reflection on every call (pyapi/fast.go).
+        fid = E.pyapi_SubscriptionExecutor_FastID(handle)
+        self._E, self._h, self._fid, self._config = E, handle, fid, config
+        self._finalizer = weakref.finalize(self, _close_and_release, handle, fid)
         # Bound once: the per-message calls skip attribute look-ups.
-        self._next = E.pyapi_SubscriptionExecutor_Next
+        self._next = E.pyapi_FastNext
         self._next_wait = E.pyapi_SubscriptionExecutor_NextWait
-        self._drain = E.pyapi_SubscriptionExecutor_DrainConnection
+        self._drain = E.pyapi_FastDrain
+        self._publish = E.pyapi_FastPublish
         _EXECUTORS.add(self)
 
     def _poison(self) -> None:
         poisoned = _native.Poisoned()
         self._E = poisoned
-        self._next = self._next_wait = self._drain = poisoned.call
+        self._next = self._next_wait = self._drain = self._publish = poisoned.call
         self._finalizer.detach()
 
     @property
@@ -366,7 +377,9 @@ class PySubscriptionExecutor:
         _check_str(event_type, "event_type", allow_empty=True)
         _check_str(channel, "channel", allow_empty=True)
         try:
-            self._E.pyapi_SubscriptionExecutor_Publish(self._h, event_type, channel, _dumps(data, "data"))
+            # json.dumps output is well-formed JSON: FastPublish skips Go's
+            # strict validation pass (the decoding and all checks remain).
+            self._publish(self._fid, event_type, channel, _dumps(data, "data"))
         except RuntimeError as err:
             raise _translate(err) from None
 
@@ -378,7 +391,7 @@ class PySubscriptionExecutor:
         """
         try:
             if timeout is None:
-                frame = self._next(self._h, subscription_id)
+                frame = self._next(self._fid, subscription_id)
             else:
                 frame = self._next_wait(self._h, subscription_id, _timeout(timeout))
         except RuntimeError as err:
@@ -396,7 +409,7 @@ class PySubscriptionExecutor:
         if isinstance(max_messages, bool) or not isinstance(max_messages, int):
             raise TypeError("max_messages must be an int")
         try:
-            frames = self._drain(self._h, connection_id, max(0, min(max_messages, 2**31 - 1)))
+            frames = self._drain(self._fid, connection_id, max(0, min(max_messages, 2**31 - 1)))
         except RuntimeError as err:
             raise _translate(err) from None
         except (TypeError, ValueError) as err:  # gopy refused connection_id
