@@ -109,20 +109,29 @@ func (c BusConfig) String() string {
 // RedactURL replaces the password of a URL with "***".
 func RedactURL(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		if err != nil {
-			return "<unparsable URL>"
+	if err != nil {
+		return "<unparsable URL>"
+	}
+	changed := false
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "***")
+			changed = true
 		}
+	}
+	// A password may also come as a query parameter (?password=...), in
+	// any letter case.
+	q := u.Query()
+	for k := range q {
+		if strings.EqualFold(k, "password") {
+			q[k] = []string{"***"}
+			changed = true
+		}
+	}
+	if !changed {
 		return raw
 	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "***")
-	}
-	q := u.Query()
-	if q.Has("password") {
-		q.Set("password", "***")
-		u.RawQuery = q.Encode()
-	}
+	u.RawQuery = q.Encode()
 	return strings.Replace(u.String(), "%2A%2A%2A", "***", -1)
 }
 
@@ -168,8 +177,12 @@ func secretsOf(raw string) []string {
 		if p, ok := u.User.Password(); ok {
 			out = append(out, p, url.QueryEscape(p), url.PathEscape(p))
 		}
-		if p := u.Query().Get("password"); p != "" {
-			out = append(out, p)
+	}
+	if u, err := url.Parse(raw); err == nil {
+		for k, vs := range u.Query() {
+			if strings.EqualFold(k, "password") {
+				out = append(out, vs...)
+			}
 		}
 	}
 	for _, f := range strings.Fields(raw) {
