@@ -117,6 +117,8 @@ def test_redis_restart_loses_nothing_and_duplicates_nothing(redis_server):
             if i == 200:
                 redis_server.start()
                 time.sleep(0.2)
+            if 100 <= i < 200:
+                time.sleep(0.015)  # a 1.5 s outage: longer than the reader's blocking read
             try:
                 ex.publish_event("tick", "events", {"origin": "r", "n": i})
                 published.append(i)
