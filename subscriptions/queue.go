@@ -23,13 +23,13 @@ func newRing(limit int) ring { return ring{limit: limit} }
 func (r *ring) push(m message) (dropped bool) {
 	if r.count == r.limit {
 		r.buf[r.head] = m
-		r.head = (r.head + 1) % len(r.buf)
+		r.head = r.wrap(r.head + 1)
 		return true
 	}
 	if r.count == len(r.buf) {
 		r.grow()
 	}
-	r.buf[(r.head+r.count)%len(r.buf)] = m
+	r.buf[r.wrap(r.head+r.count)] = m
 	r.count++
 	return false
 }
@@ -57,7 +57,7 @@ func (r *ring) pop() (message, bool) {
 	}
 	m := r.buf[r.head]
 	r.buf[r.head] = message{}
-	r.head = (r.head + 1) % len(r.buf)
+	r.head = r.wrap(r.head + 1)
 	r.count--
 	if r.count == 0 && len(r.buf) > 64 {
 		// Give back the memory a burst took.
@@ -75,3 +75,15 @@ func (r *ring) peek() (message, bool) {
 }
 
 func (r *ring) len() int { return r.count }
+
+// at returns the i-th oldest message, 0 <= i < len().
+func (r *ring) at(i int) message { return r.buf[r.wrap(r.head+i)] }
+
+// wrap maps i in [0, 2*len(buf)) into the buffer without a division (the
+// modulo was a visible part of a delivery's cost).
+func (r *ring) wrap(i int) int {
+	if i >= len(r.buf) {
+		i -= len(r.buf)
+	}
+	return i
+}
