@@ -16,7 +16,7 @@ For each server, on 127.0.0.1 in this one run:
   latency = arrival time - ``ts`` (same clock: one machine).
 
 Prints a markdown section (heading + table) on stdout.
-usage: python bench/bench_asgi.py [--quick]
+usage: python bench/bench_asgi.py [--quick] [--no-deflate]
 internal: --serve fraiseql|strawberry PORT, --client URL N
 """
 
@@ -36,6 +36,9 @@ QUICK = "--quick" in sys.argv
 # where the server, two Python client processes and this driver share the
 # cores, 50/s (and even 10/s) saturates both servers and the run takes minutes.
 SUBSCRIBERS, EVENTS, RATE = (200, 50, 5) if QUICK else (1000, 100, 5)
+# uvicorn's default, which browsers and the websockets client accept: each frame
+# is compressed. `--no-deflate` measures without it.
+DEFLATE = "--no-deflate" not in sys.argv
 TAIL = 15.0  # seconds to wait, after the last POST, for the deliveries to finish
 CLIENT_PROCS = 2
 QUERY = "subscription { users { id name ts } }"
@@ -126,7 +129,8 @@ def strawberry_app() -> Any:
 def serve(kind: str, port: int) -> None:
     import uvicorn
     app = fraiseql_app() if kind == "fraiseql" else strawberry_app()
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", ws_max_queue=1024)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", ws_max_queue=1024,
+                ws_per_message_deflate=DEFLATE)
 
 
 # ---- clients (run in client child processes) --------------------------------
@@ -187,7 +191,8 @@ def run(kind: str) -> Dict[str, float]:
     port = free_port()
     # The server's stderr is dropped: Strawberry logs every disconnect at shutdown.
     # If a server fails to start, run `python bench/bench_asgi.py --serve KIND PORT`.
-    server = subprocess.Popen([sys.executable, __file__, "--serve", kind, str(port)], stderr=subprocess.DEVNULL)
+    server = subprocess.Popen([sys.executable, __file__, "--serve", kind, str(port)]
+                              + ([] if DEFLATE else ["--no-deflate"]), stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     clients: List["subprocess.Popen[str]"] = []
     event = {"channel": "users", "event_type": "userCreated", "data": {"id": -1, "name": "warm-up"}}
@@ -303,7 +308,8 @@ def main() -> None:
     print("## WebSocket delivery under uvicorn (graphql-transport-ws)\n")
     print(f"{SUBSCRIBERS:,} WebSocket subscribers on one uvicorn process, {EVENTS} events published at "
           f"{RATE}/s by HTTP POST, loopback; clients: {CLIENT_PROCS} Python `websockets` processes on "
-          f"the same machine ({os.cpu_count()} CPUs); Python {platform.python_version()}. "
+          f"the same machine ({os.cpu_count()} CPUs); Python {platform.python_version()}; "
+          f"permessage-deflate {'on' if DEFLATE else 'off'}. "
           "Latency: from the POST handler's publish to the client's receipt; delivered messages/s: "
           "messages received / (last receipt - first POST); POSTs are sent on schedule, "
           "without waiting for the previous response; server CPU: the uvicorn process's user+system "
