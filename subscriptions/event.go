@@ -4,6 +4,7 @@ import (
 	"bytes"
 	stdjson "encoding/json"
 	"errors"
+	"unicode/utf8"
 
 	json "github.com/goccy/go-json"
 )
@@ -62,7 +63,12 @@ func decodeEvent(ev Event, lim Limits) (*decodedEvent, error) {
 // The standard library's strict validator runs first: goccy's decoder
 // accepts some malformed input (stray commas, "01") and can panic on
 // trailing garbage, while its decoding of valid JSON is the fast part.
-func decodeJSON(b []byte) (any, error) {
+//
+// Invalid UTF-8 inside strings passes the validator; goccy's stream decoder
+// indexes past its buffer when it rewrites a long run of it (found by
+// FuzzDecodeEvent), so such bytes become U+FFFD first, as encoding/json
+// would decode them. Any other panic of goccy falls back to encoding/json.
+func decodeJSON(b []byte) (v any, err error) {
 	if !stdjson.Valid(b) {
 		var v any
 		err := stdjson.Unmarshal(b, &v)
@@ -71,13 +77,44 @@ func decodeJSON(b []byte) (any, error) {
 		}
 		return nil, err
 	}
+	if !utf8.Valid(b) {
+		b = bytes.ToValidUTF8(b, []byte("\uFFFD"))
+	}
+	defer func() {
+		if recover() != nil {
+			v, err = nil, nil
+			dec := stdjson.NewDecoder(bytes.NewReader(b))
+			dec.UseNumber()
+			if err = dec.Decode(&v); err != nil {
+				v = nil
+			}
+			v = fromStdNumbers(v)
+		}
+	}()
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
-	var v any
 	if err := dec.Decode(&v); err != nil {
 		return nil, err
 	}
 	return v, nil
+}
+
+// fromStdNumbers converts encoding/json's json.Number values into goccy's
+// json.Number, the type the rest of the engine expects.
+func fromStdNumbers(v any) any {
+	switch x := v.(type) {
+	case stdjson.Number:
+		return json.Number(x)
+	case map[string]any:
+		for k, e := range x {
+			x[k] = fromStdNumbers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = fromStdNumbers(e)
+		}
+	}
+	return v
 }
 
 // idString returns the string form of obj[key] for security checks: ids
