@@ -151,8 +151,10 @@ class _Connection:
         self.closed = False
         self.lock = asyncio.Lock()
         self.tasks: "list[asyncio.Task[Any]]" = []
+        self.legacy = False
+        self.out_prefix = _NEXT_PREFIX  # what replaces self.prefix in outgoing frames
+        self.executor: Any = None
         self.watch: Optional[ConnectionWatch] = None
-        self.aex: Optional[AsyncExecutor] = None
 
     async def send(self, message: Dict[str, Any]) -> None:
         async with self.lock:
@@ -170,7 +172,10 @@ class _Connection:
         async with self.lock:
             if not self.closed:
                 self.closed = True
-                await self._send({"type": "websocket.close", "code": code, "reason": reason})
+                try:
+                    await self._send({"type": "websocket.close", "code": code, "reason": reason})
+                except OSError:  # the client left first
+                    pass
 
     async def run(self) -> None:
         message = await self.receive()
@@ -184,10 +189,8 @@ class _Connection:
         self.legacy = protocol == LEGACY_WS
         self.out_prefix = '{"type":"data","id":"' if self.legacy else _NEXT_PREFIX
         await self._send({"type": "websocket.accept", "subprotocol": protocol})
-        executor = self.app.executor
-        self.executor = executor
-        self.aex = AsyncExecutor(executor)
-        self.watch = self.aex.watch()
+        executor = self.executor = self.app.executor
+        self.watch = AsyncExecutor(executor).watch()
         self.tasks.append(asyncio.ensure_future(self._init_timeout()))
         try:
             while True:
