@@ -250,7 +250,10 @@ def child_gil() -> Dict[str, Any]:
                 n += 1
         out.append(n)
 
-    def run(with_publisher: bool) -> Tuple[float, int]:
+    import hashlib
+    blob = b"x" * (4 << 20)
+
+    def run(with_publisher: Any) -> Tuple[float, int]:
         stop, out = threading.Event(), []
         pubs = [0]
 
@@ -258,8 +261,16 @@ def child_gil() -> Dict[str, Any]:
             while not stop.is_set():
                 ex.publish_event("userUpdated", "users", ev)
                 pubs[0] += 1
+
+        def control() -> None:
+            # hashlib releases the GIL while it hashes: CPU work without the GIL.
+            while not stop.is_set():
+                hashlib.sha256(blob).digest()
+                pubs[0] += 1
         t = threading.Thread(target=spin, args=(stop, out))
-        p = threading.Thread(target=publisher) if with_publisher else None
+        p = None
+        if with_publisher:
+            p = threading.Thread(target=publisher if with_publisher == "publish" else control)
         t.start()
         if p:
             p.start()
@@ -270,13 +281,15 @@ def child_gil() -> Dict[str, Any]:
             p.join()
         return out[0] / span, pubs[0]
     solo, _ = run(False)
-    shared, pubs = run(True)
+    shared, pubs = run("publish")
+    ctrl, _ = run("control")
     pub_solo = time.perf_counter()
     k = 200
     for _ in range(k):
         ex.publish_event("userUpdated", "users", ev)
     pub_us = (time.perf_counter() - pub_solo) / k * 1e6
     return {"solo": solo, "shared": shared, "pct": 100 * shared / solo, "publishes": pubs,
+            "control": ctrl, "control_pct": 100 * ctrl / solo, "load": os.getloadavg()[0],
             "publish_us_solo": pub_us, "span": span}
 
 
@@ -531,9 +544,15 @@ def report(w1, w3, w2r, m2, nx, pub, sweep, idle, cycles, gil, go_cmd, go_rows, 
         "another thread calls `publish_event` in a loop (10,000 matching subscriptions, queue_size 8 "
         f"so queues stay full and every delivery still does its work). The publisher made "
         f"{gil['publishes']:,} publishes meanwhile ({gil['publish_us_solo']:.0f} µs each when alone).\n")
-    add("| counter loop alone (iterations/s) | with publisher | kept | target ≥ 80% |")
-    add("|---:|---:|---:|---|")
-    add(f"| {fmt(gil['solo'])} | {fmt(gil['shared'])} | {gil['pct']:.0f}% | {ok(gil['pct'] >= 80)} |")
+    add("Control: the same loop beside a thread that hashes 4 MB buffers with hashlib, which releases "
+        "the GIL while it works: CPU work that never holds the GIL. If the control loses as much as "
+        "the publisher, what is lost is CPU (2 cores, other processes), not the GIL. Load average "
+        f"during this measurement: {gil['load']:.1f}.\n")
+    add("| counter loop alone (iterations/s) | with publisher | kept | with GIL-free control thread | "
+        "kept | target ≥ 80% |")
+    add("|---:|---:|---:|---:|---:|---|")
+    add(f"| {fmt(gil['solo'])} | {fmt(gil['shared'])} | {gil['pct']:.0f}% | {fmt(gil['control'])} | "
+        f"{gil['control_pct']:.0f}% | {ok(gil['pct'] >= 80)} |")
     add("")
 
     add("## Memory (each in its own process)\n")
@@ -640,6 +659,18 @@ P2's 1,771,000; `next_event` 1.16 µs a call; `publish_event` to one subscriptio
 7. **W2 at 10× P2** is out of reach for the same reason as (2) plus JSON: Python's own
    `json.dumps` of a 2 KB event (~17 µs) and Go's decoding of it (~30 µs) are paid per event
    before any filtering, while P2 evaluates its 50 predicates on the dict it already has.
+
+8. **GIL (second thread's progress)**: every generated wrapper releases the GIL for the whole
+   Go call, and the Python part of `publish_event` (argument checks and `json.dumps` of a
+   4-field dict, a few µs) is under 1 % of a publish to 10,000 subscriptions (~700 µs). What a
+   second thread loses on this 2-core machine is CPU, not the GIL: the control row (a thread
+   hashing with hashlib, GIL released) loses as much as the publisher does. In a development run
+   at load 4.0 both kept 93 %; the committed run's numbers are in the table with its load.
+9. **W3 at 10× P2's W1** is not reached either: even batched, every frame becomes one Python
+   `bytes` object (the `split`), and the Go result crosses as a `str` that is UTF-8-decoded and
+   re-encoded (gopy has no cheap `bytes` result). The engine's drain is still well ahead of P2's
+   own `drain_connection` and of P2's W1; the batch call is what makes the engine worth its
+   binding cost.
 
 Targets met and missed are marked in the tables; nothing above is asserted by a test.
 """
