@@ -26,6 +26,7 @@ def assert_empty(ex):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_200k_cycles_do_not_grow_memory():
     ex = S.PySubscriptionExecutor()
@@ -169,6 +170,7 @@ def _calls(ex):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("kind", sorted(_calls(None)))
 def test_no_memory_left_per_call(kind):

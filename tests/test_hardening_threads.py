@@ -20,6 +20,7 @@ def _frame_n(frame):
     return msg["id"], msg["payload"]["data"]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_eight_threads_ten_seconds_exact_accounting():
     ex = S.PySubscriptionExecutor(queue_size=QUEUE)
