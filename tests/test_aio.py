@@ -1,7 +1,9 @@
 """fraiseql.subscriptions.aio: awaiting messages on the readiness pipe."""
 import asyncio
+import gc
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -18,6 +20,19 @@ def frame(sid, i):
 def test_one_instance_per_executor(executor):
     assert AsyncExecutor(executor) is AsyncExecutor(executor)
     assert AsyncExecutor(executor).executor is executor
+
+
+@pytest.mark.asyncio
+async def test_wrapper_does_not_keep_the_executor_alive():
+    from fraiseql._fraiseql_rs.subscriptions import PySubscriptionExecutor
+    ex = PySubscriptionExecutor()
+    register(ex, Q, "s1")
+    assert await AsyncExecutor(ex).next_event_async("s1", timeout=0.01) is None
+    AsyncExecutor(ex).detach()
+    ref = weakref.ref(ex)
+    del ex
+    gc.collect()
+    assert ref() is None
 
 
 @pytest.mark.asyncio

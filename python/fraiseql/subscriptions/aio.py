@@ -24,12 +24,11 @@ is closed or has nobody waiting.
 from __future__ import annotations
 
 import asyncio
-import weakref
 from typing import Any, AsyncIterator, Dict, Iterable, List, Optional, Set
 
 __all__ = ["AsyncExecutor", "ConnectionWatch"]
 
-_INSTANCES: "weakref.WeakKeyDictionary[Any, AsyncExecutor]" = weakref.WeakKeyDictionary()
+_ATTR = "_fraiseql_async_executor"
 
 
 class ConnectionWatch:
@@ -87,7 +86,9 @@ class AsyncExecutor:
     _watches: Dict[str, ConnectionWatch]
 
     def __new__(cls, executor: Any) -> "AsyncExecutor":
-        self = _INSTANCES.get(executor)
+        # Kept on the executor itself: a cycle the garbage collector frees
+        # with the executor (a WeakKeyDictionary value would keep it alive).
+        self = getattr(executor, _ATTR, None)
         if self is None:
             self = super().__new__(cls)
             self.executor = executor
@@ -95,7 +96,7 @@ class AsyncExecutor:
             self._fd = -1
             self._waiters = {}
             self._watches = {}
-            _INSTANCES[executor] = self
+            setattr(executor, _ATTR, self)
         return self
 
     # ---- the reader --------------------------------------------------------
@@ -134,7 +135,8 @@ class AsyncExecutor:
                 watch.set()
 
     def detach(self) -> None:
-        """Stop watching the ready pipe (call it before closing the executor's loop early)."""
+        """Stop watching the ready pipe. Until then the loop's reader keeps this object
+        (and the executor) alive; ``close()`` detaches too."""
         if self._loop is not None and not self._loop.is_closed():
             self._loop.remove_reader(self._fd)
         self._loop = None
