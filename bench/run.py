@@ -241,7 +241,7 @@ def child_gil() -> Dict[str, Any]:
     for i in range(subs):
         ex.register_subscription(f"c{i // 100}", f"s{i}", USERS_Q, user_id="u1", tenant_id="t1")
     ev = user_events(1)[0]
-    span = 1.0 if QUICK else 2.0
+    span = 0.5 if QUICK else 1.0
 
     def spin(stop: threading.Event, out: List[int]) -> None:
         n = 0
@@ -280,9 +280,17 @@ def child_gil() -> Dict[str, Any]:
         if p:
             p.join()
         return out[0] / span, pubs[0]
-    solo, _ = run(False)
-    shared, pubs = run("publish")
-    ctrl, _ = run("control")
+    # Interleaved rounds; the best solo round is the baseline (conservative),
+    # the median of the others is reported.
+    solos, shareds, ctrls, pubs = [], [], [], 0
+    for _ in range(3):
+        solos.append(run(False)[0])
+        rate, n = run("publish")
+        shareds.append(rate)
+        pubs += n
+        ctrls.append(run("control")[0])
+    solo, shared, ctrl = max(solos), sorted(shareds)[1], sorted(ctrls)[1]
+    span *= 3
     pub_solo = time.perf_counter()
     k = 200
     for _ in range(k):
@@ -540,10 +548,15 @@ def report(w1, w3, w2r, m2, nx, pub, sweep, idle, cycles, gil, go_cmd, go_rows, 
     add("")
 
     add("## GIL: a second Python thread while one thread publishes to 10,000 subscriptions\n")
-    add(f"A pure-Python counting loop runs {gil['span']:.0f} s alone, then {gil['span']:.0f} s while "
-        "another thread calls `publish_event` in a loop (10,000 matching subscriptions, queue_size 8 "
+    add(f"A pure-Python counting loop runs alone, beside a publisher and beside a control thread, "
+        f"1 s each, three interleaved rounds ({gil['span']:.0f} s with the publisher in all); the best "
+        "alone round is the baseline and the median of the others is reported. The publisher thread "
+        "calls `publish_event` in a loop (10,000 matching subscriptions, queue_size 8 "
         f"so queues stay full and every delivery still does its work). The publisher made "
-        f"{gil['publishes']:,} publishes meanwhile ({gil['publish_us_solo']:.0f} µs each when alone).\n")
+        f"{gil['publishes']:,} publishes meanwhile, one every {gil['span'] / max(1, gil['publishes']) * 1e3:.1f} ms "
+        f"({gil['publish_us_solo']:.0f} µs each when alone): it spends most of its time waiting for the "
+        f"GIL (switch interval {sys.getswitchinterval() * 1e3:.0f} ms), and each publish hands the GIL "
+        "over twice.\n")
     add("Control: the same loop beside a thread that hashes 4 MB buffers with hashlib, which releases "
         "the GIL while it works: CPU work that never holds the GIL. If the control loses as much as "
         "the publisher, what is lost is CPU (2 cores, other processes), not the GIL. Load average "
@@ -662,10 +675,14 @@ P2's 1,771,000; `next_event` 1.16 µs a call; `publish_event` to one subscriptio
 
 8. **GIL (second thread's progress)**: every generated wrapper releases the GIL for the whole
    Go call, and the Python part of `publish_event` (argument checks and `json.dumps` of a
-   4-field dict, a few µs) is under 1 % of a publish to 10,000 subscriptions (~700 µs). What a
-   second thread loses on this 2-core machine is CPU, not the GIL: the control row (a thread
-   hashing with hashlib, GIL released) loses as much as the publisher does. In a development run
-   at load 4.0 both kept 93 %; the committed run's numbers are in the table with its load.
+   4-field dict, a few µs) is under 1 % of a publish to 10,000 subscriptions (~500–700 µs). Part
+   of what the second thread loses on this 2-core machine is CPU, which the control row (a
+   thread hashing with hashlib, GIL released) measures. The rest is the GIL handoff itself: the
+   publisher needs the GIL back after every Go call, waits up to the switch interval (5 ms) for
+   the loop to drop it, and each handoff costs the loop two thread wake-ups. In development runs
+   the publisher kept 93 % (control 93 %, load 4.0) and 78 % (control 90 %, load 1.6). Fewer GIL
+   round trips per unit of work (a call publishing a batch of events) would close the gap; the
+   issue's API is one event per call, so this was not changed.
 9. **W3 at 10× P2's W1** is not reached either: even batched, every frame becomes one Python
    `bytes` object (the `split`), and the Go result crosses as a `str` that is UTF-8-decoded and
    re-encoded (gopy has no cheap `bytes` result). The engine's drain is still well ahead of P2's
