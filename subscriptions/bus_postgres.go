@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -222,7 +221,8 @@ func (b *PostgresBus) Start(ctx context.Context, deliver func(Event)) error {
 	b.started = true
 	b.cancel = lcancel
 	b.done = make(chan struct{})
-	l := &pgListener{bus: b, conn: conn, pos: pos, deliver: deliver, seen: map[int64]time.Time{}}
+	l := &pgListener{bus: b, conn: conn, pos: pos, deliver: deliver, seen: map[int64]time.Time{},
+		backoff: backoff{min: 50 * time.Millisecond, max: 2 * time.Second}}
 	go l.run(lctx, b.done)
 	return nil
 }
@@ -408,7 +408,7 @@ type pgListener struct {
 	// backoff spaces reconnections; it is reset once a connection has
 	// proved usable, so a connection that fails right after connecting
 	// does not cause a tight loop.
-	backoff pgBackoff
+	backoff backoff
 }
 
 type pgRow struct {
@@ -431,7 +431,7 @@ func (l *pgListener) run(ctx context.Context, done chan<- struct{}) {
 		}
 		wait, err := l.drain(ctx)
 		if err == nil {
-			l.backoff = pgBackoff{}
+			l.backoff.reset()
 			l.maybePrune(ctx)
 			wctx, cancel := context.WithTimeout(ctx, wait)
 			_, err = l.conn.WaitForNotification(wctx)
@@ -631,18 +631,4 @@ func closeQuietly(conn *pgx.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	conn.Close(ctx)
-}
-
-// pgBackoff is the delay between reconnection attempts: 50ms doubling up
-// to 2s, each with jitter (a random value between half and all of it).
-type pgBackoff struct{ attempt int }
-
-func (bo *pgBackoff) next() time.Duration {
-	const base, ceiling = 50 * time.Millisecond, 2 * time.Second
-	d := ceiling
-	if bo.attempt < 6 { // 50ms << 6 > 2s
-		d = min(base<<bo.attempt, ceiling)
-	}
-	bo.attempt++
-	return d/2 + rand.N(d/2+1)
 }
