@@ -76,6 +76,11 @@ class ConnectionWatch:
             self.discard(sid)
 
 
+def _resolve(fut: "asyncio.Future[None]") -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
 class AsyncExecutor:
     """Awaitable reads from a ``PySubscriptionExecutor``; see the module docstring."""
 
@@ -179,10 +184,14 @@ class AsyncExecutor:
                     left = deadline - loop.time()
                     if left <= 0:
                         return None
+                    # A timer that resolves the future, rather than wait_for:
+                    # no task, no TimeoutError whose traceback would keep
+                    # this frame (and the executor) alive.
+                    timer = loop.call_later(left, _resolve, fut)
                     try:
-                        await asyncio.wait_for(fut, left)
-                    except asyncio.TimeoutError:
-                        return self.executor.next_event(subscription_id)
+                        await fut
+                    finally:
+                        timer.cancel()
             finally:
                 if self._waiters.get(subscription_id) is fut:
                     del self._waiters[subscription_id]
