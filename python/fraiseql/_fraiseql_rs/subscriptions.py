@@ -435,9 +435,13 @@ class PySubscriptionExecutor:
     def get_metrics(self) -> Dict[str, Any]:
         """A new dict of counters; see the README for each key."""
         try:
-            return json.loads(self._E.pyapi_SubscriptionExecutor_Metrics(self._h))
+            metrics = json.loads(self._E.pyapi_SubscriptionExecutor_Metrics(self._h))
         except RuntimeError as err:
             raise _translate(err) from None
+        # JSON writes a whole float as an integer; these two are always floats.
+        metrics["rejection_rate"] = float(metrics["rejection_rate"])
+        metrics["bus_lag_ms"] = float(metrics["bus_lag_ms"])
+        return metrics
 
     def subscription_stats(self, subscription_id: str) -> Dict[str, int]:
         """One subscription's counters: queued, delivered, dropped, read, group_size."""
