@@ -133,16 +133,25 @@ def test_redis_restart_loses_nothing_and_duplicates_nothing(redis_server):
         assert ex.get_metrics()["bus_reconnects"] >= 1
 
 
+def kill_listener(server, timeout=10.0):
+    """Terminate the listener's backend, waiting for it to be connected (it may be reconnecting)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        killed = server.sql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE application_name = 'fraiseql-listener'")
+        if int(killed) >= 1:
+            return
+        time.sleep(0.05)
+    raise AssertionError("no listener connection to terminate")
+
+
 def test_postgres_listener_killed_loses_nothing(postgres_server):
     cfg = S.PyEventBusConfig.postgresql(postgres_server.dsn, table="kill_test")
     with S.PySubscriptionExecutor(cfg) as ex, S.PySubscriptionExecutor(cfg) as publisher:
         ex.register_subscription("c", "s", QUERY, user_id="u", tenant_id="t")
         for i in range(200):
             if i in (50, 120):
-                killed = postgres_server.sql(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE application_name = 'fraiseql-listener'")
-                assert int(killed) >= 1
+                kill_listener(postgres_server)
             publisher.publish_event("tick", "events", {"origin": "p", "n": i})
         got = numbers(collect(ex, "s", 200, timeout=30))
         assert ex.next_event("s", timeout=1.0) is None
