@@ -1,6 +1,7 @@
 package pyapi
 
 import (
+	"strings"
 	"time"
 
 	json "github.com/goccy/go-json"
@@ -68,7 +69,7 @@ type busOptions struct {
 func (c *EventBusConfig) SetOptions(optionsJSON string) (ok bool, err error) {
 	defer recoverTo(&err)
 	var o busOptions
-	dec := json.NewDecoder(stringsReader(optionsJSON))
+	dec := json.NewDecoder(strings.NewReader(optionsJSON))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&o); err != nil {
 		return false, pyError(subscriptions.ValueError("invalid bus option: %v", err))

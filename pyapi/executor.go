@@ -92,21 +92,8 @@ func (x *SubscriptionExecutor) Register(connectionID, subscriptionID, query, ope
 	}))
 }
 
-// Publish sends an event whose data is a JSON object.
-func (x *SubscriptionExecutor) Publish(eventType, channel, dataJSON string) (ok bool, err error) {
-	defer recoverTo(&err)
-	ev := subscriptions.Event{Type: eventType, Channel: channel, Data: []byte(dataJSON)}
-	return true, pyError(x.e.Publish(context.Background(), ev))
-}
-
-// Next returns the next frame of a subscription, "" when none is pending.
-func (x *SubscriptionExecutor) Next(subscriptionID string) (frame string, err error) {
-	defer recoverTo(&err)
-	frame, err = x.e.Next(subscriptionID)
-	return frame, pyError(err)
-}
-
-// NextWait is Next that waits up to timeoutSeconds.
+// NextWait returns the next frame of a subscription, waiting up to
+// timeoutSeconds for one; "" when none came.
 func (x *SubscriptionExecutor) NextWait(subscriptionID string, timeoutSeconds float64) (frame string, err error) {
 	defer recoverTo(&err)
 	if !(timeoutSeconds >= 0) || timeoutSeconds > 1e9 {
@@ -114,14 +101,6 @@ func (x *SubscriptionExecutor) NextWait(subscriptionID string, timeoutSeconds fl
 	}
 	frame, err = x.e.NextWait(subscriptionID, time.Duration(timeoutSeconds*float64(time.Second)))
 	return frame, pyError(err)
-}
-
-// DrainConnection returns up to maxMessages pending frames of a
-// connection (all when maxMessages <= 0), in order, joined by '\n'.
-func (x *SubscriptionExecutor) DrainConnection(connectionID string, maxMessages int) (frames string, err error) {
-	defer recoverTo(&err)
-	frames, _, err = x.e.DrainConnection(connectionID, maxMessages)
-	return frames, pyError(err)
 }
 
 // Complete removes a subscription; it reports whether it existed.
@@ -220,9 +199,7 @@ func marshal(v any) (string, error) {
 }
 
 func decodeStrict(s string, v any) error {
-	dec := json.NewDecoder(stringsReader(s))
+	dec := json.NewDecoder(strings.NewReader(s))
 	dec.DisallowUnknownFields()
 	return dec.Decode(v)
 }
-
-func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }

@@ -2,7 +2,6 @@ package subscriptions
 
 import (
 	"context"
-	"time"
 )
 
 // Bus carries events between the executors that share it. Every executor
@@ -46,9 +45,4 @@ func NewBus(ctx context.Context, cfg BusConfig) (Bus, error) {
 	default:
 		return nil, valueErrorf("unknown bus type %q", cfg.Kind)
 	}
-}
-
-// since returns the milliseconds elapsed since t.
-func since(t time.Time) float64 {
-	return float64(time.Since(t).Microseconds()) / 1000
 }

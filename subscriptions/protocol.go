@@ -7,18 +7,6 @@ import (
 	json "github.com/goccy/go-json"
 )
 
-// Message types of graphql-transport-ws.
-const (
-	MsgConnectionInit = "connection_init"
-	MsgConnectionAck  = "connection_ack"
-	MsgPing           = "ping"
-	MsgPong           = "pong"
-	MsgSubscribe      = "subscribe"
-	MsgNext           = "next"
-	MsgError          = "error"
-	MsgComplete       = "complete"
-)
-
 // nextPrefix returns the bytes that precede a payload in a "next" frame
 // for subscription id: {"type":"next","id":"<id>","payload":
 func nextPrefix(id string) string {

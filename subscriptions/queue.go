@@ -66,14 +66,6 @@ func (r *ring) pop() (message, bool) {
 	return m, true
 }
 
-// peek returns the oldest message without removing it.
-func (r *ring) peek() (message, bool) {
-	if r.count == 0 {
-		return message{}, false
-	}
-	return r.buf[r.head], true
-}
-
 func (r *ring) len() int { return r.count }
 
 // at returns the i-th oldest message, 0 <= i < len().
