@@ -1,18 +1,14 @@
 package subscriptions
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 	"unique"
 	"unsafe"
-
-	json "github.com/goccy/go-json"
 )
 
 // Options configure an Executor. Zero fields take the documented defaults.
@@ -181,7 +177,7 @@ func (e *Executor) publish(ctx context.Context, ev Event, wellFormed bool) error
 	if closed {
 		return ErrClosed
 	}
-	d, err := decodeEventChecked(ev, lim, !wellFormed)
+	d, err := decodeEventFrom(ev, lim, wellFormed)
 	if err != nil {
 		return err
 	}
@@ -628,42 +624,4 @@ func shortID(id string) string {
 		return id
 	}
 	return truncateIdent(id, max) + "..."
-}
-
-// decodeEventChecked is decodeEvent; validate=false skips the strict
-// validation pass, for data known to be well-formed JSON (PublishValid).
-// Keep the checks after decoding in step with decodeEvent.
-//
-// Anything unusual goes to the strict path, which has the error messages
-// and the workarounds for goccy's bugs: invalid UTF-8 (never in json.dumps
-// output, which is ASCII), a decoding error, trailing data, or a panic.
-func decodeEventChecked(ev Event, lim Limits, validate bool) (d *decodedEvent, err error) {
-	if validate || !utf8.Valid(ev.Data) {
-		return decodeEvent(ev, lim)
-	}
-	if len(ev.Data) > lim.MaxPayloadBytes {
-		return nil, valueErrorf("event payload is %d bytes, over the max_payload_bytes limit of %d", len(ev.Data), lim.MaxPayloadBytes)
-	}
-	defer func() {
-		if recover() != nil {
-			d, err = decodeEvent(ev, lim)
-		}
-	}()
-	dec := json.NewDecoder(bytes.NewReader(ev.Data))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil || dec.More() {
-		return decodeEvent(ev, lim)
-	}
-	obj, ok := v.(map[string]any)
-	if !ok {
-		return nil, typeErrorf("event data must be a JSON object, got %s", jsonKind(v))
-	}
-	d = &decodedEvent{Event: ev, value: obj}
-	if s, ok := obj["__typename"].(string); ok {
-		d.typename = s
-	}
-	d.tenantID, d.hasTenant = idString(obj, "tenant_id")
-	d.userID, d.hasUser = idString(obj, "user_id")
-	return d, nil
 }
