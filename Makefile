@@ -9,6 +9,9 @@ PYTHON     ?= python3
 VENV       := .venv
 VPY        := $(VENV)/bin/python
 export GOFLAGS := -mod=mod
+# pyapi/fastcall.c includes Python.h: every go command that builds pyapi
+# (vet, test, build) needs an interpreter's include folder.
+PY_CGO     = CGO_CFLAGS="-O2 -g -I$$($(PYTHON) -c "import sysconfig; print(sysconfig.get_paths()['include'])")"
 # Every CPython 3.9-3.13 that pyenv keeps, so tox finds them without set-up.
 PYENV_ROOT ?= $(HOME)/.pyenv
 PY_BINS    := $(foreach v,9 10 11 12 13,$(firstword $(wildcard $(PYENV_ROOT)/versions/3.$(v).*/bin)))
@@ -44,8 +47,8 @@ services:
 
 go-test: services
 	test -z "$$(gofmt -l subscriptions pyapi internal)"
-	go vet ./...
-	go test -race -count=1 ./...
+	$(PY_CGO) go vet ./...
+	$(PY_CGO) go test -race -count=1 ./...
 
 fuzz:
 	@for t in $$(go test -list 'Fuzz.*' ./subscriptions | grep ^Fuzz); do \

@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	json "github.com/goccy/go-json"
@@ -15,6 +16,7 @@ import (
 type SubscriptionExecutor struct {
 	e          *subscriptions.Executor
 	debugHooks bool
+	panicFast  atomic.Bool // debug hook: the next fast entry point panics
 }
 
 // executorOptions are the executor's settings, as JSON from Python.
@@ -183,6 +185,11 @@ func (x *SubscriptionExecutor) Debug(hook string) (ok bool, err error) {
 	switch hook {
 	case "panic":
 		panic("test panic from the debug hook")
+	case "panic_fast":
+		// The next next_event, drain_connection or publish_event panics
+		// inside its hand-written entry point.
+		x.panicFast.Store(true)
+		return true, nil
 	case "free_os_memory":
 		// Memory tests measure RSS: without this, garbage the Go heap has
 		// not yet collected looks like a leak.

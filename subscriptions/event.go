@@ -48,6 +48,14 @@ func decodeEventFrom(ev Event, lim Limits, wellFormed bool) (*decodedEvent, erro
 	if len(ev.Data) > lim.MaxPayloadBytes {
 		return nil, valueErrorf("event payload is %d bytes, over the max_payload_bytes limit of %d", len(ev.Data), lim.MaxPayloadBytes)
 	}
+	if wellFormed {
+		// Python's json encoder writes a lone surrogate of a str as a
+		// \uXXXX escape that every decoder turns into U+FFFD: refuse it
+		// rather than change the user's data silently.
+		if r, ok := loneSurrogate(ev.Data); ok {
+			return nil, valueErrorf("data is not valid Unicode: it contains the lone surrogate '\\u%04x'", r)
+		}
+	}
 	v, err := decodeJSONFrom(ev.Data, wellFormed)
 	if err != nil {
 		return nil, valueErrorf("event data is not valid JSON: %v", err)
@@ -196,3 +204,62 @@ func jsonKind(v any) string {
 // DecodeJSON decodes exactly one JSON value, keeping numbers exact, as
 // the engine does for event data and variables.
 func DecodeJSON(b []byte) (any, error) { return decodeJSON(b) }
+
+// loneSurrogate finds a \uD800-\uDFFF escape in JSON text that is not
+// half of a surrogate pair. Outside strings JSON has no backslash, so
+// every backslash starts an escape.
+func loneSurrogate(b []byte) (rune, bool) {
+	for i := 0; ; {
+		j := bytes.IndexByte(b[i:], '\\')
+		if j < 0 {
+			return 0, false
+		}
+		i += j
+		if i+1 >= len(b) {
+			return 0, false
+		}
+		if b[i+1] != 'u' {
+			i += 2
+			continue
+		}
+		r, ok := hex4(b, i+2)
+		if !ok {
+			i += 2
+			continue
+		}
+		i += 6
+		switch {
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return r, true
+		case r >= 0xD800 && r <= 0xDBFF:
+			if i+1 < len(b) && b[i] == '\\' && b[i+1] == 'u' {
+				if lo, ok := hex4(b, i+2); ok && lo >= 0xDC00 && lo <= 0xDFFF {
+					i += 6
+					continue
+				}
+			}
+			return r, true
+		}
+	}
+}
+
+// hex4 reads the four hex digits at b[i:].
+func hex4(b []byte, i int) (rune, bool) {
+	if i+4 > len(b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[i : i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
+}

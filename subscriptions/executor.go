@@ -354,6 +354,38 @@ func (e *Executor) Next(id string) (string, error) {
 	return unsafe.String(unsafe.SliceData(b), len(b)), nil
 }
 
+// NextInto is Next writing the frame into dst, for callers that own the
+// result's memory (the CPython entry points): n bytes were written, 0 when
+// nothing is pending. When the frame does not fit, nothing is removed and
+// need is the size dst must have.
+func (e *Executor) NextInto(id string, dst []byte) (n, need int, err error) {
+	s, err := e.lookup(id)
+	if err != nil {
+		return 0, 0, err
+	}
+	c := s.conn
+	c.mu.Lock()
+	if s.queue.len() == 0 {
+		c.mu.Unlock()
+		return 0, 0, nil
+	}
+	m := s.queue.at(0)
+	size := len(s.prefix) + len(m.payload) + len(nextSuffix)
+	if size > len(dst) {
+		c.mu.Unlock()
+		return 0, size, nil
+	}
+	s.queue.pop()
+	s.read++
+	c.mu.Unlock()
+	e.m.read.Add(1)
+	// The payload is never modified once queued: copy it unlocked.
+	n = copy(dst, s.prefix)
+	n += copy(dst[n:], m.payload)
+	n += copy(dst[n:], nextSuffix)
+	return n, 0, nil
+}
+
 // NextWait is Next that waits up to timeout for a message.
 func (e *Executor) NextWait(id string, timeout time.Duration) (string, error) {
 	deadline := time.Now().Add(timeout)
@@ -418,18 +450,43 @@ func (e *Executor) DrainConnection(connID string, max int) (string, int, error) 
 		return "", 0, nil
 	}
 	c.mu.Lock()
-	buf, n := drainLocked(c, max)
+	buf, n, _ := drainLocked(c, max, nil)
 	c.mu.Unlock()
 	e.m.read.Add(uint64(n))
 	return unsafe.String(unsafe.SliceData(buf), len(buf)), n, nil
 }
 
+// DrainInto is DrainConnection writing the frames into dst, for callers
+// that own the result's memory (the CPython entry points). When they do
+// not fit, nothing is removed and need is the size dst must have.
+func (e *Executor) DrainInto(connID string, max int, dst []byte) (size, n, need int, err error) {
+	e.mu.RLock()
+	c, closed := e.reg.conns[connID], e.closed
+	e.mu.RUnlock()
+	if closed {
+		return 0, 0, 0, ErrClosed
+	}
+	if c == nil {
+		return 0, 0, 0, nil
+	}
+	c.mu.Lock()
+	buf, n, need := drainLocked(c, max, dst)
+	c.mu.Unlock()
+	if need > 0 {
+		return 0, 0, need, nil
+	}
+	e.m.read.Add(uint64(n))
+	return len(buf), n, 0, nil
+}
+
 // drainLocked merges the queues of c's subscriptions by event order. The
 // frames go into one buffer of the exact size (growing it by append was
-// most of a drain's time), and the merge sorts only when the queues'
-// messages are not already in order (one event reaching several of the
-// connection's subscriptions, the common case, is in order as gathered).
-func drainLocked(c *connection, max int) ([]byte, int) {
+// most of a drain's time): a new one when dst is nil, else dst, unless
+// they need more than len(dst) bytes, which is then returned as need with
+// nothing removed. The merge sorts only when the queues' messages are not
+// already in order (one event reaching several of the connection's
+// subscriptions, the common case, is in order as gathered).
+func drainLocked(c *connection, max int, dst []byte) (buf []byte, n, need int) {
 	total := 0
 	for _, s := range c.subs {
 		total += s.queue.len()
@@ -438,7 +495,7 @@ func drainLocked(c *connection, max int) ([]byte, int) {
 		max = total
 	}
 	if max == 0 {
-		return nil, 0
+		return nil, 0, 0
 	}
 	if len(c.subs) == 1 {
 		s := c.subs[0]
@@ -446,20 +503,18 @@ func drainLocked(c *connection, max int) ([]byte, int) {
 		for i := 0; i < max; i++ {
 			size += len(s.prefix) + len(s.queue.at(i).payload) + len(nextSuffix)
 		}
-		buf := make([]byte, 0, size)
+		if buf = drainBuffer(dst, size); buf == nil {
+			return nil, 0, size
+		}
 		for i := 0; i < max; i++ {
 			m, _ := s.queue.pop()
 			buf = appendSep(buf, i)
 			buf = appendFrame(buf, s, m)
 		}
 		s.read += uint64(max)
-		return buf, max
+		return buf, max, 0
 	}
-	type item struct {
-		seq uint64
-		s   *subscription
-	}
-	items := make([]item, 0, total)
+	items := c.scratch[:0]
 	sorted := true
 	for _, s := range c.subs {
 		for i := 0; i < s.queue.len(); i++ {
@@ -467,28 +522,57 @@ func drainLocked(c *connection, max int) ([]byte, int) {
 			if n := len(items); n > 0 && items[n-1].seq > seq {
 				sorted = false
 			}
-			items = append(items, item{seq, s})
+			items = append(items, drainItem{seq, s})
 		}
 	}
+	defer func() {
+		clear(items)
+		if cap(items) <= 1024 { // keep a small scratch for the next drain
+			c.scratch = items[:0]
+		} else {
+			c.scratch = nil
+		}
+	}()
 	if !sorted {
-		slices.SortStableFunc(items, func(a, b item) int { return cmp.Compare(a.seq, b.seq) })
+		slices.SortStableFunc(items, func(a, b drainItem) int { return cmp.Compare(a.seq, b.seq) })
 	}
-	items = items[:max]
+	taken := items[:max]
 	size := max - 1
-	for _, it := range items {
+	for _, it := range taken {
 		size += len(it.s.prefix) + len(nextSuffix)
 	}
 	// Payloads of every message up to the last event taken: exact, or a
 	// little over when that event reached subscriptions left for later.
-	buf := make([]byte, 0, size+payloadBytes(c, items[len(items)-1].seq))
-	for i, it := range items {
+	size += payloadBytes(c, taken[len(taken)-1].seq)
+	if buf = drainBuffer(dst, size); buf == nil {
+		return nil, 0, size
+	}
+	for i, it := range taken {
 		s := it.s
 		m, _ := s.queue.pop()
 		s.read++
 		buf = appendSep(buf, i)
 		buf = appendFrame(buf, s, m)
 	}
-	return buf, max
+	return buf, max, 0
+}
+
+// drainItem is one queued message in a drain's merge.
+type drainItem struct {
+	seq uint64
+	s   *subscription
+}
+
+// drainBuffer returns an empty buffer with room for size bytes: dst when
+// it is big enough, a new one when dst is nil, else nil.
+func drainBuffer(dst []byte, size int) []byte {
+	if dst == nil {
+		return make([]byte, 0, size)
+	}
+	if len(dst) < size {
+		return nil
+	}
+	return dst[:0:len(dst)]
 }
 
 // payloadBytes sums the payload sizes of c's queued messages up to event

@@ -28,6 +28,8 @@ type connection struct {
 	id   string
 	mu   sync.Mutex
 	subs []*subscription // in registration order
+	// scratch is reused by drains of this connection, under mu.
+	scratch []drainItem
 }
 
 // planGroup is the set of subscriptions that share one compiled plan (same
