@@ -1,12 +1,14 @@
 package subscriptions
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
 	"testing"
 
 	json "github.com/goccy/go-json"
+	"github.com/valyala/fastjson"
 )
 
 const benchUserEvent = `{"id":"42","name":"user 42","email":"u42@example.com","tenant_id":"t1"}`
@@ -128,6 +130,48 @@ func BenchmarkDecodeEvent(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkEventParsers: the candidates for decoding event data, on the
+// same ~2 KB event: goccy/go-json into map[string]any (numbers as
+// json.Number, the engine's former form) against fastjson's parse (the
+// engine's form), each alone and as decodeEvent uses it.
+func BenchmarkEventParsers(b *testing.B) {
+	raw := benchEvent(b).Data
+	lim := Limits{}.withDefaults()
+	b.Run("goccy-map", func(b *testing.B) {
+		b.SetBytes(int64(len(raw)))
+		b.ReportAllocs()
+		for b.Loop() {
+			dec := json.NewDecoder(bytes.NewReader(raw))
+			dec.UseNumber()
+			var v any
+			if err := dec.Decode(&v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("fastjson", func(b *testing.B) {
+		b.SetBytes(int64(len(raw)))
+		b.ReportAllocs()
+		var p fastjson.Parser
+		for b.Loop() {
+			if _, err := p.ParseBytes(raw); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("decodeEvent-trusted", func(b *testing.B) {
+		b.SetBytes(int64(len(raw)))
+		b.ReportAllocs()
+		for b.Loop() {
+			d, err := decodeEventFrom(Event{Type: "orderCreated", Channel: "orders", Data: raw}, lim, true)
+			if err != nil {
+				b.Fatal(err)
+			}
+			d.release()
+		}
+	})
 }
 
 // BenchmarkFilter: matching one event against where filters.

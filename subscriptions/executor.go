@@ -182,7 +182,9 @@ func (e *Executor) publish(ctx context.Context, ev Event, wellFormed bool) error
 		return err
 	}
 	if _, local := e.bus.(*MemoryBus); local {
-		ev.decoded = d // spare the dispatcher a second decoding
+		ev.decoded = d // spare the dispatcher a second decoding; deliver releases it
+	} else {
+		d.release() // decoded to validate only; the receiving side decodes again
 	}
 	if err := e.bus.Publish(ctx, ev); err != nil {
 		return err
@@ -207,6 +209,7 @@ func (e *Executor) deliver(ev Event) {
 		}
 	}
 	e.dispatch(d)
+	d.release()
 }
 
 // dispatch matches d against every group listening to its channel or
