@@ -2,6 +2,7 @@ package pyapi
 
 import (
 	"context"
+	"math"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -19,22 +20,10 @@ type SubscriptionExecutor struct {
 
 // executorOptions are the executor's settings, as JSON from Python.
 type executorOptions struct {
-	QueueSize      int     `json:"queue_size"`
-	ConnectTimeout float64 `json:"connect_timeout"`
-	DebugHooks     bool    `json:"debug_hooks"`
+	QueueSize      json.Number `json:"queue_size"`
+	ConnectTimeout *float64    `json:"connect_timeout"`
+	DebugHooks     bool        `json:"debug_hooks"`
 	limitsJSON
-}
-
-// limitsJSON are the executor's limits as Python names them.
-type limitsJSON struct {
-	MaxQueryBytes   int `json:"max_query_bytes,omitempty"`
-	MaxFields       int `json:"max_fields,omitempty"`
-	MaxDepth        int `json:"max_depth,omitempty"`
-	MaxPayloadBytes int `json:"max_payload_bytes,omitempty"`
-}
-
-func (l limitsJSON) limits() subscriptions.Limits {
-	return subscriptions.Limits{MaxQueryBytes: l.MaxQueryBytes, MaxFields: l.MaxFields, MaxDepth: l.MaxDepth, MaxPayloadBytes: l.MaxPayloadBytes}
 }
 
 // NewSubscriptionExecutor starts an executor on the bus of cfg (the memory
@@ -47,23 +36,27 @@ func NewSubscriptionExecutor(cfg *EventBusConfig, optionsJSON string) (x *Subscr
 			return nil, pyError(subscriptions.ValueError("invalid executor option: %v", err))
 		}
 	}
-	if o.QueueSize < 0 {
-		return nil, pyError(subscriptions.ValueError("queue_size must be positive"))
+	queueSize, err := intOption("queue_size", o.QueueSize, math.MaxInt32)
+	if err != nil {
+		return nil, pyError(err)
+	}
+	limits, err := o.limits()
+	if err != nil {
+		return nil, pyError(err)
 	}
 	bus := subscriptions.MemoryBusConfig()
 	if cfg != nil {
 		bus = cfg.cfg
 	}
 	timeout := 10 * time.Second
-	if o.ConnectTimeout < 0 || o.ConnectTimeout > 1e9 {
-		return nil, pyError(subscriptions.ValueError("connect_timeout must be a positive number of seconds, at most 1e9"))
-	}
-	if o.ConnectTimeout > 0 {
-		timeout = time.Duration(o.ConnectTimeout * float64(time.Second))
+	if o.ConnectTimeout != nil {
+		if timeout, err = secondsOption("connect_timeout", *o.ConnectTimeout); err != nil {
+			return nil, pyError(err)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	e, err := subscriptions.NewExecutor(ctx, subscriptions.Options{Bus: bus, QueueSize: o.QueueSize, Limits: o.limits()})
+	e, err := subscriptions.NewExecutor(ctx, subscriptions.Options{Bus: bus, QueueSize: int(queueSize), Limits: limits})
 	if err != nil {
 		return nil, pyError(err)
 	}
@@ -96,8 +89,8 @@ func (x *SubscriptionExecutor) Register(connectionID, subscriptionID, query, ope
 // timeoutSeconds for one; "" when none came.
 func (x *SubscriptionExecutor) NextWait(subscriptionID string, timeoutSeconds float64) (frame string, err error) {
 	defer recoverTo(&err)
-	if !(timeoutSeconds >= 0) || timeoutSeconds > 1e9 {
-		return "", pyError(subscriptions.ValueError("timeout must be a number of seconds >= 0"))
+	if !(timeoutSeconds >= 0 && timeoutSeconds <= maxSeconds) {
+		return "", pyError(subscriptions.ValueError("timeout must be a number of seconds from 0 to 1e9"))
 	}
 	frame, err = x.e.NextWait(subscriptionID, time.Duration(timeoutSeconds*float64(time.Second)))
 	return frame, pyError(err)
@@ -134,22 +127,21 @@ func (x *SubscriptionExecutor) SubscriptionStats(subscriptionID string) (stats s
 // Limits returns the limits in force as a JSON object.
 func (x *SubscriptionExecutor) Limits() (limits string, err error) {
 	defer recoverTo(&err)
-	l := x.e.Limits()
-	return marshal(limitsJSON{l.MaxQueryBytes, l.MaxFields, l.MaxDepth, l.MaxPayloadBytes})
+	return marshal(limitsToJSON(x.e.Limits()))
 }
 
 // SetLimits changes some limits, given as a JSON object.
 func (x *SubscriptionExecutor) SetLimits(limitsJSONText string) (ok bool, err error) {
 	defer recoverTo(&err)
-	cur := x.e.Limits()
-	l := limitsJSON{cur.MaxQueryBytes, cur.MaxFields, cur.MaxDepth, cur.MaxPayloadBytes}
+	l := limitsToJSON(x.e.Limits())
 	if err := decodeStrict(limitsJSONText, &l); err != nil {
 		return false, pyError(subscriptions.ValueError("invalid limit: %v", err))
 	}
-	if l.MaxQueryBytes < 0 || l.MaxFields < 0 || l.MaxDepth < 0 || l.MaxPayloadBytes < 0 {
-		return false, pyError(subscriptions.ValueError("limits must be positive"))
+	limits, err := l.limits()
+	if err != nil {
+		return false, pyError(err)
 	}
-	x.e.SetLimits(l.limits())
+	x.e.SetLimits(limits)
 	return true, nil
 }
 
