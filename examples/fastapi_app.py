@@ -65,9 +65,12 @@ class Event(BaseModel):
 
 @app.post("/events")
 async def publish(event: Event) -> Dict[str, bool]:
-    """A mutation's side effect: publish to every matching subscriber."""
+    """A mutation's side effect: publish to every matching subscriber.
+
+    The awaitable publish waits for Redis or PostgreSQL off the event loop,
+    so a slow bus never stalls the WebSockets."""
     try:
-        app.state.executor.publish_event(event.event_type, event.channel, event.data)
+        await AsyncExecutor(app.state.executor).publish_event_async(event.event_type, event.channel, event.data)
     except (TypeError, ValueError) as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
     return {"published": True}
