@@ -509,6 +509,8 @@ class PySubscriptionExecutor:
             aex._executor_closing()
         with _errors:
             self._E.pyapi_SubscriptionExecutor_Close(self._h)
+        if aex is not None:
+            aex._executor_closed()
 
     def __enter__(self) -> "PySubscriptionExecutor":
         return self

@@ -188,23 +188,29 @@ class AsyncExecutor:
         self.executor.close()
 
     def _executor_closing(self) -> None:
-        """Called by the executor's ``close()`` (any thread) before the engine closes."""
+        """Called by the executor's ``close()`` before the engine closes. On the loop's
+        thread, stop watching the pipe while it is still open and wake every waiter (they
+        run after close() returns, when the engine is closed)."""
         self._closed = True
+        if self._on_loop_thread():
+            self._wake_all()
+
+    def _executor_closed(self) -> None:
+        """Called by the executor's ``close()`` (any thread) after the engine closed."""
         loop = self._loop
         if loop is None or loop.is_closed():
             self._wake_all()
-            return
-        try:
-            running: Optional[asyncio.AbstractEventLoop] = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            self._wake_all()  # now, while the pipe is still open
-        else:
+        elif not self._on_loop_thread():
             try:
                 loop.call_soon_threadsafe(self._wake_all)
             except RuntimeError:  # the loop closed meanwhile
                 pass
+
+    def _on_loop_thread(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
 
     def _wake_all(self) -> None:
         self.detach()
