@@ -169,8 +169,8 @@ func (x *SubscriptionExecutor) SetLimits(limitsJSONText string) (ok bool, err er
 			continue
 		}
 		// 0 would mean "unchanged" to UpdateLimits: refuse it here.
-		if *f.v <= 0 {
-			return false, pyError(subscriptions.ValueError("%s must be positive, not %d", f.name, *f.v))
+		if *f.v <= 0 || *f.v >= 1<<31 {
+			return false, pyError(subscriptions.ValueError("%s must be a positive int below 2**31, not %d", f.name, *f.v))
 		}
 		*f.dst = *f.v
 	}
