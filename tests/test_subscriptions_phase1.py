@@ -431,6 +431,52 @@ def test_metrics_keys_and_accounting(executor):
     assert executor.get_metrics() is not m
 
 
+def _frames(sub, ns, root="users"):
+    return [b'{"type":"next","id":"%s","payload":{"data":{"%s":{"id":%d}}}}' % (sub.encode(), root.encode(), n)
+            for n in ns]
+
+
+def test_drain_connection_max_messages_one_subscription(executor):
+    register(executor, "subscription { users { id } }", "s1", conn="c")
+    for n in range(8):
+        executor.publish_event("e", "users", {"id": n})
+    # Exactly max_messages, the oldest first; the rest stays queued in order.
+    assert executor.drain_connection("c", max_messages=1) == _frames("s1", [0])
+    assert executor.drain_connection("c", max_messages=2) == _frames("s1", [1, 2])
+    assert executor.drain_connection("c", max_messages=3) == _frames("s1", [3, 4, 5])
+    assert executor.subscription_stats("s1")["queued"] == 2
+    assert executor.drain_connection("c", max_messages=2) == _frames("s1", [6, 7])
+    assert executor.drain_connection("c", max_messages=1) == []
+    executor.publish_event("e", "users", {"id": 8})
+    executor.publish_event("e", "users", {"id": 9})
+    assert executor.drain_connection("c", max_messages=5) == _frames("s1", [8, 9])  # more than queued
+    for n in (10, 11, 12):
+        executor.publish_event("e", "users", {"id": n})
+    assert executor.drain_connection("c", max_messages=-1) == _frames("s1", [10, 11, 12])  # <= 0: all
+    m = executor.get_metrics()
+    assert (m["messages_read"], m["queued"]) == (13, 0)
+    assert executor.subscription_stats("s1")["read"] == 13
+
+
+def test_drain_connection_max_messages_several_subscriptions(executor):
+    register(executor, "subscription { users { id } }", "a", conn="c")
+    register(executor, "subscription { items: users { id } }", "b", conn="c")
+    register(executor, "subscription { users { id } }", "other", conn="elsewhere")
+    for n in range(5):
+        executor.publish_event("e", "users", {"id": n})
+    a, b = _frames("a", range(5)), _frames("b", range(5), "items")
+    # Merged in event order: a0 b0 a1 b1 ...
+    assert executor.drain_connection("c", max_messages=3) == [a[0], b[0], a[1]]
+    assert (executor.subscription_stats("a")["queued"], executor.subscription_stats("b")["queued"]) == (3, 4)
+    assert executor.drain_connection("c", max_messages=4) == [b[1], a[2], b[2], a[3]]
+    assert executor.get_metrics()["messages_read"] == 7
+    assert executor.drain_connection("c", max_messages=0) == [b[3], a[4], b[4]]
+    assert executor.drain_connection("c") == []
+    m = executor.get_metrics()
+    assert (m["messages_read"], m["queued"]) == (10, 5)  # the other connection's 5 are untouched
+    assert executor.drain_connection("elsewhere", max_messages=5) == _frames("other", range(5))
+
+
 def test_executor_keeps_working_after_errors(executor):
     for bad, message in [
         (lambda: register(executor, "nope {"), r"^GraphQL syntax error at line 1, column 1: "),
