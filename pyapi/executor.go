@@ -2,6 +2,7 @@ package pyapi
 
 import (
 	"context"
+	"errors"
 	"math"
 	"runtime/debug"
 	"strings"
@@ -86,13 +87,19 @@ func (x *SubscriptionExecutor) Register(connectionID, subscriptionID, query, ope
 }
 
 // NextWait returns the next frame of a subscription, waiting up to
-// timeoutSeconds for one; "" when none came.
+// timeoutSeconds for one; "" when none came. Closing the executor ends
+// the wait with "executor is closed".
 func (x *SubscriptionExecutor) NextWait(subscriptionID string, timeoutSeconds float64) (frame string, err error) {
 	defer recoverTo(&err)
 	if !(timeoutSeconds >= 0 && timeoutSeconds <= maxSeconds) {
 		return "", pyError(subscriptions.ValueError("timeout must be a number of seconds from 0 to 1e9"))
 	}
-	frame, err = x.e.NextWait(subscriptionID, time.Duration(timeoutSeconds*float64(time.Second)))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(timeoutSeconds*float64(time.Second)))
+	defer cancel()
+	frame, err = x.e.NextWait(ctx, subscriptionID)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "", nil
+	}
 	return frame, pyError(err)
 }
 
@@ -130,19 +137,20 @@ func (x *SubscriptionExecutor) Limits() (limits string, err error) {
 	return marshal(limitsToJSON(x.e.Limits()))
 }
 
-// SetLimits changes some limits, given as a JSON object.
+// SetLimits changes the limits named in a JSON object and keeps the
+// others, in one step (concurrent calls lose no update).
 func (x *SubscriptionExecutor) SetLimits(limitsJSONText string) (ok bool, err error) {
 	defer recoverTo(&err)
-	l := limitsToJSON(x.e.Limits())
+	var l limitsJSON
 	if err := decodeStrict(limitsJSONText, &l); err != nil {
 		return false, pyError(subscriptions.ValueError("invalid limit: %v", err))
 	}
-	limits, err := l.limits()
+	patch, err := l.patch()
 	if err != nil {
 		return false, pyError(err)
 	}
-	x.e.SetLimits(limits)
-	return true, nil
+	_, err = x.e.UpdateLimits(patch)
+	return err == nil, pyError(err)
 }
 
 // ReadyFD returns the file descriptor that becomes readable when a
@@ -156,17 +164,31 @@ func (x *SubscriptionExecutor) ReadyFD() (fd int, err error) {
 // TakeReady returns the ids of subscriptions that became ready, joined by '\n'.
 func (x *SubscriptionExecutor) TakeReady() (ids string, err error) {
 	defer recoverTo(&err)
-	return x.e.TakeReady(), nil
+	ids, err = x.e.TakeReady()
+	return ids, pyError(err)
 }
 
-// Close stops the executor.
+// closeTimeout bounds Close: a bus whose server stopped answering must
+// not hold the calling thread longer.
+const closeTimeout = 10 * time.Second
+
+// Close stops the executor; every waiting NextWait returns "executor is
+// closed".
 func (x *SubscriptionExecutor) Close() (ok bool, err error) {
 	defer recoverTo(&err)
-	return true, pyError(x.e.Close())
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	return true, pyError(x.e.Close(ctx))
 }
 
-// Debug runs a test hook: "panic" panics inside Go, to prove that panics
-// become exceptions. Hooks only run on executors made with debug_hooks.
+// Debug runs a test hook. Hooks only run on executors made with
+// debug_hooks:
+//   - "panic" panics inside Go, to prove that panics become exceptions;
+//   - "panic_in_dispatch" makes the next dispatch panic once (counted in
+//     dispatch_errors; the executor keeps working);
+//   - "panic_in_bus_reader" makes the Redis or PostgreSQL reader goroutine
+//     panic once before its next event;
+//   - "free_os_memory" returns the Go heap's garbage to the OS.
 func (x *SubscriptionExecutor) Debug(hook string) (ok bool, err error) {
 	defer recoverTo(&err)
 	if !x.debugHooks {
@@ -175,6 +197,10 @@ func (x *SubscriptionExecutor) Debug(hook string) (ok bool, err error) {
 	switch hook {
 	case "panic":
 		panic("test panic from the debug hook")
+	case "panic_in_dispatch":
+		return true, pyError(x.e.InjectFault(subscriptions.FaultDispatchPanic))
+	case "panic_in_bus_reader":
+		return true, pyError(x.e.InjectFault(subscriptions.FaultBusReaderPanic))
 	case "free_os_memory":
 		// Memory tests measure RSS: without this, garbage the Go heap has
 		// not yet collected looks like a leak.

@@ -77,3 +77,28 @@ func (l limitsJSON) limits() (subscriptions.Limits, error) {
 	}
 	return out, nil
 }
+
+// patch checks the limits given and converts them for UpdateLimits, which
+// keeps a limit given as 0: here 0 means the default, so it becomes the
+// default's value.
+func (l limitsJSON) patch() (subscriptions.Limits, error) {
+	given, err := l.limits()
+	if err != nil {
+		return given, err
+	}
+	for _, f := range []struct {
+		n   json.Number
+		dst *int
+		def int
+	}{
+		{l.MaxQueryBytes, &given.MaxQueryBytes, subscriptions.DefaultMaxQueryBytes},
+		{l.MaxFields, &given.MaxFields, subscriptions.DefaultMaxFields},
+		{l.MaxDepth, &given.MaxDepth, subscriptions.DefaultMaxDepth},
+		{l.MaxPayloadBytes, &given.MaxPayloadBytes, subscriptions.DefaultMaxPayloadBytes},
+	} {
+		if f.n != "" && *f.dst == 0 {
+			*f.dst = f.def
+		}
+	}
+	return given, nil
+}

@@ -36,16 +36,10 @@ _PREFIXES = (
     ("TypeError: ", TypeError),
 )
 
-# An engine without the SubscriptionNotFound prefix reports a missing
-# subscription as a ValueError with this text.
-_LEGACY_NOT_FOUND = "ValueError: Subscription not found: "
-
 
 def _translate(err: RuntimeError) -> Exception:
     """The Python exception an engine error stands for."""
     msg = str(err)
-    if msg.startswith(_LEGACY_NOT_FOUND):
-        return SubscriptionNotFound(msg[len("ValueError: "):])
     for prefix, kind in _PREFIXES:
         if msg.startswith(prefix):
             return kind(msg[len(prefix):])
