@@ -89,7 +89,7 @@ from ._legacy_ws import LEGACY_WS, LegacyWSConnection
 from ._transport_ws import TRANSPORT_WS, TransportWSConnection
 from ._ws_core import ANONYMOUS, Accept, Receive, Scope, Send, WSConnection
 
-__all__ = ["GraphQLWSApp", "Accept", "TRANSPORT_WS", "LEGACY_WS", "SLOW_CONSUMER", "ANONYMOUS"]
+__all__ = ["GraphQLWSApp", "Accept", "WSConnection", "TRANSPORT_WS", "LEGACY_WS", "SLOW_CONSUMER", "ANONYMOUS"]
 
 logger = logging.getLogger("fraiseql.subscriptions.asgi")
 
