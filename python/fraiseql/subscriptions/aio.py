@@ -227,7 +227,7 @@ class AsyncExecutor:
         ``RuntimeError("executor is closed")`` when the executor is closed.
         """
         self._ensure_reader()
-        frame = self.executor.next_event(subscription_id)
+        frame: Optional[bytes] = self.executor.next_event(subscription_id)
         if frame is not None:
             return frame
         loop = asyncio.get_running_loop()
@@ -301,4 +301,5 @@ class AsyncExecutor:
 
     def drain_connection(self, connection_id: str, max_messages: int = 0) -> List[bytes]:
         """``executor.drain_connection``, here for symmetry."""
-        return self.executor.drain_connection(connection_id, max_messages)
+        frames: List[bytes] = self.executor.drain_connection(connection_id, max_messages)
+        return frames

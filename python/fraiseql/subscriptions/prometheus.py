@@ -82,14 +82,16 @@ class SubscriptionsCollector(Collector):
 
     def describe(self) -> List[Metric]:
         """The metric names, without reading any executor (for registration)."""
-        return [family for family in self._families()]
+        counters, gauges = self._families()
+        return [*counters.values(), *gauges.values()]
 
-    def _families(self) -> List[Metric]:
+    def _families(self) -> Tuple[Dict[str, CounterMetricFamily], Dict[str, GaugeMetricFamily]]:
         ns = self.namespace
-        out: List[Metric] = [CounterMetricFamily(f"{ns}_{name}", doc, labels=["executor"])
-                             for name, doc in COUNTERS.values()]
-        out += [GaugeMetricFamily(f"{ns}_{name}", doc, labels=["executor"]) for name, doc, _ in GAUGES.values()]
-        return out
+        counters = {key: CounterMetricFamily(f"{ns}_{name}", doc, labels=["executor"])
+                    for key, (name, doc) in COUNTERS.items()}
+        gauges = {key: GaugeMetricFamily(f"{ns}_{name}", doc, labels=["executor"])
+                  for key, (name, doc, _) in GAUGES.items()}
+        return counters, gauges
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
@@ -100,10 +102,11 @@ class SubscriptionsCollector(Collector):
                 readings.append((name, executor.get_metrics()))
             except RuntimeError:  # an executor that cannot report is left out of this scrape
                 continue
-        families = self._families()
-        by_key = dict(zip(list(COUNTERS) + list(GAUGES), families))
+        counters, gauges = self._families()
         for name, metrics in readings:
-            for key, family in by_key.items():
-                scale = GAUGES[key][2] if key in GAUGES else 1.0
-                family.add_metric([name], float(metrics[key]) * scale)
-        yield from families
+            for key, counter in counters.items():
+                counter.add_metric([name], float(metrics[key]))
+            for key, gauge in gauges.items():
+                gauge.add_metric([name], float(metrics[key]) * GAUGES[key][2])
+        yield from counters.values()
+        yield from gauges.values()
