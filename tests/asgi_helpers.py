@@ -18,7 +18,7 @@ PONG = '{"type":"pong"}'
 class Server:
     """uvicorn in a thread (127.0.0.1, a free port), serving apps[scope["path"]]."""
 
-    def __init__(self, apps: Dict[str, Callable[..., Any]]) -> None:
+    def __init__(self, apps: Dict[str, Callable[..., Any]], before_shutdown: Optional[Callable[[], Any]] = None) -> None:
         self.apps = apps
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         with socket.socket() as s:
@@ -26,7 +26,7 @@ class Server:
             self.port = s.getsockname()[1]
         config = uvicorn.Config(self.route, host="127.0.0.1", port=self.port, log_level="warning",
                                 lifespan="off", interface="asgi3")
-        self.server = uvicorn.Server(config)
+        self.server = _Uvicorn(config, before_shutdown) if before_shutdown else uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     async def route(self, scope, receive, send):
@@ -57,6 +57,18 @@ class Server:
         assert self.loop is not None, "no request was served yet"
         fut = asyncio.run_coroutine_threadsafe(coro_fn(), self.loop)
         return await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn that runs a coroutine before its own shutdown (which drops WebSockets)."""
+
+    def __init__(self, config: uvicorn.Config, before_shutdown: Callable[[], Any]) -> None:
+        super().__init__(config)
+        self.before_shutdown = before_shutdown
+
+    async def shutdown(self, sockets=None):
+        await self.before_shutdown()
+        await super().shutdown(sockets)
 
 
 def ws(server: Server, path: str, protocol: str = "graphql-transport-ws"):
