@@ -32,6 +32,10 @@ class FailingDrain:
         return self._executor.drain_connection(connection_id, max_messages)
 
 
+def _no_executor():
+    raise OSError("the executor factory failed on purpose")
+
+
 def _boom(params, scope):
     raise KeyError("on_connect failed on purpose")
 
@@ -44,6 +48,7 @@ def server():
         "/graphql": GraphQLWSApp(executor),
         "/raise": GraphQLWSApp(executor, on_connect=_boom),
         "/failing": GraphQLWSApp(failing),
+        "/no-executor": GraphQLWSApp(_no_executor),
     })
     srv.executor, srv.failing = executor, failing
     srv.start()
@@ -266,3 +271,12 @@ async def test_executor_close_completes_and_closes_sockets():
             assert await closed_with(conn) == (1001, "Going away")
     finally:
         server.stop()
+
+
+@pytest.mark.asyncio
+async def test_internal_error_is_logged_and_closes_4500(server, caplog):
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    async with ws(server, "/no-executor") as conn:
+        assert await closed_with(conn) == (4500, "Internal server error")
+    (record,) = [r for r in caplog.records if r.getMessage().endswith(": internal error")]
+    assert record.levelno == logging.ERROR and record.exc_info[0] is OSError

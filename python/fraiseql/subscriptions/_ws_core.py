@@ -176,10 +176,10 @@ class WSConnection:
         self._run_task = asyncio.current_task()
         await self._send({"type": "websocket.accept", "subprotocol": self.protocol})
         logger.debug("connection %s: opened (%s)", self.id, self.protocol)
-        self.executor = self.app.executor
-        self.watch = AsyncExecutor(self.executor).watch()
-        self.spawn(self._init_timeout(), "connection_init timeout")
         try:
+            self.executor = self.app.executor
+            self.watch = AsyncExecutor(self.executor).watch()
+            self.spawn(self._init_timeout(), "connection_init timeout")
             while True:
                 message = await self._receive()
                 if message["type"] == "websocket.disconnect":
@@ -219,10 +219,10 @@ class WSConnection:
                 pass
         if self.watch is not None:
             self.watch.close()
-        try:
-            self.executor.complete_connection(self.id)
-        except RuntimeError:  # the executor was closed first
-            pass
+            try:
+                self.executor.complete_connection(self.id)
+            except RuntimeError:  # the executor was closed first
+                pass
         logger.debug("connection %s: closed", self.id)
 
     async def handle(self, msg: Any) -> None:

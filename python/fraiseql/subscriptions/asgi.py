@@ -188,16 +188,20 @@ class GraphQLWSApp:
         self._shutting_down = True
         if self._monitor is not None:
             self._monitor.cancel()
+            await asyncio.gather(self._monitor, return_exceptions=True)
         connections = list(self.connections)
-        if connections:
-            logger.info("shutting down: closing %d WebSocket connection(s)", len(connections))
-            _, pending = await asyncio.wait([asyncio.ensure_future(c.shutdown()) for c in connections],
-                                            timeout=timeout)
-            for task in pending:
-                task.cancel()
-            for connection in connections:
-                if not connection.closed:
-                    connection.abort()
+        if not connections:
+            return
+        logger.info("shutting down: closing %d WebSocket connection(s)", len(connections))
+        tasks = [asyncio.ensure_future(c.shutdown()) for c in connections]
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        for connection, outcome in zip(connections, await asyncio.gather(*tasks, return_exceptions=True)):
+            if isinstance(outcome, Exception):
+                logger.error("connection %s: shutdown failed", connection.id, exc_info=outcome)
+            if not connection.closed:
+                connection.abort()
 
     # ---- slow consumers -------------------------------------------------------------
 
