@@ -2,6 +2,8 @@ package pyapi
 
 import (
 	"context"
+	"errors"
+	"math"
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
@@ -21,22 +23,10 @@ type SubscriptionExecutor struct {
 
 // executorOptions are the executor's settings, as JSON from Python.
 type executorOptions struct {
-	QueueSize      int     `json:"queue_size"`
-	ConnectTimeout float64 `json:"connect_timeout"`
-	DebugHooks     bool    `json:"debug_hooks"`
+	QueueSize      json.Number `json:"queue_size"`
+	ConnectTimeout *float64    `json:"connect_timeout"`
+	DebugHooks     bool        `json:"debug_hooks"`
 	limitsJSON
-}
-
-// limitsJSON are the executor's limits as Python names them.
-type limitsJSON struct {
-	MaxQueryBytes   int `json:"max_query_bytes,omitempty"`
-	MaxFields       int `json:"max_fields,omitempty"`
-	MaxDepth        int `json:"max_depth,omitempty"`
-	MaxPayloadBytes int `json:"max_payload_bytes,omitempty"`
-}
-
-func (l limitsJSON) limits() subscriptions.Limits {
-	return subscriptions.Limits{MaxQueryBytes: l.MaxQueryBytes, MaxFields: l.MaxFields, MaxDepth: l.MaxDepth, MaxPayloadBytes: l.MaxPayloadBytes}
 }
 
 // NewSubscriptionExecutor starts an executor on the bus of cfg (the memory
@@ -49,23 +39,27 @@ func NewSubscriptionExecutor(cfg *EventBusConfig, optionsJSON string) (x *Subscr
 			return nil, pyError(subscriptions.ValueError("invalid executor option: %v", err))
 		}
 	}
-	if o.QueueSize < 0 {
-		return nil, pyError(subscriptions.ValueError("queue_size must be positive"))
+	queueSize, err := intOption("queue_size", o.QueueSize, math.MaxInt32)
+	if err != nil {
+		return nil, pyError(err)
+	}
+	limits, err := o.limits()
+	if err != nil {
+		return nil, pyError(err)
 	}
 	bus := subscriptions.MemoryBusConfig()
 	if cfg != nil {
 		bus = cfg.cfg
 	}
 	timeout := 10 * time.Second
-	if o.ConnectTimeout < 0 || o.ConnectTimeout > 1e9 {
-		return nil, pyError(subscriptions.ValueError("connect_timeout must be a positive number of seconds, at most 1e9"))
-	}
-	if o.ConnectTimeout > 0 {
-		timeout = time.Duration(o.ConnectTimeout * float64(time.Second))
+	if o.ConnectTimeout != nil {
+		if timeout, err = secondsOption("connect_timeout", *o.ConnectTimeout); err != nil {
+			return nil, pyError(err)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	e, err := subscriptions.NewExecutor(ctx, subscriptions.Options{Bus: bus, QueueSize: o.QueueSize, Limits: o.limits()})
+	e, err := subscriptions.NewExecutor(ctx, subscriptions.Options{Bus: bus, QueueSize: int(queueSize), Limits: limits})
 	if err != nil {
 		return nil, pyError(err)
 	}
@@ -95,13 +89,19 @@ func (x *SubscriptionExecutor) Register(connectionID, subscriptionID, query, ope
 }
 
 // NextWait returns the next frame of a subscription, waiting up to
-// timeoutSeconds for one; "" when none came.
+// timeoutSeconds for one; "" when none came. Closing the executor ends
+// the wait with "executor is closed".
 func (x *SubscriptionExecutor) NextWait(subscriptionID string, timeoutSeconds float64) (frame string, err error) {
 	defer recoverTo(&err)
-	if !(timeoutSeconds >= 0) || timeoutSeconds > 1e9 {
-		return "", pyError(subscriptions.ValueError("timeout must be a number of seconds >= 0"))
+	if !(timeoutSeconds >= 0 && timeoutSeconds <= maxSeconds) {
+		return "", pyError(subscriptions.ValueError("timeout must be a number of seconds from 0 to 1e9"))
 	}
-	frame, err = x.e.NextWait(subscriptionID, time.Duration(timeoutSeconds*float64(time.Second)))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(timeoutSeconds*float64(time.Second)))
+	defer cancel()
+	frame, err = x.e.NextWait(ctx, subscriptionID)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "", nil
+	}
 	return frame, pyError(err)
 }
 
@@ -136,23 +136,23 @@ func (x *SubscriptionExecutor) SubscriptionStats(subscriptionID string) (stats s
 // Limits returns the limits in force as a JSON object.
 func (x *SubscriptionExecutor) Limits() (limits string, err error) {
 	defer recoverTo(&err)
-	l := x.e.Limits()
-	return marshal(limitsJSON{l.MaxQueryBytes, l.MaxFields, l.MaxDepth, l.MaxPayloadBytes})
+	return marshal(limitsToJSON(x.e.Limits()))
 }
 
-// SetLimits changes some limits, given as a JSON object.
+// SetLimits changes the limits named in a JSON object and keeps the
+// others, in one step (concurrent calls lose no update).
 func (x *SubscriptionExecutor) SetLimits(limitsJSONText string) (ok bool, err error) {
 	defer recoverTo(&err)
-	cur := x.e.Limits()
-	l := limitsJSON{cur.MaxQueryBytes, cur.MaxFields, cur.MaxDepth, cur.MaxPayloadBytes}
+	var l limitsJSON
 	if err := decodeStrict(limitsJSONText, &l); err != nil {
 		return false, pyError(subscriptions.ValueError("invalid limit: %v", err))
 	}
-	if l.MaxQueryBytes < 0 || l.MaxFields < 0 || l.MaxDepth < 0 || l.MaxPayloadBytes < 0 {
-		return false, pyError(subscriptions.ValueError("limits must be positive"))
+	patch, err := l.patch()
+	if err != nil {
+		return false, pyError(err)
 	}
-	x.e.SetLimits(l.limits())
-	return true, nil
+	_, err = x.e.UpdateLimits(patch)
+	return err == nil, pyError(err)
 }
 
 // ReadyFD returns the file descriptor that becomes readable when a
@@ -166,17 +166,31 @@ func (x *SubscriptionExecutor) ReadyFD() (fd int, err error) {
 // TakeReady returns the ids of subscriptions that became ready, joined by '\n'.
 func (x *SubscriptionExecutor) TakeReady() (ids string, err error) {
 	defer recoverTo(&err)
-	return x.e.TakeReady(), nil
+	ids, err = x.e.TakeReady()
+	return ids, pyError(err)
 }
 
-// Close stops the executor.
+// closeTimeout bounds Close: a bus whose server stopped answering must
+// not hold the calling thread longer.
+const closeTimeout = 10 * time.Second
+
+// Close stops the executor; every waiting NextWait returns "executor is
+// closed".
 func (x *SubscriptionExecutor) Close() (ok bool, err error) {
 	defer recoverTo(&err)
-	return true, pyError(x.e.Close())
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	return true, pyError(x.e.Close(ctx))
 }
 
-// Debug runs a test hook: "panic" panics inside Go, to prove that panics
-// become exceptions. Hooks only run on executors made with debug_hooks.
+// Debug runs a test hook. Hooks only run on executors made with
+// debug_hooks:
+//   - "panic" panics inside Go, to prove that panics become exceptions;
+//   - "panic_in_dispatch" makes the next dispatch panic once (counted in
+//     dispatch_errors; the executor keeps working);
+//   - "panic_in_bus_reader" makes the Redis or PostgreSQL reader goroutine
+//     panic once before its next event;
+//   - "free_os_memory" returns the Go heap's garbage to the OS.
 func (x *SubscriptionExecutor) Debug(hook string) (ok bool, err error) {
 	defer recoverTo(&err)
 	if !x.debugHooks {
@@ -190,6 +204,10 @@ func (x *SubscriptionExecutor) Debug(hook string) (ok bool, err error) {
 		// inside its hand-written entry point.
 		x.panicFast.Store(true)
 		return true, nil
+	case "panic_in_dispatch":
+		return true, pyError(x.e.InjectFault(subscriptions.FaultDispatchPanic))
+	case "panic_in_bus_reader":
+		return true, pyError(x.e.InjectFault(subscriptions.FaultBusReaderPanic))
 	case "free_os_memory":
 		// Memory tests measure RSS: without this, garbage the Go heap has
 		// not yet collected looks like a leak.

@@ -72,10 +72,7 @@ func fail(err error, msg []byte, st *C.fq_status) C.longlong {
 
 // isNotFound tells a missing subscription, which Python raises as
 // SubscriptionNotFound.
-func isNotFound(err error) bool {
-	var e *subscriptions.Error
-	return errors.As(err, &e) && strings.HasPrefix(e.Message, "Subscription not found: ")
-}
+func isNotFound(err error) bool { return errors.Is(err, subscriptions.ErrSubscriptionNotFound) }
 
 // recoverFast turns a panic into a RuntimeError reported through st.
 func recoverFast(r *C.longlong, msg []byte, st *C.fq_status) {
