@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 	"unsafe"
 
@@ -46,24 +47,32 @@ type decodedEvent struct {
 	// num is scratch space for the text of numbers while filters run
 	// (one event is dispatched by one goroutine).
 	num []byte
-	// parser owns root's memory; release returns it to the pool.
-	parser *fastjson.Parser
+	// enc is scratch space for encoding payloads.
+	enc []byte
+	// state owns d and root's memory; release returns it to the pool.
+	state *eventState
 }
 
-// parsers are reused: a parser keeps its buffers, so parsing an event
-// allocates nothing once the pool is warm.
-var parsers fastjson.ParserPool
+// eventState is a decoded event with the parser its values point into.
+// They are pooled: once warm, decoding an event allocates nothing.
+type eventState struct {
+	d      decodedEvent
+	parser fastjson.Parser
+}
 
-// release gives d's parser back once nobody reads d any more (the
+var eventStates = sync.Pool{New: func() any { return new(eventState) }}
+
+// release gives d's memory back once nobody reads d any more (the
 // dispatch is done); d must not be used afterwards. Events nobody
 // releases are simply collected.
 func (d *decodedEvent) release() {
-	if d == nil || d.parser == nil {
+	if d == nil || d.state == nil {
 		return
 	}
-	p := d.parser
-	d.parser, d.root, d.obj, d.fields, d.typename = nil, nil, nil, nil, ""
-	parsers.Put(p)
+	st := d.state
+	clear(d.fields)
+	*d = decodedEvent{fields: d.fields[:0], num: d.num[:0], enc: d.enc[:0]}
+	eventStates.Put(st)
 }
 
 type rootField struct {
@@ -101,7 +110,7 @@ func (d *decodedEvent) lookup(o *fastjson.Object, key string) (jv, bool) {
 
 // index fills d.fields.
 func (d *decodedEvent) index() {
-	d.fields = make([]rootField, 0, d.obj.Len())
+	d.fields = d.fields[:0]
 	d.obj.Visit(func(k []byte, v *fastjson.Value) {
 		d.fields = append(d.fields, rootField{unsafe.String(unsafe.SliceData(k), len(k)), norm(v)})
 	})
@@ -166,20 +175,21 @@ func decodeEventFrom(ev Event, lim Limits, wellFormed bool) (*decodedEvent, erro
 	if !wellFormed {
 		b = replaceLoneSurrogates(b)
 	}
-	p := parsers.Get()
-	root, err := p.ParseBytes(b)
+	st := eventStates.Get().(*eventState)
+	root, err := st.parser.ParseBytes(b)
 	if err != nil {
-		parsers.Put(p)
+		eventStates.Put(st)
 		if wellFormed {
 			return decodeEventFrom(ev, lim, false) // the strict path words the error
 		}
 		return nil, valueErrorf("event data is not valid JSON: nested deeper than %d levels", fastjson.MaxDepth)
 	}
 	if root.Type() != fastjson.TypeObject {
-		parsers.Put(p)
+		eventStates.Put(st)
 		return nil, typeErrorf("event data must be a JSON object, got %s", kindOfValue(root))
 	}
-	d := &decodedEvent{Event: ev, root: root, obj: objectOf(root), parser: p}
+	d := &st.d
+	*d = decodedEvent{Event: ev, root: root, obj: objectOf(root), state: st, fields: d.fields[:0], num: d.num[:0], enc: d.enc[:0]}
 	if err := d.checkNumbers(root); err != nil {
 		d.release()
 		return nil, valueErrorf("event data is not valid JSON: %v", err)

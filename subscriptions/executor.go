@@ -1,6 +1,7 @@
 package subscriptions
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"slices"
@@ -299,7 +300,10 @@ func (e *Executor) dispatchGroups(d *decodedEvent, seq uint64, groups []*planGro
 			}
 			t.passed++
 			if payload == nil {
-				payload = g.plan.AppendPayload(make([]byte, 0, len(d.Data)+32), d)
+				// Encoded in scratch, kept at its exact size: a projection
+				// is often a small part of the event, and queues hold it.
+				d.enc = g.plan.AppendPayload(d.enc[:0], d)
+				payload = bytes.Clone(d.enc)
 				t.encodings++
 			}
 			if b.enqueue(s, message{seq: seq, payload: payload}) {
