@@ -47,6 +47,7 @@ type Registration struct {
 type Executor struct {
 	opts    Options
 	bus     Bus
+	commit  *groupCommit // shares the bus's round trips among publishers
 	mu      sync.RWMutex // guards reg and closed
 	reg     registry
 	closed  bool
@@ -67,7 +68,7 @@ func NewExecutor(ctx context.Context, opts Options) (*Executor, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Executor{opts: opts, bus: bus, reg: newRegistry(), started: time.Now()}
+	e := &Executor{opts: opts, bus: bus, commit: newGroupCommit(bus), reg: newRegistry(), started: time.Now()}
 	if err := bus.Start(ctx, e.deliver); err != nil {
 		_ = bus.Close()
 		return nil, err
@@ -163,32 +164,41 @@ func (e *Executor) PublishValid(ctx context.Context, ev Event) error {
 }
 
 func (e *Executor) publish(ctx context.Context, ev Event, wellFormed bool) error {
+	ev, err := e.prepare(ev, wellFormed)
+	if err != nil {
+		return err
+	}
+	if err := e.commit.publish(ctx, e.bus, ev); err != nil {
+		return err
+	}
+	e.m.published.Add(1)
+	return nil
+}
+
+// prepare validates ev for publishing and returns it as the bus takes it.
+func (e *Executor) prepare(ev Event, wellFormed bool) (Event, error) {
 	switch {
 	case ev.Channel == "":
-		return valueErrorf("channel must not be empty")
+		return ev, valueErrorf("channel must not be empty")
 	case len(ev.Channel) > MaxIDBytes:
-		return valueErrorf("channel is %d bytes, over the limit of %d", len(ev.Channel), MaxIDBytes)
+		return ev, valueErrorf("channel is %d bytes, over the limit of %d", len(ev.Channel), MaxIDBytes)
 	case len(ev.Type) > MaxIDBytes:
-		return valueErrorf("event_type is %d bytes, over the limit of %d", len(ev.Type), MaxIDBytes)
+		return ev, valueErrorf("event_type is %d bytes, over the limit of %d", len(ev.Type), MaxIDBytes)
 	}
 	e.mu.RLock()
 	lim, closed := e.opts.Limits, e.closed
 	e.mu.RUnlock()
 	if closed {
-		return ErrClosed
+		return ev, ErrClosed
 	}
 	d, err := decodeEventFrom(ev, lim, wellFormed)
 	if err != nil {
-		return err
+		return ev, err
 	}
 	if _, local := e.bus.(*MemoryBus); local {
 		ev.decoded = d // spare the dispatcher a second decoding
 	}
-	if err := e.bus.Publish(ctx, ev); err != nil {
-		return err
-	}
-	e.m.published.Add(1)
-	return nil
+	return ev, nil
 }
 
 // deliver is the bus's callback: it dispatches one event.

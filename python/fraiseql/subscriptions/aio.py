@@ -222,3 +222,10 @@ class AsyncExecutor:
     def drain_connection(self, connection_id: str, max_messages: int = 0) -> List[bytes]:
         """``executor.drain_connection``, here for symmetry."""
         return self.executor.drain_connection(connection_id, max_messages)
+
+    async def publish_events_async(self, events: List[Any]) -> None:
+        """``executor.publish_events`` in a worker thread: the loop keeps running
+        during the round trip (or transaction). The list is checked first, in
+        the loop's thread, so a bad item raises before anything is sent."""
+        events = list(events)
+        await asyncio.get_running_loop().run_in_executor(None, self.executor.publish_events, events)

@@ -1,0 +1,181 @@
+package subscriptions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// maxGroupCommit bounds the events one group commit sends together.
+const maxGroupCommit = 1000
+
+// groupCommit lets concurrent publishers share the bus's round trips. A
+// distributed bus costs one network round trip (or one transaction) per
+// Publish, so publishers that each wait for their own are bound by latency,
+// not by the server. Here one publisher at a time, the leader, talks to the
+// bus; the events that arrive meanwhile queue, and when the leader's round
+// trip ends the first of them becomes the leader and sends all that queued
+// in one PublishBatch. There is no linger delay: a lone publisher sends its
+// event at once, alone. Each publisher returns only once its own event was
+// accepted or refused, so the order of one thread's events is kept (its
+// next event is published only after the previous one is accepted).
+type groupCommit struct {
+	bus Bus
+
+	mu      sync.Mutex
+	queue   []*commitWaiter
+	leading bool // a leader is talking to the bus or about to
+}
+
+// commitWaiter is one publisher waiting in a groupCommit.
+type commitWaiter struct {
+	ev   Event
+	err  error
+	lead bool          // woken to lead rather than with a result
+	done chan struct{} // one send per wake-up
+}
+
+var waiterPool = sync.Pool{New: func() any { return &commitWaiter{done: make(chan struct{}, 1)} }}
+
+// newGroupCommit returns the group commit of bus, or nil for the memory
+// bus, which dispatches synchronously and has no round trip to share.
+func newGroupCommit(bus Bus) *groupCommit {
+	if _, local := bus.(*MemoryBus); local {
+		return nil
+	}
+	return &groupCommit{bus: bus}
+}
+
+// publish puts ev on the bus, sharing the round trip with the publishers
+// that wait at the same time, and returns ev's own result. The flush does
+// not end with ctx: the other events of the batch are not ctx's.
+func (g *groupCommit) publish(ctx context.Context, bus Bus, ev Event) error {
+	if g == nil {
+		return bus.Publish(ctx, ev)
+	}
+	w := waiterPool.Get().(*commitWaiter)
+	w.ev, w.err, w.lead = ev, nil, false
+	defer func() {
+		w.ev, w.err = Event{}, nil
+		waiterPool.Put(w)
+	}()
+	g.mu.Lock()
+	g.queue = append(g.queue, w)
+	if g.leading {
+		g.mu.Unlock()
+		<-w.done
+		if !w.lead {
+			return w.err
+		}
+		g.mu.Lock()
+	}
+	g.leading = true
+	batch := g.take()
+	g.mu.Unlock()
+
+	g.flush(context.WithoutCancel(ctx), batch, w)
+
+	g.mu.Lock()
+	if len(g.queue) > 0 {
+		next := g.queue[0]
+		next.lead = true
+		g.mu.Unlock()
+		next.done <- struct{}{}
+	} else {
+		g.leading = false
+		g.mu.Unlock()
+	}
+	return w.err
+}
+
+// take removes up to maxGroupCommit waiters from the front of the queue.
+func (g *groupCommit) take() []*commitWaiter {
+	n := min(len(g.queue), maxGroupCommit)
+	batch := make([]*commitWaiter, n)
+	copy(batch, g.queue)
+	rest := copy(g.queue, g.queue[n:])
+	clear(g.queue[rest:])
+	g.queue = g.queue[:rest]
+	return batch
+}
+
+// flush publishes batch and wakes its waiters, except self (the leader),
+// with their results. A panic in the bus becomes every waiter's error, lest
+// they wait for ever.
+func (g *groupCommit) flush(ctx context.Context, batch []*commitWaiter, self *commitWaiter) {
+	defer func() {
+		for _, w := range batch {
+			if w != self {
+				w.done <- struct{}{}
+			}
+		}
+	}()
+	defer func() {
+		if r := recover(); r != nil {
+			err := fmt.Errorf("internal error while publishing (please report): %v", r)
+			for _, w := range batch {
+				w.err = err
+			}
+		}
+	}()
+	if len(batch) == 1 {
+		batch[0].err = g.bus.Publish(ctx, batch[0].ev)
+		return
+	}
+	evs := make([]Event, len(batch))
+	for i, w := range batch {
+		evs[i] = w.ev
+	}
+	for i, err := range batchResults(g.bus.PublishBatch(ctx, evs), len(batch)) {
+		batch[i].err = err
+	}
+}
+
+// PublishBatch validates every event, then puts them on the bus in order
+// with one round trip (Redis) or one transaction (PostgreSQL). An invalid
+// event fails the whole call before anything is published, with an error
+// naming its index. Otherwise the result is the bus's: nil when all were
+// accepted; a *BatchError when only some were (Errs[i] is event i's
+// error); any other error when none was.
+func (e *Executor) PublishBatch(ctx context.Context, evs []Event) error {
+	return e.publishBatch(ctx, evs, false)
+}
+
+// PublishBatchValid is PublishBatch for data known to be well-formed JSON;
+// see PublishValid.
+func (e *Executor) PublishBatchValid(ctx context.Context, evs []Event) error {
+	return e.publishBatch(ctx, evs, true)
+}
+
+func (e *Executor) publishBatch(ctx context.Context, evs []Event, wellFormed bool) error {
+	ready := make([]Event, len(evs))
+	for i, ev := range evs {
+		var err error
+		if ready[i], err = e.prepare(ev, wellFormed); err != nil {
+			return indexedError(i, err)
+		}
+	}
+	if len(ready) == 0 {
+		return nil
+	}
+	err := e.bus.PublishBatch(ctx, ready)
+	accepted := 0
+	for _, err := range batchResults(err, len(ready)) {
+		if err == nil {
+			accepted++
+		}
+	}
+	e.m.published.Add(uint64(accepted))
+	return err
+}
+
+// indexedError prefixes a validation error with the index of its event,
+// keeping its kind.
+func indexedError(i int, err error) error {
+	var ue *Error
+	if errors.As(err, &ue) {
+		return &Error{Kind: ue.Kind, Message: fmt.Sprintf("event %d: %s", i, ue.Message)}
+	}
+	return err
+}

@@ -1,0 +1,9 @@
+package subscriptions
+
+import "context"
+
+// PublishBatch implements Bus with one Publish per event, until the
+// PostgreSQL bus has a one-transaction batch of its own.
+func (b *PostgresBus) PublishBatch(ctx context.Context, evs []Event) error {
+	return publishEach(ctx, b, evs)
+}
