@@ -250,7 +250,8 @@ func (b *redisBus) PublishBatch(ctx context.Context, evs []Event) error {
 		for i := start; i < end; i++ {
 			cmds[i] = pipe.XAdd(ctx, b.xaddArgs(evs[i], ts))
 		}
-		if _, err := pipe.Exec(ctx); err == nil {
+		_, execErr := pipe.Exec(ctx)
+		if execErr == nil {
 			b.published.Add(uint64(end - start))
 			continue
 		}
@@ -258,9 +259,14 @@ func (b *redisBus) PublishBatch(ctx context.Context, evs []Event) error {
 			errs = make([]error, len(evs))
 		}
 		for i := start; i < end; i++ {
-			if err := cmds[i].Err(); err != nil {
+			// An entry was added when its reply is an id. A failure to get
+			// a connection leaves the replies empty without an error.
+			switch err := cmds[i].Err(); {
+			case err != nil:
 				errs[i] = b.publishError(err)
-			} else {
+			case cmds[i].Val() == "":
+				errs[i] = b.publishError(execErr)
+			default:
 				b.published.Add(1)
 			}
 		}

@@ -224,8 +224,7 @@ class AsyncExecutor:
         return self.executor.drain_connection(connection_id, max_messages)
 
     async def publish_events_async(self, events: List[Any]) -> None:
-        """``executor.publish_events`` in a worker thread: the loop keeps running
-        during the round trip (or transaction). The list is checked first, in
-        the loop's thread, so a bad item raises before anything is sent."""
+        """``executor.publish_events`` in a worker thread, so the loop keeps running
+        during the round trip (or transaction); same errors."""
         events = list(events)
         await asyncio.get_running_loop().run_in_executor(None, self.executor.publish_events, events)
