@@ -84,7 +84,7 @@ def test_publish_events_bad_item_names_its_index_and_publishes_nothing(executor,
 
 def test_publish_events_real_bus_one_call_in_order(bus):
     kind, server = bus
-    with S.PySubscriptionExecutor(bus_config(kind, server)) as ex:
+    with S.PySubscriptionExecutor(bus_config(kind, server), queue_size=2000) as ex:
         ex.register_subscription("c", "s", QUERY, user_id="u", tenant_id="t")
         ex.publish_events([("tick", "events", {"th": 0, "n": i}) for i in range(1500)])
         assert collect(ex, "c", 1500) == [(0, i) for i in range(1500)]
