@@ -13,80 +13,111 @@ const maxGroupCommit = 1000
 // groupCommit lets concurrent publishers share the bus's round trips. A
 // distributed bus costs one network round trip (or one transaction) per
 // Publish, so publishers that each wait for their own are bound by latency,
-// not by the server. Here one publisher at a time, the leader, talks to the
-// bus; the events that arrive meanwhile queue, and when the leader's round
-// trip ends the first of them becomes the leader and sends all that queued
-// in one PublishBatch. There is no linger delay: a lone publisher sends its
-// event at once, alone. Each publisher returns only once its own event was
-// accepted or refused, so the order of one thread's events is kept (its
-// next event is published only after the previous one is accepted).
+// not by the server. Here one flush at a time talks to the bus; the events
+// that arrive meanwhile queue, and when the flush ends they all go in the
+// next one, as one PublishBatch. There is no linger delay: a lone publisher
+// flushes its own event at once, in its own goroutine, as Publish did. The
+// flushes that follow run in a goroutine of their own (waking the goroutine
+// of a waiting publisher instead would put an OS thread wake-up between
+// two flushes). Each publisher returns only once its own event was accepted
+// or refused, so the order of one thread's events is kept: its next event
+// is published after the previous one was accepted.
 type groupCommit struct {
 	bus Bus
 
-	mu      sync.Mutex
-	queue   []*commitWaiter
-	leading bool // a leader is talking to the bus or about to
+	mu       sync.Mutex
+	queue    []*commitWaiter
+	flushing bool // a flush is under way or about to start
 }
 
 // commitWaiter is one publisher waiting in a groupCommit.
 type commitWaiter struct {
 	ev   Event
 	err  error
-	lead bool          // woken to lead rather than with a result
-	done chan struct{} // one send per wake-up
+	done chan struct{} // receives the result's arrival
 }
 
 var waiterPool = sync.Pool{New: func() any { return &commitWaiter{done: make(chan struct{}, 1)} }}
 
-// newGroupCommit returns the group commit of bus, or nil for the memory
-// bus, which dispatches synchronously and has no round trip to share.
+// oneByOne is implemented by a bus whose PublishBatch is a loop of Publish.
+type oneByOne interface{ publishesOneByOne() }
+
+// newGroupCommit returns the group commit of bus, or nil when there is no
+// round trip to share: the memory bus dispatches synchronously, and a bus
+// without a batch operation would only be serialized.
 func newGroupCommit(bus Bus) *groupCommit {
 	if _, local := bus.(*MemoryBus); local {
+		return nil
+	}
+	if _, loop := bus.(oneByOne); loop {
 		return nil
 	}
 	return &groupCommit{bus: bus}
 }
 
 // publish puts ev on the bus, sharing the round trip with the publishers
-// that wait at the same time, and returns ev's own result. The flush does
-// not end with ctx: the other events of the batch are not ctx's.
+// that wait at the same time, and returns ev's own result. Flushes do not
+// end with ctx: the other events of a batch are not ctx's.
 func (g *groupCommit) publish(ctx context.Context, bus Bus, ev Event) error {
 	if g == nil {
 		return bus.Publish(ctx, ev)
 	}
+	g.mu.Lock()
+	if !g.flushing {
+		// Nothing in flight: publish at once, alone.
+		g.flushing = true
+		g.mu.Unlock()
+		err := g.publishOne(context.WithoutCancel(ctx), ev)
+		g.afterFlush()
+		return err
+	}
 	w := waiterPool.Get().(*commitWaiter)
-	w.ev, w.err, w.lead = ev, nil, false
-	defer func() {
-		w.ev, w.err = Event{}, nil
-		waiterPool.Put(w)
-	}()
-	g.mu.Lock()
+	w.ev, w.err = ev, nil
 	g.queue = append(g.queue, w)
-	if g.leading {
-		g.mu.Unlock()
-		<-w.done
-		if !w.lead {
-			return w.err
-		}
-		g.mu.Lock()
-	}
-	g.leading = true
-	batch := g.take()
 	g.mu.Unlock()
+	<-w.done
+	err := w.err
+	w.ev, w.err = Event{}, nil
+	waiterPool.Put(w)
+	return err
+}
 
-	g.flush(context.WithoutCancel(ctx), batch, w)
-
+// afterFlush ends a flush: the events that queued meanwhile go next, from a
+// goroutine that flushes until the queue is empty.
+func (g *groupCommit) afterFlush() {
 	g.mu.Lock()
-	if len(g.queue) > 0 {
-		next := g.queue[0]
-		next.lead = true
+	if len(g.queue) == 0 {
+		g.flushing = false
 		g.mu.Unlock()
-		next.done <- struct{}{}
-	} else {
-		g.leading = false
-		g.mu.Unlock()
+		return
 	}
-	return w.err
+	g.mu.Unlock()
+	go g.drain()
+}
+
+// drain flushes the queue until it is empty.
+func (g *groupCommit) drain() {
+	for {
+		g.mu.Lock()
+		if len(g.queue) == 0 {
+			g.flushing = false
+			g.mu.Unlock()
+			return
+		}
+		batch := g.take()
+		g.mu.Unlock()
+		g.flush(context.Background(), batch)
+	}
+}
+
+// publishOne is Publish with a panic in the bus turned into an error.
+func (g *groupCommit) publishOne(ctx context.Context, ev Event) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error while publishing (please report): %v", r)
+		}
+	}()
+	return g.bus.Publish(ctx, ev)
 }
 
 // take removes up to maxGroupCommit waiters from the front of the queue.
@@ -100,15 +131,12 @@ func (g *groupCommit) take() []*commitWaiter {
 	return batch
 }
 
-// flush publishes batch and wakes its waiters, except self (the leader),
-// with their results. A panic in the bus becomes every waiter's error, lest
-// they wait for ever.
-func (g *groupCommit) flush(ctx context.Context, batch []*commitWaiter, self *commitWaiter) {
+// flush publishes batch and wakes its waiters with their results. A panic
+// in the bus becomes every waiter's error, lest they wait for ever.
+func (g *groupCommit) flush(ctx context.Context, batch []*commitWaiter) {
 	defer func() {
 		for _, w := range batch {
-			if w != self {
-				w.done <- struct{}{}
-			}
+			w.done <- struct{}{}
 		}
 	}()
 	defer func() {
