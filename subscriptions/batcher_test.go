@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -94,7 +95,7 @@ func waitIdle(t *testing.T, g *groupCommit) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		g.mu.Lock()
-		idle := !g.flushing && len(g.queue) == 0
+		idle := g.flushes == 0 && len(g.queue) == 0
 		g.mu.Unlock()
 		if idle {
 			return
@@ -109,6 +110,7 @@ func waitIdle(t *testing.T, g *groupCommit) {
 func TestGroupCommitLonePublisherGoesAloneThenWaitersShareOneBatch(t *testing.T) {
 	bus := newGateBus()
 	g := newGroupCommit(bus)
+	g.maxFlush = 1
 	first := publishAsync(g, numEvent(0))
 	<-bus.entered // the lone publisher is on the bus at once, alone
 	var rest []chan error
@@ -135,6 +137,34 @@ func TestGroupCommitLonePublisherGoesAloneThenWaitersShareOneBatch(t *testing.T)
 	waitIdle(t, g)
 }
 
+func TestGroupCommitRunsUpToMaxFlushesAtOnce(t *testing.T) {
+	bus := newGateBus()
+	g := newGroupCommit(bus)
+	g.maxFlush = 2
+	a := publishAsync(g, numEvent(0))
+	<-bus.entered
+	b := publishAsync(g, numEvent(1))
+	<-bus.entered // a second round trip starts while the first is in flight
+	c := publishAsync(g, numEvent(2))
+	d := publishAsync(g, numEvent(3))
+	waitQueued(t, g, 2)
+	bus.gate <- struct{}{}
+	<-bus.entered // the first to finish takes both waiters
+	bus.gate <- struct{}{}
+	bus.gate <- struct{}{}
+	for _, ch := range []chan error{a, b, c, d} {
+		if err := <-ch; err != nil {
+			t.Fatal(err)
+		}
+	}
+	calls, accepted := bus.snapshot()
+	slices.Sort(calls)
+	if strings.Join(calls, " ") != "batch:2 publish publish" || len(accepted) != 4 {
+		t.Fatalf("calls %v, accepted %v", calls, dataOf(accepted))
+	}
+	waitIdle(t, g)
+}
+
 func TestGroupCommitReportsEachPublisherItsOwnResult(t *testing.T) {
 	bus := newGateBus()
 	refused := errors.New("refused by the server")
@@ -151,6 +181,7 @@ func TestGroupCommitReportsEachPublisherItsOwnResult(t *testing.T) {
 		return &BatchError{Errs: errs}
 	}
 	g := newGroupCommit(bus)
+	g.maxFlush = 1
 	first := publishAsync(g, numEvent(0))
 	<-bus.entered
 	results := map[int]chan error{}
@@ -183,6 +214,7 @@ func TestGroupCommitFailedBatchFailsEveryPublisher(t *testing.T) {
 		return nil
 	}
 	g := newGroupCommit(bus)
+	g.maxFlush = 1
 	first := publishAsync(g, numEvent(0))
 	<-bus.entered
 	var rest []chan error
@@ -341,5 +373,51 @@ func TestPublishBatchInvalidEventNamesItsIndexAndPublishesNothing(t *testing.T) 
 	}
 	if _, n, _ := e.DrainConnection("c", 0); n != 0 {
 		t.Fatalf("%d events were dispatched", n)
+	}
+}
+
+// latencyBus takes a fixed time per call, whatever the number of events:
+// a round trip to a server that is far from saturated.
+type latencyBus struct{ slowBus }
+
+func (b *latencyBus) Publish(ctx context.Context, ev Event) error {
+	time.Sleep(50 * time.Microsecond)
+	return nil
+}
+
+func (b *latencyBus) PublishBatch(_ context.Context, evs []Event) error {
+	time.Sleep(50 * time.Microsecond)
+	return nil
+}
+
+// BenchmarkGroupCommit: events/s of N concurrent publishers on a bus with
+// a 50 µs round trip, each publisher waiting for its own event, with and
+// without group commit.
+func BenchmarkGroupCommit(b *testing.B) {
+	for _, shared := range []bool{false, true} {
+		for _, n := range []int{1, 8, 64} {
+			b.Run(fmt.Sprintf("shared=%v/publishers=%d", shared, n), func(b *testing.B) {
+				bus := &latencyBus{}
+				var g *groupCommit
+				if shared {
+					g = newGroupCommit(bus)
+				}
+				ev := numEvent(1)
+				start := time.Now()
+				var wg sync.WaitGroup
+				per := b.N/n + 1
+				for range n {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for range per {
+							_ = g.publish(context.Background(), bus, ev)
+						}
+					}()
+				}
+				wg.Wait()
+				b.ReportMetric(float64(per*n)/time.Since(start).Seconds(), "events/s")
+			})
+		}
 	}
 }
