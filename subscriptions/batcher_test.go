@@ -30,7 +30,7 @@ func newGateBus() *gateBus {
 
 func (b *gateBus) Start(context.Context, func(Event)) error { return nil }
 func (b *gateBus) Stats() BusStats                          { return BusStats{} }
-func (b *gateBus) Close() error                             { return nil }
+func (b *gateBus) Close(context.Context) error              { return nil }
 
 func (b *gateBus) Publish(ctx context.Context, ev Event) error {
 	return b.call("publish", []Event{ev}, false)
@@ -258,7 +258,7 @@ type slowBus struct {
 
 func (b *slowBus) Start(context.Context, func(Event)) error { return nil }
 func (b *slowBus) Stats() BusStats                          { return BusStats{} }
-func (b *slowBus) Close() error                             { return nil }
+func (b *slowBus) Close(context.Context) error              { return nil }
 func (b *slowBus) Publish(ctx context.Context, ev Event) error {
 	return b.PublishBatch(ctx, []Event{ev})
 }
@@ -334,7 +334,7 @@ func TestMemoryPublishBatchDispatchesInOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer e.Close()
+	defer e.Close(context.Background())
 	if err := e.Register(Registration{ConnectionID: "c", SubscriptionID: "s", Query: "subscription { items { n } }"}); err != nil {
 		t.Fatal(err)
 	}
@@ -358,7 +358,7 @@ func TestPublishBatchInvalidEventNamesItsIndexAndPublishesNothing(t *testing.T) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer e.Close()
+	defer e.Close(context.Background())
 	_ = e.Register(Registration{ConnectionID: "c", SubscriptionID: "s", Query: "subscription { items { n } }"})
 	bad := numEvent(2)
 	bad.Channel = ""
