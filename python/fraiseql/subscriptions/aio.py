@@ -226,5 +226,4 @@ class AsyncExecutor:
     async def publish_events_async(self, events: List[Any]) -> None:
         """``executor.publish_events`` in a worker thread, so the loop keeps running
         during the round trip (or transaction); same errors."""
-        events = list(events)
         await asyncio.get_running_loop().run_in_executor(None, self.executor.publish_events, events)
