@@ -12,10 +12,9 @@ const maxGroupCommit = 1000
 
 // maxFlushes bounds the round trips of one executor's publishers in flight
 // at once. More than one keeps the server busy while the publishers of a
-// finished batch wake up and queue again, but costs more round trips per
-// event; on 2 cores shared by Python, Go and a local Redis, 8 publishing
-// threads were fastest with one (about 13,000 events/s, against 9,000 with
-// 2 or 4 and 6,000 to 11,000 with no limit, in the same noisy runs).
+// finished batch queue again, but costs more round trips per event; with
+// Python, Go and the server sharing a few cores, one was the fastest
+// (see BENCHMARKS.md).
 const maxFlushes = 1
 
 // groupCommit lets concurrent publishers share the bus's round trips. A
