@@ -551,7 +551,11 @@ func (b *redisBus) cleanOnce(ctx context.Context) {
 			b.panics.Add(1)
 		}
 	}()
-	_, _ = b.cleanIdleGroups(ctx)
+	destroyed, _ := b.cleanIdleGroups(ctx)
+	for _, g := range destroyed {
+		b.log.Log(LogInfo, "bus", fmt.Sprintf("destroyed the Redis consumer group %q: its consumers were idle for over %s (a crashed executor)",
+			g, b.opts.GroupIdleTimeout))
+	}
 }
 
 // cleanIdleGroups destroys the groups of this ConsumerGroup whose every

@@ -98,3 +98,33 @@ def test_fork_child_neither_hangs_nor_inherits_the_log_thread(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["0", "1"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
+def test_child_forked_before_the_engine_loads_starts_its_own_log_thread():
+    script = textwrap.dedent("""
+        import logging, os, sys, threading, time
+        import fraiseql._fraiseql_rs.subscriptions as S  # the engine is not loaded yet
+        pid = os.fork()
+        if pid == 0:
+            got = []
+
+            class Keep(logging.Handler):
+                def emit(self, record):
+                    got.append((record.name, record.levelname, record.getMessage()))
+            logging.getLogger("fraiseql.subscriptions").addHandler(Keep())
+            logging.getLogger("fraiseql.subscriptions").setLevel(logging.INFO)
+            ex = S.PySubscriptionExecutor()
+            from fraiseql._native import engine
+            engine().pyapi_LogForTest(20, "bus", "from the child")
+            deadline = time.monotonic() + 15
+            while not got and time.monotonic() < deadline:
+                time.sleep(0.02)
+            ok = got == [("fraiseql.subscriptions.bus", "INFO", "from the child")]
+            os._exit(0 if ok else 4)
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0"]
