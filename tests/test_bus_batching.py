@@ -220,25 +220,24 @@ def test_redis_partly_refused_batch_delivers_exactly_the_accepted_events(own_red
 
 
 def test_redis_restart_during_batched_burst_loses_no_accepted_event(own_redis):
-    threads, per = 8, 4000
-    with S.PySubscriptionExecutor(S.PyEventBusConfig.redis(own_redis.url, "burst"),
-                                  queue_size=threads * per) as ex:
+    threads = 8
+    with S.PySubscriptionExecutor(S.PyEventBusConfig.redis(own_redis.url, "burst"), queue_size=2**22) as ex:
         ex.register_subscription("c", "s", QUERY, user_id="u", tenant_id="t")
-        results = {}
+        results = {th: ([], []) for th in range(threads)}
+        restarted = threading.Event()
         stop = threading.Event()
 
         def run(th):
-            ok, failed = [], []
-            for i in range(per):
-                if stop.is_set():
-                    break
+            ok, failed = results[th]
+            i = 0
+            while not stop.is_set():
                 try:
                     ex.publish_event("tick", "events", {"th": th, "n": i})
                     ok.append(i)
                 except RuntimeError:
                     failed.append(i)
                     time.sleep(0.002)
-            results[th] = (ok, failed)
+                i += 1
         ts = [threading.Thread(target=run, args=(th,)) for th in range(threads)]
         for t in ts:
             t.start()
@@ -246,11 +245,18 @@ def test_redis_restart_during_batched_burst_loses_no_accepted_event(own_redis):
         own_redis.kill()
         time.sleep(1.0)
         own_redis.start()
+        # Publish on until every thread has had events accepted after the restart.
+        after = {th: len(results[th][0]) + len(results[th][1]) for th in range(threads)}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(
+                any(i >= after[th] for i in results[th][0]) for th in range(threads)):
+            time.sleep(0.05)
+        stop.set()
         for t in ts:
-            t.join(timeout=120)
+            t.join(timeout=60)
         accepted = sum(len(results[th][0]) for th in range(threads))
-        failed = sum(len(results[th][1]) for th in range(threads))
-        assert failed > 0, "the outage must make publishes fail"
+        assert all(results[th][1] for th in range(threads)), "the outage must make every thread's publishes fail"
+        assert all(any(i >= after[th] for i in results[th][0]) for th in range(threads)), "no publish after restart"
         got = collect(ex, "c", accepted, timeout=120)
         assert len(got) == len(set(got)), "an event arrived twice"
         for th in range(threads):
