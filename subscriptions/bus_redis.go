@@ -273,11 +273,12 @@ func (b *redisBus) PublishBatch(ctx context.Context, evs []Event) error {
 				b.published.Add(1)
 			}
 		}
-		if errs[end-1] != nil {
-			// The connection failed: later pipelines would only add
-			// entries after a gap in this batch's order.
+		var reply redis.Error
+		if !errors.As(execErr, &reply) {
+			// Not a refusal by Redis but a failed connection: later
+			// pipelines would add entries after a gap in the batch.
 			for i := end; i < len(evs); i++ {
-				errs[i] = errs[end-1]
+				errs[i] = b.publishError(execErr)
 			}
 			break
 		}
