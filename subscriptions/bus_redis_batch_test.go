@@ -215,3 +215,28 @@ func TestLogSinkKeepsTheNewestAndCountsDrops(t *testing.T) {
 		t.Fatalf("waiter got %+v", r)
 	}
 }
+
+func TestRedisExecutorChecksWellFormedDataWithoutDecoding(t *testing.T) {
+	mr := miniredis.RunT(t)
+	e, err := NewExecutor(context.Background(), Options{
+		Limits: Limits{MaxPayloadBytes: 20},
+		Bus:    BusConfig{Kind: BusRedis, Redis: RedisOptions{URL: redisURL(mr), ConsumerGroup: "wf"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(context.Background())
+	for _, c := range []struct{ data, want string }{
+		{` [1]`, "event data must be a JSON object, got array"},
+		{`{"pad":"0123456789abcdef"}`, "event payload is 26 bytes, over the max_payload_bytes limit of 20"},
+		{` {"n":1}`, ""},
+	} {
+		err := e.PublishValid(context.Background(), Event{Type: "t", Channel: "items", Data: []byte(c.data)})
+		if (err == nil) != (c.want == "") || (err != nil && err.Error() != c.want) {
+			t.Fatalf("%s: got %v, want %q", c.data, err, c.want)
+		}
+	}
+	if !isJSONObject([]byte("\t\r\n {}")) || isJSONObject([]byte("  ")) || isJSONObject([]byte(`"{"`)) {
+		t.Fatal("isJSONObject")
+	}
+}
