@@ -272,20 +272,22 @@ while other builds and tests ran on it, load average 10 to 20: read the ratios, 
    for one event. On a distributed bus every publisher blocks for its result, so each event costs at
    least one thread wake-up and one GIL hand-off; under load these, not Redis, bound the 8-thread row.
    `publish_events` pays them once per list.
-3. **Redis's own work per event.** A Go-only run (executor, Redis bus, `PublishBatch` of 1,000, one
-   drained subscription) gave 17,600–24,900 events/s with the Go side using 19% of one core; one
-   connection sending pipelines of 1,000 `XADD`s with redis-benchmark gave 78,000/s at the same time.
-   Each event costs Redis its `XADD`, its entry in the consumer group's pending list (`XREADGROUP`) and
-   its removal (`XACK`): about three times an `XADD`. Reading with `XREAD` and recording the group's
-   position with `XGROUP SETID` after each dispatched batch would keep resume and exactly-once with one
-   operation per batch instead of two per event; it was not done here, because idle-group cleanup
-   relies on the consumer's idle time, which only `XREADGROUP` refreshes.
+3. **The batch row.** In a Go-only run (executor, Redis bus, `PublishBatch` of 1,000, one drained
+   subscription; 28,000–32,000 events/s) the Go side used under a third of one core; a profile put a
+   third of it in JSON decoding. Publishing on a distributed bus no longer decodes well-formed data
+   (every executor decodes what it receives; the decoded form was thrown away), worth up to 10–20% in
+   A/Bs. Reading with `XREADGROUP … NOACK` (no pending-list bookkeeping in Redis) gave only +15%, not
+   worth losing the redelivery of pending entries after a crash, so the reader keeps acknowledging.
+   What remains is the servers' and processes' share of two busy cores: redis-benchmark's own
+   pipelined `XADD`s reached 78,000/s on one connection in the same conditions.
 4. **Reader batches.** The Redis reader takes up to 1,000 entries per `XREADGROUP` (was 100) and
    acknowledges them with one `XACK`; the lag column stays in milliseconds under these loads.
 5. **Single-publisher latency**, A/B in one run against the previous engine built from the main branch
    (tests' servers: Redis with `appendfsync always`, so each publish waits for an fsync): Redis p50 982
    and 940 µs before, 841 and 938 µs now; PostgreSQL 414 and 643 µs before, 584 and 373 µs now: no
    change beyond the noise, as expected, since a lone publisher takes the same path plus one mutex.
+   Across three full runs of this file the Redis rows ranged: 1 thread 6,600–14,000, 8 threads
+   7,800–10,500, batches 30,000–35,000 events/s.
 6. **PostgreSQL** rows use the bus's `PublishBatch` as it stands in this tree; while that is a loop of
    single-row transactions, group commit is switched off for it (it would only serialize what the
    connection pool runs in parallel), and the batch rows measure that loop.
