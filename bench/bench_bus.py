@@ -291,6 +291,10 @@ while other builds and tests ran on it, load average 10 to 20: read the ratios, 
 6. **PostgreSQL** rows use the bus's `PublishBatch` as it stands in this tree; while that is a loop of
    single-row transactions, group commit is switched off for it (it would only serialize what the
    connection pool runs in parallel), and the batch rows measure that loop.
+7. **200 asyncio publishers** share what the asyncio layer's `publish_event_async` gives the engine:
+   it runs `publish_event` on a pool of 4 threads, so at most 4 of the 200 wait in a group commit at
+   once. Gathering the awaiting events in the loop and sending them with one `publish_events` call
+   would let all 200 share a round trip.
 """
 
 
