@@ -103,18 +103,46 @@ func (g *groupCommit) afterFlush() {
 	go g.drain()
 }
 
-// drain flushes the queue until it is empty.
+// drain flushes the queue until it is empty. flush recovers the bus's
+// panics; this recover is for the queue's own code, lest a panic kill the
+// process from a goroutine.
 func (g *groupCommit) drain() {
+	defer func() {
+		if r := recover(); r != nil {
+			g.failQueued(fmt.Errorf("internal error while publishing (please report): %v", r))
+		}
+	}()
 	for {
-		g.mu.Lock()
-		if len(g.queue) == 0 {
-			g.flushes--
-			g.mu.Unlock()
+		batch := g.next()
+		if batch == nil {
 			return
 		}
-		batch := g.take()
-		g.mu.Unlock()
 		g.flush(context.Background(), batch)
+	}
+}
+
+// next takes the next batch off the queue, or ends the flush (nil) when
+// the queue is empty.
+func (g *groupCommit) next() []*commitWaiter {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.queue) == 0 {
+		g.flushes--
+		return nil
+	}
+	return g.take()
+}
+
+// failQueued ends a drain that panicked: every waiter gets err.
+func (g *groupCommit) failQueued(err error) {
+	g.mu.Lock()
+	queued := g.queue
+	g.queue = nil
+	g.flushes--
+	g.mu.Unlock()
+	for _, w := range queued {
+		w.err = err
+		w.done <- struct{}{}
 	}
 }
 
