@@ -56,13 +56,23 @@ func ReleaseFastID(id int) {
 	fastTable.Store(&next)
 }
 
-func fastExecutor(id int64) (*SubscriptionExecutor, error) {
+// fastEntry returns the executor registered under id.
+func fastEntry(id int64) (*SubscriptionExecutor, error) {
 	if p := fastTable.Load(); p != nil && id >= 1 && id <= int64(len(*p)) {
 		if x := (*p)[id-1]; x != nil {
 			return x, nil
 		}
 	}
 	return nil, subscriptions.ErrClosed
+}
+
+// fastExecutor returns the engine of the executor registered under id.
+func fastExecutor(id int) (*subscriptions.Executor, error) {
+	x, err := fastEntry(int64(id))
+	if err != nil {
+		return nil, err
+	}
+	return x.e, nil
 }
 
 // AttachFast adds the hand-written entry points to the loaded extension

@@ -89,7 +89,7 @@ func recoverFast(r *C.longlong, msg []byte, st *C.fq_status) {
 func fraiseqlPyNext(fid C.longlong, sid *C.char, sidLen C.longlong, buf *C.char, bufCap C.longlong, st *C.fq_status) (r C.longlong) {
 	out := cBytes(buf, bufCap)
 	defer recoverFast(&r, out, st)
-	x, err := fastExecutor(int64(fid))
+	x, err := fastEntry(int64(fid))
 	if err != nil {
 		return fail(err, out, st)
 	}
@@ -112,7 +112,7 @@ func fraiseqlPyNext(fid C.longlong, sid *C.char, sidLen C.longlong, buf *C.char,
 func fraiseqlPyDrain(fid C.longlong, cid *C.char, cidLen C.longlong, max C.longlong, buf *C.char, bufCap C.longlong, st *C.fq_status) (r C.longlong) {
 	out := cBytes(buf, bufCap)
 	defer recoverFast(&r, out, st)
-	x, err := fastExecutor(int64(fid))
+	x, err := fastEntry(int64(fid))
 	if err != nil {
 		return fail(err, out, st)
 	}
@@ -136,7 +136,7 @@ func fraiseqlPyPublish(fid C.longlong, typ *C.char, typLen C.longlong, ch *C.cha
 	data *C.char, dataLen C.longlong, msg *C.char, msgCap C.longlong, st *C.fq_status) (r C.longlong) {
 	out := cBytes(msg, msgCap)
 	defer recoverFast(&r, out, st)
-	x, err := fastExecutor(int64(fid))
+	x, err := fastEntry(int64(fid))
 	if err != nil {
 		return fail(err, out, st)
 	}
