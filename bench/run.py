@@ -709,8 +709,13 @@ delivery (queues full), `BenchmarkDecodeEvent` 38.8 µs and 264 allocations per 
 5. **Top-level key look-ups**: scanning the object (`Object.Visit`, last key wins) made
    `BenchmarkFilter/eq+gte` 1,254 ns; a sorted index of the top-level keys built once per event
    (binary search) 544 ns, in back-to-back runs. Nested paths still scan their object.
-6. **Parser pool**: the decode went from 50 allocations and 17.8 KB to 4 and 784 B per event; the
-   parser goes back to the pool when the dispatch of the event is over (`decodedEvent.release`).
+6. **Pooled decoded events**: the decode went from 50 allocations and 17.8 KB per event (a new
+   parser each time) to 4 and 784 B (pooled parser), then to 1 and 6 B (the decoded event, its
+   index and scratch buffers pooled with the parser; `decodedEvent.release` gives them back when the
+   dispatch is over). Payloads were allocated at the event's size (`len(data)+32`) even when the
+   projection kept five fields: they are now encoded in scratch and queued at their exact size
+   (`BenchmarkPublishValid2K`, a 2 KB event to one subscription: 5 → 2 allocations and 2,992 → 118 B
+   per publish; `BenchmarkPublishFiltered` 14.7 KB → 1.9 KB per publish).
 7. **Python encoder**: kept the standard library's C encoder (`json.JSONEncoder`, one instance).
    orjson is faster but is not a dependency of the wheel and writes NaN and Infinity as `null`,
    silently changing data; `ensure_ascii=False` would change the bytes of subscriptions without a
@@ -727,7 +732,18 @@ delivery (queues full), `BenchmarkDecodeEvent` 38.8 µs and 264 allocations per 
    hash for a Go-side table instead of Go's map hash (one hash of the id either way, ≤ 10 ns); (c)
    a C entry for `publish_event` that also encodes (saves the ~0.2 µs Python frame of a several-µs
    call).
-10. **GIL**: next and drain keep the GIL (releasing costs ~39 ns and their Go part never blocks on
+10. **The floors of the missed targets.** `publish_event` of a 2 KB event to one subscription:
+   Python's encoder is about half of it (same process, best of 15 rounds at load 10: encoding
+   11.2 µs, the Go part 12.4 µs before the pooling above, which `BenchmarkPublishValid2K` puts at
+   5–7 µs loaded); P2 encodes only the five projected fields (~150 B), while the engine must encode
+   and parse the whole event, which is also what checks it (NaN, surrogates, types). The stdlib
+   encoder with `ensure_ascii=False` was 12 % faster (9.9 µs) but changes bytes (see 7). `next_event`:
+   the loop (44 ns at that load), the cgo crossing (55–95 ns per the design notes), the id look-up
+   and two locks; at load 8–20 its absolute time is inflated 2–5× and the ratio to P2 moved between
+   runs (176 vs 305 ns, 327 vs 528 ns, 367 vs 301 ns), while W1 as a whole stayed 1.2–2.7× P2. W2
+   moved between 2.2× and 6.7× P2 across runs under this load; its engine part per event is the
+   2 KB encode and parse above plus 50 filter evaluations (~0.1–0.5 µs each, `BenchmarkFilter`).
+11. **GIL**: next and drain keep the GIL (releasing costs ~39 ns and their Go part never blocks on
    Python); publish releases it, as a fan-out can take milliseconds.
 
 Targets met and missed are marked in the tables; nothing above is asserted by a test.
