@@ -192,6 +192,9 @@ func decodeEventFrom(ev Event, lim Limits, wellFormed bool) (*decodedEvent, erro
 	*d = decodedEvent{Event: ev, root: root, obj: objectOf(root), state: st, fields: d.fields[:0], num: d.num[:0], enc: d.enc[:0]}
 	if err := d.checkNumbers(root); err != nil {
 		d.release()
+		if wellFormed && err == errNotJSONNumber {
+			return decodeEventFrom(ev, lim, false) // the strict path words the error
+		}
 		return nil, valueErrorf("event data is not valid JSON: %v", err)
 	}
 	d.index()
@@ -418,13 +421,19 @@ func replaceLoneSurrogates(b []byte) []byte {
 	}
 }
 
-// checkNumbers refuses numbers beyond float64's range, as the engine
-// always has (the projection re-reads them as float64 when they are not
-// in JSON form). Only long numbers or those with an exponent can be.
+// errNotJSONNumber: fastjson let through a number JSON forbids (NaN, 01).
+var errNotJSONNumber = errors.New("invalid number")
+
+// checkNumbers refuses what fastjson accepts as numbers but JSON does not,
+// and numbers beyond float64's range, as the engine always has. Only long
+// numbers or those with an exponent can be out of range.
 func (d *decodedEvent) checkNumbers(v jv) error {
 	switch v.Type() {
 	case fastjson.TypeNumber:
 		t, _ := numText(v, &d.num)
+		if !isJSONNumber(t) {
+			return errNotJSONNumber
+		}
 		if len(t) > 300 || strings.ContainsAny(t, "eE") {
 			if _, err := strconv.ParseFloat(t, 64); err != nil {
 				return err
