@@ -1,0 +1,282 @@
+package subscriptions
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// The listener reads by transaction, not by id.
+//
+// Ids come from a sequence when a row is inserted, but the row becomes
+// visible when its transaction commits, which may be much later: an id
+// that is missing now may still appear. So the position of a listener is
+// a snapshot (pg_snapshot), not an id: every transaction that snapshot
+// sees as finished has been read. Each read takes a new snapshot and
+// delivers the rows of the transactions that finished between the two,
+// that is the rows whose xid the old snapshot does not see as finished
+// (xid in its in-progress list, or at or above its xmax). Nothing is
+// skipped however long a transaction stays open, a rollback leaves
+// nothing to wait for, and the position is a value that can be stored.
+//
+// Order: a transaction's rows are delivered together, in id order, which
+// is the order it wrote them. Transactions are ordered by their last id.
+// When two transactions write the same row, the second waits for the
+// first to commit before it writes, so its last id is higher: they are
+// delivered in commit order. A transaction's rows are all in one read
+// (they become visible at once), and a transaction that committed after
+// another is never in an earlier read than it.
+//
+// A read runs in one REPEATABLE READ transaction so that the snapshot
+// recorded and the rows read agree; the rows come through a cursor, a
+// page at a time, so a transaction of any size is read in bounded memory.
+
+const (
+	// pgPageSize is the number of rows fetched per round trip.
+	pgPageSize = 1000
+	// pgCursor names the listener's cursor.
+	pgCursor = "fraiseql_read"
+)
+
+// pgListener is the goroutine that reads the table and calls deliver.
+type pgListener struct {
+	bus     *PostgresBus
+	conn    *pgx.Conn // nil while disconnected
+	pos     string    // pg_snapshot text: every transaction it sees as finished was read
+	deliver func(Event)
+
+	lastPrune time.Time
+	// backoff spaces reconnections; it is reset once a connection has
+	// proved usable, so a connection that fails right after connecting
+	// does not cause a tight loop.
+	backoff backoff
+}
+
+func (l *pgListener) run(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	defer l.disconnect()
+	b := l.bus
+	for {
+		if l.conn == nil {
+			if !l.reconnect(ctx) {
+				return
+			}
+		}
+		err := l.drain(ctx)
+		if err == nil {
+			l.backoff.reset()
+			l.maybePrune(ctx)
+			wctx, cancel := context.WithTimeout(ctx, b.opts.PollInterval)
+			_, err = l.conn.WaitForNotification(wctx)
+			cancel()
+			if err != nil && ctx.Err() == nil && !l.conn.IsClosed() && (pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded)) {
+				err = nil // poll timeout
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			b.tableMissing(err)
+			// The connection is broken (terminated backend, restart,
+			// network) or unusable: start over on a new one.
+			closeQuietly(l.conn)
+			l.conn = nil
+		}
+	}
+}
+
+// reconnect connects again with backoff until it succeeds (true) or ctx
+// ends (false).
+func (l *pgListener) reconnect(ctx context.Context) bool {
+	for {
+		t := time.NewTimer(l.backoff.next())
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+		cctx, cancel := context.WithTimeout(ctx, l.bus.opts.ConnectTimeout)
+		conn, err := l.bus.connectListener(cctx)
+		cancel()
+		if err == nil {
+			l.conn = conn
+			l.bus.reconnects.Add(1)
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+	}
+}
+
+// disconnect UNLISTENs and closes the connection, on the way out.
+func (l *pgListener) disconnect() {
+	if l.conn == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if !l.conn.IsClosed() {
+		l.conn.Exec(ctx, "UNLISTEN *")
+	}
+	l.conn.Close(ctx)
+	l.conn = nil
+}
+
+// discardQueued drops the notifications already received: the read that
+// follows sees every transaction committed before they were sent. Without
+// this, a burst of N events costs N reads. Notifications that arrive
+// during the read are kept, since their transactions may be too recent
+// for it.
+func (l *pgListener) discardQueued() {
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	for {
+		// With a done context, WaitForNotification only pops the queue.
+		if n, _ := l.conn.WaitForNotification(done); n == nil {
+			return
+		}
+	}
+}
+
+// pageContext bounds one round trip, so that a connection that went
+// silent is noticed.
+func (l *pgListener) pageContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, l.bus.opts.ConnectTimeout+30*time.Second)
+}
+
+// drain delivers the rows of every transaction that finished since the
+// position, then moves the position (and stores it, with an InstanceID).
+// On error the position is unchanged and the connection must be dropped
+// (it may be inside the read transaction).
+func (l *pgListener) drain(ctx context.Context) error {
+	b := l.bus
+	l.discardQueued()
+	pc := l.conn.PgConn()
+
+	// One round trip: the transaction, its snapshot, the cursor, a page.
+	var batch pgconn.Batch
+	batch.ExecParams("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", nil, nil, nil, nil)
+	batch.ExecParams("SELECT pg_current_snapshot()::text", nil, nil, nil, nil)
+	batch.ExecParams(b.sqlDeclare, [][]byte{[]byte(l.pos)}, []uint32{pgTextOID}, nil, nil)
+	batch.ExecParams(b.sqlFetch, nil, nil, nil, []int16{pgBinary})
+	qctx, cancel := l.pageContext(ctx)
+	mrr := pc.ExecBatch(qctx, &batch)
+	var snap string
+	var n, delivered int
+	var err error
+	for i := 0; mrr.NextResult(); i++ {
+		rr := mrr.ResultReader()
+		switch i {
+		case 1:
+			for rr.NextRow() {
+				snap = string(rr.Values()[0])
+			}
+		case 3:
+			n, err = l.dispatch(rr)
+			delivered += n
+		}
+		if _, cerr := rr.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if cerr := mrr.Close(); err == nil {
+		err = cerr
+	}
+	cancel()
+	if err == nil && snap == "" {
+		err = errors.New("the read returned no snapshot")
+	}
+	// Further pages, until one is short.
+	for err == nil && n == pgPageSize {
+		qctx, cancel := l.pageContext(ctx)
+		rr := pc.ExecParams(qctx, b.sqlFetch, nil, nil, nil, []int16{pgBinary})
+		n, err = l.dispatch(rr)
+		delivered += n
+		if _, cerr := rr.Close(); err == nil {
+			err = cerr
+		}
+		cancel()
+	}
+	if err != nil {
+		return err
+	}
+
+	// Commit, and store the new position in the same round trip. It is
+	// stored only when rows were delivered: otherwise the old position
+	// leads to the same rows.
+	batch = pgconn.Batch{}
+	batch.ExecParams("COMMIT", nil, nil, nil, nil)
+	save := delivered > 0 && b.opts.InstanceID != ""
+	if save {
+		batch.ExecParams(b.sqlSavePos, [][]byte{[]byte(b.opts.InstanceID), []byte(snap)}, []uint32{pgTextOID, pgTextOID}, nil, nil)
+	}
+	qctx, cancel = l.pageContext(ctx)
+	defer cancel()
+	if _, err := pc.ExecBatch(qctx, &batch).ReadAll(); err != nil {
+		return err
+	}
+	l.pos = snap
+	return nil
+}
+
+// Wire-protocol codes: the type of the parameters the listener sends (as
+// text), and the binary format it reads rows in.
+const (
+	pgTextOID = 25
+	pgBinary  = 1
+)
+
+// dispatch delivers the rows of one page (id, channel, event_type,
+// payload, created_at in binary format) as they arrive, and returns how
+// many there were.
+func (l *pgListener) dispatch(rr *pgconn.ResultReader) (int, error) {
+	b := l.bus
+	n := 0
+	for rr.NextRow() {
+		v := rr.Values()
+		if len(v) != 5 || len(v[0]) != 8 || len(v[4]) != 8 {
+			return n, fmt.Errorf("unexpected row shape from %s", b.tableIdent)
+		}
+		n++
+		// The values point into the connection's buffer: copy.
+		ev := Event{Type: string(v[2]), Channel: string(v[1]), Data: append([]byte(nil), v[3]...)}
+		b.received.Add(1)
+		// created_at is the server's clock: clock skew between the
+		// server and this host shows in the lag (negative lags read 0).
+		if us := int64(binary.BigEndian.Uint64(v[4])); us != math.MaxInt64 && us != math.MinInt64 {
+			created := pgEpoch.Add(time.Duration(us) * time.Microsecond)
+			lag := float64(time.Since(created).Microseconds()) / 1000
+			b.lagBits.Store(math.Float64bits(max(lag, 0)))
+		}
+		l.deliver(ev)
+	}
+	return n, nil
+}
+
+// pgEpoch is the zero of PostgreSQL's binary timestamps.
+var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// maybePrune deletes rows older than Retention, at most every pruneEvery,
+// among those this listener has read (a row committed after its last
+// read is not pruned before it reads it, however old created_at says it
+// is). Errors are ignored: pruning is retried later, and a broken
+// connection is noticed by the next read.
+func (l *pgListener) maybePrune(ctx context.Context) {
+	b := l.bus
+	if !l.lastPrune.IsZero() && time.Since(l.lastPrune) < b.pruneEvery {
+		return
+	}
+	l.lastPrune = time.Now()
+	pctx, cancel := l.pageContext(ctx)
+	defer cancel()
+	l.conn.Exec(pctx, b.sqlPrune, b.opts.Retention.Microseconds(), l.pos)
+}
