@@ -308,6 +308,20 @@ func TestPostgresSQLGrants(t *testing.T) {
 	denied(stranger, `SELECT fraiseql_publish('ch', 'x', '{}')`)
 	denied(stranger, `SELECT * FROM fraiseql_events`)
 
+	// An executor whose role has only the grants the README lists (the
+	// objects exist): it runs no DDL, publishes, reads and resumes.
+	srv.Exec(t, `CREATE ROLE bus LOGIN`)
+	srv.Exec(t, `GRANT SELECT, INSERT, DELETE ON fraiseql_events TO bus`)
+	srv.Exec(t, `GRANT SELECT, INSERT, UPDATE ON fraiseql_events_positions TO bus`)
+	srv.Exec(t, `GRANT USAGE ON SEQUENCE fraiseql_events_id_seq TO bus`)
+	var cb pgCollector
+	other := startPgBus(t, PostgresOptions{ConnString: srv.ConnStringFor("bus", "", "postgres"), InstanceID: "b"}, &cb)
+	ev := pgEvent("bus", 1)
+	if err := other.Publish(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	checkInOrder(t, cb.waitFor(t, 1, 5*time.Second), []Event{ev})
+
 	// No object of the bus has a grant to PUBLIC.
 	var public int
 	if err := writer.QueryRow(ctx, `SELECT count(*) FROM (
