@@ -174,17 +174,22 @@ SELECT pg_notify($4, '')`,
 SELECT pg_notify($4, '')`,
 		sqlStartPos: `SELECT pg_current_snapshot()::text`,
 		sqlResumePos: `INSERT INTO ` + positions + ` (instance_id, snapshot) VALUES ($1, pg_current_snapshot())
-ON CONFLICT (instance_id) DO UPDATE SET updated_at = now() RETURNING snapshot::text`,
-		sqlSavePos: `UPDATE ` + positions + ` SET snapshot = $2::pg_snapshot, updated_at = now() WHERE instance_id = $1`,
-		// The transactions $1 does not see as finished: at or above its
-		// xmax, or in its in-progress list. Two index scans on xid; then
-		// each transaction's rows together, ordered by its last id.
+ON CONFLICT (instance_id) DO UPDATE SET updated_at = now()
+RETURNING snapshot::text, upto::text, after_last, after_id`,
+		sqlSavePos: `UPDATE ` + positions + ` SET snapshot = $2::text::pg_snapshot, upto = $3::text::pg_snapshot,
+	after_last = $4::text::bigint, after_id = $5::text::bigint, updated_at = now() WHERE instance_id = $1`,
+		// The transactions $1 does not see as finished (at or above its
+		// xmax, or in its in-progress list: two index scans on xid), and
+		// that $2 sees as finished when set; each transaction's rows
+		// together, ordered by its last id, after the key ($3, $4).
 		sqlDeclare: `DECLARE ` + pgCursor + ` NO SCROLL CURSOR FOR
-SELECT id, channel, event_type, payload, created_at FROM (
-	` + batch + ` WHERE xid >= pg_snapshot_xmax($1::pg_snapshot)
-	UNION ALL
-	` + batch + ` WHERE xid = ANY (ARRAY(SELECT pg_snapshot_xip($1::pg_snapshot))) AND xid < pg_snapshot_xmax($1::pg_snapshot)
-) e ORDER BY max(id) OVER (PARTITION BY xid), id`,
+SELECT id, channel, event_type, payload, created_at, last FROM (
+	SELECT id, channel, event_type, payload, created_at, max(id) OVER (PARTITION BY xid) AS last FROM (
+		` + batch + ` WHERE xid >= pg_snapshot_xmax($1::pg_snapshot)
+		UNION ALL
+		` + batch + ` WHERE xid = ANY (ARRAY(SELECT pg_snapshot_xip($1::pg_snapshot))) AND xid < pg_snapshot_xmax($1::pg_snapshot)
+	) e WHERE $2::text IS NULL OR pg_visible_in_snapshot(xid, $2::pg_snapshot)
+) w WHERE (last, id) > ($3::bigint, $4::bigint) ORDER BY last, id`,
 		sqlFetch: fmt.Sprintf("FETCH %d FROM %s", pgPageSize, pgCursor),
 		sqlPrune: `DELETE FROM ` + table + ` WHERE created_at < now() - $1::bigint * interval '1 microsecond'
 AND pg_visible_in_snapshot(xid, $2::text::pg_snapshot)`,
@@ -228,11 +233,15 @@ func (b *PostgresBus) Start(ctx context.Context, deliver func(Event)) error {
 	if err != nil {
 		return err
 	}
-	var pos string
+	var st pgPosition
 	if b.opts.InstanceID == "" {
-		err = conn.QueryRow(cctx, b.sqlStartPos).Scan(&pos)
+		err = conn.QueryRow(cctx, b.sqlStartPos).Scan(&st.pos)
 	} else {
-		err = conn.QueryRow(cctx, b.sqlResumePos, b.opts.InstanceID).Scan(&pos)
+		var upto *string
+		err = conn.QueryRow(cctx, b.sqlResumePos, b.opts.InstanceID).Scan(&st.pos, &upto, &st.last, &st.id)
+		if upto != nil {
+			st.upto = *upto
+		}
 	}
 	if err != nil {
 		closeQuietly(conn)
@@ -243,7 +252,7 @@ func (b *PostgresBus) Start(ctx context.Context, deliver func(Event)) error {
 	b.started = true
 	b.cancel = lcancel
 	b.done = make(chan struct{})
-	l := &pgListener{bus: b, conn: conn, pos: pos, deliver: deliver,
+	l := &pgListener{bus: b, conn: conn, st: st, deliver: deliver,
 		backoff: backoff{min: 50 * time.Millisecond, max: 2 * time.Second}}
 	go l.run(lctx, b.done)
 	return nil

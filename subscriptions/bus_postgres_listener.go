@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,6 +37,11 @@ import (
 // A read runs in one REPEATABLE READ transaction so that the snapshot
 // recorded and the rows read agree; the rows come through a cursor, a
 // page at a time, so a transaction of any size is read in bounded memory.
+//
+// Exactly once across failures: rows are dispatched as they arrive, so a
+// read can break after dispatching some of them. The position then says
+// so (pgPosition.upto and the key of the last row dispatched), and the
+// next read delivers the rest of that read before going on.
 
 const (
 	// pgPageSize is the number of rows fetched per round trip.
@@ -44,12 +50,24 @@ const (
 	pgCursor = "fraiseql_read"
 )
 
+// pgPosition is what a listener has delivered: every transaction that
+// pos sees as finished and, when upto is set, the rows of the transactions
+// upto sees as finished (and pos does not) up to the key (last, id) in
+// read order.
+type pgPosition struct {
+	pos      string // pg_snapshot text
+	upto     string // pg_snapshot text of a read in progress, or ""
+	last, id int64
+}
+
 // pgListener is the goroutine that reads the table and calls deliver.
 type pgListener struct {
 	bus     *PostgresBus
 	conn    *pgx.Conn // nil while disconnected
-	pos     string    // pg_snapshot text: every transaction it sees as finished was read
+	st      pgPosition
 	deliver func(Event)
+	// unsaved: st moved past what is stored for the InstanceID.
+	unsaved bool
 
 	lastPrune time.Time
 	// backoff spaces reconnections; it is reset once a connection has
@@ -60,6 +78,7 @@ type pgListener struct {
 
 func (l *pgListener) run(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
+	defer l.saveOnExit()
 	defer l.disconnect()
 	b := l.bus
 	for {
@@ -154,24 +173,44 @@ func (l *pgListener) pageContext(ctx context.Context) (context.Context, context.
 }
 
 // drain delivers the rows of every transaction that finished since the
-// position, then moves the position (and stores it, with an InstanceID).
-// On error the position is unchanged and the connection must be dropped
-// (it may be inside the read transaction).
+// position. On error the connection must be dropped (it may be inside the
+// read transaction); the position says what was delivered.
 func (l *pgListener) drain(ctx context.Context) error {
-	b := l.bus
 	l.discardQueued()
-	pc := l.conn.PgConn()
+	for {
+		resuming := l.st.upto != ""
+		if err := l.read(ctx); err != nil {
+			return err
+		}
+		if !resuming {
+			return nil
+		}
+		// The rest of an interrupted read is delivered: now what
+		// committed since.
+	}
+}
 
+// read runs one read: the rest of the interrupted one if any, else every
+// transaction that finished since the position.
+func (l *pgListener) read(ctx context.Context) error {
+	b := l.bus
+	pc := l.conn.PgConn()
+	var upto []byte
+	if l.st.upto != "" {
+		upto = []byte(l.st.upto)
+	}
 	// One round trip: the transaction, its snapshot, the cursor, a page.
 	var batch pgconn.Batch
 	batch.ExecParams("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", nil, nil, nil, nil)
 	batch.ExecParams("SELECT pg_current_snapshot()::text", nil, nil, nil, nil)
-	batch.ExecParams(b.sqlDeclare, [][]byte{[]byte(l.pos)}, []uint32{pgTextOID}, nil, nil)
+	batch.ExecParams(b.sqlDeclare,
+		[][]byte{[]byte(l.st.pos), upto, strconv.AppendInt(nil, l.st.last, 10), strconv.AppendInt(nil, l.st.id, 10)},
+		[]uint32{pgTextOID, pgTextOID, pgTextOID, pgTextOID}, nil, nil)
 	batch.ExecParams(b.sqlFetch, nil, nil, nil, []int16{pgBinary})
 	qctx, cancel := l.pageContext(ctx)
 	mrr := pc.ExecBatch(qctx, &batch)
 	var snap string
-	var n, delivered int
+	var n int
 	var err error
 	for i := 0; mrr.NextResult(); i++ {
 		rr := mrr.ResultReader()
@@ -180,9 +219,11 @@ func (l *pgListener) drain(ctx context.Context) error {
 			for rr.NextRow() {
 				snap = string(rr.Values()[0])
 			}
+			if l.st.upto == "" {
+				l.st.upto, l.st.last, l.st.id = snap, 0, 0
+			}
 		case 3:
 			n, err = l.dispatch(rr)
-			delivered += n
 		}
 		if _, cerr := rr.Close(); err == nil {
 			err = cerr
@@ -200,32 +241,71 @@ func (l *pgListener) drain(ctx context.Context) error {
 		qctx, cancel := l.pageContext(ctx)
 		rr := pc.ExecParams(qctx, b.sqlFetch, nil, nil, nil, []int16{pgBinary})
 		n, err = l.dispatch(rr)
-		delivered += n
 		if _, cerr := rr.Close(); err == nil {
 			err = cerr
 		}
 		cancel()
 	}
 	if err != nil {
+		if l.st.last == 0 && l.st.id == 0 {
+			l.st.upto = "" // nothing delivered: start over
+		}
 		return err
 	}
-
+	done := pgPosition{pos: l.st.upto}
 	// Commit, and store the new position in the same round trip. It is
 	// stored only when rows were delivered: otherwise the old position
 	// leads to the same rows.
 	batch = pgconn.Batch{}
 	batch.ExecParams("COMMIT", nil, nil, nil, nil)
-	save := delivered > 0 && b.opts.InstanceID != ""
+	save := l.unsaved && b.opts.InstanceID != ""
 	if save {
-		batch.ExecParams(b.sqlSavePos, [][]byte{[]byte(b.opts.InstanceID), []byte(snap)}, []uint32{pgTextOID, pgTextOID}, nil, nil)
+		batch.ExecParams(b.sqlSavePos, savePosArgs(b.opts.InstanceID, done), []uint32{pgTextOID, pgTextOID, pgTextOID, pgTextOID, pgTextOID}, nil, nil)
 	}
 	qctx, cancel = l.pageContext(ctx)
 	defer cancel()
-	if _, err := pc.ExecBatch(qctx, &batch).ReadAll(); err != nil {
+	_, err = pc.ExecBatch(qctx, &batch).ReadAll()
+	// The read is complete even if the commit of a read-only transaction
+	// failed: the rows were all delivered.
+	l.st = done
+	if err != nil {
 		return err
 	}
-	l.pos = snap
+	l.unsaved = l.unsaved && !save
 	return nil
+}
+
+// savePosArgs are the parameters of sqlSavePos, as text.
+func savePosArgs(instanceID string, st pgPosition) [][]byte {
+	var upto []byte
+	if st.upto != "" {
+		upto = []byte(st.upto)
+	}
+	return [][]byte{[]byte(instanceID), []byte(st.pos), upto,
+		strconv.AppendInt(nil, st.last, 10), strconv.AppendInt(nil, st.id, 10)}
+}
+
+// saveOnExit stores the position of an InstanceID if it moved since it
+// was last stored (Close during a read, or a read whose commit failed).
+// The listener's connection is gone by then; the publishing pool is
+// still open.
+func (l *pgListener) saveOnExit() {
+	b := l.bus
+	if !l.unsaved || b.opts.InstanceID == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), b.opts.ConnectTimeout)
+	defer cancel()
+	args := savePosArgs(b.opts.InstanceID, l.st)
+	conn, err := b.pool.Acquire(ctx)
+	if err != nil {
+		return
+	}
+	defer conn.Release()
+	rr := conn.Conn().PgConn().ExecParams(ctx, b.sqlSavePos, args, []uint32{pgTextOID, pgTextOID, pgTextOID, pgTextOID, pgTextOID}, nil, nil)
+	if _, err := rr.Close(); err == nil {
+		l.unsaved = false
+	}
 }
 
 // Wire-protocol codes: the type of the parameters the listener sends (as
@@ -236,19 +316,22 @@ const (
 )
 
 // dispatch delivers the rows of one page (id, channel, event_type,
-// payload, created_at in binary format) as they arrive, and returns how
-// many there were.
+// payload, created_at, last in binary format) as they arrive, moving the
+// position past each, and returns how many there were.
 func (l *pgListener) dispatch(rr *pgconn.ResultReader) (int, error) {
 	b := l.bus
 	n := 0
 	for rr.NextRow() {
 		v := rr.Values()
-		if len(v) != 5 || len(v[0]) != 8 || len(v[4]) != 8 {
+		if len(v) != 6 || len(v[0]) != 8 || len(v[4]) != 8 || len(v[5]) != 8 {
 			return n, fmt.Errorf("unexpected row shape from %s", b.tableIdent)
 		}
 		n++
 		// The values point into the connection's buffer: copy.
 		ev := Event{Type: string(v[2]), Channel: string(v[1]), Data: append([]byte(nil), v[3]...)}
+		l.st.id = int64(binary.BigEndian.Uint64(v[0]))
+		l.st.last = int64(binary.BigEndian.Uint64(v[5]))
+		l.unsaved = true
 		b.received.Add(1)
 		// created_at is the server's clock: clock skew between the
 		// server and this host shows in the lag (negative lags read 0).
@@ -278,5 +361,5 @@ func (l *pgListener) maybePrune(ctx context.Context) {
 	l.lastPrune = time.Now()
 	pctx, cancel := l.pageContext(ctx)
 	defer cancel()
-	l.conn.Exec(pctx, b.sqlPrune, b.opts.Retention.Microseconds(), l.pos)
+	l.conn.Exec(pctx, b.sqlPrune, b.opts.Retention.Microseconds(), l.st.pos)
 }

@@ -16,7 +16,7 @@ import (
 //     wrote the row: the listener reads by transaction (see
 //     bus_postgres_listener.go), never by id alone.
 //   - Table+"_positions": where executors with an InstanceID keep their
-//     position across restarts.
+//     position (pgPosition) across restarts.
 //   - the publish function (Function), SECURITY DEFINER so that a role
 //     granted only EXECUTE on it can publish; EXECUTE is revoked from
 //     PUBLIC. It refuses what Executor.Publish refuses, with the same
@@ -113,6 +113,9 @@ CREATE INDEX IF NOT EXISTS ` + xidIdx + ` ON ` + table + ` (xid);
 CREATE TABLE IF NOT EXISTS ` + pgx.Identifier{schema, s.positions}.Sanitize() + ` (
 	instance_id text PRIMARY KEY,
 	snapshot pg_snapshot NOT NULL,
+	upto pg_snapshot,
+	after_last bigint NOT NULL DEFAULT 0,
+	after_id bigint NOT NULL DEFAULT 0,
 	updated_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE OR REPLACE FUNCTION ` + fn + `(channel text, event_type text, data jsonb) RETURNS void

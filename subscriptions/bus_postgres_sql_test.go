@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	json "github.com/goccy/go-json"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -451,4 +452,81 @@ func TestPostgresBusSchemaUpgrade(t *testing.T) {
 	}
 	srv.Exec(t, `SELECT fraiseql_publish('ch', 'sql', '{}')`)
 	checkInOrder(t, c.waitFor(t, 2, 5*time.Second), []Event{ev, sqlEvent("sql", `{}`)})
+}
+
+// TestPostgresBusBrokenRead breaks reads in the middle of a large
+// transaction: the listener's connection is terminated, then an executor
+// with an InstanceID is closed, each after part of the rows were
+// dispatched. Every event still arrives once, in order.
+func TestPostgresBusBrokenRead(t *testing.T) {
+	srv := pgtest.Start(t)
+	const total = 5000
+	admin := pgConnect(t, srv.ConnString())
+	ctx := context.Background()
+	opts := PostgresOptions{ConnString: srv.ConnString(), PollInterval: 50 * time.Millisecond, InstanceID: "broken"}
+
+	var mu sync.Mutex
+	var got []int
+	var bus *PostgresBus
+	stopAt := map[int]func(){
+		1500: func() { // inside a page: the next FETCH fails
+			if _, err := admin.Exec(ctx, "SELECT pg_terminate_backend($1)", int32(bus.listenPID.Load())); err != nil {
+				t.Error(err)
+			}
+		},
+		2600: func() { go bus.Close() }, // the listener stops after this row
+	}
+	deliver := func(ev Event) {
+		var d struct{ N int }
+		if err := json.Unmarshal(ev.Data, &d); err != nil {
+			t.Error(err)
+		}
+		mu.Lock()
+		got = append(got, d.N)
+		stop := stopAt[len(got)]
+		mu.Unlock()
+		if stop != nil {
+			stop()
+		}
+	}
+	start := func() {
+		b, err := newPostgresBus(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		bus = b
+		if err := b.Start(ctx, deliver); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start()
+	srv.Exec(t, fmt.Sprintf(`SELECT count(fraiseql_publish('ch', 't', jsonb_build_object('n', i))) FROM generate_series(0, %d) i`, total-1))
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(got) }
+	for deadline := time.Now().Add(20 * time.Second); count() < 2600 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	first := bus
+	<-first.done // closed after row 2600
+	if n := count(); n < 2600 {
+		t.Fatalf("only %d events before the close", n)
+	}
+	start() // same InstanceID: the rest
+	for deadline := time.Now().Add(20 * time.Second); count() < total && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != total {
+		t.Fatalf("got %d events, want %d", len(got), total)
+	}
+	for i, n := range got {
+		if n != i {
+			t.Fatalf("event %d is n=%d (lost, duplicated or reordered)", i, n)
+		}
+	}
+	if first.Stats().Reconnects != 1 {
+		t.Fatalf("reconnects: %d", first.Stats().Reconnects)
+	}
 }
