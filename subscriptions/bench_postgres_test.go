@@ -26,7 +26,7 @@ func BenchmarkPostgresBus(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer bus.Close()
+		defer bus.Close(context.Background())
 		if err := bus.Start(context.Background(), func(Event) { got.Add(1) }); err != nil {
 			b.Fatal(err)
 		}
@@ -95,7 +95,7 @@ func BenchmarkPostgresBus(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer bus.Close()
+		defer bus.Close(context.Background())
 		evs := make([]Event, 1000)
 		for i := range evs {
 			evs[i] = Event{Type: "t", Channel: "ch", Data: data(i)}

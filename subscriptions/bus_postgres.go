@@ -81,8 +81,11 @@ type PostgresBus struct {
 	published  atomic.Uint64
 	received   atomic.Uint64
 	reconnects atomic.Uint64
+	panics     atomic.Uint64 // recovered in the listener goroutine
 	lagBits    atomic.Uint64 // math.Float64bits of the last lag
-	listenPID  atomic.Uint32 // backend pid of the listener connection
+	// panicNext makes the listener panic before its next row (tests).
+	panicNext atomic.Bool
+	listenPID atomic.Uint32 // backend pid of the listener connection
 
 	mu      sync.Mutex
 	started bool
@@ -294,10 +297,7 @@ func (b *PostgresBus) connectError(ctx context.Context, err error) error {
 	if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		msg = fmt.Sprintf("no answer within %v (%s)", b.opts.ConnectTimeout, msg)
 	}
-	return &pgBusError{
-		msg:   fmt.Sprintf("connecting to PostgreSQL at %s failed: %s", RedactConnString(b.connString), msg),
-		cause: err,
-	}
+	return busError(fmt.Sprintf("connecting to PostgreSQL at %s failed: %s", RedactConnString(b.connString), msg), err)
 }
 
 // Publish implements Bus: the event is inserted and the listeners woken
@@ -359,7 +359,7 @@ func (b *PostgresBus) exec(ctx context.Context, sql string, args ...any) error {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			msg = "the connection to the server was lost (" + msg + ")"
 		}
-		return &pgBusError{msg: "publishing to PostgreSQL failed: " + msg, cause: err}
+		return busError("publishing to PostgreSQL failed: "+msg, err)
 	}
 	return nil
 }
@@ -386,13 +386,19 @@ func (b *PostgresBus) Stats() BusStats {
 		Published:  b.published.Load(),
 		Received:   b.received.Load(),
 		Reconnects: b.reconnects.Load(),
+		Panics:     b.panics.Load(),
 		LagMillis:  math.Float64frombits(b.lagBits.Load()),
 	}
 }
 
+// armReaderPanic makes the listener panic before it dispatches its next
+// row (a test hook, see Executor.InjectFault).
+func (b *PostgresBus) armReaderPanic() { b.panicNext.Store(true) }
+
 // Close implements Bus: it stops the listener (which UNLISTENs and closes
-// its connection) and closes the publishing pool. It is idempotent.
-func (b *PostgresBus) Close() error {
+// its connection) and closes the publishing pool. ctx bounds the wait for
+// the listener; it is idempotent.
+func (b *PostgresBus) Close(ctx context.Context) error {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -403,21 +409,15 @@ func (b *PostgresBus) Close() error {
 	b.mu.Unlock()
 	if cancel != nil {
 		cancel()
-		<-done
+		select {
+		case <-done:
+		case <-ctx.Done(): // the listener finishes on its own, its context cancelled
+		}
 	}
 	b.pool.Close()
 	return nil
 }
 
-// pgBusError is an error whose message has been stripped of secrets; the
-// cause stays reachable with errors.Is/As.
-type pgBusError struct {
-	msg   string
-	cause error
-}
-
-func (e *pgBusError) Error() string { return e.msg }
-func (e *pgBusError) Unwrap() error { return e.cause }
 
 func closeQuietly(conn *pgx.Conn) {
 	if conn == nil {

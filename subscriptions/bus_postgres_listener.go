@@ -76,10 +76,32 @@ type pgListener struct {
 	backoff backoff
 }
 
+// run is the listener goroutine. A panic (deliver recovers its own, so
+// one here is a bug of the listener) is counted and the listener starts
+// over on a new connection from its position, so no row is lost.
 func (l *pgListener) run(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
 	defer l.saveOnExit()
 	defer l.disconnect()
+	for !l.runUntilDone(ctx) {
+		closeQuietly(l.conn)
+		l.conn = nil
+	}
+}
+
+// runUntilDone runs the listener loop until ctx ends (true) or it panics (false).
+func (l *pgListener) runUntilDone(ctx context.Context) (done bool) {
+	defer func() {
+		if recover() != nil {
+			l.bus.panics.Add(1)
+			done = false
+		}
+	}()
+	l.loop(ctx)
+	return true
+}
+
+func (l *pgListener) loop(ctx context.Context) {
 	b := l.bus
 	for {
 		if l.conn == nil {
@@ -325,6 +347,9 @@ func (l *pgListener) dispatch(rr *pgconn.ResultReader) (int, error) {
 		v := rr.Values()
 		if len(v) != 6 || len(v[0]) != 8 || len(v[4]) != 8 || len(v[5]) != 8 {
 			return n, fmt.Errorf("unexpected row shape from %s", b.tableIdent)
+		}
+		if b.panicNext.CompareAndSwap(true, false) {
+			panic("test panic in the PostgreSQL listener") // armed by tests only
 		}
 		n++
 		// The values point into the connection's buffer: copy.

@@ -228,7 +228,7 @@ func TestPostgresBusResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	c1.waitFor(t, 1, 5*time.Second)
-	if err := first.Close(); err != nil {
+	if err := first.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 
@@ -266,7 +266,7 @@ func TestPostgresBusResume(t *testing.T) {
 	checkInOrder(t, fresh.waitFor(t, 1, 5*time.Second), []Event{after})
 
 	// Stopped again with nothing new: the next restart delivers nothing.
-	if err := second.Close(); err != nil {
+	if err := second.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 	var c3 pgCollector
@@ -411,7 +411,7 @@ func TestPostgresSQLHugeTransaction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { b.Close() })
+	t.Cleanup(func() { b.Close(context.Background()) })
 	if err := b.Start(context.Background(), deliver); err != nil {
 		t.Fatal(err)
 	}
@@ -455,9 +455,9 @@ func TestPostgresBusSchemaUpgrade(t *testing.T) {
 }
 
 // TestPostgresBusBrokenRead breaks reads in the middle of a large
-// transaction: the listener's connection is terminated, then an executor
-// with an InstanceID is closed, each after part of the rows were
-// dispatched. Every event still arrives once, in order.
+// transaction: the listener's connection is terminated, an executor with
+// an InstanceID is closed, the listener panics, each after part of the
+// rows were dispatched. Every event still arrives once, in order.
 func TestPostgresBusBrokenRead(t *testing.T) {
 	srv := pgtest.Start(t)
 	const total = 5000
@@ -474,7 +474,8 @@ func TestPostgresBusBrokenRead(t *testing.T) {
 				t.Error(err)
 			}
 		},
-		2600: func() { go bus.Close() }, // the listener stops after this row
+		2600: func() { go bus.Close(ctx) }, // the listener stops after this row
+		3500: func() { bus.armReaderPanic() }, // a bug of the listener, recovered
 	}
 	deliver := func(ev Event) {
 		var d struct{ N int }
@@ -494,7 +495,7 @@ func TestPostgresBusBrokenRead(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { b.Close() })
+		t.Cleanup(func() { b.Close(context.Background()) })
 		bus = b
 		if err := b.Start(ctx, deliver); err != nil {
 			t.Fatal(err)
@@ -526,7 +527,7 @@ func TestPostgresBusBrokenRead(t *testing.T) {
 			t.Fatalf("event %d is n=%d (lost, duplicated or reordered)", i, n)
 		}
 	}
-	if first.Stats().Reconnects != 1 {
-		t.Fatalf("reconnects: %d", first.Stats().Reconnects)
+	if first.Stats().Reconnects != 1 || bus.Stats().Panics != 1 {
+		t.Fatalf("reconnects: %d, panics: %d", first.Stats().Reconnects, bus.Stats().Panics)
 	}
 }
