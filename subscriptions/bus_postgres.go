@@ -418,7 +418,6 @@ func (b *PostgresBus) Close(ctx context.Context) error {
 	return nil
 }
 
-
 func closeQuietly(conn *pgx.Conn) {
 	if conn == nil {
 		return

@@ -474,7 +474,7 @@ func TestPostgresBusBrokenRead(t *testing.T) {
 				t.Error(err)
 			}
 		},
-		2600: func() { go bus.Close(ctx) }, // the listener stops after this row
+		2600: func() { go bus.Close(ctx) },    // the listener stops after this row
 		3500: func() { bus.armReaderPanic() }, // a bug of the listener, recovered
 	}
 	deliver := func(ev Event) {
