@@ -215,53 +215,11 @@ func (l *pgListener) drain(ctx context.Context) error {
 // read runs one read: the rest of the interrupted one if any, else every
 // transaction that finished since the position.
 func (l *pgListener) read(ctx context.Context) error {
-	b := l.bus
-	pc := l.conn.PgConn()
-	var upto []byte
-	if l.st.upto != "" {
-		upto = []byte(l.st.upto)
-	}
-	// One round trip: the transaction, its snapshot, the cursor, a page.
-	var batch pgconn.Batch
-	batch.ExecParams("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", nil, nil, nil, nil)
-	batch.ExecParams("SELECT pg_current_snapshot()::text", nil, nil, nil, nil)
-	batch.ExecParams(b.sqlDeclare,
-		[][]byte{[]byte(l.st.pos), upto, strconv.AppendInt(nil, l.st.last, 10), strconv.AppendInt(nil, l.st.id, 10)},
-		[]uint32{pgTextOID, pgTextOID, pgTextOID, pgTextOID}, nil, nil)
-	batch.ExecParams(b.sqlFetch, nil, nil, nil, []int16{pgBinary})
-	qctx, cancel := l.pageContext(ctx)
-	mrr := pc.ExecBatch(qctx, &batch)
-	var snap string
-	var n int
-	var err error
-	for i := 0; mrr.NextResult(); i++ {
-		rr := mrr.ResultReader()
-		switch i {
-		case 1:
-			for rr.NextRow() {
-				snap = string(rr.Values()[0])
-			}
-			if l.st.upto == "" {
-				l.st.upto, l.st.last, l.st.id = snap, 0, 0
-			}
-		case 3:
-			n, err = l.dispatch(rr)
-		}
-		if _, cerr := rr.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if cerr := mrr.Close(); err == nil {
-		err = cerr
-	}
-	cancel()
-	if err == nil && snap == "" {
-		err = errors.New("the read returned no snapshot")
-	}
+	n, err := l.firstPage(ctx)
 	// Further pages, until one is short.
 	for err == nil && n == pgPageSize {
 		qctx, cancel := l.pageContext(ctx)
-		rr := pc.ExecParams(qctx, b.sqlFetch, nil, nil, nil, []int16{pgBinary})
+		rr := l.conn.PgConn().ExecParams(qctx, l.bus.sqlFetch, nil, nil, nil, []int16{pgBinary})
 		n, err = l.dispatch(rr)
 		if _, cerr := rr.Close(); err == nil {
 			err = cerr
@@ -274,19 +232,73 @@ func (l *pgListener) read(ctx context.Context) error {
 		}
 		return err
 	}
+	return l.finish(ctx)
+}
+
+// firstPage opens the read and dispatches its first page, in one round
+// trip: the transaction, its snapshot, the cursor, a page. It returns the
+// number of rows of the page.
+func (l *pgListener) firstPage(ctx context.Context) (int, error) {
+	b := l.bus
+	var upto []byte
+	if l.st.upto != "" {
+		upto = []byte(l.st.upto)
+	}
+	var batch pgconn.Batch
+	batch.ExecParams("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", nil, nil, nil, nil)
+	batch.ExecParams("SELECT pg_current_snapshot()::text", nil, nil, nil, nil)
+	batch.ExecParams(b.sqlDeclare,
+		[][]byte{[]byte(l.st.pos), upto, strconv.AppendInt(nil, l.st.last, 10), strconv.AppendInt(nil, l.st.id, 10)},
+		[]uint32{pgTextOID, pgTextOID, pgTextOID, pgTextOID}, nil, nil)
+	batch.ExecParams(b.sqlFetch, nil, nil, nil, []int16{pgBinary})
+	qctx, cancel := l.pageContext(ctx)
+	defer cancel()
+	mrr := l.conn.PgConn().ExecBatch(qctx, &batch)
+	var snap string
+	var n int
+	var err error
+	for i := 0; mrr.NextResult(); i++ {
+		rr := mrr.ResultReader()
+		switch i {
+		case 1:
+			for rr.NextRow() {
+				snap = string(rr.Values()[0])
+			}
+			if l.st.upto == "" { // a new read, up to this snapshot
+				l.st.upto, l.st.last, l.st.id = snap, 0, 0
+			}
+		case 3:
+			n, err = l.dispatch(rr)
+		}
+		if _, cerr := rr.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if cerr := mrr.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && snap == "" {
+		err = errors.New("the read returned no snapshot")
+	}
+	return n, err
+}
+
+// finish commits a read whose rows were all delivered, moves the position
+// past it and, with an InstanceID, stores the position in the same round
+// trip if rows were delivered (otherwise the stored position leads to the
+// same rows).
+func (l *pgListener) finish(ctx context.Context) error {
+	b := l.bus
 	done := pgPosition{pos: l.st.upto}
-	// Commit, and store the new position in the same round trip. It is
-	// stored only when rows were delivered: otherwise the old position
-	// leads to the same rows.
-	batch = pgconn.Batch{}
+	var batch pgconn.Batch
 	batch.ExecParams("COMMIT", nil, nil, nil, nil)
 	save := l.unsaved && b.opts.InstanceID != ""
 	if save {
-		batch.ExecParams(b.sqlSavePos, savePosArgs(b.opts.InstanceID, done), []uint32{pgTextOID, pgTextOID, pgTextOID, pgTextOID, pgTextOID}, nil, nil)
+		batch.ExecParams(b.sqlSavePos, savePosArgs(b.opts.InstanceID, done), pgSaveOIDs, nil, nil)
 	}
-	qctx, cancel = l.pageContext(ctx)
+	qctx, cancel := l.pageContext(ctx)
 	defer cancel()
-	_, err = pc.ExecBatch(qctx, &batch).ReadAll()
+	_, err := l.conn.PgConn().ExecBatch(qctx, &batch).ReadAll()
 	// The read is complete even if the commit of a read-only transaction
 	// failed: the rows were all delivered.
 	l.st = done
@@ -324,7 +336,7 @@ func (l *pgListener) saveOnExit() {
 		return
 	}
 	defer conn.Release()
-	rr := conn.Conn().PgConn().ExecParams(ctx, b.sqlSavePos, args, []uint32{pgTextOID, pgTextOID, pgTextOID, pgTextOID, pgTextOID}, nil, nil)
+	rr := conn.Conn().PgConn().ExecParams(ctx, b.sqlSavePos, args, pgSaveOIDs, nil, nil)
 	if _, err := rr.Close(); err == nil {
 		l.unsaved = false
 	}
@@ -336,6 +348,9 @@ const (
 	pgTextOID = 25
 	pgBinary  = 1
 )
+
+// pgSaveOIDs are the types of sqlSavePos's parameters: all sent as text.
+var pgSaveOIDs = []uint32{pgTextOID, pgTextOID, pgTextOID, pgTextOID, pgTextOID}
 
 // dispatch delivers the rows of one page (id, channel, event_type,
 // payload, created_at, last in binary format) as they arrive, moving the
