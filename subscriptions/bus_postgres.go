@@ -76,7 +76,7 @@ type PostgresBus struct {
 	// Tunables, constants outside tests.
 	pruneEvery time.Duration
 
-	tableReady atomic.Bool // the table is known to exist
+	tableReady atomic.Bool // the table, positions and function are known to be in place
 
 	published  atomic.Uint64
 	received   atomic.Uint64
