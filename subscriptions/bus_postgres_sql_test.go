@@ -69,11 +69,21 @@ func TestPostgresSQLPublish(t *testing.T) {
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	last := pgEvent("go", 3)
+	// A savepoint rolled back takes its events with it; the rest stays.
+	tx = begin(t, conn)
+	mustExec(t, tx, `SAVEPOINT s`)
+	mustExec(t, tx, `SELECT fraiseql_publish('ch', 'sql', '{"savepoint":"rolled back"}')`)
+	mustExec(t, tx, `ROLLBACK TO SAVEPOINT s`)
+	mustExec(t, tx, `SELECT fraiseql_publish('ch', 'sql', '{"n":3}')`)
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	last := pgEvent("go", 4)
 	if err := bus.Publish(ctx, last); err != nil {
 		t.Fatal(err)
 	}
-	want := []Event{first, sqlEvent("sql", `{"a": [1, 2.50, "é"], "n": 1}`), sqlEvent("sql", `{"n": 2}`), last}
+	want := []Event{first, sqlEvent("sql", `{"a": [1, 2.50, "é"], "n": 1}`), sqlEvent("sql", `{"n": 2}`),
+		sqlEvent("sql", `{"n": 3}`), last}
 	checkInOrder(t, c.waitFor(t, len(want), 10*time.Second), want)
 	time.Sleep(200 * time.Millisecond) // several polls: nothing else comes
 	checkInOrder(t, c.snapshot(), want)
