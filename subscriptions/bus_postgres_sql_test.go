@@ -441,7 +441,7 @@ func TestPostgresSQLHugeTransaction(t *testing.T) {
 	growth := int64(peak) - int64(base)
 	t.Logf("%d events, %d MB of payload: heap peak %.1f MB over the %.1f MB before", total, bytes>>20,
 		float64(growth)/(1<<20), float64(base)/(1<<20))
-	if growth > bytes/4 {
+	if growth > bytes/3 { // holding them at once would take more than bytes
 		t.Fatalf("heap grew by %d MB while reading %d MB", growth>>20, bytes>>20)
 	}
 }

@@ -322,4 +322,6 @@ def test_100000_event_transaction_with_bounded_memory(postgres_server, psql):
               f"{t_done - t_committed:.1f} s after the commit ({total / (t_done - t_committed):,.0f} events/s); "
               f"RSS {base / 2**20:.1f} MiB before, peak growth {growth / 2**20:.1f} MiB "
               f"for {payload / 2**20:.0f} MiB of payload")
-        assert growth < payload / 4
+        # Holding the transaction's rows at once would take more than the payload (50 MiB);
+        # the margin is for garbage the Go collector has not returned yet.
+        assert growth < payload * 0.4
