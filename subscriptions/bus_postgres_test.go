@@ -303,8 +303,9 @@ func TestPostgresBusLargePayload(t *testing.T) {
 func TestPostgresBusQuotedNames(t *testing.T) {
 	srv := pgtest.Start(t)
 	srv.Exec(t, "CREATE TABLE t (x int)")
-	table := `my-events"table`
-	notify := `wake"; DROP TABLE t; --`
+	// Quotes, a backslash and the tag the function body is quoted with.
+	table := `my-events"table$fraiseql$`
+	notify := `wake"; DROP TABLE t; -- \' $fraiseql$`
 	opts := PostgresOptions{ConnString: srv.ConnString(), Table: table, NotifyChannel: notify}
 	var ca, cb pgCollector
 	a := startPgBus(t, opts, &ca)
@@ -318,10 +319,24 @@ func TestPostgresBusQuotedNames(t *testing.T) {
 		}
 		want = append(want, ev)
 	}
+	// The SQL function, named after the table, notifies the channel.
+	conn := pgConnect(t, srv.ConnString())
+	fn := pgx.Identifier{table + "_publish"}.Sanitize()
+	if _, err := conn.Exec(context.Background(), `LISTEN `+pgx.Identifier{notify}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(context.Background(), `SELECT `+fn+`('x''; --', 'sql', '{"n": 4}')`); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if n, err := conn.WaitForNotification(wctx); err != nil || n.Channel != notify {
+		t.Fatalf("notification: %+v, %v", n, err)
+	}
+	want = append(want, Event{Type: "sql", Channel: "x'; --", Data: json.RawMessage(`{"n": 4}`)})
 	checkInOrder(t, ca.waitFor(t, len(want), 5*time.Second), want)
 	checkInOrder(t, cb.waitFor(t, len(want), 5*time.Second), want)
 
-	conn := pgConnect(t, srv.ConnString())
 	var n int
 	if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM "+pgx.Identifier{table}.Sanitize()).Scan(&n); err != nil || n != len(want) {
 		t.Fatalf("table %s: %d rows, %v", table, n, err)
