@@ -29,10 +29,14 @@ import (
 // Order: a transaction's rows are delivered together, in id order, which
 // is the order it wrote them. Transactions are ordered by their last id.
 // When two transactions write the same row, the second waits for the
-// first to commit before it writes, so its last id is higher: they are
-// delivered in commit order. A transaction's rows are all in one read
-// (they become visible at once), and a transaction that committed after
-// another is never in an earlier read than it.
+// first to commit before it writes, so an event it publishes after that
+// write (as a trigger does) has a higher id than all of the first's: they
+// are delivered in commit order. (A transaction whose last event came
+// before its write to the shared row can come first: PostgreSQL records
+// no commit order a reader could use without track_commit_timestamp.) A
+// transaction's rows are all in one read (they become visible at once),
+// and a transaction that committed after another is never in an earlier
+// read than it.
 //
 // A read runs in one REPEATABLE READ transaction so that the snapshot
 // recorded and the rows read agree; the rows come through a cursor, a
