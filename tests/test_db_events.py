@@ -255,8 +255,8 @@ def test_role_that_can_only_call_the_function(postgres_server, psql):
 
 def test_instance_id_resumes_after_a_restart(postgres_server, psql):
     db = psql()
-    with executor(postgres_server, instance_id="api-1") as ex:
-        assert ex.get_metrics()["bus_received"] == 0
+    with executor(postgres_server, instance_id="api-1"):
+        pass  # stores its position
     # Down: events from SQL and from another executor, and a rollback.
     with executor(postgres_server) as publisher:
         for n in range(5):
