@@ -68,7 +68,8 @@ type PostgresBus struct {
 	sqlStartPos     string // the position of a new listener
 	sqlResumePos    string // the stored position of an InstanceID, or a new one
 	sqlSavePos      string
-	sqlDeclare      string
+	sqlDeclare      string // the read, through a cursor
+	sqlFirstPage    string // the read's first page, without one
 	sqlFetch        string
 	sqlPrune        string
 	sqlListen       string
@@ -160,6 +161,17 @@ func newPostgresBus(opts PostgresOptions) (*PostgresBus, error) {
 	schema := newPgSchema(opts)
 	positions := pgx.Identifier{schema.positions}.Sanitize()
 	batch := fmt.Sprintf(`SELECT id, channel, event_type, payload, created_at, xid FROM %s`, table)
+	// The transactions $1 does not see as finished (at or above its xmax,
+	// or in its in-progress list: two index scans on xid), and that $2
+	// sees as finished when set; each transaction's rows together, ordered
+	// by its last id, after the key ($3, $4).
+	read := `SELECT id, channel, event_type, payload, created_at, last FROM (
+	SELECT id, channel, event_type, payload, created_at, max(id) OVER (PARTITION BY xid) AS last FROM (
+		` + batch + ` WHERE xid >= pg_snapshot_xmax($1::pg_snapshot)
+		UNION ALL
+		` + batch + ` WHERE xid = ANY (ARRAY(SELECT pg_snapshot_xip($1::pg_snapshot))) AND xid < pg_snapshot_xmax($1::pg_snapshot)
+	) e WHERE $2::text IS NULL OR pg_visible_in_snapshot(xid, $2::pg_snapshot)
+) w WHERE (last, id) > ($3::bigint, $4::bigint) ORDER BY last, id`
 	b := &PostgresBus{
 		opts:       opts,
 		connString: opts.ConnString,
@@ -181,19 +193,9 @@ ON CONFLICT (instance_id) DO UPDATE SET updated_at = now()
 RETURNING snapshot::text, upto::text, after_last, after_id`,
 		sqlSavePos: `UPDATE ` + positions + ` SET snapshot = $2::text::pg_snapshot, upto = $3::text::pg_snapshot,
 	after_last = $4::text::bigint, after_id = $5::text::bigint, updated_at = now() WHERE instance_id = $1`,
-		// The transactions $1 does not see as finished (at or above its
-		// xmax, or in its in-progress list: two index scans on xid), and
-		// that $2 sees as finished when set; each transaction's rows
-		// together, ordered by its last id, after the key ($3, $4).
-		sqlDeclare: `DECLARE ` + pgCursor + ` NO SCROLL CURSOR FOR
-SELECT id, channel, event_type, payload, created_at, last FROM (
-	SELECT id, channel, event_type, payload, created_at, max(id) OVER (PARTITION BY xid) AS last FROM (
-		` + batch + ` WHERE xid >= pg_snapshot_xmax($1::pg_snapshot)
-		UNION ALL
-		` + batch + ` WHERE xid = ANY (ARRAY(SELECT pg_snapshot_xip($1::pg_snapshot))) AND xid < pg_snapshot_xmax($1::pg_snapshot)
-	) e WHERE $2::text IS NULL OR pg_visible_in_snapshot(xid, $2::pg_snapshot)
-) w WHERE (last, id) > ($3::bigint, $4::bigint) ORDER BY last, id`,
-		sqlFetch: fmt.Sprintf("FETCH %d FROM %s", pgPageSize, pgCursor),
+		sqlDeclare:   `DECLARE ` + pgCursor + ` NO SCROLL CURSOR FOR ` + read,
+		sqlFirstPage: read + fmt.Sprintf(` LIMIT %d`, pgPageSize),
+		sqlFetch:     fmt.Sprintf("FETCH %d FROM %s", pgPageSize, pgCursor),
 		sqlPrune: `DELETE FROM ` + table + ` WHERE created_at < now() - $1::bigint * interval '1 microsecond'
 AND pg_visible_in_snapshot(xid, $2::text::pg_snapshot)`,
 		sqlListen: `LISTEN ` + pgx.Identifier{opts.NotifyChannel}.Sanitize(),
@@ -273,6 +275,11 @@ func (b *PostgresBus) connectListener(ctx context.Context) (*pgx.Conn, error) {
 		return nil, b.connectError(ctx, err)
 	}
 	if _, err := conn.Exec(ctx, b.sqlListen); err != nil {
+		closeQuietly(conn)
+		return nil, b.connectError(ctx, err)
+	}
+	// Prepared once per connection: most reads are one page of this.
+	if _, err := conn.PgConn().Prepare(ctx, pgFirstPage, b.sqlFirstPage, pgReadOIDs); err != nil {
 		closeQuietly(conn)
 		return nil, b.connectError(ctx, err)
 	}

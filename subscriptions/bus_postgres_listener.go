@@ -39,8 +39,10 @@ import (
 // read than it.
 //
 // A read runs in one REPEATABLE READ transaction so that the snapshot
-// recorded and the rows read agree; the rows come through a cursor, a
-// page at a time, so a transaction of any size is read in bounded memory.
+// recorded and the rows read agree. Its first page is one prepared query,
+// in the same round trip as the transaction; most reads end there. When
+// the page is full, the rest comes through a cursor, a page at a time, so
+// a transaction of any size is read in bounded memory.
 //
 // Exactly once across failures: rows are dispatched as they arrive, so a
 // read can break after dispatching some of them. The position then says
@@ -52,6 +54,8 @@ const (
 	pgPageSize = 1000
 	// pgCursor names the listener's cursor.
 	pgCursor = "fraiseql_read"
+	// pgFirstPage names the prepared first page of a read.
+	pgFirstPage = "fraiseql_first_page"
 )
 
 // pgPosition is what a listener has delivered: every transaction that
@@ -209,21 +213,84 @@ func (l *pgListener) drain(ctx context.Context) error {
 	l.discardQueued()
 	for {
 		resuming := l.st.upto != ""
-		if err := l.read(ctx); err != nil {
+		var err error
+		if resuming {
+			err = l.read(ctx)
+		} else {
+			err = l.quickRead(ctx)
+		}
+		if err != nil {
 			return err
 		}
-		if !resuming {
+		if !resuming && l.st.upto == "" {
 			return nil
 		}
-		// The rest of an interrupted read is delivered: now what
-		// committed since.
+		// After the rest of a read: what committed since. After a full
+		// first page: the rest of that read.
 	}
 }
 
-// read runs one read: the rest of the interrupted one if any, else every
-// transaction that finished since the position.
+// quickRead starts a new read and delivers its first page, in one round
+// trip. A full page leaves the read open in the position (upto and the
+// last key), for read to finish.
+func (l *pgListener) quickRead(ctx context.Context) error {
+	var batch pgconn.Batch
+	batch.ExecParams("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", nil, nil, nil, nil)
+	batch.ExecParams("SELECT pg_current_snapshot()::text", nil, nil, nil, nil)
+	batch.ExecPrepared(pgFirstPage, l.readArgs(), nil, []int16{pgBinary})
+	batch.ExecParams("COMMIT", nil, nil, nil, nil)
+	n, err := l.runFirst(ctx, &batch)
+	if err != nil || n == pgPageSize {
+		return l.readFailed(err)
+	}
+	return l.complete(ctx)
+}
+
+// readArgs are the parameters of the read queries, as text.
+func (l *pgListener) readArgs() [][]byte {
+	var upto []byte
+	if l.st.upto != "" {
+		upto = []byte(l.st.upto)
+	}
+	return [][]byte{[]byte(l.st.pos), upto, strconv.AppendInt(nil, l.st.last, 10), strconv.AppendInt(nil, l.st.id, 10)}
+}
+
+// readFailed keeps the position of a read that delivered rows, and drops
+// one that delivered none.
+func (l *pgListener) readFailed(err error) error {
+	if l.st.last == 0 && l.st.id == 0 {
+		l.st.upto = ""
+	}
+	return err
+}
+
+// complete moves the position past a read whose rows were all delivered
+// and, with an InstanceID, stores it if rows were delivered (otherwise the
+// stored position leads to the same rows).
+func (l *pgListener) complete(ctx context.Context) error {
+	b := l.bus
+	l.st = pgPosition{pos: l.st.upto}
+	if !l.unsaved || b.opts.InstanceID == "" {
+		return nil
+	}
+	qctx, cancel := l.pageContext(ctx)
+	defer cancel()
+	if _, err := l.conn.PgConn().ExecParams(qctx, b.sqlSavePos, savePosArgs(b.opts.InstanceID, l.st), pgSaveOIDs, nil, nil).Close(); err != nil {
+		return err
+	}
+	l.unsaved = false
+	return nil
+}
+
+// read delivers the rest of the read in progress (l.st.upto) through a
+// cursor.
 func (l *pgListener) read(ctx context.Context) error {
-	n, err := l.firstPage(ctx)
+	var batch pgconn.Batch
+	batch.ExecParams("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", nil, nil, nil, nil)
+	batch.ExecParams("SELECT pg_current_snapshot()::text", nil, nil, nil, nil)
+	batch.ExecParams(l.bus.sqlDeclare, l.readArgs(), pgReadOIDs, nil, nil)
+	batch.ExecParams(l.bus.sqlFetch, nil, nil, nil, []int16{pgBinary})
+	n, err := l.runFirst(ctx, &batch)
 	// Further pages, until one is short.
 	for err == nil && n == pgPageSize {
 		qctx, cancel := l.pageContext(ctx)
@@ -234,48 +301,45 @@ func (l *pgListener) read(ctx context.Context) error {
 		}
 		cancel()
 	}
-	if err != nil {
-		if l.st.last == 0 && l.st.id == 0 {
-			l.st.upto = "" // nothing delivered: start over
-		}
-		return err
+	if err == nil {
+		err = l.exec(ctx, "COMMIT")
 	}
-	return l.finish(ctx)
+	if err != nil {
+		return l.readFailed(err)
+	}
+	return l.complete(ctx)
 }
 
-// firstPage opens the read and dispatches its first page, in one round
-// trip: the transaction, its snapshot, the cursor, a page. It returns the
-// number of rows of the page.
-func (l *pgListener) firstPage(ctx context.Context) (int, error) {
-	b := l.bus
-	var upto []byte
-	if l.st.upto != "" {
-		upto = []byte(l.st.upto)
-	}
-	var batch pgconn.Batch
-	batch.ExecParams("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", nil, nil, nil, nil)
-	batch.ExecParams("SELECT pg_current_snapshot()::text", nil, nil, nil, nil)
-	batch.ExecParams(b.sqlDeclare,
-		[][]byte{[]byte(l.st.pos), upto, strconv.AppendInt(nil, l.st.last, 10), strconv.AppendInt(nil, l.st.id, 10)},
-		[]uint32{pgTextOID, pgTextOID, pgTextOID, pgTextOID}, nil, nil)
-	batch.ExecParams(b.sqlFetch, nil, nil, nil, []int16{pgBinary})
+// exec runs one statement without parameters on the listener's connection.
+func (l *pgListener) exec(ctx context.Context, sql string) error {
 	qctx, cancel := l.pageContext(ctx)
 	defer cancel()
-	mrr := l.conn.PgConn().ExecBatch(qctx, &batch)
+	_, err := l.conn.PgConn().ExecParams(qctx, sql, nil, nil, nil, nil).Close()
+	return err
+}
+
+// runFirst sends batch (BEGIN, the snapshot, the query or cursor, a page,
+// ...) and dispatches the page. A new read takes its snapshot as upto. It
+// returns the number of rows of the page.
+func (l *pgListener) runFirst(ctx context.Context, batch *pgconn.Batch) (int, error) {
+	qctx, cancel := l.pageContext(ctx)
+	defer cancel()
+	mrr := l.conn.PgConn().ExecBatch(qctx, batch)
 	var snap string
 	var n int
 	var err error
-	for i := 0; mrr.NextResult(); i++ {
+	for mrr.NextResult() {
 		rr := mrr.ResultReader()
-		switch i {
-		case 1:
+		fields := rr.FieldDescriptions()
+		switch {
+		case len(fields) == 1: // the snapshot
 			for rr.NextRow() {
 				snap = string(rr.Values()[0])
 			}
 			if l.st.upto == "" { // a new read, up to this snapshot
 				l.st.upto, l.st.last, l.st.id = snap, 0, 0
 			}
-		case 3:
+		case len(fields) > 1: // the page
 			n, err = l.dispatch(rr)
 		}
 		if _, cerr := rr.Close(); err == nil {
@@ -289,32 +353,6 @@ func (l *pgListener) firstPage(ctx context.Context) (int, error) {
 		err = errors.New("the read returned no snapshot")
 	}
 	return n, err
-}
-
-// finish commits a read whose rows were all delivered, moves the position
-// past it and, with an InstanceID, stores the position in the same round
-// trip if rows were delivered (otherwise the stored position leads to the
-// same rows).
-func (l *pgListener) finish(ctx context.Context) error {
-	b := l.bus
-	done := pgPosition{pos: l.st.upto}
-	var batch pgconn.Batch
-	batch.ExecParams("COMMIT", nil, nil, nil, nil)
-	save := l.unsaved && b.opts.InstanceID != ""
-	if save {
-		batch.ExecParams(b.sqlSavePos, savePosArgs(b.opts.InstanceID, done), pgSaveOIDs, nil, nil)
-	}
-	qctx, cancel := l.pageContext(ctx)
-	defer cancel()
-	_, err := l.conn.PgConn().ExecBatch(qctx, &batch).ReadAll()
-	// The read is complete even if the commit of a read-only transaction
-	// failed: the rows were all delivered.
-	l.st = done
-	if err != nil {
-		return err
-	}
-	l.unsaved = l.unsaved && !save
-	return nil
 }
 
 // savePosArgs are the parameters of sqlSavePos, as text.
@@ -357,8 +395,12 @@ const (
 	pgBinary  = 1
 )
 
-// pgSaveOIDs are the types of sqlSavePos's parameters: all sent as text.
-var pgSaveOIDs = []uint32{pgTextOID, pgTextOID, pgTextOID, pgTextOID, pgTextOID}
+// The types of the parameters of sqlSavePos and of the read queries: all
+// sent as text.
+var (
+	pgSaveOIDs = []uint32{pgTextOID, pgTextOID, pgTextOID, pgTextOID, pgTextOID}
+	pgReadOIDs = []uint32{pgTextOID, pgTextOID, pgTextOID, pgTextOID}
+)
 
 // dispatch delivers the rows of one page (id, channel, event_type,
 // payload, created_at, last in binary format) as they arrive, moving the
