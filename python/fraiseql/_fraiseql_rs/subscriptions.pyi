@@ -1,5 +1,7 @@
 from typing import Any, Dict, List, Optional, Union
 
+class SubscriptionNotFound(ValueError): ...
+
 class PySubscriptionPayload:
     query: str
     operation_name: Optional[str]

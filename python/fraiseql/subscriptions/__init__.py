@@ -9,6 +9,6 @@
 Neither needs anything beyond the standard library.
 """
 from .aio import AsyncExecutor, ConnectionWatch
-from .asgi import GraphQLWSApp
+from .asgi import Accept, GraphQLWSApp
 
-__all__ = ["AsyncExecutor", "ConnectionWatch", "GraphQLWSApp"]
+__all__ = ["AsyncExecutor", "ConnectionWatch", "GraphQLWSApp", "Accept"]
