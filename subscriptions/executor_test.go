@@ -179,6 +179,21 @@ func TestExecutorDefaultQueueSize(t *testing.T) {
 	if f, _ := e.Next("s"); f != frame("s", `{"users":{"id":1}}`) {
 		t.Fatalf("oldest kept %s", f)
 	}
+	frames, n, _ := e.DrainConnection("c", 0)
+	last := frames[strings.LastIndexByte(frames, '\n')+1:]
+	if n != DefaultQueueSize-1 || last != frame("s", `{"users":{"id":1000}}`) {
+		t.Fatalf("drained %d, last %s", n, last)
+	}
+}
+
+func TestExecutorMetricsStartAtZero(t *testing.T) {
+	e := newTestExecutor(t, Options{})
+	register(t, e, sub{id: "s"})
+	e.Complete("s")
+	// No validation yet: the rejection rate is 0, not 0/0.
+	if m := e.Metrics(); m != (Metrics{Total: 1, Completed: 1}) {
+		t.Fatalf("metrics %+v", m)
+	}
 }
 
 // Every counter of Metrics, each with its own expected value.
@@ -527,6 +542,9 @@ func TestExecutorErrorsAreTyped(t *testing.T) {
 	_, err := e.Next(long)
 	if want := "Subscription not found: " + long[:100] + "..."; err == nil || err.Error() != want {
 		t.Fatalf("long id: %v", err)
+	}
+	if _, err := e.Next(long[:100]); err == nil || err.Error() != "Subscription not found: "+long[:100] {
+		t.Fatalf("100-byte id: %v", err)
 	}
 	var be *BusError
 	wrapped := busError("publishing failed", ErrClosed)
