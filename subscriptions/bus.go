@@ -38,15 +38,16 @@ type BusStats struct {
 	LagMillis float64
 }
 
-// NewBus builds the bus that cfg describes.
-func NewBus(ctx context.Context, cfg BusConfig) (Bus, error) {
+// NewBus builds the bus that cfg describes. It does not connect (Start
+// does), so it takes no context.
+func NewBus(cfg BusConfig) (Bus, error) {
 	switch cfg.Kind {
 	case "", BusMemory:
 		return NewMemoryBus(), nil
 	case BusRedis:
-		return NewRedisBus(ctx, cfg.Redis)
+		return NewRedisBus(cfg.Redis)
 	case BusPostgres:
-		return NewPostgresBus(ctx, cfg.Postgres)
+		return NewPostgresBus(cfg.Postgres)
 	default:
 		return nil, valueErrorf("unknown bus type %q", cfg.Kind)
 	}

@@ -88,7 +88,7 @@ func newRedisTestBus(t *testing.T, url string, opts RedisOptions) *redisBus {
 	if opts.DialTimeout == 0 {
 		opts.DialTimeout = time.Second
 	}
-	b, err := NewRedisBus(context.Background(), opts)
+	b, err := NewRedisBus(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -471,11 +471,11 @@ func TestRedisBusWrongPassword(t *testing.T) {
 }
 
 func TestRedisBusInvalidOptions(t *testing.T) {
-	_, err := NewRedisBus(context.Background(), RedisOptions{URL: "http://:pw-secret@x", ConsumerGroup: "g"})
+	_, err := NewRedisBus(RedisOptions{URL: "http://:pw-secret@x", ConsumerGroup: "g"})
 	if err == nil || KindOf(err) != KindValue || strings.Contains(err.Error(), "pw-secret") {
 		t.Fatalf("error %v", err)
 	}
-	_, err = NewRedisBus(context.Background(), RedisOptions{URL: "redis://localhost:6379", ConsumerGroup: " "})
+	_, err = NewRedisBus(RedisOptions{URL: "redis://localhost:6379", ConsumerGroup: " "})
 	if err == nil || KindOf(err) != KindValue {
 		t.Fatalf("error %v", err)
 	}
