@@ -169,3 +169,33 @@ func TestBusReaderRacesLimitsAndRegistry(t *testing.T) {
 		t.Fatalf("metrics %+v", m)
 	}
 }
+
+// Close with an ended context does not wait for the server: the reader is
+// stopped and the connections closed, and the group of a random instance
+// id is left for the other executors' idle-group cleanup.
+func TestCloseWithEndedContextSkipsServerWork(t *testing.T) {
+	mr := miniredis.RunT(t)
+	cl := rawClient(t, mr)
+	for _, ended := range []bool{true, false} {
+		e := redisExecutor(t, mr)
+		before := len(groupNames(t, cl, defaultRedisStream))
+		ctx, cancel := context.WithCancel(context.Background())
+		if ended {
+			cancel()
+		}
+		if err := e.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		want := before - 1 // the group is destroyed
+		if ended {
+			want = before
+		}
+		if after := len(groupNames(t, cl, defaultRedisStream)); after != want {
+			t.Fatalf("ended=%v: %d groups, want %d", ended, after, want)
+		}
+		if err := e.Publish(context.Background(), Event{Channel: "users", Data: []byte(`{}`)}); err != ErrClosed {
+			t.Fatalf("publish after close: %v", err)
+		}
+	}
+}
