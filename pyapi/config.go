@@ -27,6 +27,7 @@ func NewRedisBusConfig(url, consumerGroup string) (c *EventBusConfig, err error)
 	if err != nil {
 		return nil, pyError(err)
 	}
+	cfg.Logger = goLogs
 	return &EventBusConfig{cfg: cfg}, nil
 }
 
@@ -37,6 +38,7 @@ func NewPostgresBusConfig(connString string) (c *EventBusConfig, err error) {
 	if err != nil {
 		return nil, pyError(err)
 	}
+	cfg.Logger = goLogs
 	return &EventBusConfig{cfg: cfg}, nil
 }
 
@@ -96,6 +98,7 @@ func (c *EventBusConfig) SetOptions(optionsJSON string) (ok bool, err error) {
 		return false, pyError(err)
 	}
 	r.MaxLen = maxLen
+	set(&p.InstanceID, o.InstanceID)
 	set(&p.Table, o.Table)
 	set(&p.NotifyChannel, o.NotifyChannel)
 	for _, d := range []struct {

@@ -12,70 +12,12 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
-	json "github.com/goccy/go-json"
 	"github.com/redis/go-redis/v9"
 )
-
-// collector records the events a bus delivers.
-type collector struct {
-	mu  sync.Mutex
-	evs []Event
-}
-
-func (c *collector) deliver(ev Event) {
-	c.mu.Lock()
-	c.evs = append(c.evs, ev)
-	c.mu.Unlock()
-}
-
-func (c *collector) events() []Event {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]Event(nil), c.evs...)
-}
-
-// wait waits until at least n events arrived, then a little longer to
-// catch duplicates, and returns all of them.
-func (c *collector) wait(t *testing.T, n int) []Event {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for len(c.events()) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("got %d events, want %d: %v", len(c.events()), n, dataOf(c.events()))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	time.Sleep(150 * time.Millisecond)
-	return c.events()
-}
-
-func dataOf(evs []Event) []string {
-	out := make([]string, len(evs))
-	for i, ev := range evs {
-		out[i] = string(ev.Data)
-	}
-	return out
-}
-
-func numEvent(n int) Event {
-	return Event{Type: "created", Channel: "items", Data: json.RawMessage(fmt.Sprintf(`{"n":%d}`, n))}
-}
-
-func wantNums(t *testing.T, evs []Event, nums ...int) {
-	t.Helper()
-	want := make([]string, len(nums))
-	for i, n := range nums {
-		want[i] = fmt.Sprintf(`{"n":%d}`, n)
-	}
-	if got := dataOf(evs); strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Fatalf("events:\n got %v\nwant %v", got, want)
-	}
-}
 
 func redisURL(mr *miniredis.Miniredis) string { return "redis://" + mr.Addr() }
 
@@ -556,7 +498,8 @@ func TestRedisBusCleansIdleGroups(t *testing.T) {
 		t.Fatalf("setup: %+v %v", consumers, err)
 	}
 
-	b, _ := startRedisTestBus(t, redisURL(mr), RedisOptions{})
+	logs := &logCollector{}
+	b, _ := startRedisTestBus(t, redisURL(mr), RedisOptions{Logger: logs})
 	deadline := time.Now().Add(5 * time.Second)
 	for contains(groupNames(t, cl, defaultRedisStream), "test:dead") {
 		if time.Now().After(deadline) {
@@ -564,6 +507,7 @@ func TestRedisBusCleansIdleGroups(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	logs.waitFor(t, LogInfo, `destroyed the Redis consumer group "test:dead": its consumers were idle for over 1h0m0s (a crashed executor)`)
 	names := groupNames(t, cl, defaultRedisStream)
 	for _, keep := range []string{"test:half", "test:alive", "other:dead", "test:empty", "init", b.group} {
 		if !contains(names, keep) {
