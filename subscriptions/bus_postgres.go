@@ -101,7 +101,7 @@ const ListenerApplicationName = "fraiseql-listener"
 
 // NewPostgresBus returns a PostgreSQL bus. It validates opts but does not
 // connect: Start connects the listener, Publish connects a pool on first use.
-func NewPostgresBus(ctx context.Context, opts PostgresOptions) (Bus, error) {
+func NewPostgresBus(opts PostgresOptions) (Bus, error) {
 	b, err := newPostgresBus(opts)
 	if err != nil {
 		return nil, err

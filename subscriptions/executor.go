@@ -79,7 +79,7 @@ func NewExecutor(ctx context.Context, opts Options) (*Executor, error) {
 		opts.QueueSize = DefaultQueueSize
 	}
 	opts.Limits = opts.Limits.withDefaults()
-	bus, err := NewBus(ctx, opts.Bus)
+	bus, err := NewBus(opts.Bus)
 	if err != nil {
 		return nil, err
 	}
