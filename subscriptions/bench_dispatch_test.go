@@ -1,12 +1,14 @@
 package subscriptions
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
 	"testing"
 
 	json "github.com/goccy/go-json"
+	"github.com/valyala/fastjson"
 )
 
 const benchUserEvent = `{"id":"42","name":"user 42","email":"u42@example.com","tenant_id":"t1"}`
@@ -128,6 +130,48 @@ func BenchmarkDecodeEvent(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkEventParsers: the candidates for decoding event data, on the
+// same ~2 KB event: goccy/go-json into map[string]any (numbers as
+// json.Number, the engine's former form) against fastjson's parse (the
+// engine's form), each alone and as decodeEvent uses it.
+func BenchmarkEventParsers(b *testing.B) {
+	raw := benchEvent(b).Data
+	lim := Limits{}.withDefaults()
+	b.Run("goccy-map", func(b *testing.B) {
+		b.SetBytes(int64(len(raw)))
+		b.ReportAllocs()
+		for b.Loop() {
+			dec := json.NewDecoder(bytes.NewReader(raw))
+			dec.UseNumber()
+			var v any
+			if err := dec.Decode(&v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("fastjson", func(b *testing.B) {
+		b.SetBytes(int64(len(raw)))
+		b.ReportAllocs()
+		var p fastjson.Parser
+		for b.Loop() {
+			if _, err := p.ParseBytes(raw); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("decodeEvent-trusted", func(b *testing.B) {
+		b.SetBytes(int64(len(raw)))
+		b.ReportAllocs()
+		for b.Loop() {
+			d, err := decodeEventFrom(Event{Type: "orderCreated", Channel: "orders", Data: raw}, lim, true)
+			if err != nil {
+				b.Fatal(err)
+			}
+			d.release()
+		}
+	})
 }
 
 // BenchmarkFilter: matching one event against where filters.
@@ -284,5 +328,67 @@ func TestDrainConnectionMergesOutOfOrderQueues(t *testing.T) {
 	}
 	if _, n, _ := e.DrainConnection("c", 0); n != 0 {
 		t.Fatalf("left %d", n)
+	}
+}
+
+// BenchmarkDispatchRead: dispatch to 10,000 subscriptions of one group
+// whose queues are being read (each is emptied between events, outside
+// the timing), the steady state of readers that keep up. Allocations per
+// op are per event (the one encoding), not per recipient.
+func BenchmarkDispatchRead(b *testing.B) {
+	for _, n := range []int{100, 10000} {
+		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
+			e := benchExecutor(b, n, 100, false)
+			d := mustEvent(b, "userUpdated", "users", benchUserEvent)
+			var subs []*subscription
+			for _, s := range e.reg.subs {
+				subs = append(subs, s)
+			}
+			read := func() {
+				for _, s := range subs {
+					s.queue.pop()
+				}
+			}
+			e.dispatch(d)
+			read()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				e.dispatch(d)
+				b.StopTimer()
+				read()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/delivery")
+		})
+	}
+}
+
+// BenchmarkPublishValid2K: the Go part of publish_event from Python for a
+// ~2 KB event and one subscription projecting 5 of its 20 fields.
+func BenchmarkPublishValid2K(b *testing.B) {
+	e, err := NewExecutor(context.Background(), Options{QueueSize: 16})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close(context.Background())
+	if err := e.Register(Registration{ConnectionID: "c", SubscriptionID: "s",
+		Query: `subscription { orders { id region total status customer } }`, UserID: "u1", TenantID: "t1"}); err != nil {
+		b.Fatal(err)
+	}
+	var sb strings.Builder
+	sb.WriteString(`{"id":7,"region":"eu-west","total":420,"status":"paid","customer":"customer-7","tenant_id":"t1"`)
+	for k := range 14 {
+		fmt.Fprintf(&sb, `,"field_%02d":"filler text %d for order 7: %s"`, k, k, strings.Repeat("x", 100))
+	}
+	sb.WriteString("}")
+	ev := Event{Type: "orderUpdated", Channel: "orders", Data: []byte(sb.String())}
+	ctx := context.Background()
+	b.SetBytes(int64(len(ev.Data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := e.PublishValid(ctx, ev); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
