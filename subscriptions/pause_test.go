@@ -1,3 +1,5 @@
+//go:build !mutate
+
 package subscriptions
 
 import (
@@ -22,18 +24,6 @@ var pausedBuses = map[string]func(t *testing.T, instance string) BusConfig{
 		mr := miniredis.RunT(t)
 		return BusConfig{Kind: BusRedis, Redis: RedisOptions{URL: redisURL(mr), ConsumerGroup: "app", InstanceID: instance}}
 	},
-}
-
-func newTestExecutor(t *testing.T, opts Options) *Executor {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	e, err := NewExecutor(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close(context.Background()) })
-	return e
 }
 
 // withInstance returns cfg with another instance id ("" for a random one).
