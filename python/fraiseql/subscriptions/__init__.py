@@ -8,7 +8,8 @@
 
 Neither needs anything beyond the standard library.
 """
+from .._version import __version__
 from .aio import AsyncExecutor, ConnectionWatch
 from .asgi import GraphQLWSApp
 
-__all__ = ["AsyncExecutor", "ConnectionWatch", "GraphQLWSApp"]
+__all__ = ["AsyncExecutor", "ConnectionWatch", "GraphQLWSApp", "__version__"]
