@@ -1,6 +1,9 @@
 # fraiseql subscriptions: a Go engine shipped as a CPython extension.
 #   make demo   build, install and run the Phase 1 example
-#   make test   everything: Go vet and tests, fuzzing, wheel, pytest, tox matrix
+#   make test   everything: lint and types, Go vet and tests, fuzzing, release wheels
+#               and sdist (each installed and tested), pytest, tox matrix on the wheels
+#   make wheels dist/: the sdist and manylinux2014 wheels for CPython 3.9-3.13, each
+#               tested in a fresh venv with no Go on PATH
 #   make bench  benchmarks, writes BENCHMARKS.md and bench/chart.png
 SHELL := /bin/bash
 .DEFAULT_GOAL := test
@@ -18,7 +21,16 @@ TOX_PATH   := $(subst $(space),:,$(strip $(PY_BINS))):$(PATH)
 TOX_ENVS   := $(subst $(space),$(comma),$(strip $(foreach v,9 10 11 12 13,$(if $(wildcard $(PYENV_ROOT)/versions/3.$(v).*/bin/python3.$(v)),py3$(v)))))
 FUZZTIME   ?= 20s
 
-.PHONY: demo test go-test fuzz wheel install pytest tox services bench clean node-deps
+PY_VERSIONS := 3.9 3.10 3.11 3.12 3.13
+# The interpreter's own tag (cp311), to pick its wheel from dist/.
+VPY_TAG     = $(shell $(VPY) -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
+# PATH without any folder that holds a `go`: the wheels must work with no Go installed.
+define path_without_go
+$$(printf %s "$(1)" | tr : '\n' | while read -r d; do [ -n "$$d" ] && [ ! -e "$$d/go" ] && printf '%s:' "$$d"; done)
+endef
+
+.PHONY: demo test go-test fuzz wheel install pytest tox services bench clean node-deps \
+        lint stubtest sdist sdist-check wheels install-dist test-pytest packaging-test
 
 $(VENV)/.ok: requirements-dev.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,12 +38,48 @@ $(VENV)/.ok: requirements-dev.txt requirements-test.txt
 	$(VPY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
-# flock: one build at a time in this tree (gen/, build/ and dist/ are shared).
+# A quick local wheel for development (the host's gcc, tagged linux_x86_64) in build/dev/.
+# flock: one build at a time in this tree (gen/ and build/ are shared).
 wheel: $(VENV)/.ok
-	flock .build.lock sh -c 'rm -rf dist build && $(VPY) -m build --wheel --outdir dist .'
+	flock .build.lock sh -c 'rm -rf build/dev build/lib* build/bdist* && $(VPY) -m build --wheel --outdir build/dev .'
 
 install: wheel
-	flock .build.lock $(VPY) -m pip install -q --force-reinstall --no-deps dist/*.whl
+	flock .build.lock $(VPY) -m pip install -q --force-reinstall --no-deps build/dev/*.whl
+
+# ---- Release artifacts: dist/ holds the sdist and one manylinux wheel per CPython ----
+sdist: $(VENV)/.ok
+	rm -rf dist && mkdir -p dist
+	$(VPY) -m build --sdist --outdir dist .
+
+# Built from the sdist with zig's clang (glibc 2.17), repaired by auditwheel, and each
+# one installed into a fresh venv and run against the phase 1 tests with no Go on PATH.
+wheels: sdist
+	$(VPY) tools/wheels.py dist/*.tar.gz
+
+# The sdist as pip on a platform without a wheel sees it: built by pip (host C compiler,
+# Go on PATH) in a fresh venv, then the phase 1 tests against that install.
+sdist-check: sdist
+	rm -rf build/sdist-venv && $(PYTHON) -m venv build/sdist-venv
+	build/sdist-venv/bin/python -m pip install -q --no-cache-dir --disable-pip-version-check dist/*.tar.gz \
+	  $$(grep -E '^pytest(-asyncio|-timeout)?==' requirements-test.txt)
+	cd tests && ../build/sdist-venv/bin/python -m pytest -q -p no:cacheprovider test_subscriptions_phase1.py
+	rm -rf build/sdist-venv
+
+# The release wheel for .venv's interpreter, into .venv (make test uses it instead of a
+# second build).
+install-dist: $(VENV)/.ok
+	@test -f dist/*-$(VPY_TAG)-$(VPY_TAG)-*manylinux*.whl || { echo 'no $(VPY_TAG) wheel in dist/: run make wheels'; exit 1; }
+	$(VPY) -m pip install -q --force-reinstall --no-deps dist/*-$(VPY_TAG)-$(VPY_TAG)-*manylinux*.whl
+
+# ---- Lint and types ----
+lint: $(VENV)/.ok
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	go tool staticcheck ./...
+
+# The .pyi stubs against the installed module (needs an install: make install or install-dist).
+stubtest: $(VENV)/.ok
+	cd tests && ../$(VPY) -m mypy.stubtest fraiseql._fraiseql_rs.subscriptions
 
 demo: install
 	cd examples && ../$(VPY) phase1_demo.py
@@ -57,14 +105,29 @@ fuzz:
 node-deps:
 	npm ci --prefix tests/node --no-audit --no-fund
 
-pytest: install services node-deps
-	cd tests && ../$(VPY) -m pytest -q -p no:cacheprovider .
+# test_packaging.py checks dist/ and runs builds: make test runs it after make wheels.
+PYTEST_SUITE := -q -p no:cacheprovider --ignore=test_packaging.py .
 
+pytest: install services node-deps
+	cd tests && ../$(VPY) -m pytest $(PYTEST_SUITE)
+
+test-pytest: install-dist services node-deps
+	cd tests && ../$(VPY) -m pytest $(PYTEST_SUITE)
+
+# Each interpreter runs the suite against its release wheel from dist/ (make wheels),
+# installed as is (--installpkg: tox builds nothing), with no Go on PATH.
 tox: $(VENV)/.ok services
 	@test -n "$(TOX_ENVS)" || { echo 'no CPython 3.9-3.13 found under $(PYENV_ROOT)'; exit 1; }
-	PATH="$(TOX_PATH)" $(VENV)/bin/tox -e $(TOX_ENVS)
+	@for e in $(subst $(comma),$(space),$(TOX_ENVS)); do \
+	  w=$$(ls dist/*-cp$${e#py}-cp$${e#py}-*manylinux*.whl 2>/dev/null) || { echo "no $$e wheel in dist/: run make wheels"; exit 1; }; \
+	  echo "tox -e $$e --installpkg $$w"; \
+	  PATH="$(call path_without_go,$(TOX_PATH))" $(VENV)/bin/tox -e $$e --installpkg $$w || exit 1; \
+	done
 
-test: go-test fuzz pytest tox
+packaging-test: $(VENV)/.ok
+	cd tests && ../$(VPY) -m pytest -q -p no:cacheprovider test_packaging.py
+
+test: lint go-test fuzz wheels sdist-check packaging-test test-pytest stubtest tox
 
 bench: install services
 	$(VPY) -m pip install -q -r bench/requirements.txt

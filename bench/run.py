@@ -18,12 +18,11 @@ import gc
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -410,7 +409,6 @@ def main() -> None:
     t_start = time.perf_counter()
     load_start = os.getloadavg()
     log = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
-    res: Dict[str, Any] = {}
 
     scale = 0.2 if QUICK else 1.0
     log("W1 fan-out")

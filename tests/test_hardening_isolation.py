@@ -64,8 +64,8 @@ def run_case(seed, n_subs, n_events):
         args, pred = random_filter(rng)
         tenant, user = rng.choice(TENANT_IDS), rng.choice(USER_IDS)
         sid = f"s{k}"
-        ex.register_subscription(f"conn{k % 5}", sid, f"subscription {{ {root}{args} {{ id status tenant_id user_id }} }}",
-                                 user_id=user, tenant_id=tenant)
+        query = f"subscription {{ {root}{args} {{ id status tenant_id user_id }} }}"
+        ex.register_subscription(f"conn{k % 5}", sid, query, user_id=user, tenant_id=tenant)
         subs.append((sid, root, pred, id_form(tenant), id_form(user)))
     expected = {sid: [] for sid, *_ in subs}
     filtered = tenant_rejected = user_rejected = passed = 0
@@ -150,7 +150,8 @@ def test_int_and_string_ids_are_the_same_id():
 
 
 try:
-    from hypothesis import HealthCheck, given, settings, strategies as st
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
 except ImportError:  # pragma: no cover
     given = None
 

@@ -7,9 +7,8 @@ import textwrap
 
 import pytest
 
-from fraiseql import _fraiseql_rs
 from conftest import drain, register
-
+from fraiseql import _fraiseql_rs
 
 # ---- The seed's six tests, as written --------------------------------------
 

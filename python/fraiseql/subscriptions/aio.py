@@ -24,7 +24,10 @@ is closed or has nobody waiting.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Dict, Iterable, List, Optional, Set
+from typing import TYPE_CHECKING, AsyncIterator, Dict, Iterable, List, Optional, Set
+
+if TYPE_CHECKING:
+    from .._fraiseql_rs.subscriptions import PySubscriptionExecutor
 
 __all__ = ["AsyncExecutor", "ConnectionWatch"]
 
@@ -84,13 +87,13 @@ def _resolve(fut: "asyncio.Future[None]") -> None:
 class AsyncExecutor:
     """Awaitable reads from a ``PySubscriptionExecutor``; see the module docstring."""
 
-    executor: Any
+    executor: PySubscriptionExecutor
     _loop: Optional[asyncio.AbstractEventLoop]
     _fd: int
     _waiters: Dict[str, "asyncio.Future[None]"]
     _watches: Dict[str, ConnectionWatch]
 
-    def __new__(cls, executor: Any) -> "AsyncExecutor":
+    def __new__(cls, executor: PySubscriptionExecutor) -> "AsyncExecutor":
         # Kept on the executor itself: a cycle the garbage collector frees
         # with the executor (a WeakKeyDictionary value would keep it alive).
         self = getattr(executor, _ATTR, None)

@@ -91,9 +91,10 @@ def _context(result: Any) -> SecurityContext:
     else:
         raise TypeError("on_connect must return a dict with user_id and tenant_id, "
                         f"a (user_id, tenant_id) tuple or a falsy value, not {type(result).__name__}")
-    for value in (user, tenant):
-        if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise TypeError("on_connect's user_id and tenant_id must be str or int")
+    # Each checked by name, so the type checker sees both narrowed.
+    if (isinstance(user, bool) or not isinstance(user, (str, int))
+            or isinstance(tenant, bool) or not isinstance(tenant, (str, int))):
+        raise TypeError("on_connect's user_id and tenant_id must be str or int")
     return user, tenant
 
 
