@@ -1,6 +1,7 @@
 package pyapi
 
 import (
+	"errors"
 	"fmt"
 	"runtime/debug"
 
@@ -10,14 +11,18 @@ import (
 // Prefixes the Python layer maps onto exception types; any other error
 // stays a RuntimeError.
 const (
-	valuePrefix = "ValueError: "
-	typePrefix  = "TypeError: "
+	valuePrefix    = "ValueError: "
+	typePrefix     = "TypeError: "
+	notFoundPrefix = "SubscriptionNotFound: " // a ValueError subclass in Python
 )
 
 // pyError prefixes err's message with the Python exception it stands for.
 func pyError(err error) error {
 	if err == nil {
 		return nil
+	}
+	if errors.Is(err, subscriptions.ErrSubscriptionNotFound) {
+		return fmt.Errorf("%s%w", notFoundPrefix, err)
 	}
 	switch subscriptions.KindOf(err) {
 	case subscriptions.KindValue:

@@ -2,6 +2,7 @@ package pyapi
 
 import (
 	"context"
+	"errors"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -93,13 +94,19 @@ func (x *SubscriptionExecutor) Register(connectionID, subscriptionID, query, ope
 }
 
 // NextWait returns the next frame of a subscription, waiting up to
-// timeoutSeconds for one; "" when none came.
+// timeoutSeconds for one; "" when none came. Closing the executor ends
+// the wait with "executor is closed".
 func (x *SubscriptionExecutor) NextWait(subscriptionID string, timeoutSeconds float64) (frame string, err error) {
 	defer recoverTo(&err)
 	if !(timeoutSeconds >= 0) || timeoutSeconds > 1e9 {
 		return "", pyError(subscriptions.ValueError("timeout must be a number of seconds >= 0"))
 	}
-	frame, err = x.e.NextWait(subscriptionID, time.Duration(timeoutSeconds*float64(time.Second)))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(timeoutSeconds*float64(time.Second)))
+	defer cancel()
+	frame, err = x.e.NextWait(ctx, subscriptionID)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "", nil
+	}
 	return frame, pyError(err)
 }
 
@@ -138,19 +145,37 @@ func (x *SubscriptionExecutor) Limits() (limits string, err error) {
 	return marshal(limitsJSON{l.MaxQueryBytes, l.MaxFields, l.MaxDepth, l.MaxPayloadBytes})
 }
 
-// SetLimits changes some limits, given as a JSON object.
+// SetLimits changes the limits named in a JSON object and keeps the
+// others, in one step (concurrent calls lose no update).
 func (x *SubscriptionExecutor) SetLimits(limitsJSONText string) (ok bool, err error) {
 	defer recoverTo(&err)
-	cur := x.e.Limits()
-	l := limitsJSON{cur.MaxQueryBytes, cur.MaxFields, cur.MaxDepth, cur.MaxPayloadBytes}
-	if err := decodeStrict(limitsJSONText, &l); err != nil {
+	var patch struct {
+		MaxQueryBytes   *int `json:"max_query_bytes"`
+		MaxFields       *int `json:"max_fields"`
+		MaxDepth        *int `json:"max_depth"`
+		MaxPayloadBytes *int `json:"max_payload_bytes"`
+	}
+	if err := decodeStrict(limitsJSONText, &patch); err != nil {
 		return false, pyError(subscriptions.ValueError("invalid limit: %v", err))
 	}
-	if l.MaxQueryBytes < 0 || l.MaxFields < 0 || l.MaxDepth < 0 || l.MaxPayloadBytes < 0 {
-		return false, pyError(subscriptions.ValueError("limits must be positive"))
+	var l subscriptions.Limits
+	for _, f := range []struct {
+		name string
+		v    *int
+		dst  *int
+	}{{"max_query_bytes", patch.MaxQueryBytes, &l.MaxQueryBytes}, {"max_fields", patch.MaxFields, &l.MaxFields},
+		{"max_depth", patch.MaxDepth, &l.MaxDepth}, {"max_payload_bytes", patch.MaxPayloadBytes, &l.MaxPayloadBytes}} {
+		if f.v == nil {
+			continue
+		}
+		// 0 would mean "unchanged" to UpdateLimits: refuse it here.
+		if *f.v <= 0 || *f.v >= 1<<31 {
+			return false, pyError(subscriptions.ValueError("%s must be a positive int below 2**31, not %d", f.name, *f.v))
+		}
+		*f.dst = *f.v
 	}
-	x.e.SetLimits(l.limits())
-	return true, nil
+	_, err = x.e.UpdateLimits(l)
+	return err == nil, pyError(err)
 }
 
 // ReadyFD returns the file descriptor that becomes readable when a
@@ -164,17 +189,31 @@ func (x *SubscriptionExecutor) ReadyFD() (fd int, err error) {
 // TakeReady returns the ids of subscriptions that became ready, joined by '\n'.
 func (x *SubscriptionExecutor) TakeReady() (ids string, err error) {
 	defer recoverTo(&err)
-	return x.e.TakeReady(), nil
+	ids, err = x.e.TakeReady()
+	return ids, pyError(err)
 }
 
-// Close stops the executor.
+// closeTimeout bounds Close: a bus whose server stopped answering must
+// not hold the calling thread longer.
+const closeTimeout = 10 * time.Second
+
+// Close stops the executor; every waiting NextWait returns "executor is
+// closed".
 func (x *SubscriptionExecutor) Close() (ok bool, err error) {
 	defer recoverTo(&err)
-	return true, pyError(x.e.Close())
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	return true, pyError(x.e.Close(ctx))
 }
 
-// Debug runs a test hook: "panic" panics inside Go, to prove that panics
-// become exceptions. Hooks only run on executors made with debug_hooks.
+// Debug runs a test hook. Hooks only run on executors made with
+// debug_hooks:
+//   - "panic" panics inside Go, to prove that panics become exceptions;
+//   - "panic_in_dispatch" makes the next dispatch panic once (counted in
+//     dispatch_errors; the executor keeps working);
+//   - "panic_in_bus_reader" makes the Redis or PostgreSQL reader goroutine
+//     panic once before its next event;
+//   - "free_os_memory" returns the Go heap's garbage to the OS.
 func (x *SubscriptionExecutor) Debug(hook string) (ok bool, err error) {
 	defer recoverTo(&err)
 	if !x.debugHooks {
@@ -183,6 +222,10 @@ func (x *SubscriptionExecutor) Debug(hook string) (ok bool, err error) {
 	switch hook {
 	case "panic":
 		panic("test panic from the debug hook")
+	case "panic_in_dispatch":
+		return true, pyError(x.e.InjectFault(subscriptions.FaultDispatchPanic))
+	case "panic_in_bus_reader":
+		return true, pyError(x.e.InjectFault(subscriptions.FaultBusReaderPanic))
 	case "free_os_memory":
 		// Memory tests measure RSS: without this, garbage the Go heap has
 		// not yet collected looks like a leak.

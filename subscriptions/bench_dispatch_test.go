@@ -19,7 +19,7 @@ func benchExecutor(b *testing.B, n, perConn int, distinct bool) *Executor {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { _ = e.Close() })
+	b.Cleanup(func() { _ = e.Close(context.Background()) })
 	for i := range n {
 		q := `subscription { users { id name } }`
 		if distinct {
@@ -159,7 +159,7 @@ func BenchmarkRegister(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer e.Close()
+	defer e.Close(context.Background())
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
@@ -180,7 +180,7 @@ func BenchmarkPublishFiltered(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer e.Close()
+	defer e.Close(context.Background())
 	regions := []string{"eu-west", "eu-north", "us-east", "us-west", "ap-south"}
 	q := `subscription ($region: String, $min: Int) { orders(where: {region: {eq: $region}, total: {gte: $min}}) { id region total status customer } }`
 	for i := range 1000 {
@@ -221,7 +221,7 @@ func TestPublishValidMatchesPublish(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = e.Close() })
+		t.Cleanup(func() { _ = e.Close(context.Background()) })
 		if err := e.Register(Registration{ConnectionID: "c", SubscriptionID: "s", Query: `subscription { users { id name n } }`,
 			UserID: "u1", TenantID: "t1"}); err != nil {
 			t.Fatal(err)
@@ -253,7 +253,7 @@ func TestDrainConnectionMergesOutOfOrderQueues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer e.Close()
+	defer e.Close(context.Background())
 	for _, id := range []string{"a", "b"} {
 		if err := e.Register(Registration{ConnectionID: "c", SubscriptionID: id, Query: `subscription { users { id } }`,
 			UserID: "u1", TenantID: "t1"}); err != nil {

@@ -19,8 +19,10 @@ type Bus interface {
 	// Stats reports the bus's counters.
 	Stats() BusStats
 	// Close stops delivery, releases connections and removes what the bus
-	// created for this executor alone on the server.
-	Close() error
+	// created for this executor alone on the server. ctx bounds the wait
+	// for the reader to stop and for the server's answers; when it ends,
+	// connections are closed without further waiting.
+	Close(ctx context.Context) error
 }
 
 // BusStats are a bus's counters since Start.
@@ -28,6 +30,9 @@ type BusStats struct {
 	Published  uint64 // events this executor put on the bus
 	Received   uint64 // events this executor took off the bus
 	Reconnects uint64 // connections re-established after a failure
+	// Panics counts panics recovered in the bus's own goroutines (outside
+	// deliver, which recovers its own); the reader starts over after one.
+	Panics uint64
 	// LagMillis is the delay between the publication and the reception of
 	// the last received event, in milliseconds (0 for the memory bus).
 	LagMillis float64

@@ -21,8 +21,8 @@ func NewMemoryBus() *MemoryBus { return &MemoryBus{} }
 // Start implements Bus.
 func (b *MemoryBus) Start(_ context.Context, deliver func(Event)) error {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.deliver = deliver
-	b.mu.Unlock()
 	return nil
 }
 
@@ -47,10 +47,10 @@ func (b *MemoryBus) Stats() BusStats {
 }
 
 // Close implements Bus.
-func (b *MemoryBus) Close() error {
+func (b *MemoryBus) Close(context.Context) error {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.closed = true
 	b.deliver = nil
-	b.mu.Unlock()
 	return nil
 }

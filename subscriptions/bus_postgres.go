@@ -79,8 +79,11 @@ type PostgresBus struct {
 	published  atomic.Uint64
 	received   atomic.Uint64
 	reconnects atomic.Uint64
+	panics     atomic.Uint64 // recovered in the listener goroutine
 	lagBits    atomic.Uint64 // math.Float64bits of the last lag
-	listenPID  atomic.Uint32 // backend pid of the listener connection
+	// panicNext makes the listener panic before its next row (tests).
+	panicNext atomic.Bool
+	listenPID atomic.Uint32 // backend pid of the listener connection
 
 	mu      sync.Mutex
 	started bool
@@ -302,10 +305,7 @@ func (b *PostgresBus) connectError(ctx context.Context, err error) error {
 	if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		msg = fmt.Sprintf("no answer within %v (%s)", b.opts.ConnectTimeout, msg)
 	}
-	return &pgBusError{
-		msg:   fmt.Sprintf("connecting to PostgreSQL at %s failed: %s", RedactConnString(b.connString), msg),
-		cause: err,
-	}
+	return busError(fmt.Sprintf("connecting to PostgreSQL at %s failed: %s", RedactConnString(b.connString), msg), err)
 }
 
 // Publish implements Bus: the event is inserted and the listeners woken
@@ -333,7 +333,7 @@ func (b *PostgresBus) Publish(ctx context.Context, ev Event) error {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			msg = "the connection to the server was lost (" + msg + ")"
 		}
-		return &pgBusError{msg: "publishing to PostgreSQL failed: " + msg, cause: err}
+		return busError("publishing to PostgreSQL failed: "+msg, err)
 	}
 	b.published.Add(1)
 	return nil
@@ -361,13 +361,19 @@ func (b *PostgresBus) Stats() BusStats {
 		Published:  b.published.Load(),
 		Received:   b.received.Load(),
 		Reconnects: b.reconnects.Load(),
+		Panics:     b.panics.Load(),
 		LagMillis:  math.Float64frombits(b.lagBits.Load()),
 	}
 }
 
+// armReaderPanic makes the listener panic before it dispatches its next
+// row (a test hook, see Executor.InjectFault).
+func (b *PostgresBus) armReaderPanic() { b.panicNext.Store(true) }
+
 // Close implements Bus: it stops the listener (which UNLISTENs and closes
-// its connection) and closes the publishing pool. It is idempotent.
-func (b *PostgresBus) Close() error {
+// its connection) and closes the publishing pool. ctx bounds the wait for
+// the listener; it is idempotent.
+func (b *PostgresBus) Close(ctx context.Context) error {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -378,21 +384,14 @@ func (b *PostgresBus) Close() error {
 	b.mu.Unlock()
 	if cancel != nil {
 		cancel()
-		<-done
+		select {
+		case <-done:
+		case <-ctx.Done(): // the listener finishes on its own, its context cancelled
+		}
 	}
 	b.pool.Close()
 	return nil
 }
-
-// pgBusError is an error whose message has been stripped of secrets; the
-// cause stays reachable with errors.Is/As.
-type pgBusError struct {
-	msg   string
-	cause error
-}
-
-func (e *pgBusError) Error() string { return e.msg }
-func (e *pgBusError) Unwrap() error { return e.cause }
 
 // pgListener is the goroutine that reads the table and calls deliver.
 type pgListener struct {
@@ -419,9 +418,31 @@ type pgRow struct {
 	createdAt time.Time
 }
 
+// run is the listener goroutine. A panic (deliver recovers its own, so
+// one here is a bug of the listener) is counted and the listener starts
+// over on a new connection from its position, so no row is lost.
 func (l *pgListener) run(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
 	defer l.disconnect()
+	for !l.runUntilDone(ctx) {
+		closeQuietly(l.conn)
+		l.conn = nil
+	}
+}
+
+// runUntilDone runs the listener loop until ctx ends (true) or it panics (false).
+func (l *pgListener) runUntilDone(ctx context.Context) (done bool) {
+	defer func() {
+		if recover() != nil {
+			l.bus.panics.Add(1)
+			done = false
+		}
+	}()
+	l.loop(ctx)
+	return true
+}
+
+func (l *pgListener) loop(ctx context.Context) {
 	b := l.bus
 	for {
 		if l.conn == nil {
@@ -592,6 +613,9 @@ func (l *pgListener) dispatch(rows []pgRow) (bool, time.Duration) {
 			if waited := now.Sub(first); waited < b.gapGrace {
 				return true, b.gapGrace - waited + time.Millisecond
 			}
+		}
+		if b.panicNext.CompareAndSwap(true, false) {
+			panic("test panic in the PostgreSQL listener") // armed by tests only
 		}
 		delete(l.seen, r.id)
 		l.pos = r.id

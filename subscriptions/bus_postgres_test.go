@@ -62,7 +62,7 @@ func startPgBus(t *testing.T, opts PostgresOptions, c *pgCollector) *PostgresBus
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { b.Close() })
+	t.Cleanup(func() { b.Close(context.Background()) })
 	if c != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -156,10 +156,10 @@ func TestPostgresBusDefaultsAndClose(t *testing.T) {
 	}
 	// Close is idempotent, removes the LISTEN and refuses further use.
 	conn := pgConnect(t, srv.ConnString())
-	if err := b.Close(); err != nil {
+	if err := b.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Close(); err != nil {
+	if err := b.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Publish(context.Background(), pgEvent("x", 1)); !errors.Is(err, ErrClosed) {
@@ -186,7 +186,7 @@ func TestPostgresBusDefaultsAndClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := nb.Close(); err != nil {
+	if err := nb.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := NewPostgresBus(context.Background(), PostgresOptions{ConnString: "postgres://u:hunter2secret@host:notaport/db"}); err == nil ||
@@ -381,7 +381,7 @@ func TestPostgresBusConnectErrors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer b.Close()
+			defer b.Close(context.Background())
 			start := time.Now()
 			err = b.Start(context.Background(), func(Event) {})
 			elapsed := time.Since(start)
@@ -420,7 +420,7 @@ func TestPostgresBusRetention(t *testing.T) {
 			t.Fatal(err)
 		}
 		b.pruneEvery = 50 * time.Millisecond
-		t.Cleanup(func() { b.Close() })
+		t.Cleanup(func() { b.Close(context.Background()) })
 		c := &pgCollector{}
 		if err := b.Start(ctx, c.deliver); err != nil {
 			t.Fatal(err)

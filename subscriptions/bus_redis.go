@@ -68,7 +68,10 @@ type redisBus struct {
 	published  atomic.Uint64
 	received   atomic.Uint64
 	reconnects atomic.Uint64
+	panics     atomic.Uint64 // recovered in the reader goroutines
 	lagBits    atomic.Uint64 // math.Float64bits of LagMillis
+	// panicNext makes the reader panic before its next entry (tests).
+	panicNext atomic.Bool
 }
 
 // NewRedisBus returns a Redis Streams bus. It does not connect: Start
@@ -168,7 +171,7 @@ func (b *redisBus) startError(format string, err error) error {
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 		msg += fmt.Sprintf(" (no answer within %s)", b.opts.DialTimeout)
 	}
-	return &redisError{msg: msg, cause: err}
+	return busError(msg, err)
 }
 
 // createGroup creates this executor's group at id unless it exists, and
@@ -212,7 +215,7 @@ func (b *redisBus) Publish(ctx context.Context, ev Event) error {
 		if b.closed.Load() {
 			return ErrClosed
 		}
-		return &redisError{msg: "publishing to Redis failed: " + Redacted(err, b.opts.URL), cause: err}
+		return busError("publishing to Redis failed: "+Redacted(err, b.opts.URL), err)
 	}
 	b.published.Add(1)
 	return nil
@@ -224,16 +227,21 @@ func (b *redisBus) Stats() BusStats {
 		Published:  b.published.Load(),
 		Received:   b.received.Load(),
 		Reconnects: b.reconnects.Load(),
+		Panics:     b.panics.Load(),
 		LagMillis:  math.Float64frombits(b.lagBits.Load()),
 	}
 }
 
-// Close implements Bus. It stops the reader (within about redisReadBlock),
-// destroys the group when the instance id was random, and closes the
-// connections. Destroying the group is best effort: if Redis cannot be
-// reached, the group is left for the idle-group cleanup of the other
-// executors.
-func (b *redisBus) Close() error {
+// armReaderPanic makes the reader goroutine panic before it dispatches
+// its next entry (a test hook, see Executor.InjectFault).
+func (b *redisBus) armReaderPanic() { b.panicNext.Store(true) }
+
+// Close implements Bus. It stops the reader (within about redisReadBlock,
+// or when ctx ends), destroys the group when the instance id was random,
+// and closes the connections. Destroying the group is best effort: if
+// Redis cannot be reached, the group is left for the idle-group cleanup
+// of the other executors.
+func (b *redisBus) Close(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed.Swap(true) {
@@ -242,22 +250,51 @@ func (b *redisBus) Close() error {
 	if b.cancel != nil {
 		b.cancel()
 	}
-	b.wg.Wait()
-	if b.made && b.randomID {
-		ctx, cancel := context.WithTimeout(context.Background(), b.opts.DialTimeout)
-		_ = b.client.XGroupDestroy(ctx, b.opts.Stream, b.group).Err()
+	stopped := make(chan struct{})
+	go func() { b.wg.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		// The reader stops on its own once its blocking read returns;
+		// closing the client below makes that immediate.
+	}
+	if b.made && b.randomID && ctx.Err() == nil {
+		dctx, cancel := context.WithTimeout(ctx, b.opts.DialTimeout)
+		_ = b.client.XGroupDestroy(dctx, b.opts.Stream, b.group).Err()
 		cancel()
 	}
 	if err := b.client.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
-		return &redisError{msg: "closing the Redis connections failed: " + Redacted(err, b.opts.URL), cause: err}
+		return busError("closing the Redis connections failed: "+Redacted(err, b.opts.URL), err)
 	}
 	return nil
 }
 
 // read is the reader goroutine: it dispatches entries in stream order and
-// reconnects with backoff after failures.
+// reconnects with backoff after failures. A panic (deliver recovers its
+// own, so one here is a bug of the reader) is counted and the loop starts
+// over from the pending entries, so the executor keeps receiving events.
 func (b *redisBus) read(ctx context.Context) {
 	defer b.wg.Done()
+	for !b.readUntilDone(ctx) {
+		if !sleepCtx(ctx, redisBackoffMin) {
+			return
+		}
+	}
+}
+
+// readUntilDone runs the read loop until ctx ends (true) or it panics (false).
+func (b *redisBus) readUntilDone(ctx context.Context) (done bool) {
+	defer func() {
+		if recover() != nil {
+			b.panics.Add(1)
+			done = false
+		}
+	}()
+	b.readLoop(ctx)
+	return true
+}
+
+func (b *redisBus) readLoop(ctx context.Context) {
 	bo := backoff{min: redisBackoffMin, max: redisBackoffMax}
 	pending := true // re-read this consumer's pending entries first
 	broken := false
@@ -379,6 +416,9 @@ func (b *redisBus) dispatch(ctx context.Context, msgs []redis.XMessage) error {
 		if !ok || !b.last.less(id) || m.Values == nil {
 			continue
 		}
+		if b.panicNext.CompareAndSwap(true, false) {
+			panic("test panic in the Redis reader") // armed by tests only
+		}
 		ev, ts := entryEvent(m.Values)
 		b.last = id
 		b.received.Add(1)
@@ -419,13 +459,23 @@ func (b *redisBus) cleanLoop(ctx context.Context) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		_, _ = b.cleanIdleGroups(ctx)
+		b.cleanOnce(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 	}
+}
+
+// cleanOnce runs one cleanup; a panic is counted and the next tick retries.
+func (b *redisBus) cleanOnce(ctx context.Context) {
+	defer func() {
+		if recover() != nil {
+			b.panics.Add(1)
+		}
+	}()
+	_, _ = b.cleanIdleGroups(ctx)
 }
 
 // cleanIdleGroups destroys the groups of this ConsumerGroup whose every
@@ -489,20 +539,8 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// isBusyGroup tells whether err says that the group already exists.
-func isBusyGroup(err error) bool {
-	return err != nil && strings.HasPrefix(err.Error(), "BUSYGROUP")
-}
-
-// redisError is a Redis failure whose message has no secrets. The cause
-// stays available to errors.Is and errors.As.
-type redisError struct {
-	msg   string
-	cause error
-}
-
-func (e *redisError) Error() string { return e.msg }
-func (e *redisError) Unwrap() error { return e.cause }
+// isBusyGroup tells whether err is Redis saying that the group already exists.
+func isBusyGroup(err error) bool { return redis.HasErrorPrefix(err, "BUSYGROUP") }
 
 // streamID is a Redis stream entry id, milliseconds-sequence.
 type streamID struct{ ms, seq uint64 }

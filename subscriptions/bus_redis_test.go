@@ -87,7 +87,7 @@ func newRedisTestBus(t *testing.T, url string, opts RedisOptions) *redisBus {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = b.Close() })
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
 	return b.(*redisBus)
 }
 
@@ -208,7 +208,7 @@ func TestRedisBusPendingRedeliveredAfterRestart(t *testing.T) {
 	b, c := startRedisTestBus(t, redisURL(mr), opts)
 	publishNums(t, b, 1, 2)
 	wantNums(t, c.wait(t, 2), 1, 2)
-	if err := b.Close(); err != nil {
+	if err := b.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 
@@ -240,7 +240,7 @@ func TestRedisBusStableIDResumesFromPosition(t *testing.T) {
 	b, c := startRedisTestBus(t, redisURL(mr), opts)
 	publishNums(t, b, 1)
 	wantNums(t, c.wait(t, 1), 1)
-	if err := b.Close(); err != nil {
+	if err := b.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	pub := newRedisTestBus(t, redisURL(mr), RedisOptions{})
@@ -486,10 +486,10 @@ func TestRedisBusCloseDestroysOnlyRandomGroups(t *testing.T) {
 		t.Fatalf("groups %v", names)
 	}
 	for _, b := range []*redisBus{random, stable} {
-		if err := b.Close(); err != nil {
+		if err := b.Close(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		if err := b.Close(); err != nil { // idempotent
+		if err := b.Close(context.Background()); err != nil { // idempotent
 			t.Fatal(err)
 		}
 	}

@@ -23,9 +23,15 @@ const (
 type Error struct {
 	Kind    ErrorKind
 	Message string
+	// sentinel, when set, is what errors.Is matches besides the error
+	// itself (ErrSubscriptionNotFound), so callers never compare text.
+	sentinel error
 }
 
 func (e *Error) Error() string { return e.Message }
+
+// Unwrap returns the sentinel the error stands for, if any.
+func (e *Error) Unwrap() error { return e.sentinel }
 
 // valueErrorf builds a KindValue error.
 func valueErrorf(format string, args ...any) error {
@@ -46,8 +52,45 @@ func KindOf(err error) ErrorKind {
 	return KindInternal
 }
 
-// ErrClosed is returned by calls on a closed executor.
+// ErrClosed is returned by calls on a closed executor or bus.
 var ErrClosed = errors.New("executor is closed")
+
+// ErrSubscriptionNotFound is matched (errors.Is) by the errors about an
+// unknown or completed subscription. Those are KindValue errors whose
+// message is "Subscription not found: <id>".
+var ErrSubscriptionNotFound = errors.New("subscription not found")
+
+// notFound reports that subscription id is unknown.
+func notFound(id string) error {
+	return &Error{Kind: KindValue, Message: "Subscription not found: " + shortID(id), sentinel: ErrSubscriptionNotFound}
+}
+
+// shortID cuts an id for an error message, so that a huge unknown id does
+// not make a huge message.
+func shortID(id string) string {
+	const max = 100
+	if len(id) <= max {
+		return id
+	}
+	return truncateIdent(id, max) + "..."
+}
+
+// BusError is a failure of a distributed bus (Redis or PostgreSQL). Its
+// message says what failed with every secret of the connection string
+// replaced by "***", so it can be logged and shown; the driver's error
+// stays reachable with errors.Is and errors.As through Unwrap.
+type BusError struct {
+	msg   string
+	cause error
+}
+
+// busError builds a BusError from a message that is already free of secrets.
+func busError(msg string, cause error) *BusError { return &BusError{msg: msg, cause: cause} }
+
+func (e *BusError) Error() string { return e.msg }
+
+// Unwrap returns the driver's error.
+func (e *BusError) Unwrap() error { return e.cause }
 
 // ValueError builds a KindValue error, for packages that wrap this one.
 func ValueError(format string, args ...any) error { return valueErrorf(format, args...) }

@@ -44,16 +44,29 @@ type Registration struct {
 
 // Executor holds subscriptions, receives events from its bus and queues
 // one pre-serialized graphql-transport-ws message per delivery.
+//
+// Locks: mu guards the registry and is read-held by every dispatch; a
+// connection's mutex guards its subscriptions' queues and is taken under
+// mu or alone, never the other way round. Every lock is released by a
+// defer, so a recovered panic (deliver recovers) cannot leave one held.
 type Executor struct {
-	opts    Options
-	bus     Bus
-	mu      sync.RWMutex // guards reg and closed
-	reg     registry
-	closed  bool
-	seq     atomic.Uint64
-	m       counters
-	ready   *readySignal
-	started time.Time
+	opts Options // Limits unused: see limits
+	bus  Bus
+	mu   sync.RWMutex // guards reg; closed is only set under it
+	reg  registry
+	// closed is atomic so that publishing checks it without taking mu;
+	// it is set under mu, so holders of mu see it stable.
+	closed atomic.Bool
+	// limits is read on every publish and bus delivery; an atomic pointer
+	// keeps that read off mu. limitsMu serializes its writers.
+	limits   atomic.Pointer[Limits]
+	limitsMu sync.Mutex
+	seq      atomic.Uint64
+	m        counters
+	ready    *readySignal
+	started  time.Time
+	// panicInDispatch makes the next dispatch panic once (InjectFault).
+	panicInDispatch atomic.Bool
 }
 
 // NewExecutor builds an executor and starts its bus. The context bounds
@@ -68,22 +81,58 @@ func NewExecutor(ctx context.Context, opts Options) (*Executor, error) {
 		return nil, err
 	}
 	e := &Executor{opts: opts, bus: bus, reg: newRegistry(), started: time.Now()}
+	lim := opts.Limits
+	e.limits.Store(&lim)
 	if err := bus.Start(ctx, e.deliver); err != nil {
-		_ = bus.Close()
+		_ = bus.Close(ctx)
 		return nil, err
 	}
 	return e, nil
 }
 
 // Limits returns the limits in force.
-func (e *Executor) Limits() Limits { return e.opts.Limits }
+func (e *Executor) Limits() Limits { return *e.limits.Load() }
 
-// SetLimits changes the limits for documents registered and events
-// published from now on; zero fields keep their defaults.
+// SetLimits replaces the limits for documents registered and events
+// published from now on; zero fields take the defaults.
 func (e *Executor) SetLimits(l Limits) {
-	e.mu.Lock()
-	e.opts.Limits = l.withDefaults()
-	e.mu.Unlock()
+	l = l.withDefaults()
+	e.limitsMu.Lock()
+	defer e.limitsMu.Unlock()
+	e.limits.Store(&l)
+}
+
+// UpdateLimits changes the limits whose field in patch is positive and
+// keeps the others, as one step: concurrent updates of different fields
+// all take effect. A negative field is refused and nothing changes. It
+// returns the limits now in force.
+func (e *Executor) UpdateLimits(patch Limits) (Limits, error) {
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"max_query_bytes", patch.MaxQueryBytes}, {"max_fields", patch.MaxFields},
+		{"max_depth", patch.MaxDepth}, {"max_payload_bytes", patch.MaxPayloadBytes}} {
+		if f.v < 0 {
+			return e.Limits(), valueErrorf("%s must be positive, not %d", f.name, f.v)
+		}
+	}
+	e.limitsMu.Lock()
+	defer e.limitsMu.Unlock()
+	l := *e.limits.Load()
+	if patch.MaxQueryBytes > 0 {
+		l.MaxQueryBytes = patch.MaxQueryBytes
+	}
+	if patch.MaxFields > 0 {
+		l.MaxFields = patch.MaxFields
+	}
+	if patch.MaxDepth > 0 {
+		l.MaxDepth = patch.MaxDepth
+	}
+	if patch.MaxPayloadBytes > 0 {
+		l.MaxPayloadBytes = patch.MaxPayloadBytes
+	}
+	e.limits.Store(&l)
+	return l, nil
 }
 
 // Register compiles r.Query and adds the subscription. Nothing is kept
@@ -110,16 +159,13 @@ func (e *Executor) register(r Registration) error {
 	case len(r.UserID) > MaxIDBytes || len(r.TenantID) > MaxIDBytes:
 		return valueErrorf("user_id and tenant_id must be at most %d bytes", MaxIDBytes)
 	}
-	e.mu.RLock()
-	lim, closed := e.opts.Limits, e.closed
-	_, exists := e.reg.subs[r.SubscriptionID]
-	e.mu.RUnlock()
-	if closed {
+	if e.closed.Load() {
 		return ErrClosed
 	}
-	if exists {
+	if e.has(r.SubscriptionID) {
 		return valueErrorf("Subscription %s already exists", r.SubscriptionID)
 	}
+	lim := e.Limits()
 	// Compile outside the lock: it is the expensive part.
 	plan, err := Compile(r.Query, r.OperationName, r.Variables, lim)
 	if err != nil {
@@ -134,7 +180,7 @@ func (e *Executor) register(r Registration) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.closed {
+	if e.closed.Load() {
 		return ErrClosed
 	}
 	if _, exists := e.reg.subs[r.SubscriptionID]; exists {
@@ -171,13 +217,10 @@ func (e *Executor) publish(ctx context.Context, ev Event, wellFormed bool) error
 	case len(ev.Type) > MaxIDBytes:
 		return valueErrorf("event_type is %d bytes, over the limit of %d", len(ev.Type), MaxIDBytes)
 	}
-	e.mu.RLock()
-	lim, closed := e.opts.Limits, e.closed
-	e.mu.RUnlock()
-	if closed {
+	if e.closed.Load() {
 		return ErrClosed
 	}
-	d, err := decodeEventFrom(ev, lim, wellFormed)
+	d, err := decodeEventFrom(ev, e.Limits(), wellFormed)
 	if err != nil {
 		return err
 	}
@@ -211,18 +254,20 @@ func (e *Executor) deliver(ev Event) {
 
 // dispatch matches d against every group listening to its channel or
 // type, encodes it once per group that has a recipient, and queues it.
+// What was counted before a panic is still added.
 func (e *Executor) dispatch(d *decodedEvent) {
 	seq := e.seq.Add(1)
 	var t tally
+	defer e.m.add(&t)
 	e.mu.RLock()
-	if !e.closed {
-		e.dispatchGroups(d, seq, e.reg.byField[d.Channel], &t)
-		if d.Type != d.Channel {
-			e.dispatchGroups(d, seq, e.reg.byField[d.Type], &t)
-		}
+	defer e.mu.RUnlock()
+	if e.closed.Load() {
+		return
 	}
-	e.mu.RUnlock()
-	e.m.add(&t)
+	e.dispatchGroups(d, seq, e.reg.byField[d.Channel], &t)
+	if d.Type != d.Channel {
+		e.dispatchGroups(d, seq, e.reg.byField[d.Type], &t)
+	}
 }
 
 // tally counts one dispatch, added to the shared counters once.
@@ -282,6 +327,12 @@ func (b *connBatch) enqueue(s *subscription, m message) (dropped bool) {
 		b.held = s.conn
 		b.held.mu.Lock()
 	}
+	if b.e.panicInDispatch.Load() && b.e.panicInDispatch.CompareAndSwap(true, false) {
+		// Armed by InjectFault: a panic with both the executor's and a
+		// connection's lock held, which dispatchGroups' deferred release
+		// and dispatch's deferred unlock must undo.
+		panic("test panic in dispatch")
+	}
 	if s.completed {
 		return false
 	}
@@ -318,16 +369,23 @@ func (b *connBatch) release() {
 	b.ready = b.ready[:0]
 }
 
+// has reports whether subscription id is registered.
+func (e *Executor) has(id string) bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.reg.subs[id] != nil
+}
+
 // lookup returns the live subscription id.
 func (e *Executor) lookup(id string) (*subscription, error) {
 	e.mu.RLock()
-	s, closed := e.reg.subs[id], e.closed
-	e.mu.RUnlock()
-	if closed {
+	defer e.mu.RUnlock()
+	if e.closed.Load() {
 		return nil, ErrClosed
 	}
+	s := e.reg.subs[id]
 	if s == nil {
-		return nil, valueErrorf("Subscription not found: %s", shortID(id))
+		return nil, notFound(id)
 	}
 	return s, nil
 }
@@ -339,13 +397,7 @@ func (e *Executor) Next(id string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	c := s.conn
-	c.mu.Lock()
-	m, ok := s.queue.pop()
-	if ok {
-		s.read++
-	}
-	c.mu.Unlock()
+	m, ok := s.pop()
 	if !ok {
 		return "", nil
 	}
@@ -354,9 +406,10 @@ func (e *Executor) Next(id string) (string, error) {
 	return unsafe.String(unsafe.SliceData(b), len(b)), nil
 }
 
-// NextWait is Next that waits up to timeout for a message.
-func (e *Executor) NextWait(id string, timeout time.Duration) (string, error) {
-	deadline := time.Now().Add(timeout)
+// NextWait is Next that waits for a message until ctx ends; then it
+// returns ctx's error. Closing the executor or completing the
+// subscription ends the wait with ErrClosed or ErrSubscriptionNotFound.
+func (e *Executor) NextWait(ctx context.Context, id string) (string, error) {
 	for {
 		frame, err := e.Next(id)
 		if err != nil || frame != "" {
@@ -366,31 +419,24 @@ func (e *Executor) NextWait(id string, timeout time.Duration) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		c := s.conn
-		c.mu.Lock()
-		if s.queue.len() > 0 {
-			c.mu.Unlock()
+		wake, state := s.waiter()
+		switch state {
+		case waitReady:
 			continue
+		case waitCompleted:
+			if e.closed.Load() {
+				return "", ErrClosed
+			}
+			return "", notFound(id)
 		}
-		if s.completed {
-			c.mu.Unlock()
-			return "", valueErrorf("Subscription not found: %s", shortID(id))
-		}
-		if s.wake == nil {
-			s.wake = make(chan struct{})
-		}
-		wake := s.wake
-		c.mu.Unlock()
-		left := time.Until(deadline)
-		if left <= 0 {
-			return "", nil
-		}
-		timer := time.NewTimer(left)
 		select {
 		case <-wake:
-			timer.Stop()
-		case <-timer.C:
-			return e.Next(id)
+		case <-ctx.Done():
+			// A message may have come with the deadline.
+			if frame, err := e.Next(id); err != nil || frame != "" {
+				return frame, err
+			}
+			return "", ctx.Err()
 		}
 	}
 }
@@ -408,20 +454,23 @@ func appendFrame(dst []byte, s *subscription, m message) []byte {
 // frame never contains a raw newline) with their count. An unknown
 // connection has nothing pending.
 func (e *Executor) DrainConnection(connID string, max int) (string, int, error) {
-	e.mu.RLock()
-	c, closed := e.reg.conns[connID], e.closed
-	e.mu.RUnlock()
-	if closed {
-		return "", 0, ErrClosed
-	}
+	c, err := e.conn(connID)
 	if c == nil {
-		return "", 0, nil
+		return "", 0, err
 	}
-	c.mu.Lock()
-	buf, n := drainLocked(c, max)
-	c.mu.Unlock()
+	buf, n := c.drain(max)
 	e.m.read.Add(uint64(n))
 	return unsafe.String(unsafe.SliceData(buf), len(buf)), n, nil
+}
+
+// conn returns the connection connID, nil when it has no subscriptions.
+func (e *Executor) conn(connID string) (*connection, error) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed.Load() {
+		return nil, ErrClosed
+	}
+	return e.reg.conns[connID], nil
 }
 
 // drainLocked merges the queues of c's subscriptions by event order. The
@@ -517,12 +566,7 @@ func appendSep(buf []byte, i int) []byte {
 // Complete removes subscription id and its queue. An unknown id is not an
 // error: graphql-transport-ws asks servers to ignore it.
 func (e *Executor) Complete(id string) bool {
-	e.mu.Lock()
-	s := e.reg.subs[id]
-	if s != nil {
-		e.reg.remove(s)
-	}
-	e.mu.Unlock()
+	s := e.unregister(id)
 	if s == nil {
 		return false
 	}
@@ -530,36 +574,46 @@ func (e *Executor) Complete(id string) bool {
 	return true
 }
 
+// unregister removes subscription id from the registry and returns it.
+func (e *Executor) unregister(id string) *subscription {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.reg.subs[id]
+	if s != nil {
+		e.reg.remove(s)
+	}
+	return s
+}
+
 // CompleteConnection removes every subscription of a connection and
 // returns how many there were.
 func (e *Executor) CompleteConnection(connID string) int {
-	e.mu.Lock()
-	var subs []*subscription
-	if c := e.reg.conns[connID]; c != nil {
-		c.mu.Lock()
-		subs = append(subs, c.subs...)
-		c.mu.Unlock()
-		for _, s := range subs {
-			e.reg.remove(s)
-		}
-	}
-	e.mu.Unlock()
+	subs := e.unregisterConn(connID)
 	for _, s := range subs {
 		e.finish(s)
 	}
 	return len(subs)
 }
 
+// unregisterConn removes the subscriptions of connection connID from
+// the registry and returns them.
+func (e *Executor) unregisterConn(connID string) []*subscription {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := e.reg.conns[connID]
+	if c == nil {
+		return nil
+	}
+	subs := c.snapshot()
+	for _, s := range subs {
+		e.reg.remove(s)
+	}
+	return subs
+}
+
 // finish drops what s still holds and wakes its waiters.
 func (e *Executor) finish(s *subscription) {
-	c := s.conn
-	c.mu.Lock()
-	s.completed = true
-	discarded := s.queue.len()
-	s.queue = ring{}
-	wake := s.wake
-	s.wake = nil
-	c.mu.Unlock()
+	discarded, wake := s.complete()
 	if wake != nil {
 		close(wake)
 	}
@@ -584,44 +638,73 @@ func (e *Executor) Stats(id string) (SubscriptionStats, error) {
 	defer e.mu.RUnlock()
 	s := e.reg.subs[id]
 	if s == nil {
-		return SubscriptionStats{}, valueErrorf("Subscription not found: %s", shortID(id))
+		return SubscriptionStats{}, notFound(id)
 	}
-	c := s.conn
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return SubscriptionStats{Queued: s.queue.len(), Enqueued: s.enqueued, Dropped: s.dropped, Read: s.read, GroupSize: len(s.group.members)}, nil
+	return s.stats(), nil
 }
 
-// Close stops the bus and completes every subscription. Later calls fail
-// with ErrClosed; closing twice is harmless.
-func (e *Executor) Close() error {
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
+// Close completes every subscription, which wakes every NextWait with
+// ErrClosed, closes the readiness pipe and stops the bus; ctx bounds the
+// wait for the bus (see Bus.Close). Later calls fail with ErrClosed;
+// closing twice is harmless.
+func (e *Executor) Close(ctx context.Context) error {
+	subs := e.markClosed()
+	if subs == nil {
 		return nil
 	}
-	e.closed = true
-	var subs []*subscription
-	for _, s := range e.reg.subs {
-		subs = append(subs, s)
-	}
-	e.reg = newRegistry()
-	e.mu.Unlock()
 	for _, s := range subs {
 		e.finish(s)
 	}
 	if e.ready != nil {
 		e.ready.close()
 	}
-	return e.bus.Close()
+	return e.bus.Close(ctx)
 }
 
-// shortID cuts an id for an error message, so that a huge unknown id does
-// not make a huge message.
-func shortID(id string) string {
-	const max = 100
-	if len(id) <= max {
-		return id
+// markClosed marks e closed and empties the registry. It returns the
+// subscriptions that were registered, nil when e was already closed.
+func (e *Executor) markClosed() []*subscription {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed.Load() {
+		return nil
 	}
-	return truncateIdent(id, max) + "..."
+	e.closed.Store(true)
+	subs := make([]*subscription, 0, len(e.reg.subs))
+	for _, s := range e.reg.subs {
+		subs = append(subs, s)
+	}
+	e.reg = newRegistry()
+	return subs
+}
+
+// Fault is a failure InjectFault can provoke.
+type Fault int
+
+const (
+	// FaultDispatchPanic makes the next dispatch panic while it holds the
+	// executor's and a connection's locks.
+	FaultDispatchPanic Fault = iota + 1
+	// FaultBusReaderPanic makes the Redis or PostgreSQL bus reader
+	// goroutine panic before it dispatches its next event.
+	FaultBusReaderPanic
+)
+
+// InjectFault arms f once, to test that the executor survives it. It is
+// for tests (the Python binding exposes it only on executors made with
+// debug hooks).
+func (e *Executor) InjectFault(f Fault) error {
+	switch f {
+	case FaultDispatchPanic:
+		e.panicInDispatch.Store(true)
+		return nil
+	case FaultBusReaderPanic:
+		if r, ok := e.bus.(interface{ armReaderPanic() }); ok {
+			r.armReaderPanic()
+			return nil
+		}
+		return valueErrorf("the %T bus has no reader goroutine", e.bus)
+	default:
+		return valueErrorf("unknown fault %d", f)
+	}
 }

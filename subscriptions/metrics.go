@@ -59,7 +59,10 @@ type Metrics struct {
 	Queued            uint64 `json:"queued"`
 	// Encodings counts payload encodings: one per (group, event) pair
 	// with at least one recipient, however large the group.
-	Encodings      uint64 `json:"encodings"`
+	Encodings uint64 `json:"encodings"`
+	// DispatchErrors counts events whose dispatch failed: received from
+	// the bus but undecodable, or a panic recovered in dispatch or in the
+	// bus's reader goroutine (the executor keeps working after either).
 	DispatchErrors uint64 `json:"dispatch_errors"`
 
 	// Security checks, one per (subscription, event) pair that passed the
@@ -109,17 +112,20 @@ func (e *Executor) Metrics() Metrics {
 	if m.ValidationsTotal > 0 {
 		m.RejectionRate = 100 * float64(m.ValidationsRejected) / float64(m.ValidationsTotal)
 	}
-	e.mu.RLock()
-	m.Groups, m.Connections = len(e.reg.groups), len(e.reg.conns)
-	for _, conn := range e.reg.conns {
-		conn.mu.Lock()
-		for _, s := range conn.subs {
-			m.Queued += uint64(s.queue.len())
-		}
-		conn.mu.Unlock()
-	}
-	e.mu.RUnlock()
+	m.Groups, m.Connections, m.Queued = e.registrySizes()
 	bs := e.bus.Stats()
 	m.BusPublished, m.BusReceived, m.BusReconnects, m.BusLagMillis = bs.Published, bs.Received, bs.Reconnects, bs.LagMillis
+	// A panic in the bus reader outside deliver is a failed dispatch too.
+	m.DispatchErrors += bs.Panics
 	return m
+}
+
+// registrySizes returns the numbers of groups, connections and queued messages.
+func (e *Executor) registrySizes() (groups, conns int, queued uint64) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	for _, c := range e.reg.conns {
+		queued += uint64(c.queued())
+	}
+	return len(e.reg.groups), len(e.reg.conns), queued
 }

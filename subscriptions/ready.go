@@ -42,22 +42,31 @@ func (r *readySignal) signal(id string) {
 	}
 }
 
-// take drains the pipe and returns the ready ids joined by '\n'.
-func (r *readySignal) take() string {
+// take drains the pipe and returns the ready ids joined by '\n'. The
+// pipe is read under mu, so close cannot release its descriptors (whose
+// numbers the process may then reuse for other files) while they are in
+// use here; after close, take reads nothing and fails.
+func (r *readySignal) take() (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return "", ErrClosed
+	}
 	var buf [64]byte
 	for {
 		if n, err := syscall.Read(r.r, buf[:]); n <= 0 || err != nil {
 			break
 		}
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	out := strings.Join(r.ids, "\n")
 	r.ids = r.ids[:0]
 	clear(r.seen)
-	return out
+	return out, nil
 }
 
+// close closes the pipe. An event loop watching the read end must stop
+// watching it when the executor closes (TakeReady then fails): the number
+// may be reused by the next file the process opens.
 func (r *readySignal) close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -70,11 +79,12 @@ func (r *readySignal) close() {
 
 // ReadyFD enables readiness signalling and returns the file descriptor an
 // event loop should watch for reading. Once enabled, every subscription
-// whose queue stops being empty is reported by TakeReady.
+// whose queue stops being empty is reported by TakeReady. The descriptor
+// belongs to the executor and is closed by Close.
 func (e *Executor) ReadyFD() (int, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.closed {
+	if e.closed.Load() {
 		return -1, ErrClosed
 	}
 	if e.ready == nil {
@@ -88,13 +98,21 @@ func (e *Executor) ReadyFD() (int, error) {
 }
 
 // TakeReady returns the ids of the subscriptions that became ready since
-// the last call, separated by '\n'.
-func (e *Executor) TakeReady() string {
-	e.mu.RLock()
-	rs := e.ready
-	e.mu.RUnlock()
+// the last call, separated by '\n'. After Close it fails with ErrClosed
+// without touching the descriptor ReadyFD returned.
+func (e *Executor) TakeReady() (string, error) {
+	rs, err := e.readySignal()
 	if rs == nil {
-		return ""
+		return "", err
 	}
 	return rs.take()
+}
+
+func (e *Executor) readySignal() (*readySignal, error) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed.Load() {
+		return nil, ErrClosed
+	}
+	return e.ready, nil
 }

@@ -69,9 +69,7 @@ func (r *registry) add(s *subscription, connID string, plan *Plan) {
 		r.byField[plan.RootField] = append(r.byField[plan.RootField], g)
 	}
 	s.conn, s.group = c, g
-	c.mu.Lock()
-	c.subs = append(c.subs, s)
-	c.mu.Unlock()
+	c.append(s)
 	s.groupIdx = len(g.members)
 	g.members = append(g.members, s)
 	r.subs[s.id] = s
@@ -97,12 +95,7 @@ func (r *registry) remove(s *subscription) {
 			delete(r.byField, field)
 		}
 	}
-	c := s.conn
-	c.mu.Lock()
-	c.subs = without(c.subs, s)
-	empty := len(c.subs) == 0
-	c.mu.Unlock()
-	if empty {
+	if c := s.conn; c.drop(s) {
 		delete(r.conns, c.id)
 	}
 }
@@ -127,4 +120,102 @@ func withoutGroup(list []*planGroup, g *planGroup) []*planGroup {
 		}
 	}
 	return out
+}
+
+// The methods below take the connection's lock and release it by defer,
+// so that a panic under it (recovered higher up) cannot leave it held.
+
+func (c *connection) append(s *subscription) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.subs = append(c.subs, s)
+}
+
+// drop removes s from c and reports whether c has no subscriptions left.
+func (c *connection) drop(s *subscription) (empty bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.subs = without(c.subs, s)
+	return len(c.subs) == 0
+}
+
+// snapshot returns c's subscriptions in registration order.
+func (c *connection) snapshot() []*subscription {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*subscription(nil), c.subs...)
+}
+
+// queued returns how many messages c's subscriptions hold.
+func (c *connection) queued() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, s := range c.subs {
+		n += s.queue.len()
+	}
+	return n
+}
+
+// drain takes up to max (all when max <= 0) of c's messages; see
+// Executor.DrainConnection.
+func (c *connection) drain(max int) ([]byte, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return drainLocked(c, max)
+}
+
+// pop removes s's oldest message.
+func (s *subscription) pop() (message, bool) {
+	s.conn.mu.Lock()
+	defer s.conn.mu.Unlock()
+	m, ok := s.queue.pop()
+	if ok {
+		s.read++
+	}
+	return m, ok
+}
+
+// waitState is what waiter found.
+type waitState int
+
+const (
+	waitEmpty     waitState = iota // nothing queued: wait on the channel
+	waitReady                      // a message is queued
+	waitCompleted                  // s was completed
+)
+
+// waiter returns the channel closed when s's queue stops being empty or
+// s is completed, unless that already happened.
+func (s *subscription) waiter() (chan struct{}, waitState) {
+	s.conn.mu.Lock()
+	defer s.conn.mu.Unlock()
+	switch {
+	case s.queue.len() > 0:
+		return nil, waitReady
+	case s.completed:
+		return nil, waitCompleted
+	}
+	if s.wake == nil {
+		s.wake = make(chan struct{})
+	}
+	return s.wake, waitEmpty
+}
+
+// complete marks s completed, drops its queue and returns how many
+// messages were dropped and the channel of its waiters, if any.
+func (s *subscription) complete() (discarded int, wake chan struct{}) {
+	s.conn.mu.Lock()
+	defer s.conn.mu.Unlock()
+	s.completed = true
+	discarded = s.queue.len()
+	s.queue = ring{}
+	wake, s.wake = s.wake, nil
+	return discarded, wake
+}
+
+func (s *subscription) stats() SubscriptionStats {
+	s.conn.mu.Lock()
+	defer s.conn.mu.Unlock()
+	return SubscriptionStats{Queued: s.queue.len(), Enqueued: s.enqueued, Dropped: s.dropped, Read: s.read, GroupSize: len(s.group.members)}
 }

@@ -123,7 +123,9 @@ WHERE = ('subscription($min: Float!) { orders(where: {status: {eq: "active"}, to
 def test_where_operators(executor, event, matches):
     register(executor, WHERE, "s", variables={"min": 100})
     executor.publish_event("e", "orders", event)
-    assert len(drain(executor, "s")) == (1 if matches else 0)
+    assert drain(executor, "s") == ([b'{"type":"next","id":"s","payload":{"data":{"orders":{"id":%d}}}}' % event["id"]]
+                                    if matches else [])
+    assert executor.get_metrics()["events_filtered"] == (0 if matches else 1)
 
 
 @pytest.mark.parametrize("where,event,matches", [
@@ -135,6 +137,36 @@ def test_where_operators(executor, event, matches):
     ('{s: {contains: "ell"}}', {"s": "hello"}, True),
     ('{tags: {contains: "x"}}', {"tags": ["y", "x"]}, True),
     ('{s: {startswith: "he"}}', {"s": "hello"}, True),
+    ('{s: {startswith: "he"}}', {"s": "he"}, True),
+    ('{s: {startswith: ""}}', {"s": "x"}, True),
+    # startswith must look at the prefix: each of these is a non-match.
+    ('{s: {startswith: "he"}}', {"s": "ahello"}, False),
+    ('{s: {startswith: "he"}}', {"s": "h"}, False),
+    ('{s: {startswith: "he"}}', {"s": "HEllo"}, False),
+    ('{s: {startswith: "he"}}', {"s": ""}, False),
+    ('{s: {startswith: "he"}}', {"s": ["hello"]}, False),
+    ('{s: {startswith: "1"}}', {"s": 12}, False),
+    ('{s: {startswith: "he"}}', {}, False),
+    # The negative case of every other operator.
+    ('{n: {eq: 1}}', {"n": 1}, True),
+    ('{n: {eq: 1}}', {"n": 2}, False),
+    ('{n: {eq: 1}}', {"n": "1"}, False),
+    ('{n: {neq: 1}}', {"n": 1}, False),
+    ('{n: {gt: 1}}', {"n": 2}, True),
+    ('{n: {gte: 1}}', {"n": 1}, True),
+    ('{n: {gte: 1}}', {"n": 0.5}, False),
+    ('{n: {lt: 10}}', {"n": 10}, False),
+    ('{n: {lte: 10}}', {"n": 10.01}, False),
+    ('{s: {in: ["a", "b"]}}', {"s": "b"}, True),
+    ('{s: {in: ["a", "b"]}}', {"s": "c"}, False),
+    ('{s: {nin: ["a", "b"]}}', {"s": "a"}, False),
+    ('{s: {contains: "ell"}}', {"s": "help"}, False),
+    ('{tags: {contains: "x"}}', {"tags": ["y", "xx"]}, False),
+    ('{s: {isnull: true}}', {"s": 1}, False),
+    ('{s: {isnull: false}}', {"s": "x"}, True),
+    ('{OR: [{n: {eq: 1}}, {n: {eq: 2}}]}', {"n": 3}, False),
+    ('{AND: [{n: {gt: 1}}, {n: {lt: 3}}]}', {"n": 2}, True),
+    ('{NOT: {n: {eq: 1}}}', {"n": 2}, True),
     ('{s: {isnull: true}}', {}, True),
     ('{s: {isnull: false}}', {"s": None}, False),
     ('{OR: [{n: {eq: 1}}, {n: {eq: 2}}]}', {"n": 2}, True),
@@ -147,6 +179,7 @@ def test_each_where_operator(executor, where, event, matches):
     executor.publish_event("T", "things", event)
     assert drain(executor, "s") == ([b'{"type":"next","id":"s","payload":{"data":{"things":{"__typename":"T"}}}}']
                                     if matches else [])
+    assert executor.get_metrics()["events_filtered"] == (0 if matches else 1)
 
 
 def test_unknown_operator_is_an_error(executor):

@@ -11,6 +11,10 @@ import random
 
 import pytest
 
+# Imported unconditionally: without hypothesis this module must fail, not lose a test.
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from fraiseql import _fraiseql_rs
 
 S = _fraiseql_rs.subscriptions
@@ -149,45 +153,39 @@ def test_int_and_string_ids_are_the_same_id():
     ex.close()
 
 
-try:
-    from hypothesis import HealthCheck, given, settings
-    from hypothesis import strategies as st
-except ImportError:  # pragma: no cover
-    given = None
+ids = st.one_of(st.sampled_from(["a", "b", "1", "2"]), st.integers(0, 3))
+ev_ids = st.one_of(ids, st.none(), st.booleans(), st.lists(st.integers(), max_size=1))
 
-if given is not None:
-    ids = st.one_of(st.sampled_from(["a", "b", "1", "2"]), st.integers(0, 3))
-    ev_ids = st.one_of(ids, st.none(), st.booleans(), st.lists(st.integers(), max_size=1))
 
-    @settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(
-        subs=st.lists(st.tuples(ids, ids), min_size=1, max_size=6),
-        events=st.lists(st.fixed_dictionaries({}, optional={"tenant_id": ev_ids, "user_id": ev_ids}),
-                        min_size=1, max_size=8),
-    )
-    def test_isolation_hypothesis(subs, events):
-        ex = S.PySubscriptionExecutor()
-        for k, (tenant, user) in enumerate(subs):
-            ex.register_subscription("c", f"s{k}", "subscription { x { n } }", user_id=user, tenant_id=tenant)
-        t_rej = u_rej = 0
+@settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    subs=st.lists(st.tuples(ids, ids), min_size=1, max_size=6),
+    events=st.lists(st.fixed_dictionaries({}, optional={"tenant_id": ev_ids, "user_id": ev_ids}),
+                    min_size=1, max_size=8),
+)
+def test_isolation_hypothesis(subs, events):
+    ex = S.PySubscriptionExecutor()
+    for k, (tenant, user) in enumerate(subs):
+        ex.register_subscription("c", f"s{k}", "subscription { x { n } }", user_id=user, tenant_id=tenant)
+    t_rej = u_rej = 0
+    for n, ev in enumerate(events):
+        ex.publish_event("x", "x", dict(ev, n=n))
+    for k, (tenant, user) in enumerate(subs):
+        want = []
         for n, ev in enumerate(events):
-            ex.publish_event("x", "x", dict(ev, n=n))
-        for k, (tenant, user) in enumerate(subs):
-            want = []
-            for n, ev in enumerate(events):
-                if "tenant_id" in ev and event_id_form(ev["tenant_id"]) != id_form(tenant):
-                    t_rej += 1
-                elif "user_id" in ev and event_id_form(ev["user_id"]) != id_form(user):
-                    u_rej += 1
-                else:
-                    want.append(b'{"type":"next","id":"s%d","payload":{"data":{"x":{"n":%d}}}}' % (k, n))
-            got = []
-            while True:
-                f = ex.next_event(f"s{k}")
-                if f is None:
-                    break
-                got.append(f)
-            assert got == want
-        m = ex.get_metrics()
-        assert (m["violations_tenant_isolation"], m["violations_row_filter"]) == (t_rej, u_rej)
-        ex.close()
+            if "tenant_id" in ev and event_id_form(ev["tenant_id"]) != id_form(tenant):
+                t_rej += 1
+            elif "user_id" in ev and event_id_form(ev["user_id"]) != id_form(user):
+                u_rej += 1
+            else:
+                want.append(b'{"type":"next","id":"s%d","payload":{"data":{"x":{"n":%d}}}}' % (k, n))
+        got = []
+        while True:
+            f = ex.next_event(f"s{k}")
+            if f is None:
+                break
+            got.append(f)
+        assert got == want
+    m = ex.get_metrics()
+    assert (m["violations_tenant_isolation"], m["violations_row_filter"]) == (t_rej, u_rej)
+    ex.close()

@@ -10,7 +10,18 @@ import pytest
 from conftest import drain, register
 from fraiseql import _fraiseql_rs
 
-# ---- The seed's six tests, as written --------------------------------------
+# Every metric of an executor that has done nothing: the exact dict.
+ZERO_METRICS = {
+    "total": 0, "active": 0, "completed": 0, "errored": 0, "events_published": 0, "events_delivered": 0,
+    "events_dropped": 0, "events_filtered": 0, "messages_read": 0, "messages_discarded": 0, "queued": 0,
+    "encodings": 0, "dispatch_errors": 0, "validations_total": 0, "validations_passed": 0,
+    "validations_rejected": 0, "violations_row_filter": 0, "violations_tenant_isolation": 0,
+    "violations_rbac": 0, "violations_federation": 0, "rejection_rate": 0.0, "groups": 0, "connections": 0,
+    "bus_published": 0, "bus_received": 0, "bus_reconnects": 0, "bus_lag_ms": 0.0,
+}
+
+
+# ---- The seed's six tests: same calls, exact results -----------------------
 
 def test_payload_creation():
     payload = _fraiseql_rs.subscriptions.PySubscriptionPayload("query { test }")
@@ -21,12 +32,15 @@ def test_message_conversion():
     msg = _fraiseql_rs.subscriptions.PyGraphQLMessage()
     msg.type_ = "connection_ack"
     dict_result = msg.to_dict()
-    assert dict_result["type"] == "connection_ack"
+    assert dict_result == {"type": "connection_ack"}
 
 
 def test_executor_instantiation():
     executor = _fraiseql_rs.subscriptions.PySubscriptionExecutor()
-    assert executor is not None
+    assert type(executor) is _fraiseql_rs.subscriptions.PySubscriptionExecutor
+    assert executor.bus_type == "memory"
+    assert executor.get_metrics() == ZERO_METRICS
+    executor.close()
 
 
 @pytest.mark.asyncio
@@ -46,9 +60,11 @@ async def test_register_and_publish():
     # Publish event
     executor.publish_event("test", "test", {"id": "123"})
 
-    # Check next_event returns bytes or None
+    # The event reaches the subscription as one pre-serialized frame, once.
     result = executor.next_event("sub1")
-    assert result is None or isinstance(result, bytes)
+    assert result == b'{"type":"next","id":"sub1","payload":{"data":{"test":{"id":"123"}}}}'
+    assert executor.next_event("sub1") is None
+    executor.close()
 
 
 def test_event_bus_config():
@@ -59,7 +75,10 @@ def test_event_bus_config():
 def test_metrics():
     executor = _fraiseql_rs.subscriptions.PySubscriptionExecutor()
     metrics = executor.get_metrics()
-    assert isinstance(metrics, dict)
+    assert metrics == ZERO_METRICS
+    assert list(metrics) == list(ZERO_METRICS)  # the documented order
+    assert (type(metrics["rejection_rate"]), type(metrics["bus_lag_ms"])) == (float, float)
+    executor.close()
 
 
 # ---- The success criteria, as a test ---------------------------------------
@@ -109,7 +128,10 @@ def test_success_criteria_script():
     lines = out.splitlines()
     assert lines[0] == ("Response: {'type': 'next', 'id': 'sub1', "
                         "'payload': {'data': {'users': {'id': '123'}}}}")
-    assert lines[1].startswith("Metrics: {'total': 1, 'active': 1, ")
+    assert len(lines) == 2, out
+    assert lines[1] == "Metrics: " + repr(dict(
+        ZERO_METRICS, total=1, active=1, events_published=1, events_delivered=1, messages_read=1, encodings=1,
+        validations_total=1, validations_passed=1, groups=1, connections=1, bus_published=1, bus_received=1))
 
 
 # ---- PySubscriptionPayload ------------------------------------------------
@@ -295,7 +317,7 @@ def test_user_row_filter_and_int_ids(executor):
     register(executor, "subscription { users { id } }", "a", user=1, tenant=9)
     register(executor, "subscription { users { id } }", "b", user="2", tenant="9")
     executor.publish_event("e", "users", {"id": 1, "user_id": "1", "tenant_id": 9})
-    assert len(drain(executor, "a")) == 1
+    assert drain(executor, "a") == [b'{"type":"next","id":"a","payload":{"data":{"users":{"id":1}}}}']
     assert drain(executor, "b") == []
     assert executor.get_metrics()["violations_row_filter"] == 1
 
@@ -304,7 +326,8 @@ def test_events_without_security_keys_reach_everyone(executor):
     for i in range(3):
         register(executor, "subscription { users { id } }", f"s{i}", user=f"u{i}", tenant=f"t{i}")
     executor.publish_event("e", "users", {"id": 1})
-    assert [len(drain(executor, f"s{i}")) for i in range(3)] == [1, 1, 1]
+    assert [drain(executor, f"s{i}") for i in range(3)] == [
+        [b'{"type":"next","id":"s%d","payload":{"data":{"users":{"id":1}}}}' % i] for i in range(3)]
 
 
 def test_queue_bound_drops_oldest():
@@ -397,24 +420,69 @@ def test_metrics_keys_and_accounting(executor):
     register(executor, "subscription { users { id } }", "s1")
     register(executor, "subscription { users { id } }", "s2")
     executor.publish_event("e", "users", {"id": 1})
-    executor.next_event("s1")
+    assert executor.next_event("s1") == b'{"type":"next","id":"s1","payload":{"data":{"users":{"id":1}}}}'
     m = executor.get_metrics()
-    for key in ["total", "active", "completed", "errored", "events_published", "events_delivered",
-                "events_dropped", "validations_total", "validations_passed", "validations_rejected",
-                "violations_row_filter", "violations_tenant_isolation", "violations_rbac",
-                "violations_federation", "rejection_rate", "events_filtered", "encodings"]:
-        assert key in m, key
-    assert (m["total"], m["active"], m["events_published"], m["events_delivered"]) == (2, 2, 1, 2)
-    assert (m["messages_read"], m["queued"], m["encodings"]) == (1, 1, 1)
-    assert m["rejection_rate"] == 0.0 and isinstance(m["rejection_rate"], float)
-    assert isinstance(m["bus_lag_ms"], float)
+    assert m == dict(ZERO_METRICS, total=2, active=2, events_published=1, events_delivered=2,
+                     messages_read=1, queued=1, encodings=1, validations_total=2, validations_passed=2,
+                     groups=1, connections=1, bus_published=1, bus_received=1)
+    # The memory bus has no transport: its lag is exactly zero, as a float.
+    assert (type(m["rejection_rate"]), type(m["bus_lag_ms"]), m["bus_lag_ms"]) == (float, float, 0.0)
     assert executor.get_metrics() is not m
 
 
+def _frames(sub, ns, root="users"):
+    return [b'{"type":"next","id":"%s","payload":{"data":{"%s":{"id":%d}}}}' % (sub.encode(), root.encode(), n)
+            for n in ns]
+
+
+def test_drain_connection_max_messages_one_subscription(executor):
+    register(executor, "subscription { users { id } }", "s1", conn="c")
+    for n in range(8):
+        executor.publish_event("e", "users", {"id": n})
+    # Exactly max_messages, the oldest first; the rest stays queued in order.
+    assert executor.drain_connection("c", max_messages=1) == _frames("s1", [0])
+    assert executor.drain_connection("c", max_messages=2) == _frames("s1", [1, 2])
+    assert executor.drain_connection("c", max_messages=3) == _frames("s1", [3, 4, 5])
+    assert executor.subscription_stats("s1")["queued"] == 2
+    assert executor.drain_connection("c", max_messages=2) == _frames("s1", [6, 7])
+    assert executor.drain_connection("c", max_messages=1) == []
+    executor.publish_event("e", "users", {"id": 8})
+    executor.publish_event("e", "users", {"id": 9})
+    assert executor.drain_connection("c", max_messages=5) == _frames("s1", [8, 9])  # more than queued
+    for n in (10, 11, 12):
+        executor.publish_event("e", "users", {"id": n})
+    assert executor.drain_connection("c", max_messages=-1) == _frames("s1", [10, 11, 12])  # <= 0: all
+    m = executor.get_metrics()
+    assert (m["messages_read"], m["queued"]) == (13, 0)
+    assert executor.subscription_stats("s1")["read"] == 13
+
+
+def test_drain_connection_max_messages_several_subscriptions(executor):
+    register(executor, "subscription { users { id } }", "a", conn="c")
+    register(executor, "subscription { items: users { id } }", "b", conn="c")
+    register(executor, "subscription { users { id } }", "other", conn="elsewhere")
+    for n in range(5):
+        executor.publish_event("e", "users", {"id": n})
+    a, b = _frames("a", range(5)), _frames("b", range(5), "items")
+    # Merged in event order: a0 b0 a1 b1 ...
+    assert executor.drain_connection("c", max_messages=3) == [a[0], b[0], a[1]]
+    assert (executor.subscription_stats("a")["queued"], executor.subscription_stats("b")["queued"]) == (3, 4)
+    assert executor.drain_connection("c", max_messages=4) == [b[1], a[2], b[2], a[3]]
+    assert executor.get_metrics()["messages_read"] == 7
+    assert executor.drain_connection("c", max_messages=0) == [b[3], a[4], b[4]]
+    assert executor.drain_connection("c") == []
+    m = executor.get_metrics()
+    assert (m["messages_read"], m["queued"]) == (10, 5)  # the other connection's 5 are untouched
+    assert executor.drain_connection("elsewhere", max_messages=5) == _frames("other", range(5))
+
+
 def test_executor_keeps_working_after_errors(executor):
-    for bad in [lambda: register(executor, "nope {"), lambda: executor.next_event("x"),
-                lambda: executor.publish_event("e", "c", {"x": float("nan")})]:
-        with pytest.raises((ValueError, TypeError)):
+    for bad, message in [
+        (lambda: register(executor, "nope {"), r"^GraphQL syntax error at line 1, column 1: "),
+        (lambda: executor.next_event("x"), r"^Subscription not found: x$"),
+        (lambda: executor.publish_event("e", "c", {"x": float("nan")}), r"^data cannot be encoded as JSON: "),
+    ]:
+        with pytest.raises(ValueError, match=message):
             bad()
     register(executor, "subscription { users { id } }", "ok")
     executor.publish_event("e", "users", {"id": 1})

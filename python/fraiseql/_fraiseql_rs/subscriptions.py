@@ -19,15 +19,23 @@ __all__ = [
     "PyGraphQLMessage",
     "PyEventBusConfig",
     "PySubscriptionExecutor",
+    "SubscriptionNotFound",
 ]
 
 _VALUE = "ValueError: "
 _TYPE = "TypeError: "
+_NOT_FOUND = "SubscriptionNotFound: "
+
+
+class SubscriptionNotFound(ValueError):
+    """The subscription is unknown or was completed."""
 
 
 def _translate(err: RuntimeError) -> Exception:
     """Map the engine's error prefixes onto Python exception types."""
     msg = str(err)
+    if msg.startswith(_NOT_FOUND):
+        return SubscriptionNotFound(msg[len(_NOT_FOUND):])
     if msg.startswith(_VALUE):
         return ValueError(msg[len(_VALUE):])
     if msg.startswith(_TYPE):
