@@ -48,7 +48,7 @@ install: wheel
 
 # ---- Release artifacts: dist/ holds the sdist and one manylinux wheel per CPython ----
 sdist: $(VENV)/.ok
-	rm -rf dist && mkdir -p dist
+	mkdir -p dist && rm -f dist/*.tar.gz
 	$(VPY) -m build --sdist --outdir dist .
 
 # Built from the sdist with zig's clang (glibc 2.17), repaired by auditwheel, and each
@@ -76,10 +76,12 @@ lint: $(VENV)/.ok
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	go tool staticcheck ./...
+	$(MAKE) stubtest
 
-# The .pyi stubs against the installed module (needs an install: make install or install-dist).
+# The .pyi stubs against the module. Run from python/ so it is the source tree's: importing
+# it does not load the Go extension, so no build is needed.
 stubtest: $(VENV)/.ok
-	cd tests && ../$(VPY) -m mypy.stubtest fraiseql._fraiseql_rs.subscriptions
+	cd python && ../$(VPY) -m mypy.stubtest fraiseql._fraiseql_rs.subscriptions
 
 demo: install
 	cd examples && ../$(VPY) phase1_demo.py
@@ -127,7 +129,7 @@ tox: $(VENV)/.ok services
 packaging-test: $(VENV)/.ok
 	cd tests && ../$(VPY) -m pytest -q -p no:cacheprovider test_packaging.py
 
-test: lint go-test fuzz wheels sdist-check packaging-test test-pytest stubtest tox
+test: lint go-test fuzz wheels sdist-check packaging-test test-pytest tox
 
 bench: install services
 	$(VPY) -m pip install -q -r bench/requirements.txt

