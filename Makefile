@@ -30,7 +30,7 @@ $$(printf %s "$(1)" | tr : '\n' | while read -r d; do [ -n "$$d" ] && [ ! -e "$$
 endef
 
 .PHONY: demo test go-test fuzz wheel install pytest tox services bench clean node-deps \
-        lint stubtest sdist sdist-check wheels install-dist test-pytest packaging-test
+        lint stubtest sdist sdist-check wheels install-dist test-pytest packaging-test build-deps
 
 $(VENV)/.ok: requirements-dev.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -47,18 +47,23 @@ install: wheel
 	flock .build.lock $(VPY) -m pip install -q --force-reinstall --no-deps build/dev/*.whl
 
 # ---- Release artifacts: dist/ holds the sdist and one manylinux wheel per CPython ----
+# The host C compiler (the sdist build) and readelf (the wheel checks).
+build-deps:
+	@command -v cc >/dev/null && command -v readelf >/dev/null || { echo "installing gcc, binutils"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc binutils >/dev/null; }
+
 sdist: $(VENV)/.ok
 	mkdir -p dist && rm -f dist/*.tar.gz
 	$(VPY) -m build --sdist --outdir dist .
 
 # Built from the sdist with zig's clang (glibc 2.17), repaired by auditwheel, and each
 # one installed into a fresh venv and run against the phase 1 tests with no Go on PATH.
-wheels: sdist
+wheels: sdist build-deps
 	$(VPY) tools/wheels.py dist/*.tar.gz
 
 # The sdist as pip on a platform without a wheel sees it: built by pip (host C compiler,
 # Go on PATH) in a fresh venv, then the phase 1 tests against that install.
-sdist-check: sdist
+sdist-check: sdist build-deps
 	rm -rf build/sdist-venv && $(PYTHON) -m venv build/sdist-venv
 	build/sdist-venv/bin/python -m pip install -q --no-cache-dir --disable-pip-version-check dist/*.tar.gz \
 	  $$(grep -E '^pytest(-asyncio|-timeout)?==' requirements-test.txt)
@@ -126,7 +131,7 @@ tox: $(VENV)/.ok services
 	  PATH="$(call path_without_go,$(TOX_PATH))" $(VENV)/bin/tox -e $$e --installpkg $$w || exit 1; \
 	done
 
-packaging-test: $(VENV)/.ok
+packaging-test: $(VENV)/.ok build-deps
 	cd tests && ../$(VPY) -m pytest -q -p no:cacheprovider test_packaging.py
 
 test: lint go-test fuzz wheels sdist-check packaging-test test-pytest tox

@@ -23,7 +23,7 @@ with open(os.path.join(ROOT, "python", "fraiseql", "_version.py")) as _f:
 
 NAME = f"fraiseql_subscriptions-{__version__}"
 TAGS = ["cp39", "cp310", "cp311", "cp312", "cp313"]
-PLATFORM = "manylinux_2_17_x86_64.manylinux2014_x86_64"
+PLATFORM = "manylinux2014_x86_64.manylinux_2_17_x86_64"
 # Libraries a Go c-shared extension may need: glibc's, nothing else (no libpython).
 GLIBC_LIBS = {"libc.so.6", "libpthread.so.0", "libresolv.so.2", "libdl.so.2", "libm.so.6"}
 

@@ -70,7 +70,7 @@ def build(python: str, sdist: str, dist: str, tag: str) -> str:
 
 
 def wheel_for(dist: str, tag: str) -> str:
-    found = glob.glob(os.path.join(dist, f"*-{tag}-{tag}-*{PLAT}.whl"))
+    found = glob.glob(os.path.join(dist, f"*-{tag}-{tag}-*manylinux*.whl"))
     if len(found) != 1:
         sys.exit(f"expected one {tag} {PLAT} wheel in {dist}, found {found}")
     return found[0]
