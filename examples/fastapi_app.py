@@ -13,7 +13,9 @@ Then connect a graphql-ws client to ``ws://127.0.0.1:8000/graphql`` with
               "data": {"id": 1, "name": "Ann", "tenant_id": "acme"}}'
 
 Events carrying ``tenant_id`` (or ``user_id``) reach only subscribers of
-that tenant (user); events without them reach every subscriber.
+that tenant (user); events without them reach every subscriber. Only admins
+may subscribe to ``audit``; ``/metrics`` is the Prometheus exposition (it
+needs the ``prometheus`` extra).
 
 The executor is made in the lifespan, in the worker process, never at
 import time: a pre-forking server (gunicorn -k uvicorn.workers.UvicornWorker)
@@ -22,36 +24,56 @@ imports the app before it forks.
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Dict, Optional
+from typing import Any, AsyncIterator, Dict, List, Optional
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel
 
 from fraiseql._fraiseql_rs.subscriptions import PySubscriptionExecutor
 from fraiseql.subscriptions import AsyncExecutor, GraphQLWSApp
+from fraiseql.subscriptions.asgi import WSConnection
+from fraiseql.subscriptions.prometheus import SubscriptionsCollector
 
-# A stand-in for real authentication: token -> security context.
-TOKENS: Dict[str, Dict[str, str]] = {
-    "alice-token": {"user_id": "alice", "tenant_id": "acme"},
-    "bob-token": {"user_id": "bob", "tenant_id": "globex"},
+# A stand-in for real authentication: token -> security context and roles.
+TOKENS: Dict[str, Dict[str, Any]] = {
+    "alice-token": {"user_id": "alice", "tenant_id": "acme", "roles": ["admin"]},
+    "bob-token": {"user_id": "bob", "tenant_id": "globex", "roles": []},
 }
 
 
-def on_connect(connection_params: Dict[str, Any], scope: Dict[str, Any]) -> Optional[Dict[str, str]]:
+def on_connect(connection_params: Dict[str, Any], scope: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     """The connection_init payload's token decides user and tenant; None refuses (4403)."""
     return TOKENS.get(connection_params.get("token", ""))
+
+
+def on_subscribe(connection: WSConnection, payload: Dict[str, Any]) -> Optional[List[Dict[str, Any]]]:
+    """A role check: only admins may subscribe to the audit trail."""
+    if "audit" in payload["query"] and "admin" not in connection.info["roles"]:
+        return [{"message": "audit needs the admin role", "extensions": {"code": "FORBIDDEN"}}]
+    return None  # accepted as asked
+
+
+metrics_registry = CollectorRegistry()
+collector = SubscriptionsCollector()
+metrics_registry.register(collector)
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.executor = PySubscriptionExecutor()
+    collector.add("main", app.state.executor)
     yield
-    AsyncExecutor(app.state.executor).close()
+    # Sockets get their pending messages and a complete for each subscription first.
+    await graphql_ws.shutdown(timeout=5.0)
+    collector.remove("main")
+    app.state.executor.close()
 
 
 app = FastAPI(lifespan=lifespan)
 # The factory runs on the first WebSocket, after the lifespan made the executor.
-graphql_ws = GraphQLWSApp(lambda: app.state.executor, on_connect=on_connect)
+graphql_ws = GraphQLWSApp(lambda: app.state.executor, on_connect=on_connect, on_subscribe=on_subscribe,
+                          max_subscriptions_per_connection=100, on_overflow="drop")
 # A mount serves ws://host/graphql/ (and below); the route serves ws://host/graphql itself.
 app.mount("/graphql", graphql_ws)
 app.add_websocket_route("/graphql", graphql_ws)
@@ -65,15 +87,18 @@ class Event(BaseModel):
 
 @app.post("/events")
 async def publish(event: Event) -> Dict[str, bool]:
-    """A mutation's side effect: publish to every matching subscriber."""
+    """A mutation's side effect: publish to every matching subscriber.
+
+    The awaitable publish waits for Redis or PostgreSQL off the event loop,
+    so a slow bus never stalls the WebSockets."""
     try:
-        app.state.executor.publish_event(event.event_type, event.channel, event.data)
+        await AsyncExecutor(app.state.executor).publish_event_async(event.event_type, event.channel, event.data)
     except (TypeError, ValueError) as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
     return {"published": True}
 
 
 @app.get("/metrics")
-async def metrics() -> Dict[str, Any]:
-    """The engine's counters (``active`` is the number of live subscriptions)."""
-    return app.state.executor.get_metrics()
+async def metrics() -> Response:
+    """The engine's metrics in the Prometheus text format."""
+    return Response(generate_latest(metrics_registry), media_type=CONTENT_TYPE_LATEST)

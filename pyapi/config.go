@@ -1,6 +1,7 @@
 package pyapi
 
 import (
+	"math"
 	"strings"
 	"time"
 
@@ -53,15 +54,15 @@ func (c *EventBusConfig) Repr() (repr string, err error) {
 
 // busOptions are the optional settings of a bus, as JSON from Python.
 type busOptions struct {
-	InstanceID       *string  `json:"instance_id"`
-	Stream           *string  `json:"stream"`
-	MaxLen           *int64   `json:"max_len"`
-	GroupIdleSeconds *float64 `json:"group_idle_timeout"`
-	ConnectSeconds   *float64 `json:"connect_timeout"`
-	Table            *string  `json:"table"`
-	NotifyChannel    *string  `json:"notify_channel"`
-	RetentionSeconds *float64 `json:"retention"`
-	PollSeconds      *float64 `json:"poll_interval"`
+	InstanceID       *string     `json:"instance_id"`
+	Stream           *string     `json:"stream"`
+	MaxLen           json.Number `json:"max_len"`
+	GroupIdleSeconds *float64    `json:"group_idle_timeout"`
+	ConnectSeconds   *float64    `json:"connect_timeout"`
+	Table            *string     `json:"table"`
+	NotifyChannel    *string     `json:"notify_channel"`
+	RetentionSeconds *float64    `json:"retention"`
+	PollSeconds      *float64    `json:"poll_interval"`
 }
 
 // SetOptions applies optional settings given as a JSON object; unknown
@@ -84,20 +85,17 @@ func (c *EventBusConfig) SetOptions(optionsJSON string) (ok bool, err error) {
 		if v == nil {
 			return nil
 		}
-		if !(*v > 0 && *v <= 1e9) {
-			return subscriptions.ValueError("%s must be a positive number of seconds, at most 1e9", name)
-		}
-		*dst = time.Duration(*v * float64(time.Second))
-		return nil
+		d, err := secondsOption(name, *v)
+		*dst = d
+		return err
 	}
 	set(&r.InstanceID, o.InstanceID)
 	set(&r.Stream, o.Stream)
-	if o.MaxLen != nil {
-		if *o.MaxLen <= 0 {
-			return false, pyError(subscriptions.ValueError("max_len must be positive"))
-		}
-		r.MaxLen = *o.MaxLen
+	maxLen, err := intOption("max_len", o.MaxLen, math.MaxInt64)
+	if err != nil {
+		return false, pyError(err)
 	}
+	r.MaxLen = maxLen
 	set(&p.Table, o.Table)
 	set(&p.NotifyChannel, o.NotifyChannel)
 	for _, d := range []struct {

@@ -3,6 +3,7 @@ package pyapi
 import (
 	"context"
 	"errors"
+	"math"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -20,22 +21,10 @@ type SubscriptionExecutor struct {
 
 // executorOptions are the executor's settings, as JSON from Python.
 type executorOptions struct {
-	QueueSize      int     `json:"queue_size"`
-	ConnectTimeout float64 `json:"connect_timeout"`
-	DebugHooks     bool    `json:"debug_hooks"`
+	QueueSize      json.Number `json:"queue_size"`
+	ConnectTimeout *float64    `json:"connect_timeout"`
+	DebugHooks     bool        `json:"debug_hooks"`
 	limitsJSON
-}
-
-// limitsJSON are the executor's limits as Python names them.
-type limitsJSON struct {
-	MaxQueryBytes   int `json:"max_query_bytes,omitempty"`
-	MaxFields       int `json:"max_fields,omitempty"`
-	MaxDepth        int `json:"max_depth,omitempty"`
-	MaxPayloadBytes int `json:"max_payload_bytes,omitempty"`
-}
-
-func (l limitsJSON) limits() subscriptions.Limits {
-	return subscriptions.Limits{MaxQueryBytes: l.MaxQueryBytes, MaxFields: l.MaxFields, MaxDepth: l.MaxDepth, MaxPayloadBytes: l.MaxPayloadBytes}
 }
 
 // NewSubscriptionExecutor starts an executor on the bus of cfg (the memory
@@ -48,23 +37,27 @@ func NewSubscriptionExecutor(cfg *EventBusConfig, optionsJSON string) (x *Subscr
 			return nil, pyError(subscriptions.ValueError("invalid executor option: %v", err))
 		}
 	}
-	if o.QueueSize < 0 {
-		return nil, pyError(subscriptions.ValueError("queue_size must be positive"))
+	queueSize, err := intOption("queue_size", o.QueueSize, math.MaxInt32)
+	if err != nil {
+		return nil, pyError(err)
+	}
+	limits, err := o.limits()
+	if err != nil {
+		return nil, pyError(err)
 	}
 	bus := subscriptions.MemoryBusConfig()
 	if cfg != nil {
 		bus = cfg.cfg
 	}
 	timeout := 10 * time.Second
-	if o.ConnectTimeout < 0 || o.ConnectTimeout > 1e9 {
-		return nil, pyError(subscriptions.ValueError("connect_timeout must be a positive number of seconds, at most 1e9"))
-	}
-	if o.ConnectTimeout > 0 {
-		timeout = time.Duration(o.ConnectTimeout * float64(time.Second))
+	if o.ConnectTimeout != nil {
+		if timeout, err = secondsOption("connect_timeout", *o.ConnectTimeout); err != nil {
+			return nil, pyError(err)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	e, err := subscriptions.NewExecutor(ctx, subscriptions.Options{Bus: bus, QueueSize: o.QueueSize, Limits: o.limits()})
+	e, err := subscriptions.NewExecutor(ctx, subscriptions.Options{Bus: bus, QueueSize: int(queueSize), Limits: limits})
 	if err != nil {
 		return nil, pyError(err)
 	}
@@ -98,8 +91,8 @@ func (x *SubscriptionExecutor) Register(connectionID, subscriptionID, query, ope
 // the wait with "executor is closed".
 func (x *SubscriptionExecutor) NextWait(subscriptionID string, timeoutSeconds float64) (frame string, err error) {
 	defer recoverTo(&err)
-	if !(timeoutSeconds >= 0) || timeoutSeconds > 1e9 {
-		return "", pyError(subscriptions.ValueError("timeout must be a number of seconds >= 0"))
+	if !(timeoutSeconds >= 0 && timeoutSeconds <= maxSeconds) {
+		return "", pyError(subscriptions.ValueError("timeout must be a number of seconds from 0 to 1e9"))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(timeoutSeconds*float64(time.Second)))
 	defer cancel()
@@ -141,40 +134,22 @@ func (x *SubscriptionExecutor) SubscriptionStats(subscriptionID string) (stats s
 // Limits returns the limits in force as a JSON object.
 func (x *SubscriptionExecutor) Limits() (limits string, err error) {
 	defer recoverTo(&err)
-	l := x.e.Limits()
-	return marshal(limitsJSON{l.MaxQueryBytes, l.MaxFields, l.MaxDepth, l.MaxPayloadBytes})
+	return marshal(limitsToJSON(x.e.Limits()))
 }
 
 // SetLimits changes the limits named in a JSON object and keeps the
 // others, in one step (concurrent calls lose no update).
 func (x *SubscriptionExecutor) SetLimits(limitsJSONText string) (ok bool, err error) {
 	defer recoverTo(&err)
-	var patch struct {
-		MaxQueryBytes   *int `json:"max_query_bytes"`
-		MaxFields       *int `json:"max_fields"`
-		MaxDepth        *int `json:"max_depth"`
-		MaxPayloadBytes *int `json:"max_payload_bytes"`
-	}
-	if err := decodeStrict(limitsJSONText, &patch); err != nil {
+	var l limitsJSON
+	if err := decodeStrict(limitsJSONText, &l); err != nil {
 		return false, pyError(subscriptions.ValueError("invalid limit: %v", err))
 	}
-	var l subscriptions.Limits
-	for _, f := range []struct {
-		name string
-		v    *int
-		dst  *int
-	}{{"max_query_bytes", patch.MaxQueryBytes, &l.MaxQueryBytes}, {"max_fields", patch.MaxFields, &l.MaxFields},
-		{"max_depth", patch.MaxDepth, &l.MaxDepth}, {"max_payload_bytes", patch.MaxPayloadBytes, &l.MaxPayloadBytes}} {
-		if f.v == nil {
-			continue
-		}
-		// 0 would mean "unchanged" to UpdateLimits: refuse it here.
-		if *f.v <= 0 || *f.v >= 1<<31 {
-			return false, pyError(subscriptions.ValueError("%s must be a positive int below 2**31, not %d", f.name, *f.v))
-		}
-		*f.dst = *f.v
+	patch, err := l.patch()
+	if err != nil {
+		return false, pyError(err)
 	}
-	_, err = x.e.UpdateLimits(l)
+	_, err = x.e.UpdateLimits(patch)
 	return err == nil, pyError(err)
 }
 

@@ -195,3 +195,130 @@ async def test_ten_thousand_idle_subscribers_cost_no_cpu():
         done = await asyncio.wait_for(asyncio.gather(*tasks), 30)
         assert done[0] == frame("s0", 9) and done[-1] == frame(f"s{n - 1}", 9)
         aex.detach()
+
+
+# ---- close ends every waiter --------------------------------------------------
+
+def _close_directly(ex, aex):
+    ex.close()
+
+
+def _close_with_block(ex, aex):
+    with ex:
+        pass
+
+
+def _close_async_executor(ex, aex):
+    aex.close()
+
+
+def _close_from_a_thread(ex, aex):
+    t = threading.Thread(target=ex.close)
+    t.start()
+    t.join(5)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.asyncio
+@pytest.mark.parametrize("close", [_close_directly, _close_with_block, _close_async_executor,
+                                   _close_from_a_thread], ids=["close", "with", "AsyncExecutor.close", "thread"])
+async def test_close_ends_every_asyncio_waiter(close):
+    from fraiseql._fraiseql_rs.subscriptions import PySubscriptionExecutor
+    ex = PySubscriptionExecutor()
+    for sid in ("waiter", "iterated", "watched"):
+        register(ex, Q, sid, conn=sid)
+    aex = AsyncExecutor(ex)
+    watch = aex.watch()
+    watch.add("watched")
+    watch.clear()
+
+    async def iterate():
+        return [m async for m in aex.messages("iterated")]
+
+    waiter = asyncio.ensure_future(aex.next_event_async("waiter"))
+    iterator = asyncio.ensure_future(iterate())
+    watcher = asyncio.ensure_future(watch.wait())
+    await asyncio.sleep(0)
+    assert not (waiter.done() or iterator.done() or watcher.done())
+    close(ex, aex)
+    with pytest.raises(RuntimeError, match="^executor is closed$"):
+        await asyncio.wait_for(waiter, 5)
+    assert await asyncio.wait_for(iterator, 5) == []
+    assert await asyncio.wait_for(watcher, 5) is None
+    assert aex._waiters == {}
+    with pytest.raises(RuntimeError, match="^executor is closed$"):
+        await aex.next_event_async("waiter", timeout=1)
+    with pytest.raises(RuntimeError, match="^executor is closed$"):
+        await watch.wait()
+    assert [m async for m in aex.messages("iterated")] == []
+
+
+@pytest.mark.timeout(30)
+def test_close_ends_a_blocking_next_event_in_another_thread():
+    from fraiseql._fraiseql_rs.subscriptions import PySubscriptionExecutor
+    ex = PySubscriptionExecutor()
+    register(ex, Q, "s")
+    outcome = []
+    started = threading.Event()
+
+    def wait():
+        started.set()
+        try:
+            outcome.append(ex.next_event("s", timeout=60))
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            outcome.append(exc)
+
+    t = threading.Thread(target=wait)
+    t.start()
+    started.wait(5)
+    time.sleep(0.05)  # let it enter the Go wait
+    ex.close()
+    t.join(10)
+    assert not t.is_alive()
+    assert len(outcome) == 1 and type(outcome[0]) is RuntimeError
+    assert str(outcome[0]) == "executor is closed"
+
+
+# ---- publishing without blocking the loop --------------------------------------
+
+@pytest.mark.asyncio
+async def test_publish_event_async_on_the_memory_bus(executor):
+    register(executor, Q, "s1")
+    aex = AsyncExecutor(executor)
+    await aex.publish_event_async("e", "users", {"id": 5})
+    assert executor.next_event("s1") == frame("s1", 5)
+    with pytest.raises(TypeError, match="^data must be a dict, not list$"):
+        await aex.publish_event_async("e", "users", [1])
+
+
+def _redis_command(port, *args):
+    """One RESP command on a fresh connection; the reply's first line."""
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        out = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in
+                                                 (str(x).encode() for x in args))
+        s.sendall(out)
+        return s.makefile("rb").readline()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.asyncio
+async def test_publish_event_async_does_not_block_the_loop_while_redis_hangs(redis_server):
+    from fraiseql._fraiseql_rs.subscriptions import PyEventBusConfig, PySubscriptionExecutor
+    port = redis_server.port
+    with PySubscriptionExecutor(PyEventBusConfig.redis(redis_server.url, "aio-publish")) as ex:
+        register(ex, Q, "s1")
+        aex = AsyncExecutor(ex)
+        # Redis holds every write command until UNPAUSE: the publish hangs on the network.
+        assert _redis_command(port, "CLIENT", "PAUSE", 30000, "WRITE") == b"+OK\r\n"
+        try:
+            publish = asyncio.ensure_future(aex.publish_event_async("e", "users", {"id": 7}))
+            ticks = 0
+            for _ in range(20):  # a ticker: the loop keeps running while the publish waits
+                await asyncio.sleep(0.01)
+                ticks += 1
+            assert ticks == 20 and not publish.done()
+        finally:
+            assert _redis_command(port, "CLIENT", "UNPAUSE") == b"+OK\r\n"
+        await asyncio.wait_for(publish, 20)
+        assert await aex.next_event_async("s1", timeout=20) == frame("s1", 7)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_DIR = Path(__file__).resolve().parent / "node"
@@ -103,7 +104,12 @@ def connect(base, token):
 
 
 def active(base):
-    return httpx.get(f"{base}/metrics", timeout=5).json()["active"]
+    """Live subscriptions, read from the example's Prometheus exposition."""
+    text = httpx.get(f"{base}/metrics", timeout=5).text
+    (family,) = [f for f in text_string_to_metric_families(text)
+                 if f.name == "fraiseql_subscriptions_subscriptions_active"]
+    (sample,) = family.samples
+    return int(sample.value)
 
 
 def settle(base, n):

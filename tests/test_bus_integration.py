@@ -204,17 +204,20 @@ def test_postgres_hostile_channel_and_table_names(postgres_server):
     assert postgres_server.sql("SELECT count(*) FROM \"evil\"\"; DROP TABLE x; --\"") == "1"
 
 
-@pytest.mark.parametrize("make", [
-    lambda port: S.PyEventBusConfig.redis(f"redis://127.0.0.1:{port}/0", "g", connect_timeout=2),
-    lambda port: S.PyEventBusConfig.postgresql(f"postgresql://u@127.0.0.1:{port}/db", connect_timeout=2),
+@pytest.mark.parametrize("make,says", [
+    (lambda port: S.PyEventBusConfig.redis(f"redis://127.0.0.1:{port}/0", "g", connect_timeout=2),
+     "^connecting to Redis at redis://127.0.0.1:{port}/0 failed: dial tcp 127.0.0.1:{port}: connect: "
+     "connection refused$"),
+    (lambda port: S.PyEventBusConfig.postgresql(f"postgresql://u@127.0.0.1:{port}/db", connect_timeout=2),
+     "(?s)^connecting to PostgreSQL at postgresql://u@127.0.0.1:{port}/db failed: .*"
+     "dial tcp 127.0.0.1:{port}: connect: connection refused"),
 ], ids=["redis", "postgresql"])
-def test_unreachable_port_fails_fast(make):
+def test_unreachable_port_fails_fast(make, says):
     port = free_port()
     t0 = time.monotonic()
-    with pytest.raises(RuntimeError) as info:
+    with pytest.raises(RuntimeError, match=says.format(port=port)):
         S.PySubscriptionExecutor(make(port))
     assert time.monotonic() - t0 < 6
-    assert str(port) in str(info.value)
 
 
 def test_redis_wrong_password():
@@ -223,7 +226,8 @@ def test_redis_wrong_password():
     try:
         url = f"redis://:wr0ngpassw0rd@127.0.0.1:{server.port}/0"
         t0 = time.monotonic()
-        with pytest.raises(RuntimeError) as info:
+        with pytest.raises(RuntimeError, match=f"^connecting to Redis at redis://:\\*\\*\\*@127.0.0.1:{server.port}/0 "
+                                               "failed: WRONGPASS ") as info:
             S.PySubscriptionExecutor(S.PyEventBusConfig.redis(url, "g", connect_timeout=2))
         assert time.monotonic() - t0 < 6
         assert "wr0ngpassw0rd" not in str(info.value) and "right-one" not in str(info.value)
@@ -247,7 +251,7 @@ def test_postgres_wrong_password(postgres_server):
         with pytest.raises(RuntimeError) as info:
             S.PySubscriptionExecutor(S.PyEventBusConfig.postgresql(url, connect_timeout=2))
         assert "wr0ngpassw0rd" not in str(info.value)
-        assert "password" in str(info.value).lower()
+        assert 'password authentication failed for user "app"' in str(info.value)
     finally:
         with open(hba, "w") as f:
             f.write(original)

@@ -91,10 +91,16 @@ CASES = [
     ("redis-group-blank", lambda ex: redis(group="  "), V, "consumer_group must not be empty"),
     ("redis-group-surrogate", lambda ex: redis(group="\udfff"), V, "consumer_group is not valid Unicode"),
     ("redis-instance-NUL", lambda ex: redis(instance_id="a\x00b"), V, "instance_id must not contain NUL"),
-    ("redis-max_len-2**80", lambda ex: redis(max_len=2**80), V, "max_len"),
+    ("redis-max_len-2**80", lambda ex: redis(max_len=2**80), V,
+     r"^max_len must be an int from 0 \(the default\) to 9223372036854775807, not 1208925819614629174706176$"),
+    ("redis-max_len-negative", lambda ex: redis(max_len=-1), V,
+     r"^max_len must be an int from 0 \(the default\) to 9223372036854775807, not -1$"),
     ("redis-max_len-float", lambda ex: redis(max_len=1.5), T, "max_len"),
     ("redis-timeout-NaN", lambda ex: redis(connect_timeout=float("nan")), V, "connect_timeout"),
-    ("redis-timeout-huge", lambda ex: redis(connect_timeout=1e300), V, "connect_timeout"),
+    ("redis-timeout-huge", lambda ex: redis(connect_timeout=1e300), V,
+     r"^connect_timeout must be a positive number of seconds, at most 1e9$"),
+    ("redis-timeout-zero", lambda ex: redis(connect_timeout=0), V,
+     r"^connect_timeout must be a positive number of seconds, at most 1e9$"),
     ("redis-idle-str", lambda ex: redis(group_idle_timeout="1h"), T, "group_idle_timeout"),
     ("pg-dsn-None", lambda ex: pg(None), T, "connection_string must be a str"),
     ("pg-dsn-empty", lambda ex: pg(""), V, "connection_string must not be empty"),
@@ -106,12 +112,19 @@ CASES = [
     ("pg-poll-negative", lambda ex: pg(poll_interval=-1), V, "poll_interval"),
     # PySubscriptionExecutor(...)
     ("executor-config-str", lambda ex: S.PySubscriptionExecutor("memory"), T, "config must be a PyEventBusConfig"),
-    ("executor-queue-0", lambda ex: S.PySubscriptionExecutor(queue_size=0), V, "queue_size"),
-    ("executor-queue-2**80", lambda ex: S.PySubscriptionExecutor(queue_size=2**80), V, "queue_size"),
+    ("executor-queue-negative", lambda ex: S.PySubscriptionExecutor(queue_size=-1), V,
+     r"^queue_size must be an int from 0 \(the default\) to 2147483647, not -1$"),
+    ("executor-queue-2**80", lambda ex: S.PySubscriptionExecutor(queue_size=2**80), V,
+     r"^queue_size must be an int from 0 \(the default\) to 2147483647, not 1208925819614629174706176$"),
+    ("executor-depth-2**31", lambda ex: S.PySubscriptionExecutor(max_depth=2**31), V,
+     r"^max_depth must be an int from 0 \(the default\) to 2147483647, not 2147483648$"),
     ("executor-queue-NaN", lambda ex: S.PySubscriptionExecutor(queue_size=float("nan")), T, "queue_size"),
     ("executor-depth-None-str", lambda ex: S.PySubscriptionExecutor(max_depth="3"), T, "max_depth"),
     ("executor-timeout-NaN", lambda ex: S.PySubscriptionExecutor(connect_timeout=float("nan")), V, "connect_timeout"),
-    ("executor-timeout-huge", lambda ex: S.PySubscriptionExecutor(connect_timeout=1e300), V, "connect_timeout"),
+    ("executor-timeout-huge", lambda ex: S.PySubscriptionExecutor(connect_timeout=1e300), V,
+     r"^connect_timeout must be a positive number of seconds, at most 1e9$"),
+    ("executor-timeout-zero", lambda ex: S.PySubscriptionExecutor(connect_timeout=0), V,
+     r"^connect_timeout must be a positive number of seconds, at most 1e9$"),
     ("executor-unknown-kw", lambda ex: S.PySubscriptionExecutor(queue=1), T, "queue"),
     # register_subscription
     ("register-conn-None", lambda ex: reg(ex, conn=None), T, "connection_id must be a str"),
@@ -179,13 +192,18 @@ CASES = [
     # next_event
     ("next-None", lambda ex: ex.next_event(None), T, "subscription_id must be a str"),
     ("next-bytes", lambda ex: ex.next_event(b"live"), T, "subscription_id must be a str"),
-    ("next-unknown", lambda ex: ex.next_event("nope"), V, "Subscription not found: nope"),
+    ("next-unknown", lambda ex: ex.next_event("nope"), S.SubscriptionNotFound, "^Subscription not found: nope$"),
     ("next-empty", lambda ex: ex.next_event(""), V, "Subscription not found"),
     ("next-10MiB", lambda ex: ex.next_event(MiB10), V, r"Subscription not found: x{100}\.\.\.$"),
     ("next-NUL", lambda ex: ex.next_event("live\x00"), V, "subscription_id must not contain NUL"),
     ("next-surrogate", lambda ex: ex.next_event("\ud800"), V, "subscription_id is not valid Unicode"),
     ("next-timeout-NaN", lambda ex: ex.next_event("live", timeout=float("nan")), V, "timeout"),
-    ("next-timeout-2**80", lambda ex: ex.next_event("live", timeout=2**80), V, "timeout"),
+    ("next-timeout-2**80", lambda ex: ex.next_event("live", timeout=2**80), V,
+     r"^timeout must be a number of seconds from 0 to 1e9$"),
+    ("next-timeout-10**400", lambda ex: ex.next_event("live", timeout=10**400), V,
+     r"^timeout must be a number of seconds from 0 to 1e9$"),
+    ("next-timeout-negative", lambda ex: ex.next_event("live", timeout=-1), V,
+     r"^timeout must be a number of seconds from 0 to 1e9$"),
     ("next-timeout-str", lambda ex: ex.next_event("live", timeout="1"), T, "timeout"),
     ("next-wait-unknown", lambda ex: ex.next_event("nope", timeout=0.01), V, "Subscription not found"),
     # drain_connection
@@ -202,18 +220,42 @@ CASES = [
     # get_metrics / subscription_stats
     ("metrics-arg", lambda ex: ex.get_metrics("all"), T, "argument"),
     ("stats-None", lambda ex: ex.subscription_stats(None), T, "subscription_id must be a str"),
-    ("stats-unknown", lambda ex: ex.subscription_stats("nope"), V, "Subscription not found: nope"),
+    ("stats-unknown", lambda ex: ex.subscription_stats("nope"), S.SubscriptionNotFound,
+     "^Subscription not found: nope$"),
     ("stats-surrogate", lambda ex: ex.subscription_stats("\ud800"), V, "subscription_id is not valid Unicode"),
     # set_limits
     ("limits-unknown", lambda ex: ex.set_limits(max_queue=1), T, "unknown limit 'max_queue'"),
     ("limits-str", lambda ex: ex.set_limits(max_depth="3"), T, "max_depth must be an int"),
-    ("limits-2**80", lambda ex: ex.set_limits(max_fields=2**80), V, "max_fields must be a positive int"),
-    ("limits-zero", lambda ex: ex.set_limits(max_payload_bytes=0), V, "max_payload_bytes must be a positive int"),
+    ("limits-2**80", lambda ex: ex.set_limits(max_fields=2**80), V,
+     r"^max_fields must be an int from 0 \(the default\) to 2147483647, not 1208925819614629174706176$"),
+    ("limits-negative", lambda ex: ex.set_limits(max_payload_bytes=-5), V,
+     r"^max_payload_bytes must be an int from 0 \(the default\) to 2147483647, not -5$"),
     ("limits-NaN", lambda ex: ex.set_limits(max_query_bytes=float("nan")), T, "max_query_bytes must be an int"),
     ("limits-positional", lambda ex: ex.set_limits(5), T, "positional"),
     # the test hook, on an executor without debug_hooks
     ("debug-disabled", lambda ex: ex._debug("panic"), V, "debug hooks are disabled"),
 ]
+
+
+def test_zero_means_the_default_for_sizes_and_limits():
+    with S.PySubscriptionExecutor() as ex:
+        defaults = ex.get_limits()
+    with S.PySubscriptionExecutor(queue_size=0, max_fields=0, max_depth=0) as ex:
+        assert ex.get_limits() == defaults
+        ex.set_limits(max_fields=7, max_depth=3)
+        assert ex.get_limits() == {**defaults, "max_fields": 7, "max_depth": 3}
+        ex.set_limits(max_fields=0)
+        assert ex.get_limits() == {**defaults, "max_depth": 3}
+        # the default queue_size (1000): 1001 publishes drop exactly one message
+        ex.register_subscription("c", "s", Q, user_id="u", tenant_id="t")
+        for i in range(1001):
+            ex.publish_event("users", "users", {"id": i})
+        assert ex.subscription_stats("s")["dropped"] == 1
+
+
+def test_subscription_not_found_is_a_value_error():
+    assert issubclass(S.SubscriptionNotFound, ValueError)
+    assert "SubscriptionNotFound" in S.__all__
 
 
 @pytest.fixture(scope="module")
@@ -252,7 +294,7 @@ def test_table_is_large_enough():
 def test_bad_input(shared, call, exc, match):
     with pytest.raises(exc, match=match) as info:
         call(shared)
-    assert type(info.value) in (ValueError, TypeError), type(info.value)
+    assert type(info.value) in (ValueError, TypeError, S.SubscriptionNotFound), type(info.value)
     assert len(str(info.value)) < 2000, "the message must stay readable"
     assert_still_works(shared)
 

@@ -8,39 +8,61 @@ query; this module only converts arguments and exceptions.
 from __future__ import annotations
 
 import json
+import math
 import os
 import weakref
-from typing import Any, Dict, List, Optional, Union
+from types import TracebackType
+from typing import Any, Dict, List, Optional, Type, Union
 
 from .. import _native
 
 __all__ = [
+    "SubscriptionNotFound",
     "PySubscriptionPayload",
     "PyGraphQLMessage",
     "PyEventBusConfig",
     "PySubscriptionExecutor",
-    "SubscriptionNotFound",
 ]
 
-_VALUE = "ValueError: "
-_TYPE = "TypeError: "
-_NOT_FOUND = "SubscriptionNotFound: "
-
-
 class SubscriptionNotFound(ValueError):
-    """The subscription is unknown or was completed."""
+    """The subscription id is not registered (never was, or was completed)."""
+
+
+# The engine reports the Python type of an error as a prefix of its message;
+# anything without one stays a RuntimeError ("executor is closed", internal errors).
+_PREFIXES = (
+    ("SubscriptionNotFound: ", SubscriptionNotFound),
+    ("ValueError: ", ValueError),
+    ("TypeError: ", TypeError),
+)
 
 
 def _translate(err: RuntimeError) -> Exception:
-    """Map the engine's error prefixes onto Python exception types."""
+    """The Python exception an engine error stands for."""
     msg = str(err)
-    if msg.startswith(_NOT_FOUND):
-        return SubscriptionNotFound(msg[len(_NOT_FOUND):])
-    if msg.startswith(_VALUE):
-        return ValueError(msg[len(_VALUE):])
-    if msg.startswith(_TYPE):
-        return TypeError(msg[len(_TYPE):])
+    for prefix, kind in _PREFIXES:
+        if msg.startswith(prefix):
+            return kind(msg[len(prefix):])
     return err
+
+
+class _Errors:
+    """``with _errors:`` turns the engine's RuntimeError into the exception it stands for."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Optional[Type[BaseException]], err: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
+        if isinstance(err, RuntimeError):
+            translated = _translate(err)
+            if translated is not err:
+                raise translated from None
+
+
+_errors = _Errors()
 
 
 # What json.dumps(value, separators=(",", ":"), allow_nan=False) does, without
@@ -162,11 +184,14 @@ class PyGraphQLMessage:
 
 
 def _seconds(value: Any, name: str) -> float:
+    """A duration for the engine, which checks its range; NaN and infinities cannot
+    cross as JSON."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
-    if not 0 < value <= 1e9:
+    value = float(value)
+    if not math.isfinite(value):
         raise ValueError(f"{name} must be a positive number of seconds, at most 1e9")
-    return float(value)
+    return value
 
 
 class PyEventBusConfig:
@@ -184,19 +209,15 @@ class PyEventBusConfig:
     @classmethod
     def _wrap(cls, make: Any, options: Dict[str, Any]) -> "PyEventBusConfig":
         E = _native.engine()
-        try:
+        with _errors:
             handle = make(E)
-        except RuntimeError as err:
-            raise _translate(err) from None
         E.IncRef(handle)
         self = object.__new__(cls)
         self._handle = handle
         weakref.finalize(self, _release, handle)
         if options:
-            try:
+            with _errors:
                 E.pyapi_EventBusConfig_SetOptions(handle, _dumps(options, "bus options"))
-            except RuntimeError as err:
-                raise _translate(err) from None
         self._bus_type = E.pyapi_EventBusConfig_BusType(handle)
         self._repr = E.pyapi_EventBusConfig_Repr(handle)
         return self
@@ -220,11 +241,7 @@ class PyEventBusConfig:
         if stream is not None:
             opts["stream"] = _check_str(stream, "stream")
         if max_len is not None:
-            if isinstance(max_len, bool) or not isinstance(max_len, int):
-                raise TypeError("max_len must be an int")
-            if not 0 < max_len < 2**63:
-                raise ValueError("max_len must be a positive int")
-            opts["max_len"] = max_len
+            opts["max_len"] = _int(max_len, "max_len")
         if group_idle_timeout is not None:
             opts["group_idle_timeout"] = _seconds(group_idle_timeout, "group_idle_timeout")
         if connect_timeout is not None:
@@ -277,6 +294,9 @@ def _close_and_release(handle: int, fast_id: int) -> None:
         E.DecRef(handle)
 
 
+# Where fraiseql.subscriptions.aio keeps an executor's AsyncExecutor.
+_ASYNC_ATTR = "_fraiseql_async_executor"
+
 _EXECUTORS: "weakref.WeakSet[PySubscriptionExecutor]" = weakref.WeakSet()
 
 
@@ -312,7 +332,7 @@ class PySubscriptionExecutor:
                             ("max_fields", max_fields), ("max_depth", max_depth),
                             ("max_payload_bytes", max_payload_bytes)):
             if value is not None:
-                opts[name] = _positive_int(value, name)
+                opts[name] = _int(value, name)
         if connect_timeout is not None:
             opts["connect_timeout"] = _seconds(connect_timeout, "connect_timeout")
         if debug_hooks:
@@ -320,10 +340,8 @@ class PySubscriptionExecutor:
         E = _native.engine()
         if config is None:
             config = PyEventBusConfig.memory()
-        try:
+        with _errors:
             handle = E.pyapi_NewSubscriptionExecutor(config._handle, json.dumps(opts) if opts else "")
-        except RuntimeError as err:
-            raise _translate(err) from None
         E.IncRef(handle)
         # The per-message calls go through package-level functions keyed by a
         # small id: gopy's method wrappers pay a locked handle-table look-up
@@ -370,12 +388,10 @@ class PySubscriptionExecutor:
             vars_json = _dumps(variables, "variables")
         else:
             raise TypeError(f"variables must be a dict or None, not {type(variables).__name__}")
-        try:
+        with _errors:
             self._E.pyapi_SubscriptionExecutor_Register(
                 self._h, connection_id, subscription_id, query, operation_name or "",
                 vars_json, user, tenant)
-        except RuntimeError as err:
-            raise _translate(err) from None
         return subscription_id
 
     def publish_event(self, event_type: str, channel: str, data: Dict[str, Any]) -> None:
@@ -427,25 +443,19 @@ class PySubscriptionExecutor:
     def complete_subscription(self, subscription_id: str) -> None:
         """Remove a subscription and its queue; unknown ids are ignored."""
         _check_str(subscription_id, "subscription_id", allow_empty=True)
-        try:
+        with _errors:
             self._E.pyapi_SubscriptionExecutor_Complete(self._h, subscription_id)
-        except RuntimeError as err:
-            raise _translate(err) from None
 
     def complete_connection(self, connection_id: str) -> int:
         """Remove every subscription of a connection; returns how many there were."""
         _check_str(connection_id, "connection_id", allow_empty=True)
-        try:
+        with _errors:
             return self._E.pyapi_SubscriptionExecutor_CompleteConnection(self._h, connection_id)
-        except RuntimeError as err:
-            raise _translate(err) from None
 
     def get_metrics(self) -> Dict[str, Any]:
         """A new dict of counters; see the README for each key."""
-        try:
+        with _errors:
             metrics = json.loads(self._E.pyapi_SubscriptionExecutor_Metrics(self._h))
-        except RuntimeError as err:
-            raise _translate(err) from None
         # JSON writes a whole float as an integer; these two are always floats.
         metrics["rejection_rate"] = float(metrics["rejection_rate"])
         metrics["bus_lag_ms"] = float(metrics["bus_lag_ms"])
@@ -454,50 +464,47 @@ class PySubscriptionExecutor:
     def subscription_stats(self, subscription_id: str) -> Dict[str, int]:
         """One subscription's counters: queued, delivered, dropped, read, group_size."""
         _check_str(subscription_id, "subscription_id", allow_empty=True)
-        try:
+        with _errors:
             return json.loads(self._E.pyapi_SubscriptionExecutor_SubscriptionStats(self._h, subscription_id))
-        except RuntimeError as err:
-            raise _translate(err) from None
 
     def get_limits(self) -> Dict[str, int]:
         """The limits in force: max_query_bytes, max_fields, max_depth, max_payload_bytes."""
-        try:
+        with _errors:
             return json.loads(self._E.pyapi_SubscriptionExecutor_Limits(self._h))
-        except RuntimeError as err:
-            raise _translate(err) from None
 
     def set_limits(self, **limits: int) -> None:
         """Change some limits for what is registered and published from now on."""
         for name, value in limits.items():
             if name not in ("max_query_bytes", "max_fields", "max_depth", "max_payload_bytes"):
                 raise TypeError(f"set_limits() got an unknown limit {name!r}")
-            _positive_int(value, name)
-        try:
+            _int(value, name)
+        with _errors:
             self._E.pyapi_SubscriptionExecutor_SetLimits(self._h, json.dumps(limits))
-        except RuntimeError as err:
-            raise _translate(err) from None
 
     def ready_fd(self) -> int:
         """A file descriptor that becomes readable when a subscription has messages."""
-        try:
+        with _errors:
             return self._E.pyapi_SubscriptionExecutor_ReadyFD(self._h)
-        except RuntimeError as err:
-            raise _translate(err) from None
 
     def take_ready(self) -> List[str]:
         """The ids of subscriptions that received messages since the last call."""
-        try:
+        with _errors:
             ids = self._E.pyapi_SubscriptionExecutor_TakeReady(self._h)
-        except RuntimeError as err:
-            raise _translate(err) from None
         return ids.split("\n") if ids else []
 
     def close(self) -> None:
-        """Stop the bus readers and release connections; idempotent."""
-        try:
+        """Stop the bus readers and release connections; idempotent.
+
+        Every waiter ends: ``next_event(timeout=)`` in another thread and the
+        asyncio waiters of its ``AsyncExecutor`` raise ``RuntimeError("executor is closed")``.
+        """
+        aex = self.__dict__.get(_ASYNC_ATTR)
+        if aex is not None:
+            aex._executor_closing()
+        with _errors:
             self._E.pyapi_SubscriptionExecutor_Close(self._h)
-        except RuntimeError as err:
-            raise _translate(err) from None
+        if aex is not None:
+            aex._executor_closed()
 
     def __enter__(self) -> "PySubscriptionExecutor":
         return self
@@ -508,23 +515,22 @@ class PySubscriptionExecutor:
     def _debug(self, hook: str) -> None:
         """Test hooks (executors made with debug_hooks=True): "panic"."""
         _check_str(hook, "hook")
-        try:
+        with _errors:
             self._E.pyapi_SubscriptionExecutor_Debug(self._h, hook)
-        except RuntimeError as err:
-            raise _translate(err) from None
 
 
-def _positive_int(value: Any, name: str) -> int:
+def _int(value: Any, name: str) -> int:
+    """A size or limit for the engine, which checks its range (0 means the default)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if not 0 < value < 2**31:
-        raise ValueError(f"{name} must be a positive int below 2**31")
     return value
 
 
 def _timeout(value: Any) -> float:
+    """next_event's timeout; the engine checks its range."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"timeout must be a number of seconds, not {type(value).__name__}")
-    if not value >= 0 or value > 1e9:
-        raise ValueError("timeout must be a number of seconds between 0 and 1e9")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int too large for a float
+        return math.inf

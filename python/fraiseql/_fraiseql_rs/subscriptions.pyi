@@ -1,11 +1,11 @@
 from typing import Any, Dict, List, Optional, Union
 
 __all__ = [
+    "SubscriptionNotFound",
     "PySubscriptionPayload",
     "PyGraphQLMessage",
     "PyEventBusConfig",
     "PySubscriptionExecutor",
-    "SubscriptionNotFound",
 ]
 
 class SubscriptionNotFound(ValueError): ...

@@ -10,6 +10,6 @@ Neither needs anything beyond the standard library.
 """
 from .._version import __version__
 from .aio import AsyncExecutor, ConnectionWatch
-from .asgi import GraphQLWSApp
+from .asgi import Accept, GraphQLWSApp
 
-__all__ = ["AsyncExecutor", "ConnectionWatch", "GraphQLWSApp", "__version__"]
+__all__ = ["AsyncExecutor", "ConnectionWatch", "GraphQLWSApp", "Accept", "__version__"]

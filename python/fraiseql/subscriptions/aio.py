@@ -20,18 +20,47 @@ There is one ``AsyncExecutor`` per executor (constructing it again returns
 the same object): two readers of one pipe would steal each other's signals.
 It serves one event loop at a time; it moves to a new loop once the old one
 is closed or has nobody waiting.
+
+Closing: ``executor.close()`` — called directly, by a ``with`` block, by
+``AsyncExecutor.close()`` or from another thread — wakes every waiter:
+``next_event_async`` raises ``RuntimeError("executor is closed")``,
+``messages()`` ends and ``ConnectionWatch.wait()`` returns (the next call
+raises).
+
+Publishing: ``await publish_event_async(event_type, channel, data)`` never
+blocks the loop on bus I/O: with Redis or PostgreSQL the call runs on a small
+thread pool (the engine releases the GIL while it waits for the network); on
+the memory bus, which does no I/O, it is called directly.
 """
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, AsyncIterator, Dict, Iterable, List, Optional, Set
+import concurrent.futures
+import threading
+from typing import Any, AsyncIterator, Dict, Iterable, List, Optional, Set
 
-if TYPE_CHECKING:
-    from .._fraiseql_rs.subscriptions import PySubscriptionExecutor
+from .._fraiseql_rs.subscriptions import SubscriptionNotFound
 
 __all__ = ["AsyncExecutor", "ConnectionWatch"]
 
+# The executor's close() looks for its AsyncExecutor under this attribute.
 _ATTR = "_fraiseql_async_executor"
+_CLOSED = "executor is closed"
+
+# Publishes to a networked bus wait here, not on the event loop; a few
+# threads are enough because each publish is one round trip.
+_PUBLISH_THREADS = 4
+_publish_pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
+_publish_pool_lock = threading.Lock()
+
+
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    global _publish_pool
+    with _publish_pool_lock:
+        if _publish_pool is None:
+            _publish_pool = concurrent.futures.ThreadPoolExecutor(
+                _PUBLISH_THREADS, thread_name_prefix="fraiseql-publish")
+        return _publish_pool
 
 
 class ConnectionWatch:
@@ -69,7 +98,8 @@ class ConnectionWatch:
         self._event.clear()
 
     async def wait(self) -> None:
-        """Sleep until a watched subscription has messages or ``set()`` is called."""
+        """Sleep until a watched subscription has messages, ``set()`` is called or the
+        executor is closed; raises ``RuntimeError`` if it is already closed."""
         self._aex._ensure_reader()
         await self._event.wait()
 
@@ -87,13 +117,14 @@ def _resolve(fut: "asyncio.Future[None]") -> None:
 class AsyncExecutor:
     """Awaitable reads from a ``PySubscriptionExecutor``; see the module docstring."""
 
-    executor: PySubscriptionExecutor
+    executor: Any
     _loop: Optional[asyncio.AbstractEventLoop]
     _fd: int
     _waiters: Dict[str, "asyncio.Future[None]"]
     _watches: Dict[str, ConnectionWatch]
+    _closed: bool
 
-    def __new__(cls, executor: PySubscriptionExecutor) -> "AsyncExecutor":
+    def __new__(cls, executor: Any) -> "AsyncExecutor":
         # Kept on the executor itself: a cycle the garbage collector frees
         # with the executor (a WeakKeyDictionary value would keep it alive).
         self = getattr(executor, _ATTR, None)
@@ -104,6 +135,7 @@ class AsyncExecutor:
             self._fd = -1
             self._waiters = {}
             self._watches = {}
+            self._closed = False
             setattr(executor, _ATTR, self)
         return self
 
@@ -114,6 +146,8 @@ class AsyncExecutor:
         loop = asyncio.get_running_loop()
         if self._loop is loop:
             return
+        if self._closed:
+            raise RuntimeError(_CLOSED)
         if self._loop is not None and not self._loop.is_closed():
             if self._waiters or self._watches:
                 raise RuntimeError("this executor's AsyncExecutor is in use on another event loop")
@@ -150,9 +184,36 @@ class AsyncExecutor:
         self._loop = None
 
     def close(self) -> None:
-        """Stop watching the pipe, then close the executor (the pipe goes with it)."""
-        self.detach()
+        """Close the executor: the same as ``executor.close()``."""
         self.executor.close()
+
+    def _executor_closing(self) -> None:
+        """Called by the executor's ``close()`` before the engine closes. On the loop's
+        thread, stop watching the pipe while it is still open and wake every waiter (they
+        run after close() returns, when the engine is closed)."""
+        self._closed = True
+        if self._on_loop_thread():
+            self._wake_all()
+
+    def _executor_closed(self) -> None:
+        """Called by the executor's ``close()`` (any thread) after the engine closed."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self._wake_all()
+        elif not self._on_loop_thread():
+            try:
+                loop.call_soon_threadsafe(self._wake_all)
+            except RuntimeError:  # the loop closed meanwhile
+                pass
+
+    def _on_loop_thread(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
+
+    def _wake_all(self) -> None:
+        self.detach()
         self._wake(list(self._waiters) + list(self._watches))
 
     # ---- the API -------------------------------------------------------------
@@ -161,11 +222,12 @@ class AsyncExecutor:
         """The next message of a subscription, waiting for it without blocking the loop.
 
         Returns None when ``timeout`` seconds pass first (``None``: wait for
-        ever). Raises ``ValueError`` when the subscription does not exist or
-        is completed while waiting.
+        ever). Raises ``SubscriptionNotFound`` (a ``ValueError``) when the
+        subscription does not exist or is completed while waiting, and
+        ``RuntimeError("executor is closed")`` when the executor is closed.
         """
         self._ensure_reader()
-        frame = self.executor.next_event(subscription_id)
+        frame: Optional[bytes] = self.executor.next_event(subscription_id)
         if frame is not None:
             return frame
         loop = asyncio.get_running_loop()
@@ -181,6 +243,8 @@ class AsyncExecutor:
                 frame = self.executor.next_event(subscription_id)
                 if frame is not None:
                     return frame
+                if self._closed:  # closed between the look and now
+                    raise RuntimeError(_CLOSED)
                 if deadline is None:
                     await fut
                 else:
@@ -202,14 +266,18 @@ class AsyncExecutor:
     async def messages(self, subscription_id: str) -> AsyncIterator[bytes]:
         """Every message of a subscription, as it arrives.
 
-        Ends when the subscription is completed or never existed; raises
-        ``RuntimeError`` if the executor is closed.
+        Ends when the subscription is completed or never existed, and when
+        the executor is closed.
         """
         while True:
             try:
                 frame = await self.next_event_async(subscription_id)
-            except ValueError:  # "Subscription not found": it was completed
+            except SubscriptionNotFound:  # it was completed
                 return
+            except RuntimeError:
+                if self._closed:
+                    return
+                raise
             if frame is not None:
                 yield frame
 
@@ -222,6 +290,16 @@ class AsyncExecutor:
         self.executor.complete_subscription(subscription_id)
         self._wake([subscription_id])
 
+    async def publish_event_async(self, event_type: str, channel: str, data: Dict[str, Any]) -> None:
+        """``executor.publish_event`` without blocking the event loop on bus I/O."""
+        if self.executor.bus_type == "memory":
+            # No I/O: a thread hop would cost more than the call.
+            self.executor.publish_event(event_type, channel, data)
+            return
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(_pool(), self.executor.publish_event, event_type, channel, data)
+
     def drain_connection(self, connection_id: str, max_messages: int = 0) -> List[bytes]:
         """``executor.drain_connection``, here for symmetry."""
-        return self.executor.drain_connection(connection_id, max_messages)
+        frames: List[bytes] = self.executor.drain_connection(connection_id, max_messages)
+        return frames

@@ -1,46 +1,79 @@
 """A framework-free ASGI app that serves subscriptions over WebSocket.
 
 ``GraphQLWSApp(executor, on_connect=None, connection_init_timeout=10.0,
-keepalive=12.0)`` speaks two subprotocols, picked from the client's
-``Sec-WebSocket-Protocol`` header (``scope["subprotocols"]``, first match in
-this order):
+keepalive=12.0, on_subscribe=None, max_subscriptions_per_connection=100,
+on_overflow="drop", overflow_check_interval=1.0)`` speaks two subprotocols,
+picked from the client's ``Sec-WebSocket-Protocol`` header
+(``scope["subprotocols"]``, first match in this order):
 
-* ``graphql-transport-ws`` (graphql-ws, PROTOCOL.md of enisdenjo/graphql-ws):
-  connection_init/connection_ack, subscribe/next/error/complete, ping/pong.
-  Closes with 4400 (invalid message), 4401 (subscribe before the ack), 4403
-  (``on_connect`` refused), 4408 (no connection_init in time), 4409 (duplicate
-  subscription id) and 4429 (a second connection_init). The server also sends
+* ``graphql-transport-ws`` (graphql-ws, PROTOCOL.md of enisdenjo/graphql-ws;
+  ``_transport_ws``): connection_init/connection_ack, subscribe/next/error/
+  complete, ping/pong. Closes with 4400 (a message of the wrong format,
+  checked as the reference server's ``validateMessage`` does), 4401
+  (subscribe before the ack), 4403 (``on_connect`` refused), 4408 (no
+  connection_init in time), 4409 (duplicate subscription id), 4429 (a second
+  connection_init) and 4500 (``on_connect`` raised). The server also sends
   ``ping`` every ``keepalive`` seconds (``None``: never).
-* ``graphql-ws`` (legacy subscriptions-transport-ws): connection_init →
-  connection_ack and ``ka`` every ``keepalive`` seconds, start → data/error,
-  stop → complete, connection_terminate. Errors have an object payload.
-  A refused connection gets ``connection_error`` then close 4403; the other
-  failures close with the same codes as above.
+* ``graphql-ws`` (legacy subscriptions-transport-ws; ``_legacy_ws``):
+  connection_init → connection_ack and ``ka`` every ``keepalive`` seconds,
+  start → data/error, stop → complete, connection_terminate. Errors have an
+  object payload. A refused connection gets ``connection_error`` then the
+  close; the failures close with the same codes as above.
 
 A request offering neither subprotocol is refused before the handshake
 completes (``websocket.close`` before accept: the client sees HTTP 403).
-Plain HTTP requests get 426 Upgrade Required; lifespan events are answered
-so the app also runs on its own under uvicorn.
+Plain HTTP requests get 426 Upgrade Required.
 
-Security context: ``on_connect(connection_params, scope)``, sync or async,
-returns ``{"user_id": ..., "tenant_id": ...}`` or a ``(user_id, tenant_id)``
-tuple; a falsy result or an exception refuses the connection (4403). Without
-``on_connect`` every connection is ``user_id="anonymous"``,
-``tenant_id="anonymous"``: such subscribers get the events that carry no
-``user_id``/``tenant_id`` keys, and those of that tenant.
+Hooks (sync or async):
+
+* ``on_connect(connection_params, scope)`` returns the identity: an
+  ``Accept(user_id, tenant_id, ack_payload=None, info=None)`` (its
+  ``ack_payload`` dict is sent in ``connection_ack``), or a dict with
+  ``user_id`` and ``tenant_id``, or a ``(user_id, tenant_id)`` tuple. A
+  falsy result refuses the connection (4403); an exception is logged with
+  its traceback and closes it with 4500. Without ``on_connect`` every
+  connection is ``user_id="anonymous"``, ``tenant_id="anonymous"``.
+* ``on_subscribe(connection, payload)`` runs before each registration with
+  the connection (``connection.user_id``, ``.tenant_id``, ``.info``,
+  ``.connection_params``, ``.scope``) and the subscribe payload. It returns
+  ``None`` to accept as asked, a dict to accept with these variables
+  instead, or a list of GraphQL errors (``[{"message": ...}]``) to refuse:
+  the client gets an ``error`` message with them and the socket stays open.
+  An exception is logged and the client gets ``[{"message": "Internal
+  server error"}]``.
+
+Limits and slow clients: a subscribe beyond ``max_subscriptions_per_connection``
+(``None``: unlimited) gets an ``error`` naming the limit. When a
+subscription's queue overflows (the client reads more slowly than events
+arrive) its oldest messages are dropped; every ``overflow_check_interval``
+seconds the app looks for new drops. ``on_overflow="drop"`` logs a WARNING
+once per subscription with the count so far; ``"close"`` closes the socket
+with 4499 "Slow consumer" (graphql-ws leaves 4499 unused; it tells the
+client to reconnect and refetch).
+
+Shutdown: ``await app.shutdown(timeout=5.0)``, or the ASGI lifespan
+shutdown when the app is served on its own, sends every socket its pending
+messages, a ``complete`` for each subscription, and closes it with 1001;
+sockets that have not closed when ``timeout`` ends are dropped. New
+connections are refused from then on. Under FastAPI/Starlette (which do not
+pass the lifespan to mounted apps) call ``shutdown()`` in the framework's
+lifespan, before closing the executor.
+
+Logging (logger ``fraiseql.subscriptions.asgi``): connections opened and
+closed at DEBUG, refused at INFO, hook failures and slow consumers at
+WARNING, internal errors at ERROR with their traceback.
 
 Ids: each socket gets ``connection_id = uuid4().hex`` and a client's
 subscription ``id`` is registered as ``f"{connection_id}:{id}"``, so clients
 may reuse ids freely. The engine writes that internal id into each frame;
-the app swaps the constant byte prefix ``{"type":"next","id":"<connection_id>:``
-for ``{"type":"next","id":"`` (``"data"`` for the legacy protocol), which
-costs one slice per message and no JSON work.
+the app swaps the constant byte prefix for the client's one, which costs
+one slice per message and no JSON work.
 
 Delivery: one task per socket sleeps on a ``ConnectionWatch`` (see ``aio``)
 that wakes when any of the socket's subscriptions gets a message, then takes
 every pending frame, in publish order, with one ``drain_connection`` call.
-When the socket closes, for whatever reason, ``complete_connection`` removes
-its subscriptions.
+Every task is tracked, its failure logged, and awaited when the socket
+closes; then ``complete_connection`` removes its subscriptions.
 
 ``executor`` may also be a zero-argument callable returning the executor: it
 is called on the first connection, so the executor can be made after a
@@ -49,68 +82,58 @@ pre-forking server forks (or in the framework's lifespan).
 from __future__ import annotations
 
 import asyncio
-import inspect
-import json
-import uuid
-from typing import Any, Awaitable, Callable, Dict, Optional, Tuple, Union
+import logging
+from typing import Any, Callable, Dict, Optional, Set
 
-from .aio import AsyncExecutor, ConnectionWatch
+from ._legacy_ws import LEGACY_WS, LegacyWSConnection
+from ._transport_ws import TRANSPORT_WS, TransportWSConnection
+from ._ws_core import ANONYMOUS, Accept, Receive, Scope, Send, WSConnection
 
-__all__ = ["GraphQLWSApp", "TRANSPORT_WS", "LEGACY_WS"]
+__all__ = ["GraphQLWSApp", "Accept", "WSConnection", "TRANSPORT_WS", "LEGACY_WS", "SLOW_CONSUMER", "ANONYMOUS"]
 
-TRANSPORT_WS = "graphql-transport-ws"
-LEGACY_WS = "graphql-ws"
+logger = logging.getLogger("fraiseql.subscriptions.asgi")
 
-Scope = Dict[str, Any]
-Receive = Callable[[], Awaitable[Dict[str, Any]]]
-Send = Callable[[Dict[str, Any]], Awaitable[None]]
-SecurityContext = Tuple[Union[str, int], Union[str, int]]
 OnConnect = Callable[[Dict[str, Any], Scope], Any]
+OnSubscribe = Callable[[WSConnection, Dict[str, Any]], Any]
 
-ANONYMOUS: SecurityContext = ("anonymous", "anonymous")
-_NEXT_PREFIX = '{"type":"next","id":"'
-_BATCH = 1000  # frames taken per drain_connection call
-
-
-class _Close(Exception):
-    """Close the socket with this code and reason."""
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code, self.reason = code, reason
+SLOW_CONSUMER = 4499  # the close code of on_overflow="close"
+_PROTOCOLS = {TRANSPORT_WS: TransportWSConnection, LEGACY_WS: LegacyWSConnection}
 
 
-def _context(result: Any) -> SecurityContext:
-    """The (user_id, tenant_id) an on_connect result stands for; raises _Close(4403)."""
-    if not result:
-        raise _Close(4403, "Forbidden")
-    if isinstance(result, dict):
-        user, tenant = result.get("user_id"), result.get("tenant_id")
-    elif isinstance(result, tuple) and len(result) == 2:
-        user, tenant = result
-    else:
-        raise TypeError("on_connect must return a dict with user_id and tenant_id, "
-                        f"a (user_id, tenant_id) tuple or a falsy value, not {type(result).__name__}")
-    # Each checked by name, so the type checker sees both narrowed.
-    if (isinstance(user, bool) or not isinstance(user, (str, int))
-            or isinstance(tenant, bool) or not isinstance(tenant, (str, int))):
-        raise TypeError("on_connect's user_id and tenant_id must be str or int")
-    return user, tenant
+def _positive(value: Optional[float], name: str, allow_none: bool) -> Optional[float]:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a positive number{' or None' if allow_none else ''}")
+    return float(value)
 
 
 class GraphQLWSApp:
     """ASGI app for GraphQL subscriptions over WebSocket; see the module docstring."""
 
     def __init__(self, executor: Any, on_connect: Optional[OnConnect] = None,
-                 connection_init_timeout: float = 10.0, keepalive: Optional[float] = 12.0) -> None:
-        if connection_init_timeout <= 0:
-            raise ValueError("connection_init_timeout must be positive")
-        if keepalive is not None and keepalive <= 0:
-            raise ValueError("keepalive must be positive or None")
+                 connection_init_timeout: float = 10.0, keepalive: Optional[float] = 12.0, *,
+                 on_subscribe: Optional[OnSubscribe] = None,
+                 max_subscriptions_per_connection: Optional[int] = 100,
+                 on_overflow: str = "drop", overflow_check_interval: float = 1.0) -> None:
+        self.connection_init_timeout: float = _positive(connection_init_timeout, "connection_init_timeout",
+                                                        False) or 10.0
+        self.keepalive = _positive(keepalive, "keepalive", True)
+        limit = max_subscriptions_per_connection
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ValueError("max_subscriptions_per_connection must be a positive int or None")
+        if on_overflow not in ("drop", "close"):
+            raise ValueError(f'on_overflow must be "drop" or "close", not {on_overflow!r}')
+        self.overflow_check_interval: float = _positive(overflow_check_interval, "overflow_check_interval",
+                                                        False) or 1.0
         self._executor = executor
         self.on_connect = on_connect
-        self.connection_init_timeout = float(connection_init_timeout)
-        self.keepalive = keepalive
+        self.on_subscribe = on_subscribe
+        self.max_subscriptions_per_connection = limit
+        self.on_overflow = on_overflow
+        self.connections: Set[WSConnection] = set()
+        self._shutting_down = False
+        self._monitor: Optional["asyncio.Task[None]"] = None
 
     @property
     def executor(self) -> Any:
@@ -122,7 +145,7 @@ class GraphQLWSApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "websocket":
-            await _Connection(self, scope, receive, send).run()
+            await self._websocket(scope, receive, send)
         elif kind == "http":
             body = b"GraphQL subscriptions: connect with a WebSocket\n"
             await send({"type": "http.response.start", "status": 426,
@@ -135,228 +158,86 @@ class GraphQLWSApp:
                 if message["type"] == "lifespan.startup":
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
+                    await self.shutdown()
                     await send({"type": "lifespan.shutdown.complete"})
                     return
 
-
-class _Connection:
-    """One WebSocket: its protocol state, subscriptions and tasks."""
-
-    def __init__(self, app: GraphQLWSApp, scope: Scope, receive: Receive, send: Send) -> None:
-        self.app, self.scope, self.receive, self._send = app, scope, receive, send
-        self.id = uuid.uuid4().hex
-        self.prefix = f"{_NEXT_PREFIX}{self.id}:"
-        self.subs: Dict[str, str] = {}  # client id -> internal id
-        self.context: Optional[SecurityContext] = None
-        self.init_received = False
-        self.closed = False
-        self.lock = asyncio.Lock()
-        self.tasks: "list[asyncio.Task[Any]]" = []
-        self.legacy = False
-        self.out_prefix = _NEXT_PREFIX  # what replaces self.prefix in outgoing frames
-        self.executor: Any = None
-        self.watch: Optional[ConnectionWatch] = None
-
-    async def send(self, message: Dict[str, Any]) -> None:
-        async with self.lock:
-            if not self.closed:
-                await self._write(json.dumps(message, separators=(",", ":")))
-
-    async def _write(self, text: str) -> None:
-        """Send one text frame; hold the lock. A gone client marks the socket closed."""
-        try:
-            await self._send({"type": "websocket.send", "text": text})
-        except OSError:  # uvicorn's ClientDisconnected
-            self.closed = True
-
-    async def close(self, code: int, reason: str = "") -> None:
-        async with self.lock:
-            if not self.closed:
-                self.closed = True
-                try:
-                    await self._send({"type": "websocket.close", "code": code, "reason": reason})
-                except OSError:  # the client left first
-                    pass
-
-    async def run(self) -> None:
-        message = await self.receive()
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = await receive()
         if message["type"] != "websocket.connect":
             return
-        offered = self.scope.get("subprotocols") or []
-        protocol = next((p for p in (TRANSPORT_WS, LEGACY_WS) if p in offered), None)
-        if protocol is None:
-            await self._send({"type": "websocket.close", "code": 1002})
+        offered = scope.get("subprotocols") or []
+        protocol = next((p for p in _PROTOCOLS if p in offered), None)
+        if protocol is None or self._shutting_down:
+            logger.info("WebSocket refused: %s", "shutting down" if self._shutting_down
+                        else f"no supported subprotocol in {offered!r}")
+            await send({"type": "websocket.close", "code": 1002 if protocol is None else 1001})
             return
-        self.legacy = protocol == LEGACY_WS
-        self.out_prefix = '{"type":"data","id":"' if self.legacy else _NEXT_PREFIX
-        await self._send({"type": "websocket.accept", "subprotocol": protocol})
-        executor = self.executor = self.app.executor
-        self.watch = AsyncExecutor(executor).watch()
-        self.tasks.append(asyncio.ensure_future(self._init_timeout()))
+        connection = _PROTOCOLS[protocol](self, scope, receive, send)
+        self.connections.add(connection)
+        self._start_monitor()
         try:
-            while True:
-                message = await self.receive()
-                if message["type"] == "websocket.disconnect":
-                    self.closed = True
-                    return
-                text = message.get("text")
-                if text is None:
-                    data = message.get("bytes") or b""
-                    try:
-                        text = data.decode()
-                    except UnicodeDecodeError:
-                        raise _Close(4400, "Invalid message received") from None
-                await self._handle(text)
-        except _Close as close:
-            await self.close(close.code, close.reason)
+            await connection.run()
         finally:
-            for task in self.tasks:
-                task.cancel()
-            self.watch.close()
-            try:
-                executor.complete_connection(self.id)
-            except RuntimeError:  # the executor was closed first
-                pass
+            self.connections.discard(connection)
 
-    # ---- incoming messages ---------------------------------------------------
+    # ---- shutdown ------------------------------------------------------------------
 
-    async def _handle(self, text: str) -> None:
-        try:
-            msg = json.loads(text)
-        except ValueError:
-            raise _Close(4400, "Invalid message received") from None
-        if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
-            raise _Close(4400, "Invalid message received")
-        kind = msg["type"]
-        if kind == "connection_init":
-            await self._connection_init(msg.get("payload"))
-        elif self.legacy:
-            await self._legacy(kind, msg)
-        elif kind == "ping":
-            payload = msg.get("payload")
-            await self.send({"type": "pong", "payload": payload} if payload is not None else {"type": "pong"})
-        elif kind == "pong":
-            pass
-        elif kind == "subscribe":
-            await self._subscribe(msg)
-        elif kind == "complete":
-            self._complete(_id(msg))
-        else:
-            raise _Close(4400, f"Unexpected message of type {kind} received")
-
-    async def _legacy(self, kind: str, msg: Dict[str, Any]) -> None:
-        if kind == "start":
-            sub_id = _id(msg)
-            if sub_id in self.subs:  # subscriptions-transport-ws: a start replaces the old one
-                self._complete(sub_id)
-            await self._subscribe(msg)
-        elif kind == "stop":
-            sub_id = _id(msg)
-            if sub_id in self.subs:
-                self._complete(sub_id)
-                await self.send({"type": "complete", "id": sub_id})
-        elif kind == "connection_terminate":
-            raise _Close(1000, "")
-        else:
-            raise _Close(4400, f"Unexpected message of type {kind} received")
-
-    async def _connection_init(self, params: Any) -> None:
-        if self.init_received:
-            raise _Close(4429, "Too many initialisation requests")
-        self.init_received = True
-        if params is None:
-            params = {}
-        if not isinstance(params, dict):
-            raise _Close(4400, "Invalid message received")
-        try:
-            result = self.app.on_connect(params, self.scope) if self.app.on_connect else ANONYMOUS
-            if inspect.isawaitable(result):
-                result = await result
-            self.context = _context(result)
-        except Exception:
-            if self.legacy:
-                await self.send({"type": "connection_error", "payload": {"message": "Forbidden"}})
-            raise _Close(4403, "Forbidden") from None
-        await self.send({"type": "connection_ack"})
-        if self.legacy:
-            await self.send({"type": "ka"})
-        self.tasks.append(asyncio.ensure_future(self._deliver()))
-        if self.app.keepalive is not None:
-            self.tasks.append(asyncio.ensure_future(self._keepalive(self.app.keepalive)))
-
-    async def _subscribe(self, msg: Dict[str, Any]) -> None:
-        if self.context is None:
-            raise _Close(4401, "Unauthorized")
-        sub_id, payload = _id(msg), msg.get("payload")
-        if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
-            raise _Close(4400, "Invalid message received")
-        operation, variables = payload.get("operationName"), payload.get("variables")
-        if sub_id in self.subs:
-            raise _Close(4409, f"Subscriber for {sub_id} already exists")
-        internal = f"{self.id}:{sub_id}"
-        try:
-            self.executor.register_subscription(
-                self.id, internal, payload["query"], operation_name=operation, variables=variables,
-                user_id=self.context[0], tenant_id=self.context[1])
-        except (ValueError, TypeError) as exc:
-            error: Any = {"message": str(exc)} if self.legacy else [{"message": str(exc)}]
-            await self.send({"type": "error", "id": sub_id, "payload": error})
+    async def shutdown(self, timeout: float = 5.0) -> None:
+        """Flush and close every socket (see the module docstring); at most ``timeout`` seconds."""
+        self._shutting_down = True
+        if self._monitor is not None:
+            self._monitor.cancel()
+            await asyncio.gather(self._monitor, return_exceptions=True)
+        connections = list(self.connections)
+        if not connections:
             return
-        self.subs[sub_id] = internal
-        assert self.watch is not None
-        self.watch.add(internal)
-        self.watch.set()  # a message may already be queued: have the writer look
+        logger.info("shutting down: closing %d WebSocket connection(s)", len(connections))
+        tasks = [asyncio.ensure_future(c.shutdown()) for c in connections]
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        for connection, outcome in zip(connections, await asyncio.gather(*tasks, return_exceptions=True)):
+            if isinstance(outcome, Exception):
+                logger.error("connection %s: shutdown failed", connection.id, exc_info=outcome)
+            if not connection.closed:
+                connection.abort()
 
-    def _complete(self, sub_id: str) -> None:
-        internal = self.subs.pop(sub_id, None)
-        if internal is not None:
-            assert self.watch is not None
-            self.watch.discard(internal)
-            self.executor.complete_subscription(internal)
+    # ---- slow consumers -------------------------------------------------------------
 
-    # ---- background tasks ----------------------------------------------------
+    def _start_monitor(self) -> None:
+        if self._monitor is None or self._monitor.done():
+            self._monitor = asyncio.ensure_future(self._watch_overflows())
+            self._monitor.add_done_callback(_log_failure)
 
-    async def _init_timeout(self) -> None:
-        await asyncio.sleep(self.app.connection_init_timeout)
-        if not self.init_received:
-            await self.close(4408, "Connection initialisation timeout")
-
-    async def _keepalive(self, every: float) -> None:
-        frame = {"type": "ka"} if self.legacy else {"type": "ping"}
-        while True:
-            await asyncio.sleep(every)
-            await self.send(frame)
-
-    async def _deliver(self) -> None:
-        """Send every frame of this socket's subscriptions as it is published."""
-        watch, drain, conn_id = self.watch, self.executor.drain_connection, self.id
-        assert watch is not None
-        prefix, cut, out = self.prefix.encode(), len(self.prefix), self.out_prefix
-        while not self.closed:
-            watch.clear()
+    async def _watch_overflows(self) -> None:
+        """Every overflow_check_interval: when the executor counted new drops, find
+        the subscriptions they belong to."""
+        seen = 0
+        while self.connections:
+            await asyncio.sleep(self.overflow_check_interval)
             try:
-                frames = drain(conn_id, _BATCH)
-            except RuntimeError:  # the executor was closed: complete everything
-                for sub_id in list(self.subs):
-                    await self.send({"type": "complete", "id": sub_id})
-                await self.close(1001, "Going away")
+                dropped = self.executor.get_metrics()["events_dropped"]
+            except RuntimeError:  # the executor was closed
                 return
-            if not frames:
-                await watch.wait()
+            if dropped == seen:
                 continue
-            async with self.lock:
-                for frame in frames:
-                    if self.closed:
-                        return
-                    if frame.startswith(prefix):
-                        text = out + frame[cut:].decode()
-                    else:  # not a "next" frame of this socket: never made by the engine today
-                        text = frame.decode()
-                    await self._write(text)
+            seen = dropped
+            for connection in list(self.connections):
+                for sub_id, count in connection.new_drops():
+                    await self._overflowed(connection, sub_id, count)
+
+    async def _overflowed(self, connection: WSConnection, sub_id: str, count: int) -> None:
+        if self.on_overflow == "close":
+            if not connection.closed:
+                logger.warning("connection %s: subscription %r dropped %d message(s), the client reads "
+                               "too slowly; closing with %d", connection.id, sub_id, count, SLOW_CONSUMER)
+                connection.spawn(connection.close_slow(SLOW_CONSUMER), "slow-consumer close")
+        elif connection.first_drop(sub_id):
+            logger.warning("connection %s: subscription %r dropped %d message(s), the client reads "
+                           "too slowly", connection.id, sub_id, count)
 
 
-def _id(msg: Dict[str, Any]) -> str:
-    sub_id = msg.get("id")
-    if not isinstance(sub_id, str) or not sub_id:
-        raise _Close(4400, "Invalid message received")
-    return sub_id
+def _log_failure(task: "asyncio.Task[None]") -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("the slow-consumer monitor failed", exc_info=task.exception())

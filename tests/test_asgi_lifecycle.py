@@ -1,0 +1,282 @@
+"""GraphQLWSApp: malformed messages, hook failures, task failures and shutdown,
+through real WebSocket clients (websockets) against uvicorn."""
+import asyncio
+import json
+import logging
+
+import pytest
+from asgi_helpers import ACK, PONG, Q, Server, closed_with, init, next_frame, recv, subscribe, ws
+from websockets.exceptions import ConnectionClosed
+
+from fraiseql._fraiseql_rs.subscriptions import PySubscriptionExecutor
+from fraiseql.subscriptions import GraphQLWSApp
+
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"), pytest.mark.timeout(60)]
+
+LOGGER = "fraiseql.subscriptions"
+
+
+class FailingDrain:
+    """An executor whose drain_connection raises once ``fail`` is set."""
+
+    def __init__(self, executor):
+        self._executor = executor
+        self.fail = False
+
+    def __getattr__(self, name):
+        return getattr(self._executor, name)
+
+    def drain_connection(self, connection_id, max_messages=0):
+        if self.fail:
+            raise ZeroDivisionError("drain failed on purpose")
+        return self._executor.drain_connection(connection_id, max_messages)
+
+
+def _no_executor():
+    raise OSError("the executor factory failed on purpose")
+
+
+def _boom(params, scope):
+    raise KeyError("on_connect failed on purpose")
+
+
+@pytest.fixture(scope="module")
+def server():
+    executor = PySubscriptionExecutor()
+    failing = FailingDrain(executor)
+    srv = Server({
+        "/graphql": GraphQLWSApp(executor),
+        "/raise": GraphQLWSApp(executor, on_connect=_boom),
+        "/failing": GraphQLWSApp(failing),
+        "/no-executor": GraphQLWSApp(_no_executor),
+    })
+    srv.executor, srv.failing = executor, failing
+    srv.start()
+    yield srv
+    srv.stop()
+    executor.close()
+
+
+# ---- every malformed graphql-transport-ws message closes with 4400 ------------------
+
+INVALID = "Invalid message received"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("message,reason", [
+    ('{"type":"subscribe","id":"1","payload":{"query":"%s","variables":"x"}}' % Q, INVALID),
+    ('{"type":"subscribe","id":"1","payload":{"query":"%s","variables":[1]}}' % Q, INVALID),
+    ('{"type":"subscribe","id":"1","payload":{"query":"%s","extensions":"x"}}' % Q, INVALID),
+    ('{"type":"subscribe","id":"1","payload":{"query":"%s","operationName":1}}' % Q, INVALID),
+    ('{"type":"subscribe","id":"","payload":{"query":"%s"}}' % Q, INVALID),
+    ('{"type":"subscribe","id":1,"payload":{"query":"%s"}}' % Q, INVALID),
+    ('{"type":"subscribe","id":"1","payload":[]}', INVALID),
+    ('{"type":"ping","payload":"x"}', INVALID),
+    ('{"type":"ping","payload":[1]}', INVALID),
+    ('{"type":"pong","payload":"x"}', INVALID),
+    ('{"type":"complete"}', INVALID),
+    ('{"type":"complete","id":""}', INVALID),
+    ('{"type":""}', INVALID),
+    ('{"type":"start","id":"1","payload":{"query":"%s"}}' % Q, INVALID),
+    ('{"type":"next","id":"1"}', INVALID),
+    ('{"type":"error","id":"1","payload":{"message":"x"}}', INVALID),
+    ('{"type":"error","id":"1","payload":[{"message":"x"}]}', "Unexpected message of type error received"),
+    ('{"type":"connection_ack","payload":{}}', "Unexpected message of type connection_ack received"),
+])
+async def test_malformed_message_closes_4400_as_the_reference_server(server, message, reason):
+    async with ws(server, "/graphql") as conn:
+        await init(conn)
+        await conn.send(message)
+        assert await closed_with(conn) == (4400, reason)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("message", ['{"type":"connection_init","payload":"x"}',
+                                     '{"type":"connection_init","payload":7}'])
+async def test_malformed_connection_init_closes_4400(server, message):
+    async with ws(server, "/graphql") as conn:
+        await conn.send(message)
+        assert await closed_with(conn) == (4400, INVALID)
+
+
+@pytest.mark.asyncio
+async def test_null_fields_are_well_formed(server):
+    async with ws(server, "/graphql") as conn:
+        await init(conn, None)
+        await conn.send(json.dumps({"type": "subscribe", "id": "n", "payload": {
+            "query": Q, "variables": None, "extensions": None, "operationName": None}}))
+        await conn.send('{"type":"ping","payload":null}')
+        assert await recv(conn) == PONG
+        await conn.send('{"type":"pong","payload":{"a":1}}')
+        server.executor.publish_event("e", "users", {"id": 1, "name": "a"})
+        assert await recv(conn) == next_frame("n", {"id": 1, "name": "a"})
+
+
+# ---- on_connect raising: logged with its traceback, closed with 4500 ------------
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+async def test_on_connect_raising_is_logged_and_closes_4500(server, caplog, protocol):
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    async with ws(server, "/raise", protocol) as conn:
+        await conn.send('{"type":"connection_init"}')
+        if protocol == "graphql-ws":
+            assert await recv(conn) == '{"type":"connection_error","payload":{"message":"Internal server error"}}'
+        assert await closed_with(conn) == (4500, "Internal server error")
+    records = [r for r in caplog.records if "on_connect raised" in r.getMessage()]
+    assert len(records) == 1
+    record = records[0]
+    assert record.name == "fraiseql.subscriptions.asgi" and record.levelno == logging.WARNING
+    assert record.exc_info[0] is KeyError and str(record.exc_info[1]) == "'on_connect failed on purpose'"
+
+
+# ---- a failing task: logged, socket closed with 4500, every task awaited ------------
+
+@pytest.mark.asyncio
+async def test_failing_task_is_logged_and_closes_the_socket(server, caplog):
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    app = server.apps["/failing"]
+    async with ws(server, "/failing") as conn:
+        await init(conn)
+        await subscribe(conn, "f")
+        assert await recv(conn) == PONG
+        (connection,) = app.connections
+        tasks = list(connection._tasks)
+        assert len(tasks) == 3  # init timeout, delivery, keep-alive
+        server.failing.fail = True
+        try:
+            server.executor.publish_event("e", "users", {"id": 1})
+            assert await closed_with(conn) == (4500, "Internal server error")
+        finally:
+            server.failing.fail = False
+    for _ in range(500):  # the server sees the close asynchronously
+        if not app.connections:
+            break
+        await asyncio.sleep(0.01)
+    assert not app.connections and all(t.done() for t in tasks)
+    records = [r for r in caplog.records if "task failed" in r.getMessage()]
+    assert [r.getMessage() for r in records] == [f"connection {connection.id}: the delivery task failed"]
+    assert records[0].levelno == logging.ERROR and records[0].exc_info[0] is ZeroDivisionError
+
+
+# ---- shutdown: pending messages flushed, every subscription completed, then 1001 -----
+
+async def _publish_then(server, app, then):
+    """On the server's loop: publish 20 events with no await in between (so none is
+    sent yet), then shut down."""
+    async def go():
+        for i in range(20):
+            server.executor.publish_event("e", "users", {"id": i, "name": "n"})
+        await then(app)
+    await server.run(go)
+
+
+async def _explicit(app):
+    await app.shutdown(timeout=5)
+
+
+async def _lifespan(app):
+    incoming = asyncio.Queue()
+    sent = []
+    for message in ({"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}):
+        incoming.put_nowait(message)
+
+    async def send(message):
+        sent.append(message["type"])
+
+    await app({"type": "lifespan", "asgi": {"version": "3.0"}}, incoming.get, send)
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+async def _read_until_closed(conn):
+    """Every message, then (close code, reason)."""
+    out = []
+    try:
+        while True:
+            out.append(await recv(conn))
+    except ConnectionClosed:
+        out.append((conn.close_code, conn.close_reason))
+    return out
+
+
+async def _uvicorn_stop(app):
+    """What a SIGTERM does: uvicorn's shutdown, which here runs app.shutdown() first."""
+    server = _SERVERS[app]
+    server.server.should_exit = True
+    await asyncio.sleep(0)
+
+
+_SERVERS = {}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("how", [_explicit, _lifespan, _uvicorn_stop],
+                         ids=["shutdown()", "lifespan", "uvicorn-shutdown"])
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+async def test_shutdown_flushes_completes_and_closes(how, protocol):
+    executor = PySubscriptionExecutor()
+    app = GraphQLWSApp(executor)
+    server = Server({"/g": app}, before_shutdown=lambda: app.shutdown(timeout=5)).start()
+    _SERVERS[app] = server
+    server.executor = executor
+    try:
+        async with ws(server, "/g", protocol) as one, ws(server, "/g", protocol) as two:
+            for conn in (one, two):
+                await conn.send('{"type":"connection_init"}')
+                assert await recv(conn) == ACK
+                if protocol == "graphql-ws":
+                    assert await recv(conn) == '{"type":"ka"}'
+            kind = "subscribe" if protocol == "graphql-transport-ws" else "start"
+            for sub_id in ("a", "b"):
+                await one.send(json.dumps({"type": kind, "id": sub_id, "payload": {"query": Q}}))
+            await two.send(json.dumps({"type": kind, "id": "c", "payload": {"query": Q}}))
+            while executor.get_metrics()["active"] < 3:
+                await asyncio.sleep(0.01)
+            # read as the messages come: a client that stops reading holds the close
+            readers = [asyncio.ensure_future(_read_until_closed(c)) for c in (one, two)]
+            await _publish_then(server, app, how)
+            got_one, got_two = await asyncio.wait_for(asyncio.gather(*readers), 10)
+            data = "next" if protocol == "graphql-transport-ws" else "data"
+            expected_one = [next_frame(s, {"id": i, "name": "n"}, data) for i in range(20) for s in ("a", "b")]
+            assert got_one == expected_one + ['{"type":"complete","id":"a"}', '{"type":"complete","id":"b"}',
+                                              (1001, "Going away")]
+            assert got_two == [next_frame("c", {"id": i, "name": "n"}, data) for i in range(20)] + [
+                '{"type":"complete","id":"c"}', (1001, "Going away")]
+        for _ in range(500):
+            if executor.get_metrics()["active"] == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert executor.get_metrics()["active"] == 0
+        if how is not _uvicorn_stop:  # (uvicorn no longer listens)
+            with pytest.raises(Exception) as refused:  # no new connection after shutdown
+                async with ws(server, "/g", protocol):
+                    pass
+            assert refused.value.response.status_code == 403
+    finally:
+        server.stop()
+        executor.close()
+
+
+@pytest.mark.asyncio
+async def test_executor_close_completes_and_closes_sockets():
+    executor = PySubscriptionExecutor()
+    server = Server({"/g": GraphQLWSApp(executor)}).start()
+    try:
+        async with ws(server, "/g") as conn:
+            await init(conn)
+            await subscribe(conn, "x")
+            assert await recv(conn) == PONG
+            executor.close()
+            assert await recv(conn) == '{"type":"complete","id":"x"}'
+            assert await closed_with(conn) == (1001, "Going away")
+    finally:
+        server.stop()
+
+
+@pytest.mark.asyncio
+async def test_internal_error_is_logged_and_closes_4500(server, caplog):
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    async with ws(server, "/no-executor") as conn:
+        assert await closed_with(conn) == (4500, "Internal server error")
+    (record,) = [r for r in caplog.records if r.getMessage().endswith(": internal error")]
+    assert record.levelno == logging.ERROR and record.exc_info[0] is OSError
