@@ -21,7 +21,6 @@ TOX_PATH   := $(subst $(space),:,$(strip $(PY_BINS))):$(PATH)
 TOX_ENVS   := $(subst $(space),$(comma),$(strip $(foreach v,9 10 11 12 13,$(if $(wildcard $(PYENV_ROOT)/versions/3.$(v).*/bin/python3.$(v)),py3$(v)))))
 FUZZTIME   ?= 20s
 
-PY_VERSIONS := 3.9 3.10 3.11 3.12 3.13
 # The interpreter's own tag (cp311), to pick its wheel from dist/.
 VPY_TAG     = $(shell $(VPY) -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
 # PATH without any folder that holds a `go`: the wheels must work with no Go installed.

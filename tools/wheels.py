@@ -104,6 +104,10 @@ def main() -> None:
     sdist, dist = os.path.abspath(args.sdist), os.path.abspath(args.dist)
     work = os.path.join(ROOT, "build", "wheel-check")
     os.makedirs(work, exist_ok=True)
+    if not args.check_only and not args.python:
+        # A full release run: dist/ ends up with this sdist and exactly these wheels.
+        for old in glob.glob(os.path.join(dist, "*.whl")):
+            os.remove(old)
     for version in args.python or VERSIONS:
         python, tag = interpreter(version), "cp" + version.replace(".", "")
         if args.check_only:
