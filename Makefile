@@ -1,7 +1,7 @@
 # fraiseql subscriptions: a Go engine shipped as a CPython extension.
 #   make demo   build, install and run the Phase 1 example
 #   make test   everything: lint and types, Go vet and tests, fuzzing, release wheels
-#               and sdist (each installed and tested), pytest, tox matrix on the wheels
+#               and sdist (each installed and tested), the pytest suite on every wheel (tox)
 #   make wheels dist/: the sdist and manylinux2014 wheels for CPython 3.9-3.13, each
 #               tested in a fresh venv with no Go on PATH
 #   make bench  benchmarks, writes BENCHMARKS.md and bench/chart.png
@@ -29,7 +29,7 @@ $$(printf %s "$(1)" | tr : '\n' | while read -r d; do [ -n "$$d" ] && [ ! -e "$$
 endef
 
 .PHONY: demo test go-test fuzz wheel install pytest tox services bench clean node-deps \
-        lint stubtest sdist sdist-check wheels install-dist test-pytest packaging-test build-deps
+        lint stubtest sdist sdist-check wheels install-dist packaging-test build-deps
 
 $(VENV)/.ok: requirements-dev.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -69,8 +69,7 @@ sdist-check: sdist build-deps
 	cd tests && ../build/sdist-venv/bin/python -m pytest -q -p no:cacheprovider test_subscriptions_phase1.py
 	rm -rf build/sdist-venv
 
-# The release wheel for .venv's interpreter, into .venv (make test uses it instead of a
-# second build).
+# The release wheel for .venv's interpreter, into .venv (instead of make install's build).
 install-dist: $(VENV)/.ok
 	@test -f dist/*-$(VPY_TAG)-$(VPY_TAG)-*manylinux*.whl || { echo 'no $(VPY_TAG) wheel in dist/: run make wheels'; exit 1; }
 	$(VPY) -m pip install -q --force-reinstall --no-deps dist/*-$(VPY_TAG)-$(VPY_TAG)-*manylinux*.whl
@@ -117,9 +116,6 @@ PYTEST_SUITE := -q -p no:cacheprovider --ignore=test_packaging.py .
 pytest: install services node-deps
 	cd tests && ../$(VPY) -m pytest $(PYTEST_SUITE)
 
-test-pytest: install-dist services node-deps
-	cd tests && ../$(VPY) -m pytest $(PYTEST_SUITE)
-
 # Each interpreter runs the suite against its release wheel from dist/ (make wheels),
 # installed as is (--installpkg: tox builds nothing), with no Go on PATH.
 tox: $(VENV)/.ok services
@@ -133,7 +129,9 @@ tox: $(VENV)/.ok services
 packaging-test: $(VENV)/.ok build-deps
 	cd tests && ../$(VPY) -m pytest -q -p no:cacheprovider test_packaging.py
 
-test: lint go-test fuzz wheels sdist-check packaging-test test-pytest tox
+# The whole suite runs once per interpreter, in tox, against the release wheels (the .venv
+# interpreter's included), so there is no separate pytest run and no second build.
+test: lint go-test fuzz wheels sdist-check packaging-test tox
 
 bench: install services
 	$(VPY) -m pip install -q -r bench/requirements.txt
