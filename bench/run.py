@@ -337,14 +337,15 @@ def go_benchmarks() -> Tuple[str, List[Dict[str, str]]]:
     return " ".join(cmd), rows
 
 
-def external(name: str) -> str:
+def external(name: str, timeout: int = 210) -> str:
     path = os.path.join(HERE, name)
     if not os.path.exists(path):
         return f"_{name}: not run (bench/{name} is absent in this tree)._\n"
     try:
-        out = subprocess.run([sys.executable, path], cwd=ROOT, capture_output=True, text=True, timeout=210)
+        args = [sys.executable, path] + (["--quick"] if QUICK and name == "bench_bus.py" else [])
+        out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return f"_{name}: not run to completion (timed out after 210 s)._\n"
+        return f"_{name}: not run to completion (timed out after {timeout} s)._\n"
     if out.returncode != 0:
         return f"_{name}: failed (exit {out.returncode}):_\n\n```\n{out.stderr[-1500:]}\n```\n"
     return out.stdout
@@ -458,6 +459,8 @@ def main() -> None:
 
     log("external benches")
     ext = {name: external(name) for name in ("bench_aio.py", "bench_asgi.py")}
+    log("distributed buses")
+    ext["bench_bus.py: Redis and PostgreSQL buses end to end"] = external("bench_bus.py", 900)
 
     elapsed = time.perf_counter() - t_start
     loads = (load_start, os.getloadavg())
@@ -606,7 +609,7 @@ def report(w1, w3, w2r, m2, nx, pub, sweep, idle, cycles, gil, go_cmd, go_rows, 
         add(f"| {r['name']} | {r['iters']} | " + " | ".join(r.get(k, "") for k in keys) + " |")
     add("")
 
-    add("## Asyncio and ASGI benchmarks\n")
+    add("## Asyncio, ASGI and distributed-bus benchmarks\n")
     for name, text in ext.items():
         add(f"### {name}\n")
         add(text.rstrip() + "\n")

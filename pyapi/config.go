@@ -27,6 +27,7 @@ func NewRedisBusConfig(url, consumerGroup string) (c *EventBusConfig, err error)
 	if err != nil {
 		return nil, pyError(err)
 	}
+	cfg.Logger = goLogs
 	return &EventBusConfig{cfg: cfg}, nil
 }
 
@@ -37,6 +38,7 @@ func NewPostgresBusConfig(connString string) (c *EventBusConfig, err error) {
 	if err != nil {
 		return nil, pyError(err)
 	}
+	cfg.Logger = goLogs
 	return &EventBusConfig{cfg: cfg}, nil
 }
 

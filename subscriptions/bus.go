@@ -2,6 +2,8 @@ package subscriptions
 
 import (
 	"context"
+	"errors"
+	"fmt"
 )
 
 // Bus carries events between the executors that share it. Every executor
@@ -16,6 +18,10 @@ type Bus interface {
 	// Publish sends ev to every executor on the bus. When it returns nil
 	// the bus has accepted the event; an error means it was not published.
 	Publish(ctx context.Context, ev Event) error
+	// PublishBatch puts evs on the bus in order with one round trip / one
+	// transaction. nil: all accepted. A *BatchError reports per-event
+	// results (Errs[i] nil = accepted); any other error: none accepted.
+	PublishBatch(ctx context.Context, evs []Event) error
 	// Stats reports the bus's counters.
 	Stats() BusStats
 	// Close stops delivery, releases connections and removes what the bus
@@ -44,10 +50,87 @@ func NewBus(ctx context.Context, cfg BusConfig) (Bus, error) {
 	case "", BusMemory:
 		return NewMemoryBus(), nil
 	case BusRedis:
+		if cfg.Redis.Logger == nil {
+			cfg.Redis.Logger = cfg.Logger
+		}
 		return NewRedisBus(ctx, cfg.Redis)
 	case BusPostgres:
+		if cfg.Postgres.Logger == nil {
+			cfg.Postgres.Logger = cfg.Logger
+		}
 		return NewPostgresBus(ctx, cfg.Postgres)
 	default:
 		return nil, valueErrorf("unknown bus type %q", cfg.Kind)
 	}
+}
+
+// BatchError is PublishBatch's report when some events of a batch were not
+// accepted: Errs[i] is the error of evs[i], nil when it was accepted.
+type BatchError struct {
+	Errs []error
+}
+
+// Error names how many events failed and the first failure.
+func (e *BatchError) Error() string {
+	failed, first := 0, -1
+	for i, err := range e.Errs {
+		if err != nil {
+			failed++
+			if first < 0 {
+				first = i
+			}
+		}
+	}
+	if first < 0 {
+		return fmt.Sprintf("all %d events of the batch were published", len(e.Errs))
+	}
+	return fmt.Sprintf("%d of %d events were not published; event %d: %v", failed, len(e.Errs), first, e.Errs[first])
+}
+
+// Unwrap returns the distinct failures, for errors.Is and errors.As.
+func (e *BatchError) Unwrap() []error {
+	var out []error
+	seen := map[string]bool{}
+	for _, err := range e.Errs {
+		if err != nil && !seen[err.Error()] {
+			seen[err.Error()] = true
+			out = append(out, err)
+		}
+	}
+	return out
+}
+
+// batchResults spreads the outcome of PublishBatch over its n events.
+func batchResults(err error, n int) []error {
+	out := make([]error, n)
+	var be *BatchError
+	if errors.As(err, &be) && len(be.Errs) == n {
+		copy(out, be.Errs)
+		return out
+	}
+	if err != nil {
+		for i := range out {
+			out[i] = err
+		}
+	}
+	return out
+}
+
+// publishEach is PublishBatch for a bus without a batch operation: one
+// Publish per event, stopping at the first failure (so that the events
+// after it are not published out of order).
+func publishEach(ctx context.Context, b Bus, evs []Event) error {
+	for i, ev := range evs {
+		if err := b.Publish(ctx, ev); err != nil {
+			if i == 0 {
+				return err
+			}
+			errs := make([]error, len(evs))
+			for j := i; j < len(errs); j++ {
+				errs[j] = err
+			}
+			return &BatchError{Errs: errs}
+		}
+	}
+	return nil
 }

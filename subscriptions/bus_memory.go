@@ -40,6 +40,23 @@ func (b *MemoryBus) Publish(_ context.Context, ev Event) error {
 	return nil
 }
 
+// PublishBatch implements Bus: the events are dispatched in order, all of
+// them before it returns.
+func (b *MemoryBus) PublishBatch(_ context.Context, evs []Event) error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return ErrClosed
+	}
+	for _, ev := range evs {
+		b.published.Add(1)
+		if b.deliver != nil {
+			b.deliver(ev)
+		}
+	}
+	return nil
+}
+
 // Stats implements Bus.
 func (b *MemoryBus) Stats() BusStats {
 	n := b.published.Load()

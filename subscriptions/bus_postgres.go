@@ -466,6 +466,8 @@ func (l *pgListener) loop(ctx context.Context) {
 		}
 		if err != nil {
 			b.tableMissing(err)
+			orNop(b.opts.Logger).Log(LogWarning, "bus", fmt.Sprintf("PostgreSQL bus listener connection lost to %s: %s; reconnecting",
+				RedactConnString(b.connString), Redacted(err, b.connString)))
 			// The connection is broken (terminated backend, restart,
 			// network) or unusable: start over on a new one.
 			closeQuietly(l.conn)
@@ -491,6 +493,8 @@ func (l *pgListener) reconnect(ctx context.Context) bool {
 		if err == nil {
 			l.conn = conn
 			l.bus.reconnects.Add(1)
+			orNop(l.bus.opts.Logger).Log(LogInfo, "bus", "PostgreSQL bus listener connection restored to "+
+				RedactConnString(l.bus.connString)+"; reading on from its position")
 			return true
 		}
 		if ctx.Err() != nil {

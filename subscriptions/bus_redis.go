@@ -29,10 +29,16 @@ const (
 
 // Tuning of the Redis reader.
 const (
-	redisReadBlock       = time.Second // XREADGROUP BLOCK: bounds how long Close waits
-	redisReadCount       = 100         // entries per XREADGROUP
-	redisBackoffMin      = 50 * time.Millisecond
-	redisBackoffMax      = 2 * time.Second
+	redisReadBlock = time.Second // XREADGROUP BLOCK: bounds how long Close waits
+	// Entries per XREADGROUP: large enough that one read and one XACK
+	// carry a whole burst of group-committed publishes.
+	redisReadCount = 1000
+	// At most this many XADDs go in one pipeline; a longer batch is sent
+	// as several pipelines, one after the other.
+	redisMaxPipeline = 1000
+	redisBackoffMin  = 50 * time.Millisecond
+	redisBackoffMax  = time.Second // also bounds how late "restored" is logged
+
 	redisMaxCleanupEvery = time.Minute
 	redisMinCleanupEvery = time.Second
 )
@@ -45,6 +51,7 @@ const (
 // the same InstanceID resumes where it stopped.
 type redisBus struct {
 	opts     RedisOptions // with defaults applied
+	log      Logger
 	client   *redis.Client
 	group    string // this executor's consumer group
 	consumer string // this executor's consumer name: its instance id
@@ -96,7 +103,7 @@ func NewRedisBus(ctx context.Context, opts RedisOptions) (Bus, error) {
 	if opts.DialTimeout <= 0 {
 		opts.DialTimeout = defaultRedisDialTimeout
 	}
-	b := &redisBus{opts: opts}
+	b := &redisBus{opts: opts, log: orNop(opts.Logger)}
 	if opts.InstanceID == "" {
 		var raw [8]byte
 		_, _ = rand.Read(raw[:]) // never fails (crypto/rand panics instead)
@@ -200,25 +207,86 @@ func (b *redisBus) Publish(ctx context.Context, ev Event) error {
 	if b.closed.Load() {
 		return ErrClosed
 	}
-	err := b.client.XAdd(ctx, &redis.XAddArgs{
-		Stream: b.opts.Stream,
-		MaxLen: b.opts.MaxLen,
-		Approx: true,
-		Values: []any{
-			"t", ev.Type,
-			"c", ev.Channel,
-			"d", []byte(ev.Data),
-			"ts", strconv.FormatInt(time.Now().UnixMilli(), 10),
-		},
-	}).Err()
+	err := b.client.XAdd(ctx, b.xaddArgs(ev, strconv.FormatInt(time.Now().UnixMilli(), 10))).Err()
 	if err != nil {
-		if b.closed.Load() {
-			return ErrClosed
-		}
-		return busError("publishing to Redis failed: "+Redacted(err, b.opts.URL), err)
+		return b.publishError(err)
 	}
 	b.published.Add(1)
 	return nil
+}
+
+func (b *redisBus) xaddArgs(ev Event, ts string) *redis.XAddArgs {
+	return &redis.XAddArgs{
+		Stream: b.opts.Stream,
+		MaxLen: b.opts.MaxLen,
+		Approx: true,
+		Values: []any{"t", ev.Type, "c", ev.Channel, "d", []byte(ev.Data), "ts", ts},
+	}
+}
+
+func (b *redisBus) publishError(err error) error {
+	if b.closed.Load() {
+		return ErrClosed
+	}
+	return busError("publishing to Redis failed: "+Redacted(err, b.opts.URL), err)
+}
+
+// PublishBatch implements Bus: the XADDs go in one pipeline (MULTI is not
+// used, so each entry succeeds or fails on its own). Redis executes them in
+// order and every reply tells whether its entry was added, so the result is
+// exact per event, except after a lost connection: the entries whose reply
+// never came are reported failed, though Redis may have added some of them
+// before the connection broke (as for a single Publish).
+func (b *redisBus) PublishBatch(ctx context.Context, evs []Event) error {
+	if b.closed.Load() {
+		return ErrClosed
+	}
+	if len(evs) == 0 {
+		return nil
+	}
+	ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	cmds := make([]*redis.StringCmd, len(evs))
+	var errs []error
+	for start := 0; start < len(evs); start += redisMaxPipeline {
+		end := min(start+redisMaxPipeline, len(evs))
+		pipe := b.client.Pipeline()
+		for i := start; i < end; i++ {
+			cmds[i] = pipe.XAdd(ctx, b.xaddArgs(evs[i], ts))
+		}
+		_, execErr := pipe.Exec(ctx)
+		if execErr == nil {
+			b.published.Add(uint64(end - start))
+			continue
+		}
+		if errs == nil {
+			errs = make([]error, len(evs))
+		}
+		for i := start; i < end; i++ {
+			// An entry was added when its reply is an id. A failure to get
+			// a connection leaves the replies empty without an error.
+			switch err := cmds[i].Err(); {
+			case err != nil:
+				errs[i] = b.publishError(err)
+			case cmds[i].Val() == "":
+				errs[i] = b.publishError(execErr)
+			default:
+				b.published.Add(1)
+			}
+		}
+		var reply redis.Error
+		if !errors.As(execErr, &reply) {
+			// Not a refusal by Redis but a failed connection: later
+			// pipelines would add entries after a gap in the batch.
+			for i := end; i < len(evs); i++ {
+				errs[i] = b.publishError(execErr)
+			}
+			break
+		}
+	}
+	if errs == nil {
+		return nil
+	}
+	return &BatchError{Errs: errs}
 }
 
 // Stats implements Bus.
@@ -298,6 +366,7 @@ func (b *redisBus) readLoop(ctx context.Context) {
 	bo := backoff{min: redisBackoffMin, max: redisBackoffMax}
 	pending := true // re-read this consumer's pending entries first
 	broken := false
+	var lostAt time.Time
 	for ctx.Err() == nil {
 		if broken {
 			if !sleepCtx(ctx, bo.next()) {
@@ -309,6 +378,8 @@ func (b *redisBus) readLoop(ctx context.Context) {
 			broken = false
 			pending = true
 			b.reconnects.Add(1)
+			b.log.Log(LogInfo, "bus", fmt.Sprintf("Redis bus connection restored to %s after %.1f s; resuming from the last dispatched entry",
+				RedactURL(b.opts.URL), time.Since(lostAt).Seconds()))
 		}
 		var err error
 		if pending {
@@ -319,7 +390,13 @@ func (b *redisBus) readLoop(ctx context.Context) {
 			err = b.readNew(ctx)
 		}
 		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
 			broken = true
+			lostAt = time.Now()
+			b.log.Log(LogWarning, "bus", fmt.Sprintf("Redis bus connection lost to %s: %s; reconnecting",
+				RedactURL(b.opts.URL), Redacted(err, b.opts.URL)))
 			continue
 		}
 		bo.reset()
@@ -475,7 +552,11 @@ func (b *redisBus) cleanOnce(ctx context.Context) {
 			b.panics.Add(1)
 		}
 	}()
-	_, _ = b.cleanIdleGroups(ctx)
+	destroyed, _ := b.cleanIdleGroups(ctx)
+	for _, g := range destroyed {
+		b.log.Log(LogInfo, "bus", fmt.Sprintf("destroyed the Redis consumer group %q: its consumers were idle for over %s (a crashed executor)",
+			g, b.opts.GroupIdleTimeout))
+	}
 }
 
 // cleanIdleGroups destroys the groups of this ConsumerGroup whose every

@@ -551,7 +551,8 @@ func TestRedisBusCleansIdleGroups(t *testing.T) {
 		t.Fatalf("setup: %+v %v", consumers, err)
 	}
 
-	b, _ := startRedisTestBus(t, redisURL(mr), RedisOptions{})
+	logs := &logCollector{}
+	b, _ := startRedisTestBus(t, redisURL(mr), RedisOptions{Logger: logs})
 	deadline := time.Now().Add(5 * time.Second)
 	for contains(groupNames(t, cl, defaultRedisStream), "test:dead") {
 		if time.Now().After(deadline) {
@@ -559,6 +560,7 @@ func TestRedisBusCleansIdleGroups(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	logs.waitFor(t, LogInfo, `destroyed the Redis consumer group "test:dead": its consumers were idle for over 1h0m0s (a crashed executor)`)
 	names := groupNames(t, cl, defaultRedisStream)
 	for _, keep := range []string{"test:half", "test:alive", "other:dead", "test:empty", "init", b.group} {
 		if !contains(names, keep) {

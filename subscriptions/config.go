@@ -22,6 +22,9 @@ type BusConfig struct {
 	Kind     string // BusMemory (the default), BusRedis or BusPostgres
 	Redis    RedisOptions
 	Postgres PostgresOptions
+	// Logger receives the bus's connection events (lost, restored); it is
+	// given to the bus's options unless they set their own. Default: none.
+	Logger Logger
 }
 
 // RedisOptions configure the Redis Streams bus. Zero fields take the
@@ -45,6 +48,9 @@ type RedisOptions struct {
 	GroupIdleTimeout time.Duration
 	// DialTimeout bounds connecting at start and on reconnects. Default 5s.
 	DialTimeout time.Duration
+	// Logger is told when the connection is lost and restored. Default:
+	// nothing is logged.
+	Logger Logger
 }
 
 // PostgresOptions configure the PostgreSQL bus. Zero fields take the
@@ -65,6 +71,9 @@ type PostgresOptions struct {
 	PollInterval time.Duration
 	// ConnectTimeout bounds connecting at start and on reconnects. Default 5s.
 	ConnectTimeout time.Duration
+	// Logger is told when the listener's connection is lost and restored.
+	// Default: nothing is logged.
+	Logger Logger
 }
 
 // MemoryBusConfig returns the configuration of the in-process bus.

@@ -52,8 +52,10 @@ type Registration struct {
 type Executor struct {
 	opts Options // Limits unused: see limits
 	bus  Bus
-	mu   sync.RWMutex // guards reg; closed is only set under it
-	reg  registry
+	// commit shares the bus's round trips among concurrent publishers.
+	commit *groupCommit
+	mu     sync.RWMutex // guards reg; closed is only set under it
+	reg    registry
 	// closed is atomic so that publishing checks it without taking mu;
 	// it is set under mu, so holders of mu see it stable.
 	closed atomic.Bool
@@ -80,7 +82,7 @@ func NewExecutor(ctx context.Context, opts Options) (*Executor, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Executor{opts: opts, bus: bus, reg: newRegistry(), started: time.Now()}
+	e := &Executor{opts: opts, bus: bus, commit: newGroupCommit(bus), reg: newRegistry(), started: time.Now()}
 	lim := opts.Limits
 	e.limits.Store(&lim)
 	if err := bus.Start(ctx, e.deliver); err != nil {
@@ -209,29 +211,58 @@ func (e *Executor) PublishValid(ctx context.Context, ev Event) error {
 }
 
 func (e *Executor) publish(ctx context.Context, ev Event, wellFormed bool) error {
-	switch {
-	case ev.Channel == "":
-		return valueErrorf("channel must not be empty")
-	case len(ev.Channel) > MaxIDBytes:
-		return valueErrorf("channel is %d bytes, over the limit of %d", len(ev.Channel), MaxIDBytes)
-	case len(ev.Type) > MaxIDBytes:
-		return valueErrorf("event_type is %d bytes, over the limit of %d", len(ev.Type), MaxIDBytes)
-	}
-	if e.closed.Load() {
-		return ErrClosed
-	}
-	d, err := decodeEventFrom(ev, e.Limits(), wellFormed)
+	ev, err := e.prepare(ev, wellFormed)
 	if err != nil {
 		return err
 	}
-	if _, local := e.bus.(*MemoryBus); local {
-		ev.decoded = d // spare the dispatcher a second decoding
-	}
-	if err := e.bus.Publish(ctx, ev); err != nil {
+	if err := e.commit.publish(ctx, e.bus, ev); err != nil {
 		return err
 	}
 	e.m.published.Add(1)
 	return nil
+}
+
+// prepare validates ev for publishing and returns it as the bus takes it.
+func (e *Executor) prepare(ev Event, wellFormed bool) (Event, error) {
+	switch {
+	case ev.Channel == "":
+		return ev, valueErrorf("channel must not be empty")
+	case len(ev.Channel) > MaxIDBytes:
+		return ev, valueErrorf("channel is %d bytes, over the limit of %d", len(ev.Channel), MaxIDBytes)
+	case len(ev.Type) > MaxIDBytes:
+		return ev, valueErrorf("event_type is %d bytes, over the limit of %d", len(ev.Type), MaxIDBytes)
+	}
+	if e.closed.Load() {
+		return ev, ErrClosed
+	}
+	lim := e.Limits()
+	_, local := e.bus.(*MemoryBus)
+	if !local && wellFormed && len(ev.Data) <= lim.MaxPayloadBytes && isJSONObject(ev.Data) {
+		// Every executor decodes what its bus delivers, so a distributed
+		// bus has no use for a decoding here; well-formed data that opens
+		// an object is all that decoding would have checked.
+		return ev, nil
+	}
+	d, err := decodeEventFrom(ev, lim, wellFormed)
+	if err != nil {
+		return ev, err
+	}
+	if local {
+		ev.decoded = d // spare the dispatcher a second decoding
+	}
+	return ev, nil
+}
+
+// isJSONObject tells whether well-formed JSON is an object.
+func isJSONObject(b []byte) bool {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		}
+		return c == '{'
+	}
+	return false
 }
 
 // deliver is the bus's callback: it dispatches one event.

@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any, Dict, List, Optional, Type, Union
 
 from .. import _native
+from . import _gologs
 
 __all__ = [
     "SubscriptionNotFound",
@@ -22,6 +23,7 @@ __all__ = [
     "PyGraphQLMessage",
     "PyEventBusConfig",
     "PySubscriptionExecutor",
+    "PublishBatchError",
 ]
 
 class SubscriptionNotFound(ValueError):
@@ -109,6 +111,33 @@ def _id_string(value: Any, name: str) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise TypeError(f"{name} must be a str or an int, not {type(value).__name__}")
     return value if isinstance(value, str) else str(value)
+
+
+class PublishBatchError(RuntimeError):
+    """``publish_events`` on Redis: some events were published, others not.
+
+    ``errors`` maps the index of each event that was not published to its
+    error message; every other event of the list was published, in order.
+    """
+
+    def __init__(self, message: str, errors: Dict[int, str]) -> None:
+        super().__init__(message)
+        self.errors = errors
+
+
+def _batch_item(item: Any, i: int) -> List[Any]:
+    """Check one (event_type, channel, data) of publish_events, naming its index."""
+    if not isinstance(item, (tuple, list)) or len(item) != 3:
+        raise TypeError(f"events[{i}] must be an (event_type, channel, data) tuple, not {item!r:.80}")
+    event_type, channel, data = item
+    try:
+        _check_str(event_type, "event_type", allow_empty=True)
+        _check_str(channel, "channel", allow_empty=True)
+        if not isinstance(data, dict):
+            raise TypeError(f"data must be a dict, not {type(data).__name__}")
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"events[{i}]: {err}") from None
+    return [event_type, channel, data]
 
 
 class PySubscriptionPayload:
@@ -355,6 +384,7 @@ class PySubscriptionExecutor:
         self._drain = E.pyapi_FastDrain
         self._publish = E.pyapi_FastPublish
         _EXECUTORS.add(self)
+        _gologs.ensure_started()
 
     def _poison(self) -> None:
         poisoned = _native.Poisoned()
@@ -406,6 +436,34 @@ class PySubscriptionExecutor:
             self._publish(self._fid, event_type, channel, _dumps(data, "data"))
         except RuntimeError as err:
             raise _translate(err) from None
+
+    def publish_events(self, events: List[Any]) -> None:
+        """Publish ``[(event_type, channel, data), ...]`` in order, in one round trip.
+
+        One pipelined batch on Redis, one transaction on PostgreSQL (all or
+        nothing), dispatched in order on the memory bus. An invalid item
+        raises ``TypeError``/``ValueError`` naming its index before anything
+        is published. On Redis, when only some events were accepted,
+        ``PublishBatchError`` says which were not.
+        """
+        if not isinstance(events, (list, tuple)):
+            raise TypeError(f"events must be a list of (event_type, channel, data), not {type(events).__name__}")
+        items = [_batch_item(item, i) for i, item in enumerate(events)]
+        if not items:
+            return
+        try:
+            text = _ENCODE(items)
+        except (TypeError, ValueError, RecursionError):
+            for i, item in enumerate(items):
+                _dumps(item[2], f"events[{i}] data")
+            raise
+        with _errors:
+            failed = self._E.pyapi_FastPublishBatch(self._fid, text)
+        if failed:
+            errors = {int(k): v for k, v in json.loads(failed).items()}
+            first = min(errors)
+            raise PublishBatchError(f"{len(errors)} of {len(items)} events were not published "
+                                    f"(first: event {first}: {errors[first]})", errors)
 
     def next_event(self, subscription_id: str, timeout: Optional[float] = None) -> Optional[bytes]:
         """The next message as bytes, or None when nothing is pending.

@@ -303,3 +303,10 @@ class AsyncExecutor:
         """``executor.drain_connection``, here for symmetry."""
         frames: List[bytes] = self.executor.drain_connection(connection_id, max_messages)
         return frames
+
+    async def publish_events_async(self, events: List[Any]) -> None:
+        """``executor.publish_events`` without blocking the event loop on bus I/O; same errors."""
+        if self.executor.bus_type == "memory":
+            self.executor.publish_events(events)
+            return
+        await asyncio.get_running_loop().run_in_executor(_pool(), self.executor.publish_events, events)

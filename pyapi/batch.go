@@ -1,0 +1,66 @@
+package pyapi
+
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	json "github.com/goccy/go-json"
+
+	"github.com/fraiseql/fraiseql-subscriptions/subscriptions"
+)
+
+// FastPublishBatch publishes a list of events with one round trip (Redis)
+// or one transaction (PostgreSQL). eventsJSON is a JSON array of
+// [event_type, channel, data] items as the shim encodes them with json.dumps
+// (data is a JSON object, kept byte for byte).
+//
+// It returns "" when every event was accepted. When the bus accepted only
+// some (Redis), it returns a JSON object mapping the index of each refused
+// event to its error, and no error; any other failure (none accepted, or
+// an invalid event, named by its index) is an error.
+func FastPublishBatch(id int, eventsJSON string) (failed string, err error) {
+	defer recoverTo(&err)
+	e, err := fastExecutor(id)
+	if err != nil {
+		return "", pyError(err)
+	}
+	evs, err := decodeBatch(eventsJSON)
+	if err != nil {
+		return "", pyError(err)
+	}
+	err = e.PublishBatchValid(context.Background(), evs)
+	var be *subscriptions.BatchError
+	if !errors.As(err, &be) {
+		return "", pyError(err)
+	}
+	out := make(map[string]string)
+	for i, err := range be.Errs {
+		if err != nil {
+			out[strconv.Itoa(i)] = err.Error()
+		}
+	}
+	return marshal(out)
+}
+
+// decodeBatch decodes the [[event_type, channel, data], ...] of FastPublishBatch.
+func decodeBatch(eventsJSON string) ([]subscriptions.Event, error) {
+	var items [][]json.RawMessage
+	if err := json.Unmarshal([]byte(eventsJSON), &items); err != nil {
+		return nil, subscriptions.ValueError("events are not a JSON array of [event_type, channel, data]: %v", err)
+	}
+	evs := make([]subscriptions.Event, len(items))
+	for i, it := range items {
+		if len(it) != 3 {
+			return nil, subscriptions.ValueError("event %d: expected [event_type, channel, data], got %d items", i, len(it))
+		}
+		if err := json.Unmarshal(it[0], &evs[i].Type); err != nil {
+			return nil, subscriptions.TypeError("event %d: event_type must be a string", i)
+		}
+		if err := json.Unmarshal(it[1], &evs[i].Channel); err != nil {
+			return nil, subscriptions.TypeError("event %d: channel must be a string", i)
+		}
+		evs[i].Data = it[2]
+	}
+	return evs, nil
+}

@@ -1,0 +1,245 @@
+package subscriptions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// maxGroupCommit bounds the events one group commit sends together.
+const maxGroupCommit = 1000
+
+// maxFlushes bounds the round trips of one executor's publishers in flight
+// at once. More than one keeps the server busy while the publishers of a
+// finished batch queue again, but costs more round trips per event; with
+// Python, Go and the server sharing a few cores, one was the fastest
+// (see BENCHMARKS.md).
+const maxFlushes = 1
+
+// groupCommit lets concurrent publishers share the bus's round trips. A
+// distributed bus costs one network round trip (or one transaction) per
+// Publish, so publishers that each wait for their own are bound by latency,
+// not by the server. Here one flush at a time talks to the bus; the events
+// that arrive meanwhile queue, and when the flush ends they all go in the
+// next one, as one PublishBatch. There is no linger delay: a lone publisher
+// flushes its own event at once, in its own goroutine, as Publish did. The
+// flushes that follow run in a goroutine of their own (waking the goroutine
+// of a waiting publisher instead would put an OS thread wake-up between
+// two flushes). Each publisher returns only once its own event was accepted
+// or refused, so the order of one thread's events is kept: its next event
+// is published after the previous one was accepted.
+type groupCommit struct {
+	bus      Bus
+	maxFlush int // flushes in flight at most
+
+	mu      sync.Mutex
+	queue   []*commitWaiter
+	flushes int // flushes under way or about to start
+}
+
+// commitWaiter is one publisher waiting in a groupCommit.
+type commitWaiter struct {
+	ev   Event
+	err  error
+	done chan struct{} // receives the result's arrival
+}
+
+var waiterPool = sync.Pool{New: func() any { return &commitWaiter{done: make(chan struct{}, 1)} }}
+
+// oneByOne is implemented by a bus whose PublishBatch is a loop of Publish.
+type oneByOne interface{ publishesOneByOne() }
+
+// newGroupCommit returns the group commit of bus, or nil when there is no
+// round trip to share: the memory bus dispatches synchronously, and a bus
+// without a batch operation would only be serialized.
+func newGroupCommit(bus Bus) *groupCommit {
+	if _, local := bus.(*MemoryBus); local {
+		return nil
+	}
+	if _, loop := bus.(oneByOne); loop {
+		return nil
+	}
+	return &groupCommit{bus: bus, maxFlush: maxFlushes}
+}
+
+// publish puts ev on the bus, sharing the round trip with the publishers
+// that wait at the same time, and returns ev's own result. Flushes do not
+// end with ctx: the other events of a batch are not ctx's.
+func (g *groupCommit) publish(ctx context.Context, bus Bus, ev Event) error {
+	if g == nil {
+		return bus.Publish(ctx, ev)
+	}
+	g.mu.Lock()
+	if g.flushes < g.maxFlush && len(g.queue) == 0 {
+		// Room for another round trip: publish at once, alone.
+		g.flushes++
+		g.mu.Unlock()
+		err := g.publishOne(context.WithoutCancel(ctx), ev)
+		g.afterFlush()
+		return err
+	}
+	w := waiterPool.Get().(*commitWaiter)
+	w.ev, w.err = ev, nil
+	g.queue = append(g.queue, w)
+	g.mu.Unlock()
+	<-w.done
+	err := w.err
+	w.ev, w.err = Event{}, nil
+	waiterPool.Put(w)
+	return err
+}
+
+// afterFlush ends a flush: the events that queued meanwhile go next, from a
+// goroutine that flushes until the queue is empty.
+func (g *groupCommit) afterFlush() {
+	g.mu.Lock()
+	if len(g.queue) == 0 {
+		g.flushes--
+		g.mu.Unlock()
+		return
+	}
+	g.mu.Unlock()
+	go g.drain()
+}
+
+// drain flushes the queue until it is empty. flush recovers the bus's
+// panics; this recover is for the queue's own code, lest a panic kill the
+// process from a goroutine.
+func (g *groupCommit) drain() {
+	defer func() {
+		if r := recover(); r != nil {
+			g.failQueued(fmt.Errorf("internal error while publishing (please report): %v", r))
+		}
+	}()
+	for {
+		batch := g.next()
+		if batch == nil {
+			return
+		}
+		g.flush(context.Background(), batch)
+	}
+}
+
+// next takes the next batch off the queue, or ends the flush (nil) when
+// the queue is empty.
+func (g *groupCommit) next() []*commitWaiter {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.queue) == 0 {
+		g.flushes--
+		return nil
+	}
+	return g.take()
+}
+
+// failQueued ends a drain that panicked: every waiter gets err.
+func (g *groupCommit) failQueued(err error) {
+	g.mu.Lock()
+	queued := g.queue
+	g.queue = nil
+	g.flushes--
+	g.mu.Unlock()
+	for _, w := range queued {
+		w.err = err
+		w.done <- struct{}{}
+	}
+}
+
+// publishOne is Publish with a panic in the bus turned into an error.
+func (g *groupCommit) publishOne(ctx context.Context, ev Event) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error while publishing (please report): %v", r)
+		}
+	}()
+	return g.bus.Publish(ctx, ev)
+}
+
+// take removes up to maxGroupCommit waiters from the front of the queue.
+func (g *groupCommit) take() []*commitWaiter {
+	n := min(len(g.queue), maxGroupCommit)
+	batch := make([]*commitWaiter, n)
+	copy(batch, g.queue)
+	rest := copy(g.queue, g.queue[n:])
+	clear(g.queue[rest:])
+	g.queue = g.queue[:rest]
+	return batch
+}
+
+// flush publishes batch and wakes its waiters with their results. A panic
+// in the bus becomes every waiter's error, lest they wait for ever.
+func (g *groupCommit) flush(ctx context.Context, batch []*commitWaiter) {
+	defer func() {
+		for _, w := range batch {
+			w.done <- struct{}{}
+		}
+	}()
+	defer func() {
+		if r := recover(); r != nil {
+			err := fmt.Errorf("internal error while publishing (please report): %v", r)
+			for _, w := range batch {
+				w.err = err
+			}
+		}
+	}()
+	if len(batch) == 1 {
+		batch[0].err = g.bus.Publish(ctx, batch[0].ev)
+		return
+	}
+	evs := make([]Event, len(batch))
+	for i, w := range batch {
+		evs[i] = w.ev
+	}
+	for i, err := range batchResults(g.bus.PublishBatch(ctx, evs), len(batch)) {
+		batch[i].err = err
+	}
+}
+
+// PublishBatch validates every event, then puts them on the bus in order
+// with one round trip (Redis) or one transaction (PostgreSQL). An invalid
+// event fails the whole call before anything is published, with an error
+// naming its index. Otherwise the result is the bus's: nil when all were
+// accepted; a *BatchError when only some were (Errs[i] is event i's
+// error); any other error when none was.
+func (e *Executor) PublishBatch(ctx context.Context, evs []Event) error {
+	return e.publishBatch(ctx, evs, false)
+}
+
+// PublishBatchValid is PublishBatch for data known to be well-formed JSON;
+// see PublishValid.
+func (e *Executor) PublishBatchValid(ctx context.Context, evs []Event) error {
+	return e.publishBatch(ctx, evs, true)
+}
+
+func (e *Executor) publishBatch(ctx context.Context, evs []Event, wellFormed bool) error {
+	ready := make([]Event, len(evs))
+	for i, ev := range evs {
+		var err error
+		if ready[i], err = e.prepare(ev, wellFormed); err != nil {
+			return indexedError(i, err)
+		}
+	}
+	if len(ready) == 0 {
+		return nil
+	}
+	err := e.bus.PublishBatch(ctx, ready)
+	accepted := 0
+	for _, err := range batchResults(err, len(ready)) {
+		if err == nil {
+			accepted++
+		}
+	}
+	e.m.published.Add(uint64(accepted))
+	return err
+}
+
+// indexedError prefixes a validation error with the index of its event,
+// keeping its kind.
+func indexedError(i int, err error) error {
+	var ue *Error
+	if errors.As(err, &ue) {
+		return &Error{Kind: ue.Kind, Message: fmt.Sprintf("event %d: %s", i, ue.Message)}
+	}
+	return err
+}
