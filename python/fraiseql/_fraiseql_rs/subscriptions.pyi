@@ -6,6 +6,7 @@ __all__ = [
     "PyGraphQLMessage",
     "PyEventBusConfig",
     "PySubscriptionExecutor",
+    "PublishBatchError",
 ]
 
 class SubscriptionNotFound(ValueError): ...
