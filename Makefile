@@ -5,6 +5,7 @@
 #   make wheels dist/: the sdist and manylinux2014 wheels for CPython 3.9-3.13, each
 #               tested in a fresh venv with no Go on PATH
 #   make bench  benchmarks, writes BENCHMARKS.md and bench/chart.png
+#   make mutate mutation testing of the engine (slow; not part of make test)
 SHELL := /bin/bash
 .DEFAULT_GOAL := test
 
@@ -12,6 +13,9 @@ PYTHON     ?= python3
 VENV       := .venv
 VPY        := $(VENV)/bin/python
 export GOFLAGS := -mod=mod
+# pyapi/fastcall.c includes Python.h: every go command that builds pyapi
+# (vet, test, build) needs an interpreter's include folder.
+PY_CGO     = CGO_CFLAGS="-O2 -g -I$$($(PYTHON) -c "import sysconfig; print(sysconfig.get_paths()['include'])")"
 # Every CPython 3.9-3.13 that pyenv keeps, so tox finds them without set-up.
 PYENV_ROOT ?= $(HOME)/.pyenv
 PY_BINS    := $(foreach v,9 10 11 12 13,$(firstword $(wildcard $(PYENV_ROOT)/versions/3.$(v).*/bin)))
@@ -28,7 +32,7 @@ define path_without_go
 $$(printf %s "$(1)" | tr : '\n' | while read -r d; do [ -n "$$d" ] && [ ! -e "$$d/go" ] && printf '%s:' "$$d"; done)
 endef
 
-.PHONY: demo test go-test fuzz wheel install pytest tox services bench clean node-deps \
+.PHONY: demo test go-test fuzz wheel install pytest tox services bench clean node-deps mutate cgocheck2 \
         lint stubtest sdist sdist-check wheels install-dist packaging-test build-deps
 
 $(VENV)/.ok: requirements-dev.txt requirements-test.txt
@@ -78,7 +82,7 @@ install-dist: $(VENV)/.ok
 lint: $(VENV)/.ok
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	go tool staticcheck ./...
+	$(PY_CGO) go tool staticcheck ./...
 	$(MAKE) stubtest
 
 # The .pyi stubs against the module. Run from python/ so it is the source tree's: importing
@@ -97,14 +101,27 @@ services:
 
 go-test: services
 	test -z "$$(gofmt -l subscriptions pyapi internal)"
-	go vet ./...
-	go test -race -count=1 ./...
+	$(PY_CGO) go vet ./...
+	$(PY_CGO) go test -race -count=1 ./...
 
 fuzz:
 	@for t in $$(go test -list 'Fuzz.*' ./subscriptions | grep ^Fuzz); do \
 	  echo "fuzzing $$t for $(FUZZTIME)"; \
 	  go test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./subscriptions || exit 1; \
 	done
+
+# Mutation testing with gremlins (pinned in go.mod as a tool): each covered
+# mutant of subscriptions/, bus files excepted, must make `go test` fail.
+# The build tag "mutate" leaves out the tests that need Redis or
+# PostgreSQL (they test the bus files). Prints every mutant's fate, then
+# the efficacy (the score: killed / (killed + lived)). MUTATE_WORKERS
+# mutants run at once; the timeout is per mutant, a multiple of the
+# package's test time (a mutant that loops forever counts as timed out).
+# No vet and no DWARF in the test binaries: a third less CPU per mutant.
+MUTATE_WORKERS ?= 2
+mutate:
+	GOFLAGS="$(GOFLAGS) -vet=off -ldflags=-w" go tool gremlins unleash --tags mutate --exclude-files '(^|/)bus_[^/]*\.go$$' \
+	  --workers $(MUTATE_WORKERS) --test-cpu 1 --timeout-coefficient 60 ./subscriptions
 
 # The npm graphql-ws client that tests/test_asgi_node_client.py runs in Node.
 node-deps:
@@ -126,16 +143,26 @@ tox: $(VENV)/.ok services
 	  PATH="$(call path_without_go,$(TOX_PATH))" $(VENV)/bin/tox -e $$e --installpkg $$w || exit 1; \
 	done
 
+# The hand-written entry points under Go's strict pointer checks: a wheel
+# built with GOEXPERIMENT=cgocheck2, unpacked beside the installed one and
+# first on the path, runs the tests that cross them.
+CGOCHECK_DIR := build-cgocheck2
+cgocheck2: $(VENV)/.ok
+	flock .build.lock sh -c 'rm -rf build $(CGOCHECK_DIR) && GOEXPERIMENT=cgocheck2 $(VPY) -m build --wheel --outdir $(CGOCHECK_DIR) . && $(VPY) -m zipfile -e $(CGOCHECK_DIR)/*.whl $(CGOCHECK_DIR)/site'
+	cd tests && PYTHONPATH=../$(CGOCHECK_DIR)/site ../$(VPY) -m pytest -q -p no:cacheprovider \
+	  test_fastpath.py test_hardening_bad_input.py test_subscriptions_phase1.py test_graphql_semantics.py
+
+
 packaging-test: $(VENV)/.ok build-deps
 	cd tests && ../$(VPY) -m pytest -q -p no:cacheprovider test_packaging.py
 
 # The whole suite runs once per interpreter, in tox, against the release wheels (the .venv
-# interpreter's included), so there is no separate pytest run and no second build.
-test: lint go-test fuzz wheels sdist-check packaging-test tox
+# interpreter's included): no separate pytest run in .venv.
+test: lint go-test fuzz wheels sdist-check packaging-test cgocheck2 tox
 
 bench: install services
 	$(VPY) -m pip install -q -r bench/requirements.txt
 	$(VPY) bench/run.py
 
 clean:
-	rm -rf $(VENV) build dist gen/_* .tox python/*.egg-info
+	rm -rf $(VENV) build dist gen/_* .tox python/*.egg-info $(CGOCHECK_DIR)

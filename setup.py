@@ -81,6 +81,13 @@ def build_native(python: str) -> str:
     env["GOFLAGS"] = (env.get("GOFLAGS", "") + " -mod=mod -trimpath").strip()
     # gopy's C flags include -fwrapv, which cgo refuses unless allowed.
     env["CGO_LDFLAGS_ALLOW"] = "-fwrapv"
+    # pyapi's hand-written entry points (pyapi/fastcall.c) include Python.h;
+    # gopy passes the include path only to its final build, not to its own
+    # loading and building of ./pyapi.
+    include = subprocess.check_output([python, "-c", "import sysconfig; print(sysconfig.get_paths()['include'])"],
+                                      text=True).strip()
+    # First on the line: the target interpreter's headers win.
+    env["CGO_CFLAGS"] = ("-I" + include + " " + env.get("CGO_CFLAGS", "-O2 -g")).strip()
     with tempfile.TemporaryDirectory() as tools:
         # gopy runs `goimports` from PATH: build the version pinned in go.mod.
         run(["go", "build", "-o", os.path.join(tools, "goimports"),

@@ -6,6 +6,7 @@ import (
 	"math"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	json "github.com/goccy/go-json"
@@ -17,6 +18,7 @@ import (
 type SubscriptionExecutor struct {
 	e          *subscriptions.Executor
 	debugHooks bool
+	panicFast  atomic.Bool // debug hook: the next fast entry point panics
 }
 
 // executorOptions are the executor's settings, as JSON from Python.
@@ -197,6 +199,11 @@ func (x *SubscriptionExecutor) Debug(hook string) (ok bool, err error) {
 	switch hook {
 	case "panic":
 		panic("test panic from the debug hook")
+	case "panic_fast":
+		// The next next_event, drain_connection or publish_event panics
+		// inside its hand-written entry point.
+		x.panicFast.Store(true)
+		return true, nil
 	case "panic_in_dispatch":
 		return true, pyError(x.e.InjectFault(subscriptions.FaultDispatchPanic))
 	case "panic_in_bus_reader":

@@ -44,8 +44,9 @@ type BusStats struct {
 	LagMillis float64
 }
 
-// NewBus builds the bus that cfg describes.
-func NewBus(ctx context.Context, cfg BusConfig) (Bus, error) {
+// NewBus builds the bus that cfg describes. It does not connect (Start
+// does), so it takes no context.
+func NewBus(cfg BusConfig) (Bus, error) {
 	switch cfg.Kind {
 	case "", BusMemory:
 		return NewMemoryBus(), nil
@@ -53,12 +54,12 @@ func NewBus(ctx context.Context, cfg BusConfig) (Bus, error) {
 		if cfg.Redis.Logger == nil {
 			cfg.Redis.Logger = cfg.Logger
 		}
-		return NewRedisBus(ctx, cfg.Redis)
+		return NewRedisBus(cfg.Redis)
 	case BusPostgres:
 		if cfg.Postgres.Logger == nil {
 			cfg.Postgres.Logger = cfg.Logger
 		}
-		return NewPostgresBus(ctx, cfg.Postgres)
+		return NewPostgresBus(cfg.Postgres)
 	default:
 		return nil, valueErrorf("unknown bus type %q", cfg.Kind)
 	}

@@ -83,7 +83,7 @@ type redisBus struct {
 
 // NewRedisBus returns a Redis Streams bus. It does not connect: Start
 // does, and reports what could not be reached.
-func NewRedisBus(ctx context.Context, opts RedisOptions) (Bus, error) {
+func NewRedisBus(opts RedisOptions) (Bus, error) {
 	ropts, err := redis.ParseURL(opts.URL)
 	if err != nil {
 		return nil, valueErrorf("invalid Redis URL %s: %s", RedactURL(opts.URL), redactSecrets(err.Error(), opts.URL))
