@@ -56,6 +56,7 @@ class PyEventBusConfig:
     def postgresql(
         connection_string: str,
         *,
+        instance_id: Optional[str] = None,
         table: Optional[str] = None,
         notify_channel: Optional[str] = None,
         retention: Optional[float] = None,
