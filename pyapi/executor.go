@@ -26,6 +26,7 @@ type executorOptions struct {
 	QueueSize      json.Number `json:"queue_size"`
 	ConnectTimeout *float64    `json:"connect_timeout"`
 	DebugHooks     bool        `json:"debug_hooks"`
+	Paused         bool        `json:"paused"`
 	limitsJSON
 }
 
@@ -59,7 +60,7 @@ func NewSubscriptionExecutor(cfg *EventBusConfig, optionsJSON string) (x *Subscr
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	e, err := subscriptions.NewExecutor(ctx, subscriptions.Options{Bus: bus, QueueSize: int(queueSize), Limits: limits})
+	e, err := subscriptions.NewExecutor(ctx, subscriptions.Options{Bus: bus, QueueSize: int(queueSize), Limits: limits, Paused: o.Paused})
 	if err != nil {
 		return nil, pyError(err)
 	}
@@ -168,6 +169,13 @@ func (x *SubscriptionExecutor) TakeReady() (ids string, err error) {
 	defer recoverTo(&err)
 	ids, err = x.e.TakeReady()
 	return ids, pyError(err)
+}
+
+// Resume starts the delivery of an executor made with "paused"; resuming
+// one that is not paused, or twice, does nothing.
+func (x *SubscriptionExecutor) Resume() (ok bool, err error) {
+	defer recoverTo(&err)
+	return true, pyError(x.e.Resume())
 }
 
 // closeTimeout bounds Close: a bus whose server stopped answering must

@@ -87,6 +87,9 @@ type PostgresBus struct {
 	// panicNext makes the listener panic before its next row (tests).
 	panicNext atomic.Bool
 	listenPID atomic.Uint32 // backend pid of the listener connection
+	// hold, when set, keeps the listener from reading until it is closed
+	// (an executor started paused; see pause.go).
+	hold <-chan struct{}
 
 	mu      sync.Mutex
 	started bool

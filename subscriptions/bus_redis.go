@@ -64,6 +64,10 @@ type redisBus struct {
 	wg      sync.WaitGroup
 	closed  atomic.Bool
 
+	// hold, when set, keeps the reader from reading until it is closed
+	// (an executor started paused; see pause.go).
+	hold <-chan struct{}
+
 	// Owned by the reader goroutine once started.
 	deliver func(Event)
 	last    streamID // last dispatched entry: nothing <= it is dispatched again
@@ -343,6 +347,9 @@ func (b *redisBus) Close(ctx context.Context) error {
 // over from the pending entries, so the executor keeps receiving events.
 func (b *redisBus) read(ctx context.Context) {
 	defer b.wg.Done()
+	if !waitOpen(ctx, b.hold) {
+		return
+	}
 	for !b.readUntilDone(ctx) {
 		if !sleepCtx(ctx, redisBackoffMin) {
 			return

@@ -21,6 +21,12 @@ type Options struct {
 	QueueSize int
 	// Limits bound documents and events. See Limits for the defaults.
 	Limits Limits
+	// Paused starts the executor with delivery held until Resume: the bus
+	// is connected and publishing works, but nothing is dispatched, so the
+	// subscriptions registered before Resume receive the events the bus
+	// holds (with a stable instance id, those committed while the executor
+	// was down). Needs a Redis or PostgreSQL bus. Default false.
+	Paused bool
 }
 
 // DefaultQueueSize is the default bound of a subscription's queue.
@@ -70,6 +76,8 @@ type Executor struct {
 	started  time.Time
 	// panicInDispatch makes the next dispatch panic once (InjectFault).
 	panicInDispatch atomic.Bool
+	// hold is the gate of a paused executor's bus reader, nil otherwise.
+	hold *gate
 }
 
 // NewExecutor builds an executor and starts its bus. The context bounds
@@ -86,6 +94,17 @@ func NewExecutor(ctx context.Context, opts Options) (*Executor, error) {
 	e := &Executor{opts: opts, bus: bus, commit: newGroupCommit(bus), reg: newRegistry(), started: time.Now()}
 	lim := opts.Limits
 	e.limits.Store(&lim)
+	if opts.Paused {
+		h, ok := bus.(holdable)
+		if !ok {
+			// The memory bus dispatches inside Publish: there is nothing
+			// to hold the events in.
+			_ = bus.Close(ctx)
+			return nil, valueErrorf("paused needs a Redis or PostgreSQL bus")
+		}
+		e.hold = newGate()
+		h.holdReader(e.hold.ch)
+	}
 	if err := bus.Start(ctx, e.deliver); err != nil {
 		_ = bus.Close(ctx)
 		return nil, err

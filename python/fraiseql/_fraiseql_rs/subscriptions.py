@@ -365,8 +365,10 @@ class PySubscriptionExecutor:
     """Holds subscriptions and turns published events into messages.
 
     ``PySubscriptionExecutor(config=None, *, queue_size=1000, max_query_bytes=...,
-    max_fields=..., max_depth=..., max_payload_bytes=..., connect_timeout=10.0)``.
-    Without a config, events travel on the in-process memory bus.
+    max_fields=..., max_depth=..., max_payload_bytes=..., connect_timeout=10.0,
+    paused=False)``. Without a config, events travel on the in-process memory bus.
+    With ``paused=True`` (Redis or PostgreSQL bus) nothing is dispatched until
+    ``resume()``: register the subscriptions, then resume.
     """
 
     __slots__ = ("_E", "_h", "_fid", "_config", "_finalizer", "_next", "_drain", "_publish",
@@ -375,9 +377,12 @@ class PySubscriptionExecutor:
     def __init__(self, config: Optional[PyEventBusConfig] = None, *, queue_size: Optional[int] = None,
                  max_query_bytes: Optional[int] = None, max_fields: Optional[int] = None,
                  max_depth: Optional[int] = None, max_payload_bytes: Optional[int] = None,
-                 connect_timeout: Optional[float] = None, debug_hooks: bool = False) -> None:
+                 connect_timeout: Optional[float] = None, debug_hooks: bool = False,
+                 paused: bool = False) -> None:
         if config is not None and not isinstance(config, PyEventBusConfig):
             raise TypeError(f"config must be a PyEventBusConfig or None, not {type(config).__name__}")
+        if not isinstance(paused, bool):
+            raise TypeError(f"paused must be a bool, not {type(paused).__name__}")
         opts: Dict[str, Any] = {}
         for name, value in (("queue_size", queue_size), ("max_query_bytes", max_query_bytes),
                             ("max_fields", max_fields), ("max_depth", max_depth),
@@ -388,6 +393,8 @@ class PySubscriptionExecutor:
             opts["connect_timeout"] = _seconds(connect_timeout, "connect_timeout")
         if debug_hooks:
             opts["debug_hooks"] = True
+        if paused:
+            opts["paused"] = True
         E = _fast(_native.engine())
         if config is None:
             config = PyEventBusConfig.memory()
@@ -568,6 +575,17 @@ class PySubscriptionExecutor:
         with _errors:
             ids = self._E.pyapi_SubscriptionExecutor_TakeReady(self._h)
         return ids.split("\n") if ids else []
+
+    def resume(self) -> None:
+        """Start delivering on an executor made with ``paused=True``; idempotent.
+
+        The events the bus held (with a stable ``instance_id``, those
+        committed while the application was down) and every later one are
+        dispatched in bus order to the subscriptions registered by then.
+        Does nothing on an executor that is not paused.
+        """
+        with _errors:
+            self._E.pyapi_SubscriptionExecutor_Resume(self._h)
 
     def close(self) -> None:
         """Stop the bus readers and release connections; idempotent.
