@@ -24,18 +24,6 @@ var pausedBuses = map[string]func(t *testing.T, instance string) BusConfig{
 	},
 }
 
-func newTestExecutor(t *testing.T, opts Options) *Executor {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	e, err := NewExecutor(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close(context.Background()) })
-	return e
-}
-
 // withInstance returns cfg with another instance id ("" for a random one).
 func withInstance(cfg BusConfig, instance string) BusConfig {
 	cfg.Postgres.InstanceID = instance
