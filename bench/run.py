@@ -18,12 +18,11 @@ import gc
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -437,7 +436,6 @@ def main() -> None:
     t_start = time.perf_counter()
     load_start = os.getloadavg()
     log = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
-    res: Dict[str, Any] = {}
 
     scale = 0.2 if QUICK else 1.0
     rate = lambda r: r["rate"]  # noqa: E731
@@ -445,8 +443,8 @@ def main() -> None:
     w1 = {}
     for n, m in ((1000, 200), (100, 1000)):
         mm = max(10, int(m * scale))
-        w1[(n, m)] = best_of(3, {"engine": lambda: fanout(new_engine, n, mm),
-                                 "P2": lambda: fanout(new_plain, n, mm)}, rate)
+        w1[(n, m)] = best_of(3, {"engine": lambda n=n, mm=mm: fanout(new_engine, n, mm),
+                                 "P2": lambda n=n, mm=mm: fanout(new_plain, n, mm)}, rate)
         w1[(n, m)]["P1"] = p1_fanout(n, mm)
         log(f"  {n}x{m}", {k: fmt(v["rate"]) for k, v in w1[(n, m)].items()})
 
@@ -454,8 +452,9 @@ def main() -> None:
     w3 = {}
     for per_conn in (100, 10, 1):
         mm = max(10, int(200 * scale))
-        w3[per_conn] = best_of(3, {"engine": lambda: fanout(new_engine, 1000, mm, per_conn, batch=True),
-                                   "P2": lambda: fanout(new_plain, 1000, mm, per_conn, batch=True)}, rate)
+        w3[per_conn] = best_of(3, {"engine": lambda mm=mm, pc=per_conn: fanout(new_engine, 1000, mm, pc, batch=True),
+                                   "P2": lambda mm=mm, pc=per_conn: fanout(new_plain, 1000, mm, pc, batch=True)},
+                               rate)
         log(f"  {per_conn}/conn", {k: fmt(v["rate"]) for k, v in w3[per_conn].items()})
 
     log("W2 filtered")

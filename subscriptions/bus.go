@@ -116,22 +116,3 @@ func batchResults(err error, n int) []error {
 	}
 	return out
 }
-
-// publishEach is PublishBatch for a bus without a batch operation: one
-// Publish per event, stopping at the first failure (so that the events
-// after it are not published out of order).
-func publishEach(ctx context.Context, b Bus, evs []Event) error {
-	for i, ev := range evs {
-		if err := b.Publish(ctx, ev); err != nil {
-			if i == 0 {
-				return err
-			}
-			errs := make([]error, len(evs))
-			for j := i; j < len(errs); j++ {
-				errs[j] = err
-			}
-			return &BatchError{Errs: errs}
-		}
-	}
-	return nil
-}

@@ -125,9 +125,11 @@ def test_refused_event_raises_in_the_callers_transaction(postgres_server, psql):
                      + "COMMIT;")
         assert "ERROR:  fraiseql_publish: event data must be a JSON object, got array" in out
         out = db.run("SELECT fraiseql_publish('events', 'tick', jsonb_build_object('s', repeat('x', 1048568)));")
-        assert "ERROR:  fraiseql_publish: event payload is 1048577 bytes, over the max_payload_bytes limit of 1048576" in out
+        assert ("ERROR:  fraiseql_publish: event payload is 1048577 bytes, over the max_payload_bytes limit of 1048576"
+                in out)
         # The same limit and message as publish_event.
-        with pytest.raises(ValueError, match="^event payload is 1048577 bytes, over the max_payload_bytes limit of 1048576$"):
+        with pytest.raises(ValueError,
+                           match="^event payload is 1048577 bytes, over the max_payload_bytes limit of 1048576$"):
             ex.publish_event("tick", "events", {"s": "x" * 1048569})
         assert ex.next_event("s", timeout=0.5) is None
         assert ex.get_metrics()["bus_received"] == 0

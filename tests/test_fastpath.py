@@ -12,10 +12,9 @@ import sys
 import textwrap
 
 import pytest
+import test_hardening_bad_input as bad
 
 from fraiseql import _fraiseql_rs
-
-import test_hardening_bad_input as bad
 
 S = _fraiseql_rs.subscriptions
 X = S.PySubscriptionExecutor
@@ -174,7 +173,8 @@ def test_lone_surrogate_in_data_is_a_value_error():
         assert str(info.value) == f"data is not valid Unicode: it contains the lone surrogate '{bad_char}'"
     # A surrogate pair spelled as two code points is one character: accepted as before.
     ex.publish_event("users", "users", {"id": 2, "name": "\ud83d\ude00"})
-    assert ex.next_event("s") == '{"type":"next","id":"s","payload":{"data":{"users":{"id":2,"name":"\U0001F600"}}}}'.encode()
+    assert ex.next_event("s") == (
+        '{"type":"next","id":"s","payload":{"data":{"users":{"id":2,"name":"\U0001F600"}}}}'.encode())
     assert ex.get_metrics()["events_published"] == 1
     ex.close()
 

@@ -1,5 +1,14 @@
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
+__all__ = [
+    "SubscriptionNotFound",
+    "PySubscriptionPayload",
+    "PyGraphQLMessage",
+    "PyEventBusConfig",
+    "PySubscriptionExecutor",
+    "PublishBatchError",
+]
+
 class SubscriptionNotFound(ValueError): ...
 
 class PySubscriptionPayload:
