@@ -745,6 +745,19 @@ delivery (queues full), `BenchmarkDecodeEvent` 38.8 µs and 264 allocations per 
 11. **GIL**: next and drain keep the GIL (releasing costs ~39 ns and their Go part never blocks on
    Python); publish releases it, as a fan-out can take milliseconds.
 
+12. **Per-call A/Bs of `next_event`'s Go part** (Go micro-benchmarks, best of 4, load ~2 on 2
+   cores; `perf` has no hardware counters here and an instruction count does not see a locked
+   add's cost): the id look-up as `Next` does it (read lock + map of 1,000 ids) 26–27 ns, of which
+   the map alone with 36-byte ids 14.5–15.5 ns and the lock pair ~12 ns; a slice index 1 ns; the
+   shared `messages_read` atomic add 8.5–8.7 ns uncontended. `BenchmarkNext` with and without that
+   add, five interleaved runs of separate binaries: 389–792 ns against 409–739 ns — the machine's
+   noise is 50× the difference. Neither change was kept: (a) per-subscription read counts folded at
+   completion save ≤ 9 ns but make `Metrics` take every connection lock (O(subscriptions)) and need
+   the fold ordered against the registry removal; (b) a per-executor sid → slot cache in C would
+   save ≤ ~14 ns of the map but needs a generation check against re-registered ids and keeps the
+   read lock for the closed/completed check. Together ≤ ~20 ns of a ~150 ns call; left for a change that
+   comes with exact-accounting tests under `-race`.
+
 Targets met and missed are marked in the tables; nothing above is asserted by a test.
 """
 
