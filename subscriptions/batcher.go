@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // maxGroupCommit bounds the events one group commit sends together.
@@ -36,6 +37,54 @@ type groupCommit struct {
 	mu      sync.Mutex
 	queue   []*commitWaiter
 	flushes int // flushes under way or about to start
+
+	stats commitStats
+}
+
+// commitSizeBuckets are the upper bounds of GroupCommitStats.Sizes' buckets
+// (events per round trip); the last bucket takes every larger flush.
+var commitSizeBuckets = [...]int{1, 2, 4, 8, 16, 64, 256, maxGroupCommit}
+
+// commitStats counts the round trips of a groupCommit and their sizes.
+type commitStats struct {
+	flushes atomic.Uint64
+	events  atomic.Uint64
+	sizes   [len(commitSizeBuckets)]atomic.Uint64
+}
+
+func (s *commitStats) add(n int) {
+	s.flushes.Add(1)
+	s.events.Add(uint64(n))
+	for i, bound := range commitSizeBuckets {
+		if n <= bound || i == len(commitSizeBuckets)-1 {
+			s.sizes[i].Add(1)
+			return
+		}
+	}
+}
+
+// GroupCommitStats tells how well concurrent publishers shared round trips:
+// Events / Flushes is the mean number of events per round trip. Sizes[i]
+// counts the flushes of at most SizeBounds[i] events (and more than
+// SizeBounds[i-1]). All zero when the bus has no group commit (memory bus,
+// or a bus whose PublishBatch is a loop).
+type GroupCommitStats struct {
+	Flushes    uint64
+	Events     uint64
+	SizeBounds []int
+	Sizes      []uint64
+}
+
+// GroupCommitStats returns the counts of the executor's group commit.
+func (e *Executor) GroupCommitStats() GroupCommitStats {
+	out := GroupCommitStats{SizeBounds: commitSizeBuckets[:], Sizes: make([]uint64, len(commitSizeBuckets))}
+	if g := e.commit; g != nil {
+		out.Flushes, out.Events = g.stats.flushes.Load(), g.stats.events.Load()
+		for i := range out.Sizes {
+			out.Sizes[i] = g.stats.sizes[i].Load()
+		}
+	}
+	return out
 }
 
 // commitWaiter is one publisher waiting in a groupCommit.
@@ -75,6 +124,7 @@ func (g *groupCommit) publish(ctx context.Context, bus Bus, ev Event) error {
 		// Room for another round trip: publish at once, alone.
 		g.flushes++
 		g.mu.Unlock()
+		g.stats.add(1)
 		err := g.publishOne(context.WithoutCancel(ctx), ev)
 		g.afterFlush()
 		return err
@@ -183,6 +233,7 @@ func (g *groupCommit) flush(ctx context.Context, batch []*commitWaiter) {
 			}
 		}
 	}()
+	g.stats.add(len(batch))
 	if len(batch) == 1 {
 		batch[0].err = g.bus.Publish(ctx, batch[0].ev)
 		return
@@ -242,4 +293,37 @@ func indexedError(i int, err error) error {
 		return &Error{Kind: ue.Kind, Message: fmt.Sprintf("event %d: %s", i, ue.Message)}
 	}
 	return err
+}
+
+// PublishGathered publishes, with one PublishBatch, events of independent
+// publishers gathered into one call (the asyncio layer's awaiting
+// publishes), and returns each event's own result: an invalid event fails
+// alone, with the error Publish would give it, and the others go on. The
+// order of the valid events is kept. Data must be well-formed JSON, as for
+// PublishValid.
+func (e *Executor) PublishGathered(ctx context.Context, evs []Event) []error {
+	errs := make([]error, len(evs))
+	ready := make([]Event, 0, len(evs))
+	index := make([]int, 0, len(evs)) // index in evs of each event of ready
+	for i, ev := range evs {
+		ev, err := e.prepare(ev, true)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		ready = append(ready, ev)
+		index = append(index, i)
+	}
+	if len(ready) == 0 {
+		return errs
+	}
+	accepted := 0
+	for j, err := range batchResults(e.bus.PublishBatch(ctx, ready), len(ready)) {
+		if err == nil {
+			accepted++
+		}
+		errs[index[j]] = err
+	}
+	e.m.published.Add(uint64(accepted))
+	return errs
 }
