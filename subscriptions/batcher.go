@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // maxGroupCommit bounds the events one group commit sends together.
@@ -18,6 +19,14 @@ const maxGroupCommit = 1000
 // (see BENCHMARKS.md).
 const maxFlushes = 1
 
+// After a flush of several events, the next waits for as many publishers
+// to queue, for at most regroupRoundTrips times the flush's duration and
+// never more than maxRegroupWait (see groupCommit.regroup).
+const (
+	regroupRoundTrips = 3
+	maxRegroupWait    = 2 * time.Millisecond
+)
+
 // groupCommit lets concurrent publishers share the bus's round trips. A
 // distributed bus costs one network round trip (or one transaction) per
 // Publish, so publishers that each wait for their own are bound by latency,
@@ -27,7 +36,9 @@ const maxFlushes = 1
 // flushes its own event at once, in its own goroutine, as Publish did. The
 // flushes that follow run in a goroutine of their own (waking the goroutine
 // of a waiting publisher instead would put an OS thread wake-up between
-// two flushes). Each publisher returns only once its own event was accepted
+// two flushes). Only under contention does a flush wait: after a flush of
+// several events, the next one waits a little for that many publishers
+// to queue again (regroup), since they come back one by one. Each publisher returns only once its own event was accepted
 // or refused, so the order of one thread's events is kept: its next event
 // is published after the previous one was accepted.
 type groupCommit struct {
@@ -36,7 +47,11 @@ type groupCommit struct {
 
 	mu      sync.Mutex
 	queue   []*commitWaiter
-	flushes int // flushes under way or about to start
+	flushes int           // flushes under way or about to start
+	want    int           // regroup's target: arrived fires when the queue reaches it
+	arrived chan struct{} // capacity 1
+
+	maxRegroup time.Duration // regroup's longest wait
 
 	stats commitStats
 }
@@ -109,7 +124,7 @@ func newGroupCommit(bus Bus) *groupCommit {
 	if _, loop := bus.(oneByOne); loop {
 		return nil
 	}
-	return &groupCommit{bus: bus, maxFlush: maxFlushes}
+	return &groupCommit{bus: bus, maxFlush: maxFlushes, arrived: make(chan struct{}, 1), maxRegroup: maxRegroupWait}
 }
 
 // publish puts ev on the bus, sharing the round trip with the publishers
@@ -132,6 +147,13 @@ func (g *groupCommit) publish(ctx context.Context, bus Bus, ev Event) error {
 	w := waiterPool.Get().(*commitWaiter)
 	w.ev, w.err = ev, nil
 	g.queue = append(g.queue, w)
+	if g.want > 0 && len(g.queue) >= g.want {
+		g.want = 0
+		select {
+		case g.arrived <- struct{}{}:
+		default:
+		}
+	}
 	g.mu.Unlock()
 	<-w.done
 	err := w.err
@@ -162,13 +184,51 @@ func (g *groupCommit) drain() {
 			g.failQueued(fmt.Errorf("internal error while publishing (please report): %v", r))
 		}
 	}()
+	target := 0
 	for {
 		batch := g.next()
 		if batch == nil {
 			return
 		}
+		start := time.Now()
 		g.flush(context.Background(), batch)
+		if len(batch) > 1 {
+			// Wait for as many publishers as the largest recent batch
+			// had (one fewer per flush, as publishers leave), for at most
+			// a few round trips.
+			target = max(len(batch), target-1)
+			g.regroup(target, regroupRoundTrips*time.Since(start))
+		}
 	}
+}
+
+// regroup waits until n publishers queue again, for at most d or
+// g.maxRegroup. The publishers that a flush wakes come back one by one:
+// each thread wakes up, retakes the GIL and prepares its next event, so a
+// flush that starts at once takes the first one or two of them and the
+// rest wait a whole round trip for the next (BENCHMARKS.md). It only
+// follows a flush of several events: a lone publisher never waits for it.
+func (g *groupCommit) regroup(n int, d time.Duration) {
+	select {
+	case <-g.arrived:
+	default:
+	}
+	g.mu.Lock()
+	if len(g.queue) >= n {
+		g.mu.Unlock()
+		return
+	}
+	g.want = n
+	g.mu.Unlock()
+	t := time.NewTimer(min(d, g.maxRegroup))
+	select {
+	case <-g.arrived:
+	case <-t.C:
+	}
+	t.Stop()
+	g.mu.Lock()
+	g.want = 0
+	g.mu.Unlock()
 }
 
 // next takes the next batch off the queue, or ends the flush (nil) when
