@@ -78,7 +78,8 @@ func (s *commitStats) add(n int) {
 	}
 }
 
-// GroupCommitStats tells how well concurrent publishers shared round trips:
+// GroupCommitStats tells how well concurrent publishers (Publish, and the
+// gathered calls of PublishGathered) shared round trips:
 // Events / Flushes is the mean number of events per round trip. Sizes[i]
 // counts the flushes of at most SizeBounds[i] events (and more than
 // SizeBounds[i-1]). All zero when the bus has no group commit (memory bus,
@@ -376,6 +377,9 @@ func (e *Executor) PublishGathered(ctx context.Context, evs []Event) []error {
 	}
 	if len(ready) == 0 {
 		return errs
+	}
+	if e.commit != nil {
+		e.commit.stats.add(len(ready)) // a round trip shared as a group commit's
 	}
 	accepted := 0
 	for j, err := range batchResults(e.bus.PublishBatch(ctx, ready), len(ready)) {

@@ -487,6 +487,12 @@ class PySubscriptionExecutor:
             return {}
         return {int(k): _translate(RuntimeError(v)) for k, v in json.loads(failed).items()}
 
+    def _group_commit_stats(self) -> Dict[str, Any]:
+        """How many events single publishes sent per round trip (``flushes``, ``events``,
+        ``sizes`` per ``size_bounds``); all zero on the memory bus. For benchmarks."""
+        with _errors:
+            return json.loads(self._E.pyapi_FastGroupCommitStats(self._fid))  # type: ignore[no-any-return]
+
     def next_event(self, subscription_id: str, timeout: Optional[float] = None) -> Optional[bytes]:
         """The next message as bytes, or None when nothing is pending.
 
