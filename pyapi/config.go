@@ -98,6 +98,7 @@ func (c *EventBusConfig) SetOptions(optionsJSON string) (ok bool, err error) {
 		return false, pyError(err)
 	}
 	r.MaxLen = maxLen
+	set(&p.InstanceID, o.InstanceID)
 	set(&p.Table, o.Table)
 	set(&p.NotifyChannel, o.NotifyChannel)
 	for _, d := range []struct {

@@ -71,6 +71,15 @@ type PostgresOptions struct {
 	PollInterval time.Duration
 	// ConnectTimeout bounds connecting at start and on reconnects. Default 5s.
 	ConnectTimeout time.Duration
+	// InstanceID names this executor. Empty: the executor starts at new
+	// events. Set: its position is stored in the table Table+"_positions"
+	// and a restart delivers, once, every event committed meanwhile (within
+	// Retention). Two running executors must not share one.
+	InstanceID string
+	// Function is the SQL function that publishes from the database,
+	// created beside Table. Default "fraiseql_publish" with the default
+	// table, Table+"_publish" with another one.
+	Function string
 	// Logger is told when the listener's connection is lost and restored.
 	// Default: nothing is logged.
 	Logger Logger

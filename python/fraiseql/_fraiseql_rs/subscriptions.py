@@ -278,13 +278,16 @@ class PyEventBusConfig:
         return PyEventBusConfig._wrap(lambda E: E.pyapi_NewRedisBusConfig(url, consumer_group), opts)
 
     @staticmethod
-    def postgresql(connection_string: str, *, table: Optional[str] = None,
+    def postgresql(connection_string: str, *, instance_id: Optional[str] = None,
+                   table: Optional[str] = None,
                    notify_channel: Optional[str] = None, retention: Optional[float] = None,
                    poll_interval: Optional[float] = None,
                    connect_timeout: Optional[float] = None) -> "PyEventBusConfig":
         """Events travel through a PostgreSQL table, with NOTIFY as the wake-up."""
         _check_str(connection_string, "connection_string", allow_empty=True)
         opts: Dict[str, Any] = {}
+        if instance_id is not None:
+            opts["instance_id"] = _check_str(instance_id, "instance_id")
         if table is not None:
             opts["table"] = _check_str(table, "table")
         if notify_channel is not None:

@@ -1,0 +1,208 @@
+package subscriptions
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// The PostgreSQL bus's objects on the server, all in the schema where the
+// table is created (the first of the search_path, as for any unqualified
+// name):
+//
+//   - the table, the log of events. xid is the top-level transaction that
+//     wrote the row: the listener reads by transaction (see
+//     bus_postgres_listener.go), never by id alone.
+//   - Table+"_positions": where executors with an InstanceID keep their
+//     position (pgPosition) across restarts.
+//   - the publish function (Function), SECURITY DEFINER so that a role
+//     granted only EXECUTE on it can publish; EXECUTE is revoked from
+//     PUBLIC. It refuses what Executor.Publish refuses, with the same
+//     messages, by raising in the caller's transaction.
+
+// pgSchema holds the names and SQL of the bus's objects.
+type pgSchema struct {
+	table, positions, function string // unquoted names
+	channel                    string // the NOTIFY channel
+
+	sqlCheck   string // what exists, in one query
+	sqlTable   string // creates the table, unqualified
+	sqlObjects string // format string: the rest, given the quoted schema
+}
+
+// pgFunctionArgs is the signature of the publish function.
+const pgFunctionArgs = "(text, text, jsonb)"
+
+func newPgSchema(opts PostgresOptions) pgSchema {
+	t := opts.Table
+	s := pgSchema{
+		table:     t,
+		positions: truncateIdent(t, pgMaxIdentifier-len("_positions")) + "_positions",
+		function:  opts.Function,
+		channel:   opts.NotifyChannel,
+	}
+	table := pgx.Identifier{t}.Sanitize()
+	s.sqlCheck = `SELECT n.nspname,
+	EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'xid' AND NOT a.attisdropped),
+	to_regclass(format('%I.%I', n.nspname, $2::text)) IS NOT NULL,
+	coalesce((SELECT p.prosrc FROM pg_proc p WHERE p.oid = to_regprocedure(format('%I.%I` + pgFunctionArgs + `', n.nspname, $3::text))), '')
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.oid = to_regclass($1)`
+	// payload is bytea so that the bytes come back exactly as published
+	// (text would reject NUL bytes and invalid UTF-8; jsonb would
+	// re-encode).
+	s.sqlTable = `CREATE TABLE IF NOT EXISTS ` + table + ` (
+	id bigserial PRIMARY KEY,
+	channel text NOT NULL,
+	event_type text NOT NULL,
+	payload bytea NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT now(),
+	xid xid8 NOT NULL DEFAULT pg_current_xact_id()
+)`
+	return s
+}
+
+// functionBody is the publish function's body for the table in schema.
+// Its text is compared with the installed one to decide whether to
+// replace it (another channel or table).
+func (s pgSchema) functionBody(schema string) string {
+	qualified := pgx.Identifier{schema, s.table}.Sanitize()
+	name := quoteLiteral(s.function)
+	return fmt.Sprintf(`
+#variable_conflict use_variable
+DECLARE
+	payload bytea;
+BEGIN
+	IF channel IS NULL OR channel = '' THEN
+		RAISE EXCEPTION '%%: channel must not be empty', %[1]s USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF octet_length(channel) > %[2]d THEN
+		RAISE EXCEPTION '%%: channel is %% bytes, over the limit of %[2]d', %[1]s, octet_length(channel) USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF event_type IS NULL THEN
+		RAISE EXCEPTION '%%: event_type must not be null', %[1]s USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF octet_length(event_type) > %[2]d THEN
+		RAISE EXCEPTION '%%: event_type is %% bytes, over the limit of %[2]d', %[1]s, octet_length(event_type) USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF jsonb_typeof(data) IS DISTINCT FROM 'object' THEN
+		RAISE EXCEPTION '%%: event data must be a JSON object, got %%', %[1]s, coalesce(jsonb_typeof(data), 'null') USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	payload := convert_to(data::text, 'UTF8');
+	IF octet_length(payload) > %[3]d THEN
+		RAISE EXCEPTION '%%: event payload is %% bytes, over the max_payload_bytes limit of %[3]d', %[1]s, octet_length(payload) USING ERRCODE = 'program_limit_exceeded';
+	END IF;
+	INSERT INTO %[4]s (channel, event_type, payload) VALUES (channel, event_type, payload);
+	PERFORM pg_notify(%[5]s, '');
+END
+`, name, MaxIDBytes, DefaultMaxPayloadBytes, qualified, quoteLiteral(s.channel))
+}
+
+// objectsSQL creates or updates everything but the table, in schema.
+func (s pgSchema) objectsSQL(schema string) string {
+	table := pgx.Identifier{schema, s.table}.Sanitize()
+	createdIdx := pgx.Identifier{truncateIdent(s.table, pgMaxIdentifier-len("_created_at_idx")) + "_created_at_idx"}.Sanitize()
+	xidIdx := pgx.Identifier{truncateIdent(s.table, pgMaxIdentifier-len("_xid_idx")) + "_xid_idx"}.Sanitize()
+	fn := pgx.Identifier{schema, s.function}.Sanitize()
+	body := s.functionBody(schema)
+	return `ALTER TABLE ` + table + ` ADD COLUMN IF NOT EXISTS xid xid8 NOT NULL DEFAULT pg_current_xact_id();
+CREATE INDEX IF NOT EXISTS ` + createdIdx + ` ON ` + table + ` (created_at);
+CREATE INDEX IF NOT EXISTS ` + xidIdx + ` ON ` + table + ` (xid);
+CREATE TABLE IF NOT EXISTS ` + pgx.Identifier{schema, s.positions}.Sanitize() + ` (
+	instance_id text PRIMARY KEY,
+	snapshot pg_snapshot NOT NULL,
+	upto pg_snapshot,
+	after_last bigint NOT NULL DEFAULT 0,
+	after_id bigint NOT NULL DEFAULT 0,
+	updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE OR REPLACE FUNCTION ` + fn + `(channel text, event_type text, data jsonb) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS ` + dollarQuote(body) + `;
+REVOKE ALL ON FUNCTION ` + fn + pgFunctionArgs + ` FROM PUBLIC`
+}
+
+// quoteLiteral quotes s as an escape string constant, which reads the
+// same whatever standard_conforming_strings is.
+func quoteLiteral(s string) string {
+	s = strings.ReplaceAll(s, `\`, `\\`)
+	s = strings.ReplaceAll(s, `'`, `''`)
+	return `E'` + s + `'`
+}
+
+// dollarQuote quotes body with a tag that does not occur in it (a table
+// or channel name could contain any tag chosen in advance).
+func dollarQuote(body string) string {
+	tag := "$fraiseql$"
+	for i := 0; strings.Contains(body, tag); i++ {
+		tag = fmt.Sprintf("$fraiseql%d$", i)
+	}
+	return tag + body + tag
+}
+
+// ensureSchema creates or updates the bus's objects when they are not all
+// there as this bus would make them. An advisory lock serialises
+// executors starting together: concurrent CREATE ... IF NOT EXISTS can
+// otherwise fail on a unique violation in the catalog.
+func (b *PostgresBus) ensureSchema(ctx context.Context, q interface {
+	Begin(context.Context) (pgx.Tx, error)
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) error {
+	if b.tableReady.Load() {
+		return nil
+	}
+	// When everything is in place, run no DDL at all: it needs the CREATE
+	// privilege on the schema, which an executor's role may lack.
+	if ok, err := b.schemaInPlace(ctx, q); err != nil || ok {
+		if ok {
+			b.tableReady.Store(true)
+		}
+		return err
+	}
+	tx, err := q.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", int32(pgLockClass), b.opts.Table); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, b.schema.sqlTable); err != nil {
+		return err
+	}
+	var schema string
+	if err := tx.QueryRow(ctx, `SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.oid = to_regclass($1)`, b.tableIdent).Scan(&schema); err != nil {
+		return err
+	}
+	// Simple protocol: several statements, no parameters.
+	if _, err := tx.Exec(ctx, b.schema.objectsSQL(schema), pgx.QueryExecModeSimpleProtocol); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return err
+	}
+	b.tableReady.Store(true)
+	return nil
+}
+
+// schemaInPlace reports whether the table, its xid column, the positions
+// table and this bus's version of the function all exist.
+func (b *PostgresBus) schemaInPlace(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) (bool, error) {
+	var schema, body string
+	var hasXid, hasPositions bool
+	err := q.QueryRow(ctx, b.schema.sqlCheck, b.tableIdent, b.schema.positions, b.schema.function).
+		Scan(&schema, &hasXid, &hasPositions, &body)
+	if err == pgx.ErrNoRows {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return hasXid && hasPositions && body == b.schema.functionBody(schema), nil
+}
