@@ -159,3 +159,16 @@ def test_redis_down_fails_every_publisher_of_the_call():
             assert len({id(e) for e in errors}) == 5
     finally:
         server.stop()
+
+
+def test_one_executor_publishes_from_one_loop_after_another(ex):
+    calls = count_calls(ex)
+    aex = AsyncExecutor(ex)
+
+    async def burst(th):
+        await asyncio.gather(*(aex.publish_event_async("tick", "events", {"th": th, "n": i}) for i in range(3)))
+    asyncio.run(burst(0))
+    asyncio.run(burst(1))  # a new loop: a queue and a task of its own
+    assert [[(e[2]["th"], e[2]["n"]) for e in c] for c in calls] == [[(0, 0), (0, 1), (0, 2)],
+                                                                      [(1, 0), (1, 1), (1, 2)]]
+    assert collect(ex, 6) == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
