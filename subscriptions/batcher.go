@@ -37,10 +37,11 @@ const (
 // flushes that follow run in a goroutine of their own (waking the goroutine
 // of a waiting publisher instead would put an OS thread wake-up between
 // two flushes). Only under contention does a flush wait: after a flush of
-// several events, the next one waits a little for that many publishers
-// to queue again (regroup), since they come back one by one. Each publisher returns only once its own event was accepted
-// or refused, so the order of one thread's events is kept: its next event
-// is published after the previous one was accepted.
+// several events, the next one waits a little for that many publishers to
+// queue again (regroup), since they come back one by one. Each publisher
+// returns only once its own event was accepted or refused, so the order of
+// one thread's events is kept: its next event is published after the
+// previous one was accepted.
 type groupCommit struct {
 	bus      Bus
 	maxFlush int // flushes in flight at most
