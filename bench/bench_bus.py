@@ -307,7 +307,8 @@ little: events per round trip, CPU time per event, context switches per event fr
    goroutine, to skip Go's hand-off of a P to the cgo thread's locked M): 5.3–5.8 events per round trip
    and 1.0 voluntary switches per event, but 1.0 involuntary ones, and 8,700–9,000 events/s against
    14,000–14,700 in the same runs. `GOMAXPROCS=8` (more Ps for the 8 cgo threads): 11,700 and 13,200
-   against 14,600 and 8,800 events/s, CPU per event no better.
+   against 14,600 and 8,800 events/s, CPU per event no better. Allocations were not worth an A/B: no
+   goroutine is started per event, and a waiter and its channel come from a pool.
 5. **200 asyncio publishers.** `publish_event_async` ran `publish_event` on a pool of 4 threads, so at
    most 4 of the 200 shared a round trip (3,662 events/s). Now the publishes awaiting in a loop gather in
    a queue, and one task per executor and loop sends them with one call (`PublishGathered`: each event is
