@@ -1,7 +1,11 @@
 # fraiseql subscriptions: a Go engine shipped as a CPython extension.
 #   make demo   build, install and run the Phase 1 example
-#   make test   everything: Go vet and tests, fuzzing, wheel, pytest, tox matrix
+#   make test   everything: lint and types, Go vet and tests, fuzzing, release wheels
+#               and sdist (each installed and tested), the pytest suite on every wheel (tox)
+#   make wheels dist/: the sdist and manylinux2014 wheels for CPython 3.9-3.13, each
+#               tested in a fresh venv with no Go on PATH
 #   make bench  benchmarks, writes BENCHMARKS.md and bench/chart.png
+#   make mutate mutation testing of the engine (slow; not part of make test)
 SHELL := /bin/bash
 .DEFAULT_GOAL := test
 
@@ -9,6 +13,9 @@ PYTHON     ?= python3
 VENV       := .venv
 VPY        := $(VENV)/bin/python
 export GOFLAGS := -mod=mod
+# pyapi/fastcall.c includes Python.h: every go command that builds pyapi
+# (vet, test, build) needs an interpreter's include folder.
+PY_CGO     = CGO_CFLAGS="-O2 -g -I$$($(PYTHON) -c "import sysconfig; print(sysconfig.get_paths()['include'])")"
 # Every CPython 3.9-3.13 that pyenv keeps, so tox finds them without set-up.
 PYENV_ROOT ?= $(HOME)/.pyenv
 PY_BINS    := $(foreach v,9 10 11 12 13,$(firstword $(wildcard $(PYENV_ROOT)/versions/3.$(v).*/bin)))
@@ -18,7 +25,15 @@ TOX_PATH   := $(subst $(space),:,$(strip $(PY_BINS))):$(PATH)
 TOX_ENVS   := $(subst $(space),$(comma),$(strip $(foreach v,9 10 11 12 13,$(if $(wildcard $(PYENV_ROOT)/versions/3.$(v).*/bin/python3.$(v)),py3$(v)))))
 FUZZTIME   ?= 20s
 
-.PHONY: demo test go-test fuzz wheel install pytest tox services bench clean node-deps
+# The interpreter's own tag (cp311), to pick its wheel from dist/.
+VPY_TAG     = $(shell $(VPY) -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
+# PATH without any folder that holds a `go`: the wheels must work with no Go installed.
+define path_without_go
+$$(printf %s "$(1)" | tr : '\n' | while read -r d; do [ -n "$$d" ] && [ ! -e "$$d/go" ] && printf '%s:' "$$d"; done)
+endef
+
+.PHONY: demo test go-test fuzz wheel install pytest tox services bench clean node-deps mutate cgocheck2 \
+        lint stubtest sdist sdist-check wheels install-dist packaging-test build-deps
 
 $(VENV)/.ok: requirements-dev.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,12 +41,54 @@ $(VENV)/.ok: requirements-dev.txt requirements-test.txt
 	$(VPY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
-# flock: one build at a time in this tree (gen/, build/ and dist/ are shared).
+# A quick local wheel for development (the host's gcc, tagged linux_x86_64) in build/dev/.
+# flock: one build at a time in this tree (gen/ and build/ are shared).
 wheel: $(VENV)/.ok
-	flock .build.lock sh -c 'rm -rf dist build && $(VPY) -m build --wheel --outdir dist .'
+	flock .build.lock sh -c 'rm -rf build/dev build/lib* build/bdist* && $(VPY) -m build --wheel --outdir build/dev .'
 
 install: wheel
-	flock .build.lock $(VPY) -m pip install -q --force-reinstall --no-deps dist/*.whl
+	flock .build.lock $(VPY) -m pip install -q --force-reinstall --no-deps build/dev/*.whl
+
+# ---- Release artifacts: dist/ holds the sdist and one manylinux wheel per CPython ----
+# The host C compiler (the sdist build) and readelf (the wheel checks).
+build-deps:
+	@command -v cc >/dev/null && command -v readelf >/dev/null || { echo "installing gcc, binutils"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc binutils >/dev/null; }
+
+sdist: $(VENV)/.ok
+	mkdir -p dist && rm -f dist/*.tar.gz
+	$(VPY) -m build --sdist --outdir dist .
+
+# Built from the sdist with zig's clang (glibc 2.17), repaired by auditwheel, and each
+# one installed into a fresh venv and run against the phase 1 tests with no Go on PATH.
+wheels: sdist build-deps
+	$(VPY) tools/wheels.py dist/*.tar.gz
+
+# The sdist as pip on a platform without a wheel sees it: built by pip (host C compiler,
+# Go on PATH) in a fresh venv, then the phase 1 tests against that install.
+sdist-check: sdist build-deps
+	rm -rf build/sdist-venv && $(PYTHON) -m venv build/sdist-venv
+	build/sdist-venv/bin/python -m pip install -q --no-cache-dir --disable-pip-version-check dist/*.tar.gz \
+	  $$(grep -E '^pytest(-asyncio|-timeout)?==' requirements-test.txt)
+	cd tests && ../build/sdist-venv/bin/python -m pytest -q -p no:cacheprovider test_subscriptions_phase1.py
+	rm -rf build/sdist-venv
+
+# The release wheel for .venv's interpreter, into .venv (instead of make install's build).
+install-dist: $(VENV)/.ok
+	@test -f dist/*-$(VPY_TAG)-$(VPY_TAG)-*manylinux*.whl || { echo 'no $(VPY_TAG) wheel in dist/: run make wheels'; exit 1; }
+	$(VPY) -m pip install -q --force-reinstall --no-deps dist/*-$(VPY_TAG)-$(VPY_TAG)-*manylinux*.whl
+
+# ---- Lint and types ----
+lint: $(VENV)/.ok
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(PY_CGO) go tool staticcheck ./...
+	$(MAKE) stubtest
+
+# The .pyi stubs against the module. Run from python/ so it is the source tree's: importing
+# it does not load the Go extension, so no build is needed.
+stubtest: $(VENV)/.ok
+	cd python && ../$(VPY) -m mypy.stubtest fraiseql._fraiseql_rs.subscriptions
 
 demo: install
 	cd examples && ../$(VPY) phase1_demo.py
@@ -44,8 +101,8 @@ services:
 
 go-test: services
 	test -z "$$(gofmt -l subscriptions pyapi internal)"
-	go vet ./...
-	go test -race -count=1 ./...
+	$(PY_CGO) go vet ./...
+	$(PY_CGO) go test -race -count=1 ./...
 
 fuzz:
 	@for t in $$(go test -list 'Fuzz.*' ./subscriptions | grep ^Fuzz); do \
@@ -53,22 +110,59 @@ fuzz:
 	  go test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./subscriptions || exit 1; \
 	done
 
+# Mutation testing with gremlins (pinned in go.mod as a tool): each covered
+# mutant of subscriptions/, bus files excepted, must make `go test` fail.
+# The build tag "mutate" leaves out the tests that need Redis or
+# PostgreSQL (they test the bus files). Prints every mutant's fate, then
+# the efficacy (the score: killed / (killed + lived)). MUTATE_WORKERS
+# mutants run at once; the timeout is per mutant, a multiple of the
+# package's test time (a mutant that loops forever counts as timed out).
+# No vet and no DWARF in the test binaries: a third less CPU per mutant.
+MUTATE_WORKERS ?= 2
+mutate:
+	GOFLAGS="$(GOFLAGS) -vet=off -ldflags=-w" go tool gremlins unleash --tags mutate --exclude-files '(^|/)bus_[^/]*\.go$$' \
+	  --workers $(MUTATE_WORKERS) --test-cpu 1 --timeout-coefficient 60 ./subscriptions
+
 # The npm graphql-ws client that tests/test_asgi_node_client.py runs in Node.
 node-deps:
 	npm ci --prefix tests/node --no-audit --no-fund
 
-pytest: install services node-deps
-	cd tests && ../$(VPY) -m pytest -q -p no:cacheprovider .
+# test_packaging.py checks dist/ and runs builds: make test runs it after make wheels.
+PYTEST_SUITE := -q -p no:cacheprovider --ignore=test_packaging.py .
 
+pytest: install services node-deps
+	cd tests && ../$(VPY) -m pytest $(PYTEST_SUITE)
+
+# Each interpreter runs the suite against its release wheel from dist/ (make wheels),
+# installed as is (--installpkg: tox builds nothing), with no Go on PATH.
 tox: $(VENV)/.ok services
 	@test -n "$(TOX_ENVS)" || { echo 'no CPython 3.9-3.13 found under $(PYENV_ROOT)'; exit 1; }
-	PATH="$(TOX_PATH)" $(VENV)/bin/tox -e $(TOX_ENVS)
+	@for e in $(subst $(comma),$(space),$(TOX_ENVS)); do \
+	  w=$$(ls dist/*-cp$${e#py}-cp$${e#py}-*manylinux*.whl 2>/dev/null) || { echo "no $$e wheel in dist/: run make wheels"; exit 1; }; \
+	  echo "tox -e $$e --installpkg $$w"; \
+	  PATH="$(call path_without_go,$(TOX_PATH))" $(VENV)/bin/tox -e $$e --installpkg $$w || exit 1; \
+	done
 
-test: go-test fuzz pytest tox
+# The hand-written entry points under Go's strict pointer checks: a wheel
+# built with GOEXPERIMENT=cgocheck2, unpacked beside the installed one and
+# first on the path, runs the tests that cross them.
+CGOCHECK_DIR := build-cgocheck2
+cgocheck2: $(VENV)/.ok
+	flock .build.lock sh -c 'rm -rf build $(CGOCHECK_DIR) && GOEXPERIMENT=cgocheck2 $(VPY) -m build --wheel --outdir $(CGOCHECK_DIR) . && $(VPY) -m zipfile -e $(CGOCHECK_DIR)/*.whl $(CGOCHECK_DIR)/site'
+	cd tests && PYTHONPATH=../$(CGOCHECK_DIR)/site ../$(VPY) -m pytest -q -p no:cacheprovider \
+	  test_fastpath.py test_hardening_bad_input.py test_subscriptions_phase1.py test_graphql_semantics.py
+
+
+packaging-test: $(VENV)/.ok build-deps
+	cd tests && ../$(VPY) -m pytest -q -p no:cacheprovider test_packaging.py
+
+# The whole suite runs once per interpreter, in tox, against the release wheels (the .venv
+# interpreter's included): no separate pytest run in .venv.
+test: lint go-test fuzz wheels sdist-check packaging-test cgocheck2 tox
 
 bench: install services
 	$(VPY) -m pip install -q -r bench/requirements.txt
 	$(VPY) bench/run.py
 
 clean:
-	rm -rf $(VENV) build dist gen/_* .tox python/*.egg-info
+	rm -rf $(VENV) build dist gen/_* .tox python/*.egg-info $(CGOCHECK_DIR)

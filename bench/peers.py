@@ -24,12 +24,31 @@ import time
 from collections import deque
 from typing import Any, Callable, Dict, List, Optional
 
-from graphql import (BooleanValueNode, EnumValueNode, FieldNode, FloatValueNode,
-                     GraphQLArgument, GraphQLField, GraphQLFloat, GraphQLID, GraphQLInt,
-                     GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLSchema,
-                     GraphQLString, IntValueNode, ListValueNode, NullValueNode,
-                     ObjectValueNode, OperationDefinitionNode, StringValueNode,
-                     VariableNode, parse, subscribe)
+from graphql import (
+    BooleanValueNode,
+    EnumValueNode,
+    FieldNode,
+    FloatValueNode,
+    GraphQLArgument,
+    GraphQLField,
+    GraphQLFloat,
+    GraphQLID,
+    GraphQLInt,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLSchema,
+    GraphQLString,
+    IntValueNode,
+    ListValueNode,
+    NullValueNode,
+    ObjectValueNode,
+    OperationDefinitionNode,
+    StringValueNode,
+    VariableNode,
+    parse,
+    subscribe,
+)
 from graphql.type import GraphQLScalarType
 
 # ---------------------------------------------------------------------------

@@ -18,12 +18,11 @@ import gc
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -192,6 +191,32 @@ def micro_publish(make: Callable[..., Any], subs: int = 100, k: int = 5000) -> f
     for _ in range(k):
         publish("userUpdated", "users", ev)
     return (time.perf_counter() - t0) / k * 1e6
+
+
+def micro_publish_2k(make: Callable[..., Any], k: int = 2000) -> float:
+    """publish_event of a ~2 KB W2 event to one matching subscription (µs)."""
+    ex = make(queue_size=16)
+    ex.register_subscription("c", "s", "subscription { orders { id region total status customer } }",
+                             user_id="u1", tenant_id="t1")
+    events = w2_events(64)
+    publish = ex.publish_event
+    t0 = time.perf_counter()
+    for i in range(k):
+        publish("orderUpdated", "orders", events[i % 64])
+    return (time.perf_counter() - t0) / k * 1e6
+
+
+def best_of(rounds: int, runs: Dict[str, Callable[[], Any]], key: Callable[[Any], float],
+            higher: bool = True) -> Dict[str, Any]:
+    """Interleaved rounds of each contestant; keeps each one's best result
+    (the machine is shared: the best round is the least disturbed one)."""
+    out: Dict[str, Any] = {}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            r = run()
+            if name not in out or (key(r) > key(out[name])) == higher:
+                out[name] = r
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -411,34 +436,42 @@ def main() -> None:
     t_start = time.perf_counter()
     load_start = os.getloadavg()
     log = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
-    res: Dict[str, Any] = {}
 
     scale = 0.2 if QUICK else 1.0
+    rate = lambda r: r["rate"]  # noqa: E731
     log("W1 fan-out")
     w1 = {}
     for n, m in ((1000, 200), (100, 1000)):
         mm = max(10, int(m * scale))
-        w1[(n, m)] = {"engine": fanout(new_engine, n, mm), "P2": fanout(new_plain, n, mm),
-                      "P1": p1_fanout(n, mm)}
+        w1[(n, m)] = best_of(3, {"engine": lambda n=n, mm=mm: fanout(new_engine, n, mm),
+                                 "P2": lambda n=n, mm=mm: fanout(new_plain, n, mm)}, rate)
+        w1[(n, m)]["P1"] = p1_fanout(n, mm)
         log(f"  {n}x{m}", {k: fmt(v["rate"]) for k, v in w1[(n, m)].items()})
 
     log("W3 batch drain")
     w3 = {}
     for per_conn in (100, 10, 1):
         mm = max(10, int(200 * scale))
-        w3[per_conn] = {"engine": fanout(new_engine, 1000, mm, per_conn, batch=True),
-                        "P2": fanout(new_plain, 1000, mm, per_conn, batch=True)}
+        w3[per_conn] = best_of(3, {"engine": lambda mm=mm, pc=per_conn: fanout(new_engine, 1000, mm, pc, batch=True),
+                                   "P2": lambda mm=mm, pc=per_conn: fanout(new_plain, 1000, mm, pc, batch=True)},
+                               rate)
         log(f"  {per_conn}/conn", {k: fmt(v["rate"]) for k, v in w3[per_conn].items()})
 
     log("W2 filtered")
     m2 = max(500, int(10_000 * scale))
-    w2r = {"engine": w2(new_engine, m2), "P2": w2(new_plain, m2), "P1": p1_w2(max(20, int(100 * scale)))}
+    w2r = best_of(2, {"engine": lambda: w2(new_engine, m2), "P2": lambda: w2(new_plain, m2)},
+                  lambda r: r["events_rate"])
+    w2r["P1"] = p1_w2(max(20, int(100 * scale)))
     log("  ", {k: fmt(v["events_rate"]) for k, v in w2r.items()})
 
     log("micro")
-    nx = {"engine": micro_next(new_engine), "P2": micro_next(new_plain)}
-    pub = {"engine": micro_publish(new_engine), "P2": micro_publish(new_plain)}
-    log("  ", nx, pub)
+    nx = best_of(3, {"engine": lambda: micro_next(new_engine), "P2": lambda: micro_next(new_plain)},
+                 lambda r: r["us"], higher=False)
+    pub = best_of(3, {"engine": lambda: micro_publish(new_engine), "P2": lambda: micro_publish(new_plain)},
+                  lambda r: r, higher=False)
+    pub2k = best_of(3, {"engine": lambda: micro_publish_2k(new_engine), "P2": lambda: micro_publish_2k(new_plain)},
+                    lambda r: r, higher=False)
+    log("  ", nx, pub, pub2k)
 
     log("chart sweep")
     sweep: Dict[str, List[Tuple[int, float]]] = {}
@@ -466,13 +499,13 @@ def main() -> None:
 
     elapsed = time.perf_counter() - t_start
     loads = (load_start, os.getloadavg())
-    md = report(w1, w3, w2r, m2, nx, pub, sweep, idle, cycles, gil, go_cmd, go_rows, ext, elapsed, loads)
+    md = report(w1, w3, w2r, m2, nx, pub, pub2k, sweep, idle, cycles, gil, go_cmd, go_rows, ext, elapsed, loads)
     with open(os.path.join(ROOT, "BENCHMARKS.md"), "w") as f:
         f.write(md)
     log(f"wrote BENCHMARKS.md and bench/chart.png in {elapsed:.0f} s")
 
 
-def report(w1, w3, w2r, m2, nx, pub, sweep, idle, cycles, gil, go_cmd, go_rows, ext, elapsed, loads) -> str:
+def report(w1, w3, w2r, m2, nx, pub, pub2k, sweep, idle, cycles, gil, go_cmd, go_rows, ext, elapsed, loads) -> str:
     L: List[str] = []
     add = L.append
     commit = cmd_out(["git", "rev-parse", "--short", "HEAD"])
@@ -498,13 +531,14 @@ def report(w1, w3, w2r, m2, nx, pub, sweep, idle, cycles, gil, go_cmd, go_rows, 
 
     add("## W1 fan-out: `subscription { users { id name } }`, drain every subscription with `next_event` "
         "after each publish\n")
+    add("Each contestant's best of 3 interleaved rounds (P1: one round).\n")
     add("| N subs × M events | engine deliveries/s | P2 deliveries/s | P1 deliveries/s | engine/P2 | engine/P1 | "
-        "target ≥2× P2, ≥50× P1 |")
+        "target ≥1.0× P2 (stretch 1.5×) |")
     add("|---|---:|---:|---:|---:|---:|---|")
     for (n, m), r in w1.items():
         e, p2, p1 = r["engine"]["rate"], r["P2"]["rate"], r["P1"]["rate"]
         add(f"| {n} × {m} | {fmt(e)} | {fmt(p2)} | {fmt(p1)} | {ratio(e, p2)} | {ratio(e, p1)} | "
-            f"{ok(e >= 2 * p2)}, {ok(e >= 50 * p1)} |")
+            f"{ok(e >= p2)}{' (stretch met)' if e >= 1.5 * p2 else ''} |")
     add("")
 
     add("## W2 filtered: 1,000 subscriptions over 50 distinct `where` filters with variables\n")
@@ -522,30 +556,34 @@ def report(w1, w3, w2r, m2, nx, pub, sweep, idle, cycles, gil, go_cmd, go_rows, 
         r = w2r[k]
         add(f"| {k} | {fmt(r['events_rate'])} | {fmt(r['rate'])} | {r['deliveries']:,} | "
             f"{ratio(e_ev, r['events_rate'])} |")
-    add(f"\nTarget ≥10× P2 in events/s: {ok(e_ev >= 10 * w2r['P2']['events_rate'])}.\n")
+    add(f"\nBest of 2 interleaved rounds for engine and P2. Target ≥6× P2 in events/s: "
+        f"{ok(e_ev >= 6 * w2r['P2']['events_rate'])}.\n")
 
     add("## W3 batch drain: W1 (1000 × 200) drained with `drain_connection`\n")
     add("How subscriptions map to connections: a real server multiplexes several subscriptions per "
         "WebSocket (graphql-transport-ws carries an id per operation), so the headline row puts "
         "1,000 subscriptions on 10 connections (100 per socket, a page with many live widgets or a "
         "backend-for-frontend fanning out); 100 connections × 10 and the unrealistic-for-batching "
-        "1 subscription per connection are reported too. Target: engine ≥10× P2's W1 deliveries/s "
-        "(1000 × 200, `next_event`).\n")
+        "1 subscription per connection are reported too. Best of 3 interleaved rounds. Target: engine ≥2.5× "
+        "P2 with the same `drain_connection` calls, on the headline row.\n")
     p2_w1 = w1[(1000, 200)]["P2"]["rate"]
     add("| subs per connection | engine deliveries/s | P2 deliveries/s (same drain_connection) | "
-        "engine/P2 | engine/P2's W1 | target ≥10× P2 W1 |")
+        "engine/P2 | engine/P2's W1 | target ≥2.5× P2 |")
     add("|---|---:|---:|---:|---:|---|")
     for per_conn, r in w3.items():
         e, p2 = r["engine"]["rate"], r["P2"]["rate"]
         add(f"| {per_conn} ({1000 // per_conn} connections) | {fmt(e)} | {fmt(p2)} | {ratio(e, p2)} | "
-            f"{ratio(e, p2_w1)} | {ok(e >= 10 * p2_w1)} |")
+            f"{ratio(e, p2_w1)} | {ok(e >= 2.5 * p2) if per_conn == 100 else '—'} |")
     add("")
 
     add("## Per-call costs from Python\n")
+    add("Best of 3 interleaved rounds.\n")
     add("| measurement | engine | P2 | target |")
     add("|---|---:|---:|---|")
-    add(f"| `next_event` per call, {nx['engine']['bytes']}-byte message | {nx['engine']['us']:.3f} µs | "
-        f"{nx['P2']['us']:.3f} µs | ≤ 1 µs: {ok(nx['engine']['us'] <= 1.0)} |")
+    add(f"| `next_event` per call, {nx['engine']['bytes']}-byte message | {nx['engine']['us'] * 1000:.0f} ns | "
+        f"{nx['P2']['us'] * 1000:.0f} ns | ≤ 150 ns: {ok(nx['engine']['us'] <= 0.150)} |")
+    add(f"| `publish_event` of a ~2 KB event to one subscription | {pub2k['engine']:.1f} µs | {pub2k['P2']:.1f} µs | "
+        f"≤ 8 µs: {ok(pub2k['engine'] <= 8)} |")
     add(f"| `publish_event` to 100 matching subscriptions | {pub['engine']:.1f} µs | {pub['P2']:.1f} µs | "
         f"≤ 50 µs: {ok(pub['engine'] <= 50)} |")
     add("")
@@ -597,9 +635,10 @@ def report(w1, w3, w2r, m2, nx, pub, sweep, idle, cycles, gil, go_cmd, go_rows, 
 
     add("## Go benchmarks\n")
     add(f"`{go_cmd}` (GOFLAGS=-mod=mod). `ns/delivery` and `allocs/delivery` divide one op (one "
-        "dispatched event) by the subscriptions it reached. Targets: dispatch to 10,000 identical "
-        "subscriptions ≤ 100 ns per delivery; ns per delivery flat as one group grows from 10 to "
-        "10,000 (one encoding per group).\n")
+        "dispatched event) by the subscriptions it reached. Target: dispatch to 10,000 subscriptions of one "
+        "group whose queues are being read (`BenchmarkDispatchRead/subs=10000`) ≤ 30 ns per delivery with "
+        "no allocation per recipient (allocs/op is per event: the one encoding). `BenchmarkEventParsers` "
+        "compares the event-data parsers on a ~2 KB event.\n")
     keys = []
     for r in go_rows:
         for k in r:
@@ -623,74 +662,88 @@ def report(w1, w3, w2r, m2, nx, pub, sweep, idle, cycles, gil, go_cmd, go_rows, 
 NOTES = """## Profiling notes: what was tried and what each change gave (written by hand)
 
 The tables above come from the run that wrote this file. The numbers in this section were
-measured during development on the same 2-core machine, while other builds, fuzzers and
-benchmarks ran on it (load average 4 to 8), so each change was judged by an A/B in one
-process or by allocations, which load does not change.
+measured during development on the same 2-core machine while other engineers built and tested on
+it (load average 8 to 21, so everything ran 2 to 5 times slower than on an idle machine); each
+change was judged by an A/B in one process (interleaved, best of several rounds), by allocation
+counts, which load does not change, or by a profile's shares.
 
-Baseline before this work (same workloads): engine W1 1000 × 200 = 514,000 deliveries/s with
-`next_event` against 2,012,000 for P2; W3 (100 subscriptions per connection) 1,735,000 against
-P2's 1,771,000; `next_event` 1.16 µs a call; `publish_event` to one subscription 12 µs.
+Before this work (BENCHMARKS.md at commit 16723a3, load 1.5): W1 0.26× P2 (451k deliveries/s),
+W3 1.66× P2, W2 1.74× P2, `next_event` 0.84 µs, Go dispatch to 10,000 subscriptions 72 ns per
+delivery (queues full), `BenchmarkDecodeEvent` 38.8 µs and 264 allocations per ~2 KB event.
 
-1. **Per-call cost of the gopy binding** (py: an empty `next_event` loop). The generated wrapper
-   of a Go *method* looks the receiver up in gopy's handle table under a global RWMutex and
-   unwraps it with reflection (`gopyh.VarFromHandleTry`, `gopyh.Embed`) on every call. Change:
-   package-level functions keyed by a small integer (pyapi/fast.go: `FastNext`, `FastDrain`,
-   `FastPublish`, a copy-on-write table read with one atomic load), used by the shim for
-   `next_event`, `drain_connection` and `publish_event`. A/B in one process: empty call 0.75–0.82 µs
-   → 0.68–0.74 µs; call returning a 170-byte frame 1.34–2.1 µs → 1.0–1.6 µs (noisy; 10–30 %).
-2. **What is left is the binding's floor**: an empty call still costs about 0.7 µs, spent in the
-   generated C and cgo code that this project does not write (PyArg_ParseTupleAndKeywords, GIL
-   release and re-acquire, the cgo crossing, `C.GoString` of the id, `C.CString` + `free` of the
-   result, `Py_BuildValue`, then `.encode()`). P2's `next_event` is a dict lookup, a
-   `deque.popleft` and one bytes concatenation: 0.3–0.4 µs. So with one call per message (W1) the
-   engine cannot be 2× P2; this P2 is also about 3× faster than the 660,000/s figure in the issue
-   because it keeps pre-encoded `bytes` payloads and concatenates bytes frames (no per-message
-   `str.encode`). Batch reads (W3) are where the engine's fan-out and encoding in Go show.
-   Going further means replacing gopy's generated wrapper (a hand-written METH_FASTCALL
-   function returning `bytes`), which is outside this issue.
-3. **Strict JSON validation of `publish_event` data** (go: `BenchmarkPublishFiltered`, the W2
-   publish, `-cpuprofile`): `decodeEvent` was 54 % of a publish, a third of it
-   `encoding/json.Valid` (9.7 µs of a 2 KB event; goccy's decoding 32 µs). Data from the shim is
-   the output of `json.dumps` and always well-formed, so `FastPublish` uses
-   `Executor.PublishValid`, which skips only that pass (a decode error still falls back to the
-   strict path and its error message). About −10 µs per 2 KB event.
-4. **`json.dumps` with options builds a new encoder per call**: the shim now reuses one
-   `JSONEncoder(separators=(",", ":"), allow_nan=False)` — same output and errors, about −1 µs per
-   publish.
-5. **`drain_connection` buffer growth** (go: `BenchmarkPublishAndDrain` profile: `appendFrame` →
-   `memmove`/`mallocgc` ~60 % of a drain). Change: size the buffer exactly before appending, and
-   sort the merged queues only when they are not already in event order (they are when each event
-   reached several of the connection's subscriptions). 351 KB → 116 KB and 197 → 57 allocations
-   per publish + 10 drains of 100 frames; 425 µs → 316 µs per op.
-6. **Dispatch to 10,000 identical subscriptions** (go: `BenchmarkDispatchGroupGrowth/group=10000`
-   profile: 45 % in `sync.Mutex` Lock/Unlock, i.e. the first touch of each connection and ring).
-   Changes: the connection mutex is held across consecutive recipients on one connection (wake-ups
-   after the unlock), ring indexes wrap without a division, and user/tenant ids are interned
-   (`unique.Make`) so the tenant/user check reads one shared string. Under the load of the
-   time the A/B was inconclusive (100–230 ns per delivery before and after, run to run); dispatch
-   allocates exactly once per group and event (the one encoding). ns per delivery at 10,000 stays
-   about 2–3× the 100-member figure: each delivery writes a message into a different
-   subscription's ring (10,000 full rings of 64 messages are 20 MB, far beyond the caches), so the
-   benchmark is bound by memory, not by work; with queues that are read, rings stay small.
-7. **W2 at 10× P2** is out of reach for the same reason as (2) plus JSON: Python's own
-   `json.dumps` of a 2 KB event (~17 µs) and Go's decoding of it (~30 µs) are paid per event
-   before any filtering, while P2 evaluates its 50 predicates on the dict it already has.
-
-8. **GIL (second thread's progress)**: every generated wrapper releases the GIL for the whole
-   Go call, and the Python part of `publish_event` (argument checks and `json.dumps` of a
-   4-field dict, a few µs) is under 1 % of a publish to 10,000 subscriptions (~500–700 µs). Part
-   of what the second thread loses on this 2-core machine is CPU, which the control row (a
-   thread hashing with hashlib, GIL released) measures. The rest is the GIL handoff itself: the
-   publisher needs the GIL back after every Go call, waits up to the switch interval (5 ms) for
-   the loop to drop it, and each handoff costs the loop two thread wake-ups. In development runs
-   the publisher kept 93 % (control 93 %, load 4.0) and 78 % (control 90 %, load 1.6). Fewer GIL
-   round trips per unit of work (a call publishing a batch of events) would close the gap; the
-   issue's API is one event per call, so this was not changed.
-9. **W3 at 10× P2's W1** is not reached either: even batched, every frame becomes one Python
-   `bytes` object (the `split`), and the Go result crosses as a `str` that is UTF-8-decoded and
-   re-encoded (gopy has no cheap `bytes` result). The engine's drain is still well ahead of P2's
-   own `drain_connection` and of P2's W1; the batch call is what makes the engine worth its
-   binding cost.
+1. **Hand-written entry points** (pyapi/fastcall.c, pyapi/fastcall.go). gopy's generated wrapper
+   parses arguments with `PyArg_ParseTupleAndKeywords`, releases and re-takes the GIL, copies the id
+   with `C.GoString` and the result with `C.CString` + `free`, builds a `str` the shim then encodes.
+   The C entries read the id in place (`PyUnicode_AsUTF8AndSize`, no copy for ASCII), keep the GIL
+   (the Go part never waits on Python), and build the result once as `bytes` / `list[bytes]`.
+   `executor.next_event` is the C function itself (bound per executor, `PyCFunction_NewEx` with the
+   executor id and a weak reference), so a plain call runs no Python frame; any other call falls
+   back to the Python method, whose messages are the contract. Same process, interleaved, best of
+   5, load 17: bound C function 221 ns per `next_event` (163-byte frame), the Python method calling
+   the same C core 437 ns, the gopy wrapper (`next_event(sid, 0)`, NextWait) 2,260 ns, the loop
+   alone 44 ns. At load 8: 176 ns against P2's 305 ns.
+2. **Results without a call back into Go or a Go allocation.** Go copies the frame (or the drained
+   frames, separated by newlines) straight into a C buffer the entry point owns (64 KB, grown on
+   demand and given back after a result over 1 MB; one buffer serves all threads, as the GIL is
+   held); C makes the `bytes` from it. A frame that does not fit is reported with its size, nothing
+   is removed, and the call is repeated with a larger buffer. The prototype in the design notes
+   paid a Go→C crossing (~22 ns) per result for C to allocate the `bytes`; this pays one memcpy of
+   the frame instead (~5 ns for 163 bytes). Not A/B'd here under this load: the choice follows the
+   measured crossing costs.
+3. **Drain merge scratch**: the merge's item list is kept per connection (under its mutex) instead
+   of allocated per drain: one allocation less per multi-subscription drain
+   (`BenchmarkPublishAndDrain` 55 → 31 allocations per publish + 10 drains).
+4. **Publish without maps** (go: `BenchmarkEventParsers`, same run, load ~17, ~2 KB event):
+   goccy/go-json into `map[string]any` 94.6 µs and 263 allocations; fastjson's parse 5.5 µs and 0
+   allocations; the engine's whole decode with fastjson (lone-surrogate scan, UTF-8 check, number
+   range check, sorted index of the top-level keys) 10.9 µs and 4 allocations. fastjson was chosen:
+   no maps, numbers keep their published text (exact re-encoding), values point into one copy of
+   the input, and a pooled parser allocates nothing; goccy has no form but `map[string]any`. Its
+   leniencies are covered: untrusted data (Redis, PostgreSQL, the Go API) still passes
+   `encoding/json.Valid` first, so messages and strictness are unchanged; a lone `\\uD800` escape,
+   which fastjson keeps verbatim, is rewritten to `\\ufffd` first, as encoding/json decodes it;
+   duplicate keys resolve to the last one (fastjson's `Get` returns the first); numbers beyond
+   float64's range are refused as before. New: data nested deeper than 300 levels (fastjson's
+   limit) is refused with a ValueError. Pinned: github.com/valyala/fastjson v1.6.10.
+5. **Top-level key look-ups**: scanning the object (`Object.Visit`, last key wins) made
+   `BenchmarkFilter/eq+gte` 1,254 ns; a sorted index of the top-level keys built once per event
+   (binary search) 544 ns, in back-to-back runs. Nested paths still scan their object.
+6. **Pooled decoded events**: the decode went from 50 allocations and 17.8 KB per event (a new
+   parser each time) to 4 and 784 B (pooled parser), then to 1 and 6 B (the decoded event, its
+   index and scratch buffers pooled with the parser; `decodedEvent.release` gives them back when the
+   dispatch is over). Payloads were allocated at the event's size (`len(data)+32`) even when the
+   projection kept five fields: they are now encoded in scratch and queued at their exact size
+   (`BenchmarkPublishValid2K`, a 2 KB event to one subscription: 5 → 2 allocations and 2,992 → 118 B
+   per publish; `BenchmarkPublishFiltered` 14.7 KB → 1.9 KB per publish).
+7. **Python encoder**: kept the standard library's C encoder (`json.JSONEncoder`, one instance).
+   orjson is faster but is not a dependency of the wheel and writes NaN and Infinity as `null`,
+   silently changing data; `ensure_ascii=False` would change the bytes of subscriptions without a
+   selection set (their payload is the published text) and make the text non-ASCII, which C could
+   no longer read in place. A lone surrogate in data, which the encoder writes as an escape, is now
+   found in Go (a scan for backslashes) and refused with a `ValueError` instead of becoming U+FFFD.
+8. **Dispatch with queues being read** (`BenchmarkDispatchRead/subs=10000`): 19 ns per delivery at
+   load ~17, one allocation per event. With full queues nobody reads
+   (`BenchmarkDispatchGroupGrowth/group=10000`) it stays memory-bound (10,000 full rings are
+   20 MB): 95–157 ns.
+9. **Ideas not taken**: (a) dropping the per-read atomic counter (`messages_read`) by counting per
+   subscription and summing in `Metrics` — a few ns of a ~150 ns call, left for later so the
+   lifecycle work on executor.go and metrics.go merges simply; (b) reusing Python's cached `str`
+   hash for a Go-side table instead of Go's map hash (one hash of the id either way, ≤ 10 ns); (c)
+   a C entry for `publish_event` that also encodes (saves the ~0.2 µs Python frame of a several-µs
+   call).
+10. **The floors of the missed targets.** `publish_event` of a 2 KB event to one subscription:
+   Python's encoder is about half of it (same process, best of 15 rounds at load 10: encoding
+   11.2 µs, the Go part 12.4 µs before the pooling above, which `BenchmarkPublishValid2K` puts at
+   5–7 µs loaded); P2 encodes only the five projected fields (~150 B), while the engine must encode
+   and parse the whole event, which is also what checks it (NaN, surrogates, types). The stdlib
+   encoder with `ensure_ascii=False` was 12 % faster (9.9 µs) but changes bytes (see 7). `next_event`:
+   the loop (44 ns at that load), the cgo crossing (55–95 ns per the design notes), the id look-up
+   and two locks; at load 8–20 its absolute time is inflated 2–5× and the ratio to P2 moved between
+   runs (176 vs 305 ns, 327 vs 528 ns, 367 vs 301 ns), while W1 as a whole stayed 1.2–2.7× P2. W2
+   moved between 2.2× and 6.7× P2 across runs under this load; its engine part per event is the
+   2 KB encode and parse above plus 50 filter evaluations (~0.1–0.5 µs each, `BenchmarkFilter`).
+11. **GIL**: next and drain keep the GIL (releasing costs ~39 ns and their Go part never blocks on
+   Python); publish releases it, as a fan-out can take milliseconds.
 
 Targets met and missed are marked in the tables; nothing above is asserted by a test.
 """

@@ -6,6 +6,7 @@ import (
 	"math"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	json "github.com/goccy/go-json"
@@ -17,6 +18,7 @@ import (
 type SubscriptionExecutor struct {
 	e          *subscriptions.Executor
 	debugHooks bool
+	panicFast  atomic.Bool // debug hook: the next fast entry point panics
 }
 
 // executorOptions are the executor's settings, as JSON from Python.
@@ -24,6 +26,7 @@ type executorOptions struct {
 	QueueSize      json.Number `json:"queue_size"`
 	ConnectTimeout *float64    `json:"connect_timeout"`
 	DebugHooks     bool        `json:"debug_hooks"`
+	Paused         bool        `json:"paused"`
 	limitsJSON
 }
 
@@ -57,7 +60,7 @@ func NewSubscriptionExecutor(cfg *EventBusConfig, optionsJSON string) (x *Subscr
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	e, err := subscriptions.NewExecutor(ctx, subscriptions.Options{Bus: bus, QueueSize: int(queueSize), Limits: limits})
+	e, err := subscriptions.NewExecutor(ctx, subscriptions.Options{Bus: bus, QueueSize: int(queueSize), Limits: limits, Paused: o.Paused})
 	if err != nil {
 		return nil, pyError(err)
 	}
@@ -168,6 +171,13 @@ func (x *SubscriptionExecutor) TakeReady() (ids string, err error) {
 	return ids, pyError(err)
 }
 
+// Resume starts the delivery of an executor made with "paused"; resuming
+// one that is not paused, or twice, does nothing.
+func (x *SubscriptionExecutor) Resume() (ok bool, err error) {
+	defer recoverTo(&err)
+	return true, pyError(x.e.Resume())
+}
+
 // closeTimeout bounds Close: a bus whose server stopped answering must
 // not hold the calling thread longer.
 const closeTimeout = 10 * time.Second
@@ -197,6 +207,11 @@ func (x *SubscriptionExecutor) Debug(hook string) (ok bool, err error) {
 	switch hook {
 	case "panic":
 		panic("test panic from the debug hook")
+	case "panic_fast":
+		// The next next_event, drain_connection or publish_event panics
+		// inside its hand-written entry point.
+		x.panicFast.Store(true)
+		return true, nil
 	case "panic_in_dispatch":
 		return true, pyError(x.e.InjectFault(subscriptions.FaultDispatchPanic))
 	case "panic_in_bus_reader":

@@ -1,19 +1,17 @@
 package pyapi
 
 import (
-	"context"
 	"sync"
 	"sync/atomic"
 
 	"github.com/fraiseql/fraiseql-subscriptions/subscriptions"
 )
 
-// The per-message calls as package-level functions taking a small integer
-// id. gopy wraps a method by looking its receiver up in a handle table
-// under a global RWMutex and unwrapping it with reflection (gopyh.Embed);
-// a package-level function skips both, which is measurable when the call
-// itself is a microsecond (see BENCHMARKS.md). The Python shim uses these
-// for next_event, drain_connection and publish_event.
+// The per-message calls (next_event, drain_connection, publish_event) do
+// not go through gopy's generated wrappers: hand-written CPython entry
+// points (fastcall.c, fastcall.go) find the executor by a small id in a
+// copy-on-write table read with one atomic load. AttachFast adds them to
+// the module once it is loaded.
 
 var (
 	fastMu    sync.Mutex
@@ -21,8 +19,8 @@ var (
 	fastIDs   = map[*SubscriptionExecutor]int{}       // guarded by fastMu
 )
 
-// FastID returns the id under which the package-level fast functions
-// find x, registering it on the first call.
+// FastID returns the id under which the fast entry points find x,
+// registering it on the first call.
 func (x *SubscriptionExecutor) FastID() (id int, err error) {
 	defer recoverTo(&err)
 	fastMu.Lock()
@@ -58,47 +56,39 @@ func ReleaseFastID(id int) {
 	fastTable.Store(&next)
 }
 
-func fastExecutor(id int) (*subscriptions.Executor, error) {
-	if p := fastTable.Load(); p != nil && id >= 1 && id <= len(*p) {
+// fastEntry returns the executor registered under id.
+func fastEntry(id int64) (*SubscriptionExecutor, error) {
+	if p := fastTable.Load(); p != nil && id >= 1 && id <= int64(len(*p)) {
 		if x := (*p)[id-1]; x != nil {
-			return x.e, nil
+			return x, nil
 		}
 	}
 	return nil, subscriptions.ErrClosed
 }
 
-// FastNext is SubscriptionExecutor.Next for the executor of id.
-func FastNext(id int, subscriptionID string) (frame string, err error) {
-	defer recoverTo(&err)
-	e, err := fastExecutor(id)
+// fastExecutor returns the engine of the executor registered under id.
+func fastExecutor(id int) (*subscriptions.Executor, error) {
+	x, err := fastEntry(int64(id))
 	if err != nil {
-		return "", pyError(err)
+		return nil, err
 	}
-	frame, err = e.Next(subscriptionID)
-	return frame, pyError(err)
+	return x.e, nil
 }
 
-// FastDrain is SubscriptionExecutor.DrainConnection for the executor of id.
-func FastDrain(id int, connectionID string, maxMessages int) (frames string, err error) {
+// AttachFast adds the hand-written entry points to the loaded extension
+// module named module (the shim passes its own module's __name__). The
+// shim calls it once, right after the import.
+func AttachFast(module string) (ok bool, err error) {
 	defer recoverTo(&err)
-	e, err := fastExecutor(id)
-	if err != nil {
-		return "", pyError(err)
+	if err := attach(module); err != nil {
+		return false, err
 	}
-	frames, _, err = e.DrainConnection(connectionID, maxMessages)
-	return frames, pyError(err)
+	return true, nil
 }
 
-// FastPublish is SubscriptionExecutor.Publish for the executor of id, for
-// data produced by Python's json.dumps (always well-formed JSON), so the
-// strict validation pass is skipped. It returns (true, nil) on success: an
-// error-only function leaks a C string per call in gopy's wrapper.
-func FastPublish(id int, eventType, channel, dataJSON string) (ok bool, err error) {
-	defer recoverTo(&err)
-	e, err := fastExecutor(id)
-	if err != nil {
-		return false, pyError(err)
+// debugPanic panics once after the "panic_fast" debug hook.
+func (x *SubscriptionExecutor) debugPanic() {
+	if x.panicFast.Load() && x.panicFast.CompareAndSwap(true, false) {
+		panic("test panic in a fast entry point")
 	}
-	ev := subscriptions.Event{Type: eventType, Channel: channel, Data: []byte(dataJSON)}
-	return true, pyError(e.PublishValid(context.Background(), ev))
 }

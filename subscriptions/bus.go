@@ -44,8 +44,9 @@ type BusStats struct {
 	LagMillis float64
 }
 
-// NewBus builds the bus that cfg describes.
-func NewBus(ctx context.Context, cfg BusConfig) (Bus, error) {
+// NewBus builds the bus that cfg describes. It does not connect (Start
+// does), so it takes no context.
+func NewBus(cfg BusConfig) (Bus, error) {
 	switch cfg.Kind {
 	case "", BusMemory:
 		return NewMemoryBus(), nil
@@ -53,12 +54,12 @@ func NewBus(ctx context.Context, cfg BusConfig) (Bus, error) {
 		if cfg.Redis.Logger == nil {
 			cfg.Redis.Logger = cfg.Logger
 		}
-		return NewRedisBus(ctx, cfg.Redis)
+		return NewRedisBus(cfg.Redis)
 	case BusPostgres:
 		if cfg.Postgres.Logger == nil {
 			cfg.Postgres.Logger = cfg.Logger
 		}
-		return NewPostgresBus(ctx, cfg.Postgres)
+		return NewPostgresBus(cfg.Postgres)
 	default:
 		return nil, valueErrorf("unknown bus type %q", cfg.Kind)
 	}
@@ -114,23 +115,4 @@ func batchResults(err error, n int) []error {
 		}
 	}
 	return out
-}
-
-// publishEach is PublishBatch for a bus without a batch operation: one
-// Publish per event, stopping at the first failure (so that the events
-// after it are not published out of order).
-func publishEach(ctx context.Context, b Bus, evs []Event) error {
-	for i, ev := range evs {
-		if err := b.Publish(ctx, ev); err != nil {
-			if i == 0 {
-				return err
-			}
-			errs := make([]error, len(evs))
-			for j := i; j < len(errs); j++ {
-				errs[j] = err
-			}
-			return &BatchError{Errs: errs}
-		}
-	}
-	return nil
 }

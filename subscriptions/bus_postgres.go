@@ -87,6 +87,9 @@ type PostgresBus struct {
 	// panicNext makes the listener panic before its next row (tests).
 	panicNext atomic.Bool
 	listenPID atomic.Uint32 // backend pid of the listener connection
+	// hold, when set, keeps the listener from reading until it is closed
+	// (an executor started paused; see pause.go).
+	hold <-chan struct{}
 
 	mu      sync.Mutex
 	started bool
@@ -101,7 +104,7 @@ const ListenerApplicationName = "fraiseql-listener"
 
 // NewPostgresBus returns a PostgreSQL bus. It validates opts but does not
 // connect: Start connects the listener, Publish connects a pool on first use.
-func NewPostgresBus(ctx context.Context, opts PostgresOptions) (Bus, error) {
+func NewPostgresBus(opts PostgresOptions) (Bus, error) {
 	b, err := newPostgresBus(opts)
 	if err != nil {
 		return nil, err

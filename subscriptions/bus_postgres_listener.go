@@ -91,6 +91,9 @@ func (l *pgListener) run(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
 	defer l.saveOnExit()
 	defer l.disconnect()
+	if !l.waitResumed(ctx) {
+		return
+	}
 	for !l.runUntilDone(ctx) {
 		closeQuietly(l.conn)
 		l.conn = nil

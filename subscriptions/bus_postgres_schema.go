@@ -27,9 +27,8 @@ type pgSchema struct {
 	table, positions, function string // unquoted names
 	channel                    string // the NOTIFY channel
 
-	sqlCheck   string // what exists, in one query
-	sqlTable   string // creates the table, unqualified
-	sqlObjects string // format string: the rest, given the quoted schema
+	sqlCheck string // what exists, in one query
+	sqlTable string // creates the table, unqualified
 }
 
 // pgFunctionArgs is the signature of the publish function.

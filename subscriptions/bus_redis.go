@@ -64,6 +64,10 @@ type redisBus struct {
 	wg      sync.WaitGroup
 	closed  atomic.Bool
 
+	// hold, when set, keeps the reader from reading until it is closed
+	// (an executor started paused; see pause.go).
+	hold <-chan struct{}
+
 	// Owned by the reader goroutine once started.
 	deliver func(Event)
 	last    streamID // last dispatched entry: nothing <= it is dispatched again
@@ -83,7 +87,7 @@ type redisBus struct {
 
 // NewRedisBus returns a Redis Streams bus. It does not connect: Start
 // does, and reports what could not be reached.
-func NewRedisBus(ctx context.Context, opts RedisOptions) (Bus, error) {
+func NewRedisBus(opts RedisOptions) (Bus, error) {
 	ropts, err := redis.ParseURL(opts.URL)
 	if err != nil {
 		return nil, valueErrorf("invalid Redis URL %s: %s", RedactURL(opts.URL), redactSecrets(err.Error(), opts.URL))
@@ -343,6 +347,9 @@ func (b *redisBus) Close(ctx context.Context) error {
 // over from the pending entries, so the executor keeps receiving events.
 func (b *redisBus) read(ctx context.Context) {
 	defer b.wg.Done()
+	if !waitOpen(ctx, b.hold) {
+		return
+	}
 	for !b.readUntilDone(ctx) {
 		if !sleepCtx(ctx, redisBackoffMin) {
 			return

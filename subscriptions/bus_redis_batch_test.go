@@ -1,3 +1,8 @@
+//go:build !mutate
+
+// `make mutate` builds without this file: it tests the bus files, which
+// are not mutated.
+
 package subscriptions
 
 import (

@@ -4,9 +4,14 @@ import (
 	"bytes"
 	stdjson "encoding/json"
 	"errors"
+	"strconv"
+	"strings"
+	"sync"
 	"unicode/utf8"
+	"unsafe"
 
 	json "github.com/goccy/go-json"
+	"github.com/valyala/fastjson"
 )
 
 // Event is one published event as it travels on a bus.
@@ -25,15 +30,106 @@ type Event struct {
 // every subscription of an executor.
 type decodedEvent struct {
 	Event
-	// value is the top-level object; numbers are json.Number so that they
-	// are re-encoded exactly as published.
-	value map[string]any
+	// root is the data object parsed by fastjson, over the parser's own
+	// copy of the data: numbers keep their published text.
+	root jv
+	obj  *fastjson.Object
 	// typename is the data's "__typename" when it is a string.
 	typename string
 	// tenantID and userID are the string forms of the data's top-level
 	// "tenant_id" and "user_id"; has* tells whether the key was present.
 	tenantID, userID   string
 	hasTenant, hasUser bool
+	// fields are the data's top-level keys, sorted, each with its last
+	// value: filters and projections look most keys up here, by binary
+	// search, instead of scanning the object.
+	fields []rootField
+	// num is scratch space for the text of numbers while filters run
+	// (one event is dispatched by one goroutine).
+	num []byte
+	// enc is scratch space for encoding payloads.
+	enc []byte
+	// state owns d and root's memory; release returns it to the pool.
+	state *eventState
+}
+
+// eventState is a decoded event with the parser its values point into.
+// They are pooled: once warm, decoding an event allocates nothing.
+type eventState struct {
+	d      decodedEvent
+	parser fastjson.Parser
+}
+
+var eventStates = sync.Pool{New: func() any { return new(eventState) }}
+
+// release gives d's memory back once nobody reads d any more (the
+// dispatch is done); d must not be used afterwards. Events nobody
+// releases are simply collected.
+func (d *decodedEvent) release() {
+	if d == nil || d.state == nil {
+		return
+	}
+	st := d.state
+	clear(d.fields)
+	*d = decodedEvent{fields: d.fields[:0], num: d.num[:0], enc: d.enc[:0]}
+	eventStates.Put(st)
+}
+
+type rootField struct {
+	key string
+	v   jv // nil for null
+}
+
+// get returns the top-level value of key (nil when null) and whether the
+// key is present.
+func (d *decodedEvent) get(key string) (jv, bool) {
+	f := d.fields
+	i, j := 0, len(f)
+	for i < j {
+		h := int(uint(i+j) >> 1)
+		if f[h].key < key {
+			i = h + 1
+		} else {
+			j = h
+		}
+	}
+	if i < len(f) && f[i].key == key {
+		return f[i].v, true
+	}
+	return nil, false
+}
+
+// lookup is field for any object of the data: the sorted index for the
+// top level.
+func (d *decodedEvent) lookup(o *fastjson.Object, key string) (jv, bool) {
+	if o == d.obj {
+		return d.get(key)
+	}
+	return field(o, key)
+}
+
+// index fills d.fields.
+func (d *decodedEvent) index() {
+	d.fields = d.fields[:0]
+	d.obj.Visit(func(k []byte, v *fastjson.Value) {
+		d.fields = append(d.fields, rootField{unsafe.String(unsafe.SliceData(k), len(k)), norm(v)})
+	})
+	// Insertion sort, stable (of equal keys the last stays last and wins
+	// below): objects are small, and this neither allocates nor reflects.
+	f := d.fields
+	for i := 1; i < len(f); i++ {
+		for j := i; j > 0 && f[j].key < f[j-1].key; j-- {
+			f[j], f[j-1] = f[j-1], f[j]
+		}
+	}
+	out := d.fields[:0]
+	for i, f := range d.fields {
+		if i+1 < len(d.fields) && d.fields[i+1].key == f.key {
+			continue
+		}
+		out = append(out, f)
+	}
+	d.fields = out
 }
 
 // decodeEvent checks ev against lim and decodes its data, which must be a
@@ -42,26 +138,73 @@ func decodeEvent(ev Event, lim Limits) (*decodedEvent, error) {
 	return decodeEventFrom(ev, lim, false)
 }
 
-// decodeEventFrom is decodeEvent; wellFormed data (Python's json.dumps
-// output) skips the strict validation pass, see decodeJSONFrom.
+// decodeEventFrom is decodeEvent; wellFormed data (Python's json encoder
+// output) skips the strict validation pass, and a lone surrogate in it is
+// refused instead of becoming U+FFFD.
+//
+// Parsing: fastjson, which builds no maps and keeps numbers' text (see
+// BENCHMARKS.md for the comparison with goccy/go-json). It validates
+// structure as it parses but is lenient about a few forms JSON forbids
+// (NaN, 01, bad escapes), so untrusted data passes encoding/json's strict
+// validator first, and its messages are the ones users see. Invalid UTF-8
+// becomes U+FFFD and so does a lone surrogate escape, as encoding/json
+// decodes them.
 func decodeEventFrom(ev Event, lim Limits, wellFormed bool) (*decodedEvent, error) {
 	if len(ev.Data) > lim.MaxPayloadBytes {
 		return nil, valueErrorf("event payload is %d bytes, over the max_payload_bytes limit of %d", len(ev.Data), lim.MaxPayloadBytes)
 	}
-	v, err := decodeJSONFrom(ev.Data, wellFormed)
-	if err != nil {
+	b := ev.Data
+	if wellFormed {
+		// Python's json encoder writes a lone surrogate of a str as a
+		// \uXXXX escape that every decoder turns into U+FFFD: refuse it
+		// rather than change the user's data silently.
+		if r, ok := loneSurrogate(b); ok {
+			return nil, valueErrorf("data is not valid Unicode: it contains the lone surrogate '\\u%04x'", r)
+		}
+	} else if !stdjson.Valid(b) {
+		var v any
+		err := stdjson.Unmarshal(b, &v)
+		if err == nil {
+			err = errors.New("invalid JSON")
+		}
 		return nil, valueErrorf("event data is not valid JSON: %v", err)
 	}
-	obj, ok := v.(map[string]any)
-	if !ok {
-		return nil, typeErrorf("event data must be a JSON object, got %s", jsonKind(v))
+	if !utf8.Valid(b) {
+		b = bytes.ToValidUTF8(b, []byte("\uFFFD"))
 	}
-	d := &decodedEvent{Event: ev, value: obj}
-	if s, ok := obj["__typename"].(string); ok {
-		d.typename = s
+	if !wellFormed {
+		b = replaceLoneSurrogates(b)
 	}
-	d.tenantID, d.hasTenant = idString(obj, "tenant_id")
-	d.userID, d.hasUser = idString(obj, "user_id")
+	st := eventStates.Get().(*eventState)
+	root, err := st.parser.ParseBytes(b)
+	if err != nil {
+		eventStates.Put(st)
+		if wellFormed {
+			return decodeEventFrom(ev, lim, false) // the strict path words the error
+		}
+		return nil, valueErrorf("event data is not valid JSON: nested deeper than %d levels", fastjson.MaxDepth)
+	}
+	if root.Type() != fastjson.TypeObject {
+		eventStates.Put(st)
+		return nil, typeErrorf("event data must be a JSON object, got %s", kindOfValue(root))
+	}
+	d := &st.d
+	*d = decodedEvent{Event: ev, root: root, obj: objectOf(root), state: st, fields: d.fields[:0], num: d.num[:0], enc: d.enc[:0]}
+	if err := d.checkNumbers(root); err != nil {
+		d.release()
+		if wellFormed && err == errNotJSONNumber {
+			return decodeEventFrom(ev, lim, false) // the strict path words the error
+		}
+		return nil, valueErrorf("event data is not valid JSON: %v", err)
+	}
+	d.index()
+	if v, _ := d.get("__typename"); v != nil {
+		if s, ok := strOf(v); ok {
+			d.typename = strings.Clone(s)
+		}
+	}
+	d.tenantID, d.hasTenant = d.idString("tenant_id")
+	d.userID, d.hasUser = d.idString("user_id")
 	return d, nil
 }
 
@@ -74,17 +217,7 @@ func decodeEventFrom(ev Event, lim Limits, wellFormed bool) (*decodedEvent, erro
 // indexes past its buffer when it rewrites a long run of it (found by
 // FuzzDecodeEvent), so such bytes become U+FFFD first, as encoding/json
 // would decode them. Any other panic of goccy falls back to encoding/json.
-func decodeJSON(b []byte) (any, error) { return decodeJSONFrom(b, false) }
-
-// decodeJSONFrom is decodeJSON; with wellFormed it first tries goccy alone
-// (the validation pass is about a fifth of decoding a 2 KB event) and takes
-// the strict path, with its error message, on any failure.
-func decodeJSONFrom(b []byte, wellFormed bool) (v any, err error) {
-	if wellFormed && utf8.Valid(b) {
-		if v, ok := decodeTrusted(b); ok {
-			return v, nil
-		}
-	}
+func decodeJSON(b []byte) (v any, err error) {
 	if !stdjson.Valid(b) {
 		var v any
 		err := stdjson.Unmarshal(b, &v)
@@ -115,22 +248,6 @@ func decodeJSONFrom(b []byte, wellFormed bool) (v any, err error) {
 	return v, nil
 }
 
-// decodeTrusted decodes b with goccy alone; ok is false on an error, a
-// panic or trailing data.
-func decodeTrusted(b []byte) (v any, ok bool) {
-	defer func() {
-		if recover() != nil {
-			v, ok = nil, false
-		}
-	}()
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if err := dec.Decode(&v); err != nil || dec.More() {
-		return nil, false
-	}
-	return v, true
-}
-
 // fromStdNumbers converts encoding/json's json.Number values into goccy's
 // json.Number, the type the rest of the engine expects.
 func fromStdNumbers(v any) any {
@@ -149,28 +266,30 @@ func fromStdNumbers(v any) any {
 	return v
 }
 
-// idString returns the string form of obj[key] for security checks: ids
-// compare as strings, so 1 and "1" are the same id. A null id counts as
-// present and matches nobody.
-func idString(obj map[string]any, key string) (string, bool) {
-	v, ok := obj[key]
+// idString returns the string form of the data's top-level key for
+// security checks: ids compare as strings, so 1 and "1" are the same id. A
+// null id counts as present and matches nobody.
+func (d *decodedEvent) idString(key string) (string, bool) {
+	v, ok := d.get(key)
 	if !ok {
 		return "", false
 	}
-	switch x := v.(type) {
-	case string:
-		return x, true
-	case json.Number:
-		return x.String(), true
-	case bool:
-		if x {
-			return "true", true
-		}
-		return "false", true
-	default:
-		// null, objects and lists never equal a subscriber's id.
-		return "\x00unmatchable", true
+	if s, ok := strOf(v); ok {
+		return strings.Clone(s), true
 	}
+	if s, ok := numText(v, &d.num); ok {
+		return strings.Clone(s), true
+	}
+	if v != nil {
+		switch v.Type() {
+		case fastjson.TypeTrue:
+			return "true", true
+		case fastjson.TypeFalse:
+			return "false", true
+		}
+	}
+	// null, objects and lists never equal a subscriber's id.
+	return "\x00unmatchable", true
 }
 
 // jsonKind names the JSON type of a decoded value, for error messages.
@@ -196,3 +315,145 @@ func jsonKind(v any) string {
 // DecodeJSON decodes exactly one JSON value, keeping numbers exact, as
 // the engine does for event data and variables.
 func DecodeJSON(b []byte) (any, error) { return decodeJSON(b) }
+
+// loneSurrogate finds a \uD800-\uDFFF escape in JSON text that is not
+// half of a surrogate pair. Outside strings JSON has no backslash, so
+// every backslash starts an escape.
+func loneSurrogate(b []byte) (rune, bool) {
+	for i := 0; ; {
+		j := bytes.IndexByte(b[i:], '\\')
+		if j < 0 {
+			return 0, false
+		}
+		i += j
+		if i+1 >= len(b) {
+			return 0, false
+		}
+		if b[i+1] != 'u' {
+			i += 2
+			continue
+		}
+		r, ok := hex4(b, i+2)
+		if !ok {
+			i += 2
+			continue
+		}
+		i += 6
+		switch {
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return r, true
+		case r >= 0xD800 && r <= 0xDBFF:
+			if i+1 < len(b) && b[i] == '\\' && b[i+1] == 'u' {
+				if lo, ok := hex4(b, i+2); ok && lo >= 0xDC00 && lo <= 0xDFFF {
+					i += 6
+					continue
+				}
+			}
+			return r, true
+		}
+	}
+}
+
+// hex4 reads the four hex digits at b[i:].
+func hex4(b []byte, i int) (rune, bool) {
+	if i+4 > len(b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[i : i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
+}
+
+// replaceLoneSurrogates returns b with every lone surrogate escape
+// rewritten as \ufffd (the same length), as encoding/json decodes them;
+// b itself when it has none.
+func replaceLoneSurrogates(b []byte) []byte {
+	out := b
+	for i := 0; ; {
+		j := bytes.IndexByte(b[i:], '\\')
+		if j < 0 {
+			return out
+		}
+		i += j
+		if i+1 >= len(b) {
+			return out
+		}
+		if b[i+1] != 'u' {
+			i += 2
+			continue
+		}
+		r, ok := hex4(b, i+2)
+		if !ok {
+			i += 2
+			continue
+		}
+		lone := false
+		switch {
+		case r >= 0xDC00 && r <= 0xDFFF:
+			lone = true
+		case r >= 0xD800 && r <= 0xDBFF:
+			lone = true
+			if i+7 < len(b) && b[i+6] == '\\' && b[i+7] == 'u' {
+				if lo, ok := hex4(b, i+8); ok && lo >= 0xDC00 && lo <= 0xDFFF {
+					i += 12
+					continue
+				}
+			}
+		}
+		if lone {
+			if &out[0] == &b[0] {
+				out = append([]byte(nil), b...)
+			}
+			copy(out[i:], `\ufffd`)
+		}
+		i += 6
+	}
+}
+
+// errNotJSONNumber: fastjson let through a number JSON forbids (NaN, 01).
+var errNotJSONNumber = errors.New("invalid number")
+
+// checkNumbers refuses what fastjson accepts as numbers but JSON does not,
+// and numbers beyond float64's range, as the engine always has. Only long
+// numbers or those with an exponent can be out of range.
+func (d *decodedEvent) checkNumbers(v jv) error {
+	switch v.Type() {
+	case fastjson.TypeNumber:
+		t, _ := numText(v, &d.num)
+		if !isJSONNumber(t) {
+			return errNotJSONNumber
+		}
+		if len(t) > 300 || strings.ContainsAny(t, "eE") {
+			if _, err := strconv.ParseFloat(t, 64); err != nil {
+				return err
+			}
+		}
+	case fastjson.TypeArray:
+		a, _ := arrayOf(v)
+		for _, e := range a {
+			if err := d.checkNumbers(e); err != nil {
+				return err
+			}
+		}
+	case fastjson.TypeObject:
+		var err error
+		objectOf(v).Visit(func(_ []byte, e *fastjson.Value) {
+			if err == nil {
+				err = d.checkNumbers(e)
+			}
+		})
+		return err
+	}
+	return nil
+}

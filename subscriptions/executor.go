@@ -1,6 +1,7 @@
 package subscriptions
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"slices"
@@ -20,6 +21,12 @@ type Options struct {
 	QueueSize int
 	// Limits bound documents and events. See Limits for the defaults.
 	Limits Limits
+	// Paused starts the executor with delivery held until Resume: the bus
+	// is connected and publishing works, but nothing is dispatched, so the
+	// subscriptions registered before Resume receive the events the bus
+	// holds (with a stable instance id, those committed while the executor
+	// was down). Needs a Redis or PostgreSQL bus. Default false.
+	Paused bool
 }
 
 // DefaultQueueSize is the default bound of a subscription's queue.
@@ -69,6 +76,8 @@ type Executor struct {
 	started  time.Time
 	// panicInDispatch makes the next dispatch panic once (InjectFault).
 	panicInDispatch atomic.Bool
+	// hold is the gate of a paused executor's bus reader, nil otherwise.
+	hold *gate
 }
 
 // NewExecutor builds an executor and starts its bus. The context bounds
@@ -78,13 +87,24 @@ func NewExecutor(ctx context.Context, opts Options) (*Executor, error) {
 		opts.QueueSize = DefaultQueueSize
 	}
 	opts.Limits = opts.Limits.withDefaults()
-	bus, err := NewBus(ctx, opts.Bus)
+	bus, err := NewBus(opts.Bus)
 	if err != nil {
 		return nil, err
 	}
 	e := &Executor{opts: opts, bus: bus, commit: newGroupCommit(bus), reg: newRegistry(), started: time.Now()}
 	lim := opts.Limits
 	e.limits.Store(&lim)
+	if opts.Paused {
+		h, ok := bus.(holdable)
+		if !ok {
+			// The memory bus dispatches inside Publish: there is nothing
+			// to hold the events in.
+			_ = bus.Close(ctx)
+			return nil, valueErrorf("paused needs a Redis or PostgreSQL bus")
+		}
+		e.hold = newGate()
+		h.holdReader(e.hold.ch)
+	}
 	if err := bus.Start(ctx, e.deliver); err != nil {
 		_ = bus.Close(ctx)
 		return nil, err
@@ -248,7 +268,9 @@ func (e *Executor) prepare(ev Event, wellFormed bool) (Event, error) {
 		return ev, err
 	}
 	if local {
-		ev.decoded = d // spare the dispatcher a second decoding
+		ev.decoded = d // spare the dispatcher a second decoding; deliver releases it
+	} else {
+		d.release() // decoded to check only: the receiving side decodes again
 	}
 	return ev, nil
 }
@@ -281,6 +303,7 @@ func (e *Executor) deliver(ev Event) {
 		}
 	}
 	e.dispatch(d)
+	d.release()
 }
 
 // dispatch matches d against every group listening to its channel or
@@ -327,7 +350,10 @@ func (e *Executor) dispatchGroups(d *decodedEvent, seq uint64, groups []*planGro
 			}
 			t.passed++
 			if payload == nil {
-				payload = g.plan.AppendPayload(make([]byte, 0, len(d.Data)+32), d)
+				// Encoded in scratch, kept at its exact size: a projection
+				// is often a small part of the event, and queues hold it.
+				d.enc = g.plan.AppendPayload(d.enc[:0], d)
+				payload = bytes.Clone(d.enc)
 				t.encodings++
 			}
 			if b.enqueue(s, message{seq: seq, payload: payload}) {
@@ -437,6 +463,48 @@ func (e *Executor) Next(id string) (string, error) {
 	return unsafe.String(unsafe.SliceData(b), len(b)), nil
 }
 
+// NextInto is Next writing the frame into dst, for callers that own the
+// result's memory (the CPython entry points): n bytes were written, 0 when
+// nothing is pending. When the frame does not fit, nothing is removed and
+// need is the size dst must have.
+func (e *Executor) NextInto(id string, dst []byte) (n, need int, err error) {
+	s, err := e.lookup(id)
+	if err != nil {
+		return 0, 0, err
+	}
+	m, size, ok := s.popIfFits(len(dst))
+	if !ok {
+		return 0, size, nil
+	}
+	if size == 0 {
+		return 0, 0, nil
+	}
+	e.m.read.Add(1)
+	// The payload is never modified once queued: copy it unlocked.
+	n = copy(dst, s.prefix)
+	n += copy(dst[n:], m.payload)
+	n += copy(dst[n:], nextSuffix)
+	return n, 0, nil
+}
+
+// popIfFits removes s's oldest message when its frame takes at most
+// room bytes; size is the frame's size, 0 when the queue is empty.
+func (s *subscription) popIfFits(room int) (m message, size int, ok bool) {
+	s.conn.mu.Lock()
+	defer s.conn.mu.Unlock()
+	if s.queue.len() == 0 {
+		return message{}, 0, true
+	}
+	m = s.queue.at(0)
+	size = len(s.prefix) + len(m.payload) + len(nextSuffix)
+	if size > room {
+		return message{}, size, false
+	}
+	s.queue.pop()
+	s.read++
+	return m, size, true
+}
+
 // NextWait is Next that waits for a message until ctx ends; then it
 // returns ctx's error. Closing the executor or completing the
 // subscription ends the wait with ErrClosed or ErrSubscriptionNotFound.
@@ -504,12 +572,37 @@ func (e *Executor) conn(connID string) (*connection, error) {
 	return e.reg.conns[connID], nil
 }
 
+// DrainInto is DrainConnection writing the frames into dst, for callers
+// that own the result's memory (the CPython entry points). When they do
+// not fit, nothing is removed and need is the size dst must have.
+func (e *Executor) DrainInto(connID string, max int, dst []byte) (size, n, need int, err error) {
+	c, err := e.conn(connID)
+	if c == nil {
+		return 0, 0, 0, err
+	}
+	buf, n, need := c.drainInto(max, dst)
+	if need > 0 {
+		return 0, 0, need, nil
+	}
+	e.m.read.Add(uint64(n))
+	return len(buf), n, 0, nil
+}
+
+// drainInto is drain into dst; see drainLocked.
+func (c *connection) drainInto(max int, dst []byte) ([]byte, int, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return drainLocked(c, max, dst)
+}
+
 // drainLocked merges the queues of c's subscriptions by event order. The
 // frames go into one buffer of the exact size (growing it by append was
-// most of a drain's time), and the merge sorts only when the queues'
-// messages are not already in order (one event reaching several of the
-// connection's subscriptions, the common case, is in order as gathered).
-func drainLocked(c *connection, max int) ([]byte, int) {
+// most of a drain's time): a new one when dst is nil, else dst, unless
+// they need more than len(dst) bytes, which is then returned as need with
+// nothing removed. The merge sorts only when the queues' messages are not
+// already in order (one event reaching several of the connection's
+// subscriptions, the common case, is in order as gathered).
+func drainLocked(c *connection, max int, dst []byte) (buf []byte, n, need int) {
 	total := 0
 	for _, s := range c.subs {
 		total += s.queue.len()
@@ -518,7 +611,7 @@ func drainLocked(c *connection, max int) ([]byte, int) {
 		max = total
 	}
 	if max == 0 {
-		return nil, 0
+		return nil, 0, 0
 	}
 	if len(c.subs) == 1 {
 		s := c.subs[0]
@@ -526,20 +619,18 @@ func drainLocked(c *connection, max int) ([]byte, int) {
 		for i := 0; i < max; i++ {
 			size += len(s.prefix) + len(s.queue.at(i).payload) + len(nextSuffix)
 		}
-		buf := make([]byte, 0, size)
+		if buf = drainBuffer(dst, size); buf == nil {
+			return nil, 0, size
+		}
 		for i := 0; i < max; i++ {
 			m, _ := s.queue.pop()
 			buf = appendSep(buf, i)
 			buf = appendFrame(buf, s, m)
 		}
 		s.read += uint64(max)
-		return buf, max
+		return buf, max, 0
 	}
-	type item struct {
-		seq uint64
-		s   *subscription
-	}
-	items := make([]item, 0, total)
+	items := c.scratch[:0]
 	sorted := true
 	for _, s := range c.subs {
 		for i := 0; i < s.queue.len(); i++ {
@@ -547,28 +638,57 @@ func drainLocked(c *connection, max int) ([]byte, int) {
 			if n := len(items); n > 0 && items[n-1].seq > seq {
 				sorted = false
 			}
-			items = append(items, item{seq, s})
+			items = append(items, drainItem{seq, s})
 		}
 	}
+	defer func() {
+		clear(items)
+		if cap(items) <= 1024 { // keep a small scratch for the next drain
+			c.scratch = items[:0]
+		} else {
+			c.scratch = nil
+		}
+	}()
 	if !sorted {
-		slices.SortStableFunc(items, func(a, b item) int { return cmp.Compare(a.seq, b.seq) })
+		slices.SortStableFunc(items, func(a, b drainItem) int { return cmp.Compare(a.seq, b.seq) })
 	}
-	items = items[:max]
+	taken := items[:max]
 	size := max - 1
-	for _, it := range items {
+	for _, it := range taken {
 		size += len(it.s.prefix) + len(nextSuffix)
 	}
 	// Payloads of every message up to the last event taken: exact, or a
 	// little over when that event reached subscriptions left for later.
-	buf := make([]byte, 0, size+payloadBytes(c, items[len(items)-1].seq))
-	for i, it := range items {
+	size += payloadBytes(c, taken[len(taken)-1].seq)
+	if buf = drainBuffer(dst, size); buf == nil {
+		return nil, 0, size
+	}
+	for i, it := range taken {
 		s := it.s
 		m, _ := s.queue.pop()
 		s.read++
 		buf = appendSep(buf, i)
 		buf = appendFrame(buf, s, m)
 	}
-	return buf, max
+	return buf, max, 0
+}
+
+// drainItem is one queued message in a drain's merge.
+type drainItem struct {
+	seq uint64
+	s   *subscription
+}
+
+// drainBuffer returns an empty buffer with room for size bytes: dst when
+// it is big enough, a new one when dst is nil, else nil.
+func drainBuffer(dst []byte, size int) []byte {
+	if dst == nil {
+		return make([]byte, 0, size)
+	}
+	if len(dst) < size {
+		return nil
+	}
+	return dst[:0:len(dst)]
 }
 
 // payloadBytes sums the payload sizes of c's queued messages up to event

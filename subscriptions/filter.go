@@ -9,12 +9,13 @@ import (
 	"strings"
 
 	json "github.com/goccy/go-json"
+	"github.com/valyala/fastjson"
 )
 
 // filterNode is one compiled condition on the event data. Evaluating it
 // does not allocate.
 type filterNode interface {
-	match(obj map[string]any) bool
+	match(ev *decodedEvent) bool
 }
 
 // Match reports whether the event passes the root field's argument
@@ -26,14 +27,14 @@ func (p *Plan) Match(ev *decodedEvent) bool {
 	if ev == nil {
 		return false
 	}
-	return p.filter.match(ev.value)
+	return p.filter.match(ev)
 }
 
 type andNode []filterNode
 
-func (n andNode) match(obj map[string]any) bool {
+func (n andNode) match(ev *decodedEvent) bool {
 	for _, c := range n {
-		if !c.match(obj) {
+		if !c.match(ev) {
 			return false
 		}
 	}
@@ -42,9 +43,9 @@ func (n andNode) match(obj map[string]any) bool {
 
 type orNode []filterNode
 
-func (n orNode) match(obj map[string]any) bool {
+func (n orNode) match(ev *decodedEvent) bool {
 	for _, c := range n {
-		if c.match(obj) {
+		if c.match(ev) {
 			return true
 		}
 	}
@@ -53,7 +54,7 @@ func (n orNode) match(obj map[string]any) bool {
 
 type notNode struct{ n filterNode }
 
-func (n notNode) match(obj map[string]any) bool { return !n.n.match(obj) }
+func (n notNode) match(ev *decodedEvent) bool { return !n.n.match(ev) }
 
 // argEq is a scalar root argument: equality on the top-level field of the
 // same name. Ids are often sent as a string by one side and a number by
@@ -65,8 +66,8 @@ type argEq struct {
 	want  any
 }
 
-func (n argEq) match(obj map[string]any) bool {
-	v, ok := obj[n.field]
+func (n argEq) match(ev *decodedEvent) bool {
+	v, ok := ev.get(n.field)
 	if n.want == nil {
 		return v == nil
 	}
@@ -75,15 +76,15 @@ func (n argEq) match(obj map[string]any) bool {
 	}
 	switch w := n.want.(type) {
 	case string:
-		if x, isNum := v.(json.Number); isNum {
-			return isJSONNumber(w) && numCompare(string(x), w) == 0
+		if x, isNum := numText(v, &ev.num); isNum {
+			return isJSONNumber(w) && numCompare(x, w) == 0
 		}
 	case json.Number:
-		if x, isStr := v.(string); isStr {
+		if x, isStr := strOf(v); isStr {
 			return isJSONNumber(x) && numCompare(x, string(w)) == 0
 		}
 	}
-	return jsonEqual(v, n.want)
+	return ev.equal(v, n.want)
 }
 
 type op uint8
@@ -119,24 +120,26 @@ type leaf struct {
 	null bool  // isnull
 }
 
-func (n *leaf) match(obj map[string]any) bool {
-	var v any = obj
-	for _, p := range n.path {
-		m, ok := v.(map[string]any)
-		if !ok {
-			v = nil
+func (n *leaf) match(ev *decodedEvent) bool {
+	var v jv
+	for i, p := range n.path {
+		if i == 0 {
+			v, _ = ev.get(p)
+		} else {
+			v, _ = field(objectOf(v), p)
+		}
+		if v == nil {
 			break
 		}
-		v = m[p]
 	}
 	switch n.op {
 	case opIsNull:
 		return (v == nil) == n.null
 	case opEq:
-		return jsonEqual(v, n.want)
+		return ev.equal(v, n.want)
 	case opIn:
 		for _, w := range n.list {
-			if jsonEqual(v, w) {
+			if ev.equal(v, w) {
 				return true
 			}
 		}
@@ -147,32 +150,32 @@ func (n *leaf) match(obj map[string]any) bool {
 	}
 	switch n.op {
 	case opNeq:
-		return sameKind(v, n.want) && !jsonEqual(v, n.want)
+		return sameKindValue(v, n.want) && !ev.equal(v, n.want)
 	case opNin:
 		for _, w := range n.list {
-			if jsonEqual(v, w) {
+			if ev.equal(v, w) {
 				return false
 			}
 		}
 		return true
 	case opContains:
-		switch x := v.(type) {
-		case string:
+		if x, ok := strOf(v); ok {
 			w, ok := n.want.(string)
 			return ok && strings.Contains(x, w)
-		case []any:
-			for _, e := range x {
-				if jsonEqual(e, n.want) {
+		}
+		if a, ok := arrayOf(v); ok {
+			for _, e := range a {
+				if ev.equal(norm(e), n.want) {
 					return true
 				}
 			}
 		}
 		return false
 	case opStartsWith:
-		x, ok := v.(string)
+		x, ok := strOf(v)
 		return ok && strings.HasPrefix(x, n.want.(string))
 	}
-	c, ok := order(v, n.want)
+	c, ok := ev.order(v, n.want)
 	if !ok {
 		return false
 	}
@@ -362,82 +365,94 @@ func sortedKeys(m map[string]any) []string {
 	return keys
 }
 
-func sameKind(a, b any) bool {
-	switch a.(type) {
-	case string:
+// sameKindValue reports whether the event value a (not nil) and the
+// decoded value b have the same JSON type.
+func sameKindValue(a jv, b any) bool {
+	switch a.Type() {
+	case fastjson.TypeString:
 		_, ok := b.(string)
 		return ok
-	case json.Number:
+	case fastjson.TypeNumber:
 		_, ok := b.(json.Number)
 		return ok
-	case bool:
+	case fastjson.TypeTrue, fastjson.TypeFalse:
 		_, ok := b.(bool)
 		return ok
-	case []any:
+	case fastjson.TypeArray:
 		_, ok := b.([]any)
 		return ok
-	case map[string]any:
+	case fastjson.TypeObject:
 		_, ok := b.(map[string]any)
 		return ok
 	}
-	return a == nil && b == nil
+	return false
 }
 
-// order compares two numbers or two strings.
-func order(a, b any) (int, bool) {
-	switch x := a.(type) {
-	case string:
+// order compares an event value and a decoded value: two numbers or two
+// strings.
+func (ev *decodedEvent) order(a jv, b any) (int, bool) {
+	if x, ok := strOf(a); ok {
 		y, ok := b.(string)
 		return strings.Compare(x, y), ok
-	case json.Number:
+	}
+	if x, ok := numText(a, &ev.num); ok {
 		y, ok := b.(json.Number)
-		if !ok || !isJSONNumber(string(x)) || !isJSONNumber(string(y)) {
+		if !ok || !isJSONNumber(x) || !isJSONNumber(string(y)) {
 			return 0, false
 		}
-		return numCompare(string(x), string(y)), true
+		return numCompare(x, string(y)), true
 	}
 	return 0, false
 }
 
-// jsonEqual compares decoded JSON values; numbers compare numerically.
-func jsonEqual(a, b any) bool {
-	switch x := a.(type) {
-	case nil:
+// equal compares an event value (nil for null) with a decoded JSON value
+// as jsonEqual compares two decoded values.
+func (ev *decodedEvent) equal(a jv, b any) bool {
+	if a == nil {
 		return b == nil
-	case bool:
+	}
+	switch a.Type() {
+	case fastjson.TypeTrue, fastjson.TypeFalse:
 		y, ok := b.(bool)
-		return ok && x == y
-	case string:
+		return ok && y == (a.Type() == fastjson.TypeTrue)
+	case fastjson.TypeString:
+		x, _ := strOf(a)
 		y, ok := b.(string)
 		return ok && x == y
-	case json.Number:
+	case fastjson.TypeNumber:
 		y, ok := b.(json.Number)
 		if !ok {
 			return false
 		}
-		if x == y {
+		x, _ := numText(a, &ev.num)
+		if x == string(y) {
 			return true
 		}
-		return isJSONNumber(string(x)) && isJSONNumber(string(y)) && numCompare(string(x), string(y)) == 0
-	case []any:
+		return isJSONNumber(x) && isJSONNumber(string(y)) && numCompare(x, string(y)) == 0
+	case fastjson.TypeArray:
+		x, _ := arrayOf(a)
 		y, ok := b.([]any)
 		if !ok || len(x) != len(y) {
 			return false
 		}
 		for i := range x {
-			if !jsonEqual(x[i], y[i]) {
+			if !ev.equal(norm(x[i]), y[i]) {
 				return false
 			}
 		}
 		return true
-	case map[string]any:
+	case fastjson.TypeObject:
 		y, ok := b.(map[string]any)
-		if !ok || len(x) != len(y) {
+		if !ok {
 			return false
 		}
-		for k, xv := range x {
+		keys, vals := uniqueFields(objectOf(a))
+		if len(keys) != len(y) {
+			return false
+		}
+		for i, k := range keys {
 			yv, ok := y[k]
-			if !ok || !jsonEqual(xv, yv) {
+			if !ok || !ev.equal(vals[i], yv) {
 				return false
 			}
 		}

@@ -41,7 +41,9 @@ func FuzzDecodeEvent(f *testing.F) {
 			if !utf8.ValidString(err.Error()) {
 				t.Fatalf("error message is not UTF-8: %q", err.Error())
 			}
-			if stdErr == nil && isObj && len(data) <= 1<<16 {
+			// fastjson refuses nesting deeper than fastjson.MaxDepth levels.
+			deep := err.Error() == "event data is not valid JSON: nested deeper than 300 levels"
+			if stdErr == nil && isObj && len(data) <= 1<<16 && !deep {
 				t.Fatalf("valid object %q refused: %v", data, err)
 			}
 			return
@@ -49,7 +51,7 @@ func FuzzDecodeEvent(f *testing.F) {
 		if stdErr != nil || !isObj {
 			t.Fatalf("accepted %q, which is not a JSON object (%v)", data, stdErr)
 		}
-		if d.value == nil {
+		if d.root == nil || d.obj == nil {
 			t.Fatalf("accepted %q without a value", data)
 		}
 		for _, p := range []*Plan{plan, whole} {

@@ -5,8 +5,10 @@ import (
 	"sort"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 
 	json "github.com/goccy/go-json"
+	"github.com/valyala/fastjson"
 )
 
 // selSet is a compiled selection set: its fields after fragments were
@@ -47,18 +49,19 @@ func (p *Plan) AppendPayload(dst []byte, ev *decodedEvent) []byte {
 	case p.raw:
 		var ok bool
 		if dst, ok = appendCompact(dst, ev.Data); !ok {
-			dst = appendValue(dst, ev.value)
+			dst = appendEventValue(dst, ev.root)
 		}
 	default:
-		dst = appendSelection(dst, ev.value, p.sel, ev.Type)
+		dst = appendSelection(dst, ev, ev.obj, p.sel, ev.Type)
 	}
 	return append(dst, "}}"...)
 }
 
-func appendSelection(dst []byte, obj map[string]any, s *selSet, evType string) []byte {
+func appendSelection(dst []byte, ev *decodedEvent, obj *fastjson.Object, s *selSet, evType string) []byte {
 	var tn string
 	if s.needTypename {
-		tn, _ = obj["__typename"].(string)
+		v, _ := ev.lookup(obj, "__typename")
+		tn, _ = strOf(v)
 	}
 	dst = append(dst, '{')
 	first := true
@@ -74,7 +77,8 @@ func appendSelection(dst []byte, obj map[string]any, s *selSet, evType string) [
 		dst = append(dst, e.keyJSON...)
 		switch {
 		case !e.typename:
-			dst = appendProjected(dst, obj[e.name], e.child, evType)
+			v, _ := ev.lookup(obj, e.name)
+			dst = appendProjected(dst, ev, v, e.child, evType)
 		case tn != "":
 			dst = appendString(dst, tn)
 		default:
@@ -93,24 +97,84 @@ func (s *selSet) shadowed(e *entry, evType, tn string) bool {
 	return false
 }
 
-func appendProjected(dst []byte, v any, child *selSet, evType string) []byte {
-	if child == nil {
-		return appendValue(dst, v)
+func appendProjected(dst []byte, ev *decodedEvent, v jv, child *selSet, evType string) []byte {
+	if child == nil || v == nil {
+		return appendEventValue(dst, v)
 	}
-	switch x := v.(type) {
-	case map[string]any:
-		return appendSelection(dst, x, child, evType)
-	case []any:
+	if o := objectOf(v); o != nil {
+		return appendSelection(dst, ev, o, child, evType)
+	}
+	if a, ok := arrayOf(v); ok {
 		dst = append(dst, '[')
-		for i, e := range x {
+		for i, e := range a {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendProjected(dst, e, child, evType)
+			dst = appendProjected(dst, ev, norm(e), child, evType)
 		}
 		return append(dst, ']')
 	}
-	return appendValue(dst, v)
+	return appendEventValue(dst, v)
+}
+
+// appendEventValue encodes a value of the event data (nil for null) as
+// appendValue encodes decoded values: objects with sorted keys, of
+// duplicate keys the last, strings re-escaped.
+func appendEventValue(dst []byte, v jv) []byte {
+	if v == nil {
+		return append(dst, "null"...)
+	}
+	switch v.Type() {
+	case fastjson.TypeTrue:
+		return append(dst, "true"...)
+	case fastjson.TypeFalse:
+		return append(dst, "false"...)
+	case fastjson.TypeString:
+		s, _ := strOf(v)
+		return appendString(dst, s)
+	case fastjson.TypeNumber:
+		n := len(dst)
+		dst = v.MarshalTo(dst)
+		if num := dst[n:]; !isJSONNumber(unsafe.String(unsafe.SliceData(num), len(num))) {
+			// Only validated data reaches here; this keeps the output JSON
+			// whatever the parser let through.
+			f, err := strconv.ParseFloat(string(num), 64)
+			dst = dst[:n]
+			if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+				return append(dst, "null"...)
+			}
+			return strconv.AppendFloat(dst, f, 'g', -1, 64)
+		}
+		return dst
+	case fastjson.TypeArray:
+		a, _ := arrayOf(v)
+		dst = append(dst, '[')
+		for i, e := range a {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendEventValue(dst, norm(e))
+		}
+		return append(dst, ']')
+	case fastjson.TypeObject:
+		keys, vals := uniqueFields(objectOf(v))
+		idx := make([]int, len(keys))
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.Slice(idx, func(i, j int) bool { return keys[idx[i]] < keys[idx[j]] })
+		dst = append(dst, '{')
+		for i, k := range idx {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendString(dst, keys[k])
+			dst = append(dst, ':')
+			dst = appendEventValue(dst, vals[k])
+		}
+		return append(dst, '}')
+	}
+	return append(dst, "null"...)
 }
 
 // appendValue encodes a decoded JSON value. Objects come out with sorted

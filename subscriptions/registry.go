@@ -28,6 +28,8 @@ type connection struct {
 	id   string
 	mu   sync.Mutex
 	subs []*subscription // in registration order
+	// scratch is reused by drains of this connection, under mu.
+	scratch []drainItem
 }
 
 // planGroup is the set of subscriptions that share one compiled plan (same
@@ -162,7 +164,8 @@ func (c *connection) queued() int {
 func (c *connection) drain(max int) ([]byte, int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return drainLocked(c, max)
+	buf, n, _ := drainLocked(c, max, nil)
+	return buf, n
 }
 
 // pop removes s's oldest message.

@@ -18,7 +18,8 @@ PONG = '{"type":"pong"}'
 class Server:
     """uvicorn in a thread (127.0.0.1, a free port), serving apps[scope["path"]]."""
 
-    def __init__(self, apps: Dict[str, Callable[..., Any]], before_shutdown: Optional[Callable[[], Any]] = None) -> None:
+    def __init__(self, apps: Dict[str, Callable[..., Any]],
+                 before_shutdown: Optional[Callable[[], Any]] = None) -> None:
         self.apps = apps
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         with socket.socket() as s:

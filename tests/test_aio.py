@@ -7,8 +7,8 @@ import weakref
 
 import pytest
 
-from fraiseql.subscriptions import AsyncExecutor
 from conftest import register
+from fraiseql.subscriptions import AsyncExecutor
 
 Q = "subscription { users { id } }"
 

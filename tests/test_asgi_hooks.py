@@ -11,10 +11,10 @@ import struct
 import time
 
 import pytest
+from asgi_helpers import PONG, Q, Server, closed_with, init, next_frame, recv, subscribe, ws
 
 from fraiseql._fraiseql_rs.subscriptions import PySubscriptionExecutor
 from fraiseql.subscriptions import Accept, GraphQLWSApp
-from asgi_helpers import PONG, Q, Server, closed_with, init, next_frame, recv, subscribe, ws
 
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"), pytest.mark.timeout(60)]
 

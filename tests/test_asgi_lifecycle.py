@@ -5,11 +5,11 @@ import json
 import logging
 
 import pytest
+from asgi_helpers import ACK, PONG, Q, Server, closed_with, init, next_frame, recv, subscribe, ws
 from websockets.exceptions import ConnectionClosed
 
 from fraiseql._fraiseql_rs.subscriptions import PySubscriptionExecutor
 from fraiseql.subscriptions import GraphQLWSApp
-from asgi_helpers import ACK, PONG, Q, Server, closed_with, init, next_frame, recv, subscribe, ws
 
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"), pytest.mark.timeout(60)]
 
@@ -251,7 +251,7 @@ async def test_shutdown_flushes_completes_and_closes(how, protocol):
             with pytest.raises(Exception) as refused:  # no new connection after shutdown
                 async with ws(server, "/g", protocol):
                     pass
-            assert getattr(refused.value, "response").status_code == 403
+            assert refused.value.response.status_code == 403
     finally:
         server.stop()
         executor.close()

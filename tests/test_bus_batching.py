@@ -94,6 +94,7 @@ def test_publish_events_real_bus_one_call_in_order(bus):
 
 def test_publish_events_async(bus):
     import asyncio
+
     from fraiseql.subscriptions.aio import AsyncExecutor
     kind, server = bus
     with S.PySubscriptionExecutor(bus_config(kind, server)) as ex:
@@ -224,7 +225,6 @@ def test_redis_restart_during_batched_burst_loses_no_accepted_event(own_redis):
     with S.PySubscriptionExecutor(S.PyEventBusConfig.redis(own_redis.url, "burst"), queue_size=2**22) as ex:
         ex.register_subscription("c", "s", QUERY, user_id="u", tenant_id="t")
         results = {th: ([], []) for th in range(threads)}
-        restarted = threading.Event()
         stop = threading.Event()
 
         def run(th):

@@ -73,8 +73,9 @@ def psql(postgres_server):
         s.close()
 
 
-def executor(server, **opts):
-    return S.PySubscriptionExecutor(S.PyEventBusConfig.postgresql(server.dsn, poll_interval=0.05, **opts))
+def executor(server, paused=False, **opts):
+    return S.PySubscriptionExecutor(S.PyEventBusConfig.postgresql(server.dsn, poll_interval=0.05, **opts),
+                                    paused=paused)
 
 
 def collect(ex, sub, count, timeout=20.0):
@@ -124,9 +125,11 @@ def test_refused_event_raises_in_the_callers_transaction(postgres_server, psql):
                      + "COMMIT;")
         assert "ERROR:  fraiseql_publish: event data must be a JSON object, got array" in out
         out = db.run("SELECT fraiseql_publish('events', 'tick', jsonb_build_object('s', repeat('x', 1048568)));")
-        assert "ERROR:  fraiseql_publish: event payload is 1048577 bytes, over the max_payload_bytes limit of 1048576" in out
+        assert ("ERROR:  fraiseql_publish: event payload is 1048577 bytes, over the max_payload_bytes limit of 1048576"
+                in out)
         # The same limit and message as publish_event.
-        with pytest.raises(ValueError, match="^event payload is 1048577 bytes, over the max_payload_bytes limit of 1048576$"):
+        with pytest.raises(ValueError,
+                           match="^event payload is 1048577 bytes, over the max_payload_bytes limit of 1048576$"):
             ex.publish_event("tick", "events", {"s": "x" * 1048569})
         assert ex.next_event("s", timeout=0.5) is None
         assert ex.get_metrics()["bus_received"] == 0
@@ -263,15 +266,19 @@ def test_instance_id_resumes_after_a_restart(postgres_server, psql):
             publisher.publish_event("tick", "events", {"origin": "py", "n": n})
     db.run("BEGIN;" + "".join(publish_sql("sql", n) for n in range(5, 10)) + "COMMIT;")
     db.run("BEGIN;" + publish_sql("rolled-back", 10) + "ROLLBACK;")
-    with executor(postgres_server, instance_id="api-1") as ex:
-        deadline = time.monotonic() + 10
-        while ex.get_metrics()["bus_received"] < 10 and time.monotonic() < deadline:
-            time.sleep(0.02)
+    # Started paused: the subscription registered before resume() receives
+    # the backlog, then what was published while paused and after.
+    with executor(postgres_server, instance_id="api-1", paused=True) as ex:
         ex.register_subscription("c", "s", QUERY, user_id="u", tenant_id="t")
         ex.publish_event("tick", "events", {"origin": "py", "n": 11})
-        assert data(collect(ex, "s", 1)) == [{"origin": "py", "n": 11}]
-        time.sleep(0.3)
-        assert ex.get_metrics()["bus_received"] == 11  # the 10 committed while down, once, and the new one
+        ex.resume()
+        ex.resume()  # idempotent
+        ex.publish_event("tick", "events", {"origin": "py", "n": 12})
+        want = [(b"py", n) for n in range(5)] + [(b"sql", n) for n in range(5, 10)] + [(b"py", 11), (b"py", 12)]
+        assert collect(ex, "s", 12) == [
+            b'{"type":"next","id":"s","payload":{"data":{"events":{"origin":"%s","n":%d}}}}' % w for w in want]
+        assert ex.next_event("s", timeout=0.5) is None  # once
+        assert ex.get_metrics()["bus_received"] == 12
     # Without instance_id an executor starts at new events.
     with executor(postgres_server) as fresh:
         time.sleep(0.3)

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from fraiseql import _fraiseql_rs
 from conftest import drain, register
+from fraiseql import _fraiseql_rs
 
 S = _fraiseql_rs.subscriptions
 

@@ -10,8 +10,10 @@ import json
 import random
 
 import pytest
+
 # Imported unconditionally: without hypothesis this module must fail, not lose a test.
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fraiseql import _fraiseql_rs
 
@@ -66,8 +68,8 @@ def run_case(seed, n_subs, n_events):
         args, pred = random_filter(rng)
         tenant, user = rng.choice(TENANT_IDS), rng.choice(USER_IDS)
         sid = f"s{k}"
-        ex.register_subscription(f"conn{k % 5}", sid, f"subscription {{ {root}{args} {{ id status tenant_id user_id }} }}",
-                                 user_id=user, tenant_id=tenant)
+        query = f"subscription {{ {root}{args} {{ id status tenant_id user_id }} }}"
+        ex.register_subscription(f"conn{k % 5}", sid, query, user_id=user, tenant_id=tenant)
         subs.append((sid, root, pred, id_form(tenant), id_form(user)))
     expected = {sid: [] for sid, *_ in subs}
     filtered = tenant_rejected = user_rejected = passed = 0

@@ -28,7 +28,8 @@ PG_DSNS = [
     (f"postgres://bob:{PW}@db.example.com/app?sslmode=disable",
      "postgres://bob:***@db.example.com/app?sslmode=disable"),
     (f"postgresql://bob@127.0.0.1:1/db?password={PW}", "postgresql://bob@127.0.0.1:1/db?password=***"),
-    (f"host=127.0.0.1 port=1 user=bob password={PW} dbname=db", "host=127.0.0.1 port=1 user=bob password=*** dbname=db"),
+    (f"host=127.0.0.1 port=1 user=bob password={PW} dbname=db",
+     "host=127.0.0.1 port=1 user=bob password=*** dbname=db"),
     (f"host=127.0.0.1 port=1 user=bob password='{PW}' dbname=db",
      "host=127.0.0.1 port=1 user=bob password=*** dbname=db"),
 ]

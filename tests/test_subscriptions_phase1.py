@@ -7,9 +7,8 @@ import textwrap
 
 import pytest
 
-from fraiseql import _fraiseql_rs
 from conftest import drain, register
-
+from fraiseql import _fraiseql_rs
 
 # Every metric of an executor that has done nothing: the exact dict.
 ZERO_METRICS = {
@@ -245,10 +244,12 @@ def test_bus_config_empty_group(s):
 
 @pytest.mark.parametrize("dsn,message", [
     ("", "connection_string must not be empty"),
-    ("postgresql://host:notaport/db", "invalid PostgreSQL connection string <unparsable URL>: cannot parse "
-                                      '`<connection string>`: failed to parse as URL (invalid port ":notaport" after host)'),
-    ("host=localhost port=abc", "invalid PostgreSQL connection string host=localhost port=abc: cannot parse "
-                                '`<connection string>`: invalid port (strconv.ParseUint: parsing "abc": invalid syntax)'),
+    ("postgresql://host:notaport/db",
+     "invalid PostgreSQL connection string <unparsable URL>: cannot parse "
+     '`<connection string>`: failed to parse as URL (invalid port ":notaport" after host)'),
+    ("host=localhost port=abc",
+     "invalid PostgreSQL connection string host=localhost port=abc: cannot parse "
+     '`<connection string>`: invalid port (strconv.ParseUint: parsing "abc": invalid syntax)'),
     ("=bad", "invalid PostgreSQL connection string =bad: cannot parse `<connection string>`: "
              "failed to parse as keyword/value (invalid keyword/value)"),
 ])

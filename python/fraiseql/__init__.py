@@ -4,6 +4,6 @@ Importing this package does not start the engine: the native extension is
 loaded on first use, so pre-forking servers can import it before fork().
 """
 from . import _fraiseql_rs
+from ._version import __version__
 
-__all__ = ["_fraiseql_rs"]
-__version__ = "0.1.0"
+__all__ = ["__version__", "_fraiseql_rs"]

@@ -81,7 +81,7 @@ def _emit(rec: Any) -> None:
         return
     dropped = rec.get("dropped")
     msg = f"{dropped} engine log records were dropped (the log buffer was full)" if dropped else rec.get("m", "")
-    record = logger.makeRecord(logger.name, level, "(go)", 0, msg, None, None)
+    record = logger.makeRecord(logger.name, level, "(go)", 0, msg, (), None)
     created = float(rec.get("t", record.created))
     record.created = created
     record.msecs = (created - int(created)) * 1000

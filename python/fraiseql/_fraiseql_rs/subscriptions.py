@@ -330,6 +330,25 @@ def _close_and_release(handle: int, fast_id: int) -> None:
 _ASYNC_ATTR = "_fraiseql_async_executor"
 
 _EXECUTORS: "weakref.WeakSet[PySubscriptionExecutor]" = weakref.WeakSet()
+_attached = False
+
+
+def _fast(E: Any) -> Any:
+    """The extension with its hand-written entry points attached (once).
+
+    next_event, drain_connection and publish_event skip gopy's generated
+    wrappers: pyapi/fastcall.c adds METH_FASTCALL functions to the module
+    (_fq_next, _fq_drain, _fq_publish, _fq_bind) that read their arguments
+    in place and return bytes.
+    """
+    global _attached
+    if not _attached:
+        with _native._lock:
+            if not _attached:
+                E.pyapi_AttachFast(E.__name__)
+                E._fq_init(SubscriptionNotFound, _native.FORK_MESSAGE)
+                _attached = True
+    return E
 
 
 def _after_fork_in_child() -> None:
@@ -346,19 +365,24 @@ class PySubscriptionExecutor:
     """Holds subscriptions and turns published events into messages.
 
     ``PySubscriptionExecutor(config=None, *, queue_size=1000, max_query_bytes=...,
-    max_fields=..., max_depth=..., max_payload_bytes=..., connect_timeout=10.0)``.
-    Without a config, events travel on the in-process memory bus.
+    max_fields=..., max_depth=..., max_payload_bytes=..., connect_timeout=10.0,
+    paused=False)``. Without a config, events travel on the in-process memory bus.
+    With ``paused=True`` (Redis or PostgreSQL bus) nothing is dispatched until
+    ``resume()``: register the subscriptions, then resume.
     """
 
-    __slots__ = ("_E", "_h", "_fid", "_config", "_finalizer", "_next", "_next_wait", "_drain",
-                 "_publish", "__weakref__", "__dict__")
+    __slots__ = ("_E", "_h", "_fid", "_config", "_finalizer", "_next", "_drain", "_publish",
+                 "__weakref__", "__dict__")
 
     def __init__(self, config: Optional[PyEventBusConfig] = None, *, queue_size: Optional[int] = None,
                  max_query_bytes: Optional[int] = None, max_fields: Optional[int] = None,
                  max_depth: Optional[int] = None, max_payload_bytes: Optional[int] = None,
-                 connect_timeout: Optional[float] = None, debug_hooks: bool = False) -> None:
+                 connect_timeout: Optional[float] = None, debug_hooks: bool = False,
+                 paused: bool = False) -> None:
         if config is not None and not isinstance(config, PyEventBusConfig):
             raise TypeError(f"config must be a PyEventBusConfig or None, not {type(config).__name__}")
+        if not isinstance(paused, bool):
+            raise TypeError(f"paused must be a bool, not {type(paused).__name__}")
         opts: Dict[str, Any] = {}
         for name, value in (("queue_size", queue_size), ("max_query_bytes", max_query_bytes),
                             ("max_fields", max_fields), ("max_depth", max_depth),
@@ -369,30 +393,36 @@ class PySubscriptionExecutor:
             opts["connect_timeout"] = _seconds(connect_timeout, "connect_timeout")
         if debug_hooks:
             opts["debug_hooks"] = True
-        E = _native.engine()
+        if paused:
+            opts["paused"] = True
+        E = _fast(_native.engine())
         if config is None:
             config = PyEventBusConfig.memory()
         with _errors:
             handle = E.pyapi_NewSubscriptionExecutor(config._handle, json.dumps(opts) if opts else "")
         E.IncRef(handle)
-        # The per-message calls go through package-level functions keyed by a
-        # small id: gopy's method wrappers pay a locked handle-table look-up
-        # and reflection on every call (pyapi/fast.go).
+        # The per-message calls find the Go executor by a small id
+        # (pyapi/fast.go), without gopy's handle table.
         fid = E.pyapi_SubscriptionExecutor_FastID(handle)
         self._E, self._h, self._fid, self._config = E, handle, fid, config
         self._finalizer = weakref.finalize(self, _close_and_release, handle, fid)
-        # Bound once: the per-message calls skip attribute look-ups.
-        self._next = E.pyapi_FastNext
-        self._next_wait = E.pyapi_SubscriptionExecutor_NextWait
-        self._drain = E.pyapi_FastDrain
-        self._publish = E.pyapi_FastPublish
+        self._next, self._drain, self._publish = E._fq_next, E._fq_drain, E._fq_publish
+        # executor.next_event and .drain_connection are C functions bound to
+        # this executor: a plain call reaches Go without a Python frame; any
+        # other call (timeout=, keywords, wrong types, NUL, lone surrogates)
+        # runs the methods below, so messages are the same either way. The
+        # binding holds a weak reference: no cycle keeps the executor alive.
+        me = weakref.ref(self)
+        self.next_event = E._fq_bind(0, fid, me, PySubscriptionExecutor.next_event)
+        self.drain_connection = E._fq_bind(1, fid, me, PySubscriptionExecutor.drain_connection)
         _EXECUTORS.add(self)
         _gologs.ensure_started()
 
     def _poison(self) -> None:
         poisoned = _native.Poisoned()
         self._E = poisoned
-        self._next = self._next_wait = self._drain = self._publish = poisoned.call
+        self._next = self._drain = self._publish = poisoned.call
+        self.next_event = self.drain_connection = poisoned.call
         self._finalizer.detach()
 
     @property
@@ -433,12 +463,9 @@ class PySubscriptionExecutor:
             raise TypeError(f"data must be a dict, not {type(data).__name__}")
         _check_str(event_type, "event_type", allow_empty=True)
         _check_str(channel, "channel", allow_empty=True)
-        try:
-            # json.dumps output is well-formed JSON: FastPublish skips Go's
-            # strict validation pass (the decoding and all checks remain).
-            self._publish(self._fid, event_type, channel, _dumps(data, "data"))
-        except RuntimeError as err:
-            raise _translate(err) from None
+        # The encoder's output is well-formed JSON: Go skips its strict
+        # validation pass (the decoding and every check remain).
+        self._publish(self._fid, event_type, channel, _dumps(data, "data"))
 
     def publish_events(self, events: List[Any]) -> None:
         """Publish ``[(event_type, channel, data), ...]`` in order, in one round trip.
@@ -500,13 +527,14 @@ class PySubscriptionExecutor:
         """The next message as bytes, or None when nothing is pending.
 
         With ``timeout`` (seconds) it waits, GIL released, until a message
-        arrives or the time is up.
+        arrives or the time is up. Raises SubscriptionNotFound (a
+        ValueError) for an unknown id.
         """
+        if timeout is None:
+            _check_str(subscription_id, "subscription_id", allow_empty=True)
+            return self._next(self._fid, subscription_id)
         try:
-            if timeout is None:
-                frame = self._next(self._fid, subscription_id)
-            else:
-                frame = self._next_wait(self._h, subscription_id, _timeout(timeout))
+            frame = self._E.pyapi_SubscriptionExecutor_NextWait(self._h, subscription_id, _timeout(timeout))
         except RuntimeError as err:
             raise _translate(err) from None
         except (TypeError, ValueError) as err:  # gopy refused subscription_id
@@ -521,13 +549,8 @@ class PySubscriptionExecutor:
         """
         if isinstance(max_messages, bool) or not isinstance(max_messages, int):
             raise TypeError("max_messages must be an int")
-        try:
-            frames = self._drain(self._fid, connection_id, max(0, min(max_messages, 2**31 - 1)))
-        except RuntimeError as err:
-            raise _translate(err) from None
-        except (TypeError, ValueError) as err:  # gopy refused connection_id
-            raise _arg_error(err, connection_id, "connection_id") from None
-        return frames.encode().split(b"\n") if frames else []
+        _check_str(connection_id, "connection_id", allow_empty=True)
+        return self._drain(self._fid, connection_id, max(0, min(int(max_messages), 2**31 - 1)))
 
     def complete_subscription(self, subscription_id: str) -> None:
         """Remove a subscription and its queue; unknown ids are ignored."""
@@ -580,6 +603,17 @@ class PySubscriptionExecutor:
         with _errors:
             ids = self._E.pyapi_SubscriptionExecutor_TakeReady(self._h)
         return ids.split("\n") if ids else []
+
+    def resume(self) -> None:
+        """Start delivering on an executor made with ``paused=True``; idempotent.
+
+        The events the bus held (with a stable ``instance_id``, those
+        committed while the application was down) and every later one are
+        dispatched in bus order to the subscriptions registered by then.
+        Does nothing on an executor that is not paused.
+        """
+        with _errors:
+            self._E.pyapi_SubscriptionExecutor_Resume(self._h)
 
     def close(self) -> None:
         """Stop the bus readers and release connections; idempotent.

@@ -1,5 +1,14 @@
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
+__all__ = [
+    "SubscriptionNotFound",
+    "PySubscriptionPayload",
+    "PyGraphQLMessage",
+    "PyEventBusConfig",
+    "PySubscriptionExecutor",
+    "PublishBatchError",
+]
+
 class SubscriptionNotFound(ValueError): ...
 
 class PySubscriptionPayload:
@@ -47,6 +56,7 @@ class PyEventBusConfig:
     def postgresql(
         connection_string: str,
         *,
+        instance_id: Optional[str] = None,
         table: Optional[str] = None,
         notify_channel: Optional[str] = None,
         retention: Optional[float] = None,
@@ -72,6 +82,7 @@ class PySubscriptionExecutor:
         max_payload_bytes: Optional[int] = None,
         connect_timeout: Optional[float] = None,
         debug_hooks: bool = False,
+        paused: bool = False,
     ) -> None: ...
     @property
     def bus_type(self) -> str: ...
@@ -97,6 +108,7 @@ class PySubscriptionExecutor:
     def set_limits(self, **limits: int) -> None: ...
     def ready_fd(self) -> int: ...
     def take_ready(self) -> List[str]: ...
+    def resume(self) -> None: ...
     def close(self) -> None: ...
     def __enter__(self) -> PySubscriptionExecutor: ...
     def __exit__(self, *exc: Any) -> None: ...

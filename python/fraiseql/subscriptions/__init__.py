@@ -8,7 +8,8 @@
 
 Neither needs anything beyond the standard library.
 """
+from .._version import __version__
 from .aio import AsyncExecutor, ConnectionWatch
 from .asgi import Accept, GraphQLWSApp
 
-__all__ = ["AsyncExecutor", "ConnectionWatch", "GraphQLWSApp", "Accept"]
+__all__ = ["AsyncExecutor", "ConnectionWatch", "GraphQLWSApp", "Accept", "__version__"]

@@ -14,8 +14,7 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import (TYPE_CHECKING, Any, Awaitable, Callable, Coroutine, Dict, List, Optional,
-                    Set, Tuple, Union)
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Coroutine, Dict, List, Optional, Set, Tuple, Union
 
 from .aio import AsyncExecutor, ConnectionWatch
 

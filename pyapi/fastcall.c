@@ -1,0 +1,530 @@
+/* Hand-written METH_FASTCALL entry points for the per-message calls
+   (next_event, drain_connection, publish_event), added to the gopy-built
+   module when it loads. gopy's generated wrapper costs ~250 ns per call
+   before any work (argument parsing, GIL release, C string copies, str
+   results); these read their arguments in place, call Go once, and build
+   the result once as bytes or a list of bytes. See the README's "How the
+   build works".
+
+   Every Python symbol used here is declared weak so that `go test` and
+   `go vet` can link package pyapi into a program without libpython; in
+   the extension they resolve against the interpreter when it loads. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <pthread.h>
+#include <string.h>
+#include <stdlib.h>
+
+#include "fastcall.h"
+#include "_cgo_export.h"
+
+#pragma weak PyBytes_FromStringAndSize
+#pragma weak PyCapsule_GetPointer
+#pragma weak PyCapsule_New
+#pragma weak PyCMethod_New
+#pragma weak PyDict_New
+#pragma weak PyDict_SetItem
+#pragma weak PyErr_Clear
+#pragma weak PyErr_NoMemory
+#pragma weak PyErr_SetString
+#pragma weak PyErr_Format
+#pragma weak PyEval_RestoreThread
+#pragma weak PyEval_SaveThread
+#pragma weak PyGILState_Ensure
+#pragma weak PyGILState_Release
+#pragma weak PyImport_ImportModule
+#pragma weak PyList_New
+#pragma weak PyLong_AsLongLongAndOverflow
+#pragma weak PyModule_AddFunctions
+#pragma weak PyObject_Call
+#pragma weak PyObject_CallObject
+#pragma weak PyTuple_New
+#pragma weak PyUnicode_AsUTF8AndSize
+#pragma weak PyUnicode_FromStringAndSize
+#pragma weak _Py_Dealloc
+#pragma weak _Py_NoneStruct
+#pragma weak PyExc_RuntimeError
+#pragma weak PyExc_TypeError
+#pragma weak PyExc_ValueError
+#pragma weak PyLong_Type
+#pragma weak PyUnicode_Type
+#pragma weak PyDict_Type
+
+/* Set in a forked child: the Go runtime does not survive fork(), so every
+   entry raises instead of calling into it. */
+static volatile int fq_forked;
+static PyObject *fq_fork_message;  /* str, from _fq_init */
+static PyObject *fq_not_found;     /* SubscriptionNotFound, from _fq_init */
+
+/* Result buffer of next and drain. They keep the GIL (the Go part never
+   waits on Python), so one buffer serves every thread. Go copies frames
+   into it; a result that does not fit is reported with its size and the
+   call is repeated with a larger buffer. */
+#define FQ_BUF_DEFAULT (64 * 1024)
+#define FQ_BUF_KEEP (1024 * 1024)
+static char *fq_buf;
+static long long fq_cap;
+
+static void fq_child_after_fork(void) { fq_forked = 1; }
+
+static PyObject *fq_fork_error(void) {
+	if (fq_fork_message != NULL) {
+		PyObject *m = fq_fork_message;
+		Py_ssize_t n;
+		const char *s = PyUnicode_AsUTF8AndSize(m, &n);
+		if (s != NULL) {
+			PyErr_SetString(PyExc_RuntimeError, s);
+			return NULL;
+		}
+		PyErr_Clear();
+	}
+	PyErr_SetString(PyExc_RuntimeError, "the fraiseql engine cannot be used in a process forked after it started");
+	return NULL;
+}
+
+static int fq_grow(long long need) {
+	long long cap = fq_cap * 2;
+	if (cap < need) {
+		cap = need;
+	}
+	char *b = malloc((size_t)cap);
+	if (b == NULL) {
+		PyErr_NoMemory();
+		return -1;
+	}
+	free(fq_buf);
+	fq_buf = b;
+	fq_cap = cap;
+	return 0;
+}
+
+/* After a large result, give the memory back. */
+static void fq_shrink(void) {
+	if (fq_cap > FQ_BUF_KEEP) {
+		char *b = malloc(FQ_BUF_DEFAULT);
+		if (b != NULL) {
+			free(fq_buf);
+			fq_buf = b;
+			fq_cap = FQ_BUF_DEFAULT;
+		}
+	}
+}
+
+/* fq_raise sets the exception a Go export reported: msg is its message. */
+static PyObject *fq_raise(const fq_status *st, const char *msg) {
+	PyObject *type;
+	switch (st->kind) {
+	case FQ_ERR_VALUE:
+		type = PyExc_ValueError;
+		break;
+	case FQ_ERR_TYPE:
+		type = PyExc_TypeError;
+		break;
+	case FQ_ERR_NOT_FOUND:
+		type = fq_not_found != NULL ? fq_not_found : PyExc_ValueError;
+		break;
+	default:
+		type = PyExc_RuntimeError;
+	}
+	/* Messages are UTF-8 from Go; decode with replacement so a truncated
+	   message still raises the right type. */
+	PyObject *text = PyUnicode_FromStringAndSize(msg, (Py_ssize_t)st->msg_len);
+	if (text == NULL) {
+		PyErr_Clear();
+		PyErr_SetString(type, "(undecodable error message)");
+		return NULL;
+	}
+	PyErr_SetObject(type, text);
+	Py_DECREF(text);
+	return NULL;
+}
+#pragma weak PyErr_SetObject
+
+/* An argument read in place: valid while the caller holds the object. */
+typedef struct {
+	const char *p;
+	Py_ssize_t n;
+} fq_str;
+
+/* fq_plain_str reads a str without NUL characters or lone surrogates;
+   0 when the argument is anything else (no exception left set). */
+static int fq_plain_str(PyObject *o, fq_str *out) {
+	if (!PyUnicode_Check(o)) {
+		return 0;
+	}
+	out->p = PyUnicode_AsUTF8AndSize(o, &out->n);
+	if (out->p == NULL) {
+		PyErr_Clear();
+		return 0;
+	}
+	return memchr(out->p, 0, (size_t)out->n) == NULL;
+}
+
+/* ---- the cores: arguments already checked ---- */
+
+static PyObject *fq_next_core(long long fid, fq_str sid) {
+	for (;;) {
+		fq_status st = {0, 0, 0};
+		long long r = fraiseqlPyNext(fid, (char *)sid.p, sid.n, fq_buf, fq_cap, &st);
+		if (r > 0) {
+			PyObject *out = PyBytes_FromStringAndSize(fq_buf, (Py_ssize_t)r);
+			fq_shrink();
+			return out;
+		}
+		if (r == 0) {
+			Py_RETURN_NONE;
+		}
+		if (r == -1) {
+			return fq_raise(&st, fq_buf);
+		}
+		if (fq_grow(-r) < 0) {
+			return NULL;
+		}
+	}
+}
+
+static PyObject *fq_drain_core(long long fid, fq_str cid, long long max) {
+	for (;;) {
+		fq_status st = {0, 0, 0};
+		long long r = fraiseqlPyDrain(fid, (char *)cid.p, cid.n, max, fq_buf, fq_cap, &st);
+		if (r >= 0) {
+			/* Frames are compact JSON, which never holds a raw newline. */
+			Py_ssize_t count = (Py_ssize_t)st.count;
+			PyObject *list = PyList_New(count);
+			if (list == NULL) {
+				return NULL;
+			}
+			const char *p = fq_buf, *end = fq_buf + r;
+			for (Py_ssize_t i = 0; i < count; i++) {
+				const char *nl = i + 1 < count ? memchr(p, '\n', (size_t)(end - p)) : NULL;
+				const char *stop = nl != NULL ? nl : end;
+				PyObject *b = PyBytes_FromStringAndSize(p, stop - p);
+				if (b == NULL) {
+					Py_DECREF(list);
+					return NULL;
+				}
+				PyList_SET_ITEM(list, i, b);
+				p = stop + 1;
+			}
+			fq_shrink();
+			return list;
+		}
+		if (r == -1) {
+			return fq_raise(&st, fq_buf);
+		}
+		if (fq_grow(-r) < 0) {
+			return NULL;
+		}
+	}
+}
+
+/* ---- module-level entries, for the shim's own calls ---- */
+
+static int fq_fid(PyObject *o, long long *fid) {
+	if (!PyLong_CheckExact(o)) {
+		PyErr_SetString(PyExc_TypeError, "executor id must be an int");
+		return 0;
+	}
+	int overflow = 0;
+	*fid = PyLong_AsLongLongAndOverflow(o, &overflow);
+	if (overflow != 0 || (*fid == -1 && PyErr_Occurred())) {
+		PyErr_Clear();
+		PyErr_SetString(PyExc_ValueError, "executor id out of range");
+		return 0;
+	}
+	return 1;
+}
+#pragma weak PyErr_Occurred
+
+static int fq_need_str(PyObject *o, fq_str *out, const char *name) {
+	if (!fq_plain_str(o, out)) {
+		PyErr_Format(PyExc_TypeError, "%s must be a str without NUL characters or lone surrogates", name);
+		return 0;
+	}
+	return 1;
+}
+
+/* max_messages as the shim clamps it: to [0, 2**31 - 1]. */
+static int fq_max(PyObject *o, long long *max) {
+	if (!PyLong_CheckExact(o)) {
+		return 0;
+	}
+	int overflow = 0;
+	long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+	if (v == -1 && overflow == 0 && PyErr_Occurred()) {
+		PyErr_Clear();
+		return 0;
+	}
+	if (overflow > 0 || v > 2147483647LL) {
+		v = 2147483647LL;
+	}
+	if (overflow < 0 || v < 0) {
+		v = 0;
+	}
+	*max = v;
+	return 1;
+}
+
+/* _fq_next(fid, subscription_id) */
+static PyObject *fq_mod_next(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
+	long long fid;
+	fq_str sid;
+	if (fq_forked) {
+		return fq_fork_error();
+	}
+	if (nargs != 2) {
+		PyErr_SetString(PyExc_TypeError, "_fq_next(fid, subscription_id)");
+		return NULL;
+	}
+	if (!fq_fid(args[0], &fid) || !fq_need_str(args[1], &sid, "subscription_id")) {
+		return NULL;
+	}
+	return fq_next_core(fid, sid);
+}
+
+/* _fq_drain(fid, connection_id, max_messages) */
+static PyObject *fq_mod_drain(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
+	long long fid, max;
+	fq_str cid;
+	if (fq_forked) {
+		return fq_fork_error();
+	}
+	if (nargs != 3) {
+		PyErr_SetString(PyExc_TypeError, "_fq_drain(fid, connection_id, max_messages)");
+		return NULL;
+	}
+	if (!fq_fid(args[0], &fid) || !fq_need_str(args[1], &cid, "connection_id")) {
+		return NULL;
+	}
+	if (!fq_max(args[2], &max)) {
+		PyErr_SetString(PyExc_TypeError, "max_messages must be an int");
+		return NULL;
+	}
+	return fq_drain_core(fid, cid, max);
+}
+
+/* _fq_publish(fid, event_type, channel, data_json): the GIL is released
+   while Go decodes and dispatches. A lone surrogate in data_json leaves
+   UnicodeEncodeError set, for the shim to word. */
+static PyObject *fq_mod_publish(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
+	long long fid;
+	fq_str typ, ch, data;
+	if (fq_forked) {
+		return fq_fork_error();
+	}
+	if (nargs != 4) {
+		PyErr_SetString(PyExc_TypeError, "_fq_publish(fid, event_type, channel, data_json)");
+		return NULL;
+	}
+	if (!fq_fid(args[0], &fid) || !fq_need_str(args[1], &typ, "event_type") ||
+	    !fq_need_str(args[2], &ch, "channel")) {
+		return NULL;
+	}
+	if (!PyUnicode_Check(args[3])) {
+		PyErr_SetString(PyExc_TypeError, "data_json must be a str");
+		return NULL;
+	}
+	data.p = PyUnicode_AsUTF8AndSize(args[3], &data.n);
+	if (data.p == NULL) {
+		return NULL;
+	}
+	char msg[2048];
+	fq_status st = {0, 0, 0};
+	long long r;
+	Py_BEGIN_ALLOW_THREADS
+	r = fraiseqlPyPublish(fid, (char *)typ.p, typ.n, (char *)ch.p, ch.n, (char *)data.p, data.n, msg,
+	                      (long long)sizeof msg, &st);
+	Py_END_ALLOW_THREADS
+	if (r < 0) {
+		return fq_raise(&st, msg);
+	}
+	Py_RETURN_NONE;
+}
+
+/* ---- per-executor bound entries: executor.next_event is one of these ---- */
+
+typedef struct {
+	long long fid;
+	PyObject *executor; /* weakref.ref to the executor: no reference cycle */
+	PyObject *fallback; /* the Python method, called as fallback(executor, *args, **kwargs) */
+} fq_binding;
+
+static void fq_binding_free(PyObject *capsule) {
+	fq_binding *b = PyCapsule_GetPointer(capsule, NULL);
+	if (b != NULL) {
+		Py_XDECREF(b->executor);
+		Py_XDECREF(b->fallback);
+		free(b);
+	}
+}
+
+/* fq_fallback runs the Python method, which gives the exact messages of
+   every unusual call. */
+static PyObject *fq_fallback(fq_binding *b, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+	PyObject *ex = PyObject_CallObject(b->executor, NULL);
+	if (ex == NULL) {
+		return NULL;
+	}
+	if (ex == Py_None) {
+		Py_DECREF(ex);
+		PyErr_SetString(PyExc_RuntimeError, "executor is closed");
+		return NULL;
+	}
+	Py_ssize_t nkw = kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0;
+	PyObject *tuple = PyTuple_New(1 + nargs);
+	if (tuple == NULL) {
+		Py_DECREF(ex);
+		return NULL;
+	}
+	PyTuple_SET_ITEM(tuple, 0, ex); /* steals ex */
+	for (Py_ssize_t i = 0; i < nargs; i++) {
+		Py_INCREF(args[i]);
+		PyTuple_SET_ITEM(tuple, 1 + i, args[i]);
+	}
+	PyObject *kw = NULL;
+	if (nkw > 0) {
+		kw = PyDict_New();
+		if (kw == NULL) {
+			Py_DECREF(tuple);
+			return NULL;
+		}
+		for (Py_ssize_t i = 0; i < nkw; i++) {
+			if (PyDict_SetItem(kw, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0) {
+				Py_DECREF(kw);
+				Py_DECREF(tuple);
+				return NULL;
+			}
+		}
+	}
+	PyObject *out = PyObject_Call(b->fallback, tuple, kw);
+	Py_DECREF(tuple);
+	Py_XDECREF(kw);
+	return out;
+}
+
+static PyObject *fq_bound_next(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+	fq_binding *b = PyCapsule_GetPointer(self, NULL);
+	fq_str sid;
+	if (b == NULL) {
+		return NULL;
+	}
+	if (fq_forked) {
+		return fq_fork_error();
+	}
+	if (nargs != 1 || kwnames != NULL || !fq_plain_str(args[0], &sid)) {
+		return fq_fallback(b, args, nargs, kwnames);
+	}
+	return fq_next_core(b->fid, sid);
+}
+
+static PyObject *fq_bound_drain(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+	fq_binding *b = PyCapsule_GetPointer(self, NULL);
+	fq_str cid;
+	long long max = 0;
+	if (b == NULL) {
+		return NULL;
+	}
+	if (fq_forked) {
+		return fq_fork_error();
+	}
+	if (nargs < 1 || nargs > 2 || kwnames != NULL || !fq_plain_str(args[0], &cid) ||
+	    (nargs == 2 && !fq_max(args[1], &max))) {
+		return fq_fallback(b, args, nargs, kwnames);
+	}
+	return fq_drain_core(b->fid, cid, max);
+}
+
+static PyMethodDef fq_bound_defs[] = {
+	{"next_event", (PyCFunction)(void (*)(void))fq_bound_next, METH_FASTCALL | METH_KEYWORDS,
+	 "The next message as bytes, or None when nothing is pending."},
+	{"drain_connection", (PyCFunction)(void (*)(void))fq_bound_drain, METH_FASTCALL | METH_KEYWORDS,
+	 "Every pending message of a connection's subscriptions, in publish order."},
+};
+
+/* _fq_bind(which, fid, executor_weakref, fallback): which is 0 for
+   next_event, 1 for drain_connection. */
+static PyObject *fq_mod_bind(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
+	long long which, fid;
+	if (nargs != 4) {
+		PyErr_SetString(PyExc_TypeError, "_fq_bind(which, fid, executor_weakref, fallback)");
+		return NULL;
+	}
+	if (!fq_fid(args[0], &which) || !fq_fid(args[1], &fid)) {
+		return NULL;
+	}
+	if (which < 0 || which > 1) {
+		PyErr_SetString(PyExc_ValueError, "which must be 0 or 1");
+		return NULL;
+	}
+	fq_binding *b = malloc(sizeof *b);
+	if (b == NULL) {
+		return PyErr_NoMemory();
+	}
+	b->fid = fid;
+	b->executor = args[2];
+	b->fallback = args[3];
+	Py_INCREF(b->executor);
+	Py_INCREF(b->fallback);
+	PyObject *capsule = PyCapsule_New(b, NULL, fq_binding_free);
+	if (capsule == NULL) {
+		Py_DECREF(b->executor);
+		Py_DECREF(b->fallback);
+		free(b);
+		return NULL;
+	}
+	PyObject *f = PyCFunction_NewEx(&fq_bound_defs[which], capsule, NULL);
+	Py_DECREF(capsule);
+	return f;
+}
+
+/* _fq_init(not_found_class, fork_message) */
+static PyObject *fq_mod_init(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
+	static int atfork_done;
+	if (nargs != 2 || !PyUnicode_Check(args[1])) {
+		PyErr_SetString(PyExc_TypeError, "_fq_init(not_found_class, fork_message)");
+		return NULL;
+	}
+	Py_INCREF(args[0]);
+	Py_XSETREF(fq_not_found, args[0]);
+	Py_INCREF(args[1]);
+	Py_XSETREF(fq_fork_message, args[1]);
+	if (fq_buf == NULL) {
+		fq_buf = malloc(FQ_BUF_DEFAULT);
+		if (fq_buf == NULL) {
+			return PyErr_NoMemory();
+		}
+		fq_cap = FQ_BUF_DEFAULT;
+	}
+	if (!atfork_done) {
+		if (pthread_atfork(NULL, NULL, fq_child_after_fork) != 0) {
+			PyErr_SetString(PyExc_RuntimeError, "pthread_atfork failed");
+			return NULL;
+		}
+		atfork_done = 1;
+	}
+	Py_RETURN_NONE;
+}
+
+static PyMethodDef fq_module_defs[] = {
+	{"_fq_init", (PyCFunction)(void (*)(void))fq_mod_init, METH_FASTCALL, NULL},
+	{"_fq_bind", (PyCFunction)(void (*)(void))fq_mod_bind, METH_FASTCALL, NULL},
+	{"_fq_next", (PyCFunction)(void (*)(void))fq_mod_next, METH_FASTCALL, NULL},
+	{"_fq_drain", (PyCFunction)(void (*)(void))fq_mod_drain, METH_FASTCALL, NULL},
+	{"_fq_publish", (PyCFunction)(void (*)(void))fq_mod_publish, METH_FASTCALL, NULL},
+	{NULL, NULL, 0, NULL},
+};
+
+int fq_attach(const char *module) {
+	PyGILState_STATE g = PyGILState_Ensure();
+	int rc = -1;
+	PyObject *m = PyImport_ImportModule(module);
+	if (m != NULL) {
+		rc = PyModule_AddFunctions(m, fq_module_defs);
+		Py_DECREF(m);
+	}
+	if (rc != 0) {
+		PyErr_Clear();
+	}
+	PyGILState_Release(g);
+	return rc;
+}

@@ -1,0 +1,29 @@
+// Package subscriptions is a GraphQL subscription engine: it compiles
+// subscription documents, takes published events and hands back each
+// subscriber's graphql-transport-ws "next" frames, already serialized.
+//
+// An Executor holds the subscriptions. Register compiles a document into
+// a Plan, shared by every subscription with the same document, operation
+// and variables. Publish validates an event and puts it on the executor's
+// Bus; the bus hands every event back to every executor sharing it, in
+// one order, and the executor dispatches it: the plans listening to the
+// event's channel or type run their filter once, encode the payload once,
+// and queue it for each subscriber that passes the tenant and user checks.
+// Next, NextWait and DrainConnection take the frames out; ReadyFD and
+// TakeReady tell an event loop which subscriptions have some.
+//
+// Buses: MemoryBus (one process, dispatch inside Publish), Redis Streams
+// and a PostgreSQL table with LISTEN/NOTIFY (processes sharing events,
+// each read by a goroutine of the bus).
+//
+// Failure rules. Errors caused by the caller are *Error values whose Kind
+// says ValueError or TypeError; ErrSubscriptionNotFound and ErrClosed are
+// matched with errors.Is; a distributed bus's failures are *BusError, with
+// no secret in their message. A panic during dispatch, in the caller's
+// goroutine or a bus reader's, is recovered and counted in
+// Metrics.DispatchErrors, and the executor keeps working: every lock is
+// released by a defer. Close ends every waiter, and calls made after it
+// fail with ErrClosed.
+//
+// The engine is plain Go; package pyapi exposes it to CPython.
+package subscriptions

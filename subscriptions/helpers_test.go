@@ -1,0 +1,70 @@
+package subscriptions
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	json "github.com/goccy/go-json"
+)
+
+// Helpers shared by the bus and batching tests, kept out of the bus test
+// files, which the mutate build omits.
+
+// collector records the events a bus delivers.
+type collector struct {
+	mu  sync.Mutex
+	evs []Event
+}
+
+func (c *collector) deliver(ev Event) {
+	c.mu.Lock()
+	c.evs = append(c.evs, ev)
+	c.mu.Unlock()
+}
+
+func (c *collector) events() []Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Event(nil), c.evs...)
+}
+
+// wait waits until at least n events arrived, then a little longer to
+// catch duplicates, and returns all of them.
+func (c *collector) wait(t *testing.T, n int) []Event {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(c.events()) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("got %d events, want %d: %v", len(c.events()), n, dataOf(c.events()))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(150 * time.Millisecond)
+	return c.events()
+}
+
+func dataOf(evs []Event) []string {
+	out := make([]string, len(evs))
+	for i, ev := range evs {
+		out[i] = string(ev.Data)
+	}
+	return out
+}
+
+func numEvent(n int) Event {
+	return Event{Type: "created", Channel: "items", Data: json.RawMessage(fmt.Sprintf(`{"n":%d}`, n))}
+}
+
+func wantNums(t *testing.T, evs []Event, nums ...int) {
+	t.Helper()
+	want := make([]string, len(nums))
+	for i, n := range nums {
+		want[i] = fmt.Sprintf(`{"n":%d}`, n)
+	}
+	if got := dataOf(evs); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("events:\n got %v\nwant %v", got, want)
+	}
+}
