@@ -302,7 +302,10 @@ little: events per round trip, CPU time per event, context switches per event fr
    8 threads, off vs on: events per round trip 3.5 vs 7.1–7.3, round trips of one event 40% vs 1%, Redis
    CPU per event 17.0–21.5 vs 14.0–15.0 µs; events/s 7,800 / 12,900 / 13,700 / 11,900 vs 12,200 / 16,900
    / 17,200 / 14,500. Waiting for one round trip at most gave 4.5–5.0 events per round trip; six, 7.6–7.8
-   and no clear gain over three.
+   and no clear gain over three. On the quiet machine of the table above (load 1–2) the 1- and 8-thread
+   rows cost more CPU per event than under load (1 thread 160–210 µs, 4 context switches per event;
+   8 threads 70–100 µs): with nothing else running, every stage (reader, subscriber thread) wakes for
+   each event instead of finding several, so these rows are bound by wake-ups on an idle machine too.
 4. **Tried and dropped.** Waiters sleeping on a futex of their own (a raw `FUTEX_WAIT`, woken by the drain
    goroutine, to skip Go's hand-off of a P to the cgo thread's locked M): 5.3–5.8 events per round trip
    and 1.0 voluntary switches per event, but 1.0 involuntary ones, and 8,700–9,000 events/s against
