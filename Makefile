@@ -154,7 +154,8 @@ cgocheck2: $(VENV)/.ok
 
 
 packaging-test: $(VENV)/.ok build-deps
-	cd tests && ../$(VPY) -m pytest -q -p no:cacheprovider test_packaging.py
+	# The source tree is enough: these tests read dist/ and the sources, never the engine.
+	cd tests && PYTHONPATH=../python ../$(VPY) -m pytest -q -p no:cacheprovider test_packaging.py
 
 # The whole suite runs once per interpreter, in tox, against the release wheels (the .venv
 # interpreter's included): no separate pytest run in .venv.

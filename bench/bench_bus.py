@@ -65,15 +65,22 @@ def end_to_end(S: Any, cfg: Any, total: int, publish: Callable[[Any, int], None]
         out: Dict[str, Any] = {}
         reader = threading.Thread(target=drain_until, args=(ex, total, 300.0, out))
         reader.start()
+        c0 = os.times()
         t0 = time.perf_counter()
         publish(ex, total)
         t_pub = time.perf_counter()
         reader.join()
+        c1 = os.times()
         if out["got"] != total:
             raise AssertionError(f"delivered {out['got']} of {total}")
         m = ex.get_metrics()
+        gc = ex._group_commit_stats()
         return {"rate": total / (out["end"] - t0), "publish_rate": total / (t_pub - t0),
-                "lag_ms": m["bus_lag_ms"]}
+                "lag_ms": m["bus_lag_ms"],
+                # CPU time of this process (publishers, engine, subscriber) per event: what
+                # the other loads of the machine change least.
+                "cpu_us": (c1.user - c0.user + c1.system - c0.system) / total * 1e6,
+                "per_trip": gc["events"] / gc["flushes"] if gc["flushes"] else None}
     finally:
         ex.close()
 
@@ -104,7 +111,8 @@ def batches(size: int) -> Callable[[Any, int], None]:
 def asyncio_publishers(n_tasks: int) -> Tuple[str, Callable[[Any, int], None]]:
     from fraiseql.subscriptions.aio import AsyncExecutor
     native = hasattr(AsyncExecutor, "publish_event_async")
-    how = ("`AsyncExecutor.publish_event_async`" if native else
+    how = ("`AsyncExecutor.publish_event_async` (the publishes awaiting in the loop go together, "
+           "one call per round trip)" if native else
            "`loop.run_in_executor(None, executor.publish_event, …)` (the default thread pool)")
 
     def run(ex: Any, total: int) -> None:
@@ -228,10 +236,12 @@ def report(results: Dict[str, Dict[str, Any]]) -> str:
         "of ~20 bytes; events/s = events ÷ (first publish → last delivery). Servers local, started "
         "by this run (Redis with AOF `appendfsync everysec`, PostgreSQL with `fsync=off`). "
         "Ceiling: the server driven by a plain client in the same run. \"before\": issue 16's "
-        "measurement of one round trip per publish.\n")
+        "measurement of one round trip per publish. Events per round trip: of single publishes "
+        "(group commit, gathered asyncio publishes; — where there is none, as for publish_events' "
+        f"own lists or a bus whose batch is a loop). Load average at the start of the run: {LOAD0}.\n")
     add("| bus | publishers | events/s end to end | publish calls/s | bus lag at end (ms) | "
-        "% of ceiling | before | target |")
-    add("|---|---|---:|---:|---:|---:|---:|---|")
+        "events per round trip | process CPU µs per event | % of ceiling | before | target |")
+    add("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for kind, res in results.items():
         ceil = res["ceiling"]["rate"]
         for mode in ("1 thread, publish_event", "8 threads, publish_event", "200 asyncio publishers",
@@ -240,9 +250,11 @@ def report(results: Dict[str, Dict[str, Any]]) -> str:
             tgt = TARGETS.get((kind, mode))
             target = "—" if tgt is None else (f"≥ {fmt(tgt)}: " + ("met" if r["rate"] >= tgt else "**missed**"))
             before = BEFORE.get((kind, mode))
+            trip = "—" if r["per_trip"] is None else f"{r['per_trip']:.1f}"
             add(f"| {kind} | {mode} | {fmt(r['rate'])} | {fmt(r['publish_rate'])} | {r['lag_ms']:.1f} | "
+                f"{trip} | {r['cpu_us']:.0f} | "
                 f"{100 * r['rate'] / ceil:.0f}% | {fmt(before) if before else '—'} | {target} |")
-        add(f"| {kind} | **server ceiling**: {res['ceiling']['how']} | {fmt(ceil)} | | | 100% | | |")
+        add(f"| {kind} | **server ceiling**: {res['ceiling']['how']} | {fmt(ceil)} | | | | | 100% | | |")
     add("")
     for kind, res in results.items():
         add(f"- {kind}: 200 asyncio publishers use {res['asyncio_how']}.")
@@ -258,7 +270,9 @@ def report(results: Dict[str, Dict[str, Any]]) -> str:
 
 
 NOTES = """Notes on the bus numbers (written by hand, from development runs on the same 2-core machine
-while other builds and tests ran on it, load average 10 to 20: read the ratios, not the absolute values):
+while other builds and tests ran on it, load average 10 to 20: read the ratios, not the absolute values;
+where a change was judged, it was by A/B runs interleaved in one session, on measures that load changes
+little: events per round trip, CPU time per event, context switches per event from /proc):
 
 1. **Group commit** (subscriptions/batcher.go). A lone publisher goes straight to the bus, as before;
    while its round trip is in flight the next publishers queue, and the whole queue goes as one
@@ -267,12 +281,45 @@ while other builds and tests ran on it, load average 10 to 20: read the ratios, 
    runs, against 9,100 and 5,300 with two flushes in flight, 8,400 and 4,100 with four, and 10,900 and
    5,900 with no limit (one round trip per publish, as before): fewer round trips per event is what
    counts when Python, Go and the server share two cores.
-2. **Where 8 threads stop.** The same 8 threads publishing on the memory bus (no I/O at all) managed
-   95,000 events/s against 160,000 from one thread: the GIL hand-offs between threads that each wake up
-   for one event. On a distributed bus every publisher blocks for its result, so each event costs at
-   least one thread wake-up and one GIL hand-off; under load these, not Redis, bound the 8-thread row.
-   `publish_events` pays them once per list.
-3. **The batch row.** In a Go-only run (executor, Redis bus, `PublishBatch` of 1,000, one drained
+2. **Why 8 threads did not scale** (8 threads × 5,000 events, Redis, `appendfsync everysec` as in this
+   file; the tests' servers fsync on every write, which this file does not measure). Round trips carried
+   3.5 events on average, and 40% of them one event: when a flush ends, its publishers are still waking
+   up, so the drain goroutine finds the queue empty and stops, and the next publisher to come back goes
+   alone. The process spent 42–66 µs of CPU per event (Redis 15–22 µs) against 20 µs (Redis 11 µs) for
+   `publish_events` lists of 1,000, with 1.7 voluntary and 0.35 involuntary context switches per event;
+   `perf` put 45% of the process's CPU in the kernel, mostly scheduling (`finish_task_switch`,
+   `try_to_wake_up`), 25% in the engine's Go code and 12% in CPython. So the floor is not Redis but the
+   blocking call: every `publish_event` puts its thread to sleep until its own event is accepted, and
+   waking it (Go hands the P to the thread's locked M, then the thread waits for the GIL) costs more than
+   the XADD. The shim's own work under the GIL before the Go call (argument checks, JSON encoding) is
+   2.7 µs per publish (measured with the Go call replaced by a no-op), so the GIL's busy time is not the
+   bound; its hand-offs are. At ~60 µs of CPU per event on 2 cores, 8 threads stop near 30,000 events/s even on an idle
+   machine; 60,000 needs the ~30 µs per event that only lists reach (`publish_events`, or the gathered
+   asyncio publishes below).
+3. **Regroup** (kept). After a flush of several events, the next waits until as many publishers have
+   queued again (the target drops by one per flush as publishers leave), for at most 3 round trips of the
+   flush just made and never more than 2 ms; it never follows a lone publisher's flush. Interleaved A/B,
+   8 threads, off vs on: events per round trip 3.5 vs 7.1–7.3, round trips of one event 40% vs 1%, Redis
+   CPU per event 17.0–21.5 vs 14.0–15.0 µs; events/s 7,800 / 12,900 / 13,700 / 11,900 vs 12,200 / 16,900
+   / 17,200 / 14,500. Waiting for one round trip at most gave 4.5–5.0 events per round trip; six, 7.6–7.8
+   and no clear gain over three. On the quiet machine of the table above (load 1–2) the 1- and 8-thread
+   rows cost more CPU per event than under load (1 thread 160–210 µs, 4 context switches per event;
+   8 threads 70–100 µs): with nothing else running, every stage (reader, subscriber thread) wakes for
+   each event instead of finding several, so these rows are bound by wake-ups on an idle machine too.
+4. **Tried and dropped.** Waiters sleeping on a futex of their own (a raw `FUTEX_WAIT`, woken by the drain
+   goroutine, to skip Go's hand-off of a P to the cgo thread's locked M): 5.3–5.8 events per round trip
+   and 1.0 voluntary switches per event, but 1.0 involuntary ones, and 8,700–9,000 events/s against
+   14,000–14,700 in the same runs. `GOMAXPROCS=8` (more Ps for the 8 cgo threads): 11,700 and 13,200
+   against 14,600 and 8,800 events/s, CPU per event no better. Allocations were not worth an A/B: no
+   goroutine is started per event, and a waiter and its channel come from a pool.
+5. **200 asyncio publishers.** `publish_event_async` ran `publish_event` on a pool of 4 threads, so at
+   most 4 of the 200 shared a round trip (3,662 events/s). Now the publishes awaiting in a loop gather in
+   a queue, and one task per executor and loop sends them with one call (`PublishGathered`: each event is
+   checked on its own, the valid ones go in one `PublishBatch`, each awaiter gets its own result or
+   exception). Interleaved A/B, 200 coroutines × 100 events, Redis: the pool of 4 threads 5,350 and
+   6,180 events/s, 2.9 events per round trip, 153–167 µs of process CPU and 2.9 context switches per
+   event; gathered 32,100 and 34,200 events/s, 200 events per call, 26–27 µs and 0.2 switches per event.
+6. **The batch row.** In a Go-only run (executor, Redis bus, `PublishBatch` of 1,000, one drained
    subscription; 28,000–32,000 events/s) the Go side used under a third of one core; a profile put a
    third of it in JSON decoding. Publishing on a distributed bus no longer decodes well-formed data
    (every executor decodes what it receives; the decoded form was thrown away), worth up to 10–20% in
@@ -280,22 +327,21 @@ while other builds and tests ran on it, load average 10 to 20: read the ratios, 
    worth losing the redelivery of pending entries after a crash, so the reader keeps acknowledging.
    What remains is the servers' and processes' share of two busy cores: redis-benchmark's own
    pipelined `XADD`s reached 78,000/s on one connection in the same conditions.
-4. **Reader batches.** The Redis reader takes up to 1,000 entries per `XREADGROUP` (was 100) and
+7. **Reader batches.** The Redis reader takes up to 1,000 entries per `XREADGROUP` (was 100) and
    acknowledges them with one `XACK`; the lag column stays in milliseconds under these loads.
-5. **Single-publisher latency**, A/B in one run against the previous engine built from the main branch
+8. **Single-publisher latency**, A/B in one run against the previous engine built from the main branch
    (tests' servers: Redis with `appendfsync always`, so each publish waits for an fsync): Redis p50 982
    and 940 µs before, 841 and 938 µs now; PostgreSQL 414 and 643 µs before, 584 and 373 µs now: no
    change beyond the noise, as expected, since a lone publisher takes the same path plus one mutex.
-   Across three full runs of this file the Redis rows ranged: 1 thread 6,600–14,000, 8 threads
-   7,800–10,500, batches 30,000–35,000 events/s.
-6. **PostgreSQL**: `PublishBatch` is one transaction (one `INSERT ... unnest` and one `NOTIFY`), and
+   Across three full runs of this file before regroup and gathering, the Redis rows ranged: 1 thread
+   6,600–14,000, 8 threads 7,800–10,500, batches 30,000–35,000 events/s.
+9. **PostgreSQL**: `PublishBatch` is one transaction (one `INSERT ... unnest` and one `NOTIFY`), and
    group commit uses it. The bus alone (Go benchmark `BenchmarkPostgresBus`, "Events from the
    database") takes batches of 1,000 at 49,000–87,000 events/s end to end on this machine.
-7. **200 asyncio publishers** share what the asyncio layer's `publish_event_async` gives the engine:
-   it runs `publish_event` on a pool of 4 threads, so at most 4 of the 200 wait in a group commit at
-   once. Gathering the awaiting events in the loop and sending them with one `publish_events` call
-   would let all 200 share a round trip.
 """
+
+
+LOAD0 = " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def main() -> None:

@@ -64,3 +64,49 @@ func decodeBatch(eventsJSON string) ([]subscriptions.Event, error) {
 	}
 	return evs, nil
 }
+
+// FastGroupCommitStats returns the executor's GroupCommitStats as JSON
+// {"flushes": n, "events": n, "size_bounds": [...], "sizes": [...]}: how
+// many events concurrent publishers sent per round trip.
+func FastGroupCommitStats(id int) (stats string, err error) {
+	defer recoverTo(&err)
+	e, err := fastExecutor(id)
+	if err != nil {
+		return "", pyError(err)
+	}
+	s := e.GroupCommitStats()
+	return marshal(map[string]any{"flushes": s.Flushes, "events": s.Events, "size_bounds": s.SizeBounds, "sizes": s.Sizes})
+}
+
+// FastPublishGathered publishes the events that independent publishers
+// (the asyncio layer's awaiting publish_event_async calls) gathered into
+// one call, with one round trip, each with its own result: eventsJSON is
+// as for FastPublishBatch. It returns "" when every event was accepted,
+// otherwise a JSON object mapping the index of each event that was not to
+// its error, prefixed as the Python layer translates them. The error is
+// for the whole call (no event published): the executor is closed, or
+// eventsJSON is not a list of events.
+func FastPublishGathered(id int, eventsJSON string) (failed string, err error) {
+	defer recoverTo(&err)
+	e, err := fastExecutor(id)
+	if err != nil {
+		return "", pyError(err)
+	}
+	evs, err := decodeBatch(eventsJSON)
+	if err != nil {
+		return "", pyError(err)
+	}
+	var out map[string]string
+	for i, err := range e.PublishGathered(context.Background(), evs) {
+		if err != nil {
+			if out == nil {
+				out = make(map[string]string)
+			}
+			out[strconv.Itoa(i)] = pyError(err).Error()
+		}
+	}
+	if out == nil {
+		return "", nil
+	}
+	return marshal(out)
+}

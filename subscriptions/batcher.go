@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // maxGroupCommit bounds the events one group commit sends together.
@@ -17,6 +19,14 @@ const maxGroupCommit = 1000
 // (see BENCHMARKS.md).
 const maxFlushes = 1
 
+// After a flush of several events, the next waits for as many publishers
+// to queue, for at most regroupRoundTrips times the flush's duration and
+// never more than maxRegroupWait (see groupCommit.regroup).
+const (
+	regroupRoundTrips = 3
+	maxRegroupWait    = 2 * time.Millisecond
+)
+
 // groupCommit lets concurrent publishers share the bus's round trips. A
 // distributed bus costs one network round trip (or one transaction) per
 // Publish, so publishers that each wait for their own are bound by latency,
@@ -26,16 +36,72 @@ const maxFlushes = 1
 // flushes its own event at once, in its own goroutine, as Publish did. The
 // flushes that follow run in a goroutine of their own (waking the goroutine
 // of a waiting publisher instead would put an OS thread wake-up between
-// two flushes). Each publisher returns only once its own event was accepted
-// or refused, so the order of one thread's events is kept: its next event
-// is published after the previous one was accepted.
+// two flushes). Only under contention does a flush wait: after a flush of
+// several events, the next one waits a little for that many publishers to
+// queue again (regroup), since they come back one by one. Each publisher
+// returns only once its own event was accepted or refused, so the order of
+// one thread's events is kept: its next event is published after the
+// previous one was accepted.
 type groupCommit struct {
 	bus      Bus
 	maxFlush int // flushes in flight at most
 
 	mu      sync.Mutex
 	queue   []*commitWaiter
-	flushes int // flushes under way or about to start
+	flushes int           // flushes under way or about to start
+	want    int           // regroup's target: arrived fires when the queue reaches it
+	arrived chan struct{} // capacity 1
+
+	maxRegroup time.Duration // regroup's longest wait
+
+	stats commitStats
+}
+
+// commitSizeBuckets are the upper bounds of GroupCommitStats.Sizes' buckets
+// (events per round trip); the last bucket takes every larger flush.
+var commitSizeBuckets = [...]int{1, 2, 4, 8, 16, 64, 256, maxGroupCommit}
+
+// commitStats counts the round trips of a groupCommit and their sizes.
+type commitStats struct {
+	flushes atomic.Uint64
+	events  atomic.Uint64
+	sizes   [len(commitSizeBuckets)]atomic.Uint64
+}
+
+func (s *commitStats) add(n int) {
+	s.flushes.Add(1)
+	s.events.Add(uint64(n))
+	for i, bound := range commitSizeBuckets {
+		if n <= bound || i == len(commitSizeBuckets)-1 {
+			s.sizes[i].Add(1)
+			return
+		}
+	}
+}
+
+// GroupCommitStats tells how well concurrent publishers (Publish, and the
+// gathered calls of PublishGathered) shared round trips:
+// Events / Flushes is the mean number of events per round trip. Sizes[i]
+// counts the flushes of at most SizeBounds[i] events (and more than
+// SizeBounds[i-1]). All zero when the bus has no group commit (memory bus,
+// or a bus whose PublishBatch is a loop).
+type GroupCommitStats struct {
+	Flushes    uint64
+	Events     uint64
+	SizeBounds []int
+	Sizes      []uint64
+}
+
+// GroupCommitStats returns the counts of the executor's group commit.
+func (e *Executor) GroupCommitStats() GroupCommitStats {
+	out := GroupCommitStats{SizeBounds: commitSizeBuckets[:], Sizes: make([]uint64, len(commitSizeBuckets))}
+	if g := e.commit; g != nil {
+		out.Flushes, out.Events = g.stats.flushes.Load(), g.stats.events.Load()
+		for i := range out.Sizes {
+			out.Sizes[i] = g.stats.sizes[i].Load()
+		}
+	}
+	return out
 }
 
 // commitWaiter is one publisher waiting in a groupCommit.
@@ -60,7 +126,7 @@ func newGroupCommit(bus Bus) *groupCommit {
 	if _, loop := bus.(oneByOne); loop {
 		return nil
 	}
-	return &groupCommit{bus: bus, maxFlush: maxFlushes}
+	return &groupCommit{bus: bus, maxFlush: maxFlushes, arrived: make(chan struct{}, 1), maxRegroup: maxRegroupWait}
 }
 
 // publish puts ev on the bus, sharing the round trip with the publishers
@@ -75,6 +141,7 @@ func (g *groupCommit) publish(ctx context.Context, bus Bus, ev Event) error {
 		// Room for another round trip: publish at once, alone.
 		g.flushes++
 		g.mu.Unlock()
+		g.stats.add(1)
 		err := g.publishOne(context.WithoutCancel(ctx), ev)
 		g.afterFlush()
 		return err
@@ -82,6 +149,13 @@ func (g *groupCommit) publish(ctx context.Context, bus Bus, ev Event) error {
 	w := waiterPool.Get().(*commitWaiter)
 	w.ev, w.err = ev, nil
 	g.queue = append(g.queue, w)
+	if g.want > 0 && len(g.queue) >= g.want {
+		g.want = 0
+		select {
+		case g.arrived <- struct{}{}:
+		default:
+		}
+	}
 	g.mu.Unlock()
 	<-w.done
 	err := w.err
@@ -112,13 +186,51 @@ func (g *groupCommit) drain() {
 			g.failQueued(fmt.Errorf("internal error while publishing (please report): %v", r))
 		}
 	}()
+	target := 0
 	for {
 		batch := g.next()
 		if batch == nil {
 			return
 		}
+		start := time.Now()
 		g.flush(context.Background(), batch)
+		if len(batch) > 1 {
+			// Wait for as many publishers as the largest recent batch
+			// had (one fewer per flush, as publishers leave), for at most
+			// a few round trips.
+			target = max(len(batch), target-1)
+			g.regroup(target, regroupRoundTrips*time.Since(start))
+		}
 	}
+}
+
+// regroup waits until n publishers queue again, for at most d or
+// g.maxRegroup. The publishers that a flush wakes come back one by one:
+// each thread wakes up, retakes the GIL and prepares its next event, so a
+// flush that starts at once takes the first one or two of them and the
+// rest wait a whole round trip for the next (BENCHMARKS.md). It only
+// follows a flush of several events: a lone publisher never waits for it.
+func (g *groupCommit) regroup(n int, d time.Duration) {
+	select {
+	case <-g.arrived:
+	default:
+	}
+	g.mu.Lock()
+	if len(g.queue) >= n {
+		g.mu.Unlock()
+		return
+	}
+	g.want = n
+	g.mu.Unlock()
+	t := time.NewTimer(min(d, g.maxRegroup))
+	select {
+	case <-g.arrived:
+	case <-t.C:
+	}
+	t.Stop()
+	g.mu.Lock()
+	g.want = 0
+	g.mu.Unlock()
 }
 
 // next takes the next batch off the queue, or ends the flush (nil) when
@@ -183,6 +295,7 @@ func (g *groupCommit) flush(ctx context.Context, batch []*commitWaiter) {
 			}
 		}
 	}()
+	g.stats.add(len(batch))
 	if len(batch) == 1 {
 		batch[0].err = g.bus.Publish(ctx, batch[0].ev)
 		return
@@ -242,4 +355,40 @@ func indexedError(i int, err error) error {
 		return &Error{Kind: ue.Kind, Message: fmt.Sprintf("event %d: %s", i, ue.Message)}
 	}
 	return err
+}
+
+// PublishGathered publishes, with one PublishBatch, events of independent
+// publishers gathered into one call (the asyncio layer's awaiting
+// publishes), and returns each event's own result: an invalid event fails
+// alone, with the error Publish would give it, and the others go on. The
+// order of the valid events is kept. Data must be well-formed JSON, as for
+// PublishValid.
+func (e *Executor) PublishGathered(ctx context.Context, evs []Event) []error {
+	errs := make([]error, len(evs))
+	ready := make([]Event, 0, len(evs))
+	index := make([]int, 0, len(evs)) // index in evs of each event of ready
+	for i, ev := range evs {
+		ev, err := e.prepare(ev, true)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		ready = append(ready, ev)
+		index = append(index, i)
+	}
+	if len(ready) == 0 {
+		return errs
+	}
+	if e.commit != nil {
+		e.commit.stats.add(len(ready)) // a round trip shared as a group commit's
+	}
+	accepted := 0
+	for j, err := range batchResults(e.bus.PublishBatch(ctx, ready), len(ready)) {
+		if err == nil {
+			accepted++
+		}
+		errs[index[j]] = err
+	}
+	e.m.published.Add(uint64(accepted))
+	return errs
 }

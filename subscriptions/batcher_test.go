@@ -137,6 +137,58 @@ func TestGroupCommitLonePublisherGoesAloneThenWaitersShareOneBatch(t *testing.T)
 	waitIdle(t, g)
 }
 
+func TestGroupCommitWaitsForThePublishersOfABatchToComeBack(t *testing.T) {
+	bus := newGateBus()
+	g := newGroupCommit(bus)
+	g.maxRegroup = time.Minute // bounded by three round trips of the batch below
+	first := publishAsync(g, numEvent(0))
+	<-bus.entered
+	var batch []chan error
+	for i := 1; i <= 3; i++ {
+		batch = append(batch, publishAsync(g, numEvent(i)))
+		waitQueued(t, g, i)
+	}
+	bus.gate <- struct{}{}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	<-bus.entered
+	time.Sleep(300 * time.Millisecond) // a slow round trip: the regroup may last three of them
+	bus.gate <- struct{}{}
+	for _, c := range batch {
+		if err := <-c; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The three come back one by one: the first two wait for the third
+	// instead of going alone.
+	var next []chan error
+	for i := 4; i <= 6; i++ {
+		next = append(next, publishAsync(g, numEvent(i)))
+		if i < 6 {
+			waitQueued(t, g, i-3)
+		}
+	}
+	<-bus.entered
+	bus.gate <- struct{}{}
+	for _, c := range next {
+		if err := <-c; err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitIdle(t, g)
+	calls, accepted := bus.snapshot()
+	if strings.Join(calls, " ") != "publish batch:3 batch:3" {
+		t.Fatalf("calls %v", calls)
+	}
+	wantNums(t, accepted, 0, 1, 2, 3, 4, 5, 6)
+	s := (&Executor{commit: g}).GroupCommitStats()
+	if s.Flushes != 3 || s.Events != 7 || !slices.Equal(s.Sizes, []uint64{1, 0, 2, 0, 0, 0, 0, 0}) ||
+		!slices.Equal(s.SizeBounds, []int{1, 2, 4, 8, 16, 64, 256, 1000}) {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
 func TestGroupCommitRunsUpToMaxFlushesAtOnce(t *testing.T) {
 	bus := newGateBus()
 	g := newGroupCommit(bus)

@@ -28,15 +28,23 @@ Closing: ``executor.close()`` — called directly, by a ``with`` block, by
 raises).
 
 Publishing: ``await publish_event_async(event_type, channel, data)`` never
-blocks the loop on bus I/O: with Redis or PostgreSQL the call runs on a small
-thread pool (the engine releases the GIL while it waits for the network); on
-the memory bus, which does no I/O, it is called directly.
+blocks the loop on bus I/O. With Redis or PostgreSQL the events that
+coroutines of one loop publish while a round trip is in flight gather in a
+queue; one task per executor and loop sends each gathered list with one call
+on a small thread pool (one pipelined round trip or one transaction; the
+engine releases the GIL while it waits for the network). There is no delay:
+a lone publisher's event leaves on the loop's next turn. Each awaiter gets
+its own result, as ``publish_event`` would give it (an invalid event fails
+alone; a batch that fails raises in each of its publishers), and the events
+go in the order the calls were made, one list at a time. On the memory bus,
+which does no I/O, ``publish_event`` is called directly.
 """
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
 import threading
+import weakref
 from typing import Any, AsyncIterator, Dict, Iterable, List, Optional, Set
 
 from .._fraiseql_rs.subscriptions import SubscriptionNotFound
@@ -61,6 +69,77 @@ def _pool() -> concurrent.futures.ThreadPoolExecutor:
             _publish_pool = concurrent.futures.ThreadPoolExecutor(
                 _PUBLISH_THREADS, thread_name_prefix="fraiseql-publish")
         return _publish_pool
+
+
+# The most events one gathered call sends: bounds the list built on the loop.
+_GATHER_MAX = 1000
+
+
+class _Gathered:
+    """The publishes of one event loop awaiting their round trip to one executor.
+
+    ``items`` and ``futures`` are parallel lists, in call order; ``task`` is the
+    flusher, running while they are not empty.
+    """
+
+    __slots__ = ("items", "futures", "task")
+
+    def __init__(self) -> None:
+        self.items: List[str] = []
+        self.futures: List["asyncio.Future[None]"] = []
+        self.task: Optional["asyncio.Task[None]"] = None
+
+
+def _copy_error(err: BaseException) -> BaseException:
+    """A fresh exception like err, so that publishers do not share one traceback."""
+    try:
+        new = type(err)(*err.args)
+        new.__dict__.update(err.__dict__)
+    except Exception:
+        return err
+    return new
+
+
+async def _flush_gathered(executor: Any, gathered: _Gathered) -> None:
+    """Send the gathered publishes, one list at a time, until none is left."""
+    loop = asyncio.get_running_loop()
+    futures: List["asyncio.Future[None]"] = []
+    try:
+        while gathered.items:
+            n = min(len(gathered.items), _GATHER_MAX)
+            items, futures = gathered.items[:n], gathered.futures[:n]
+            del gathered.items[:n], gathered.futures[:n]
+            # A publisher cancelled before its list left does not publish.
+            keep = [i for i, fut in enumerate(futures) if not fut.done()]
+            if len(keep) < n:
+                items = [items[i] for i in keep]
+                futures = [futures[i] for i in keep]
+            if not items:
+                continue
+            try:
+                failed = await loop.run_in_executor(_pool(), executor._publish_gathered, items)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # the whole call failed (closed): every publisher of it raises
+                for fut in futures:
+                    if not fut.done():
+                        fut.set_exception(_copy_error(err))
+            else:
+                for i, fut in enumerate(futures):
+                    if not fut.done():
+                        err = failed.get(i)
+                        if err is None:
+                            fut.set_result(None)
+                        else:
+                            fut.set_exception(err)
+            futures = []
+    finally:
+        # Cancelled (the loop is shutting down): nobody is left waiting for ever.
+        gathered.task = None
+        for fut in futures + gathered.futures:
+            fut.cancel()
+        gathered.items.clear()
+        gathered.futures.clear()
 
 
 class ConnectionWatch:
@@ -123,6 +202,7 @@ class AsyncExecutor:
     _waiters: Dict[str, "asyncio.Future[None]"]
     _watches: Dict[str, ConnectionWatch]
     _closed: bool
+    _gathered: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Gathered]"
 
     def __new__(cls, executor: Any) -> "AsyncExecutor":
         # Kept on the executor itself: a cycle the garbage collector frees
@@ -136,6 +216,7 @@ class AsyncExecutor:
             self._waiters = {}
             self._watches = {}
             self._closed = False
+            self._gathered = weakref.WeakKeyDictionary()
             setattr(executor, _ATTR, self)
         return self
 
@@ -291,13 +372,27 @@ class AsyncExecutor:
         self._wake([subscription_id])
 
     async def publish_event_async(self, event_type: str, channel: str, data: Dict[str, Any]) -> None:
-        """``executor.publish_event`` without blocking the event loop on bus I/O."""
+        """``executor.publish_event`` without blocking the event loop on bus I/O.
+
+        Publishes awaiting at the same time on one loop share a round trip (see the
+        module docstring); each raises what ``publish_event`` would raise for its event.
+        """
         if self.executor.bus_type == "memory":
             # No I/O: a thread hop would cost more than the call.
             self.executor.publish_event(event_type, channel, data)
             return
+        # Checked and encoded here, so that a bad argument raises in its own caller.
+        item = self.executor._gather_item(event_type, channel, data)
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(_pool(), self.executor.publish_event, event_type, channel, data)
+        gathered = self._gathered.get(loop)
+        if gathered is None:
+            gathered = self._gathered[loop] = _Gathered()
+        fut: "asyncio.Future[None]" = loop.create_future()
+        gathered.items.append(item)
+        gathered.futures.append(fut)
+        if gathered.task is None:
+            gathered.task = loop.create_task(_flush_gathered(self.executor, gathered))
+        await fut
 
     def drain_connection(self, connection_id: str, max_messages: int = 0) -> List[bytes]:
         """``executor.drain_connection``, here for symmetry."""
