@@ -338,6 +338,14 @@ little: events per round trip, CPU time per event, context switches per event fr
 9. **PostgreSQL**: `PublishBatch` is one transaction (one `INSERT ... unnest` and one `NOTIFY`), and
    group commit uses it. The bus alone (Go benchmark `BenchmarkPostgresBus`, "Events from the
    database") takes batches of 1,000 at 49,000–87,000 events/s end to end on this machine.
+10. **Single-publisher latency against the previous release** (the engine as last released, built into
+   its own venv; interleaved, 3 runs each, load 1.5–2, Redis `appendfsync everysec`, PostgreSQL as the
+   tests run it): Redis p50 78/127/129 µs before, 137/82/107 µs now, 1-thread events/s 11,100–14,700
+   before and 10,900–23,300 now: no regression. PostgreSQL p50 204/264/268 µs before, 483/442/476 µs
+   now (1-thread events/s 5,000–6,500 before, 6,700–7,500 now): about 200 µs slower per event. The
+   likely cause is the snapshot read that events from the database need (a REPEATABLE READ
+   transaction and the snapshot functions on every read), not group commit, which a lone publisher
+   bypasses; not yet proven by a profile.
 """
 
 
