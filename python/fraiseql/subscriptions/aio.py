@@ -127,11 +127,11 @@ async def _flush_gathered(executor: Any, gathered: _Gathered) -> None:
             else:
                 for i, fut in enumerate(futures):
                     if not fut.done():
-                        err = failed.get(i)
-                        if err is None:
+                        own = failed.get(i)
+                        if own is None:
                             fut.set_result(None)
                         else:
-                            fut.set_exception(err)
+                            fut.set_exception(own)
             futures = []
     finally:
         # Cancelled (the loop is shutting down): nobody is left waiting for ever.
