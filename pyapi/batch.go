@@ -34,11 +34,23 @@ func FastPublishBatch(id int, eventsJSON string) (failed string, err error) {
 	if !errors.As(err, &be) {
 		return "", pyError(err)
 	}
-	out := make(map[string]string)
-	for i, err := range be.Errs {
+	return failedJSON(be.Errs, error.Error)
+}
+
+// failedJSON maps the index of each non-nil error in errs to text(err), as
+// a JSON object; "" when there is none.
+func failedJSON(errs []error, text func(error) string) (string, error) {
+	var out map[string]string
+	for i, err := range errs {
 		if err != nil {
-			out[strconv.Itoa(i)] = err.Error()
+			if out == nil {
+				out = make(map[string]string)
+			}
+			out[strconv.Itoa(i)] = text(err)
 		}
+	}
+	if out == nil {
+		return "", nil
 	}
 	return marshal(out)
 }
@@ -96,17 +108,6 @@ func FastPublishGathered(id int, eventsJSON string) (failed string, err error) {
 	if err != nil {
 		return "", pyError(err)
 	}
-	var out map[string]string
-	for i, err := range e.PublishGathered(context.Background(), evs) {
-		if err != nil {
-			if out == nil {
-				out = make(map[string]string)
-			}
-			out[strconv.Itoa(i)] = pyError(err).Error()
-		}
-	}
-	if out == nil {
-		return "", nil
-	}
-	return marshal(out)
+	// Prefixed: the Python layer turns each into its own exception.
+	return failedJSON(e.PublishGathered(context.Background(), evs), func(err error) string { return pyError(err).Error() })
 }
