@@ -131,7 +131,7 @@ func newPostgresBus(opts PostgresOptions) (*PostgresBus, error) {
 	if opts.Function == "" {
 		opts.Function = pgDefaultFunction
 		if opts.Table != pgDefaultTable {
-			opts.Function = truncateIdent(opts.Table, pgMaxIdentifier-len("_publish")) + "_publish"
+			opts.Function = suffixed(opts.Table, "_publish")
 		}
 	}
 	if len(opts.Table) > pgMaxIdentifier {
@@ -163,17 +163,20 @@ func newPostgresBus(opts PostgresOptions) (*PostgresBus, error) {
 	table := pgx.Identifier{opts.Table}.Sanitize()
 	schema := newPgSchema(opts)
 	positions := pgx.Identifier{schema.positions}.Sanitize()
+	commits := pgx.Identifier{schema.commits}.Sanitize()
 	batch := fmt.Sprintf(`SELECT id, channel, event_type, payload, created_at, xid FROM %s`, table)
 	// The transactions $1 does not see as finished (at or above its xmax,
 	// or in its in-progress list: two index scans on xid), and that $2
 	// sees as finished when set; each transaction's rows together, ordered
-	// by its last id, after the key ($3, $4).
+	// by its key (its commit stamp, or its last id), after ($3, $4).
 	read := `SELECT id, channel, event_type, payload, created_at, last FROM (
-	SELECT id, channel, event_type, payload, created_at, max(id) OVER (PARTITION BY xid) AS last FROM (
+	SELECT e.id, e.channel, e.event_type, e.payload, e.created_at,
+		greatest(c.stamp, max(e.id) OVER (PARTITION BY e.xid)) AS last FROM (
 		` + batch + ` WHERE xid >= pg_snapshot_xmax($1::pg_snapshot)
 		UNION ALL
 		` + batch + ` WHERE xid = ANY (ARRAY(SELECT pg_snapshot_xip($1::pg_snapshot))) AND xid < pg_snapshot_xmax($1::pg_snapshot)
-	) e WHERE $2::text IS NULL OR pg_visible_in_snapshot(xid, $2::pg_snapshot)
+	) e LEFT JOIN ` + commits + ` c ON c.xid = e.xid
+	WHERE $2::text IS NULL OR pg_visible_in_snapshot(e.xid, $2::pg_snapshot)
 ) w WHERE (last, id) > ($3::bigint, $4::bigint) ORDER BY last, id`
 	b := &PostgresBus{
 		opts:       opts,
@@ -199,8 +202,11 @@ RETURNING snapshot::text, upto::text, after_last, after_id`,
 		sqlDeclare:   `DECLARE ` + pgCursor + ` NO SCROLL CURSOR FOR ` + read,
 		sqlFirstPage: read + fmt.Sprintf(` LIMIT %d`, pgPageSize),
 		sqlFetch:     fmt.Sprintf("FETCH %d FROM %s", pgPageSize, pgCursor),
-		sqlPrune: `DELETE FROM ` + table + ` WHERE created_at < now() - $1::bigint * interval '1 microsecond'
-AND pg_visible_in_snapshot(xid, $2::text::pg_snapshot)`,
+		// A transaction's rows share created_at (its start), so they are
+		// pruned together, with its commit stamp.
+		sqlPrune: `WITH gone AS (DELETE FROM ` + table + ` WHERE created_at < now() - $1::bigint * interval '1 microsecond'
+	AND pg_visible_in_snapshot(xid, $2::text::pg_snapshot) RETURNING xid)
+DELETE FROM ` + commits + ` WHERE xid IN (SELECT xid FROM gone)`,
 		sqlListen: `LISTEN ` + pgx.Identifier{opts.NotifyChannel}.Sanitize(),
 	}
 	return b, nil

@@ -27,13 +27,14 @@ import (
 // nothing to wait for, and the position is a value that can be stored.
 //
 // Order: a transaction's rows are delivered together, in id order, which
-// is the order it wrote them. Transactions are ordered by their last id.
-// When two transactions write the same row, the second waits for the
-// first to commit before it writes, so an event it publishes after that
-// write (as a trigger does) has a higher id than all of the first's: they
-// are delivered in commit order. (A transaction whose last event came
-// before its write to the shared row can come first: PostgreSQL records
-// no commit order a reader could use without track_commit_timestamp.) A
+// is the order it wrote them. Transactions are ordered by a key: for one
+// that published through the SQL function, its commit stamp, a value of
+// the id sequence taken by a deferred trigger as it commits (see
+// bus_postgres_schema.go); for others (publishes from Go, one statement
+// each), its last id. When two transactions write the same row, the
+// second can only write it after the first committed, so its stamp,
+// taken after that write, is above every value the first took: they are
+// delivered in commit order wherever their events came in each. A
 // transaction's rows are all in one read (they become visible at once),
 // and a transaction that committed after another is never in an earlier
 // read than it.

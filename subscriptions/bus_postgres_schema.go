@@ -17,6 +17,11 @@ import (
 //     bus_postgres_listener.go), never by id alone.
 //   - Table+"_positions": where executors with an InstanceID keep their
 //     position (pgPosition) across restarts.
+//   - Table+"_commits": the commit stamp of each transaction that
+//     published through the function, taken from the id sequence by a
+//     deferred constraint trigger (Table+"_stamp") as the transaction
+//     commits. The listener orders those transactions by it (see
+//     bus_postgres_listener.go).
 //   - the publish function (Function), SECURITY DEFINER so that a role
 //     granted only EXECUTE on it can publish; EXECUTE is revoked from
 //     PUBLIC. It refuses what Executor.Publish refuses, with the same
@@ -24,8 +29,8 @@ import (
 
 // pgSchema holds the names and SQL of the bus's objects.
 type pgSchema struct {
-	table, positions, function string // unquoted names
-	channel                    string // the NOTIFY channel
+	table, positions, commits, function string // unquoted names
+	channel                             string // the NOTIFY channel
 
 	sqlCheck string // what exists, in one query
 	sqlTable string // creates the table, unqualified
@@ -38,7 +43,8 @@ func newPgSchema(opts PostgresOptions) pgSchema {
 	t := opts.Table
 	s := pgSchema{
 		table:     t,
-		positions: truncateIdent(t, pgMaxIdentifier-len("_positions")) + "_positions",
+		positions: suffixed(t, "_positions"),
+		commits:   suffixed(t, "_commits"),
 		function:  opts.Function,
 		channel:   opts.NotifyChannel,
 	}
@@ -46,7 +52,8 @@ func newPgSchema(opts PostgresOptions) pgSchema {
 	s.sqlCheck = `SELECT n.nspname,
 	EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'xid' AND NOT a.attisdropped),
 	to_regclass(format('%I.%I', n.nspname, $2::text)) IS NOT NULL,
-	coalesce((SELECT p.prosrc FROM pg_proc p WHERE p.oid = to_regprocedure(format('%I.%I` + pgFunctionArgs + `', n.nspname, $3::text))), '')
+	coalesce((SELECT p.prosrc FROM pg_proc p WHERE p.oid = to_regprocedure(format('%I.%I` + pgFunctionArgs + `', n.nspname, $3::text))), ''),
+	EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = to_regclass(format('%I.%I', n.nspname, $4::text)) AND g.tgname = $5)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.oid = to_regclass($1)`
 	// payload is bytea so that the bytes come back exactly as published
@@ -73,6 +80,7 @@ func (s pgSchema) functionBody(schema string) string {
 #variable_conflict use_variable
 DECLARE
 	payload bytea;
+	armed text;
 BEGIN
 	IF channel IS NULL OR channel = '' THEN
 		RAISE EXCEPTION '%%: channel must not be empty', %[1]s USING ERRCODE = 'invalid_parameter_value';
@@ -94,18 +102,49 @@ BEGIN
 		RAISE EXCEPTION '%%: event payload is %% bytes, over the max_payload_bytes limit of %[3]d', %[1]s, octet_length(payload) USING ERRCODE = 'program_limit_exceeded';
 	END IF;
 	INSERT INTO %[4]s (channel, event_type, payload) VALUES (channel, event_type, payload);
+	-- The first event of a transaction arms its commit stamp; a
+	-- transaction-local setting spares the later ones the insert (a
+	-- rolled-back savepoint undoes both).
+	armed := pg_current_xact_id()::text || %[7]s;
+	IF current_setting('fraiseql.armed', true) IS DISTINCT FROM armed THEN
+		INSERT INTO %[6]s (xid) VALUES (pg_current_xact_id()) ON CONFLICT (xid) DO NOTHING;
+		PERFORM set_config('fraiseql.armed', armed, true);
+	END IF;
 	PERFORM pg_notify(%[5]s, '');
 END
-`, name, MaxIDBytes, DefaultMaxPayloadBytes, qualified, quoteLiteral(s.channel))
+`, name, MaxIDBytes, DefaultMaxPayloadBytes, qualified, quoteLiteral(s.channel),
+		pgx.Identifier{schema, s.commits}.Sanitize(), quoteLiteral(" "+pgx.Identifier{schema, s.commits}.Sanitize()))
+}
+
+// stampBody is the body of the deferred trigger function that stamps a
+// transaction as it commits: a value of the id sequence taken then is
+// above every id of the transaction and, for two transactions that wrote
+// the same row, above every value the one that committed first took
+// (the second could only write that row after that commit).
+func (s pgSchema) stampBody(schema string) string {
+	return fmt.Sprintf(`
+BEGIN
+	UPDATE %[1]s SET stamp = nextval(pg_get_serial_sequence(%[2]s, 'id')) WHERE xid = NEW.xid;
+	RETURN NULL;
+END
+`, pgx.Identifier{schema, s.commits}.Sanitize(), quoteLiteral(pgx.Identifier{schema, s.table}.Sanitize()))
+}
+
+// suffixed is table+suffix, table cut so that the name fits.
+func suffixed(table, suffix string) string {
+	return truncateIdent(table, pgMaxIdentifier-len(suffix)) + suffix
 }
 
 // objectsSQL creates or updates everything but the table, in schema.
 func (s pgSchema) objectsSQL(schema string) string {
 	table := pgx.Identifier{schema, s.table}.Sanitize()
-	createdIdx := pgx.Identifier{truncateIdent(s.table, pgMaxIdentifier-len("_created_at_idx")) + "_created_at_idx"}.Sanitize()
-	xidIdx := pgx.Identifier{truncateIdent(s.table, pgMaxIdentifier-len("_xid_idx")) + "_xid_idx"}.Sanitize()
+	createdIdx := pgx.Identifier{suffixed(s.table, "_created_at_idx")}.Sanitize()
+	xidIdx := pgx.Identifier{suffixed(s.table, "_xid_idx")}.Sanitize()
 	fn := pgx.Identifier{schema, s.function}.Sanitize()
 	body := s.functionBody(schema)
+	commits := pgx.Identifier{schema, s.commits}.Sanitize()
+	stampFn := pgx.Identifier{schema, s.stampFunction()}.Sanitize()
+	stamp := pgx.Identifier{s.stampFunction()}.Sanitize()
 	return `ALTER TABLE ` + table + ` ADD COLUMN IF NOT EXISTS xid xid8 NOT NULL DEFAULT pg_current_xact_id();
 CREATE INDEX IF NOT EXISTS ` + createdIdx + ` ON ` + table + ` (created_at);
 CREATE INDEX IF NOT EXISTS ` + xidIdx + ` ON ` + table + ` (xid);
@@ -117,11 +156,29 @@ CREATE TABLE IF NOT EXISTS ` + pgx.Identifier{schema, s.positions}.Sanitize() + 
 	after_id bigint NOT NULL DEFAULT 0,
 	updated_at timestamptz NOT NULL DEFAULT now()
 );
+CREATE TABLE IF NOT EXISTS ` + commits + ` (
+	xid xid8 PRIMARY KEY,
+	stamp bigint
+);
+CREATE OR REPLACE FUNCTION ` + stampFn + `() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS ` + dollarQuote(s.stampBody(schema)) + `;
+REVOKE ALL ON FUNCTION ` + stampFn + `() FROM PUBLIC;
+DROP TRIGGER IF EXISTS ` + stamp + ` ON ` + commits + `;
+CREATE CONSTRAINT TRIGGER ` + stamp + ` AFTER INSERT ON ` + commits + `
+DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ` + stampFn + `();
 CREATE OR REPLACE FUNCTION ` + fn + `(channel text, event_type text, data jsonb) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS ` + dollarQuote(body) + `;
 REVOKE ALL ON FUNCTION ` + fn + pgFunctionArgs + ` FROM PUBLIC`
+}
+
+// stampFunction names the trigger function, and the trigger, that stamp
+// commits.
+func (s pgSchema) stampFunction() string {
+	return suffixed(s.table, "_stamp")
 }
 
 // quoteLiteral quotes s as an escape string constant, which reads the
@@ -189,19 +246,21 @@ WHERE c.oid = to_regclass($1)`, b.tableIdent).Scan(&schema); err != nil {
 }
 
 // schemaInPlace reports whether the table, its xid column, the positions
-// table and this bus's version of the function all exist.
+// table, this bus's version of the function and the commit stamp trigger
+// all exist.
 func (b *PostgresBus) schemaInPlace(ctx context.Context, q interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
 }) (bool, error) {
 	var schema, body string
-	var hasXid, hasPositions bool
-	err := q.QueryRow(ctx, b.schema.sqlCheck, b.tableIdent, b.schema.positions, b.schema.function).
-		Scan(&schema, &hasXid, &hasPositions, &body)
+	var hasXid, hasPositions, hasStamp bool
+	err := q.QueryRow(ctx, b.schema.sqlCheck, b.tableIdent, b.schema.positions, b.schema.function,
+		b.schema.commits, b.schema.stampFunction()).
+		Scan(&schema, &hasXid, &hasPositions, &body, &hasStamp)
 	if err == pgx.ErrNoRows {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	return hasXid && hasPositions && body == b.schema.functionBody(schema), nil
+	return hasXid && hasPositions && hasStamp && body == b.schema.functionBody(schema), nil
 }

@@ -225,6 +225,70 @@ END $$`)
 	checkInOrder(t, c.waitFor(t, len(want), 10*time.Second), want)
 }
 
+// TestPostgresSQLCommitOrderEventsBeforeWrite: transaction a publishes
+// first and writes the shared row last, after b wrote it and committed.
+// b committed first, so its events come first, although every id of a is
+// below b's (also when a's first publish was undone by a savepoint). The listener is down meanwhile, so that one read sees both
+// (a listener reading between the two commits would order them anyway).
+func TestPostgresSQLCommitOrderEventsBeforeWrite(t *testing.T) {
+	srv := pgtest.Start(t)
+	ctx := context.Background()
+	opts := PostgresOptions{ConnString: srv.ConnString(), PollInterval: 50 * time.Millisecond, InstanceID: "reader"}
+	var c1 pgCollector
+	first := startPgBus(t, opts, &c1)
+	if err := first.Publish(ctx, pgEvent("before", 0)); err != nil {
+		t.Fatal(err)
+	}
+	c1.waitFor(t, 1, 5*time.Second)
+	if err := first.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	publisher := startPgBus(t, PostgresOptions{ConnString: srv.ConnString()}, nil)
+	admin := pgConnect(t, srv.ConnString())
+	mustExec(t, admin, `CREATE TABLE items (id int PRIMARY KEY, v text)`)
+	mustExec(t, admin, `INSERT INTO items VALUES (1, 'initial')`)
+
+	a, b := begin(t, pgConnect(t, srv.ConnString())), begin(t, pgConnect(t, srv.ConnString()))
+	// The first publish of a is undone with its savepoint: the publishes
+	// after it must arm the stamp again.
+	mustExec(t, a, `SAVEPOINT early`)
+	mustExec(t, a, `SELECT fraiseql_publish('ch', 'e', '{"by": "a", "n": 0}')`)
+	mustExec(t, a, `ROLLBACK TO SAVEPOINT early`)
+	mustExec(t, a, `SELECT fraiseql_publish('ch', 'e', '{"by": "a", "n": 1}')`)
+	mustExec(t, a, `SELECT fraiseql_publish('ch', 'e', '{"by": "a", "n": 2}')`)
+	mustExec(t, b, `UPDATE items SET v = 'b' WHERE id = 1`)
+	mustExec(t, b, `SELECT fraiseql_publish('ch', 'e', '{"by": "b", "n": 1}')`)
+	if err := b.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Events committed between the two, from Go and from SQL.
+	fromGo := pgEvent("go", 1)
+	if err := publisher.Publish(ctx, fromGo); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, admin, `SELECT fraiseql_publish('ch', 'e', '{"by": "c", "n": 1}')`)
+	mustExec(t, a, `UPDATE items SET v = 'a' WHERE id = 1`)
+	if err := a.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	var c2 pgCollector
+	startPgBus(t, opts, &c2)
+	want := []Event{
+		sqlEvent("e", `{"n": 1, "by": "b"}`), fromGo, sqlEvent("e", `{"n": 1, "by": "c"}`),
+		sqlEvent("e", `{"n": 1, "by": "a"}`), sqlEvent("e", `{"n": 2, "by": "a"}`),
+	}
+	checkInOrder(t, c2.waitFor(t, len(want), 10*time.Second), want)
+	// One stamp per transaction that published from SQL.
+	var stamps int
+	if err := admin.QueryRow(ctx, `SELECT count(*) FROM fraiseql_events_commits WHERE stamp IS NOT NULL`).Scan(&stamps); err != nil {
+		t.Fatal(err)
+	}
+	if stamps != 3 {
+		t.Fatalf("%d commit stamps, want 3 (one per transaction that published from SQL)", stamps)
+	}
+}
+
 // TestPostgresBusResume: an executor with an InstanceID gets, after a
 // restart, every event committed while it was down, once; one without
 // starts at new events.
@@ -320,6 +384,7 @@ func TestPostgresSQLGrants(t *testing.T) {
 	denied(writer, `INSERT INTO fraiseql_events (channel, event_type, payload) VALUES ('ch', 'x', '{}')`)
 	denied(writer, `SELECT * FROM fraiseql_events`)
 	denied(writer, `SELECT * FROM fraiseql_events_positions`)
+	denied(writer, `SELECT * FROM fraiseql_events_commits`)
 	stranger := pgConnect(t, srv.ConnStringFor("stranger", "", "postgres"))
 	denied(stranger, `SELECT fraiseql_publish('ch', 'x', '{}')`)
 	denied(stranger, `SELECT * FROM fraiseql_events`)
@@ -329,6 +394,7 @@ func TestPostgresSQLGrants(t *testing.T) {
 	srv.Exec(t, `CREATE ROLE bus LOGIN`)
 	srv.Exec(t, `GRANT SELECT, INSERT, DELETE ON fraiseql_events TO bus`)
 	srv.Exec(t, `GRANT SELECT, INSERT, UPDATE ON fraiseql_events_positions TO bus`)
+	srv.Exec(t, `GRANT SELECT, DELETE ON fraiseql_events_commits TO bus`)
 	srv.Exec(t, `GRANT USAGE ON SEQUENCE fraiseql_events_id_seq TO bus`)
 	var cb pgCollector
 	other := startPgBus(t, PostgresOptions{ConnString: srv.ConnStringFor("bus", "", "postgres"), InstanceID: "b"}, &cb)
@@ -342,7 +408,7 @@ func TestPostgresSQLGrants(t *testing.T) {
 	var public int
 	if err := writer.QueryRow(ctx, `SELECT count(*) FROM (
 		SELECT relacl AS acl FROM pg_class WHERE relname LIKE 'fraiseql_events%'
-		UNION ALL SELECT proacl FROM pg_proc WHERE proname = 'fraiseql_publish') o,
+		UNION ALL SELECT proacl FROM pg_proc WHERE proname IN ('fraiseql_publish', 'fraiseql_events_stamp')) o,
 		aclexplode(o.acl) a WHERE a.grantee = 0`).Scan(&public); err != nil || public != 0 {
 		t.Fatalf("%d grants to PUBLIC (%v)", public, err)
 	}

@@ -181,6 +181,28 @@ def test_same_row_transactions_arrive_in_commit_order(postgres_server, psql):
         assert ex.next_event("s", timeout=0.5) is None
 
 
+def test_same_row_commit_order_when_events_precede_the_write(postgres_server, psql):
+    """first publishes before it writes the shared row, after second wrote it and committed.
+
+    Every id of first is below second's, yet second committed first, so its event comes first.
+    The executor is stopped meanwhile so that one read sees both commits.
+    """
+    admin = psql()
+    admin.run("CREATE TABLE accounts (id int PRIMARY KEY, v int); INSERT INTO accounts VALUES (1, 0);")
+    with executor(postgres_server, instance_id="reader"):
+        pass  # stores its position
+    first, second = psql(), psql()
+    first.run("BEGIN;" + publish_sql("first", 1) + publish_sql("first", 2))
+    second.run("BEGIN; UPDATE accounts SET v = 2 WHERE id = 1;" + publish_sql("second", 3) + "COMMIT;")
+    first.run("UPDATE accounts SET v = 1 WHERE id = 1; COMMIT;")
+    with executor(postgres_server, instance_id="reader", paused=True) as ex:
+        ex.register_subscription("c", "s", QUERY, user_id="u", tenant_id="t")
+        ex.resume()
+        assert data(collect(ex, "s", 3)) == [
+            {"origin": "second", "n": 3}, {"origin": "first", "n": 1}, {"origin": "first", "n": 2}]
+        assert ex.next_event("s", timeout=0.5) is None
+
+
 def test_transaction_open_5s_while_others_commit(postgres_server, psql):
     with executor(postgres_server) as ex, executor(postgres_server) as publisher:
         ex.register_subscription("c", "s", QUERY, user_id="u", tenant_id="t")
