@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 	"unsafe"
 
@@ -47,6 +48,10 @@ type decodedEvent struct {
 	// num is scratch space for the text of numbers while filters run
 	// (one event is dispatched by one goroutine).
 	num []byte
+	// nums are the numbers filters have read, parsed, and numText holds
+	// their texts (see number).
+	nums    []eventNumber
+	numText []byte
 	// enc is scratch space for encoding payloads.
 	enc []byte
 	// state owns d and root's memory; release returns it to the pool.
@@ -71,7 +76,8 @@ func (d *decodedEvent) release() {
 	}
 	st := d.state
 	clear(d.fields)
-	*d = decodedEvent{fields: d.fields[:0], num: d.num[:0], enc: d.enc[:0]}
+	clear(d.nums)
+	*d = decodedEvent{fields: d.fields[:0], num: d.num[:0], enc: d.enc[:0], nums: d.nums[:0], numText: d.numText[:0]}
 	eventStates.Put(st)
 }
 
@@ -80,9 +86,33 @@ type rootField struct {
 	v   jv // nil for null
 }
 
+// getAt is get that first tries the index where key was last found, in
+// *hint: events of one kind have the same keys, so a filter's field is
+// almost always where it was in the previous event. The hint is shared by
+// the goroutines dispatching events, hence atomic; any value is safe.
+func (d *decodedEvent) getAt(key string, hint *atomic.Int32) (jv, bool) {
+	if i := int(hint.Load()); i < len(d.fields) && d.fields[i].key == key {
+		return d.fields[i].v, true
+	}
+	i := d.search(key)
+	if i < len(d.fields) && d.fields[i].key == key {
+		hint.Store(int32(i))
+		return d.fields[i].v, true
+	}
+	return nil, false
+}
+
 // get returns the top-level value of key (nil when null) and whether the
 // key is present.
 func (d *decodedEvent) get(key string) (jv, bool) {
+	if i := d.search(key); i < len(d.fields) && d.fields[i].key == key {
+		return d.fields[i].v, true
+	}
+	return nil, false
+}
+
+// search returns the index of the first field whose key is not below key.
+func (d *decodedEvent) search(key string) int {
 	f := d.fields
 	i, j := 0, len(f)
 	for i < j {
@@ -93,10 +123,7 @@ func (d *decodedEvent) get(key string) (jv, bool) {
 			j = h
 		}
 	}
-	if i < len(f) && f[i].key == key {
-		return f[i].v, true
-	}
-	return nil, false
+	return i
 }
 
 // lookup is field for any object of the data: the sorted index for the
@@ -189,7 +216,8 @@ func decodeEventFrom(ev Event, lim Limits, wellFormed bool) (*decodedEvent, erro
 		return nil, typeErrorf("event data must be a JSON object, got %s", kindOfValue(root))
 	}
 	d := &st.d
-	*d = decodedEvent{Event: ev, root: root, obj: objectOf(root), state: st, fields: d.fields[:0], num: d.num[:0], enc: d.enc[:0]}
+	*d = decodedEvent{Event: ev, root: root, obj: objectOf(root), state: st, fields: d.fields[:0], num: d.num[:0], enc: d.enc[:0],
+		nums: d.nums[:0], numText: d.numText[:0]}
 	if err := d.checkNumbers(root); err != nil {
 		d.release()
 		if wellFormed && err == errNotJSONNumber {

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	json "github.com/goccy/go-json"
 	"github.com/valyala/fastjson"
@@ -118,19 +119,28 @@ type leaf struct {
 	want any   // eq, neq, gt, gte, lt, lte, contains, startswith
 	list []any // in, nin
 	null bool  // isnull
+	// num is want parsed when it is a number and op is eq or an order:
+	// compared with the event's parsed number, without text.
+	num   number
+	numOp bool
+	// at is where path[0] was found in the last event (see getAt).
+	at atomic.Int32
 }
 
 func (n *leaf) match(ev *decodedEvent) bool {
 	var v jv
 	for i, p := range n.path {
 		if i == 0 {
-			v, _ = ev.get(p)
+			v, _ = ev.getAt(p, &n.at)
 		} else {
 			v, _ = field(objectOf(v), p)
 		}
 		if v == nil {
 			break
 		}
+	}
+	if n.numOp {
+		return n.matchNumber(ev, v)
 	}
 	switch n.op {
 	case opIsNull:
@@ -179,6 +189,32 @@ func (n *leaf) match(ev *decodedEvent) bool {
 	if !ok {
 		return false
 	}
+	switch n.op {
+	case opGt:
+		return c > 0
+	case opGte:
+		return c >= 0
+	case opLt:
+		return c < 0
+	default:
+		return c <= 0
+	}
+}
+
+// matchNumber is match for eq and the order operators with a number: as
+// equal and order decide, on parsed numbers.
+func (n *leaf) matchNumber(ev *decodedEvent, v jv) bool {
+	x, ok := ev.number(v)
+	if !ok {
+		return false
+	}
+	if n.op == opEq {
+		return numbersEqual(x, n.num)
+	}
+	if !x.valid || !n.num.valid {
+		return false
+	}
+	c := compareNumbers(x, n.num)
 	switch n.op {
 	case opGt:
 		return c > 0
@@ -316,6 +352,9 @@ func compileLeaf(m map[string]any, path []string) (filterNode, error) {
 		}
 		v := m[k]
 		n := &leaf{path: path, op: o, want: v}
+		if w, ok := v.(json.Number); ok && (o == opEq || o == opGt || o == opGte || o == opLt || o == opLte) {
+			n.num, n.numOp = parseNumber(string(w)), true
+		}
 		switch o {
 		case opGt, opGte, opLt, opLte:
 			switch v.(type) {
