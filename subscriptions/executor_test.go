@@ -387,6 +387,36 @@ func TestDrainConnectionMergesOutOfOrderQueues(t *testing.T) {
 	}
 }
 
+// Frames of one event go in registration order, whichever subscription's
+// queue filled first; a subscription emptied by Next or dropped by
+// Complete is not visited.
+func TestDrainConnectionSameEventInRegistrationOrder(t *testing.T) {
+	e := newTestExecutor(t, Options{})
+	register(t, e, sub{id: "a", query: `subscription { users(where: {id: {gte: 2}}) { id } }`}, sub{id: "b"}, sub{id: "x"})
+	publish(t, e, "users", `{"id":1}`, `{"id":2}`)
+	frames, n, err := e.DrainConnection("c", 0)
+	if err != nil || n != 5 {
+		t.Fatalf("n=%d err=%v", n, err)
+	}
+	wantFrames(t, strings.Split(frames, "\n"),
+		frame("b", `{"users":{"id":1}}`), frame("x", `{"users":{"id":1}}`),
+		frame("a", `{"users":{"id":2}}`), frame("b", `{"users":{"id":2}}`), frame("x", `{"users":{"id":2}}`))
+
+	publish(t, e, "users", `{"id":1}`, `{"id":3}`)
+	if _, err := e.Next("b"); err != nil {
+		t.Fatal(err)
+	}
+	e.Complete("x")
+	frames, n, err = e.DrainConnection("c", 0)
+	if err != nil || n != 2 {
+		t.Fatalf("n=%d err=%v", n, err)
+	}
+	wantFrames(t, strings.Split(frames, "\n"), frame("a", `{"users":{"id":3}}`), frame("b", `{"users":{"id":3}}`))
+	if _, n, _ := e.DrainConnection("c", 0); n != 0 {
+		t.Fatalf("left %d", n)
+	}
+}
+
 // The fast path for data known to be well-formed behaves as Publish.
 func TestPublishValidMatchesPublish(t *testing.T) {
 	ctx := context.Background()
