@@ -715,12 +715,17 @@ delivery (queues full), `BenchmarkDecodeEvent` 38.8 µs and 264 allocations per 
    projection kept five fields: they are now encoded in scratch and queued at their exact size
    (`BenchmarkPublishValid2K`, a 2 KB event to one subscription: 5 → 2 allocations and 2,992 → 118 B
    per publish; `BenchmarkPublishFiltered` 14.7 KB → 1.9 KB per publish).
-7. **Python encoder**: kept the standard library's C encoder (`json.JSONEncoder`, one instance).
-   orjson is faster but is not a dependency of the wheel and writes NaN and Infinity as `null`,
-   silently changing data; `ensure_ascii=False` would change the bytes of subscriptions without a
-   selection set (their payload is the published text) and make the text non-ASCII, which C could
-   no longer read in place. A lone surrogate in data, which the encoder writes as an escape, is now
-   found in Go (a scan for backslashes) and refused with a `ValueError` instead of becoming U+FFFD.
+7. **Python encoder**: orjson is faster but is not a dependency of the wheel and writes NaN and
+   Infinity as `null`, silently changing data; `ensure_ascii=False` would change the bytes of
+   subscriptions without a selection set (their payload is the published text) and make the text
+   non-ASCII, which C could no longer read in place. A lone surrogate in data, which the encoder
+   writes as an escape, is found in Go (a scan for backslashes) and refused with a `ValueError`
+   instead of becoming U+FFFD. The standard library's C encoder (one `json.JSONEncoder`) was ~9 µs of
+   a 2 KB publish; `pyapi/encode.c` now writes the same bytes for the plain types inside the
+   publish entry (no `str` built, the GIL released only for Go) and hands anything else back to
+   it, errors included. Interleaved A/B against the previous build, two runs at load ~0.7: 2 KB
+   publish 13.5 / 13.8 µs before, 7.1 / 6.8 µs after; publish to 100 subscriptions 5.3 → 3.1 µs;
+   W2 30.2k / 28.8k → 39.9k / 39.1k events/s.
 8. **Dispatch with queues being read** (`BenchmarkDispatchRead/subs=10000`): 19 ns per delivery at
    load ~17, one allocation per event. With full queues nobody reads
    (`BenchmarkDispatchGroupGrowth/group=10000`) it stays memory-bound (10,000 full rings are
@@ -757,6 +762,17 @@ delivery (queues full), `BenchmarkDecodeEvent` 38.8 µs and 264 allocations per 
    save ≤ ~14 ns of the map but needs a generation check against re-registered ids and keeps the
    read lock for the closed/completed check. Together ≤ ~20 ns of a ~150 ns call; left for a change that
    comes with exact-accounting tests under `-race`.
+13. **Filters on numbers** (W2's `total: {gte: $min}`): `numCompare` parsed both texts on every
+   evaluation. The operand is now parsed once when the filter compiles and an event's number once
+   per event (cached by value), and a leaf looks its field up first where it was in the previous
+   event (an atomic hint; events of one kind have the same keys) before the binary search.
+   `BenchmarkFilter/eq+gte` 198–215 ns → 53–56 ns; `BenchmarkW2` (W2's Go part: `PublishValid` and
+   ten drains per event) 17.7 / 18.4 µs → 14.2 / 15.7 µs. In Python W2 alone moved ~4 %, as its
+   encoder dominated then.
+14. **Tried and dropped: a per-connection list of non-empty queues** so that a drain visits only
+   those (in W2 ~11 of each connection's 100). Interleaved A/B: `BenchmarkW2` 17.2 / 19.7 µs with it
+   against 14.1 / 17.5 µs without, `BenchmarkPublishAndDrain` and `BenchmarkDispatchRead` slower too:
+   the bookkeeping on every enqueue costs more than scanning 100 queue lengths.
 
 Targets met and missed are marked in the tables; nothing above is asserted by a test.
 """

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 
 #include "fastcall.h"
+#include "encode.h"
 #include "_cgo_export.h"
 
 #pragma weak PyBytes_FromStringAndSize
@@ -43,6 +44,7 @@
 #pragma weak PyUnicode_FromStringAndSize
 #pragma weak _Py_Dealloc
 #pragma weak _Py_NoneStruct
+#pragma weak _Py_NotImplementedStruct
 #pragma weak PyExc_RuntimeError
 #pragma weak PyExc_TypeError
 #pragma weak PyExc_ValueError
@@ -303,9 +305,15 @@ static PyObject *fq_mod_drain(PyObject *mod, PyObject *const *args, Py_ssize_t n
 	return fq_drain_core(fid, cid, max);
 }
 
-/* _fq_publish(fid, event_type, channel, data_json): the GIL is released
-   while Go decodes and dispatches. A lone surrogate in data_json leaves
-   UnicodeEncodeError set, for the shim to word. */
+/* Where publish encodes data: one buffer per thread, as the GIL is
+   released while Go reads it. */
+static __thread fq_out fq_pub_out;
+
+/* _fq_publish(fid, event_type, channel, data): data is a dict, encoded
+   here, or the data's JSON text as a str. NotImplemented when the dict
+   holds what only the standard library's encoder handles (see encode.c):
+   the shim then encodes it and calls again with the text. The GIL is
+   released while Go decodes and dispatches. */
 static PyObject *fq_mod_publish(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
 	long long fid;
 	fq_str typ, ch, data;
@@ -313,19 +321,33 @@ static PyObject *fq_mod_publish(PyObject *mod, PyObject *const *args, Py_ssize_t
 		return fq_fork_error();
 	}
 	if (nargs != 4) {
-		PyErr_SetString(PyExc_TypeError, "_fq_publish(fid, event_type, channel, data_json)");
+		PyErr_SetString(PyExc_TypeError, "_fq_publish(fid, event_type, channel, data)");
 		return NULL;
 	}
 	if (!fq_fid(args[0], &fid) || !fq_need_str(args[1], &typ, "event_type") ||
 	    !fq_need_str(args[2], &ch, "channel")) {
 		return NULL;
 	}
-	if (!PyUnicode_Check(args[3])) {
-		PyErr_SetString(PyExc_TypeError, "data_json must be a str");
-		return NULL;
-	}
-	data.p = PyUnicode_AsUTF8AndSize(args[3], &data.n);
-	if (data.p == NULL) {
+	fq_out *out = NULL;
+	if (PyUnicode_Check(args[3])) {
+		data.p = PyUnicode_AsUTF8AndSize(args[3], &data.n);
+		if (data.p == NULL) {
+			return NULL;
+		}
+	} else if (PyDict_Check(args[3])) {
+		out = &fq_pub_out;
+		int e = fq_encode(out, args[3]);
+		if (e != 0) {
+			fq_out_trim(out);
+			if (e < 0) {
+				return NULL;
+			}
+			Py_RETURN_NOTIMPLEMENTED;
+		}
+		data.p = out->p;
+		data.n = (Py_ssize_t)out->len;
+	} else {
+		PyErr_SetString(PyExc_TypeError, "data must be a dict or its JSON text");
 		return NULL;
 	}
 	char msg[2048];
@@ -335,10 +357,33 @@ static PyObject *fq_mod_publish(PyObject *mod, PyObject *const *args, Py_ssize_t
 	r = fraiseqlPyPublish(fid, (char *)typ.p, typ.n, (char *)ch.p, ch.n, (char *)data.p, data.n, msg,
 	                      (long long)sizeof msg, &st);
 	Py_END_ALLOW_THREADS
+	if (out != NULL) {
+		fq_out_trim(out);
+	}
 	if (r < 0) {
 		return fq_raise(&st, msg);
 	}
 	Py_RETURN_NONE;
+}
+
+/* _fq_encode(value): what publish sends for a dict, as bytes, or
+   NotImplemented (for tests: the shim never calls it). */
+static PyObject *fq_mod_encode(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
+	if (nargs != 1) {
+		PyErr_SetString(PyExc_TypeError, "_fq_encode(value)");
+		return NULL;
+	}
+	fq_out out = {NULL, 0, 0};
+	int e = fq_encode(&out, args[0]);
+	PyObject *r = NULL;
+	if (e == 0) {
+		r = PyBytes_FromStringAndSize(out.p, (Py_ssize_t)out.len);
+	} else if (e == FQ_ENC_UNSUPPORTED) {
+		Py_INCREF(Py_NotImplemented);
+		r = Py_NotImplemented;
+	}
+	free(out.p);
+	return r;
 }
 
 /* ---- per-executor bound entries: executor.next_event is one of these ---- */
@@ -511,6 +556,7 @@ static PyMethodDef fq_module_defs[] = {
 	{"_fq_next", (PyCFunction)(void (*)(void))fq_mod_next, METH_FASTCALL, NULL},
 	{"_fq_drain", (PyCFunction)(void (*)(void))fq_mod_drain, METH_FASTCALL, NULL},
 	{"_fq_publish", (PyCFunction)(void (*)(void))fq_mod_publish, METH_FASTCALL, NULL},
+	{"_fq_encode", (PyCFunction)(void (*)(void))fq_mod_encode, METH_FASTCALL, NULL},
 	{NULL, NULL, 0, NULL},
 };
 

@@ -463,9 +463,13 @@ class PySubscriptionExecutor:
             raise TypeError(f"data must be a dict, not {type(data).__name__}")
         _check_str(event_type, "event_type", allow_empty=True)
         _check_str(channel, "channel", allow_empty=True)
-        # The encoder's output is well-formed JSON: Go skips its strict
-        # validation pass (the decoding and every check remain).
-        self._publish(self._fid, event_type, channel, _dumps(data, "data"))
+        # The extension encodes the common shapes itself (byte for byte as
+        # _ENCODE does) and returns NotImplemented for anything else, which
+        # the standard library's encoder then handles, errors included.
+        # Either output is well-formed JSON: Go skips its strict validation
+        # pass (the decoding and every check remain).
+        if self._publish(self._fid, event_type, channel, data) is NotImplemented:
+            self._publish(self._fid, event_type, channel, _dumps(data, "data"))
 
     def publish_events(self, events: List[Any]) -> None:
         """Publish ``[(event_type, channel, data), ...]`` in order, in one round trip.

@@ -1,0 +1,282 @@
+/* The JSON encoder of publish_event's data: the bytes
+   json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode writes,
+   for the values that are exactly dict, list, tuple, str, int, float,
+   bool or None. Anything else (a subclass, an int that does not fit 64
+   bits, NaN or an infinity, a key that is not a str, nesting deeper than
+   FQ_ENC_DEPTH, which a circular structure reaches) is left to that
+   encoder: fq_encode reports it and the shim encodes with the standard
+   library, which raises its usual errors. So the data and the errors are
+   the standard library's; this is only faster on the common shapes.
+   tests/test_encode.py compares the two encoders byte for byte. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "encode.h"
+
+#pragma weak PyDict_Next
+#pragma weak PyErr_NoMemory
+#pragma weak PyLong_AsLongLongAndOverflow
+#pragma weak PyMem_Free
+#pragma weak PyOS_double_to_string
+#pragma weak _Py_FalseStruct
+#pragma weak _Py_NoneStruct
+#pragma weak _Py_TrueStruct
+#pragma weak PyDict_Type
+#pragma weak PyFloat_Type
+#pragma weak PyList_Type
+#pragma weak PyLong_Type
+#pragma weak PyTuple_Type
+#pragma weak PyUnicode_Type
+#if PY_VERSION_HEX < 0x030C0000
+#pragma weak _PyUnicode_Ready
+#endif
+
+/* Deeper data goes to the standard library, which counts its recursion
+   against the interpreter's limit and finds circular references. */
+#define FQ_ENC_DEPTH 200
+
+static int fq_reserve(fq_out *o, size_t more) {
+	if (o->len + more <= o->cap) {
+		return 0;
+	}
+	size_t cap = o->cap ? o->cap * 2 : 4096;
+	while (cap < o->len + more) {
+		cap *= 2;
+	}
+	char *p = realloc(o->p, cap);
+	if (p == NULL) {
+		PyErr_NoMemory();
+		return -1;
+	}
+	o->p = p;
+	o->cap = cap;
+	return 0;
+}
+
+static int fq_put(fq_out *o, const char *s, size_t n) {
+	if (fq_reserve(o, n) < 0) {
+		return -1;
+	}
+	memcpy(o->p + o->len, s, n);
+	o->len += n;
+	return 0;
+}
+
+static const char fq_hex[] = "0123456789abcdef";
+
+/* fq_escape writes the escape of c as py_encode_basestring_ascii does;
+   room for 12 bytes is reserved by the caller. */
+static char *fq_escape(char *w, Py_UCS4 c) {
+	*w++ = '\\';
+	switch (c) {
+	case '\\': *w++ = '\\'; return w;
+	case '"': *w++ = '"'; return w;
+	case '\b': *w++ = 'b'; return w;
+	case '\f': *w++ = 'f'; return w;
+	case '\n': *w++ = 'n'; return w;
+	case '\r': *w++ = 'r'; return w;
+	case '\t': *w++ = 't'; return w;
+	}
+	if (c >= 0x10000) {
+		Py_UCS4 v = c - 0x10000;
+		Py_UCS4 hi = 0xd800 | ((v >> 10) & 0x3ff);
+		*w++ = 'u';
+		*w++ = fq_hex[(hi >> 12) & 0xf];
+		*w++ = fq_hex[(hi >> 8) & 0xf];
+		*w++ = fq_hex[(hi >> 4) & 0xf];
+		*w++ = fq_hex[hi & 0xf];
+		c = 0xdc00 | (v & 0x3ff);
+		*w++ = '\\';
+	}
+	*w++ = 'u';
+	*w++ = fq_hex[(c >> 12) & 0xf];
+	*w++ = fq_hex[(c >> 8) & 0xf];
+	*w++ = fq_hex[(c >> 4) & 0xf];
+	*w++ = fq_hex[c & 0xf];
+	return w;
+}
+
+/* Printable ASCII other than '"' and '\\' is written as is. */
+static inline int fq_plain(Py_UCS4 c) { return c >= ' ' && c <= '~' && c != '"' && c != '\\'; }
+
+static int fq_str_json(fq_out *o, PyObject *s) {
+#if PY_VERSION_HEX < 0x030C0000
+	if (PyUnicode_READY(s) < 0) {
+		return -1;
+	}
+#endif
+	Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+	int kind = PyUnicode_KIND(s);
+	const void *data = PyUnicode_DATA(s);
+	/* At most 12 bytes per character, and the quotes. */
+	if (fq_reserve(o, (size_t)n * 12 + 2) < 0) {
+		return -1;
+	}
+	char *w = o->p + o->len;
+	*w++ = '"';
+	if (kind == PyUnicode_1BYTE_KIND) {
+		const unsigned char *p = data;
+		Py_ssize_t i = 0;
+		while (i < n) {
+			Py_ssize_t j = i;
+			while (j < n && fq_plain(p[j])) {
+				j++;
+			}
+			memcpy(w, p + i, (size_t)(j - i));
+			w += j - i;
+			if (j < n) {
+				w = fq_escape(w, p[j]);
+				j++;
+			}
+			i = j;
+		}
+	} else {
+		for (Py_ssize_t i = 0; i < n; i++) {
+			Py_UCS4 c = PyUnicode_READ(kind, data, i);
+			if (fq_plain(c)) {
+				*w++ = (char)c;
+			} else {
+				w = fq_escape(w, c);
+			}
+		}
+	}
+	*w++ = '"';
+	o->len = (size_t)(w - o->p);
+	return 0;
+}
+
+static int fq_value(fq_out *o, PyObject *v, int depth);
+
+static int fq_float(fq_out *o, PyObject *v) {
+	double d = PyFloat_AS_DOUBLE(v);
+	/* By the bits: isfinite() was found true for infinity in this
+	   extension's build, whose C flags come from gopy and the
+	   interpreter's configuration. */
+	unsigned long long bits;
+	memcpy(&bits, &d, sizeof bits);
+	if ((bits & 0x7ff0000000000000ULL) == 0x7ff0000000000000ULL) {
+		return FQ_ENC_UNSUPPORTED; /* allow_nan=False raises there */
+	}
+	/* float.__repr__, which the standard encoder calls. */
+	char *s = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+	if (s == NULL) {
+		return -1;
+	}
+	int r = fq_put(o, s, strlen(s));
+	PyMem_Free(s);
+	return r;
+}
+
+static int fq_int(fq_out *o, PyObject *v) {
+	int overflow;
+	long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+	if (overflow) {
+		return FQ_ENC_UNSUPPORTED;
+	}
+	if (x == -1 && PyErr_Occurred()) {
+		return -1;
+	}
+	char buf[24], *e = buf + sizeof buf, *p = e;
+	unsigned long long u = x < 0 ? 0ULL - (unsigned long long)x : (unsigned long long)x;
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (x < 0) {
+		*--p = '-';
+	}
+	return fq_put(o, p, (size_t)(e - p));
+}
+#pragma weak PyErr_Occurred
+
+static int fq_items(fq_out *o, PyObject *const *items, Py_ssize_t n, int depth) {
+	if (fq_put(o, "[", 1) < 0) {
+		return -1;
+	}
+	for (Py_ssize_t i = 0; i < n; i++) {
+		if (i > 0 && fq_put(o, ",", 1) < 0) {
+			return -1;
+		}
+		int r = fq_value(o, items[i], depth + 1);
+		if (r != 0) {
+			return r;
+		}
+	}
+	return fq_put(o, "]", 1);
+}
+
+static int fq_dict(fq_out *o, PyObject *v, int depth) {
+	if (fq_put(o, "{", 1) < 0) {
+		return -1;
+	}
+	Py_ssize_t pos = 0;
+	PyObject *key, *value;
+	int first = 1;
+	while (PyDict_Next(v, &pos, &key, &value)) {
+		if (!PyUnicode_CheckExact(key)) {
+			return FQ_ENC_UNSUPPORTED;
+		}
+		if (!first && fq_put(o, ",", 1) < 0) {
+			return -1;
+		}
+		first = 0;
+		if (fq_str_json(o, key) < 0 || fq_put(o, ":", 1) < 0) {
+			return -1;
+		}
+		int r = fq_value(o, value, depth + 1);
+		if (r != 0) {
+			return r;
+		}
+	}
+	return fq_put(o, "}", 1);
+}
+
+static int fq_value(fq_out *o, PyObject *v, int depth) {
+	if (depth > FQ_ENC_DEPTH) {
+		return FQ_ENC_UNSUPPORTED;
+	}
+	if (PyUnicode_CheckExact(v)) {
+		return fq_str_json(o, v);
+	}
+	if (v == Py_None) {
+		return fq_put(o, "null", 4);
+	}
+	if (v == Py_True) {
+		return fq_put(o, "true", 4);
+	}
+	if (v == Py_False) {
+		return fq_put(o, "false", 5);
+	}
+	if (PyLong_CheckExact(v)) {
+		return fq_int(o, v);
+	}
+	if (PyFloat_CheckExact(v)) {
+		return fq_float(o, v);
+	}
+	if (PyDict_CheckExact(v)) {
+		return fq_dict(o, v, depth);
+	}
+	if (PyList_CheckExact(v)) {
+		return fq_items(o, PySequence_Fast_ITEMS(v), PyList_GET_SIZE(v), depth);
+	}
+	if (PyTuple_CheckExact(v)) {
+		return fq_items(o, PySequence_Fast_ITEMS(v), PyTuple_GET_SIZE(v), depth);
+	}
+	return FQ_ENC_UNSUPPORTED;
+}
+
+int fq_encode(fq_out *o, PyObject *v) {
+	o->len = 0;
+	return fq_value(o, v, 0);
+}
+
+void fq_out_trim(fq_out *o) {
+	if (o->cap > FQ_ENC_KEEP) {
+		free(o->p);
+		o->p = NULL;
+		o->cap = 0;
+	}
+	o->len = 0;
+}
