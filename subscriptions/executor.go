@@ -603,42 +603,19 @@ func (c *connection) drainInto(max int, dst []byte) ([]byte, int, int) {
 // already in order (one event reaching several of the connection's
 // subscriptions, the common case, is in order as gathered).
 func drainLocked(c *connection, max int, dst []byte) (buf []byte, n, need int) {
-	total := 0
-	for _, s := range c.subs {
-		total += s.queue.len()
-	}
-	if max <= 0 || max > total {
-		max = total
-	}
-	if max == 0 {
-		return nil, 0, 0
-	}
 	if len(c.subs) == 1 {
-		s := c.subs[0]
-		size := max - 1 // separators
-		for i := 0; i < max; i++ {
-			size += len(s.prefix) + len(s.queue.at(i).payload) + len(nextSuffix)
-		}
-		if buf = drainBuffer(dst, size); buf == nil {
-			return nil, 0, size
-		}
-		for i := 0; i < max; i++ {
-			m, _ := s.queue.pop()
-			buf = appendSep(buf, i)
-			buf = appendFrame(buf, s, m)
-		}
-		s.read += uint64(max)
-		return buf, max, 0
+		return drainOne(c.subs[0], max, dst)
 	}
+	// One pass over the subscriptions collects every queued message.
 	items := c.scratch[:0]
 	sorted := true
 	for _, s := range c.subs {
 		for i := 0; i < s.queue.len(); i++ {
-			seq := s.queue.at(i).seq
-			if n := len(items); n > 0 && items[n-1].seq > seq {
+			m := s.queue.at(i)
+			if n := len(items); n > 0 && items[n-1].seq > m.seq {
 				sorted = false
 			}
-			items = append(items, drainItem{seq, s})
+			items = append(items, drainItem{m.seq, s, len(m.payload)})
 		}
 	}
 	defer func() {
@@ -649,17 +626,20 @@ func drainLocked(c *connection, max int, dst []byte) (buf []byte, n, need int) {
 			c.scratch = nil
 		}
 	}()
+	if max <= 0 || max > len(items) {
+		max = len(items)
+	}
+	if max == 0 {
+		return nil, 0, 0
+	}
 	if !sorted {
 		slices.SortStableFunc(items, func(a, b drainItem) int { return cmp.Compare(a.seq, b.seq) })
 	}
 	taken := items[:max]
-	size := max - 1
+	size := max - 1 // separators
 	for _, it := range taken {
-		size += len(it.s.prefix) + len(nextSuffix)
+		size += len(it.s.prefix) + it.size + len(nextSuffix)
 	}
-	// Payloads of every message up to the last event taken: exact, or a
-	// little over when that event reached subscriptions left for later.
-	size += payloadBytes(c, taken[len(taken)-1].seq)
 	if buf = drainBuffer(dst, size); buf == nil {
 		return nil, 0, size
 	}
@@ -673,10 +653,35 @@ func drainLocked(c *connection, max int, dst []byte) (buf []byte, n, need int) {
 	return buf, max, 0
 }
 
+// drainOne is drainLocked for a connection of one subscription: no merge.
+func drainOne(s *subscription, max int, dst []byte) (buf []byte, n, need int) {
+	if max <= 0 || max > s.queue.len() {
+		max = s.queue.len()
+	}
+	if max == 0 {
+		return nil, 0, 0
+	}
+	size := max - 1 // separators
+	for i := 0; i < max; i++ {
+		size += len(s.prefix) + len(s.queue.at(i).payload) + len(nextSuffix)
+	}
+	if buf = drainBuffer(dst, size); buf == nil {
+		return nil, 0, size
+	}
+	for i := 0; i < max; i++ {
+		m, _ := s.queue.pop()
+		buf = appendSep(buf, i)
+		buf = appendFrame(buf, s, m)
+	}
+	s.read += uint64(max)
+	return buf, max, 0
+}
+
 // drainItem is one queued message in a drain's merge.
 type drainItem struct {
-	seq uint64
-	s   *subscription
+	seq  uint64
+	s    *subscription
+	size int // of the payload
 }
 
 // drainBuffer returns an empty buffer with room for size bytes: dst when
@@ -689,22 +694,6 @@ func drainBuffer(dst []byte, size int) []byte {
 		return nil
 	}
 	return dst[:0:len(dst)]
-}
-
-// payloadBytes sums the payload sizes of c's queued messages up to event
-// seq, to size a drain's buffer.
-func payloadBytes(c *connection, upTo uint64) int {
-	n := 0
-	for _, s := range c.subs {
-		for i := 0; i < s.queue.len(); i++ {
-			m := s.queue.at(i)
-			if m.seq > upTo {
-				break
-			}
-			n += len(m.payload)
-		}
-	}
-	return n
 }
 
 func appendSep(buf []byte, i int) []byte {
