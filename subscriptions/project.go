@@ -4,6 +4,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"sync/atomic"
 	"unicode/utf8"
 	"unsafe"
 
@@ -23,10 +24,11 @@ type entry struct {
 	key      string
 	keyJSON  []byte // `"key":`, precomputed
 	name     string
-	typename bool     // the field is __typename
-	conds    []string // type conditions that must all hold
-	dups     []int    // earlier entries with the same key: the first applicable one wins
-	child    *selSet  // nil when the field has no selection set
+	typename bool         // the field is __typename
+	conds    []string     // type conditions that must all hold
+	dups     []int        // earlier entries with the same key: the first applicable one wins
+	child    *selSet      // nil when the field has no selection set
+	at       atomic.Int32 // where name was last found at the top level (see getAt)
 }
 
 // applies reports whether every type condition names the event type or
@@ -77,7 +79,12 @@ func appendSelection(dst []byte, ev *decodedEvent, obj *fastjson.Object, s *selS
 		dst = append(dst, e.keyJSON...)
 		switch {
 		case !e.typename:
-			v, _ := ev.lookup(obj, e.name)
+			var v jv
+			if obj == ev.obj {
+				v, _ = ev.getAt(e.name, &e.at)
+			} else {
+				v, _ = field(obj, e.name)
+			}
 			dst = appendProjected(dst, ev, v, e.child, evType)
 		case tn != "":
 			dst = appendString(dst, tn)
