@@ -309,34 +309,21 @@ static PyObject *fq_mod_drain(PyObject *mod, PyObject *const *args, Py_ssize_t n
    released while Go reads it. */
 static __thread fq_out fq_pub_out;
 
-/* _fq_publish(fid, event_type, channel, data): data is a dict, encoded
-   here, or the data's JSON text as a str. NotImplemented when the dict
-   holds what only the standard library's encoder handles (see encode.c):
-   the shim then encodes it and calls again with the text. The GIL is
-   released while Go decodes and dispatches. */
-static PyObject *fq_mod_publish(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
-	long long fid;
-	fq_str typ, ch, data;
-	if (fq_forked) {
-		return fq_fork_error();
-	}
-	if (nargs != 4) {
-		PyErr_SetString(PyExc_TypeError, "_fq_publish(fid, event_type, channel, data)");
-		return NULL;
-	}
-	if (!fq_fid(args[0], &fid) || !fq_need_str(args[1], &typ, "event_type") ||
-	    !fq_need_str(args[2], &ch, "channel")) {
-		return NULL;
-	}
+/* fq_publish_core publishes data (a dict, encoded here, or its JSON text
+   as a str) with the GIL released while Go decodes and dispatches. When
+   the dict holds what only the standard library's encoder handles (see
+   encode.c) it returns NotImplemented, and nothing is published. */
+static PyObject *fq_publish_core(long long fid, fq_str typ, fq_str ch, PyObject *value) {
+	fq_str data;
 	fq_out *out = NULL;
-	if (PyUnicode_Check(args[3])) {
-		data.p = PyUnicode_AsUTF8AndSize(args[3], &data.n);
+	if (PyUnicode_Check(value)) {
+		data.p = PyUnicode_AsUTF8AndSize(value, &data.n);
 		if (data.p == NULL) {
 			return NULL;
 		}
-	} else if (PyDict_Check(args[3])) {
+	} else if (PyDict_Check(value)) {
 		out = &fq_pub_out;
-		int e = fq_encode(out, args[3]);
+		int e = fq_encode(out, value);
 		if (e != 0) {
 			fq_out_trim(out);
 			if (e < 0) {
@@ -364,6 +351,26 @@ static PyObject *fq_mod_publish(PyObject *mod, PyObject *const *args, Py_ssize_t
 		return fq_raise(&st, msg);
 	}
 	Py_RETURN_NONE;
+}
+
+/* _fq_publish(fid, event_type, channel, data): see fq_publish_core; the
+   shim encodes with the standard library and calls again when it returns
+   NotImplemented. */
+static PyObject *fq_mod_publish(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
+	long long fid;
+	fq_str typ, ch;
+	if (fq_forked) {
+		return fq_fork_error();
+	}
+	if (nargs != 4) {
+		PyErr_SetString(PyExc_TypeError, "_fq_publish(fid, event_type, channel, data)");
+		return NULL;
+	}
+	if (!fq_fid(args[0], &fid) || !fq_need_str(args[1], &typ, "event_type") ||
+	    !fq_need_str(args[2], &ch, "channel")) {
+		return NULL;
+	}
+	return fq_publish_core(fid, typ, ch, args[3]);
 }
 
 /* _fq_encode(value): what publish sends for a dict, as bytes, or
@@ -479,15 +486,41 @@ static PyObject *fq_bound_drain(PyObject *self, PyObject *const *args, Py_ssize_
 	return fq_drain_core(b->fid, cid, max);
 }
 
+/* executor.publish_event(event_type, channel, data): a plain call with a
+   dict the extension encodes runs no Python frame; anything else (and a
+   dict only the standard library's encoder handles) runs the method. */
+static PyObject *fq_bound_publish(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+	fq_binding *b = PyCapsule_GetPointer(self, NULL);
+	fq_str typ, ch;
+	if (b == NULL) {
+		return NULL;
+	}
+	if (fq_forked) {
+		return fq_fork_error();
+	}
+	if (nargs != 3 || kwnames != NULL || !PyDict_Check(args[2]) || !fq_plain_str(args[0], &typ) ||
+	    !fq_plain_str(args[1], &ch)) {
+		return fq_fallback(b, args, nargs, kwnames);
+	}
+	PyObject *r = fq_publish_core(b->fid, typ, ch, args[2]);
+	if (r == Py_NotImplemented) {
+		Py_DECREF(r);
+		return fq_fallback(b, args, nargs, kwnames);
+	}
+	return r;
+}
+
 static PyMethodDef fq_bound_defs[] = {
 	{"next_event", (PyCFunction)(void (*)(void))fq_bound_next, METH_FASTCALL | METH_KEYWORDS,
 	 "The next message as bytes, or None when nothing is pending."},
 	{"drain_connection", (PyCFunction)(void (*)(void))fq_bound_drain, METH_FASTCALL | METH_KEYWORDS,
 	 "Every pending message of a connection's subscriptions, in publish order."},
+	{"publish_event", (PyCFunction)(void (*)(void))fq_bound_publish, METH_FASTCALL | METH_KEYWORDS,
+	 "Publish data (a dict) on channel; the GIL is released while Go works."},
 };
 
 /* _fq_bind(which, fid, executor_weakref, fallback): which is 0 for
-   next_event, 1 for drain_connection. */
+   next_event, 1 for drain_connection, 2 for publish_event. */
 static PyObject *fq_mod_bind(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
 	long long which, fid;
 	if (nargs != 4) {
@@ -497,8 +530,8 @@ static PyObject *fq_mod_bind(PyObject *mod, PyObject *const *args, Py_ssize_t na
 	if (!fq_fid(args[0], &which) || !fq_fid(args[1], &fid)) {
 		return NULL;
 	}
-	if (which < 0 || which > 1) {
-		PyErr_SetString(PyExc_ValueError, "which must be 0 or 1");
+	if (which < 0 || which > 2) {
+		PyErr_SetString(PyExc_ValueError, "which must be 0, 1 or 2");
 		return NULL;
 	}
 	fq_binding *b = malloc(sizeof *b);

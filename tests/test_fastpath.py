@@ -22,13 +22,14 @@ Q = "subscription { users { id name } }"
 
 
 class Fallback:
-    """The executor with next_event and drain_connection taken through the
-    Python methods instead of the bound C functions."""
+    """The executor with next_event, drain_connection and publish_event taken
+    through the Python methods instead of the bound C functions."""
 
     def __init__(self, ex):
         self._ex = ex
         self.next_event = functools.partial(X.next_event, ex)
         self.drain_connection = functools.partial(X.drain_connection, ex)
+        self.publish_event = functools.partial(X.publish_event, ex)
 
     def __getattr__(self, name):
         return getattr(self._ex, name)
@@ -45,6 +46,7 @@ def test_entry_points_are_c_functions():
     ex = X()
     assert type(ex.next_event).__name__ == "builtin_function_or_method"
     assert type(ex.drain_connection).__name__ == "builtin_function_or_method"
+    assert type(ex.publish_event).__name__ == "builtin_function_or_method"
     ex.close()
 
 
@@ -99,6 +101,21 @@ EXTRA = [
     ("drain-unknown", lambda ex: ex.drain_connection("nope")),
     ("drain-str-subclass", lambda ex: ex.drain_connection(Str("c"))),
     ("drain-three-args", lambda ex: ex.drain_connection("c", 1, 2)),
+    ("publish-plain", lambda ex: ex.publish_event("t", "users", {"id": 9, "name": "\u00e9\U0001F600",
+                                                                 "tenant_id": "t"})),
+    ("publish-keywords", lambda ex: ex.publish_event(event_type="t", channel="users", data={"id": 9})),
+    ("publish-str-subclass", lambda ex: ex.publish_event(Str("t"), Str("users"), {"id": 9})),
+    ("publish-dict-subclass", lambda ex: ex.publish_event("t", "users", type("D", (dict,), {})(id=9))),
+    ("publish-int-subclass", lambda ex: ex.publish_event("t", "users", {"id": Int(9)})),
+    ("publish-big-int", lambda ex: ex.publish_event("t", "users", {"id": 2**80})),
+    ("publish-nan", lambda ex: ex.publish_event("t", "users", {"id": float("nan")})),
+    ("publish-int-key", lambda ex: ex.publish_event("t", "users", {1: 2})),
+    ("publish-object", lambda ex: ex.publish_event("t", "users", {"id": object()})),
+    ("publish-lone-surrogate", lambda ex: ex.publish_event("t", "users", {"name": "\udc00"})),
+    ("publish-nul-channel", lambda ex: ex.publish_event("t", "us\x00ers", {"id": 1})),
+    ("publish-list", lambda ex: ex.publish_event("t", "users", [1])),
+    ("publish-two-args", lambda ex: ex.publish_event("t", "users")),
+    ("publish-four-args", lambda ex: ex.publish_event("t", "users", {}, 1)),
 ]
 
 

@@ -407,14 +407,16 @@ class PySubscriptionExecutor:
         self._E, self._h, self._fid, self._config = E, handle, fid, config
         self._finalizer = weakref.finalize(self, _close_and_release, handle, fid)
         self._next, self._drain, self._publish = E._fq_next, E._fq_drain, E._fq_publish
-        # executor.next_event and .drain_connection are C functions bound to
-        # this executor: a plain call reaches Go without a Python frame; any
-        # other call (timeout=, keywords, wrong types, NUL, lone surrogates)
-        # runs the methods below, so messages are the same either way. The
+        # executor.next_event, .drain_connection and .publish_event are C
+        # functions bound to this executor: a plain call reaches Go without a
+        # Python frame; any other call (timeout=, keywords, wrong types, NUL,
+        # lone surrogates, data only json can encode) runs the methods below,
+        # so messages are the same either way. The
         # binding holds a weak reference: no cycle keeps the executor alive.
         me = weakref.ref(self)
         self.next_event = E._fq_bind(0, fid, me, PySubscriptionExecutor.next_event)
         self.drain_connection = E._fq_bind(1, fid, me, PySubscriptionExecutor.drain_connection)
+        self.publish_event = E._fq_bind(2, fid, me, PySubscriptionExecutor.publish_event)
         _EXECUTORS.add(self)
         _gologs.ensure_started()
 
@@ -422,7 +424,7 @@ class PySubscriptionExecutor:
         poisoned = _native.Poisoned()
         self._E = poisoned
         self._next = self._drain = self._publish = poisoned.call
-        self.next_event = self.drain_connection = poisoned.call
+        self.next_event = self.drain_connection = self.publish_event = poisoned.call
         self._finalizer.detach()
 
     @property
