@@ -199,9 +199,15 @@ ON CONFLICT (instance_id) DO UPDATE SET updated_at = now()
 RETURNING snapshot::text, upto::text, after_last, after_id`,
 		sqlSavePos: `UPDATE ` + positions + ` SET snapshot = $2::text::pg_snapshot, upto = $3::text::pg_snapshot,
 	after_last = $4::text::bigint, after_id = $5::text::bigint, updated_at = now() WHERE instance_id = $1`,
-		sqlDeclare:   `DECLARE ` + pgCursor + ` NO SCROLL CURSOR FOR ` + read,
-		sqlFirstPage: read + fmt.Sprintf(` LIMIT %d`, pgPageSize),
-		sqlFetch:     fmt.Sprintf("FETCH %d FROM %s", pgPageSize, pgCursor),
+		sqlDeclare: `DECLARE ` + pgCursor + ` NO SCROLL CURSOR FOR ` + read,
+		// In one statement, so that the rows and the snapshot returned
+		// agree without a transaction around them (the statement's own
+		// snapshot is pg_current_snapshot()); one row without an event
+		// when there is none.
+		sqlFirstPage: `SELECT s.snap, w.id, w.channel, w.event_type, w.payload, w.created_at, w.last
+FROM (SELECT pg_current_snapshot()::text AS snap) s LEFT JOIN (` + read + fmt.Sprintf(` LIMIT %d`, pgPageSize) + `) w ON true
+ORDER BY w.last, w.id`,
+		sqlFetch: fmt.Sprintf("FETCH %d FROM %s", pgPageSize, pgCursor),
 		// A transaction's rows share created_at (its start), so they are
 		// pruned together, with its commit stamp.
 		sqlPrune: `WITH gone AS (DELETE FROM ` + table + ` WHERE created_at < now() - $1::bigint * interval '1 microsecond'

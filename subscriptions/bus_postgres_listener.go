@@ -39,11 +39,12 @@ import (
 // and a transaction that committed after another is never in an earlier
 // read than it.
 //
-// A read runs in one REPEATABLE READ transaction so that the snapshot
-// recorded and the rows read agree. Its first page is one prepared query,
-// in the same round trip as the transaction; most reads end there. When
-// the page is full, the rest comes through a cursor, a page at a time, so
-// a transaction of any size is read in bounded memory.
+// The snapshot recorded and the rows read must agree. A read's first page
+// is one prepared statement that returns both (a statement reads with its
+// own snapshot, which pg_current_snapshot returns); most reads end there.
+// When the page is full, the rest comes through a cursor, a page at a
+// time, limited to the transactions the first page's snapshot saw as
+// finished, so a transaction of any size is read in bounded memory.
 //
 // Exactly once across failures: rows are dispatched as they arrive, so a
 // read can break after dispatching some of them. The position then says
@@ -234,16 +235,20 @@ func (l *pgListener) drain(ctx context.Context) error {
 	}
 }
 
-// quickRead starts a new read and delivers its first page, in one round
-// trip. A full page leaves the read open in the position (upto and the
+// quickRead starts a new read and delivers its first page, in one
+// statement (no transaction: see sqlFirstPage). A full page leaves the read open in the position (upto and the
 // last key), for read to finish.
 func (l *pgListener) quickRead(ctx context.Context) error {
-	var batch pgconn.Batch
-	batch.ExecParams("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", nil, nil, nil, nil)
-	batch.ExecParams("SELECT pg_current_snapshot()::text", nil, nil, nil, nil)
-	batch.ExecPrepared(pgFirstPage, l.readArgs(), nil, []int16{pgBinary})
-	batch.ExecParams("COMMIT", nil, nil, nil, nil)
-	n, err := l.runFirst(ctx, &batch)
+	qctx, cancel := l.pageContext(ctx)
+	rr := l.conn.PgConn().ExecPrepared(qctx, pgFirstPage, l.readArgs(), nil, []int16{pgBinary})
+	n, err := l.dispatch(rr, true)
+	if _, cerr := rr.Close(); err == nil {
+		err = cerr
+	}
+	cancel()
+	if err == nil && l.st.upto == "" {
+		err = errors.New("the read returned no snapshot")
+	}
 	if err != nil || n == pgPageSize {
 		return l.readFailed(err)
 	}
@@ -299,7 +304,7 @@ func (l *pgListener) read(ctx context.Context) error {
 	for err == nil && n == pgPageSize {
 		qctx, cancel := l.pageContext(ctx)
 		rr := l.conn.PgConn().ExecParams(qctx, l.bus.sqlFetch, nil, nil, nil, []int16{pgBinary})
-		n, err = l.dispatch(rr)
+		n, err = l.dispatch(rr, false)
 		if _, cerr := rr.Close(); err == nil {
 			err = cerr
 		}
@@ -344,7 +349,7 @@ func (l *pgListener) runFirst(ctx context.Context, batch *pgconn.Batch) (int, er
 				l.st.upto, l.st.last, l.st.id = snap, 0, 0
 			}
 		case len(fields) > 1: // the page
-			n, err = l.dispatch(rr)
+			n, err = l.dispatch(rr, false)
 		}
 		if _, cerr := rr.Close(); err == nil {
 			err = cerr
@@ -408,12 +413,25 @@ var (
 
 // dispatch delivers the rows of one page (id, channel, event_type,
 // payload, created_at, last in binary format) as they arrive, moving the
-// position past each, and returns how many there were.
-func (l *pgListener) dispatch(rr *pgconn.ResultReader) (int, error) {
+// position past each, and returns how many there were. With snapshot,
+// each row starts with the read's snapshot, which a new read takes as
+// upto, and a row whose event is NULL stands for an empty page.
+func (l *pgListener) dispatch(rr *pgconn.ResultReader, snapshot bool) (int, error) {
 	b := l.bus
 	n := 0
 	for rr.NextRow() {
 		v := rr.Values()
+		if snapshot {
+			if len(v) != 7 {
+				return n, fmt.Errorf("unexpected row shape from %s", b.tableIdent)
+			}
+			if l.st.upto == "" {
+				l.st.upto, l.st.last, l.st.id = string(v[0]), 0, 0
+			}
+			if v = v[1:]; v[0] == nil {
+				continue
+			}
+		}
 		if len(v) != 6 || len(v[0]) != 8 || len(v[4]) != 8 || len(v[5]) != 8 {
 			return n, fmt.Errorf("unexpected row shape from %s", b.tableIdent)
 		}
