@@ -353,8 +353,7 @@ little: events per round trip, CPU time per event, context switches per event fr
    transaction. Go-level A/B (the bus alone, publish → delivery, 600 events × 3 rounds, two runs):
    p50 324–446 µs against 363–543 µs before, p90 409–606 against 555–719 µs; from Python
    (`publish_event` → `next_event`, three interleaved runs of 4 rounds) median p50 ~455 against
-   ~510 µs. What remains above the release's ~265 µs is the listener's extra work per wake-up (the
-   snapshot arithmetic in the query and, with an `instance_id`, storing the position).
+   ~510 µs. The rest of the gap to the release's ~265 µs was not profiled further.
 12. **Commit stamps** (events from SQL in commit order whatever their order in each transaction):
    the first `fraiseql_publish` of a transaction inserts a row into `<table>_commits`, which a
    deferred constraint trigger stamps from the id sequence at commit; later calls skip the insert
