@@ -225,25 +225,35 @@ END $$`)
 	checkInOrder(t, c.waitFor(t, len(want), 10*time.Second), want)
 }
 
+// storePosition runs an executor's bus with opts (an InstanceID) until it
+// has received an event that pub published, then stops it: its position
+// is stored, and what commits from then on waits for its restart.
+func storePosition(t *testing.T, opts PostgresOptions, pub *PostgresBus) {
+	t.Helper()
+	ctx := context.Background()
+	var c pgCollector
+	b := startPgBus(t, opts, &c)
+	if err := pub.Publish(ctx, pgEvent("before", 0)); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(t, 1, 5*time.Second)
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestPostgresSQLCommitOrderEventsBeforeWrite: transaction a publishes
 // first and writes the shared row last, after b wrote it and committed.
 // b committed first, so its events come first, although every id of a is
-// below b's (also when a's first publish was undone by a savepoint). The listener is down meanwhile, so that one read sees both
-// (a listener reading between the two commits would order them anyway).
+// below b's (also when a's first publish was undone by a savepoint). The
+// listener is down meanwhile, so that one read sees both (a listener
+// reading between the two commits would order them anyway).
 func TestPostgresSQLCommitOrderEventsBeforeWrite(t *testing.T) {
 	srv := pgtest.Start(t)
 	ctx := context.Background()
 	opts := PostgresOptions{ConnString: srv.ConnString(), PollInterval: 50 * time.Millisecond, InstanceID: "reader"}
-	var c1 pgCollector
-	first := startPgBus(t, opts, &c1)
-	if err := first.Publish(ctx, pgEvent("before", 0)); err != nil {
-		t.Fatal(err)
-	}
-	c1.waitFor(t, 1, 5*time.Second)
-	if err := first.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
 	publisher := startPgBus(t, PostgresOptions{ConnString: srv.ConnString()}, nil)
+	storePosition(t, opts, publisher)
 	admin := pgConnect(t, srv.ConnString())
 	mustExec(t, admin, `CREATE TABLE items (id int PRIMARY KEY, v text)`)
 	mustExec(t, admin, `INSERT INTO items VALUES (1, 'initial')`)
@@ -300,16 +310,7 @@ func TestPostgresBusResume(t *testing.T) {
 	withID.InstanceID = `exec "1"`
 	publisher := startPgBus(t, opts, nil)
 	conn := pgConnect(t, srv.ConnString())
-
-	var c1 pgCollector
-	first := startPgBus(t, withID, &c1)
-	if err := publisher.Publish(ctx, pgEvent("before", 0)); err != nil {
-		t.Fatal(err)
-	}
-	c1.waitFor(t, 1, 5*time.Second)
-	if err := first.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	storePosition(t, withID, publisher)
 
 	// While it is down: events from Go and SQL, one batch, one rollback.
 	var want []Event

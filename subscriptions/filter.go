@@ -186,10 +186,13 @@ func (n *leaf) match(ev *decodedEvent) bool {
 		return ok && strings.HasPrefix(x, n.want.(string))
 	}
 	c, ok := ev.order(v, n.want)
-	if !ok {
-		return false
-	}
-	switch n.op {
+	return ok && n.op.holds(c)
+}
+
+// holds reports whether an order operator holds for a comparison's
+// result c (negative, zero or positive).
+func (o op) holds(c int) bool {
+	switch o {
 	case opGt:
 		return c > 0
 	case opGte:
@@ -214,17 +217,7 @@ func (n *leaf) matchNumber(ev *decodedEvent, v jv) bool {
 	if !x.valid || !n.num.valid {
 		return false
 	}
-	c := compareNumbers(x, n.num)
-	switch n.op {
-	case opGt:
-		return c > 0
-	case opGte:
-		return c >= 0
-	case opLt:
-		return c < 0
-	default:
-		return c <= 0
-	}
+	return n.op.holds(compareNumbers(x, n.num))
 }
 
 // compileFilter compiles the root field's resolved arguments.
