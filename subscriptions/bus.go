@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"sync/atomic"
+	"time"
 )
 
 // Bus carries events between the executors that share it. Every executor
@@ -43,6 +46,41 @@ type BusStats struct {
 	// the last received event, in milliseconds (0 for the memory bus).
 	LagMillis float64
 }
+
+// busCounters are the counters of a distributed bus, behind Stats, and
+// its readers' test hook.
+type busCounters struct {
+	published  atomic.Uint64
+	received   atomic.Uint64
+	reconnects atomic.Uint64
+	panics     atomic.Uint64 // recovered in the bus's own goroutines
+	lagBits    atomic.Uint64 // math.Float64bits of LagMillis
+	// panicNext makes the reader panic before its next event (tests).
+	panicNext atomic.Bool
+}
+
+// Stats implements Bus.
+func (c *busCounters) Stats() BusStats {
+	return BusStats{
+		Published:  c.published.Load(),
+		Received:   c.received.Load(),
+		Reconnects: c.reconnects.Load(),
+		Panics:     c.panics.Load(),
+		LagMillis:  math.Float64frombits(c.lagBits.Load()),
+	}
+}
+
+// receivedAt counts an event received now that was published at
+// published (another host's clock, maybe: a negative lag reads 0).
+func (c *busCounters) receivedAt(published time.Time) {
+	c.received.Add(1)
+	lag := float64(time.Since(published).Microseconds()) / 1000
+	c.lagBits.Store(math.Float64bits(max(lag, 0)))
+}
+
+// armReaderPanic makes the reader panic before it dispatches its next
+// event (a test hook, see Executor.InjectFault).
+func (c *busCounters) armReaderPanic() { c.panicNext.Store(true) }
 
 // NewBus builds the bus that cfg describes. It does not connect (Start
 // does), so it takes no context.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,13 +78,7 @@ type PostgresBus struct {
 
 	tableReady atomic.Bool // the table, positions and function are known to be in place
 
-	published  atomic.Uint64
-	received   atomic.Uint64
-	reconnects atomic.Uint64
-	panics     atomic.Uint64 // recovered in the listener goroutine
-	lagBits    atomic.Uint64 // math.Float64bits of the last lag
-	// panicNext makes the listener panic before its next row (tests).
-	panicNext atomic.Bool
+	busCounters
 	listenPID atomic.Uint32 // backend pid of the listener connection
 	// hold, when set, keeps the listener from reading until it is closed
 	// (an executor started paused; see pause.go).
@@ -401,21 +394,6 @@ func (b *PostgresBus) execOnce(ctx context.Context, sql string, args ...any) err
 	_, err := b.pool.Exec(ctx, sql, args...)
 	return err
 }
-
-// Stats implements Bus.
-func (b *PostgresBus) Stats() BusStats {
-	return BusStats{
-		Published:  b.published.Load(),
-		Received:   b.received.Load(),
-		Reconnects: b.reconnects.Load(),
-		Panics:     b.panics.Load(),
-		LagMillis:  math.Float64frombits(b.lagBits.Load()),
-	}
-}
-
-// armReaderPanic makes the listener panic before it dispatches its next
-// row (a test hook, see Executor.InjectFault).
-func (b *PostgresBus) armReaderPanic() { b.panicNext.Store(true) }
 
 // Close implements Bus: it stops the listener (which UNLISTENs and closes
 // its connection) and closes the publishing pool. ctx bounds the wait for

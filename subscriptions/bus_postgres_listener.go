@@ -444,13 +444,12 @@ func (l *pgListener) dispatch(rr *pgconn.ResultReader, snapshot bool) (int, erro
 		l.st.id = int64(binary.BigEndian.Uint64(v[0]))
 		l.st.last = int64(binary.BigEndian.Uint64(v[5]))
 		l.unsaved = true
-		b.received.Add(1)
 		// created_at is the server's clock: clock skew between the
-		// server and this host shows in the lag (negative lags read 0).
+		// server and this host shows in the lag.
 		if us := int64(binary.BigEndian.Uint64(v[4])); us != math.MaxInt64 && us != math.MinInt64 {
-			created := pgEpoch.Add(time.Duration(us) * time.Microsecond)
-			lag := float64(time.Since(created).Microseconds()) / 1000
-			b.lagBits.Store(math.Float64bits(max(lag, 0)))
+			b.receivedAt(pgEpoch.Add(time.Duration(us) * time.Microsecond))
+		} else {
+			b.received.Add(1)
 		}
 		l.deliver(ev)
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -76,13 +75,7 @@ type redisBus struct {
 	// dispatched.
 	floor streamID
 
-	published  atomic.Uint64
-	received   atomic.Uint64
-	reconnects atomic.Uint64
-	panics     atomic.Uint64 // recovered in the reader goroutines
-	lagBits    atomic.Uint64 // math.Float64bits of LagMillis
-	// panicNext makes the reader panic before its next entry (tests).
-	panicNext atomic.Bool
+	busCounters
 }
 
 // NewRedisBus returns a Redis Streams bus. It does not connect: Start
@@ -293,21 +286,6 @@ func (b *redisBus) PublishBatch(ctx context.Context, evs []Event) error {
 	return &BatchError{Errs: errs}
 }
 
-// Stats implements Bus.
-func (b *redisBus) Stats() BusStats {
-	return BusStats{
-		Published:  b.published.Load(),
-		Received:   b.received.Load(),
-		Reconnects: b.reconnects.Load(),
-		Panics:     b.panics.Load(),
-		LagMillis:  math.Float64frombits(b.lagBits.Load()),
-	}
-}
-
-// armReaderPanic makes the reader goroutine panic before it dispatches
-// its next entry (a test hook, see Executor.InjectFault).
-func (b *redisBus) armReaderPanic() { b.panicNext.Store(true) }
-
 // Close implements Bus. It stops the reader (within about redisReadBlock,
 // or when ctx ends), destroys the group when the instance id was random,
 // and closes the connections. Destroying the group is best effort: if
@@ -505,10 +483,10 @@ func (b *redisBus) dispatch(ctx context.Context, msgs []redis.XMessage) error {
 		}
 		ev, ts := entryEvent(m.Values)
 		b.last = id
-		b.received.Add(1)
 		if ts > 0 {
-			lag := float64(time.Now().UnixMicro())/1000 - float64(ts)
-			b.lagBits.Store(math.Float64bits(max(lag, 0)))
+			b.receivedAt(time.UnixMilli(ts))
+		} else {
+			b.received.Add(1)
 		}
 		b.deliver(ev)
 	}
