@@ -54,7 +54,7 @@ func begin(t *testing.T, conn *pgx.Conn) pgx.Tx {
 // events published from Go.
 func TestPostgresSQLPublish(t *testing.T) {
 	srv := pgtest.Start(t)
-	var c pgCollector
+	var c collector
 	bus := startPgBus(t, PostgresOptions{ConnString: srv.ConnString(), PollInterval: 50 * time.Millisecond}, &c)
 	conn := pgConnect(t, srv.ConnString())
 	ctx := context.Background()
@@ -91,14 +91,14 @@ func TestPostgresSQLPublish(t *testing.T) {
 		sqlEvent("sql", `{"n": 3}`), last}
 	checkInOrder(t, c.waitFor(t, len(want), 10*time.Second), want)
 	time.Sleep(200 * time.Millisecond) // several polls: nothing else comes
-	checkInOrder(t, c.snapshot(), want)
+	checkInOrder(t, c.events(), want)
 }
 
 // TestPostgresSQLPublishRefused: what Executor.Publish refuses, the
 // function refuses too, by an error in the caller's transaction.
 func TestPostgresSQLPublishRefused(t *testing.T) {
 	srv := pgtest.Start(t)
-	var c pgCollector
+	var c collector
 	startPgBus(t, PostgresOptions{ConnString: srv.ConnString(), PollInterval: 50 * time.Millisecond}, &c)
 	conn := pgConnect(t, srv.ConnString())
 	ctx := context.Background()
@@ -142,7 +142,7 @@ func TestPostgresSQLPublishRefused(t *testing.T) {
 // each in its own write order, whole, once.
 func TestPostgresSQLConcurrentTransactions(t *testing.T) {
 	srv := pgtest.Start(t)
-	var c pgCollector
+	var c collector
 	startPgBus(t, PostgresOptions{ConnString: srv.ConnString(), PollInterval: 50 * time.Millisecond}, &c)
 	ctx := context.Background()
 	t1 := begin(t, pgConnect(t, srv.ConnString()))
@@ -173,7 +173,7 @@ func TestPostgresSQLConcurrentTransactions(t *testing.T) {
 // second took the first id.
 func TestPostgresSQLSameRowCommitOrder(t *testing.T) {
 	srv := pgtest.Start(t)
-	var c pgCollector
+	var c collector
 	startPgBus(t, PostgresOptions{ConnString: srv.ConnString(), PollInterval: 50 * time.Millisecond}, &c)
 	ctx := context.Background()
 	admin := pgConnect(t, srv.ConnString())
@@ -231,7 +231,7 @@ END $$`)
 func storePosition(t *testing.T, opts PostgresOptions, pub *PostgresBus) {
 	t.Helper()
 	ctx := context.Background()
-	var c pgCollector
+	var c collector
 	b := startPgBus(t, opts, &c)
 	if err := pub.Publish(ctx, pgEvent("before", 0)); err != nil {
 		t.Fatal(err)
@@ -282,7 +282,7 @@ func TestPostgresSQLCommitOrderEventsBeforeWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var c2 pgCollector
+	var c2 collector
 	startPgBus(t, opts, &c2)
 	want := []Event{
 		sqlEvent("e", `{"n": 1, "by": "b"}`), fromGo, sqlEvent("e", `{"n": 1, "by": "c"}`),
@@ -334,7 +334,7 @@ func TestPostgresBusResume(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var c2, fresh pgCollector
+	var c2, fresh collector
 	second := startPgBus(t, withID, &c2)
 	startPgBus(t, opts, &fresh)
 	after := pgEvent("after", 0)
@@ -349,10 +349,10 @@ func TestPostgresBusResume(t *testing.T) {
 	if err := second.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	var c3 pgCollector
+	var c3 collector
 	startPgBus(t, withID, &c3)
 	time.Sleep(300 * time.Millisecond)
-	if got := c3.snapshot(); len(got) != 0 {
+	if got := c3.events(); len(got) != 0 {
 		t.Fatalf("a restart with nothing new delivered %d events, the first %s", len(got), got[0].Data)
 	}
 }
@@ -362,7 +362,7 @@ func TestPostgresBusResume(t *testing.T) {
 // without the grant cannot call the function: nothing goes to PUBLIC.
 func TestPostgresSQLGrants(t *testing.T) {
 	srv := pgtest.Start(t)
-	var c pgCollector
+	var c collector
 	startPgBus(t, PostgresOptions{ConnString: srv.ConnString(), PollInterval: 50 * time.Millisecond}, &c)
 	srv.Exec(t, `CREATE ROLE writer LOGIN`)
 	srv.Exec(t, `CREATE ROLE stranger LOGIN`)
@@ -397,7 +397,7 @@ func TestPostgresSQLGrants(t *testing.T) {
 	srv.Exec(t, `GRANT SELECT, INSERT, UPDATE ON fraiseql_events_positions TO bus`)
 	srv.Exec(t, `GRANT SELECT, DELETE ON fraiseql_events_commits TO bus`)
 	srv.Exec(t, `GRANT USAGE ON SEQUENCE fraiseql_events_id_seq TO bus`)
-	var cb pgCollector
+	var cb collector
 	other := startPgBus(t, PostgresOptions{ConnString: srv.ConnStringFor("bus", "", "postgres"), InstanceID: "b"}, &cb)
 	ev := pgEvent("bus", 1)
 	if err := other.Publish(ctx, ev); err != nil {
@@ -418,7 +418,7 @@ func TestPostgresSQLGrants(t *testing.T) {
 // TestPostgresBusPublishBatch: a batch commits whole, in order, or not at all.
 func TestPostgresBusPublishBatch(t *testing.T) {
 	srv := pgtest.Start(t)
-	var c pgCollector
+	var c collector
 	bus := startPgBus(t, PostgresOptions{ConnString: srv.ConnString(), PollInterval: 50 * time.Millisecond}, &c)
 	conn := pgConnect(t, srv.ConnString())
 	ctx := context.Background()
@@ -526,7 +526,7 @@ func TestPostgresBusSchemaUpgrade(t *testing.T) {
 	id bigserial PRIMARY KEY, channel text NOT NULL, event_type text NOT NULL,
 	payload bytea NOT NULL, created_at timestamptz NOT NULL DEFAULT now())`)
 	srv.Exec(t, `INSERT INTO fraiseql_events (channel, event_type, payload) VALUES ('ch', 'old', '{}')`)
-	var c pgCollector
+	var c collector
 	bus := startPgBus(t, PostgresOptions{ConnString: srv.ConnString(), PollInterval: 50 * time.Millisecond}, &c)
 	ev := pgEvent("new", 0)
 	if err := bus.Publish(context.Background(), ev); err != nil {

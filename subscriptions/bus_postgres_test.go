@@ -24,44 +24,7 @@ import (
 	"github.com/fraiseql/fraiseql-subscriptions/internal/pgtest"
 )
 
-// pgCollector records the events a bus delivers.
-type pgCollector struct {
-	mu     sync.Mutex
-	events []Event
-}
-
-func (c *pgCollector) deliver(ev Event) {
-	c.mu.Lock()
-	c.events = append(c.events, ev)
-	c.mu.Unlock()
-}
-
-func (c *pgCollector) snapshot() []Event {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]Event(nil), c.events...)
-}
-
-// waitFor waits until n events have arrived, then a little longer to catch
-// duplicates, and returns them.
-func (c *pgCollector) waitFor(t *testing.T, n int, timeout time.Duration) []Event {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if len(c.snapshot()) >= n {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	time.Sleep(100 * time.Millisecond)
-	got := c.snapshot()
-	if len(got) != n {
-		t.Fatalf("got %d events, want %d", len(got), n)
-	}
-	return got
-}
-
-func startPgBus(t *testing.T, opts PostgresOptions, c *pgCollector) *PostgresBus {
+func startPgBus(t *testing.T, opts PostgresOptions, c *collector) *PostgresBus {
 	t.Helper()
 	b, err := newPostgresBus(opts)
 	if err != nil {
@@ -110,7 +73,7 @@ func pgConnect(t *testing.T, connString string) *pgx.Conn {
 
 func TestPostgresBusTwoBuses(t *testing.T) {
 	srv := pgtest.Start(t)
-	var ca, cb pgCollector
+	var ca, cb collector
 	a := startPgBus(t, PostgresOptions{ConnString: srv.ConnString()}, &ca)
 	b := startPgBus(t, PostgresOptions{ConnString: srv.URL("postgres", "", "postgres")}, &cb)
 	ctx := context.Background()
@@ -141,7 +104,7 @@ func TestPostgresBusTwoBuses(t *testing.T) {
 
 func TestPostgresBusDefaultsAndClose(t *testing.T) {
 	srv := pgtest.Start(t)
-	var c pgCollector
+	var c collector
 	b := startPgBus(t, PostgresOptions{ConnString: srv.ConnString()}, &c)
 	o := b.opts
 	if o.Table != "fraiseql_events" || o.NotifyChannel != "fraiseql_events" || o.Retention != time.Hour ||
@@ -202,7 +165,7 @@ func TestPostgresBusDefaultsAndClose(t *testing.T) {
 
 func TestPostgresBusTerminateListener(t *testing.T) {
 	srv := pgtest.Start(t)
-	var cl, cp pgCollector
+	var cl, cp collector
 	opts := PostgresOptions{ConnString: srv.ConnString(), PollInterval: 200 * time.Millisecond}
 	listener := startPgBus(t, opts, &cl)
 	publisher := startPgBus(t, opts, &cp)
@@ -251,7 +214,7 @@ func TestPostgresBusTerminateListener(t *testing.T) {
 
 func TestPostgresBusServerRestart(t *testing.T) {
 	srv := pgtest.Start(t)
-	var c pgCollector
+	var c collector
 	opts := PostgresOptions{ConnString: srv.ConnString(), PollInterval: 200 * time.Millisecond, ConnectTimeout: 2 * time.Second}
 	bus := startPgBus(t, opts, &c)
 	ctx := context.Background()
@@ -289,7 +252,7 @@ func TestPostgresBusServerRestart(t *testing.T) {
 
 func TestPostgresBusLargePayload(t *testing.T) {
 	srv := pgtest.Start(t)
-	var c pgCollector
+	var c collector
 	bus := startPgBus(t, PostgresOptions{ConnString: srv.ConnString()}, &c)
 	var want []Event
 	for _, size := range []int{200 << 10, 1 << 20} {
@@ -312,7 +275,7 @@ func TestPostgresBusQuotedNames(t *testing.T) {
 	table := `my-events"table$fraiseql$`
 	notify := `wake"; DROP TABLE t; -- \' $fraiseql$`
 	opts := PostgresOptions{ConnString: srv.ConnString(), Table: table, NotifyChannel: notify}
-	var ca, cb pgCollector
+	var ca, cb collector
 	a := startPgBus(t, opts, &ca)
 	startPgBus(t, opts, &cb)
 
@@ -357,7 +320,7 @@ func TestPostgresBusConnectErrors(t *testing.T) {
 	srv.SetPassword(t, "alice", right)
 
 	// Sanity: the right password works.
-	var c pgCollector
+	var c collector
 	startPgBus(t, PostgresOptions{ConnString: srv.ConnStringFor("alice", right, "postgres")}, &c)
 
 	freePort, err := pgtest.FreePort()
@@ -434,14 +397,14 @@ func TestPostgresBusConnectErrors(t *testing.T) {
 func TestPostgresBusRetention(t *testing.T) {
 	srv := pgtest.Start(t)
 	ctx := context.Background()
-	newBus := func(retention time.Duration) (*PostgresBus, *pgCollector) {
+	newBus := func(retention time.Duration) (*PostgresBus, *collector) {
 		b, err := newPostgresBus(PostgresOptions{ConnString: srv.ConnString(), Retention: retention, PollInterval: 50 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
 		b.pruneEvery = 50 * time.Millisecond
 		t.Cleanup(func() { b.Close(context.Background()) })
-		c := &pgCollector{}
+		c := &collector{}
 		if err := b.Start(ctx, c.deliver); err != nil {
 			t.Fatal(err)
 		}
@@ -500,7 +463,7 @@ func TestPostgresBusRetention(t *testing.T) {
 
 func TestPostgresBusConcurrentPublishers(t *testing.T) {
 	srv := pgtest.Start(t)
-	var c pgCollector
+	var c collector
 	opts := PostgresOptions{ConnString: srv.ConnString()}
 	// Executors starting together on a fresh database all create the table.
 	var pubs []*PostgresBus
@@ -569,15 +532,13 @@ func TestPostgresBusConcurrentPublishers(t *testing.T) {
 // stays open), and a rollback leaves nothing behind and nothing to wait for.
 func TestPostgresBusOpenTransaction(t *testing.T) {
 	srv := pgtest.Start(t)
-	var c pgCollector
+	var c collector
 	bus := startPgBus(t, PostgresOptions{ConnString: srv.ConnString(), PollInterval: 50 * time.Millisecond}, &c)
 	conn := pgConnect(t, srv.ConnString())
 	ctx := context.Background()
 
 	for _, commit := range []bool{true, false} {
-		c.mu.Lock()
-		c.events = nil
-		c.mu.Unlock()
+		c.reset()
 		tx, err := conn.Begin(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -606,7 +567,7 @@ func TestPostgresBusOpenTransaction(t *testing.T) {
 				t.Fatal(err)
 			}
 			time.Sleep(300 * time.Millisecond) // several polls
-			checkInOrder(t, c.snapshot(), later)
+			checkInOrder(t, c.events(), later)
 		}
 	}
 }

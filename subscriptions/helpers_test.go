@@ -31,6 +31,13 @@ func (c *collector) events() []Event {
 	return append([]Event(nil), c.evs...)
 }
 
+// reset forgets the events received so far.
+func (c *collector) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.evs = nil
+}
+
 // wait waits until at least n events arrived, then a little longer to
 // catch duplicates, and returns all of them.
 func (c *collector) wait(t *testing.T, n int) []Event {
@@ -44,6 +51,25 @@ func (c *collector) wait(t *testing.T, n int) []Event {
 	}
 	time.Sleep(150 * time.Millisecond)
 	return c.events()
+}
+
+// waitFor waits until n events have arrived, then a little longer to catch
+// duplicates, and returns them.
+func (c *collector) waitFor(t *testing.T, n int, timeout time.Duration) []Event {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if len(c.events()) >= n {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	got := c.events()
+	if len(got) != n {
+		t.Fatalf("got %d events, want %d", len(got), n)
+	}
+	return got
 }
 
 func dataOf(evs []Event) []string {
