@@ -487,12 +487,16 @@ class PySubscriptionExecutor:
         items = [_batch_item(item, i) for i, item in enumerate(events)]
         if not items:
             return
-        try:
-            text = _ENCODE(items)
-        except (TypeError, ValueError, RecursionError):
-            for i, item in enumerate(items):
-                _dumps(item[2], f"events[{i}] data")
-            raise
+        encoded = self._E._fq_encode(items)
+        if encoded is not NotImplemented:
+            text = encoded.decode("ascii")
+        else:
+            try:
+                text = _ENCODE(items)
+            except (TypeError, ValueError, RecursionError):
+                for i, item in enumerate(items):
+                    _dumps(item[2], f"events[{i}] data")
+                raise
         with _errors:
             failed = self._E.pyapi_FastPublishBatch(self._fid, text)
         if failed:
@@ -508,6 +512,9 @@ class PySubscriptionExecutor:
             raise TypeError(f"data must be a dict, not {type(data).__name__}")
         _check_str(event_type, "event_type", allow_empty=True)
         _check_str(channel, "channel", allow_empty=True)
+        encoded = self._E._fq_encode([event_type, channel, data])
+        if encoded is not NotImplemented:
+            return encoded.decode("ascii")  # type: ignore[no-any-return]
         return f"[{_ENCODE(event_type)},{_ENCODE(channel)},{_dumps(data, 'data')}]"
 
     def _publish_gathered(self, items: List[str]) -> Dict[int, Exception]:
