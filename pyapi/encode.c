@@ -45,10 +45,14 @@ static int fq_reserve(fq_out *o, size_t more) {
 	while (cap < o->len + more) {
 		cap *= 2;
 	}
-	char *p = realloc(o->p, cap);
+	char *p = o->heap ? realloc(o->p, cap) : malloc(cap);
 	if (p == NULL) {
 		PyErr_NoMemory();
 		return -1;
+	}
+	if (!o->heap) {
+		memcpy(p, o->p, o->len);
+		o->heap = 1;
 	}
 	o->p = p;
 	o->cap = cap;
@@ -272,11 +276,11 @@ int fq_encode(fq_out *o, PyObject *v) {
 	return fq_value(o, v, 0);
 }
 
-void fq_out_trim(fq_out *o) {
-	if (o->cap > FQ_ENC_KEEP) {
+void fq_out_free(fq_out *o) {
+	if (o->heap) {
 		free(o->p);
-		o->p = NULL;
-		o->cap = 0;
+		o->heap = 0;
 	}
-	o->len = 0;
+	o->p = NULL;
+	o->len = o->cap = 0;
 }

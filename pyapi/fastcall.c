@@ -305,9 +305,11 @@ static PyObject *fq_mod_drain(PyObject *mod, PyObject *const *args, Py_ssize_t n
 	return fq_drain_core(fid, cid, max);
 }
 
-/* Where publish encodes data: one buffer per thread, as the GIL is
-   released while Go reads it. */
-static __thread fq_out fq_pub_out;
+/* Room on the stack for an encoded event; larger ones go to the heap.
+   (Not a buffer per thread: thread-local storage would make the
+   extension need the dynamic loader's __tls_get_addr, an external
+   library for auditwheel.) */
+#define FQ_ENC_STACK (16 * 1024)
 
 /* fq_publish_core publishes data (a dict, encoded here, or its JSON text
    as a str) with the GIL released while Go decodes and dispatches. When
@@ -315,6 +317,8 @@ static __thread fq_out fq_pub_out;
    encode.c) it returns NotImplemented, and nothing is published. */
 static PyObject *fq_publish_core(long long fid, fq_str typ, fq_str ch, PyObject *value) {
 	fq_str data;
+	char stack[FQ_ENC_STACK];
+	fq_out enc = {stack, 0, sizeof stack, 0};
 	fq_out *out = NULL;
 	if (PyUnicode_Check(value)) {
 		data.p = PyUnicode_AsUTF8AndSize(value, &data.n);
@@ -322,10 +326,10 @@ static PyObject *fq_publish_core(long long fid, fq_str typ, fq_str ch, PyObject 
 			return NULL;
 		}
 	} else if (PyDict_Check(value)) {
-		out = &fq_pub_out;
+		out = &enc;
 		int e = fq_encode(out, value);
 		if (e != 0) {
-			fq_out_trim(out);
+			fq_out_free(out);
 			if (e < 0) {
 				return NULL;
 			}
@@ -345,7 +349,7 @@ static PyObject *fq_publish_core(long long fid, fq_str typ, fq_str ch, PyObject 
 	                      (long long)sizeof msg, &st);
 	Py_END_ALLOW_THREADS
 	if (out != NULL) {
-		fq_out_trim(out);
+		fq_out_free(out);
 	}
 	if (r < 0) {
 		return fq_raise(&st, msg);
@@ -380,7 +384,8 @@ static PyObject *fq_mod_encode(PyObject *mod, PyObject *const *args, Py_ssize_t 
 		PyErr_SetString(PyExc_TypeError, "_fq_encode(value)");
 		return NULL;
 	}
-	fq_out out = {NULL, 0, 0};
+	char stack[FQ_ENC_STACK];
+	fq_out out = {stack, 0, sizeof stack, 0};
 	int e = fq_encode(&out, args[0]);
 	PyObject *r = NULL;
 	if (e == 0) {
@@ -389,7 +394,7 @@ static PyObject *fq_mod_encode(PyObject *mod, PyObject *const *args, Py_ssize_t 
 		Py_INCREF(Py_NotImplemented);
 		r = Py_NotImplemented;
 	}
-	free(out.p);
+	fq_out_free(&out);
 	return r;
 }
 

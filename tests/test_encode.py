@@ -80,6 +80,19 @@ def test_exact_bytes(value, expected):
     assert E._fq_encode(value) == expected == STDLIB(value).encode("ascii")
 
 
+@pytest.mark.parametrize("size", [16 * 1024 - 20, 16 * 1024, 100_000, 3_000_000])
+def test_large_values_past_the_stack_buffer(size):
+    """The encoder starts on a 16 KiB stack buffer and moves to the heap."""
+    value = {"s": "x" * size, "l": list(range(1000)), "u": "\u00e9" * (size // 6)}
+    assert E._fq_encode(value) == STDLIB(value).encode("ascii")
+    ex = S.PySubscriptionExecutor(max_payload_bytes=16 * 1024 * 1024)
+    ex.register_subscription("c", "s", "subscription { big { l } }", user_id="u", tenant_id="t")
+    ex.publish_event("t", "big", value)
+    assert ex.next_event("s") == b'{"type":"next","id":"s","payload":{"data":{"big":{"l":%s}}}}' % (
+        STDLIB(value["l"]).encode())
+    ex.close()
+
+
 deep: dict = {}
 node = deep
 for _ in range(300):
