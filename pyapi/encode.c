@@ -37,6 +37,9 @@
    against the interpreter's limit and finds circular references. */
 #define FQ_ENC_DEPTH 200
 
+/* memmove, not memcpy: glibc versions memcpy at 2.14, which would cost
+   the wheels their widest manylinux tag. */
+
 static int fq_reserve(fq_out *o, size_t more) {
 	if (o->len + more <= o->cap) {
 		return 0;
@@ -51,7 +54,7 @@ static int fq_reserve(fq_out *o, size_t more) {
 		return -1;
 	}
 	if (!o->heap) {
-		memcpy(p, o->p, o->len);
+		memmove(p, o->p, o->len);
 		o->heap = 1;
 	}
 	o->p = p;
@@ -63,7 +66,7 @@ static int fq_put(fq_out *o, const char *s, size_t n) {
 	if (fq_reserve(o, n) < 0) {
 		return -1;
 	}
-	memcpy(o->p + o->len, s, n);
+	memmove(o->p + o->len, s, n);
 	o->len += n;
 	return 0;
 }
@@ -128,7 +131,7 @@ static int fq_str_json(fq_out *o, PyObject *s) {
 			while (j < n && fq_plain(p[j])) {
 				j++;
 			}
-			memcpy(w, p + i, (size_t)(j - i));
+			memmove(w, p + i, (size_t)(j - i));
 			w += j - i;
 			if (j < n) {
 				w = fq_escape(w, p[j]);
@@ -158,9 +161,11 @@ static int fq_float(fq_out *o, PyObject *v) {
 	/* By the bits: isfinite() was found true for infinity in this
 	   extension's build, whose C flags come from gopy and the
 	   interpreter's configuration. */
-	unsigned long long bits;
-	memcpy(&bits, &d, sizeof bits);
-	if ((bits & 0x7ff0000000000000ULL) == 0x7ff0000000000000ULL) {
+	union {
+		double d;
+		unsigned long long bits;
+	} u = {d};
+	if ((u.bits & 0x7ff0000000000000ULL) == 0x7ff0000000000000ULL) {
 		return FQ_ENC_UNSUPPORTED; /* allow_nan=False raises there */
 	}
 	/* float.__repr__, which the standard encoder calls. */
