@@ -111,9 +111,17 @@ def test_left_to_the_standard_library(value):
     assert E._fq_encode(value) is NotImplemented
 
 
+def stdlib_error(data):
+    """What the standard library's encoder says of data (its wording varies across versions)."""
+    try:
+        STDLIB(data)
+    except (TypeError, ValueError) as err:
+        return f"data cannot be encoded as JSON: {err}"
+    raise AssertionError(f"{data!r} encodes")
+
+
 @pytest.mark.parametrize("data, exc, message", [
-    ({"n": float("nan")}, ValueError,
-     "data cannot be encoded as JSON: Out of range float values are not JSON compliant"),
+    ({"n": float("nan")}, ValueError, stdlib_error({"n": float("nan")})),
     ({"o": object()}, TypeError, "data cannot be encoded as JSON: Object of type object is not JSON serializable"),
     ({"self": circular}, ValueError, "data cannot be encoded as JSON: Circular reference detected"),
     ({"lone": "\ud800"}, ValueError, "data is not valid Unicode: it contains the lone surrogate '\\ud800'"),
@@ -123,6 +131,7 @@ def test_publish_errors_are_the_standard_librarys(data, exc, message):
     with pytest.raises(exc) as info:
         ex.publish_event("t", "users", data)
     assert str(info.value) == message
+    assert message.startswith("data is not valid Unicode") or message == stdlib_error(data)
     ex.close()
 
 
