@@ -77,8 +77,13 @@ func (d *decodedEvent) release() {
 	st := d.state
 	clear(d.fields)
 	clear(d.nums)
-	*d = decodedEvent{fields: d.fields[:0], num: d.num[:0], enc: d.enc[:0], nums: d.nums[:0], numText: d.numText[:0]}
+	*d = d.scratchOnly()
 	eventStates.Put(st)
+}
+
+// scratchOnly is an empty decodedEvent that keeps d's scratch buffers.
+func (d *decodedEvent) scratchOnly() decodedEvent {
+	return decodedEvent{fields: d.fields[:0], num: d.num[:0], enc: d.enc[:0], nums: d.nums[:0], numText: d.numText[:0]}
 }
 
 type rootField struct {
@@ -216,8 +221,8 @@ func decodeEventFrom(ev Event, lim Limits, wellFormed bool) (*decodedEvent, erro
 		return nil, typeErrorf("event data must be a JSON object, got %s", kindOfValue(root))
 	}
 	d := &st.d
-	*d = decodedEvent{Event: ev, root: root, obj: objectOf(root), state: st, fields: d.fields[:0], num: d.num[:0], enc: d.enc[:0],
-		nums: d.nums[:0], numText: d.numText[:0]}
+	*d = d.scratchOnly()
+	d.Event, d.root, d.obj, d.state = ev, root, objectOf(root), st
 	if err := d.checkNumbers(root); err != nil {
 		d.release()
 		if wellFormed && err == errNotJSONNumber {

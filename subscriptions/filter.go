@@ -185,7 +185,7 @@ func (n *leaf) match(ev *decodedEvent) bool {
 		x, ok := strOf(v)
 		return ok && strings.HasPrefix(x, n.want.(string))
 	}
-	c, ok := ev.order(v, n.want)
+	c, ok := order(v, n.want)
 	return ok && n.op.holds(c)
 }
 
@@ -420,21 +420,12 @@ func sameKindValue(a jv, b any) bool {
 	return false
 }
 
-// order compares an event value and a decoded value: two numbers or two
-// strings.
-func (ev *decodedEvent) order(a jv, b any) (int, bool) {
-	if x, ok := strOf(a); ok {
-		y, ok := b.(string)
-		return strings.Compare(x, y), ok
-	}
-	if x, ok := numText(a, &ev.num); ok {
-		y, ok := b.(json.Number)
-		if !ok || !isJSONNumber(x) || !isJSONNumber(string(y)) {
-			return 0, false
-		}
-		return numCompare(x, string(y)), true
-	}
-	return 0, false
+// order compares an event value and a decoded string (numbers are
+// compared by matchNumber): ok is false unless both are strings.
+func order(a jv, b any) (c int, ok bool) {
+	x, okA := strOf(a)
+	y, okB := b.(string)
+	return strings.Compare(x, y), okA && okB
 }
 
 // equal compares an event value (nil for null) with a decoded JSON value
