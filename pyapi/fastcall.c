@@ -319,24 +319,22 @@ static PyObject *fq_publish_core(long long fid, fq_str typ, fq_str ch, PyObject 
 	fq_str data;
 	char stack[FQ_ENC_STACK];
 	fq_out enc = {stack, 0, sizeof stack, 0};
-	fq_out *out = NULL;
 	if (PyUnicode_Check(value)) {
 		data.p = PyUnicode_AsUTF8AndSize(value, &data.n);
 		if (data.p == NULL) {
 			return NULL;
 		}
 	} else if (PyDict_Check(value)) {
-		out = &enc;
-		int e = fq_encode(out, value);
+		int e = fq_encode(&enc, value);
 		if (e != 0) {
-			fq_out_free(out);
+			fq_out_free(&enc);
 			if (e < 0) {
 				return NULL;
 			}
 			Py_RETURN_NOTIMPLEMENTED;
 		}
-		data.p = out->p;
-		data.n = (Py_ssize_t)out->len;
+		data.p = enc.p;
+		data.n = (Py_ssize_t)enc.len;
 	} else {
 		PyErr_SetString(PyExc_TypeError, "data must be a dict or its JSON text");
 		return NULL;
@@ -348,18 +346,16 @@ static PyObject *fq_publish_core(long long fid, fq_str typ, fq_str ch, PyObject 
 	r = fraiseqlPyPublish(fid, (char *)typ.p, typ.n, (char *)ch.p, ch.n, (char *)data.p, data.n, msg,
 	                      (long long)sizeof msg, &st);
 	Py_END_ALLOW_THREADS
-	if (out != NULL) {
-		fq_out_free(out);
-	}
+	fq_out_free(&enc); /* nothing to free unless encoding moved to the heap */
 	if (r < 0) {
 		return fq_raise(&st, msg);
 	}
 	Py_RETURN_NONE;
 }
 
-/* _fq_publish(fid, event_type, channel, data): see fq_publish_core; the
-   shim encodes with the standard library and calls again when it returns
-   NotImplemented. */
+/* _fq_publish(fid, event_type, channel, data): see fq_publish_core. The
+   shim's publish_event method, which runs only for calls the bound entry
+   leaves to it, passes the standard library's text. */
 static PyObject *fq_mod_publish(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
 	long long fid;
 	fq_str typ, ch;
@@ -377,8 +373,9 @@ static PyObject *fq_mod_publish(PyObject *mod, PyObject *const *args, Py_ssize_t
 	return fq_publish_core(fid, typ, ch, args[3]);
 }
 
-/* _fq_encode(value): what publish sends for a dict, as bytes, or
-   NotImplemented (for tests: the shim never calls it). */
+/* _fq_encode(value): value encoded as publish encodes data, as bytes, or
+   NotImplemented (see encode.c); publish_events and the gathered asyncio
+   publishes use it for their lists. */
 static PyObject *fq_mod_encode(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
 	if (nargs != 1) {
 		PyErr_SetString(PyExc_TypeError, "_fq_encode(value)");

@@ -81,6 +81,13 @@ def _dumps(value: Any, what: str) -> str:
         raise kind(f"{what} cannot be encoded as JSON: {err}") from None
 
 
+def _fast_json(E: Any, value: Any) -> Optional[str]:
+    """_ENCODE(value) as the extension's C encoder writes it, or None when value holds what
+    only the standard library's encoder handles (then _ENCODE or _dumps gives its errors)."""
+    encoded = E._fq_encode(value)
+    return None if encoded is NotImplemented else encoded.decode("ascii")  # type: ignore[no-any-return]
+
+
 def _check_str(value: Any, name: str, *, allow_empty: bool = False) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
@@ -465,13 +472,12 @@ class PySubscriptionExecutor:
             raise TypeError(f"data must be a dict, not {type(data).__name__}")
         _check_str(event_type, "event_type", allow_empty=True)
         _check_str(channel, "channel", allow_empty=True)
-        # The extension encodes the common shapes itself (byte for byte as
-        # _ENCODE does) and returns NotImplemented for anything else, which
-        # the standard library's encoder then handles, errors included.
-        # Either output is well-formed JSON: Go skips its strict validation
-        # pass (the decoding and every check remain).
-        if self._publish(self._fid, event_type, channel, data) is NotImplemented:
-            self._publish(self._fid, event_type, channel, _dumps(data, "data"))
+        # Plain calls do not come here: executor.publish_event is the bound
+        # C function, which encodes the common shapes itself (byte for byte
+        # as _ENCODE does) and calls this method for anything else. The
+        # encoder's output is well-formed JSON: Go skips its strict
+        # validation pass (the decoding and every check remain).
+        self._publish(self._fid, event_type, channel, _dumps(data, "data"))
 
     def publish_events(self, events: List[Any]) -> None:
         """Publish ``[(event_type, channel, data), ...]`` in order, in one round trip.
@@ -487,10 +493,8 @@ class PySubscriptionExecutor:
         items = [_batch_item(item, i) for i, item in enumerate(events)]
         if not items:
             return
-        encoded = self._E._fq_encode(items)
-        if encoded is not NotImplemented:
-            text = encoded.decode("ascii")
-        else:
+        text = _fast_json(self._E, items)
+        if text is None:
             try:
                 text = _ENCODE(items)
             except (TypeError, ValueError, RecursionError):
@@ -512,9 +516,9 @@ class PySubscriptionExecutor:
             raise TypeError(f"data must be a dict, not {type(data).__name__}")
         _check_str(event_type, "event_type", allow_empty=True)
         _check_str(channel, "channel", allow_empty=True)
-        encoded = self._E._fq_encode([event_type, channel, data])
-        if encoded is not NotImplemented:
-            return encoded.decode("ascii")  # type: ignore[no-any-return]
+        text = _fast_json(self._E, [event_type, channel, data])
+        if text is not None:
+            return text
         return f"[{_ENCODE(event_type)},{_ENCODE(channel)},{_dumps(data, 'data')}]"
 
     def _publish_gathered(self, items: List[str]) -> Dict[int, Exception]:
