@@ -150,7 +150,7 @@ CGOCHECK_DIR := build-cgocheck2
 cgocheck2: $(VENV)/.ok
 	flock .build.lock sh -c 'rm -rf build $(CGOCHECK_DIR) && GOEXPERIMENT=cgocheck2 $(VPY) -m build --wheel --outdir $(CGOCHECK_DIR) . && $(VPY) -m zipfile -e $(CGOCHECK_DIR)/*.whl $(CGOCHECK_DIR)/site'
 	cd tests && PYTHONPATH=../$(CGOCHECK_DIR)/site ../$(VPY) -m pytest -q -p no:cacheprovider \
-	  test_fastpath.py test_hardening_bad_input.py test_subscriptions_phase1.py test_graphql_semantics.py
+	  test_fastpath.py test_readahead.py test_hardening_bad_input.py test_subscriptions_phase1.py test_graphql_semantics.py
 
 
 packaging-test: $(VENV)/.ok build-deps

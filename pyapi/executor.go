@@ -19,6 +19,7 @@ type SubscriptionExecutor struct {
 	e          *subscriptions.Executor
 	debugHooks bool
 	panicFast  atomic.Bool // debug hook: the next fast entry point panics
+	window     atomic.Pointer[pinnedWindow] // next_event's read-ahead, while C holds it
 }
 
 // executorOptions are the executor's settings, as JSON from Python.

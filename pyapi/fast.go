@@ -1,8 +1,10 @@
 package pyapi
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/fraiseql/fraiseql-subscriptions/subscriptions"
 )
@@ -54,6 +56,50 @@ func ReleaseFastID(id int) {
 	delete(fastIDs, next[id-1])
 	next[id-1] = nil
 	fastTable.Store(&next)
+}
+
+// pinnedWindow is an executor's read-ahead window while C holds it.
+type pinnedWindow struct {
+	x     *SubscriptionExecutor
+	w     *subscriptions.Window
+	pin   runtime.Pinner
+	holds int // guarded by fastMu
+}
+
+// windows finds a pinned window by the address C holds. Guarded by fastMu.
+var windows = map[unsafe.Pointer]*pinnedWindow{}
+
+// openWindow returns x's read-ahead window, pinned, with one more hold.
+func (x *SubscriptionExecutor) openWindow() *pinnedWindow {
+	fastMu.Lock()
+	defer fastMu.Unlock()
+	pw := x.window.Load()
+	if pw == nil {
+		pw = &pinnedWindow{x: x, w: x.e.NewWindow()}
+		pw.pin.Pin(pw.w.Shared())
+		windows[unsafe.Pointer(pw.w.Shared())] = pw
+		x.window.Store(pw)
+	}
+	pw.holds++
+	return pw
+}
+
+// releaseWindow drops a hold on the window at p; the last takes back what
+// it lends and unpins it. Unknown addresses are ignored.
+func releaseWindow(p unsafe.Pointer) {
+	fastMu.Lock()
+	defer fastMu.Unlock()
+	pw := windows[p]
+	if pw == nil {
+		return
+	}
+	if pw.holds--; pw.holds > 0 {
+		return
+	}
+	delete(windows, p)
+	pw.x.window.CompareAndSwap(pw, nil)
+	pw.w.Close()
+	pw.pin.Unpin()
 }
 
 // fastEntry returns the executor registered under id.

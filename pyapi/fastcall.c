@@ -164,10 +164,12 @@ static int fq_plain_str(PyObject *o, fq_str *out) {
 
 /* ---- the cores: arguments already checked ---- */
 
-static PyObject *fq_next_core(long long fid, fq_str sid) {
+/* fq_next_core asks Go for sid's next frame; with ahead set, Go also lends
+   the following frames to the executor's window. */
+static PyObject *fq_next_core(long long fid, fq_str sid, int ahead) {
 	for (;;) {
 		fq_status st = {0, 0, 0};
-		long long r = fraiseqlPyNext(fid, (char *)sid.p, sid.n, fq_buf, fq_cap, &st);
+		long long r = fraiseqlPyNext(fid, (char *)sid.p, sid.n, fq_buf, fq_cap, &st, ahead);
 		if (r > 0) {
 			PyObject *out = PyBytes_FromStringAndSize(fq_buf, (Py_ssize_t)r);
 			fq_shrink();
@@ -281,7 +283,7 @@ static PyObject *fq_mod_next(PyObject *mod, PyObject *const *args, Py_ssize_t na
 	if (!fq_fid(args[0], &fid) || !fq_need_str(args[1], &sid, "subscription_id")) {
 		return NULL;
 	}
-	return fq_next_core(fid, sid);
+	return fq_next_core(fid, sid, 0);
 }
 
 /* _fq_drain(fid, connection_id, max_messages) */
@@ -401,11 +403,15 @@ typedef struct {
 	long long fid;
 	PyObject *executor; /* weakref.ref to the executor: no reference cycle */
 	PyObject *fallback; /* the Python method, called as fallback(executor, *args, **kwargs) */
+	fq_window *win;     /* next_event's read-ahead (Go memory pinned until released), or NULL */
 } fq_binding;
 
 static void fq_binding_free(PyObject *capsule) {
 	fq_binding *b = PyCapsule_GetPointer(capsule, NULL);
 	if (b != NULL) {
+		if (b->win != NULL && !fq_forked) { /* a forked child must not call Go */
+			fraiseqlPyWindowRelease(b->win);
+		}
 		Py_XDECREF(b->executor);
 		Py_XDECREF(b->fallback);
 		free(b);
@@ -468,7 +474,26 @@ static PyObject *fq_bound_next(PyObject *self, PyObject *const *args, Py_ssize_t
 	if (nargs != 1 || kwnames != NULL || !fq_plain_str(args[0], &sid)) {
 		return fq_fallback(b, args, nargs, kwnames);
 	}
-	return fq_next_core(b->fid, sid);
+	/* A backlog is served from the window without calling Go: the frame is
+	   ours once the compare-and-swap moves next past it (the engine may
+	   take the window back at any time, from another thread). */
+	fq_window *w = b->win;
+	if (w != NULL) {
+		int64_t k = __atomic_load_n(&w->next, __ATOMIC_ACQUIRE);
+		if (k < w->count && w->id_len == (int64_t)sid.n && memcmp(w->id, sid.p, (size_t)sid.n) == 0) {
+			do {
+				PyObject *out = PyBytes_FromStringAndSize(w->buf + w->off[k], (Py_ssize_t)w->len[k]);
+				if (out == NULL) {
+					return NULL;
+				}
+				if (__atomic_compare_exchange_n(&w->next, &k, k + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+					return out;
+				}
+				Py_DECREF(out);
+			} while (k < w->count);
+		}
+	}
+	return fq_next_core(b->fid, sid, w != NULL);
 }
 
 static PyObject *fq_bound_drain(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
@@ -541,12 +566,16 @@ static PyObject *fq_mod_bind(PyObject *mod, PyObject *const *args, Py_ssize_t na
 		return PyErr_NoMemory();
 	}
 	b->fid = fid;
+	b->win = which == 0 ? fraiseqlPyWindow(fid) : NULL; /* NULL: no read-ahead */
 	b->executor = args[2];
 	b->fallback = args[3];
 	Py_INCREF(b->executor);
 	Py_INCREF(b->fallback);
 	PyObject *capsule = PyCapsule_New(b, NULL, fq_binding_free);
 	if (capsule == NULL) {
+		if (b->win != NULL) {
+			fraiseqlPyWindowRelease(b->win);
+		}
 		Py_DECREF(b->executor);
 		Py_DECREF(b->fallback);
 		free(b);
@@ -594,6 +623,28 @@ static PyMethodDef fq_module_defs[] = {
 	{"_fq_encode", (PyCFunction)(void (*)(void))fq_mod_encode, METH_FASTCALL, NULL},
 	{NULL, NULL, 0, NULL},
 };
+
+long long fq_window_layout(int i) {
+	switch (i) {
+	case 0:
+		return (long long)offsetof(fq_window, next);
+	case 1:
+		return (long long)offsetof(fq_window, count);
+	case 2:
+		return (long long)offsetof(fq_window, id_len);
+	case 3:
+		return (long long)offsetof(fq_window, id);
+	case 4:
+		return (long long)offsetof(fq_window, off);
+	case 5:
+		return (long long)offsetof(fq_window, len);
+	case 6:
+		return (long long)offsetof(fq_window, buf);
+	case 7:
+		return (long long)sizeof(fq_window);
+	}
+	return -1;
+}
 
 int fq_attach(const char *module) {
 	PyGILState_STATE g = PyGILState_Ensure();

@@ -24,6 +24,9 @@ import (
 // RuntimeError, since a panic here would abort the interpreter.
 
 func attach(module string) error {
+	if err := checkWindowLayout(); err != nil {
+		return err
+	}
 	name := C.CString(module)
 	defer C.free(unsafe.Pointer(name))
 	if C.fq_attach(name) != 0 {
@@ -83,10 +86,13 @@ func recoverFast(r *C.longlong, msg []byte, st *C.fq_status) {
 
 // fraiseqlPyNext writes the next frame of subscription sid into buf:
 // returns its length, 0 when nothing is pending, -1 on error (st, message
-// in buf), or -need when buf is too small (nothing removed).
+// in buf), or -need when buf is too small (nothing removed). With ahead
+// set it also lends the following frames to the executor's read-ahead
+// window (see fraiseqlPyWindow), their count in st.count.
 //
 //export fraiseqlPyNext
-func fraiseqlPyNext(fid C.longlong, sid *C.char, sidLen C.longlong, buf *C.char, bufCap C.longlong, st *C.fq_status) (r C.longlong) {
+func fraiseqlPyNext(fid C.longlong, sid *C.char, sidLen C.longlong, buf *C.char, bufCap C.longlong, st *C.fq_status,
+	ahead C.int) (r C.longlong) {
 	out := cBytes(buf, bufCap)
 	defer recoverFast(&r, out, st)
 	x, err := fastEntry(int64(fid))
@@ -94,7 +100,13 @@ func fraiseqlPyNext(fid C.longlong, sid *C.char, sidLen C.longlong, buf *C.char,
 		return fail(err, out, st)
 	}
 	x.debugPanic()
-	n, need, err := x.e.NextInto(cString(sid, sidLen), out)
+	var n, need, lent int
+	if w := x.window.Load(); ahead != 0 && w != nil {
+		n, need, lent, err = x.e.NextAhead(cString(sid, sidLen), out, w.w)
+	} else {
+		n, need, err = x.e.NextInto(cString(sid, sidLen), out)
+	}
+	st.count = C.longlong(lent)
 	switch {
 	case err != nil:
 		return fail(err, out, st)
@@ -154,4 +166,44 @@ func fraiseqlPyPublish(fid C.longlong, typ *C.char, typLen C.longlong, ch *C.cha
 		return fail(err, out, st)
 	}
 	return 0
+}
+
+// fraiseqlPyWindow returns the read-ahead window of the executor of fid,
+// pinned until as many fraiseqlPyWindowRelease calls as this one had
+// (bound next_event entries hold it); nil when fid is unknown.
+//
+//export fraiseqlPyWindow
+func fraiseqlPyWindow(fid C.longlong) (r *C.fq_window) {
+	defer func() {
+		if recover() != nil {
+			r = nil
+		}
+	}()
+	x, err := fastEntry(int64(fid))
+	if err != nil {
+		return nil
+	}
+	return (*C.fq_window)(unsafe.Pointer(x.openWindow().w.Shared()))
+}
+
+// fraiseqlPyWindowRelease drops a hold on a window from fraiseqlPyWindow;
+// the last one takes back what it lends and unpins it.
+//
+//export fraiseqlPyWindowRelease
+func fraiseqlPyWindowRelease(w *C.fq_window) {
+	defer func() { _ = recover() }()
+	releaseWindow(unsafe.Pointer(w))
+}
+
+// checkWindowLayout compares fq_window with subscriptions.WindowShared.
+func checkWindowLayout() error {
+	var w subscriptions.WindowShared
+	want := []uintptr{unsafe.Offsetof(w.Next), unsafe.Offsetof(w.Count), unsafe.Offsetof(w.IDLen),
+		unsafe.Offsetof(w.ID), unsafe.Offsetof(w.Off), unsafe.Offsetof(w.Len), unsafe.Offsetof(w.Buf), unsafe.Sizeof(w)}
+	for i, off := range want {
+		if got := uintptr(C.fq_window_layout(C.int(i))); got != off {
+			return fmt.Errorf("fq_window field %d at %d, subscriptions.WindowShared's at %d", i, got, off)
+		}
+	}
+	return nil
 }

@@ -393,6 +393,15 @@ func (b *connBatch) enqueue(s *subscription, m message) (dropped bool) {
 	if s.completed {
 		return false
 	}
+	if s.window != nil {
+		// What the reader took leaves the queue first; a message to drop
+		// must not stay lent.
+		s.syncWindow()
+		if s.queue.len() == s.queue.limit {
+			s.takeBack()
+		}
+	}
+	lent := s.window != nil
 	dropped = s.queue.push(m)
 	s.enqueued++
 	if dropped {
@@ -402,7 +411,9 @@ func (b *connBatch) enqueue(s *subscription, m message) (dropped bool) {
 		b.wakes = append(b.wakes, s.wake)
 		s.wake = nil
 	}
-	if s.queue.len() == 1 && b.e.ready != nil {
+	// With frames lent, the queue may look non-empty to a reader that has
+	// taken them all: signal too.
+	if (s.queue.len() == 1 || lent) && b.e.ready != nil {
 		b.ready = append(b.ready, s.id)
 	}
 	return dropped
@@ -492,6 +503,7 @@ func (e *Executor) NextInto(id string, dst []byte) (n, need int, err error) {
 func (s *subscription) popIfFits(room int) (m message, size int, ok bool) {
 	s.conn.mu.Lock()
 	defer s.conn.mu.Unlock()
+	s.takeBack()
 	if s.queue.len() == 0 {
 		return message{}, 0, true
 	}
@@ -610,6 +622,7 @@ func drainLocked(c *connection, max int, dst []byte) (buf []byte, n, need int) {
 	items := c.scratch[:0]
 	sorted := true
 	for _, s := range c.subs {
+		s.takeBack()
 		for i := 0; i < s.queue.len(); i++ {
 			m := s.queue.at(i)
 			if n := len(items); n > 0 && items[n-1].seq > m.seq {
@@ -655,6 +668,7 @@ func drainLocked(c *connection, max int, dst []byte) (buf []byte, n, need int) {
 
 // drainOne is drainLocked for a connection of one subscription: no merge.
 func drainOne(s *subscription, max int, dst []byte) (buf []byte, n, need int) {
+	s.takeBack()
 	if max <= 0 || max > s.queue.len() {
 		max = s.queue.len()
 	}

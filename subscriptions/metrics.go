@@ -89,6 +89,8 @@ type Metrics struct {
 
 // Metrics returns a snapshot of the counters.
 func (e *Executor) Metrics() Metrics {
+	// First: it counts as read the frames a read-ahead window's reader took.
+	groups, conns, queued := e.registrySizes()
 	c := &e.m
 	m := Metrics{
 		Total:                     c.total.Load(),
@@ -112,7 +114,7 @@ func (e *Executor) Metrics() Metrics {
 	if m.ValidationsTotal > 0 {
 		m.RejectionRate = 100 * float64(m.ValidationsRejected) / float64(m.ValidationsTotal)
 	}
-	m.Groups, m.Connections, m.Queued = e.registrySizes()
+	m.Groups, m.Connections, m.Queued = groups, conns, queued
 	bs := e.bus.Stats()
 	m.BusPublished, m.BusReceived, m.BusReconnects, m.BusLagMillis = bs.Published, bs.Received, bs.Reconnects, bs.LagMillis
 	// A panic in the bus reader outside deliver is a failed dispatch too.

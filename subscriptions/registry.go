@@ -20,6 +20,11 @@ type subscription struct {
 	completed bool
 	// wake, when not nil, is signalled when the queue stops being empty.
 	wake chan struct{}
+	// window, when not nil, holds copies of the first lent messages of
+	// queue; the reader has taken the first taken of them (see Window).
+	window *Window
+	lent   int
+	taken  int
 }
 
 // connection groups the subscriptions of one client connection. Its mutex
@@ -154,6 +159,7 @@ func (c *connection) queued() int {
 	defer c.mu.Unlock()
 	n := 0
 	for _, s := range c.subs {
+		s.syncWindow()
 		n += s.queue.len()
 	}
 	return n
@@ -172,6 +178,7 @@ func (c *connection) drain(max int) ([]byte, int) {
 func (s *subscription) pop() (message, bool) {
 	s.conn.mu.Lock()
 	defer s.conn.mu.Unlock()
+	s.takeBack()
 	m, ok := s.queue.pop()
 	if ok {
 		s.read++
@@ -193,6 +200,7 @@ const (
 func (s *subscription) waiter() (chan struct{}, waitState) {
 	s.conn.mu.Lock()
 	defer s.conn.mu.Unlock()
+	s.takeBack()
 	switch {
 	case s.queue.len() > 0:
 		return nil, waitReady
@@ -210,6 +218,7 @@ func (s *subscription) waiter() (chan struct{}, waitState) {
 func (s *subscription) complete() (discarded int, wake chan struct{}) {
 	s.conn.mu.Lock()
 	defer s.conn.mu.Unlock()
+	s.takeBack()
 	s.completed = true
 	discarded = s.queue.len()
 	s.queue = ring{}
@@ -220,5 +229,6 @@ func (s *subscription) complete() (discarded int, wake chan struct{}) {
 func (s *subscription) stats() SubscriptionStats {
 	s.conn.mu.Lock()
 	defer s.conn.mu.Unlock()
+	s.syncWindow()
 	return SubscriptionStats{Queued: s.queue.len(), Enqueued: s.enqueued, Dropped: s.dropped, Read: s.read, GroupSize: len(s.group.members)}
 }
