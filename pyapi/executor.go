@@ -18,7 +18,7 @@ import (
 type SubscriptionExecutor struct {
 	e          *subscriptions.Executor
 	debugHooks bool
-	panicFast  atomic.Bool // debug hook: the next fast entry point panics
+	panicFast  atomic.Bool                  // debug hook: the next fast entry point panics
 	window     atomic.Pointer[pinnedWindow] // next_event's read-ahead, while C holds it
 }
 
