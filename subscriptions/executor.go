@@ -393,15 +393,9 @@ func (b *connBatch) enqueue(s *subscription, m message) (dropped bool) {
 	if s.completed {
 		return false
 	}
-	if s.window != nil {
-		// What the reader took leaves the queue first; a message to drop
-		// must not stay lent.
-		s.syncWindow()
-		if s.queue.len() == s.queue.limit {
-			s.takeBack()
-		}
+	if s.conn.window != nil && s.queue.len() == s.queue.limit {
+		s.makeRoom()
 	}
-	lent := s.window != nil
 	dropped = s.queue.push(m)
 	s.enqueued++
 	if dropped {
@@ -413,7 +407,7 @@ func (b *connBatch) enqueue(s *subscription, m message) (dropped bool) {
 	}
 	// With frames lent, the queue may look non-empty to a reader that has
 	// taken them all: signal too.
-	if (s.queue.len() == 1 || lent) && b.e.ready != nil {
+	if b.e.ready != nil && (s.queue.len() == 1 || s.conn.window != nil && s.lendingTo() != nil) {
 		b.ready = append(b.ready, s.id)
 	}
 	return dropped
@@ -622,7 +616,9 @@ func drainLocked(c *connection, max int, dst []byte) (buf []byte, n, need int) {
 	items := c.scratch[:0]
 	sorted := true
 	for _, s := range c.subs {
-		s.takeBack()
+		if c.window != nil {
+			s.takeBack()
+		}
 		for i := 0; i < s.queue.len(); i++ {
 			m := s.queue.at(i)
 			if n := len(items); n > 0 && items[n-1].seq > m.seq {

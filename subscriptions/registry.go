@@ -20,19 +20,17 @@ type subscription struct {
 	completed bool
 	// wake, when not nil, is signalled when the queue stops being empty.
 	wake chan struct{}
-	// window, when not nil, holds copies of the first lent messages of
-	// queue; the reader has taken the first taken of them (see Window).
-	window *Window
-	lent   int
-	taken  int
 }
 
 // connection groups the subscriptions of one client connection. Its mutex
 // guards their queues, so a whole connection drains under one lock.
 type connection struct {
-	id   string
-	mu   sync.Mutex
-	subs []*subscription // in registration order
+	id string
+	mu sync.Mutex
+	// window, when not nil, holds copies of the first queued messages of
+	// its owner, one of subs (see Window).
+	window *Window
+	subs   []*subscription // in registration order
 	// scratch is reused by drains of this connection, under mu.
 	scratch []drainItem
 }

@@ -42,7 +42,13 @@ type WindowShared struct {
 type Window struct {
 	e      *Executor
 	shared *WindowShared
-	owner  *subscription // the last subscription lent to; touched by the reader's calls only
+	// owner is the last subscription lent to; set by the reader's calls
+	// only. Its connection's window is w while the lend lasts; lent and
+	// taken (frames lent, and taken by the reader as of the last sync)
+	// are guarded by that connection's mutex.
+	owner *subscription
+	lent  int
+	taken int
 }
 
 // NewWindow returns a window for NextAhead on e. Its shared part is an
@@ -57,12 +63,9 @@ func (w *Window) Shared() *WindowShared { return w.shared }
 // Close takes back what w lends; w is not used again.
 func (w *Window) Close() {
 	if s := w.owner; s != nil {
-		w.owner = nil
 		s.conn.mu.Lock()
 		defer s.conn.mu.Unlock()
-		if s.window == w {
-			s.takeBack()
-		}
+		s.takeBack()
 	}
 }
 
@@ -107,7 +110,7 @@ func (e *Executor) NextAhead(id string, dst []byte, w *Window) (n, need, lent in
 // s.conn.mu, with nothing lent.
 func (s *subscription) lend(w *Window) int {
 	sh := w.shared
-	if len(s.id) > len(sh.ID) {
+	if len(s.id) > len(sh.ID) || s.conn.window != nil {
 		return 0
 	}
 	count, at := 0, 0
@@ -129,37 +132,64 @@ func (s *subscription) lend(w *Window) int {
 	sh.IDLen = int64(copy(sh.ID[:], s.id))
 	sh.Count = int64(count)
 	sh.Next.Store(0)
-	s.window, s.lent, s.taken = w, count, 0
-	w.owner = s
+	w.owner, w.lent, w.taken = s, count, 0
+	s.conn.window = w
 	return count
+}
+
+// lendingTo returns the window lending s's frames, or nil. Under
+// s.conn.mu. (Small enough to inline: drains ask it for every
+// subscription of a connection.)
+func (s *subscription) lendingTo() *Window {
+	if w := s.conn.window; w != nil && w.owner == s {
+		return w
+	}
+	return nil
 }
 
 // syncWindow pops the lent messages the reader has taken since the last
 // sync: they were read. Under s.conn.mu.
 func (s *subscription) syncWindow() {
-	if s.window == nil {
-		return
+	if w := s.lendingTo(); w != nil {
+		w.popTaken(int(w.shared.Next.Load()))
 	}
-	s.popTaken(int(s.window.shared.Next.Load()))
 }
 
 // takeBack ends s's lend: the messages the reader took are popped as
 // read, the others stay queued for any reader. Under s.conn.mu.
 func (s *subscription) takeBack() {
-	if s.window == nil {
-		return
+	if w := s.lendingTo(); w != nil {
+		w.endLend()
 	}
-	w := s.window
-	s.popTaken(int(w.shared.Next.Swap(int64(s.lent))))
-	s.window, s.lent, s.taken = nil, 0, 0
 }
 
-func (s *subscription) popTaken(next int) {
-	n := next - s.taken
+// makeRoom readies s's full queue for a push that drops its oldest
+// message: what the reader took leaves the queue first, and a message to
+// drop must not stay lent. Under s.conn.mu.
+//
+//go:noinline
+func (s *subscription) makeRoom() {
+	if w := s.lendingTo(); w != nil {
+		w.popTaken(int(w.shared.Next.Load()))
+		if s.queue.len() == s.queue.limit {
+			w.endLend()
+		}
+	}
+}
+
+func (w *Window) endLend() {
+	w.popTaken(int(w.shared.Next.Swap(int64(w.lent))))
+	w.owner.conn.window = nil
+	w.lent, w.taken = 0, 0
+}
+
+// popTaken pops from the owner's queue the messages taken up to next.
+func (w *Window) popTaken(next int) {
+	s, n := w.owner, next-w.taken
 	for i := 0; i < n; i++ {
 		s.queue.pop()
 	}
-	s.taken = next
+	w.taken = next
 	s.read += uint64(n)
-	s.window.e.m.read.Add(uint64(n))
+	w.e.m.read.Add(uint64(n))
 }
