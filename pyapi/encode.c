@@ -108,6 +108,30 @@ static char *fq_escape(char *w, Py_UCS4 c) {
 /* Printable ASCII other than '"' and '\\' is written as is. */
 static inline int fq_plain(Py_UCS4 c) { return c >= ' ' && c <= '~' && c != '"' && c != '\\'; }
 
+/* fq_plain_run returns how many of the n bytes at p, from the start, are
+   plain: eight at a time while no byte of the word needs an escape (a
+   control character, '"', '\\', DEL or a byte of 0x80 and above). */
+#define FQ_ONES 0x0101010101010101ULL
+#define FQ_HIGHS 0x8080808080808080ULL
+static inline unsigned long long fq_zero_byte(unsigned long long v) { return (v - FQ_ONES) & ~v & FQ_HIGHS; }
+static Py_ssize_t fq_plain_run(const unsigned char *p, Py_ssize_t n) {
+	Py_ssize_t j = 0;
+	for (; j + 8 <= n; j += 8) {
+		unsigned long long v;
+		memmove(&v, p + j, 8); /* an unaligned load once compiled */
+		unsigned long long bad = (v & FQ_HIGHS) | ((v - FQ_ONES * 0x20) & ~v & FQ_HIGHS) |
+		                         fq_zero_byte(v ^ (FQ_ONES * '"')) | fq_zero_byte(v ^ (FQ_ONES * '\\')) |
+		                         fq_zero_byte(v ^ (FQ_ONES * 0x7f));
+		if (bad != 0) {
+			break;
+		}
+	}
+	while (j < n && fq_plain(p[j])) {
+		j++;
+	}
+	return j;
+}
+
 static int fq_str_json(fq_out *o, PyObject *s) {
 #if PY_VERSION_HEX < 0x030C0000
 	if (PyUnicode_READY(s) < 0) {
@@ -127,10 +151,7 @@ static int fq_str_json(fq_out *o, PyObject *s) {
 		const unsigned char *p = data;
 		Py_ssize_t i = 0;
 		while (i < n) {
-			Py_ssize_t j = i;
-			while (j < n && fq_plain(p[j])) {
-				j++;
-			}
+			Py_ssize_t j = i + fq_plain_run(p + i, n - i);
 			memmove(w, p + i, (size_t)(j - i));
 			w += j - i;
 			if (j < n) {

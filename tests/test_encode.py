@@ -80,6 +80,18 @@ def test_exact_bytes(value, expected):
     assert E._fq_encode(value) == expected == STDLIB(value).encode("ascii")
 
 
+def test_every_escape_at_every_offset_of_the_word_scan():
+    """ASCII runs are scanned eight bytes at a time: each character that
+    needs an escape (or is not ASCII) at each offset of a word, in strings
+    of lengths around the word size."""
+    specials = ['"', "\\", "\x00", "\x1f", " ", "~", "\x7f", "\x80", "\xe9", "\xff", "\u2028", "\U0001f600"]
+    for length in range(1, 26):
+        for at in range(length):
+            for ch in specials:
+                text = "a" * at + ch + "b" * (length - at - 1)
+                assert E._fq_encode({text: text}) == STDLIB({text: text}).encode("ascii"), (length, at, ch)
+
+
 @pytest.mark.parametrize("size", [16 * 1024 - 20, 16 * 1024, 100_000, 3_000_000])
 def test_large_values_past_the_stack_buffer(size):
     """The encoder starts on a 16 KiB stack buffer and moves to the heap."""
