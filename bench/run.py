@@ -764,17 +764,17 @@ delivery (queues full), `BenchmarkDecodeEvent` 38.8 µs and 264 allocations per 
    call).
 10. **The floors** (quiet machine, load < 1, this round). `next_event` of a 163-byte frame, a
    module-level loop of 200,000 calls, best of 5: the loop with a `len()` call 73 ns, `next_event` on
-   an empty queue 184 ns, with a frame 241 ns. So a call costs ~110 ns before any frame exists — the
-   C entry's argument checks, the cgo crossing into Go (55–95 ns in the design notes), the executor's
+   an empty queue 184 ns, with a frame 241 ns. So a call costs ~110 ns before any frame exists — the C
+   entry's argument checks, the cgo crossing into Go (55–95 ns in the design notes), the executor's
    read lock and map look-up, the connection lock — and the frame ~57 ns more (the pop, the copy into
    the C buffer, the `bytes`). The ≤ 150 ns target was set when P2 measured 141 ns on the design
-   notes' machine; here P2 measures ~250 ns, so a call that enters Go stays below P2 but not below
-   150 ns. Under ~100 ns needs the frame read without entering Go: note 15 does that for a backlog;
-   the remaining Go-side ideas (9a, 9b, 12) are worth ≤ 20 ns together. W2 per event, split in Python (3,000 events, after the
-   changes of this round): `publish_event` 16 µs, the ten `drain_connection` calls 11 µs (~100 ns per
-   frame: the Go merge and copy, then one `bytes` per frame, which the API returns);
-   `BenchmarkW2` puts the Go part of both at ~12.5 µs: decoding 2 KB ~20 %, the 50 filters ~15 %,
-   queueing 110 deliveries ~13 %, the ten drains ~20 %, projections ~8 %.
+   notes' machine; here P2 measures ~250 ns, so a call that enters Go stays below P2 but not below 150
+   ns. Under ~100 ns needs the frame read without entering Go: note 15 does that for a backlog; the
+   remaining Go-side ideas (9a, 9b, 12) are worth ≤ 20 ns together. W2 per event, split in Python
+   (3,000 events, after the changes of this round): `publish_event` 16 µs, the ten `drain_connection`
+   calls 11 µs (~100 ns per frame: the Go merge and copy, then one `bytes` per frame, which the API
+   returns); `BenchmarkW2` puts the Go part of both at ~12.5 µs: decoding 2 KB ~20 %, the 50 filters
+   ~15 %, queueing 110 deliveries ~13 %, the ten drains ~20 %, projections ~8 %.
 11. **GIL**: next and drain keep the GIL (releasing costs ~39 ns and their Go part never blocks on
    Python); publish releases it, as a fan-out can take milliseconds.
 
