@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"math/bits"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -397,6 +398,7 @@ func (b *connBatch) enqueue(s *subscription, m message) (dropped bool) {
 		s.makeRoom()
 	}
 	dropped = s.queue.push(m)
+	b.held.markQueued(s)
 	s.enqueued++
 	if dropped {
 		s.dropped++
@@ -612,19 +614,28 @@ func drainLocked(c *connection, max int, dst []byte) (buf []byte, n, need int) {
 	if len(c.subs) == 1 {
 		return drainOne(c.subs[0], max, dst)
 	}
-	// One pass over the subscriptions collects every queued message.
+	if w := c.window; w != nil {
+		w.owner.takeBack()
+	}
+	// One pass over the subscriptions marked queued, in registration
+	// order, collects every queued message.
 	items := c.scratch[:0]
 	sorted := true
-	for _, s := range c.subs {
-		if c.window != nil {
-			s.takeBack()
-		}
-		for i := 0; i < s.queue.len(); i++ {
-			m := s.queue.at(i)
-			if n := len(items); n > 0 && items[n-1].seq > m.seq {
-				sorted = false
+	for wi, word := range c.queuedBits {
+		for ; word != 0; word &= word - 1 {
+			bit := bits.TrailingZeros64(word)
+			s := c.subs[wi*64+bit]
+			if s.queue.len() == 0 {
+				c.queuedBits[wi] &^= 1 << bit
+				continue
 			}
-			items = append(items, drainItem{m.seq, s, len(m.payload)})
+			for i := 0; i < s.queue.len(); i++ {
+				m := s.queue.at(i)
+				if n := len(items); n > 0 && items[n-1].seq > m.seq {
+					sorted = false
+				}
+				items = append(items, drainItem{m.seq, s, len(m.payload)})
+			}
 		}
 	}
 	defer func() {

@@ -417,6 +417,44 @@ func TestDrainConnectionSameEventInRegistrationOrder(t *testing.T) {
 	}
 }
 
+// A drain visits the subscriptions marked as queued: the marks follow the
+// positions when subscriptions leave a connection of more than 64 (two
+// words of marks), including ones whose messages are still queued.
+func TestDrainConnectionAfterRemovalsAcrossMarkWords(t *testing.T) {
+	e := newTestExecutor(t, Options{})
+	var want []string
+	for i := range 130 {
+		register(t, e, sub{id: fmt.Sprintf("s%03d", i), query: fmt.Sprintf(`subscription { users(where: {id: {eq: %d}}) { id } }`, i)})
+	}
+	for i := range 130 {
+		publish(t, e, "users", fmt.Sprintf(`{"id":%d}`, i))
+	}
+	// Drain the first 70 messages, so the marks of the first subscriptions
+	// are stale, then remove subscriptions around the word boundary.
+	frames, n, err := e.DrainConnection("c", 70)
+	if err != nil || n != 70 {
+		t.Fatalf("n=%d err=%v", n, err)
+	}
+	for _, i := range []int{0, 1, 63, 64, 65, 100, 129} {
+		e.Complete(fmt.Sprintf("s%03d", i))
+	}
+	publish(t, e, "users", `{"id":2}`, `{"id":127}`)
+	for i := 70; i < 130; i++ {
+		if i != 100 && i != 129 {
+			want = append(want, frame(fmt.Sprintf("s%03d", i), fmt.Sprintf(`{"users":{"id":%d}}`, i)))
+		}
+	}
+	want = append(want, frame("s002", `{"users":{"id":2}}`), frame("s127", `{"users":{"id":127}}`))
+	frames, n, err = e.DrainConnection("c", 0)
+	if err != nil || n != len(want) {
+		t.Fatalf("n=%d err=%v", n, err)
+	}
+	wantFrames(t, strings.Split(frames, "\n"), want...)
+	if _, n, _ := e.DrainConnection("c", 0); n != 0 {
+		t.Fatalf("left %d", n)
+	}
+}
+
 // The fast path for data known to be well-formed behaves as Publish.
 func TestPublishValidMatchesPublish(t *testing.T) {
 	ctx := context.Background()
