@@ -431,7 +431,7 @@ func TestDrainConnectionAfterRemovalsAcrossMarkWords(t *testing.T) {
 	}
 	// Drain the first 70 messages, so the marks of the first subscriptions
 	// are stale, then remove subscriptions around the word boundary.
-	frames, n, err := e.DrainConnection("c", 70)
+	_, n, err := e.DrainConnection("c", 70)
 	if err != nil || n != 70 {
 		t.Fatalf("n=%d err=%v", n, err)
 	}
@@ -445,7 +445,7 @@ func TestDrainConnectionAfterRemovalsAcrossMarkWords(t *testing.T) {
 		}
 	}
 	want = append(want, frame("s002", `{"users":{"id":2}}`), frame("s127", `{"users":{"id":127}}`))
-	frames, n, err = e.DrainConnection("c", 0)
+	frames, n, err := e.DrainConnection("c", 0)
 	if err != nil || n != len(want) {
 		t.Fatalf("n=%d err=%v", n, err)
 	}
