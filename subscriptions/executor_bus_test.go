@@ -97,6 +97,9 @@ func checkReaderFaults(t *testing.T, e *Executor) {
 	if f := nextWait(t, e, "s"); f != frame("s", `{"users":{"id":4}}`) {
 		t.Fatalf("after a panic in the reader: %s", f)
 	}
+	// The reader can take a frame before the dispatching goroutine adds
+	// its delivery to the counters: wait for them to settle.
+	waitMetric(t, e, "events_delivered", func(m Metrics) uint64 { return m.EventsDelivered }, 3)
 	m := e.Metrics()
 	if m.EventsDelivered != 3 || m.BusReceived != 4 || m.EventsPublished != 4 {
 		t.Fatalf("an event was lost or doubled: %+v", m)
