@@ -289,7 +289,8 @@ class PyEventBusConfig:
                    table: Optional[str] = None,
                    notify_channel: Optional[str] = None, retention: Optional[float] = None,
                    poll_interval: Optional[float] = None,
-                   connect_timeout: Optional[float] = None) -> "PyEventBusConfig":
+                   connect_timeout: Optional[float] = None,
+                   create_schema: bool = True) -> "PyEventBusConfig":
         """Events travel through a PostgreSQL table, with NOTIFY as the wake-up."""
         _check_str(connection_string, "connection_string", allow_empty=True)
         opts: Dict[str, Any] = {}
@@ -305,6 +306,10 @@ class PyEventBusConfig:
             opts["poll_interval"] = _seconds(poll_interval, "poll_interval")
         if connect_timeout is not None:
             opts["connect_timeout"] = _seconds(connect_timeout, "connect_timeout")
+        if create_schema is not True:
+            if not isinstance(create_schema, bool):
+                raise TypeError(f"create_schema must be a bool, not {type(create_schema).__name__}")
+            opts["create_schema"] = False
         return PyEventBusConfig._wrap(lambda E: E.pyapi_NewPostgresBusConfig(connection_string), opts)
 
     @property

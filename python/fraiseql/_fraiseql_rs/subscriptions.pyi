@@ -62,6 +62,7 @@ class PyEventBusConfig:
         retention: Optional[float] = None,
         poll_interval: Optional[float] = None,
         connect_timeout: Optional[float] = None,
+        create_schema: bool = True,
     ) -> PyEventBusConfig: ...
     @property
     def bus_type(self) -> str: ...

@@ -8,7 +8,7 @@
 
 Neither needs anything beyond the standard library.
 """
-from .._version import __version__
+from ._version import __version__
 from .aio import AsyncExecutor, ConnectionWatch
 from .asgi import Accept, GraphQLWSApp
 
