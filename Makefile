@@ -142,6 +142,9 @@ tox: $(VENV)/.ok services
 	  echo "tox -e $$e --installpkg $$w"; \
 	  PATH="$(call path_without_go,$(TOX_PATH))" $(VENV)/bin/tox -e $$e --installpkg $$w || exit 1; \
 	done
+	@w=$$(ls dist/*-cp313-cp313-*manylinux*.whl 2>/dev/null) || { echo "no cp313 wheel in dist/: run make wheels"; exit 1; }; \
+	  echo "tox -e latest-frameworks --installpkg $$w"; \
+	  PATH="$(call path_without_go,$(TOX_PATH))" $(VENV)/bin/tox -e latest-frameworks --installpkg $$w
 
 # The hand-written entry points under Go's strict pointer checks: a wheel
 # built with GOEXPERIMENT=cgocheck2, unpacked beside the installed one and

@@ -74,9 +74,10 @@ app = FastAPI(lifespan=lifespan)
 # The factory runs on the first WebSocket, after the lifespan made the executor.
 graphql_ws = GraphQLWSApp(lambda: app.state.executor, on_connect=on_connect, on_subscribe=on_subscribe,
                           max_subscriptions_per_connection=100, on_overflow="drop")
-# A mount serves ws://host/graphql/ (and below); the route serves ws://host/graphql itself.
-app.mount("/graphql", graphql_ws)
-app.add_websocket_route("/graphql", graphql_ws)
+# ws://host/graphql; a plain HTTP request there gets 426 Upgrade Required. Router methods:
+# FastAPI 0.115 through today's releases (Starlette 0.41 through 1.x) all have them.
+app.router.add_websocket_route("/graphql", graphql_ws)
+app.router.add_route("/graphql", graphql_ws, include_in_schema=False)
 
 
 class Event(BaseModel):

@@ -196,3 +196,13 @@ def test_invalid_query_reaches_the_sink_as_graphql_errors(server):
         alice.expect({"error": "bad", "value": payload["payload"]})
     finally:
         alice.close()
+
+
+def test_documented_routes_answer_as_documented(server):
+    """/graphql: 426 to plain HTTP at once (no redirect first); /events and /metrics as documented."""
+    for method in ("GET", "POST"):
+        r = httpx.request(method, f"{server}/graphql", follow_redirects=False, timeout=5)
+        assert (r.status_code, r.text) == (426, "GraphQL subscriptions: connect with a WebSocket\n")
+    r = httpx.post(f"{server}/events", json={"channel": "users"}, timeout=5)
+    assert r.status_code == 422
+    assert httpx.get(f"{server}/metrics", timeout=5).headers["content-type"].startswith("text/plain")

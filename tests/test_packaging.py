@@ -239,15 +239,19 @@ def fraiseql_wheelhouse(tmp_path_factory):
     return house, real
 
 
+def venv_env():
+    """The environment without PYTHONPATH (make packaging-test points it at the source tree)."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
 def pip(venv, *args):
     subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "-q", "--disable-pip-version-check", *args],
-                   check=True)
+                   env=venv_env(), check=True)
 
 
 def probe(venv):
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    out = subprocess.run([str(venv / "bin" / "python"), "-c", PROBE], cwd=str(venv), env=env, capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run([str(venv / "bin" / "python"), "-c", PROBE], cwd=str(venv), env=venv_env(),
+                         capture_output=True, text=True, check=True).stdout
     return __import__("json").loads(out)
 
 

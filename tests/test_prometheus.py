@@ -85,7 +85,7 @@ def test_the_example_app_exposes_metrics():
         assert client.post("/events", json={"channel": "users", "event_type": "e",
                                             "data": {"id": 1}}).json() == {"published": True}
         response = client.get("/metrics")
-        assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+        assert response.headers["content-type"].startswith("text/plain; version=")
         families = {f.name: f for f in text_string_to_metric_families(response.text)}
     active = families[f"{NS}_subscriptions_active"].samples
     assert [(s.labels, s.value) for s in active] == [({"executor": "main"}, 1.0)]
