@@ -81,7 +81,7 @@ def test_migration_then_a_read_only_executor_gets_every_event(postgres_server, d
                              capture_output=True, text=True, check=True).stdout
     psql(postgres_server, database["postgres"], "-1", stdin=printed)
     psql(postgres_server, database["postgres"], "-1", "-f", TRIGGER_SQL)
-    psql(postgres_server, database["postgres"], "-c", "GRANT SELECT, INSERT, UPDATE ON orders TO writer")
+    psql(postgres_server, database["postgres"], "-c", "GRANT SELECT, INSERT, UPDATE, DELETE ON orders TO writer")
     # Only read, prune and call the function.
     psql(postgres_server, database["postgres"], "-c",
          "GRANT USAGE ON SCHEMA public TO reader; "

@@ -91,3 +91,23 @@ def test_the_example_app_exposes_metrics():
     assert [(s.labels, s.value) for s in active] == [({"executor": "main"}, 1.0)]
     published = [s for s in families[f"{NS}_events_published"].samples if s.name.endswith("_total")]
     assert [(s.labels, s.value) for s in published] == [({"executor": "main"}, 1.0)]
+
+
+def test_every_get_metrics_key_is_exported_under_the_readme_name():
+    registry = CollectorRegistry()
+    with PySubscriptionExecutor() as ex:
+        registry.register(SubscriptionsCollector({"x": ex}))
+        keys = set(ex.get_metrics())
+        samples, _ = scrape(registry)
+    assert set(COUNTERS) | set(GAUGES) == keys and not set(COUNTERS) & set(GAUGES)
+    exported = {name for name, _ in samples}
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    table = readme[readme.index("| `get_metrics()` key | exported as | type |"):]
+    rows = [line.split("|")[1:4] for line in table.split("\n\n")[0].splitlines()[2:]]
+    documented = {key.strip().strip("`"): name.strip().strip("`") for key, name, _ in rows}
+    assert set(documented) == keys
+    assert set(documented.values()) == exported
+    for key, (name, _) in COUNTERS.items():
+        assert documented[key] == f"{NS}_{name}_total"
+    for key, (name, _, _) in GAUGES.items():
+        assert documented[key] == f"{NS}_{name}"
