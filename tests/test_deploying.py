@@ -155,8 +155,8 @@ def test_readme_deployment_under_uvicorn_workers(postgres_server, tmp_path):
         before = [scrape(p) for p in (metrics, metrics + 1)]
 
         # An event from SQL reaches every client, whichever worker holds it.
-        subprocess.run([psql, url.format("app_writer"), "-Xqc", "INSERT INTO orders VALUES (1, 'acme', 'ann', 'new', 1)"],
-                       env=env, check=True)
+        insert = "INSERT INTO orders VALUES (1, 'acme', 'ann', 'new', 1)"
+        subprocess.run([psql, url.format("app_writer"), "-Xqc", insert], env=env, check=True)
         nxt = {"type": "next", "payload": {"data": {"orders": {"id": 1, "status": "new"}}}}
         until(lambda: all(len(c.frames) == 1 for c in clients), "the event at every client")
         assert [c.frames for c in clients] == [[{**nxt, "id": c.id}] for c in clients]

@@ -17,7 +17,6 @@ import sys
 from typing import List, Optional
 
 from .. import _native
-from .._fraiseql_rs.subscriptions import _errors
 
 __all__ = ["schema_sql", "main"]
 
@@ -31,8 +30,14 @@ def schema_sql(table: Optional[str] = None, *, schema: str = "public", notify_ch
     for name, value in zip(names, args):
         if value is not None and (not isinstance(value, str) or "\x00" in value):
             raise TypeError(f"{name} must be a str without NUL characters, not {value!r}")
-    with _errors:
+    try:
         sql: str = _native.engine().pyapi_PostgresSchemaSQL(*(a or "" for a in args))
+    except RuntimeError as err:
+        # The engine marks a bad name "ValueError: ..."; anything else is its own failure.
+        message = str(err)
+        if message.startswith("ValueError: "):
+            raise ValueError(message[len("ValueError: "):]) from None
+        raise
     return sql
 
 
