@@ -90,8 +90,13 @@ lint: $(VENV)/.ok
 stubtest: $(VENV)/.ok
 	cd python && ../$(VPY) -m mypy.stubtest fraiseql._fraiseql_rs.subscriptions
 
-demo: install
-	cd examples && ../$(VPY) phase1_demo.py
+# Only what the demo needs: a fresh venv with this package, built by pip (its build
+# requirements in pip's isolated build environment), none of the release or test tools.
+DEMO_VENV := build/demo-venv
+demo:
+	rm -rf $(DEMO_VENV) && $(PYTHON) -m venv $(DEMO_VENV)
+	flock .build.lock $(DEMO_VENV)/bin/python -m pip install -q --disable-pip-version-check .
+	cd examples && ../$(DEMO_VENV)/bin/python phase1_demo.py
 
 services:
 	@command -v redis-server >/dev/null || { echo "installing redis-server"; \
@@ -134,7 +139,8 @@ pytest: install services node-deps
 	cd tests && ../$(VPY) -m pytest $(PYTEST_SUITE)
 
 # Each interpreter runs the suite against its release wheel from dist/ (make wheels),
-# installed as is (--installpkg: tox builds nothing), with no Go on PATH.
+# installed as is (--installpkg: tox builds nothing), with no Go on PATH; then the web-facing
+# tests run on CPython 3.13 with the newest FastAPI, Starlette, uvicorn, ... (latest-frameworks).
 tox: $(VENV)/.ok services
 	@test -n "$(TOX_ENVS)" || { echo 'no CPython 3.9-3.13 found under $(PYENV_ROOT)'; exit 1; }
 	@for e in $(subst $(comma),$(space),$(TOX_ENVS)); do \
@@ -157,7 +163,8 @@ cgocheck2: $(VENV)/.ok
 
 
 packaging-test: $(VENV)/.ok build-deps
-	# The source tree is enough: these tests read dist/ and the sources, never the engine.
+	# The source tree is enough: these tests read dist/ and the sources, and install the
+	# wheel (beside the newest fraiseql from the index) into venvs of their own.
 	cd tests && PYTHONPATH=../python ../$(VPY) -m pytest -q -p no:cacheprovider test_packaging.py
 
 # The whole suite runs once per interpreter, in tox, against the release wheels (the .venv

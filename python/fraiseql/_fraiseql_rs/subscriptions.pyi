@@ -84,6 +84,7 @@ class PySubscriptionExecutor:
         connect_timeout: Optional[float] = None,
         debug_hooks: bool = False,
         paused: bool = False,
+        row_filter: Optional[str] = "user_id",
     ) -> None: ...
     @property
     def bus_type(self) -> str: ...
