@@ -7,6 +7,7 @@ instance id and metrics port; an event written by SQL reaches every client of
 both workers; SIGTERM to uvicorn gives every subscription a complete and every
 socket a 1001 close; a restart gets the same instance ids back.
 """
+import contextlib
 import json
 import os
 import re
@@ -81,9 +82,9 @@ def scrape(port):
 class Client:
     """A graphql-transport-ws client with one subscription; frames read on a thread."""
 
-    def __init__(self, port, n):
-        self.ws = connect(f"ws://127.0.0.1:{port}/graphql", subprotocols=["graphql-transport-ws"],
-                          open_timeout=TIMEOUT)
+    def __init__(self, stack, port, n):
+        self.ws = stack.enter_context(connect(f"ws://127.0.0.1:{port}/graphql", subprotocols=["graphql-transport-ws"],
+                                              open_timeout=TIMEOUT))
         self.ws.send(json.dumps({"type": "connection_init", "payload": {"tenant": "acme"}}))
         assert json.loads(self.ws.recv(TIMEOUT)) == {"type": "connection_ack"}
         self.id = f"s{n}"
@@ -146,7 +147,8 @@ def test_readme_deployment_under_uvicorn_workers(postgres_server, tmp_path):
         host = socket.gethostname()
         assert executors() == [[f"{host}-0"], [f"{host}-1"]]
 
-        clients = [Client(port, n) for n in range(8)]
+        stack = contextlib.ExitStack()
+        clients = [Client(stack, port, n) for n in range(8)]
 
         def active():
             return sum(v for p in (metrics, metrics + 1) for (name, _), v in scrape(p).items()
@@ -173,6 +175,7 @@ def test_readme_deployment_under_uvicorn_workers(postgres_server, tmp_path):
         assert [(c.frames[1:], c.close_code) for c in clients] == [
             ([{"type": "complete", "id": c.id}], 1001) for c in clients]
         proc.wait(TIMEOUT)
+        stack.close()
     finally:
         if proc.poll() is None:
             proc.kill()
