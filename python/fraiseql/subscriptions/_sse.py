@@ -167,21 +167,22 @@ class SSEConnection(Connection):
 
     async def run(self, send: Send, receive: Receive, first: Optional[Any] = None) -> None:
         """Answer the request with the event stream and keep it until one side ends it;
-        ``first()`` runs once the headers and a first comment are out."""
+        ``first()`` runs once the headers are out, before a first comment."""
         self._run_task = asyncio.current_task()
         self._send, self.open = send, True
         if self._expiry is not None:
             self._expiry.cancel()
         try:
             await send({"type": "http.response.start", "status": 200, "headers": stream_headers(self.scope)})
-            # a first comment: some browsers fire "open" only with a byte of the body
-            await self.write_events(KEEPALIVE)
             self.spawn(self._watch_disconnect(receive), "disconnect watch")
             logger.debug("connection %s: stream opened (%s)", self.id,
                          "single connection mode" if self.token else "distinct connections mode")
             if first is not None:
                 await first()
             if not self.closed:
+                # A first comment, once subscribed: some browsers fire "open" only with a
+                # byte of the body, and a client knows its subscription is live.
+                await self.write_events(KEEPALIVE)
                 self.start_delivery()
                 if self.app.keepalive is not None:
                     self.spawn(self._keepalive(self.app.keepalive), "keep-alive")
