@@ -456,3 +456,24 @@ async def test_options_are_checked():
         GraphQLSSEApp(executor, on_overflow="block")
     with pytest.raises(ValueError, match="401 or 403"):
         Refuse(404)
+
+
+async def test_stream_headers_leave_out_connection_on_http2():
+    from fraiseql.subscriptions._sse_http import stream_headers
+    assert (b"connection", b"keep-alive") in stream_headers({"http_version": "1.1"})
+    assert [name for name, _ in stream_headers({"http_version": "2"})] == [
+        b"content-type", b"cache-control", b"x-accel-buffering"]
+
+
+async def test_refuse_in_a_websocket_on_connect_closes_4403_with_its_message(server):
+    from asgi_helpers import closed_with, ws
+
+    from fraiseql.subscriptions import GraphQLWSApp
+
+    def refuse(params, scope):
+        raise Refuse(401, "token expired")
+
+    server.apps["/ws-refuse"] = GraphQLWSApp(server.executor, on_connect=refuse)
+    async with ws(server, "/ws-refuse") as conn:
+        await conn.send('{"type":"connection_init"}')
+        assert await closed_with(conn) == (4403, "token expired")
