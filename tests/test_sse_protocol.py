@@ -6,6 +6,7 @@ The test thread publishes straight into the shared executor. A distinct
 stream's first comment comes once its subscription is registered; a single
 connection mode POST answers 202 once registered.
 """
+import asyncio
 import json
 import logging
 import socket
@@ -477,3 +478,20 @@ async def test_refuse_in_a_websocket_on_connect_closes_4403_with_its_message(ser
     async with ws(server, "/ws-refuse") as conn:
         await conn.send('{"type":"connection_init"}')
         assert await closed_with(conn) == (4403, "token expired")
+
+
+async def test_stream_ending_while_on_subscribe_runs_is_204_and_leaves_nothing(server, client):
+    async def close_first(connection, params):
+        await connection.close()  # the stream ends meanwhile, and its cleanup finishes
+        while not connection._run_task.done():
+            await asyncio.sleep(0)
+        return None
+
+    server.apps["/race"] = GraphQLSSEApp(server.executor, on_subscribe=close_first)
+    token = await reserve(client, "/race", {})
+    async with stream(client, "GET", "/race", headers={TOKEN: token}) as s:
+        assert await s.next() == ":"
+        r = await client.post("/race", json={"query": Q, "extensions": {"operationId": "a"}}, headers={TOKEN: token})
+        assert (r.status_code, r.content) == (204, b"")
+        assert await s.ended() == []
+    wait_until(lambda: active(server.executor) == 0 and not server.apps["/race"].connections, "nothing left")

@@ -61,6 +61,14 @@ class SSEConnection(Connection):
         self._numbers += 1
         number = str(self._numbers)
         errors = await self.register(op_id, params, f"{self.id}:{number}")
+        if errors is None and self.closed:
+            # The stream ended while on_subscribe ran (a POST is not the stream's request):
+            # its cleanup may be over, so remove this late registration here.
+            try:
+                self.complete(op_id)
+            except RuntimeError:  # the executor was closed
+                pass
+            return None
         if errors is None:
             if self.token is None:  # distinct: data is the ExecutionResult itself
                 head, end = b"event: next\ndata: ", -1
