@@ -32,7 +32,7 @@ define path_without_go
 $$(printf %s "$(1)" | tr : '\n' | while read -r d; do [ -n "$$d" ] && [ ! -e "$$d/go" ] && printf '%s:' "$$d"; done)
 endef
 
-.PHONY: demo test go-test fuzz wheel install pytest tox services bench clean node-deps mutate cgocheck2 \
+.PHONY: demo test go-test fuzz wheel install pytest tox services browser bench clean node-deps mutate cgocheck2 \
         lint stubtest sdist sdist-check wheels install-dist packaging-test build-deps
 
 $(VENV)/.ok: requirements-dev.txt requirements-test.txt
@@ -104,6 +104,11 @@ services:
 	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "installing postgresql"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
+# Headless Chromium for tests/test_sse_browser.py (driven by playwright-core from tests/node).
+browser:
+	@command -v chromium >/dev/null || { echo "installing chromium"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 go-test: services
 	test -z "$$(gofmt -l subscriptions pyapi internal)"
 	$(PY_CGO) go vet ./...
@@ -128,20 +133,20 @@ mutate:
 	GOFLAGS="$(GOFLAGS) -vet=off -ldflags=-w" go tool gremlins unleash --tags mutate --exclude-files '(^|/)bus_[^/]*\.go$$' \
 	  --workers $(MUTATE_WORKERS) --test-cpu 1 --timeout-coefficient 60 ./subscriptions
 
-# The npm graphql-ws client that tests/test_asgi_node_client.py runs in Node.
+# The npm graphql-ws and graphql-sse clients and playwright-core that the tests run in Node.
 node-deps:
 	npm ci --prefix tests/node --no-audit --no-fund
 
 # test_packaging.py checks dist/ and runs builds: make test runs it after make wheels.
 PYTEST_SUITE := -q -p no:cacheprovider --ignore=test_packaging.py .
 
-pytest: install services node-deps
+pytest: install services browser node-deps
 	cd tests && ../$(VPY) -m pytest $(PYTEST_SUITE)
 
 # Each interpreter runs the suite against its release wheel from dist/ (make wheels),
 # installed as is (--installpkg: tox builds nothing), with no Go on PATH; then the web-facing
 # tests run on CPython 3.13 with the newest FastAPI, Starlette, uvicorn, ... (latest-frameworks).
-tox: $(VENV)/.ok services
+tox: $(VENV)/.ok services browser node-deps
 	@test -n "$(TOX_ENVS)" || { echo 'no CPython 3.9-3.13 found under $(PYENV_ROOT)'; exit 1; }
 	@for e in $(subst $(comma),$(space),$(TOX_ENVS)); do \
 	  w=$$(ls dist/*-cp$${e#py}-cp$${e#py}-*manylinux*.whl 2>/dev/null) || { echo "no $$e wheel in dist/: run make wheels"; exit 1; }; \

@@ -1,4 +1,5 @@
-"""WebSocket load benchmark: GraphQLWSApp vs Strawberry, both under uvicorn.
+"""Load benchmark under uvicorn: GraphQLWSApp vs Strawberry over WebSocket, and
+GraphQLSSEApp vs Strawberry over SSE (graphql-sse, distinct connections mode).
 
 For each server, on 127.0.0.1 in this one run:
 
@@ -8,8 +9,11 @@ For each server, on 127.0.0.1 in this one run:
   - fraiseql: ``GraphQLWSApp`` on a ``PySubscriptionExecutor`` (memory bus);
   - strawberry: ``strawberry.asgi.GraphQL`` with a subscription resolver
     that reads an asyncio.Queue fed by an in-process broadcaster;
-* CLIENT_PROCS client processes open SUBSCRIBERS WebSockets in all, each with
-  one ``subscription { users { id name ts } }``;
+  - the SSE servers serve ``/graphql`` over HTTP instead: ``GraphQLSSEApp``,
+    and the same Strawberry app with ``subscription_protocols=["graphql-sse"]``;
+* CLIENT_PROCS client processes open SUBSCRIBERS WebSockets (or event streams:
+  one ``POST`` with ``Accept: text/event-stream`` each, read with asyncio
+  streams) in all, each with one ``subscription { users { id name ts } }``;
 * warm-up events are published until every subscriber has received one, then
   EVENTS events at RATE per second (HTTP POSTs from this process);
 * delivered messages/s = measured messages / (last arrival - first publish);
@@ -17,7 +21,7 @@ For each server, on 127.0.0.1 in this one run:
 
 Prints a markdown section (heading + table) on stdout.
 usage: python bench/bench_asgi.py [--quick] [--no-deflate]
-internal: --serve fraiseql|strawberry PORT, --client URL N
+internal: --serve fraiseql|strawberry|fraiseql-sse|strawberry-sse PORT, --client URL N, --sse-client URL N
 """
 
 import asyncio  # no `from __future__ import annotations`: strawberry reads the local types
@@ -46,14 +50,14 @@ QUERY = "subscription { users { id name ts } }"
 
 # ---- servers (run in the uvicorn child process) -----------------------------
 
-def fraiseql_app() -> Any:
+def fraiseql_app(sse: bool = False) -> Any:
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
     from starlette.routing import Route, WebSocketRoute
 
     from fraiseql._fraiseql_rs.subscriptions import PySubscriptionExecutor
-    from fraiseql.subscriptions import GraphQLWSApp
+    from fraiseql.subscriptions import GraphQLSSEApp, GraphQLWSApp
 
     state: Dict[str, Any] = {}
 
@@ -73,12 +77,14 @@ def fraiseql_app() -> Any:
             state["executor"].close()
         return span(app)
 
-    ws = GraphQLWSApp(lambda: state["executor"], keepalive=None)
-    return Starlette(routes=[Route("/events", publish, methods=["POST"]), WebSocketRoute("/graphql", ws)],
-                     lifespan=lifespan)
+    if sse:
+        endpoint: Any = Route("/graphql", GraphQLSSEApp(lambda: state["executor"], keepalive=None))
+    else:
+        endpoint = WebSocketRoute("/graphql", GraphQLWSApp(lambda: state["executor"], keepalive=None))
+    return Starlette(routes=[Route("/events", publish, methods=["POST"]), endpoint], lifespan=lifespan)
 
 
-def strawberry_app() -> Any:
+def strawberry_app(sse: bool = False) -> Any:
     from typing import AsyncGenerator, Set
 
     import strawberry
@@ -87,7 +93,7 @@ def strawberry_app() -> Any:
     from starlette.responses import Response
     from starlette.routing import Route, WebSocketRoute
     from strawberry.asgi import GraphQL
-    from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+    from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL
 
     queues: Set["asyncio.Queue[Any]"] = set()
 
@@ -121,22 +127,27 @@ def strawberry_app() -> Any:
             q.put_nowait(user)
         return Response(b"ok")
 
-    gql = GraphQL(strawberry.Schema(query=Query, subscription=Subscription),
-                  subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL])
-    return Starlette(routes=[Route("/events", publish, methods=["POST"]), WebSocketRoute("/graphql", gql)])
+    schema = strawberry.Schema(query=Query, subscription=Subscription)
+    if sse:
+        endpoint: Any = Route("/graphql", GraphQL(schema, subscription_protocols=[GRAPHQL_SSE_PROTOCOL]))
+    else:
+        endpoint = WebSocketRoute("/graphql", GraphQL(schema, subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL]))
+    return Starlette(routes=[Route("/events", publish, methods=["POST"]), endpoint])
 
 
 def serve(kind: str, port: int) -> None:
     import uvicorn
-    app = fraiseql_app() if kind == "fraiseql" else strawberry_app()
+    sse = kind.endswith("-sse")
+    app = fraiseql_app(sse) if kind.startswith("fraiseql") else strawberry_app(sse)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", ws_max_queue=1024,
                 ws_per_message_deflate=DEFLATE)
 
 
 # ---- clients (run in client child processes) --------------------------------
 
-async def client(url: str, n: int) -> None:
-    """n subscribers; prints "ready", then on stdin "stop" prints their latencies."""
+async def client(url: str, n: int, sse: bool = False) -> None:
+    """n subscribers (WebSockets, or event streams when sse); prints "ready", then on
+    stdin "stop" prints their latencies."""
     import websockets.asyncio.client as wsc
 
     latencies: List[float] = []
@@ -152,21 +163,53 @@ async def client(url: str, n: int) -> None:
             await ws.recv()
             await ws.send(json.dumps({"type": "subscribe", "id": "1", "payload": {"query": QUERY}}))
             async for raw in ws:
-                now = time.time()
-                user = json.loads(raw)["payload"]["data"]["users"]
-                if user["id"] >= 0:
-                    latencies.append(now - user["ts"])
-                    last[0] = now
-                    if len(latencies) == want:
-                        print("done", flush=True)
-                elif i in pending:
-                    pending.discard(i)
-                    if not pending:
-                        ready.set()
+                on_message(i, json.loads(raw)["payload"]["data"]["users"])
+
+    async def one_sse(i: int) -> None:
+        host, port = url.split("//", 1)[1].split("/", 1)[0].split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        body = json.dumps({"query": QUERY}).encode()
+        writer.write(b"POST /graphql HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                     % (host.encode(), len(body), body))
+        status = await reader.readline()
+        assert status.split()[1] == b"200", status
+        while (await reader.readline()).strip():  # headers: chunked, as both servers answer
+            pass
+        pending_bytes, kind, data = b"", b"", b""
+        while True:
+            size = int((await reader.readline()).strip(), 16)
+            if size == 0:
+                return
+            pending_bytes += await reader.readexactly(size)
+            await reader.readexactly(2)
+            *lines, pending_bytes = pending_bytes.split(b"\n")
+            for line in lines:
+                line = line.rstrip(b"\r")
+                if line.startswith(b"event:"):
+                    kind = line[6:].strip()
+                elif line.startswith(b"data:"):
+                    data = line[5:].lstrip(b" ")
+                elif not line:
+                    if kind == b"next":
+                        on_message(i, json.loads(data)["data"]["users"])
+                    kind, data = b"", b""
+
+    def on_message(i: int, user: Dict[str, Any]) -> None:
+        now = time.time()
+        if user["id"] >= 0:
+            latencies.append(now - user["ts"])
+            last[0] = now
+            if len(latencies) == want:
+                print("done", flush=True)
+        elif i in pending:
+            pending.discard(i)
+            if not pending:
+                ready.set()
 
     tasks = []
     for i in range(n):
-        tasks.append(asyncio.ensure_future(one(i)))
+        tasks.append(asyncio.ensure_future(one_sse(i) if sse else one(i)))
         if i % 50 == 49:
             await asyncio.sleep(0.01)  # pace the handshakes
     await ready.wait()
@@ -207,8 +250,11 @@ def run(kind: str) -> Dict[str, float]:
                     assert time.monotonic() < deadline, f"{kind} server did not start"
                     time.sleep(0.1)
             per = SUBSCRIBERS // CLIENT_PROCS
-            clients = [subprocess.Popen([sys.executable, __file__, "--client", f"ws://127.0.0.1:{port}/graphql",
-                                         str(per)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            sse = kind.endswith("-sse")
+            client_args = (["--sse-client", f"http://127.0.0.1:{port}/graphql"] if sse
+                           else ["--client", f"ws://127.0.0.1:{port}/graphql"])
+            clients = [subprocess.Popen([sys.executable, __file__, *client_args, str(per)],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
                        for _ in range(CLIENT_PROCS)]
             os.set_blocking(clients[0].stdout.fileno(), True)
             waiting = list(clients)
@@ -292,19 +338,11 @@ def main() -> None:
     if sys.argv[1:2] == ["--serve"]:
         serve(sys.argv[2], int(sys.argv[3]))
         return
-    if sys.argv[1:2] == ["--client"]:
-        asyncio.run(client(sys.argv[2], int(sys.argv[3])))
+    if sys.argv[1:2] in (["--client"], ["--sse-client"]):
+        asyncio.run(client(sys.argv[2], int(sys.argv[3]), sse=sys.argv[1] == "--sse-client"))
         return
-    rows = []
-    for kind, label in (("fraiseql", "fraiseql GraphQLWSApp"), ("strawberry", "Strawberry GraphQL (asgi)")):
-        try:
-            r = run(kind)
-        except Exception as exc:  # one broken contestant still leaves a table
-            rows.append(f"| {label} | failed: {type(exc).__name__}: {exc} | | | | | | |")
-            continue
-        rows.append(f"| {label} | {r['received']:,} / {r['expected']:,} | {r['published']:.2f} | "
-                    f"{r['rate']:,.0f} | {r['p50']:,.1f} | {r['p99']:,.1f} | {r['cpu']:.2f} | "
-                    f"{r['cpu'] / max(1, r['received']) * 1e6:,.0f} |")
+    rows = _rows((("fraiseql", "fraiseql GraphQLWSApp"), ("strawberry", "Strawberry GraphQL (asgi)")))
+    sse_rows = _rows((("fraiseql-sse", "fraiseql GraphQLSSEApp"), ("strawberry-sse", "Strawberry GraphQL (asgi), SSE")))
     print("## WebSocket delivery under uvicorn (graphql-transport-ws)\n")
     print(f"{SUBSCRIBERS:,} WebSocket subscribers on one uvicorn process, {EVENTS} events published at "
           f"{RATE}/s by HTTP POST, loopback; clients: {CLIENT_PROCS} Python `websockets` processes on "
@@ -314,11 +352,42 @@ def main() -> None:
           "messages received / (last receipt - first POST); POSTs are sent on schedule, "
           "without waiting for the previous response; server CPU: the uvicorn process's user+system "
           f"seconds from the first POST until every message arrived (or {TAIL:.0f} s after the last POST).\n")
-    print("| server | messages received | publishing took (s) | delivered messages/s | latency p50 (ms) "
-          "| latency p99 (ms) | server CPU (s) | server CPU per message (µs) |")
+    print(HEADER)
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     print("\n".join(rows))
     print()
+    print("## SSE delivery under uvicorn (graphql-sse, distinct connections mode)\n")
+    print(f"The same load over Server-Sent Events: {SUBSCRIBERS:,} event streams (one `POST` with "
+          "`Accept: text/event-stream` each, HTTP/1.1, read by asyncio streams in the same client "
+          "processes), the same events, rate, latency and CPU measures; no compression. "
+          f"Strawberry {_version('strawberry-graphql')} with `subscription_protocols=[\"graphql-sse\"]`.\n")
+    print(HEADER)
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("\n".join(sse_rows))
+    print()
+
+
+def _rows(kinds: Any) -> List[str]:
+    rows = []
+    for kind, label in kinds:
+        try:
+            r = run(kind)
+        except Exception as exc:  # one broken contestant still leaves a table
+            rows.append(f"| {label} | failed: {type(exc).__name__}: {exc} | | | | | | |")
+            continue
+        rows.append(f"| {label} | {r['received']:,} / {r['expected']:,} | {r['published']:.2f} | "
+                    f"{r['rate']:,.0f} | {r['p50']:,.1f} | {r['p99']:,.1f} | {r['cpu']:.2f} | "
+                    f"{r['cpu'] / max(1, r['received']) * 1e6:,.0f} |")
+    return rows
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import version
+    return version(dist)
+
+
+HEADER = ("| server | messages received | publishing took (s) | delivered messages/s | latency p50 (ms) "
+          "| latency p99 (ms) | server CPU (s) | server CPU per message (µs) |")
 
 
 if __name__ == "__main__":

@@ -199,10 +199,13 @@ def test_invalid_query_reaches_the_sink_as_graphql_errors(server):
 
 
 def test_documented_routes_answer_as_documented(server):
-    """/graphql: 426 to plain HTTP at once (no redirect first); /events and /metrics as documented."""
+    """Plain HTTP on /graphql reaches the SSE app at once (no redirect first): no credentials is 401,
+    another method 405; /events and /metrics as documented."""
     for method in ("GET", "POST"):
         r = httpx.request(method, f"{server}/graphql", follow_redirects=False, timeout=5)
-        assert (r.status_code, r.text) == (426, "GraphQL subscriptions: connect with a WebSocket\n")
+        assert r.status_code == 401 and "Missing credentials" in r.text
+    r = httpx.request("PATCH", f"{server}/graphql", follow_redirects=False, timeout=5)
+    assert r.status_code == 405 and r.headers["allow"] == "GET, POST, PUT, DELETE"
     r = httpx.post(f"{server}/events", json={"channel": "users"}, timeout=5)
     assert r.status_code == 422
     assert httpx.get(f"{server}/metrics", timeout=5).headers["content-type"].startswith("text/plain")

@@ -81,10 +81,10 @@ pre-forking server forks (or in the framework's lifespan).
 """
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import Any, Callable, Dict, Optional, Set
+from typing import Any, Callable, Dict, Optional
 
+from ._core import SLOW_CONSUMER, SubscriptionApp, positive
 from ._legacy_ws import LEGACY_WS, LegacyWSConnection
 from ._transport_ws import TRANSPORT_WS, TransportWSConnection
 from ._ws_core import ANONYMOUS, Accept, Receive, Scope, Send, WSConnection
@@ -96,51 +96,23 @@ logger = logging.getLogger("fraiseql.subscriptions.asgi")
 OnConnect = Callable[[Dict[str, Any], Scope], Any]
 OnSubscribe = Callable[[WSConnection, Dict[str, Any]], Any]
 
-SLOW_CONSUMER = 4499  # the close code of on_overflow="close"
 _PROTOCOLS = {TRANSPORT_WS: TransportWSConnection, LEGACY_WS: LegacyWSConnection}
 
 
-def _positive(value: Optional[float], name: str, allow_none: bool) -> Optional[float]:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a positive number{' or None' if allow_none else ''}")
-    return float(value)
-
-
-class GraphQLWSApp:
+class GraphQLWSApp(SubscriptionApp):
     """ASGI app for GraphQL subscriptions over WebSocket; see the module docstring."""
+
+    transport = "WebSocket connection"
 
     def __init__(self, executor: Any, on_connect: Optional[OnConnect] = None,
                  connection_init_timeout: float = 10.0, keepalive: Optional[float] = 12.0, *,
                  on_subscribe: Optional[OnSubscribe] = None,
                  max_subscriptions_per_connection: Optional[int] = 100,
                  on_overflow: str = "drop", overflow_check_interval: float = 1.0) -> None:
-        self.connection_init_timeout: float = _positive(connection_init_timeout, "connection_init_timeout",
-                                                        False) or 10.0
-        self.keepalive = _positive(keepalive, "keepalive", True)
-        limit = max_subscriptions_per_connection
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-            raise ValueError("max_subscriptions_per_connection must be a positive int or None")
-        if on_overflow not in ("drop", "close"):
-            raise ValueError(f'on_overflow must be "drop" or "close", not {on_overflow!r}')
-        self.overflow_check_interval: float = _positive(overflow_check_interval, "overflow_check_interval",
-                                                        False) or 1.0
-        self._executor = executor
-        self.on_connect = on_connect
-        self.on_subscribe = on_subscribe
-        self.max_subscriptions_per_connection = limit
-        self.on_overflow = on_overflow
-        self.connections: Set[WSConnection] = set()
-        self._shutting_down = False
-        self._monitor: Optional["asyncio.Task[None]"] = None
-
-    @property
-    def executor(self) -> Any:
-        """The executor (made now by the factory, if one was given)."""
-        if callable(self._executor) and not hasattr(self._executor, "register_subscription"):
-            self._executor = self._executor()
-        return self._executor
+        self.connection_init_timeout: float = positive(connection_init_timeout, "connection_init_timeout",
+                                                       False) or 10.0
+        super().__init__(executor, on_connect, keepalive, on_subscribe, max_subscriptions_per_connection,
+                         on_overflow, overflow_check_interval)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -153,14 +125,7 @@ class GraphQLWSApp:
                                     (b"content-length", str(len(body)).encode())]})
             await send({"type": "http.response.body", "body": body})
         elif kind == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await self.shutdown()
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await self.lifespan(receive, send)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = await receive()
@@ -175,69 +140,8 @@ class GraphQLWSApp:
             return
         connection = _PROTOCOLS[protocol](self, scope, receive, send)
         self.connections.add(connection)
-        self._start_monitor()
+        self.start_monitor()
         try:
             await connection.run()
         finally:
             self.connections.discard(connection)
-
-    # ---- shutdown ------------------------------------------------------------------
-
-    async def shutdown(self, timeout: float = 5.0) -> None:
-        """Flush and close every socket (see the module docstring); at most ``timeout`` seconds."""
-        self._shutting_down = True
-        if self._monitor is not None:
-            self._monitor.cancel()
-            await asyncio.gather(self._monitor, return_exceptions=True)
-        connections = list(self.connections)
-        if not connections:
-            return
-        logger.info("shutting down: closing %d WebSocket connection(s)", len(connections))
-        tasks = [asyncio.ensure_future(c.shutdown()) for c in connections]
-        _, pending = await asyncio.wait(tasks, timeout=timeout)
-        for task in pending:
-            task.cancel()
-        for connection, outcome in zip(connections, await asyncio.gather(*tasks, return_exceptions=True)):
-            if isinstance(outcome, Exception):
-                logger.error("connection %s: shutdown failed", connection.id, exc_info=outcome)
-            if not connection.closed:
-                connection.abort()
-
-    # ---- slow consumers -------------------------------------------------------------
-
-    def _start_monitor(self) -> None:
-        if self._monitor is None or self._monitor.done():
-            self._monitor = asyncio.ensure_future(self._watch_overflows())
-            self._monitor.add_done_callback(_log_failure)
-
-    async def _watch_overflows(self) -> None:
-        """Every overflow_check_interval: when the executor counted new drops, find
-        the subscriptions they belong to."""
-        seen = 0
-        while self.connections:
-            await asyncio.sleep(self.overflow_check_interval)
-            try:
-                dropped = self.executor.get_metrics()["events_dropped"]
-            except RuntimeError:  # the executor was closed
-                return
-            if dropped == seen:
-                continue
-            seen = dropped
-            for connection in list(self.connections):
-                for sub_id, count in connection.new_drops():
-                    await self._overflowed(connection, sub_id, count)
-
-    async def _overflowed(self, connection: WSConnection, sub_id: str, count: int) -> None:
-        if self.on_overflow == "close":
-            if not connection.closed:
-                logger.warning("connection %s: subscription %r dropped %d message(s), the client reads "
-                               "too slowly; closing with %d", connection.id, sub_id, count, SLOW_CONSUMER)
-                connection.spawn(connection.close_slow(SLOW_CONSUMER), "slow-consumer close")
-        elif connection.first_drop(sub_id):
-            logger.warning("connection %s: subscription %r dropped %d message(s), the client reads "
-                           "too slowly", connection.id, sub_id, count)
-
-
-def _log_failure(task: "asyncio.Task[None]") -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("the slow-consumer monitor failed", exc_info=task.exception())

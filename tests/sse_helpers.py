@@ -1,0 +1,79 @@
+"""Reading event streams over real HTTP (httpx against uvicorn)."""
+import asyncio
+import contextlib
+import time
+from typing import AsyncIterator, List, Optional
+
+import httpx
+
+SSE = {"accept": "text/event-stream"}
+TOKEN = "x-graphql-event-stream-token"
+TIMEOUT = 5.0
+
+
+class EventStream:
+    """An open event stream: its response and its messages, each the raw text of one
+    message (what comes before a blank line), comments included."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        self._chunks = response.aiter_raw()
+        self._buffer = b""
+        self.raw = b""  # every byte received
+
+    async def next(self) -> str:
+        """The next message; raises EOFError when the server ends the stream."""
+        while b"\n\n" not in self._buffer:
+            try:
+                chunk = await asyncio.wait_for(self._chunks.__anext__(), TIMEOUT)
+            except StopAsyncIteration:
+                raise EOFError(self._buffer.decode()) from None
+            self._buffer += chunk
+            self.raw += chunk
+        message, self._buffer = self._buffer.split(b"\n\n", 1)
+        return message.decode()
+
+    async def take(self, n: int) -> List[str]:
+        return [await self.next() for _ in range(n)]
+
+    async def events(self, n: int) -> List[str]:
+        """The next n messages that are not comments."""
+        out: List[str] = []
+        while len(out) < n:
+            message = await self.next()
+            if not message.startswith(":"):
+                out.append(message)
+        return out
+
+    async def ended(self) -> List[str]:
+        """Every message until the server ends the stream."""
+        out = []
+        while True:
+            try:
+                out.append(await self.next())
+            except EOFError as end:
+                assert str(end) == "", f"the stream ended inside a message: {end}"
+                return out
+
+
+@contextlib.asynccontextmanager
+async def stream(client: httpx.AsyncClient, method: str, url: str, **kw) -> AsyncIterator[EventStream]:
+    kw["headers"] = {**SSE, **(kw.get("headers") or {})}
+    async with client.stream(method, url, **kw) as response:
+        yield EventStream(response)
+
+
+def wait_until(predicate, what: str, timeout: float = TIMEOUT) -> None:
+    """Poll a counter until predicate() holds (the server updates it asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)
+
+
+def active(executor) -> int:
+    return executor.get_metrics()["active"]
+
+
+def next_event(data: str, event_id: Optional[str] = None) -> str:
+    return (f"id: {event_id}\n" if event_id else "") + f"event: next\ndata: {data}"
