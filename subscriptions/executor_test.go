@@ -172,6 +172,7 @@ func TestExecutorRowFilterField(t *testing.T) {
 	if _, err := NewExecutor(context.Background(), Options{RowFilterField: strings.Repeat("f", 1025)}); KindOf(err) != KindValue {
 		t.Fatalf("a 1025-byte field: %v", err)
 	}
+	newTestExecutor(t, Options{RowFilterField: strings.Repeat("f", 1024)})
 }
 
 func TestExecutorFullQueueDropsOldest(t *testing.T) {
