@@ -90,8 +90,13 @@ lint: $(VENV)/.ok
 stubtest: $(VENV)/.ok
 	cd python && ../$(VPY) -m mypy.stubtest fraiseql._fraiseql_rs.subscriptions
 
-demo: install
-	cd examples && ../$(VPY) phase1_demo.py
+# Only what the demo needs: a fresh venv with this package, built by pip (its build
+# requirements in pip's isolated build environment), none of the release or test tools.
+DEMO_VENV := build/demo-venv
+demo:
+	rm -rf $(DEMO_VENV) && $(PYTHON) -m venv $(DEMO_VENV)
+	flock .build.lock $(DEMO_VENV)/bin/python -m pip install -q --disable-pip-version-check .
+	cd examples && ../$(DEMO_VENV)/bin/python phase1_demo.py
 
 services:
 	@command -v redis-server >/dev/null || { echo "installing redis-server"; \
@@ -139,7 +144,8 @@ pytest: install services browser node-deps
 	cd tests && ../$(VPY) -m pytest $(PYTEST_SUITE)
 
 # Each interpreter runs the suite against its release wheel from dist/ (make wheels),
-# installed as is (--installpkg: tox builds nothing), with no Go on PATH.
+# installed as is (--installpkg: tox builds nothing), with no Go on PATH; then the web-facing
+# tests run on CPython 3.13 with the newest FastAPI, Starlette, uvicorn, ... (latest-frameworks).
 tox: $(VENV)/.ok services browser node-deps
 	@test -n "$(TOX_ENVS)" || { echo 'no CPython 3.9-3.13 found under $(PYENV_ROOT)'; exit 1; }
 	@for e in $(subst $(comma),$(space),$(TOX_ENVS)); do \
@@ -147,6 +153,9 @@ tox: $(VENV)/.ok services browser node-deps
 	  echo "tox -e $$e --installpkg $$w"; \
 	  PATH="$(call path_without_go,$(TOX_PATH))" $(VENV)/bin/tox -e $$e --installpkg $$w || exit 1; \
 	done
+	@w=$$(ls dist/*-cp313-cp313-*manylinux*.whl 2>/dev/null) || { echo "no cp313 wheel in dist/: run make wheels"; exit 1; }; \
+	  echo "tox -e latest-frameworks --installpkg $$w"; \
+	  PATH="$(call path_without_go,$(TOX_PATH))" $(VENV)/bin/tox -e latest-frameworks --installpkg $$w
 
 # The hand-written entry points under Go's strict pointer checks: a wheel
 # built with GOEXPERIMENT=cgocheck2, unpacked beside the installed one and
@@ -159,7 +168,8 @@ cgocheck2: $(VENV)/.ok
 
 
 packaging-test: $(VENV)/.ok build-deps
-	# The source tree is enough: these tests read dist/ and the sources, never the engine.
+	# The source tree is enough: these tests read dist/ and the sources, and install the
+	# wheel (beside the newest fraiseql from the index) into venvs of their own.
 	cd tests && PYTHONPATH=../python ../$(VPY) -m pytest -q -p no:cacheprovider test_packaging.py
 
 # The whole suite runs once per interpreter, in tox, against the release wheels (the .venv

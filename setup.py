@@ -23,9 +23,9 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 GO_NEEDED = """\
 Building fraiseql-subscriptions from source needs Go {need} or newer on PATH: {found}.
 Install Go (https://go.dev/dl/), or let an older Go 1.21+ fetch {need} itself (GOTOOLCHAIN=auto,
-the default), then retry. The package index has ready-built wheels that need no Go for
-CPython 3.9-3.13 on Linux x86_64 with glibc 2.17 or newer; pip builds from source only
-where none fits (see `pip install --only-binary=:all: fraiseql-subscriptions`)."""
+the default), then retry. Wheels that need no Go (CPython 3.9-3.13, Linux x86_64, glibc 2.17
+or newer) are built by `make wheels` in the source repository; install one of those instead
+to skip this build."""
 
 
 def _version(text: str) -> tuple:
@@ -128,7 +128,9 @@ setup(
     distclass=BinaryDistribution,
     cmdclass={"build_py": BuildPyWithGo},
     package_dir={"": "python"},
-    packages=["fraiseql", "fraiseql._fraiseql_rs", "fraiseql._native", "fraiseql.subscriptions"],
-    package_data={"fraiseql": ["py.typed"], "fraiseql._fraiseql_rs": ["*.pyi"]},
+    # No fraiseql/__init__.py: `fraiseql` is FraiseQL's package when it is installed, a
+    # namespace package otherwise, and this distribution ships only these sub-packages.
+    packages=["fraiseql._fraiseql_rs", "fraiseql._native", "fraiseql.subscriptions"],
+    package_data={"fraiseql._fraiseql_rs": ["*.pyi", "py.typed"], "fraiseql.subscriptions": ["py.typed"]},
     zip_safe=False,
 )

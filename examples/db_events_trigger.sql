@@ -3,10 +3,17 @@
 -- the table, with the new row (the old one for DELETE) as the event data.
 -- Subscribers get it if and only if the transaction commits.
 --
--- fraiseql_publish(channel, event_type, data) is created by the PostgreSQL
--- bus when an executor starts (with the default table; with table="t" it is
--- t_publish). Run this file after that, as the owner of the tables:
---   psql "$DATABASE_URL" -f examples/db_events_trigger.sql
+-- fraiseql_publish(channel, event_type, data) must exist first (with the
+-- default table; with table="t" it is t_publish): apply the bus's objects in
+-- a migration, then this file, as the owner of the tables:
+--   python -m fraiseql.subscriptions.schema | psql "$DATABASE_URL" -1
+--   psql "$DATABASE_URL" -1 -f examples/db_events_trigger.sql
+-- (or start an executor once, with a role allowed to create them).
+--
+-- The row is the event data: a row's tenant_id keeps it to that tenant, and
+-- a user_id column keeps it to that one user (the row filter). If user_id
+-- means something else in a table, build the executors with
+-- row_filter="<the column that should filter>" or row_filter=None.
 -- then, in Python:
 --   executor.register_subscription("c", "s",
 --       'subscription { orders(where: {status: {eq: "paid"}}) { id status total } }',

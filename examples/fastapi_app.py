@@ -92,13 +92,13 @@ app = FastAPI(lifespan=lifespan)
 # The factory runs on the first WebSocket, after the lifespan made the executor.
 graphql_ws = GraphQLWSApp(lambda: app.state.executor, on_connect=on_connect, on_subscribe=on_subscribe,
                           max_subscriptions_per_connection=100, on_overflow="drop")
-# A mount serves ws://host/graphql/ (and below); the route serves ws://host/graphql itself.
-app.mount("/graphql", graphql_ws)
-app.add_websocket_route("/graphql", graphql_ws)
+# ws://host/graphql. Router methods: FastAPI 0.115 through today's releases (Starlette 0.41
+# through 1.x) all have them (FastAPI's app.add_websocket_route is gone in Starlette 1.x).
+app.router.add_websocket_route("/graphql", graphql_ws)
 # Plain HTTP on the same path: GraphQL over SSE. Every method goes to the app (it answers 405 itself).
 graphql_sse = GraphQLSSEApp(lambda: app.state.executor, on_connect=on_connect_sse, on_subscribe=on_subscribe,
                             max_subscriptions_per_connection=100, on_overflow="drop")
-app.add_route("/graphql", graphql_sse)
+app.router.add_route("/graphql", graphql_sse, include_in_schema=False)
 
 
 class Event(BaseModel):

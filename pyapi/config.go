@@ -65,6 +65,7 @@ type busOptions struct {
 	NotifyChannel    *string     `json:"notify_channel"`
 	RetentionSeconds *float64    `json:"retention"`
 	PollSeconds      *float64    `json:"poll_interval"`
+	CreateSchema     *bool       `json:"create_schema"`
 }
 
 // SetOptions applies optional settings given as a JSON object; unknown
@@ -101,6 +102,9 @@ func (c *EventBusConfig) SetOptions(optionsJSON string) (ok bool, err error) {
 	set(&p.InstanceID, o.InstanceID)
 	set(&p.Table, o.Table)
 	set(&p.NotifyChannel, o.NotifyChannel)
+	if o.CreateSchema != nil {
+		p.VerifySchema = !*o.CreateSchema
+	}
 	for _, d := range []struct {
 		dst  *time.Duration
 		v    *float64

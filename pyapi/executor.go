@@ -28,6 +28,8 @@ type executorOptions struct {
 	ConnectTimeout *float64    `json:"connect_timeout"`
 	DebugHooks     bool        `json:"debug_hooks"`
 	Paused         bool        `json:"paused"`
+	RowFilter      string      `json:"row_filter"`
+	NoRowFilter    bool        `json:"no_row_filter"`
 	limitsJSON
 }
 
@@ -61,7 +63,8 @@ func NewSubscriptionExecutor(cfg *EventBusConfig, optionsJSON string) (x *Subscr
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	e, err := subscriptions.NewExecutor(ctx, subscriptions.Options{Bus: bus, QueueSize: int(queueSize), Limits: limits, Paused: o.Paused})
+	e, err := subscriptions.NewExecutor(ctx, subscriptions.Options{Bus: bus, QueueSize: int(queueSize), Limits: limits, Paused: o.Paused,
+		RowFilterField: o.RowFilter, NoRowFilter: o.NoRowFilter})
 	if err != nil {
 		return nil, pyError(err)
 	}

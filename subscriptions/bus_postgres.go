@@ -91,21 +91,9 @@ type PostgresBus struct {
 	done    chan struct{}
 }
 
-// ListenerApplicationName is the application_name of the listener's
-// connection, unless the connection string sets one.
-const ListenerApplicationName = "fraiseql-listener"
-
-// NewPostgresBus returns a PostgreSQL bus. It validates opts but does not
-// connect: Start connects the listener, Publish connects a pool on first use.
-func NewPostgresBus(opts PostgresOptions) (Bus, error) {
-	b, err := newPostgresBus(opts)
-	if err != nil {
-		return nil, err
-	}
-	return b, nil
-}
-
-func newPostgresBus(opts PostgresOptions) (*PostgresBus, error) {
+// withDefaults fills the zero fields with their defaults and checks the
+// names' lengths.
+func (opts PostgresOptions) withDefaults() (PostgresOptions, error) {
 	if opts.Table == "" {
 		opts.Table = pgDefaultTable
 	}
@@ -128,15 +116,36 @@ func newPostgresBus(opts PostgresOptions) (*PostgresBus, error) {
 		}
 	}
 	if len(opts.Table) > pgMaxIdentifier {
-		return nil, valueErrorf("PostgreSQL table name %q is longer than %d bytes", opts.Table, pgMaxIdentifier)
+		return opts, valueErrorf("PostgreSQL table name %q is longer than %d bytes", opts.Table, pgMaxIdentifier)
 	}
 	if len(opts.NotifyChannel) > pgMaxIdentifier {
-		return nil, valueErrorf("PostgreSQL notify channel %q is longer than %d bytes", opts.NotifyChannel, pgMaxIdentifier)
+		return opts, valueErrorf("PostgreSQL notify channel %q is longer than %d bytes", opts.NotifyChannel, pgMaxIdentifier)
 	}
 	if len(opts.Function) > pgMaxIdentifier {
-		return nil, valueErrorf("PostgreSQL function name %q is longer than %d bytes", opts.Function, pgMaxIdentifier)
+		return opts, valueErrorf("PostgreSQL function name %q is longer than %d bytes", opts.Function, pgMaxIdentifier)
 	}
+	return opts, nil
+}
 
+// ListenerApplicationName is the application_name of the listener's
+// connection, unless the connection string sets one.
+const ListenerApplicationName = "fraiseql-listener"
+
+// NewPostgresBus returns a PostgreSQL bus. It validates opts but does not
+// connect: Start connects the listener, Publish connects a pool on first use.
+func NewPostgresBus(opts PostgresOptions) (Bus, error) {
+	b, err := newPostgresBus(opts)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func newPostgresBus(opts PostgresOptions) (*PostgresBus, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
 	poolCfg, err := pgxpool.ParseConfig(opts.ConnString)
 	if err != nil {
 		return nil, valueErrorf("invalid PostgreSQL connection string %s: %s",
@@ -280,7 +289,7 @@ func (b *PostgresBus) connectListener(ctx context.Context) (*pgx.Conn, error) {
 	}
 	if err := b.ensureSchema(ctx, conn); err != nil {
 		closeQuietly(conn)
-		return nil, b.connectError(ctx, err)
+		return nil, err // says itself what failed
 	}
 	if _, err := conn.Exec(ctx, b.sqlListen); err != nil {
 		closeQuietly(conn)
@@ -309,6 +318,12 @@ func (b *PostgresBus) tableMissing(err error) bool {
 // connectError describes a failure to connect, without secrets.
 func (b *PostgresBus) connectError(ctx context.Context, err error) error {
 	msg := Redacted(err, b.connString)
+	// The server's answer first: pgconn lists each attempt (a refused TLS
+	// one before the plain one whose answer says what is wrong).
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		msg = Redacted(pgErr, b.connString) + " (" + msg + ")"
+	}
 	if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		msg = fmt.Sprintf("no answer within %v (%s)", b.opts.ConnectTimeout, msg)
 	}

@@ -27,13 +27,17 @@ import (
 //     PUBLIC. It refuses what Executor.Publish refuses, with the same
 //     messages, by raising in the caller's transaction.
 
+//
+// Every object is created by tableSQL or objectsSQL: ensureSchema runs
+// them, and SchemaSQL prints them for migration tools, so the two never
+// differ.
+
 // pgSchema holds the names and SQL of the bus's objects.
 type pgSchema struct {
 	table, positions, commits, function string // unquoted names
 	channel                             string // the NOTIFY channel
 
 	sqlCheck string // what exists, in one query
-	sqlTable string // creates the table, unqualified
 }
 
 // pgFunctionArgs is the signature of the publish function.
@@ -48,7 +52,6 @@ func newPgSchema(opts PostgresOptions) pgSchema {
 		function:  opts.Function,
 		channel:   opts.NotifyChannel,
 	}
-	table := pgx.Identifier{t}.Sanitize()
 	s.sqlCheck = `SELECT n.nspname,
 	EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'xid' AND NOT a.attisdropped),
 	to_regclass(format('%I.%I', n.nspname, $2::text)) IS NOT NULL,
@@ -56,10 +59,15 @@ func newPgSchema(opts PostgresOptions) pgSchema {
 	EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = to_regclass(format('%I.%I', n.nspname, $4::text)) AND g.tgname = $5)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.oid = to_regclass($1)`
+	return s
+}
+
+// tableSQL creates the table; table is its quoted name, qualified or not.
+func (s pgSchema) tableSQL(table string) string {
 	// payload is bytea so that the bytes come back exactly as published
 	// (text would reject NUL bytes and invalid UTF-8; jsonb would
 	// re-encode).
-	s.sqlTable = `CREATE TABLE IF NOT EXISTS ` + table + ` (
+	return `CREATE TABLE IF NOT EXISTS ` + table + ` (
 	id bigserial PRIMARY KEY,
 	channel text NOT NULL,
 	event_type text NOT NULL,
@@ -67,7 +75,6 @@ WHERE c.oid = to_regclass($1)`
 	created_at timestamptz NOT NULL DEFAULT now(),
 	xid xid8 NOT NULL DEFAULT pg_current_xact_id()
 )`
-	return s
 }
 
 // functionBody is the publish function's body for the table in schema.
@@ -200,9 +207,10 @@ func dollarQuote(body string) string {
 }
 
 // ensureSchema creates or updates the bus's objects when they are not all
-// there as this bus would make them. An advisory lock serialises
-// executors starting together: concurrent CREATE ... IF NOT EXISTS can
-// otherwise fail on a unique violation in the catalog.
+// there as this bus would make them, or, with VerifySchema, reports the
+// missing ones (ErrSchemaMissing). An advisory lock serialises executors
+// starting together: concurrent CREATE ... IF NOT EXISTS can otherwise
+// fail on a unique violation in the catalog.
 func (b *PostgresBus) ensureSchema(ctx context.Context, q interface {
 	Begin(context.Context) (pgx.Tx, error)
 	QueryRow(context.Context, string, ...any) pgx.Row
@@ -212,12 +220,29 @@ func (b *PostgresBus) ensureSchema(ctx context.Context, q interface {
 	}
 	// When everything is in place, run no DDL at all: it needs the CREATE
 	// privilege on the schema, which an executor's role may lack.
-	if ok, err := b.schemaInPlace(ctx, q); err != nil || ok {
-		if ok {
-			b.tableReady.Store(true)
-		}
-		return err
+	missing, err := b.missingObjects(ctx, q)
+	if err != nil {
+		return b.schemaError("checking", err)
 	}
+	if len(missing) == 0 {
+		b.tableReady.Store(true)
+		return nil
+	}
+	if b.opts.VerifySchema {
+		return &BusError{msg: fmt.Sprintf("the PostgreSQL bus's objects for table %q are not in place (the executor "+
+			"was told not to create them): missing %s", b.opts.Table, strings.Join(missing, ", ")), cause: ErrSchemaMissing}
+	}
+	if err := b.createSchema(ctx, q); err != nil {
+		return b.schemaError("creating", err)
+	}
+	b.tableReady.Store(true)
+	return nil
+}
+
+// createSchema runs tableSQL and objectsSQL in one transaction.
+func (b *PostgresBus) createSchema(ctx context.Context, q interface {
+	Begin(context.Context) (pgx.Tx, error)
+}) error {
 	tx, err := q.Begin(ctx)
 	if err != nil {
 		return err
@@ -226,7 +251,7 @@ func (b *PostgresBus) ensureSchema(ctx context.Context, q interface {
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", int32(pgLockClass), b.opts.Table); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, b.schema.sqlTable); err != nil {
+	if _, err := tx.Exec(ctx, b.schema.tableSQL(b.tableIdent)); err != nil {
 		return err
 	}
 	var schema string
@@ -238,29 +263,103 @@ WHERE c.oid = to_regclass($1)`, b.tableIdent).Scan(&schema); err != nil {
 	if _, err := tx.Exec(ctx, b.schema.objectsSQL(schema), pgx.QueryExecModeSimpleProtocol); err != nil {
 		return err
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return err
-	}
-	b.tableReady.Store(true)
-	return nil
+	return tx.Commit(ctx)
 }
 
-// schemaInPlace reports whether the table, its xid column, the positions
-// table, this bus's version of the function and the commit stamp trigger
-// all exist.
-func (b *PostgresBus) schemaInPlace(ctx context.Context, q interface {
+// schemaError says that checking or creating the bus's objects failed,
+// the server's reason first.
+func (b *PostgresBus) schemaError(doing string, err error) error {
+	return busError(fmt.Sprintf("%s the PostgreSQL bus's objects for table %q failed: %s", doing, b.opts.Table,
+		Redacted(err, b.connString)), err)
+}
+
+// missingObjects names each of the bus's objects that is not in place as
+// this bus would make it: the table, its xid column, the positions table,
+// this bus's version of the function and the commit stamp trigger. None:
+// all are.
+func (b *PostgresBus) missingObjects(ctx context.Context, q interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
-}) (bool, error) {
+}) ([]string, error) {
 	var schema, body string
 	var hasXid, hasPositions, hasStamp bool
 	err := q.QueryRow(ctx, b.schema.sqlCheck, b.tableIdent, b.schema.positions, b.schema.function,
 		b.schema.commits, b.schema.stampFunction()).
 		Scan(&schema, &hasXid, &hasPositions, &body, &hasStamp)
+	s := b.schema
 	if err == pgx.ErrNoRows {
-		return false, nil
+		// Without the table the schema is the search_path's first one.
+		return []string{"table " + b.tableIdent, "table " + pgx.Identifier{s.positions}.Sanitize(),
+			"table " + pgx.Identifier{s.commits}.Sanitize() + " and its trigger " + pgx.Identifier{s.stampFunction()}.Sanitize(),
+			"function " + pgx.Identifier{s.function}.Sanitize() + pgFunctionArgs}, nil
 	}
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	return hasXid && hasPositions && hasStamp && body == b.schema.functionBody(schema), nil
+	var missing []string
+	if !hasXid {
+		missing = append(missing, "column xid of table "+pgx.Identifier{schema, s.table}.Sanitize())
+	}
+	if !hasPositions {
+		missing = append(missing, "table "+pgx.Identifier{schema, s.positions}.Sanitize())
+	}
+	if !hasStamp {
+		missing = append(missing, "trigger "+pgx.Identifier{s.stampFunction()}.Sanitize()+" on table "+
+			pgx.Identifier{schema, s.commits}.Sanitize())
+	}
+	fn := "function " + pgx.Identifier{schema, s.function}.Sanitize() + pgFunctionArgs
+	switch {
+	case body == "":
+		missing = append(missing, fn)
+	case body != s.functionBody(schema):
+		missing = append(missing, fn+" as this version makes it (the installed one differs)")
+	}
+	return missing, nil
+}
+
+// SchemaSQL is the SQL that creates the PostgreSQL bus's objects for opts
+// (Table, NotifyChannel, Function; defaults as for the bus) in schema, as
+// an executor creates them when they are missing: for migration tools,
+// to apply before any executor starts or SQL publishes.
+func SchemaSQL(opts PostgresOptions, schema string) (string, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return "", err
+	}
+	if schema == "" || len(schema) > pgMaxIdentifier {
+		return "", valueErrorf("schema must be a name of 1 to %d bytes, not %q", pgMaxIdentifier, schema)
+	}
+	s := newPgSchema(opts)
+	return s.tableSQL(pgx.Identifier{schema, s.table}.Sanitize()) + ";\n" + s.objectsSQL(schema) + ";\n", nil
+}
+
+// GrantsSQL grants what an executor's role (executorRole) and a role that
+// only publishes from SQL (publisherRole) need on the objects SchemaSQL
+// creates; an empty role gets nothing.
+func GrantsSQL(opts PostgresOptions, schema, executorRole, publisherRole string) (string, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return "", err
+	}
+	s := newPgSchema(opts)
+	id := func(name string) string { return pgx.Identifier{schema, name}.Sanitize() }
+	fn := id(s.function) + pgFunctionArgs
+	var out strings.Builder
+	for _, role := range []string{executorRole, publisherRole} {
+		if role == "" {
+			continue
+		}
+		r := pgx.Identifier{role}.Sanitize()
+		fmt.Fprintf(&out, "GRANT USAGE ON SCHEMA %s TO %s;\nGRANT EXECUTE ON FUNCTION %s TO %s;\n",
+			pgx.Identifier{schema}.Sanitize(), r, fn, r)
+		if role == executorRole {
+			fmt.Fprintf(&out, "GRANT SELECT, INSERT, DELETE ON %s TO %s;\n"+
+				"GRANT SELECT, INSERT, UPDATE ON %s TO %s;\n"+
+				"GRANT SELECT, DELETE ON %s TO %s;\n"+
+				"DO %s;\n",
+				id(s.table), r, id(s.positions), r, id(s.commits), r,
+				dollarQuote(fmt.Sprintf("BEGIN EXECUTE format('GRANT USAGE ON SEQUENCE %%s TO %%I', "+
+					"pg_get_serial_sequence(%s, 'id'), %s); END", quoteLiteral(id(s.table)), quoteLiteral(role))))
+		}
+	}
+	return out.String(), nil
 }

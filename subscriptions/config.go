@@ -80,6 +80,11 @@ type PostgresOptions struct {
 	// created beside Table. Default "fraiseql_publish" with the default
 	// table, Table+"_publish" with another one.
 	Function string
+	// VerifySchema: never create or alter anything on the server. The
+	// objects (SchemaSQL prints them) must be in place; if any is not,
+	// Start fails with ErrSchemaMissing naming each missing one. Default
+	// false: missing objects are created.
+	VerifySchema bool
 	// Logger is told when the listener's connection is lost and restored.
 	// Default: nothing is logged.
 	Logger Logger

@@ -60,6 +60,11 @@ var ErrClosed = errors.New("executor is closed")
 // message is "Subscription not found: <id>".
 var ErrSubscriptionNotFound = errors.New("subscription not found")
 
+// ErrSchemaMissing is matched (errors.Is) by the error of a PostgreSQL bus
+// with VerifySchema whose objects are not all in place; its message names
+// each missing one.
+var ErrSchemaMissing = errors.New("PostgreSQL bus objects missing")
+
 // notFound reports that subscription id is unknown.
 func notFound(id string) error {
 	return &Error{Kind: KindValue, Message: "Subscription not found: " + shortID(id), sentinel: ErrSubscriptionNotFound}

@@ -28,10 +28,20 @@ type Options struct {
 	// holds (with a stable instance id, those committed while the executor
 	// was down). Needs a Redis or PostgreSQL bus. Default false.
 	Paused bool
+	// RowFilterField is the top-level key of an event's data that, when
+	// present, must equal a subscriber's UserID for the event to reach it
+	// (the row filter). Default "user_id" (DefaultRowFilterField).
+	RowFilterField string
+	// NoRowFilter turns the row filter off: an event reaches the
+	// subscribers of its tenant whatever its data holds. Default false.
+	NoRowFilter bool
 }
 
 // DefaultQueueSize is the default bound of a subscription's queue.
 const DefaultQueueSize = 1000
+
+// DefaultRowFilterField is the default Options.RowFilterField.
+const DefaultRowFilterField = "user_id"
 
 // MaxIDBytes bounds connection and subscription ids.
 const MaxIDBytes = 1024
@@ -88,6 +98,12 @@ func NewExecutor(ctx context.Context, opts Options) (*Executor, error) {
 		opts.QueueSize = DefaultQueueSize
 	}
 	opts.Limits = opts.Limits.withDefaults()
+	if opts.RowFilterField == "" {
+		opts.RowFilterField = DefaultRowFilterField
+	}
+	if len(opts.RowFilterField) > MaxIDBytes {
+		return nil, valueErrorf("the row filter field must be at most %d bytes", MaxIDBytes)
+	}
 	bus, err := NewBus(opts.Bus)
 	if err != nil {
 		return nil, err
@@ -302,6 +318,12 @@ func (e *Executor) deliver(ev Event) {
 			e.m.dispatchErrors.Add(1)
 			return
 		}
+	}
+	// Decoding reads the default field; another one, or none, is read here.
+	if e.opts.NoRowFilter {
+		d.userID, d.hasUser = "", false
+	} else if e.opts.RowFilterField != DefaultRowFilterField {
+		d.userID, d.hasUser = d.idString(e.opts.RowFilterField)
 	}
 	e.dispatch(d)
 	d.release()

@@ -136,6 +136,45 @@ func TestExecutorUserIsolation(t *testing.T) {
 	}
 }
 
+func TestExecutorRowFilterField(t *testing.T) {
+	events := []string{
+		`{"id":1,"user_id":"u2","author_id":"u1"}`,
+		`{"id":2,"user_id":"u1","author_id":"u2"}`,
+		`{"id":3,"author_id":1}`,
+	}
+	for _, tc := range []struct {
+		name       string
+		opts       Options
+		a, b       []string
+		violations uint64
+	}{
+		{"default user_id", Options{}, []string{`{"id":2}`, `{"id":3}`}, []string{`{"id":1}`, `{"id":3}`}, 2},
+		{"author_id", Options{RowFilterField: "author_id"}, []string{`{"id":1}`}, []string{`{"id":2}`}, 4},
+		{"off", Options{NoRowFilter: true, RowFilterField: "author_id"},
+			[]string{`{"id":1}`, `{"id":2}`, `{"id":3}`}, []string{`{"id":1}`, `{"id":2}`, `{"id":3}`}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newTestExecutor(t, tc.opts)
+			register(t, e, sub{id: "a", user: "u1", tenant: "t"}, sub{id: "b", user: "u2", tenant: "t"})
+			publish(t, e, "users", events...)
+			for id, want := range map[string][]string{"a": tc.a, "b": tc.b} {
+				var frames []string
+				for _, data := range want {
+					frames = append(frames, frame(id, `{"users":`+data+`}`))
+				}
+				wantFrames(t, nextAll(t, e, id), frames...)
+			}
+			if m := e.Metrics(); m.ViolationsRowFilter != tc.violations {
+				t.Fatalf("row filter violations %d, want %d", m.ViolationsRowFilter, tc.violations)
+			}
+		})
+	}
+	if _, err := NewExecutor(context.Background(), Options{RowFilterField: strings.Repeat("f", 1025)}); KindOf(err) != KindValue {
+		t.Fatalf("a 1025-byte field: %v", err)
+	}
+	newTestExecutor(t, Options{RowFilterField: strings.Repeat("f", 1024)})
+}
+
 func TestExecutorFullQueueDropsOldest(t *testing.T) {
 	e := newTestExecutor(t, Options{QueueSize: 3})
 	register(t, e, sub{id: "s"})

@@ -196,3 +196,18 @@ def test_invalid_query_reaches_the_sink_as_graphql_errors(server):
         alice.expect({"error": "bad", "value": payload["payload"]})
     finally:
         alice.close()
+
+
+def test_documented_routes_answer_as_documented(server):
+    """Plain HTTP on /graphql reaches the SSE app at once (no redirect first) and answers as the
+    README's table says; /events and /metrics as documented."""
+    def call(method, **kw):
+        return httpx.request(method, f"{server}/graphql", follow_redirects=False, timeout=5, **kw)
+    r = call("GET", params={"query": Q}, headers={"accept": "text/event-stream"})
+    assert r.status_code == 401 and "WWW-Authenticate" in r.headers and "Missing credentials" in r.text
+    assert call("GET").status_code == 404  # no reservation: not a stream request
+    r = call("PATCH")
+    assert r.status_code == 405 and r.headers["allow"] == "GET, POST, PUT, DELETE"
+    r = httpx.post(f"{server}/events", json={"channel": "users"}, timeout=5)
+    assert r.status_code == 422
+    assert httpx.get(f"{server}/metrics", timeout=5).headers["content-type"].startswith("text/plain")

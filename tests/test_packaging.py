@@ -18,7 +18,8 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIST = os.path.join(ROOT, "dist")
-with open(os.path.join(ROOT, "python", "fraiseql", "_version.py")) as _f:
+VERSION_FILE = "python/fraiseql/subscriptions/_version.py"
+with open(os.path.join(ROOT, VERSION_FILE)) as _f:
     __version__ = re.search(r'^__version__ = "([^"]+)"$', _f.read(), re.MULTILINE).group(1)
 
 NAME = f"fraiseql_subscriptions-{__version__}"
@@ -57,7 +58,7 @@ def test_sdist_carries_every_file_the_build_needs_and_nothing_else(sdist):
     python = {os.path.relpath(p, ROOT) for ext in ("py", "pyi", "typed")
               for p in glob.glob(os.path.join(ROOT, "python", "**", "*." + ext), recursive=True)}
     expected = ({"go.mod", "go.sum", "setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "LICENSE",
-                 "gen/README.md", "PKG-INFO", "setup.cfg"} | go_sources | c_sources | python)
+                 "gen/README.md", "sql/fraiseql_events.sql", "PKG-INFO", "setup.cfg"} | go_sources | c_sources | python)
     metadata = {n for n in files if n.startswith("python/fraiseql_subscriptions.egg-info/")}
     assert files - metadata == expected
     assert go_sources and "pyapi/executor.go" in go_sources and "subscriptions/executor.go" in go_sources
@@ -83,14 +84,14 @@ def test_sdist_metadata_is_what_an_index_shows(sdist):
 
 
 def test_version_is_written_once():
-    code = "import fraiseql, fraiseql.subscriptions as s; print(fraiseql.__version__, s.__version__)"
+    code = "import fraiseql.subscriptions as s; print(s.__version__)"
     # Run in python/: the source tree's package, whatever is installed.
     out = subprocess.run([sys.executable, "-c", code], cwd=os.path.join(ROOT, "python"), capture_output=True,
                          text=True, check=True).stdout
-    assert out == f"{__version__} {__version__}\n"
+    assert out == f"{__version__}\n"
     hits = subprocess.run(["git", "grep", "-l", "-F", f'"{__version__}"', "--", "*.py", "*.toml", "*.cfg"],
                           cwd=ROOT, capture_output=True, text=True).stdout.split()
-    assert hits == ["python/fraiseql/_version.py"]
+    assert hits == [VERSION_FILE]
 
 
 # ---- building without a usable Go ----------------------------------------------
@@ -119,9 +120,9 @@ def expected_message(found):
     need = go_version_needed()
     return (f"error: Building fraiseql-subscriptions from source needs Go {need} or newer on PATH: {found}.\n"
             f"Install Go (https://go.dev/dl/), or let an older Go 1.21+ fetch {need} itself (GOTOOLCHAIN=auto,\n"
-            "the default), then retry. The package index has ready-built wheels that need no Go for\n"
-            "CPython 3.9-3.13 on Linux x86_64 with glibc 2.17 or newer; pip builds from source only\n"
-            "where none fits (see `pip install --only-binary=:all: fraiseql-subscriptions`).\n")
+            "the default), then retry. Wheels that need no Go (CPython 3.9-3.13, Linux x86_64, glibc 2.17\n"
+            "or newer) are built by `make wheels` in the source repository; install one of those instead\n"
+            "to skip this build.\n")
 
 
 def test_build_without_go_says_what_is_needed(sdist, tmp_path):
@@ -192,3 +193,101 @@ def test_wheel_is_manylinux2014_and_does_not_link_libpython(tag, tmp_path):
                               check=True).stdout
     glibc = {tuple(int(x) for x in v.split(".")) for v in re.findall(r"GLIBC_([0-9.]+)", versions)}
     assert glibc and max(glibc) <= (2, 17), sorted(glibc)
+
+
+# ---- beside FraiseQL -------------------------------------------------------------
+# PyPI's `fraiseql` (2.x) ships fraiseql/__init__.py; this distribution ships only
+# sub-packages FraiseQL does not have, so either installs, and uninstalls, without
+# touching the other's files.
+
+PROBE = r'''
+import json, importlib.metadata as md, sys
+out = {}
+try:
+    import fraiseql
+    out["exports"] = sorted(n for n in getattr(fraiseql, "__all__", []) if hasattr(fraiseql, n))
+    out["version"] = getattr(fraiseql, "__version__", None)
+except ImportError as exc:
+    out["exports"] = "ImportError: %s" % exc
+try:
+    from fraiseql import _fraiseql_rs
+    ex = _fraiseql_rs.subscriptions.PySubscriptionExecutor()
+    ex.register_subscription("c", "s", "subscription { users { id } }", user_id="u", tenant_id="t")
+    ex.publish_event("userCreated", "users", {"id": 1})
+    out["engine"] = ex.next_event("s").decode()
+    ex.close()
+except ImportError as exc:
+    out["engine"] = "ImportError: %s" % exc
+out["files"] = {}
+for name in ("fraiseql", "fraiseql-subscriptions"):
+    try:
+        out["files"][name] = sorted(str(f) for f in md.files(name) if not str(f).startswith(".."))
+    except md.PackageNotFoundError:
+        pass
+print(json.dumps(out))
+'''
+ENGINE_OK = '{"type":"next","id":"s","payload":{"data":{"users":{"id":1}}}}'
+
+
+@pytest.fixture(scope="module")
+def fraiseql_wheelhouse(tmp_path_factory):
+    """The newest `fraiseql` on the index and its dependencies, downloaded once."""
+    house = tmp_path_factory.mktemp("wheelhouse")
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--only-binary=:all:",
+                    "-d", str(house), "fraiseql"], check=True)
+    (real,) = glob.glob(str(house / "fraiseql-*.whl"))
+    return house, real
+
+
+def venv_env():
+    """The environment without PYTHONPATH (make packaging-test points it at the source tree)."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
+def pip(venv, *args):
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "-q", "--disable-pip-version-check", *args],
+                   env=venv_env(), check=True)
+
+
+def probe(venv):
+    out = subprocess.run([str(venv / "bin" / "python"), "-c", PROBE], cwd=str(venv), env=venv_env(),
+                         capture_output=True, text=True, check=True).stdout
+    return __import__("json").loads(out)
+
+
+@pytest.mark.parametrize("first", ["fraiseql", "fraiseql-subscriptions"])
+def test_installs_beside_fraiseql_in_either_order_and_uninstalls_cleanly(first, fraiseql_wheelhouse, tmp_path):
+    house, real = fraiseql_wheelhouse
+    ours = wheel("cp%d%d" % sys.version_info[:2])
+    install = {"fraiseql": ["--no-index", "--find-links", str(house), real], "fraiseql-subscriptions": [ours]}
+    second = "fraiseql" if first == "fraiseql-subscriptions" else "fraiseql-subscriptions"
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+
+    # What FraiseQL alone exports, to compare with.
+    pip(venv, "install", *install["fraiseql"])
+    alone = probe(venv)
+    assert isinstance(alone["exports"], list) and len(alone["exports"]) > 20, alone["exports"]
+    assert alone["engine"].startswith("ImportError")
+    fraiseql_files = set(alone["files"]["fraiseql"])
+    assert "fraiseql/__init__.py" in fraiseql_files
+    pip(venv, "uninstall", "-y", "fraiseql")
+
+    pip(venv, "install", *install[first])
+    pip(venv, "install", *install[second])
+    both = probe(venv)
+    assert both["exports"] == alone["exports"] and both["version"] == alone["version"]
+    assert both["engine"] == ENGINE_OK
+    ours_files = set(both["files"]["fraiseql-subscriptions"])
+    assert not ours_files & fraiseql_files
+    assert set(both["files"]["fraiseql"]) == fraiseql_files
+
+    # Uninstalling either leaves the other whole; then the other way round.
+    pip(venv, "uninstall", "-y", "fraiseql-subscriptions")
+    left = probe(venv)
+    assert left["exports"] == alone["exports"] and left["engine"].startswith("ImportError")
+    pip(venv, "install", *install["fraiseql-subscriptions"])
+    pip(venv, "uninstall", "-y", "fraiseql")
+    left = probe(venv)
+    assert left["engine"] == ENGINE_OK and left["exports"] == [] and left["version"] is None
+    assert set(left["files"]) == {"fraiseql-subscriptions"}

@@ -85,9 +85,29 @@ def test_the_example_app_exposes_metrics():
         assert client.post("/events", json={"channel": "users", "event_type": "e",
                                             "data": {"id": 1}}).json() == {"published": True}
         response = client.get("/metrics")
-        assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+        assert response.headers["content-type"].startswith("text/plain; version=")
         families = {f.name: f for f in text_string_to_metric_families(response.text)}
     active = families[f"{NS}_subscriptions_active"].samples
     assert [(s.labels, s.value) for s in active] == [({"executor": "main"}, 1.0)]
     published = [s for s in families[f"{NS}_events_published"].samples if s.name.endswith("_total")]
     assert [(s.labels, s.value) for s in published] == [({"executor": "main"}, 1.0)]
+
+
+def test_every_get_metrics_key_is_exported_under_the_readme_name():
+    registry = CollectorRegistry()
+    with PySubscriptionExecutor() as ex:
+        registry.register(SubscriptionsCollector({"x": ex}))
+        keys = set(ex.get_metrics())
+        samples, _ = scrape(registry)
+    assert set(COUNTERS) | set(GAUGES) == keys and not set(COUNTERS) & set(GAUGES)
+    exported = {name for name, _ in samples}
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    table = readme[readme.index("| `get_metrics()` key | exported as | type |"):]
+    rows = [line.split("|")[1:4] for line in table.split("\n\n")[0].splitlines()[2:]]
+    documented = {key.strip().strip("`"): name.strip().strip("`") for key, name, _ in rows}
+    assert set(documented) == keys
+    assert set(documented.values()) == exported
+    for key, (name, _) in COUNTERS.items():
+        assert documented[key] == f"{NS}_{name}_total"
+    for key, (name, _, _) in GAUGES.items():
+        assert documented[key] == f"{NS}_{name}"

@@ -289,7 +289,8 @@ class PyEventBusConfig:
                    table: Optional[str] = None,
                    notify_channel: Optional[str] = None, retention: Optional[float] = None,
                    poll_interval: Optional[float] = None,
-                   connect_timeout: Optional[float] = None) -> "PyEventBusConfig":
+                   connect_timeout: Optional[float] = None,
+                   create_schema: bool = True) -> "PyEventBusConfig":
         """Events travel through a PostgreSQL table, with NOTIFY as the wake-up."""
         _check_str(connection_string, "connection_string", allow_empty=True)
         opts: Dict[str, Any] = {}
@@ -305,6 +306,10 @@ class PyEventBusConfig:
             opts["poll_interval"] = _seconds(poll_interval, "poll_interval")
         if connect_timeout is not None:
             opts["connect_timeout"] = _seconds(connect_timeout, "connect_timeout")
+        if create_schema is not True:
+            if not isinstance(create_schema, bool):
+                raise TypeError(f"create_schema must be a bool, not {type(create_schema).__name__}")
+            opts["create_schema"] = False
         return PyEventBusConfig._wrap(lambda E: E.pyapi_NewPostgresBusConfig(connection_string), opts)
 
     @property
@@ -373,9 +378,11 @@ class PySubscriptionExecutor:
 
     ``PySubscriptionExecutor(config=None, *, queue_size=1000, max_query_bytes=...,
     max_fields=..., max_depth=..., max_payload_bytes=..., connect_timeout=10.0,
-    paused=False)``. Without a config, events travel on the in-process memory bus.
+    paused=False, row_filter="user_id")``. Without a config, events travel on the in-process memory bus.
     With ``paused=True`` (Redis or PostgreSQL bus) nothing is dispatched until
-    ``resume()``: register the subscriptions, then resume.
+    ``resume()``: register the subscriptions, then resume. ``row_filter`` is the
+    event data's key that, when present, must equal a subscriber's ``user_id``;
+    ``None`` turns the row filter off.
     """
 
     __slots__ = ("_E", "_h", "_fid", "_config", "_finalizer", "_next", "_drain", "_publish",
@@ -385,7 +392,7 @@ class PySubscriptionExecutor:
                  max_query_bytes: Optional[int] = None, max_fields: Optional[int] = None,
                  max_depth: Optional[int] = None, max_payload_bytes: Optional[int] = None,
                  connect_timeout: Optional[float] = None, debug_hooks: bool = False,
-                 paused: bool = False) -> None:
+                 paused: bool = False, row_filter: Optional[str] = "user_id") -> None:
         if config is not None and not isinstance(config, PyEventBusConfig):
             raise TypeError(f"config must be a PyEventBusConfig or None, not {type(config).__name__}")
         if not isinstance(paused, bool):
@@ -402,6 +409,10 @@ class PySubscriptionExecutor:
             opts["debug_hooks"] = True
         if paused:
             opts["paused"] = True
+        if row_filter is None:
+            opts["no_row_filter"] = True
+        elif row_filter != "user_id":
+            opts["row_filter"] = _check_str(row_filter, "row_filter")
         E = _fast(_native.engine())
         if config is None:
             config = PyEventBusConfig.memory()

@@ -62,6 +62,7 @@ class PyEventBusConfig:
         retention: Optional[float] = None,
         poll_interval: Optional[float] = None,
         connect_timeout: Optional[float] = None,
+        create_schema: bool = True,
     ) -> PyEventBusConfig: ...
     @property
     def bus_type(self) -> str: ...
@@ -83,6 +84,7 @@ class PySubscriptionExecutor:
         connect_timeout: Optional[float] = None,
         debug_hooks: bool = False,
         paused: bool = False,
+        row_filter: Optional[str] = "user_id",
     ) -> None: ...
     @property
     def bus_type(self) -> str: ...

@@ -11,8 +11,8 @@
 
 Neither needs anything beyond the standard library.
 """
-from .._version import __version__
 from ._core import Refuse
+from ._version import __version__
 from .aio import AsyncExecutor, ConnectionWatch
 from .asgi import Accept, GraphQLWSApp
 from .sse import GraphQLSSEApp, SSERequest

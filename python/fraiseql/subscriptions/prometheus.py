@@ -42,6 +42,8 @@ COUNTERS: Dict[str, Tuple[str, str]] = {
     "validations_rejected": ("validations_rejected", "Event validations rejected."),
     "violations_tenant_isolation": ("violations_tenant_isolation", "Events kept from another tenant."),
     "violations_row_filter": ("violations_row_filter", "Events kept from a user by a row filter."),
+    "violations_rbac": ("violations_rbac", "Events kept by a role rule (none exist: always 0)."),
+    "violations_federation": ("violations_federation", "Events kept by a federation rule (none exist: always 0)."),
     "bus_published": ("bus_published", "Events put on the bus."),
     "bus_received": ("bus_received", "Events received from the bus."),
     "bus_reconnects": ("bus_reconnects", "Bus reconnections."),
@@ -54,6 +56,7 @@ GAUGES: Dict[str, Tuple[str, str, float]] = {
     "connections": ("connections", "Connections with live subscriptions.", 1.0),
     "queued": ("messages_pending", "Messages waiting on subscription queues.", 1.0),
     "bus_lag_ms": ("bus_lag_seconds", "Age of the last event received from the bus, when received.", 0.001),
+    "rejection_rate": ("validations_rejected_ratio", "Rejected validations over all validations (0 to 1).", 0.01),
 }
 
 
