@@ -174,7 +174,7 @@ packaging-test: $(VENV)/.ok build-deps
 
 # The whole suite runs once per interpreter, in tox, against the release wheels (the .venv
 # interpreter's included): no separate pytest run in .venv.
-test: lint go-test fuzz wheels sdist-check packaging-test cgocheck2 tox
+test: lint go-test fuzz wheels sdist-check packaging-test cgocheck2 asan tox
 
 bench: install services
 	$(VPY) -m pip install -q -r bench/requirements.txt

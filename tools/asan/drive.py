@@ -172,6 +172,28 @@ def arm(action):
     gc.enable()
 
 
+class Handoff:
+    """The thread variant: the finalizer has another thread make the calls and waits for it
+    with the GIL released."""
+
+    def __init__(self, world):
+        self.world, self.go, self.done = world, threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self.work)
+        self.thread.start()
+
+    def work(self):
+        self.go.wait()
+        self.world.inner_calls()
+        self.done.set()
+
+    def action(self):
+        if threading.current_thread() is self.thread:  # collected by the worker's own allocation
+            self.world.inner_calls()
+            return
+        self.go.set()
+        assert self.done.wait(30)
+
+
 def check_reentrancy(ex, size, threaded):
     outers = {
         "next": lambda: [f] if (f := ex.next_event("A")) is not None else [],
@@ -183,27 +205,14 @@ def check_reentrancy(ex, size, threaded):
     }
     for name, outer in outers.items():
         world = World(ex, size)
-        action = world.inner_calls
-        if threaded:
-            go, done = threading.Event(), threading.Event()
-
-            def work():
-                go.wait()
-                world.inner_calls()
-                done.set()
-            t = threading.Thread(target=work)
-            t.start()
-
-            def action():
-                go.set()
-                assert done.wait(30)
+        handoff = Handoff(world) if threaded else None
         got = []
-        arm(action)
+        arm(handoff.action if handoff else world.inner_calls)
         got += outer()
         gc.set_threshold(700)
         gc.collect()
-        if threaded:
-            t.join()
+        if handoff:
+            handoff.thread.join()
         got += M._fq_drain(FID, "c1", 0)
         a_frames = [f for f in got if b'"id":"A"' in f and b'"x"' not in f]
         assert a_frames == [frame("A", i, size) for i in range(world.a)], name
