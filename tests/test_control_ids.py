@@ -129,11 +129,14 @@ async def test_websocket_client_id_with_control_characters(server, sub_id):  # n
         await init(conn)
         await subscribe(conn, sub_id)
         assert await recv(conn) == PONG
-        # The second message finds the writer asleep: only the ready signal wakes it.
-        for i in range(2):
+        # Later messages find the writer asleep (the ping's round trip gives it the time to
+        # drain and wait): only the ready signal wakes it.
+        for i in range(3):
             server.executor.publish_event("e", "users", {"id": i, "name": "n"})
             msg = json.loads(await recv(conn))
             assert msg["id"] == sub_id and msg["payload"] == {"data": {"users": {"id": i, "name": "n"}}}
+            await conn.send('{"type":"ping"}')
+            assert await recv(conn) == PONG
 
 
 @pytest.mark.asyncio
