@@ -6,6 +6,7 @@
 #               tested in a fresh venv with no Go on PATH
 #   make bench  benchmarks, writes BENCHMARKS.md and bench/chart.png
 #   make mutate mutation testing of the engine (slow; not part of make test)
+#   make asan   the C entry points under AddressSanitizer and UBSan (see tools/asan)
 SHELL := /bin/bash
 .DEFAULT_GOAL := test
 
@@ -33,7 +34,7 @@ $$(printf %s "$(1)" | tr : '\n' | while read -r d; do [ -n "$$d" ] && [ ! -e "$$
 endef
 
 .PHONY: demo test go-test fuzz wheel install pytest tox services browser bench clean node-deps mutate cgocheck2 \
-        lint stubtest sdist sdist-check wheels install-dist packaging-test build-deps
+        lint stubtest sdist sdist-check wheels install-dist packaging-test build-deps asan
 
 $(VENV)/.ok: requirements-dev.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -166,6 +167,20 @@ cgocheck2: $(VENV)/.ok
 	cd tests && PYTHONPATH=../$(CGOCHECK_DIR)/site ../$(VPY) -m pytest -q -p no:cacheprovider \
 	  test_fastpath.py test_readahead.py test_hardening_bad_input.py test_subscriptions_phase1.py test_graphql_semantics.py
 
+# pyapi/fastcall.c and encode.c built with AddressSanitizer and UBSan into a program that
+# embeds CPython, with a C stand-in for the Go exports (tools/asan/engine.c): Go's runtime
+# does not run inside an ASan process. tools/asan/drive.py calls every entry point, with
+# finalizers and threads calling them back; any invalid access or undefined behaviour
+# aborts with the sanitizer's report. Needs a CPython built with a shared libpython.
+ASAN_DIR   := build/asan
+PY_EMBED    = $$($(PYTHON) -c "import sysconfig as s; v = s.get_config_var; print('-I' + s.get_paths()['include'], \
+              '-L' + v('LIBDIR'), '-Wl,-rpath,' + v('LIBDIR'), '-lpython' + v('LDVERSION'), v('LIBS') or '', v('SYSLIBS') or '')")
+asan: build-deps
+	mkdir -p $(ASAN_DIR)
+	cc -std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	  -Ipyapi -Itools/asan tools/asan/engine.c pyapi/fastcall.c pyapi/encode.c -o $(ASAN_DIR)/fq_asan $(PY_EMBED)
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(ASAN_DIR)/fq_asan tools/asan/drive.py
 
 packaging-test: $(VENV)/.ok build-deps
 	# The source tree is enough: these tests read dist/ and the sources, and install the
@@ -174,7 +189,7 @@ packaging-test: $(VENV)/.ok build-deps
 
 # The whole suite runs once per interpreter, in tox, against the release wheels (the .venv
 # interpreter's included): no separate pytest run in .venv.
-test: lint go-test fuzz wheels sdist-check packaging-test cgocheck2 tox
+test: lint go-test fuzz wheels sdist-check packaging-test cgocheck2 asan tox
 
 bench: install services
 	$(VPY) -m pip install -q -r bench/requirements.txt

@@ -7,7 +7,12 @@
    encoder: fq_encode reports it and the shim encodes with the standard
    library, which raises its usual errors. So the data and the errors are
    the standard library's; this is only faster on the common shapes.
-   tests/test_encode.py compares the two encoders byte for byte. */
+   tests/test_encode.py compares the two encoders byte for byte.
+
+   It keeps fastcall.c's rule: it runs no Python code (it allocates no
+   Python object and calls no method), so the containers it walks cannot
+   change under it, and it keeps nothing between calls. Its C stack use
+   does not grow with the data's nesting (see fq_value). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdlib.h>
@@ -175,7 +180,6 @@ static int fq_str_json(fq_out *o, PyObject *s) {
 	return 0;
 }
 
-static int fq_value(fq_out *o, PyObject *v, int depth);
 
 static int fq_float(fq_out *o, PyObject *v) {
 	double d = PyFloat_AS_DOUBLE(v);
@@ -221,52 +225,9 @@ static int fq_int(fq_out *o, PyObject *v) {
 }
 #pragma weak PyErr_Occurred
 
-static int fq_items(fq_out *o, PyObject *const *items, Py_ssize_t n, int depth) {
-	if (fq_put(o, "[", 1) < 0) {
-		return -1;
-	}
-	for (Py_ssize_t i = 0; i < n; i++) {
-		if (i > 0 && fq_put(o, ",", 1) < 0) {
-			return -1;
-		}
-		int r = fq_value(o, items[i], depth + 1);
-		if (r != 0) {
-			return r;
-		}
-	}
-	return fq_put(o, "]", 1);
-}
-
-static int fq_dict(fq_out *o, PyObject *v, int depth) {
-	if (fq_put(o, "{", 1) < 0) {
-		return -1;
-	}
-	Py_ssize_t pos = 0;
-	PyObject *key, *value;
-	int first = 1;
-	while (PyDict_Next(v, &pos, &key, &value)) {
-		if (!PyUnicode_CheckExact(key)) {
-			return FQ_ENC_UNSUPPORTED;
-		}
-		if (!first && fq_put(o, ",", 1) < 0) {
-			return -1;
-		}
-		first = 0;
-		if (fq_str_json(o, key) < 0 || fq_put(o, ":", 1) < 0) {
-			return -1;
-		}
-		int r = fq_value(o, value, depth + 1);
-		if (r != 0) {
-			return r;
-		}
-	}
-	return fq_put(o, "}", 1);
-}
-
-static int fq_value(fq_out *o, PyObject *v, int depth) {
-	if (depth > FQ_ENC_DEPTH) {
-		return FQ_ENC_UNSUPPORTED;
-	}
+/* fq_scalar writes v when it is not a container: 0, -1 on error, or
+   FQ_ENC_UNSUPPORTED. */
+static int fq_scalar(fq_out *o, PyObject *v) {
 	if (PyUnicode_CheckExact(v)) {
 		return fq_str_json(o, v);
 	}
@@ -285,21 +246,108 @@ static int fq_value(fq_out *o, PyObject *v, int depth) {
 	if (PyFloat_CheckExact(v)) {
 		return fq_float(o, v);
 	}
-	if (PyDict_CheckExact(v)) {
-		return fq_dict(o, v, depth);
-	}
-	if (PyList_CheckExact(v)) {
-		return fq_items(o, PySequence_Fast_ITEMS(v), PyList_GET_SIZE(v), depth);
-	}
-	if (PyTuple_CheckExact(v)) {
-		return fq_items(o, PySequence_Fast_ITEMS(v), PyTuple_GET_SIZE(v), depth);
-	}
 	return FQ_ENC_UNSUPPORTED;
+}
+
+/* An open container: a dict (items NULL; at is PyDict_Next's position) or
+   a list or tuple (items[at] is the next item). */
+typedef struct {
+	PyObject *dict;
+	PyObject *const *items;
+	Py_ssize_t n, at;
+} fq_open;
+
+/* Open containers kept on the C stack; deeper ones move to the heap. */
+#define FQ_ENC_FRAMES 16
+
+/* fq_value writes v without recursion, so that its C stack use does not
+   grow with the nesting: a thread with a small stack encodes as deep as
+   the standard library's encoder does (FQ_ENC_DEPTH, then the standard
+   library itself). No Python code runs while it walks the containers, so
+   none of them can change under it. */
+static int fq_value(fq_out *o, PyObject *v) {
+	fq_open small[FQ_ENC_FRAMES], *open = small;
+	int depth = 0, cap = FQ_ENC_FRAMES, r = 0;
+	for (;;) {
+		if (depth > FQ_ENC_DEPTH) {
+			r = FQ_ENC_UNSUPPORTED;
+			break;
+		}
+		int is_dict = PyDict_CheckExact(v);
+		if (is_dict || PyList_CheckExact(v) || PyTuple_CheckExact(v)) {
+			if (depth == cap) {
+				fq_open *more = malloc(sizeof *more * (size_t)cap * 2);
+				if (more == NULL) {
+					PyErr_NoMemory();
+					r = -1;
+					break;
+				}
+				memmove(more, open, sizeof *more * (size_t)depth);
+				if (open != small) {
+					free(open);
+				}
+				open = more;
+				cap *= 2;
+			}
+			fq_open *f = &open[depth++];
+			f->dict = is_dict ? v : NULL;
+			f->items = is_dict ? NULL : PySequence_Fast_ITEMS(v);
+			f->n = is_dict ? 0 : PySequence_Fast_GET_SIZE(v);
+			f->at = 0;
+			if ((r = fq_put(o, is_dict ? "{" : "[", 1)) != 0) {
+				break;
+			}
+		} else if ((r = fq_scalar(o, v)) != 0) {
+			break;
+		}
+		/* The next value: the next item of the innermost open container
+		   that has one, closing the finished ones. */
+		v = NULL;
+		while (depth > 0 && v == NULL) {
+			fq_open *f = &open[depth - 1];
+			if (f->dict != NULL) {
+				PyObject *key, *value;
+				Py_ssize_t before = f->at;
+				if (PyDict_Next(f->dict, &f->at, &key, &value)) {
+					if (!PyUnicode_CheckExact(key)) {
+						r = FQ_ENC_UNSUPPORTED;
+						break;
+					}
+					if ((before > 0 && fq_put(o, ",", 1) < 0) || fq_str_json(o, key) < 0 ||
+					    fq_put(o, ":", 1) < 0) {
+						r = -1;
+						break;
+					}
+					v = value;
+					continue;
+				}
+			} else if (f->at < f->n) {
+				if (f->at > 0 && fq_put(o, ",", 1) < 0) {
+					r = -1;
+					break;
+				}
+				v = f->items[f->at++];
+				continue;
+			}
+			if (fq_put(o, f->dict != NULL ? "}" : "]", 1) < 0) {
+				r = -1;
+				break;
+			}
+			depth--;
+		}
+		if (r != 0 || v == NULL) {
+			break;
+		}
+	}
+	if (open != small) {
+		free(open);
+	}
+	return r;
 }
 
 int fq_encode(fq_out *o, PyObject *v) {
 	o->len = 0;
-	return fq_value(o, v, 0);
+	return fq_value(o, v);
 }
 
 void fq_out_free(fq_out *o) {

@@ -20,6 +20,7 @@ type SubscriptionExecutor struct {
 	debugHooks bool
 	panicFast  atomic.Bool                  // debug hook: the next fast entry point panics
 	window     atomic.Pointer[pinnedWindow] // next_event's read-ahead, while C holds it
+	fastID     atomic.Int64                 // id in the fast-id table, 0 when not in it
 }
 
 // executorOptions are the executor's settings, as JSON from Python.
@@ -168,11 +169,16 @@ func (x *SubscriptionExecutor) ReadyFD() (fd int, err error) {
 	return fd, pyError(err)
 }
 
-// TakeReady returns the ids of subscriptions that became ready, joined by '\n'.
+// TakeReady returns the ids of subscriptions that became ready as a JSON
+// array ("" when none did): an id may hold any character, '\n' included.
 func (x *SubscriptionExecutor) TakeReady() (ids string, err error) {
 	defer recoverTo(&err)
-	ids, err = x.e.TakeReady()
-	return ids, pyError(err)
+	list, err := x.e.TakeReady()
+	if err != nil || len(list) == 0 {
+		return "", pyError(err)
+	}
+	text, err := json.Marshal(list)
+	return string(text), pyError(err)
 }
 
 // Resume starts the delivery of an executor made with "paused"; resuming

@@ -1,6 +1,7 @@
 package pyapi
 
 import (
+	"errors"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -12,14 +13,35 @@ import (
 // The per-message calls (next_event, drain_connection, publish_event) do
 // not go through gopy's generated wrappers: hand-written CPython entry
 // points (fastcall.c, fastcall.go) find the executor by a small id in a
-// copy-on-write table read with one atomic load. AttachFast adds them to
-// the module once it is loaded.
+// table read without locks. AttachFast adds them to the module once it is
+// loaded.
+//
+// The table is chunks of slots that never move once allocated: a reader
+// loads the chunk and then the slot, and registration or release stores one
+// slot, so neither copies the table. A released slot is reused by the next
+// executor; the id carries the slot's generation, so an id kept after its
+// executor was released (a bound next_event outliving it) finds nothing
+// rather than the slot's next owner.
+
+const (
+	fastChunkSlots = 256
+	fastChunks     = 4096 // at most fastChunks*fastChunkSlots executors alive at once
+	fastSlotBits   = 32   // id = generation<<fastSlotBits | slot+1
+)
+
+type fastChunk struct {
+	x   [fastChunkSlots]atomic.Pointer[SubscriptionExecutor]
+	gen [fastChunkSlots]uint32 // guarded by fastMu
+}
 
 var (
 	fastMu    sync.Mutex
-	fastTable atomic.Pointer[[]*SubscriptionExecutor] // index id-1; copy on write
-	fastIDs   = map[*SubscriptionExecutor]int{}       // guarded by fastMu
+	fastTable [fastChunks]atomic.Pointer[fastChunk]
+	fastFree  []int // released slots, reused first; guarded by fastMu
+	fastSlots int   // slots handed out so far (the table's extent); guarded by fastMu
 )
+
+var errTooManyExecutors = errors.New("too many executors alive at once")
 
 // FastID returns the id under which the fast entry points find x,
 // registering it on the first call.
@@ -27,35 +49,64 @@ func (x *SubscriptionExecutor) FastID() (id int, err error) {
 	defer recoverTo(&err)
 	fastMu.Lock()
 	defer fastMu.Unlock()
-	if id := fastIDs[x]; id != 0 {
-		return id, nil
+	if id := x.fastID.Load(); id != 0 {
+		return int(id), nil
 	}
-	var cur []*SubscriptionExecutor
-	if p := fastTable.Load(); p != nil {
-		cur = *p
+	var slot int
+	if n := len(fastFree); n > 0 {
+		slot, fastFree = fastFree[n-1], fastFree[:n-1]
+	} else {
+		if fastSlots == fastChunks*fastChunkSlots {
+			return 0, errTooManyExecutors
+		}
+		slot = fastSlots
+		fastSlots++
 	}
-	next := make([]*SubscriptionExecutor, len(cur)+1)
-	copy(next, cur)
-	next[len(cur)] = x
-	fastTable.Store(&next)
-	fastIDs[x] = len(next)
-	return len(next), nil
+	c := fastTable[slot/fastChunkSlots].Load()
+	if c == nil {
+		c = new(fastChunk)
+		fastTable[slot/fastChunkSlots].Store(c)
+	}
+	i := slot % fastChunkSlots
+	c.gen[i]++
+	fid := int64(c.gen[i])<<fastSlotBits | int64(slot+1)
+	x.fastID.Store(fid)
+	c.x[i].Store(x)
+	return int(fid), nil
 }
 
-// ReleaseFastID forgets the executor of id, once Python has dropped it.
-// Unknown ids are ignored.
+// ReleaseFastID forgets the executor of id, once Python has dropped it;
+// its slot serves the next executor. Unknown ids are ignored.
 func ReleaseFastID(id int) {
 	fastMu.Lock()
 	defer fastMu.Unlock()
-	p := fastTable.Load()
-	if p == nil || id < 1 || id > len(*p) {
+	c, i := fastSlot(int64(id))
+	if c == nil {
 		return
 	}
-	next := make([]*SubscriptionExecutor, len(*p))
-	copy(next, *p)
-	delete(fastIDs, next[id-1])
-	next[id-1] = nil
-	fastTable.Store(&next)
+	if x := c.x[i].Load(); x != nil && x.fastID.Load() == int64(id) {
+		c.x[i].Store(nil)
+		x.fastID.Store(0)
+		fastFree = append(fastFree, int(int64(id)&(1<<fastSlotBits-1))-1)
+	}
+}
+
+// FastTableSlots is the number of slots the fast-id table has handed out:
+// the most executors that were alive at once, however many came and went.
+func FastTableSlots() (n int, err error) {
+	defer recoverTo(&err)
+	fastMu.Lock()
+	defer fastMu.Unlock()
+	return fastSlots, nil
+}
+
+// fastSlot returns the chunk and index of id's slot, or nil.
+func fastSlot(id int64) (*fastChunk, int) {
+	slot := id&(1<<fastSlotBits-1) - 1
+	if slot < 0 || slot >= fastChunks*fastChunkSlots {
+		return nil, 0
+	}
+	return fastTable[slot/fastChunkSlots].Load(), int(slot % fastChunkSlots)
 }
 
 // pinnedWindow is an executor's read-ahead window while C holds it.
@@ -104,8 +155,8 @@ func releaseWindow(p unsafe.Pointer) {
 
 // fastEntry returns the executor registered under id.
 func fastEntry(id int64) (*SubscriptionExecutor, error) {
-	if p := fastTable.Load(); p != nil && id >= 1 && id <= int64(len(*p)) {
-		if x := (*p)[id-1]; x != nil {
+	if c, i := fastSlot(id); c != nil {
+		if x := c.x[i].Load(); x != nil && x.fastID.Load() == id {
 			return x, nil
 		}
 	}

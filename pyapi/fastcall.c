@@ -6,6 +6,29 @@
    the result once as bytes or a list of bytes. See the README's "How the
    build works".
 
+   The rule every entry here (and encode.c) keeps: memory that Go writes
+   for a call belongs to that call alone until its Python objects are
+   built. Between Go's write and the copy into those objects nothing may
+   run that can run Python code or let another thread in: on CPython 3.11
+   and older, allocating any object the cyclic collector tracks (a list, a
+   tuple, a dict, an exception instance) can run a collection on the spot,
+   and with it __del__ methods and weakref callbacks, which may call these
+   same entries or release the GIL (every gopy call does). Hence:
+   - the result buffer of next and drain is lent to one call at a time
+     (fq_lend / fq_giveback): a call that starts while it is out, nested in
+     a finalizer or on another thread, gets a buffer of its own, so the
+     drain may allocate its list after Go has written its frames;
+   - frames in a read-ahead window (Go memory shared by every call of the
+     executor) are copied by PyBytes_FromStringAndSize, which the collector
+     never runs in (bytes are not tracked), and kept only if the
+     compare-and-swap that claims them succeeds;
+   - publish and the encoder write into the caller's stack frame, or a
+     heap block of the call's own;
+   - no state in this file but the lent buffer's spare, the fork flag and
+     the two objects of _fq_init outlives a call.
+   Stack use is bounded too (small fixed buffers, the heap beyond them),
+   since entries run on threads with small stacks.
+
    Every Python symbol used here is declared weak so that `go test` and
    `go vet` can link package pyapi into a program without libpython; in
    the extension they resolve against the interpreter when it loads. */
@@ -58,14 +81,20 @@ static volatile int fq_forked;
 static PyObject *fq_fork_message;  /* str, from _fq_init */
 static PyObject *fq_not_found;     /* SubscriptionNotFound, from _fq_init */
 
-/* Result buffer of next and drain. They keep the GIL (the Go part never
-   waits on Python), so one buffer serves every thread. Go copies frames
-   into it; a result that does not fit is reported with its size and the
-   call is repeated with a larger buffer. */
+/* The result buffer of next and drain. Every entry runs with the GIL
+   held until it has its result, so a spare buffer serves them all: a call
+   takes it (fq_lend), Go copies frames into it, and the call gives it back
+   once its Python objects are built (fq_giveback). A call that starts
+   while the spare is out gets a new one. A result that does not fit is
+   reported with its size and the call repeated with a larger buffer;
+   buffers larger than FQ_BUF_KEEP are freed, not kept. */
 #define FQ_BUF_DEFAULT (64 * 1024)
 #define FQ_BUF_KEEP (1024 * 1024)
-static char *fq_buf;
-static long long fq_cap;
+typedef struct {
+	char *p;
+	long long cap;
+} fq_buffer;
+static fq_buffer fq_spare; /* p NULL while lent */
 
 static void fq_child_after_fork(void) { fq_forked = 1; }
 
@@ -84,32 +113,47 @@ static PyObject *fq_fork_error(void) {
 	return NULL;
 }
 
-static int fq_grow(long long need) {
-	long long cap = fq_cap * 2;
-	if (cap < need) {
-		cap = need;
+static int fq_lend(fq_buffer *b) {
+	if (fq_spare.p != NULL) {
+		*b = fq_spare;
+		fq_spare.p = NULL;
+		fq_spare.cap = 0;
+		return 0;
 	}
-	char *b = malloc((size_t)cap);
-	if (b == NULL) {
+	b->p = malloc(FQ_BUF_DEFAULT);
+	if (b->p == NULL) {
 		PyErr_NoMemory();
 		return -1;
 	}
-	free(fq_buf);
-	fq_buf = b;
-	fq_cap = cap;
+	b->cap = FQ_BUF_DEFAULT;
 	return 0;
 }
 
-/* After a large result, give the memory back. */
-static void fq_shrink(void) {
-	if (fq_cap > FQ_BUF_KEEP) {
-		char *b = malloc(FQ_BUF_DEFAULT);
-		if (b != NULL) {
-			free(fq_buf);
-			fq_buf = b;
-			fq_cap = FQ_BUF_DEFAULT;
-		}
+static void fq_giveback(fq_buffer *b) {
+	if (fq_spare.p == NULL && b->cap <= FQ_BUF_KEEP) {
+		fq_spare = *b;
+	} else {
+		free(b->p);
 	}
+	b->p = NULL;
+	b->cap = 0;
+}
+
+/* fq_grow replaces b by a buffer of at least need bytes. */
+static int fq_grow(fq_buffer *b, long long need) {
+	long long cap = b->cap * 2;
+	if (cap < need) {
+		cap = need;
+	}
+	char *p = malloc((size_t)cap);
+	if (p == NULL) {
+		PyErr_NoMemory();
+		return -1;
+	}
+	free(b->p);
+	b->p = p;
+	b->cap = cap;
+	return 0;
 }
 
 /* fq_raise sets the exception a Go export reported: msg is its message. */
@@ -167,59 +211,84 @@ static int fq_plain_str(PyObject *o, fq_str *out) {
 /* fq_next_core asks Go for sid's next frame; with ahead set, Go also lends
    the following frames to the executor's window. */
 static PyObject *fq_next_core(long long fid, fq_str sid, int ahead) {
+	fq_buffer buf;
+	if (fq_lend(&buf) < 0) {
+		return NULL;
+	}
+	PyObject *out;
 	for (;;) {
 		fq_status st = {0, 0, 0};
-		long long r = fraiseqlPyNext(fid, (char *)sid.p, sid.n, fq_buf, fq_cap, &st, ahead);
+		long long r = fraiseqlPyNext(fid, (char *)sid.p, sid.n, buf.p, buf.cap, &st, ahead);
 		if (r > 0) {
-			PyObject *out = PyBytes_FromStringAndSize(fq_buf, (Py_ssize_t)r);
-			fq_shrink();
-			return out;
+			out = PyBytes_FromStringAndSize(buf.p, (Py_ssize_t)r);
+			break;
 		}
 		if (r == 0) {
-			Py_RETURN_NONE;
+			Py_INCREF(Py_None);
+			out = Py_None;
+			break;
 		}
 		if (r == -1) {
-			return fq_raise(&st, fq_buf);
+			out = fq_raise(&st, buf.p);
+			break;
 		}
-		if (fq_grow(-r) < 0) {
-			return NULL;
+		if (fq_grow(&buf, -r) < 0) {
+			out = NULL;
+			break;
 		}
 	}
+	fq_giveback(&buf);
+	return out;
+}
+
+/* fq_frames splits the count frames of buf[:size], separated by '\n', into
+   a list of bytes. The list's allocation may run a collection: buf is this
+   call's own. */
+static PyObject *fq_frames(const char *buf, long long size, long long count) {
+	PyObject *list = PyList_New((Py_ssize_t)count);
+	if (list == NULL) {
+		return NULL;
+	}
+	/* Frames are compact JSON, which never holds a raw newline. */
+	const char *p = buf, *end = buf + size;
+	for (Py_ssize_t i = 0; i < (Py_ssize_t)count; i++) {
+		const char *nl = i + 1 < count ? memchr(p, '\n', (size_t)(end - p)) : NULL;
+		const char *stop = nl != NULL ? nl : end;
+		PyObject *b = PyBytes_FromStringAndSize(p, stop - p);
+		if (b == NULL) {
+			Py_DECREF(list);
+			return NULL;
+		}
+		PyList_SET_ITEM(list, i, b);
+		p = stop + 1;
+	}
+	return list;
 }
 
 static PyObject *fq_drain_core(long long fid, fq_str cid, long long max) {
+	fq_buffer buf;
+	if (fq_lend(&buf) < 0) {
+		return NULL;
+	}
+	PyObject *out;
 	for (;;) {
 		fq_status st = {0, 0, 0};
-		long long r = fraiseqlPyDrain(fid, (char *)cid.p, cid.n, max, fq_buf, fq_cap, &st);
+		long long r = fraiseqlPyDrain(fid, (char *)cid.p, cid.n, max, buf.p, buf.cap, &st);
 		if (r >= 0) {
-			/* Frames are compact JSON, which never holds a raw newline. */
-			Py_ssize_t count = (Py_ssize_t)st.count;
-			PyObject *list = PyList_New(count);
-			if (list == NULL) {
-				return NULL;
-			}
-			const char *p = fq_buf, *end = fq_buf + r;
-			for (Py_ssize_t i = 0; i < count; i++) {
-				const char *nl = i + 1 < count ? memchr(p, '\n', (size_t)(end - p)) : NULL;
-				const char *stop = nl != NULL ? nl : end;
-				PyObject *b = PyBytes_FromStringAndSize(p, stop - p);
-				if (b == NULL) {
-					Py_DECREF(list);
-					return NULL;
-				}
-				PyList_SET_ITEM(list, i, b);
-				p = stop + 1;
-			}
-			fq_shrink();
-			return list;
+			out = fq_frames(buf.p, r, st.count);
+			break;
 		}
 		if (r == -1) {
-			return fq_raise(&st, fq_buf);
+			out = fq_raise(&st, buf.p);
+			break;
 		}
-		if (fq_grow(-r) < 0) {
-			return NULL;
+		if (fq_grow(&buf, -r) < 0) {
+			out = NULL;
+			break;
 		}
 	}
+	fq_giveback(&buf);
+	return out;
 }
 
 /* ---- module-level entries, for the shim's own calls ---- */
@@ -307,11 +376,13 @@ static PyObject *fq_mod_drain(PyObject *mod, PyObject *const *args, Py_ssize_t n
 	return fq_drain_core(fid, cid, max);
 }
 
-/* Room on the stack for an encoded event; larger ones go to the heap.
-   (Not a buffer per thread: thread-local storage would make the
-   extension need the dynamic loader's __tls_get_addr, an external
+/* Room on the stack for an encoded event and for an error message;
+   larger events go to the heap. Small, since the caller may be a thread
+   with a small stack. (Not a buffer per thread: thread-local storage would
+   make the extension need the dynamic loader's __tls_get_addr, an external
    library for auditwheel.) */
-#define FQ_ENC_STACK (16 * 1024)
+#define FQ_ENC_STACK (4 * 1024)
+#define FQ_MSG_STACK 1024
 
 /* fq_publish_core publishes data (a dict, encoded here, or its JSON text
    as a str) with the GIL released while Go decodes and dispatches. When
@@ -341,7 +412,7 @@ static PyObject *fq_publish_core(long long fid, fq_str typ, fq_str ch, PyObject 
 		PyErr_SetString(PyExc_TypeError, "data must be a dict or its JSON text");
 		return NULL;
 	}
-	char msg[2048];
+	char msg[FQ_MSG_STACK];
 	fq_status st = {0, 0, 0};
 	long long r;
 	Py_BEGIN_ALLOW_THREADS
@@ -476,7 +547,12 @@ static PyObject *fq_bound_next(PyObject *self, PyObject *const *args, Py_ssize_t
 	}
 	/* A backlog is served from the window without calling Go: the frame is
 	   ours once the compare-and-swap moves next past it (the engine may
-	   take the window back at any time, from another thread). */
+	   take the window back at any time, from another thread). The window
+	   is shared by every call on this executor, but its frames change only
+	   in a call of fraiseqlPyNext with read-ahead, and nothing between the
+	   checks and the compare-and-swap can run one: PyBytes_FromStringAndSize
+	   copies the frame and runs no Python code (bytes are not tracked by
+	   the collector, so their allocation never starts a collection). */
 	fq_window *w = b->win;
 	if (w != NULL) {
 		int64_t k = __atomic_load_n(&w->next, __ATOMIC_ACQUIRE);
@@ -597,13 +673,6 @@ static PyObject *fq_mod_init(PyObject *mod, PyObject *const *args, Py_ssize_t na
 	Py_XSETREF(fq_not_found, args[0]);
 	Py_INCREF(args[1]);
 	Py_XSETREF(fq_fork_message, args[1]);
-	if (fq_buf == NULL) {
-		fq_buf = malloc(FQ_BUF_DEFAULT);
-		if (fq_buf == NULL) {
-			return PyErr_NoMemory();
-		}
-		fq_cap = FQ_BUF_DEFAULT;
-	}
 	if (!atfork_done) {
 		if (pthread_atfork(NULL, NULL, fq_child_after_fork) != 0) {
 			PyErr_SetString(PyExc_RuntimeError, "pthread_atfork failed");

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -809,14 +810,14 @@ func TestReadyFDSignalsEachSubscriptionOnce(t *testing.T) {
 	if again, _ := e.ReadyFD(); again != fd {
 		t.Fatalf("ReadyFD changed: %d then %d", fd, again)
 	}
-	if ids, err := e.TakeReady(); ids != "" || err != nil {
+	if ids, err := e.TakeReady(); len(ids) != 0 || err != nil {
 		t.Fatalf("nothing ready: %q %v", ids, err)
 	}
 	publish(t, e, "users", `{"id":1}`, `{"id":2}`)
 	if !readable(t, fd) {
 		t.Fatal("the ready descriptor is not readable after a delivery")
 	}
-	if ids, _ := e.TakeReady(); ids != "a\nb" {
+	if ids, _ := e.TakeReady(); !slices.Equal(ids, []string{"a", "b"}) {
 		t.Fatalf("TakeReady = %q", ids)
 	}
 	if readable(t, fd) {
@@ -824,13 +825,13 @@ func TestReadyFDSignalsEachSubscriptionOnce(t *testing.T) {
 	}
 	// Still queued: not signalled again until read empty and refilled.
 	publish(t, e, "users", `{"id":3}`)
-	if ids, _ := e.TakeReady(); ids != "" {
+	if ids, _ := e.TakeReady(); len(ids) != 0 {
 		t.Fatalf("non-empty queues signalled again: %q", ids)
 	}
 	nextAll(t, e, "a")
 	publish(t, e, "users", `{"id":4}`)
 	publish(t, e, "orders", `{"id":5}`)
-	if ids, _ := e.TakeReady(); ids != "a\no" {
+	if ids, _ := e.TakeReady(); !slices.Equal(ids, []string{"a", "o"}) {
 		t.Fatalf("TakeReady = %q", ids)
 	}
 }
@@ -886,7 +887,7 @@ func TestTakeReadyAfterCloseLeavesReusedDescriptorAlone(t *testing.T) {
 	if _, err := syscall.Write(reused, []byte("other")); err != nil {
 		t.Fatal(err)
 	}
-	if ids, err := e.TakeReady(); ids != "" || err != ErrClosed {
+	if ids, err := e.TakeReady(); len(ids) != 0 || err != ErrClosed {
 		t.Fatalf("TakeReady after Close: %q %v", ids, err)
 	}
 	buf := make([]byte, 16)
@@ -1015,4 +1016,21 @@ func checkExecutorWorks(t *testing.T, e *Executor, channel string, publish func(
 		return nil
 	})
 	step("Close", func() error { return e.Close(context.Background()) })
+}
+
+// Ids are the client's: TakeReady returns them whole, whatever they hold.
+func TestTakeReadyKeepsIDsWithControlCharacters(t *testing.T) {
+	e := newTestExecutor(t, Options{})
+	odd := []string{"a\nb", "\n", "tab\there", "\x01\x1f\x7f", "é\r\n"}
+	for _, id := range odd {
+		register(t, e, sub{id: id})
+	}
+	if _, err := e.ReadyFD(); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, e, "users", `{"id":1}`)
+	ids, err := e.TakeReady()
+	if err != nil || !slices.Equal(ids, odd) {
+		t.Fatalf("TakeReady = %q, %v; want %q", ids, err, odd)
+	}
 }

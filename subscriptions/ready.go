@@ -1,7 +1,6 @@
 package subscriptions
 
 import (
-	"strings"
 	"sync"
 	"syscall"
 )
@@ -42,15 +41,16 @@ func (r *readySignal) signal(id string) {
 	}
 }
 
-// take drains the pipe and returns the ready ids joined by '\n'. The
+// take drains the pipe and returns the ready ids, in the order they became
+// ready (a new slice: the caller keeps it). The
 // pipe is read under mu, so close cannot release its descriptors (whose
 // numbers the process may then reuse for other files) while they are in
 // use here; after close, take reads nothing and fails.
-func (r *readySignal) take() (string, error) {
+func (r *readySignal) take() ([]string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		return "", ErrClosed
+		return nil, ErrClosed
 	}
 	var buf [64]byte
 	for {
@@ -58,7 +58,8 @@ func (r *readySignal) take() (string, error) {
 			break
 		}
 	}
-	out := strings.Join(r.ids, "\n")
+	out := append([]string(nil), r.ids...)
+	clear(r.ids)
 	r.ids = r.ids[:0]
 	clear(r.seen)
 	return out, nil
@@ -98,12 +99,13 @@ func (e *Executor) ReadyFD() (int, error) {
 }
 
 // TakeReady returns the ids of the subscriptions that became ready since
-// the last call, separated by '\n'. After Close it fails with ErrClosed
-// without touching the descriptor ReadyFD returned.
-func (e *Executor) TakeReady() (string, error) {
+// the last call (nil when none did), whatever characters they hold. After
+// Close it fails with ErrClosed without touching the descriptor ReadyFD
+// returned.
+func (e *Executor) TakeReady() ([]string, error) {
 	rs, err := e.readySignal()
 	if rs == nil {
-		return "", err
+		return nil, err
 	}
 	return rs.take()
 }

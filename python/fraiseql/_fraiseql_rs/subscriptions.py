@@ -630,7 +630,8 @@ class PySubscriptionExecutor:
         """The ids of subscriptions that received messages since the last call."""
         with _errors:
             ids = self._E.pyapi_SubscriptionExecutor_TakeReady(self._h)
-        return ids.split("\n") if ids else []
+        # A JSON array: ids are the clients' and may hold any character.
+        return json.loads(ids) if ids else []  # type: ignore[no-any-return]
 
     def resume(self) -> None:
         """Start delivering on an executor made with ``paused=True``; idempotent.
