@@ -17,7 +17,9 @@ import (
 // were merged.
 type selSet struct {
 	entries      []entry
-	needTypename bool // some entry reads the object's __typename
+	errs         []execError // field errors collecting this set may raise, in order
+	needTypename bool        // some entry reads the object's __typename
+	careful      bool        // this set or one below has errs or selections to merge: see merge.go
 }
 
 type entry struct {
@@ -53,6 +55,8 @@ func (p *Plan) AppendPayload(dst []byte, ev *decodedEvent) []byte {
 		if dst, ok = appendCompact(dst, ev.Data); !ok {
 			dst = appendEventValue(dst, ev.root)
 		}
+	case p.sel.careful:
+		return appendMergedPayload(dst, ev, p)
 	default:
 		dst = appendSelection(dst, ev, ev.obj, p.sel, ev.Type)
 	}
@@ -259,6 +263,9 @@ func (s *selSet) appendKey(dst []byte) []byte {
 			dst = e.child.appendKey(dst)
 		}
 		dst = append(dst, ';')
+	}
+	for _, x := range s.errs {
+		dst = x.appendKey(dst)
 	}
 	return append(dst, '}')
 }

@@ -74,6 +74,9 @@ func Compile(query, operationName string, variables map[string]any, lim Limits) 
 	if depth > lim.MaxDepth {
 		return nil, valueErrorf("query nests more than %d levels deep, over the max_depth limit of %d", lim.MaxDepth, lim.MaxDepth)
 	}
+	if err := validateDocument(doc); err != nil {
+		return nil, err
+	}
 	return c.plan()
 }
 
@@ -262,32 +265,49 @@ func (c *compiler) undeclared(name string) error {
 	return valueErrorf("variable \"$%s\" is not defined", name)
 }
 
-// included applies @skip and @include.
-func (c *compiler) included(dirs ast.DirectiveList) (bool, error) {
-	inc := true
-	for _, d := range dirs {
-		if d.Name != "skip" && d.Name != "include" {
-			continue // unknown directives have no meaning here
+// included applies @skip, then @include, as graphql-core does. A variable
+// given as null for if: is no error here but an execError, a field error
+// at execution (registration only refuses it at the operation's root).
+func (c *compiler) included(dirs ast.DirectiveList) (bool, *execError, error) {
+	for _, name := range [...]string{"skip", "include"} {
+		d := dirs.ForName(name)
+		if d == nil {
+			continue
 		}
 		var arg *ast.Value
-		for _, a := range d.Arguments {
-			if a.Name == "if" {
-				arg = a.Value
-			}
+		if a := d.Arguments.ForName("if"); a != nil {
+			arg = a.Value
 		}
 		v, _, err := c.value(arg)
 		if err != nil {
-			return false, err
+			return false, nil, err
+		}
+		if v == nil && arg != nil && arg.Kind == ast.Variable {
+			if _, given := c.vars[arg.Raw]; given {
+				return false, nullIfError(arg), nil
+			}
+			// Neither given nor defaulted: the document breaks
+			// VariablesInAllowedPosition, which validation reports.
+			continue
 		}
 		b, ok := v.(bool)
 		if !ok {
-			return false, valueErrorf("@%s(if:) must be a Boolean, got %s", d.Name, jsonKind(v))
+			return false, nil, valueErrorf("@%s(if:) must be a Boolean, got %s", d.Name, jsonKind(v))
 		}
-		if b == (d.Name == "skip") {
-			inc = false
+		if b == (name == "skip") {
+			return false, nil, nil
 		}
 	}
-	return inc, nil
+	return true, nil, nil
+}
+
+// nullIfError is graphql-core's error for an if: variable given as null.
+func nullIfError(arg *ast.Value) *execError {
+	e := &execError{msg: "Argument 'if' of non-null type 'Boolean!' must not be null."}
+	if arg.Position != nil {
+		e.line, e.col = arg.Position.Line, arg.Position.Column
+	}
+	return e
 }
 
 // checkArgs resolves every argument so that undeclared variables are
@@ -299,6 +319,13 @@ func (c *compiler) checkArgs(args ast.ArgumentList) error {
 		}
 	}
 	return nil
+}
+
+// includedOrErr is included for measuring: a selection that may raise a
+// field error counts as included.
+func (c *compiler) includedOrErr(dirs ast.DirectiveList) (bool, error) {
+	inc, ee, err := c.included(dirs)
+	return inc || ee != nil, err
 }
 
 func (c *compiler) sat(n, limit int) int { return min(n, limit+1) }
@@ -315,7 +342,7 @@ func (c *compiler) measure(set ast.SelectionSet) (fields, depth int, err error) 
 			if err = c.checkArgs(s.Arguments); err != nil {
 				return 0, 0, err
 			}
-			if inc, err = c.included(s.Directives); err != nil {
+			if inc, err = c.includedOrErr(s.Directives); err != nil {
 				return 0, 0, err
 			}
 			if f, d, err = c.measure(s.SelectionSet); err != nil {
@@ -323,14 +350,14 @@ func (c *compiler) measure(set ast.SelectionSet) (fields, depth int, err error) 
 			}
 			f, d = f+1, d+1
 		case *ast.InlineFragment:
-			if inc, err = c.included(s.Directives); err != nil {
+			if inc, err = c.includedOrErr(s.Directives); err != nil {
 				return 0, 0, err
 			}
 			if f, d, err = c.measure(s.SelectionSet); err != nil {
 				return 0, 0, err
 			}
 		case *ast.FragmentSpread:
-			if inc, err = c.included(s.Directives); err != nil {
+			if inc, err = c.includedOrErr(s.Directives); err != nil {
 				return 0, 0, err
 			}
 			fi, err := c.fragment(s.Name)
@@ -376,35 +403,107 @@ type occurrence struct {
 	conds string // sorted, comma-joined type conditions
 }
 
+// execError is a field error raised when a selection set is collected for
+// an object its conditions apply to: the object becomes null and the error
+// is reported with the field's path.
+type execError struct {
+	msg       string
+	line, col int
+	conds     []string   // type conditions that must all hold
+	unless    [][]string // it does not apply when any of these all hold
+}
+
+// collection is what collect gathers from the selection sets of one
+// response key: fields in order, field errors in order, and the fragment
+// spreads reached, which graphql-core expands once per collection.
+type collection struct {
+	occs   []occurrence
+	errs   []execError
+	visits []visit
+}
+
+type visit struct {
+	name  string
+	conds []string
+}
+
 // collect flattens fragments into the included fields of set, in order.
 // Type conditions are ignored at the operation root, which can only be
-// the subscription type.
-func (c *compiler) collect(set ast.SelectionSet, conds []string, root bool, out []occurrence) ([]occurrence, error) {
+// the subscription type. unless lists the conditions under which this set
+// was already collected (a fragment spread twice): errors do not repeat.
+func (c *compiler) collect(set ast.SelectionSet, conds []string, unless [][]string, root bool, out *collection) error {
 	for _, s := range set {
-		var inc bool
-		var err error
+		var dirs ast.DirectiveList
+		var prior [][]string
 		switch s := s.(type) {
 		case *ast.Field:
-			if inc, err = c.included(s.Directives); err == nil && inc {
-				out = append(out, occurrence{field: s, conds: strings.Join(conds, ",")})
-			}
+			dirs = s.Directives
 		case *ast.InlineFragment:
-			if inc, err = c.included(s.Directives); err == nil && inc {
-				out, err = c.collect(s.SelectionSet, addCond(conds, s.TypeCondition, root), root, out)
-			}
+			dirs = s.Directives
 		case *ast.FragmentSpread:
-			if inc, err = c.included(s.Directives); err == nil && inc {
-				fi := c.frags[s.Name] // measure checked it exists
-				if fi.fields > 0 {
-					out, err = c.collect(fi.def.SelectionSet, addCond(conds, fi.def.TypeCondition, root), root, out)
-				}
+			dirs = s.Directives
+			var seen bool
+			if prior, seen = out.visited(s.Name, conds); seen {
+				continue
+			}
+		}
+		inc, ee, err := c.included(dirs)
+		if err != nil {
+			return err
+		}
+		un := append(slices.Clip(unless), prior...)
+		if ee != nil {
+			if root {
+				return valueErrorf("GraphQL error at line %d, column %d: %s", ee.line, ee.col, ee.msg)
+			}
+			ee.conds, ee.unless = slices.Clone(conds), un
+			out.errs = append(out.errs, *ee)
+		}
+		if !inc {
+			continue
+		}
+		switch s := s.(type) {
+		case *ast.Field:
+			out.occs = append(out.occs, occurrence{field: s, conds: strings.Join(conds, ",")})
+		case *ast.InlineFragment:
+			err = c.collect(s.SelectionSet, addCond(conds, s.TypeCondition, root), unless, root, out)
+		case *ast.FragmentSpread:
+			out.visits = append(out.visits, visit{name: s.Name, conds: conds})
+			fi := c.frags[s.Name] // measure checked it exists
+			if fi.fields > 0 {
+				err = c.collect(fi.def.SelectionSet, addCond(conds, fi.def.TypeCondition, root), un, root, out)
 			}
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return out, nil
+	return nil
+}
+
+// visited returns the conditions of the earlier visits of fragment name;
+// seen is true when one of them holds whenever conds hold, so that this
+// spread is never expanded.
+func (out *collection) visited(name string, conds []string) (prior [][]string, seen bool) {
+	for _, v := range out.visits {
+		if v.name != name {
+			continue
+		}
+		if subset(v.conds, conds) {
+			return nil, true
+		}
+		prior = append(prior, v.conds)
+	}
+	return prior, false
+}
+
+func subset(a, b []string) bool {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
 }
 
 func addCond(conds []string, cond string, root bool) []string {
@@ -451,11 +550,11 @@ func groupFields(occs []occurrence) ([]group, error) {
 }
 
 func (c *compiler) plan() (*Plan, error) {
-	occs, err := c.collect(c.op.SelectionSet, nil, true, nil)
-	if err != nil {
+	var top collection
+	if err := c.collect(c.op.SelectionSet, nil, nil, true, &top); err != nil {
 		return nil, err
 	}
-	groups, err := groupFields(occs)
+	groups, err := groupFields(top.occs)
 	if err != nil {
 		return nil, err
 	}
@@ -529,26 +628,26 @@ func (c *compiler) rootArgs(fields []*ast.Field) (map[string]any, error) {
 // selection compiles the merged selection sets of fields; nil when none
 // of them has one.
 func (c *compiler) selection(fields []*ast.Field) (*selSet, error) {
-	var occs []occurrence
+	var col collection
 	has := false
 	for _, f := range fields {
 		if f.SelectionSet == nil {
 			continue
 		}
 		has = true
-		var err error
-		if occs, err = c.collect(f.SelectionSet, nil, false, occs); err != nil {
+		if err := c.collect(f.SelectionSet, nil, nil, false, &col); err != nil {
 			return nil, err
 		}
 	}
 	if !has {
 		return nil, nil
 	}
-	groups, err := groupFields(occs)
+	groups, err := groupFields(col.occs)
 	if err != nil {
 		return nil, err
 	}
-	s := &selSet{entries: make([]entry, len(groups))}
+	s := &selSet{entries: make([]entry, len(groups)), errs: col.errs}
+	s.careful = len(s.errs) > 0
 	for i, g := range groups {
 		e := &s.entries[i]
 		e.key, e.name = g.key, g.fields[0].Name
@@ -562,11 +661,17 @@ func (c *compiler) selection(fields []*ast.Field) (*selSet, error) {
 				e.dups = append(e.dups, j)
 			}
 		}
-		s.needTypename = s.needTypename || e.typename || len(e.conds) > 0
+		s.needTypename = s.needTypename || e.typename || len(e.conds) > 0 || len(s.errs) > 0
 		if !e.typename {
 			if e.child, err = c.selection(g.fields); err != nil {
 				return nil, err
 			}
+		}
+		s.careful = s.careful || e.child != nil && e.child.careful
+		for _, j := range e.dups {
+			// Two object fields of one key that may both apply: their
+			// selections merge at execution.
+			s.careful = s.careful || e.child != nil && s.entries[j].child != nil
 		}
 	}
 	return s, nil

@@ -1,0 +1,113 @@
+package subscriptions
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/validator"
+	"github.com/vektah/gqlparser/v2/validator/core"
+	"github.com/vektah/gqlparser/v2/validator/rules"
+)
+
+// preludeSchema holds only what every schema declares (built-in scalars,
+// @skip, @include...): the schema-less validation walks documents against
+// it, so the rules below see the built-in directives' argument types and
+// nothing else.
+var preludeSchema = func() *ast.Schema {
+	s, err := validator.LoadSchema(validator.Prelude)
+	if err != nil {
+		panic("subscriptions: the GraphQL prelude does not load: " + err.Error())
+	}
+	return s
+}()
+
+// documentRules are the specification's validation rules whose outcome
+// does not depend on the schema's own types, as gqlparser implements them.
+// Field-level rules (known fields and arguments, leaf selections,
+// overlapping fields) need a schema and run only with one.
+var documentRules = rules.NewRules(
+	rules.LoneAnonymousOperationRule,
+	rules.UniqueOperationNamesRule,
+	rules.UniqueFragmentNamesRule,
+	rules.KnownFragmentNamesRule,
+	rules.NoUnusedFragmentsRule,
+	rules.NoFragmentCyclesRule,
+	rules.UniqueVariableNamesRule,
+	rules.NoUndefinedVariablesRule,
+	rules.NoUnusedVariablesRule,
+	rules.UniqueArgumentNamesRule,
+	rules.UniqueInputFieldNamesRule,
+	rules.UniqueDirectivesPerLocationRule,
+	rules.KnownArgumentNamesRule,        // only built-in directives have known arguments here
+	rules.ProvidedRequiredArgumentsRule, // @skip and @include need if:
+	rules.ValuesOfCorrectTypeRule,       // literals where a built-in directive says the type
+	rules.VariablesInAllowedPositionRule,
+	builtinDirectiveLocationsRule,
+)
+
+// builtinDirectiveLocationsRule is the part of KnownDirectives that needs
+// no schema: a built-in directive where it may not be used (@skip on an
+// operation). Other directives stay unknown, and ignored, without a schema.
+var builtinDirectiveLocationsRule = core.Rule{
+	Name: "KnownDirectives",
+	RuleFunc: func(observers *core.Events, addError core.AddErrFunc) {
+		observers.OnDirective(func(_ *core.Walker, d *ast.Directive) {
+			if d.Definition == nil || slices.Contains(d.Definition.Locations, d.Location) {
+				return
+			}
+			addError(core.Message(`Directive "@%s" may not be used on %s.`, d.Name, d.Location), core.At(d.Position))
+		})
+	},
+}
+
+// validateDocument applies documentRules to doc (which it annotates) and
+// returns the first problem found, or nil.
+func validateDocument(doc *ast.QueryDocument) error {
+	return validationError(validator.ValidateWithRules(preludeSchema, doc, documentRules))
+}
+
+// validationError is one error listing every problem, first in the
+// document first.
+func validationError(errs gqlerror.List) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	errs = slices.Clone(errs)
+	slices.SortStableFunc(errs, func(a, b *gqlerror.Error) int {
+		switch {
+		case before(a, b):
+			return -1
+		case before(b, a):
+			return 1
+		}
+		return 0
+	})
+	var msg strings.Builder
+	msg.WriteString("GraphQL validation error")
+	for i, e := range errs {
+		if i > 0 {
+			msg.WriteString(";")
+		}
+		if len(e.Locations) > 0 {
+			fmt.Fprintf(&msg, " at line %d, column %d", e.Locations[0].Line, e.Locations[0].Column)
+		}
+		msg.WriteString(": ")
+		msg.WriteString(e.Message)
+	}
+	return &Error{Kind: KindValue, Message: msg.String()}
+}
+
+// before orders errors by their first location, those without one last.
+func before(a, b *gqlerror.Error) bool {
+	switch {
+	case len(a.Locations) == 0:
+		return false
+	case len(b.Locations) == 0:
+		return true
+	}
+	la, lb := a.Locations[0], b.Locations[0]
+	return la.Line < lb.Line || la.Line == lb.Line && la.Column < lb.Column
+}
