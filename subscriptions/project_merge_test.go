@@ -105,3 +105,12 @@ func TestDocumentRules(t *testing.T) {
 		t.Fatalf("root null if: %v", err)
 	}
 }
+
+// A field merged under other conditions in between keeps its place.
+func TestMergedSelectionOrder(t *testing.T) {
+	p := mustCompile(t, "subscription { r: feed { o { n } ... on C { o { __typename } } o { b } } }", nil)
+	got := string(p.AppendPayload(nil, mustEvent(t, "evt", "feed", `{"__typename":"C","o":{"__typename":"B","n":0,"b":true}}`)))
+	if want := `{"data":{"r":{"o":{"n":0,"__typename":"B","b":true}}}}`; got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}

@@ -522,14 +522,16 @@ func responseKey(f *ast.Field) string {
 	return f.Name
 }
 
-// group is the occurrences sharing a response key and type conditions.
+// group is consecutive occurrences of a response key under the same type
+// conditions.
 type group struct {
 	key, conds string
 	fields     []*ast.Field
 }
 
-// groupFields merges occurrences by response key and conditions, keeping
-// the order of first appearance, and rejects one key naming two fields.
+// groupFields merges consecutive occurrences of a response key under the
+// same conditions, keeping the order of first appearance, and rejects one
+// key naming two fields.
 func groupFields(occs []occurrence) ([]group, error) {
 	var groups []group
 	names := map[string]string{}
@@ -539,7 +541,17 @@ func groupFields(occs []occurrence) ([]group, error) {
 			return nil, valueErrorf("fields %q conflict because %s and %s are different fields; use different aliases", k, n, o.field.Name)
 		}
 		names[k] = o.field.Name
-		i := slices.IndexFunc(groups, func(g group) bool { return g.key == k && g.conds == o.conds })
+		// Merge into the key's last group only: a group of other conditions
+		// in between keeps its place in the merged sub-selections.
+		i := -1
+		for j := len(groups) - 1; j >= 0 && i < 0; j-- {
+			if groups[j].key == k {
+				i = j
+			}
+		}
+		if i >= 0 && groups[i].conds != o.conds {
+			i = -1
+		}
 		if i < 0 {
 			groups = append(groups, group{key: k, conds: o.conds})
 			i = len(groups) - 1
