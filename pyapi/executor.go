@@ -28,6 +28,7 @@ type executorOptions struct {
 	ConnectTimeout *float64    `json:"connect_timeout"`
 	DebugHooks     bool        `json:"debug_hooks"`
 	Paused         bool        `json:"paused"`
+	Schema         string      `json:"schema"`
 	limitsJSON
 }
 
@@ -61,7 +62,7 @@ func NewSubscriptionExecutor(cfg *EventBusConfig, optionsJSON string) (x *Subscr
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	e, err := subscriptions.NewExecutor(ctx, subscriptions.Options{Bus: bus, QueueSize: int(queueSize), Limits: limits, Paused: o.Paused})
+	e, err := subscriptions.NewExecutor(ctx, subscriptions.Options{Bus: bus, QueueSize: int(queueSize), Limits: limits, Paused: o.Paused, Schema: o.Schema})
 	if err != nil {
 		return nil, pyError(err)
 	}

@@ -28,6 +28,11 @@ type Options struct {
 	// holds (with a stable instance id, those committed while the executor
 	// was down). Needs a Redis or PostgreSQL bus. Default false.
 	Paused bool
+	// Schema is GraphQL SDL (Strawberry's str(schema), an SDL file) that
+	// documents are validated against and results shaped by, as
+	// graphql-core does. Default "": no schema, documents are taken as
+	// they come (see the README's subscription language).
+	Schema string
 }
 
 // DefaultQueueSize is the default bound of a subscription's queue.
@@ -79,6 +84,8 @@ type Executor struct {
 	panicInDispatch atomic.Bool
 	// hold is the gate of a paused executor's bus reader, nil otherwise.
 	hold *gate
+	// schema is Options.Schema compiled, nil without one.
+	schema *Schema
 }
 
 // NewExecutor builds an executor and starts its bus. The context bounds
@@ -88,11 +95,18 @@ func NewExecutor(ctx context.Context, opts Options) (*Executor, error) {
 		opts.QueueSize = DefaultQueueSize
 	}
 	opts.Limits = opts.Limits.withDefaults()
+	var schema *Schema
+	if opts.Schema != "" {
+		var err error
+		if schema, err = ParseSchema(opts.Schema); err != nil {
+			return nil, err
+		}
+	}
 	bus, err := NewBus(opts.Bus)
 	if err != nil {
 		return nil, err
 	}
-	e := &Executor{opts: opts, bus: bus, commit: newGroupCommit(bus), reg: newRegistry(), started: time.Now()}
+	e := &Executor{opts: opts, bus: bus, commit: newGroupCommit(bus), reg: newRegistry(), started: time.Now(), schema: schema}
 	lim := opts.Limits
 	e.limits.Store(&lim)
 	if opts.Paused {
@@ -190,7 +204,7 @@ func (e *Executor) register(r Registration) error {
 	}
 	lim := e.Limits()
 	// Compile outside the lock: it is the expensive part.
-	plan, err := Compile(r.Query, r.OperationName, r.Variables, lim)
+	plan, err := CompileWithSchema(r.Query, r.OperationName, r.Variables, lim, e.schema)
 	if err != nil {
 		return err
 	}

@@ -46,6 +46,9 @@ func (e *entry) applies(evType, typename string) bool {
 
 // AppendPayload appends {"data":{"<ResponseKey>":<projected data>}}.
 func (p *Plan) AppendPayload(dst []byte, ev *decodedEvent) []byte {
+	if p.typed != nil {
+		return p.appendTypedPayload(dst, ev)
+	}
 	dst = append(dst, p.prefix...)
 	switch {
 	case ev == nil:

@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/valyala/fastjson"
+	"github.com/vektah/gqlparser/v2/ast"
 )
 
 // The careful projection: for plans where one response key is selected
@@ -22,7 +23,9 @@ type merger struct {
 	ev     *decodedEvent
 	evType string
 	path   []pathElem
-	errs   []byte // encoded GraphQL errors, comma-separated
+	errs   []byte      // encoded GraphQL errors, comma-separated
+	nerrs  int         // how many
+	schema *ast.Schema // for plans shaped by a schema
 }
 
 type pathElem struct {
@@ -127,17 +130,35 @@ func (m *merger) subSelections(sets []*selSet, si, i int, tn string) []*selSet {
 }
 
 func (m *merger) addError(x *execError) {
+	var locs []posn
+	if x.line > 0 {
+		locs = []posn{{x.line, x.col}}
+	}
+	m.addErrorAt(x, locs)
+}
+
+// addErrorAt records x's message at the current path with locs.
+func (m *merger) addErrorAt(x *execError, locs []posn) {
+	m.nerrs++
 	if len(m.errs) > 0 {
 		m.errs = append(m.errs, ',')
 	}
 	m.errs = append(m.errs, `{"message":`...)
 	m.errs = appendString(m.errs, x.msg)
-	if x.line > 0 {
-		m.errs = append(m.errs, `,"locations":[{"line":`...)
-		m.errs = strconv.AppendInt(m.errs, int64(x.line), 10)
+	for i, l := range locs {
+		if i == 0 {
+			m.errs = append(m.errs, `,"locations":[`...)
+		} else {
+			m.errs = append(m.errs, ',')
+		}
+		m.errs = append(m.errs, `{"line":`...)
+		m.errs = strconv.AppendInt(m.errs, int64(l.line), 10)
 		m.errs = append(m.errs, `,"column":`...)
-		m.errs = strconv.AppendInt(m.errs, int64(x.col), 10)
-		m.errs = append(m.errs, "}]"...)
+		m.errs = strconv.AppendInt(m.errs, int64(l.col), 10)
+		m.errs = append(m.errs, '}')
+	}
+	if len(locs) > 0 {
+		m.errs = append(m.errs, ']')
 	}
 	m.errs = append(m.errs, `,"path":[`...)
 	for i, p := range m.path {

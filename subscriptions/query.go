@@ -30,6 +30,8 @@ type Plan struct {
 
 	raw    bool       // no selection set: publish the data as is
 	sel    *selSet    // projection of the event data when !raw
+	schema *Schema    // when compiled against one:
+	typed  *tField    // the root field shaped by the schema
 	filter filterNode // nil matches every event
 	prefix []byte     // {"data":{"<ResponseKey>":
 }
@@ -37,6 +39,13 @@ type Plan struct {
 // Compile parses and checks a subscription document and applies variables.
 // lim must have its defaults applied; variables may be nil.
 func Compile(query, operationName string, variables map[string]any, lim Limits) (*Plan, error) {
+	return CompileWithSchema(query, operationName, variables, lim, nil)
+}
+
+// CompileWithSchema is Compile against a schema (none when nil): the
+// document is validated by every rule of the specification, variables
+// are coerced by their types and results shaped by the schema.
+func CompileWithSchema(query, operationName string, variables map[string]any, lim Limits, schema *Schema) (*Plan, error) {
 	lim = lim.withDefaults()
 	if len(query) > lim.MaxQueryBytes {
 		return nil, valueErrorf("query is %d bytes, over the max_query_bytes limit of %d", len(query), lim.MaxQueryBytes)
@@ -45,14 +54,21 @@ func Compile(query, operationName string, variables map[string]any, lim Limits) 
 	if err != nil {
 		return nil, syntaxError(err)
 	}
+	if schema != nil {
+		if err := schema.validate(doc); err != nil {
+			return nil, err
+		}
+	}
 	op, err := pickOperation(doc, operationName)
 	if err != nil {
 		return nil, err
 	}
 	c := &compiler{
-		lim:   lim,
-		op:    op,
-		frags: make(map[string]*fragInfo, len(doc.Fragments)),
+		lim:    lim,
+		op:     op,
+		frags:  make(map[string]*fragInfo, len(doc.Fragments)),
+		schema: schema,
+		query:  query,
 	}
 	for _, f := range doc.Fragments {
 		if _, dup := c.frags[f.Name]; dup {
@@ -60,7 +76,12 @@ func Compile(query, operationName string, variables map[string]any, lim Limits) 
 		}
 		c.frags[f.Name] = &fragInfo{def: f}
 	}
-	if err := c.resolveVariables(variables); err != nil {
+	if schema == nil {
+		err = c.resolveVariables(variables)
+	} else {
+		err = c.coerceVariables(variables)
+	}
+	if err != nil {
 		return nil, err
 	}
 	// Measure before expanding so that fragment fan-out cannot blow up.
@@ -74,8 +95,10 @@ func Compile(query, operationName string, variables map[string]any, lim Limits) 
 	if depth > lim.MaxDepth {
 		return nil, valueErrorf("query nests more than %d levels deep, over the max_depth limit of %d", lim.MaxDepth, lim.MaxDepth)
 	}
-	if err := validateDocument(doc); err != nil {
-		return nil, err
+	if schema == nil {
+		if err := validateDocument(doc); err != nil {
+			return nil, err
+		}
 	}
 	return c.plan()
 }
@@ -130,6 +153,18 @@ type compiler struct {
 	declared map[string]bool
 	vars     map[string]any // absent key: variable not provided and no default
 	stack    []string       // fragments being measured, for cycle messages
+	schema   *Schema        // nil without a schema
+	query    string
+}
+
+func (c *compiler) coerceVariables(given map[string]any) error {
+	c.declared = make(map[string]bool, len(c.op.VariableDefinitions))
+	for _, d := range c.op.VariableDefinitions {
+		c.declared[d.Variable] = true
+	}
+	vars, err := c.schema.coerceVariables(c, given)
+	c.vars = vars
+	return err
 }
 
 func (c *compiler) resolveVariables(given map[string]any) error {
@@ -591,12 +626,6 @@ func (c *compiler) plan() (*Plan, error) {
 		return nil, err
 	}
 	p := &Plan{RootField: root.Name, ResponseKey: g.key, filter: filter}
-	sel, err := c.selection(g.fields)
-	if err != nil {
-		return nil, err
-	}
-	p.raw, p.sel = sel == nil, sel
-
 	p.prefix = append([]byte(`{"data":{`), appendString(nil, p.ResponseKey)...)
 	p.prefix = append(p.prefix, ':')
 
@@ -605,7 +634,22 @@ func (c *compiler) plan() (*Plan, error) {
 	kb = appendString(kb, p.RootField)
 	kb = appendString(kb, p.ResponseKey)
 	kb = appendCanonical(kb, args)
-	kb = sel.appendKey(kb)
+	if c.schema != nil {
+		t := &typer{c: c, s: c.schema.s, memo: map[string]*tSel{}, ids: map[*ast.Field]int{}}
+		p.schema, p.typed = c.schema, t.field(g.fields, c.schema.s.Subscription)
+		// The document and its coerced variables determine the result.
+		kb = strconv.AppendUint(append(kb, " schema "...), c.schema.id, 10)
+		kb = appendString(kb, c.query)
+		kb = appendString(kb, c.op.Name)
+		kb = appendCanonical(kb, c.vars)
+	} else {
+		sel, err := c.selection(g.fields)
+		if err != nil {
+			return nil, err
+		}
+		p.raw, p.sel = sel == nil, sel
+		kb = sel.appendKey(kb)
+	}
 	sum := sha256.Sum256(kb)
 	p.Key = hex.EncodeToString(sum[:])
 	return p, nil

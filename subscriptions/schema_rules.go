@@ -85,6 +85,10 @@ func validationError(errs gqlerror.List) error {
 		}
 		return 0
 	})
+	// gqlparser reports some overlapping fields once per path to them.
+	errs = slices.CompactFunc(errs, func(a, b *gqlerror.Error) bool {
+		return a.Message == b.Message && !before(a, b) && !before(b, a)
+	})
 	var msg strings.Builder
 	msg.WriteString("GraphQL validation error")
 	for i, e := range errs {

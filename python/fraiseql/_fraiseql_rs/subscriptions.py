@@ -373,9 +373,11 @@ class PySubscriptionExecutor:
 
     ``PySubscriptionExecutor(config=None, *, queue_size=1000, max_query_bytes=...,
     max_fields=..., max_depth=..., max_payload_bytes=..., connect_timeout=10.0,
-    paused=False)``. Without a config, events travel on the in-process memory bus.
+    paused=False, schema=None)``. Without a config, events travel on the in-process memory bus.
     With ``paused=True`` (Redis or PostgreSQL bus) nothing is dispatched until
-    ``resume()``: register the subscriptions, then resume.
+    ``resume()``: register the subscriptions, then resume. With ``schema`` (SDL, such as
+    Strawberry's ``str(schema)``) documents are validated, variables coerced and results
+    shaped by it as graphql-core does.
     """
 
     __slots__ = ("_E", "_h", "_fid", "_config", "_finalizer", "_next", "_drain", "_publish",
@@ -385,7 +387,7 @@ class PySubscriptionExecutor:
                  max_query_bytes: Optional[int] = None, max_fields: Optional[int] = None,
                  max_depth: Optional[int] = None, max_payload_bytes: Optional[int] = None,
                  connect_timeout: Optional[float] = None, debug_hooks: bool = False,
-                 paused: bool = False) -> None:
+                 paused: bool = False, schema: Optional[str] = None) -> None:
         if config is not None and not isinstance(config, PyEventBusConfig):
             raise TypeError(f"config must be a PyEventBusConfig or None, not {type(config).__name__}")
         if not isinstance(paused, bool):
@@ -402,6 +404,8 @@ class PySubscriptionExecutor:
             opts["debug_hooks"] = True
         if paused:
             opts["paused"] = True
+        if schema is not None:
+            opts["schema"] = _check_str(schema, "schema")
         E = _fast(_native.engine())
         if config is None:
             config = PyEventBusConfig.memory()

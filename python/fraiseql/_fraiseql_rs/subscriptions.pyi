@@ -83,6 +83,7 @@ class PySubscriptionExecutor:
         connect_timeout: Optional[float] = None,
         debug_hooks: bool = False,
         paused: bool = False,
+        schema: Optional[str] = None,
     ) -> None: ...
     @property
     def bus_type(self) -> str: ...
