@@ -1,8 +1,10 @@
 package subscriptions
 
 import (
+	"cmp"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/valyala/fastjson"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -23,8 +25,7 @@ type merger struct {
 	ev     *decodedEvent
 	evType string
 	path   []pathElem
-	errs   []byte      // encoded GraphQL errors, comma-separated
-	nerrs  int         // how many
+	errs   []fieldErr  // the payload's GraphQL errors
 	schema *ast.Schema // for plans shaped by a schema
 }
 
@@ -38,9 +39,7 @@ func appendMergedPayload(dst []byte, ev *decodedEvent, p *Plan) []byte {
 	dst = m.object(dst, ev.obj, []*selSet{p.sel})
 	dst = append(dst, '}')
 	if len(m.errs) > 0 {
-		dst = append(dst, `,"errors":[`...)
-		dst = append(dst, m.errs...)
-		dst = append(dst, ']')
+		dst = m.appendErrors(dst)
 	}
 	return append(dst, '}')
 }
@@ -137,41 +136,73 @@ func (m *merger) addError(x *execError) {
 	m.addErrorAt(x, locs)
 }
 
+// fieldErr is one GraphQL error of a payload.
+type fieldErr struct {
+	msg  string
+	locs []posn
+	path []pathElem
+}
+
 // addErrorAt records x's message at the current path with locs.
 func (m *merger) addErrorAt(x *execError, locs []posn) {
-	m.nerrs++
-	if len(m.errs) > 0 {
-		m.errs = append(m.errs, ',')
-	}
-	m.errs = append(m.errs, `{"message":`...)
-	m.errs = appendString(m.errs, x.msg)
-	for i, l := range locs {
-		if i == 0 {
-			m.errs = append(m.errs, `,"locations":[`...)
-		} else {
-			m.errs = append(m.errs, ',')
-		}
-		m.errs = append(m.errs, `{"line":`...)
-		m.errs = strconv.AppendInt(m.errs, int64(l.line), 10)
-		m.errs = append(m.errs, `,"column":`...)
-		m.errs = strconv.AppendInt(m.errs, int64(l.col), 10)
-		m.errs = append(m.errs, '}')
-	}
-	if len(locs) > 0 {
-		m.errs = append(m.errs, ']')
-	}
-	m.errs = append(m.errs, `,"path":[`...)
-	for i, p := range m.path {
+	m.errs = append(m.errs, fieldErr{msg: x.msg, locs: locs, path: slices.Clone(m.path)})
+}
+
+// appendErrors writes the errors as graphql-core's build_response leaves
+// them: sorted by locations, then path, then message.
+func (m *merger) appendErrors(dst []byte) []byte {
+	slices.SortStableFunc(m.errs, compareErrs)
+	dst = append(dst, `,"errors":[`...)
+	for i, e := range m.errs {
 		if i > 0 {
-			m.errs = append(m.errs, ',')
+			dst = append(dst, ',')
 		}
-		if p.key != "" {
-			m.errs = appendString(m.errs, p.key)
-		} else {
-			m.errs = strconv.AppendInt(m.errs, int64(p.index), 10)
+		dst = append(dst, `{"message":`...)
+		dst = appendString(dst, e.msg)
+		for j, l := range e.locs {
+			if j == 0 {
+				dst = append(dst, `,"locations":[`...)
+			} else {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"line":`...)
+			dst = strconv.AppendInt(dst, int64(l.line), 10)
+			dst = append(dst, `,"column":`...)
+			dst = strconv.AppendInt(dst, int64(l.col), 10)
+			dst = append(dst, '}')
 		}
+		if len(e.locs) > 0 {
+			dst = append(dst, ']')
+		}
+		dst = append(dst, `,"path":[`...)
+		for j, p := range e.path {
+			if j > 0 {
+				dst = append(dst, ',')
+			}
+			if p.key != "" {
+				dst = appendString(dst, p.key)
+			} else {
+				dst = strconv.AppendInt(dst, int64(p.index), 10)
+			}
+		}
+		dst = append(dst, "]}"...)
 	}
-	m.errs = append(m.errs, "]}"...)
+	return append(dst, ']')
+}
+
+// compareErrs orders errors as Python compares (locations, path, message).
+func compareErrs(a, b fieldErr) int {
+	if c := slices.CompareFunc(a.locs, b.locs, func(x, y posn) int {
+		return cmp.Or(cmp.Compare(x.line, y.line), cmp.Compare(x.col, y.col))
+	}); c != 0 {
+		return c
+	}
+	if c := slices.CompareFunc(a.path, b.path, func(x, y pathElem) int {
+		return cmp.Or(strings.Compare(x.key, y.key), cmp.Compare(x.index, y.index))
+	}); c != 0 {
+		return c
+	}
+	return strings.Compare(a.msg, b.msg)
 }
 
 // applies reports whether the error is raised for an object of type tn.

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unsafe"
 
 	"github.com/valyala/fastjson"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -17,7 +18,8 @@ import (
 // in graphql-core, so the errors are the same.
 
 func (p *Plan) appendTypedPayload(dst []byte, ev *decodedEvent) []byte {
-	m := merger{ev: ev, path: []pathElem{{key: p.ResponseKey}}, schema: p.schema.s}
+	var path [16]pathElem // deeper paths grow on the heap
+	m := merger{ev: ev, path: append(path[:0], pathElem{key: p.ResponseKey}), schema: p.schema.s}
 	mark := len(dst)
 	dst = append(dst, p.prefix...)
 	var root jv
@@ -25,37 +27,39 @@ func (p *Plan) appendTypedPayload(dst []byte, ev *decodedEvent) []byte {
 		root = ev.root
 	}
 	out, ok := m.complete(dst, p.typed, p.typed.typ, root)
+	m.path = m.path[:0]
 	if ok {
 		dst = append(out, '}')
 	} else {
 		dst = append(dst[:mark], `{"data":null`...)
 	}
 	if len(m.errs) > 0 {
-		dst = append(dst, `,"errors":[`...)
-		dst = append(dst, m.errs...)
-		dst = append(dst, ']')
+		dst = m.appendErrors(dst)
 	}
 	return append(dst, '}')
 }
 
 // complete writes the value of field f of type t; ok is false when the
 // value is null where t is non-null (the error is recorded): the caller
-// then nulls its own value in turn.
+// then nulls its own value in turn. nullable means t's own non-null
+// wrapper was already handled.
 func (m *merger) complete(dst []byte, f *tField, t *ast.Type, v jv) ([]byte, bool) {
+	return m.completeType(dst, f, t, false, v)
+}
+
+func (m *merger) completeType(dst []byte, f *tField, t *ast.Type, nullable bool, v jv) ([]byte, bool) {
 	if t == nil { // __typename is handled by the object; unknown fields are null
 		return append(dst, "null"...), true
 	}
-	if t.NonNull {
-		inner := *t
-		inner.NonNull = false
-		mark, errs := len(dst), m.nerrs
-		out, ok := m.complete(dst, f, &inner, v)
+	if t.NonNull && !nullable {
+		mark, errs := len(dst), len(m.errs)
+		out, ok := m.completeType(dst, f, t, true, v)
 		switch {
 		case !ok:
 			return dst[:mark], false
 		case string(out[mark:]) != "null":
 			return out, true
-		case m.nerrs == errs:
+		case len(m.errs) == errs:
 			m.fieldError(f, "Cannot return null for non-nullable field "+f.parent+"."+f.name+".")
 		}
 		// A null from an error below propagates that error, as graphql-core
@@ -79,7 +83,7 @@ func (m *merger) complete(dst []byte, f *tField, t *ast.Type, v jv) ([]byte, boo
 			}
 			m.path = append(m.path, pathElem{index: i})
 			var ok bool
-			dst, ok = m.complete(dst, f, t.Elem, norm(e))
+			dst, ok = m.completeType(dst, f, t.Elem, false, norm(e))
 			m.path = m.path[:len(m.path)-1]
 			if !ok {
 				return append(dst[:mark], "null"...), true
@@ -112,8 +116,8 @@ func (m *merger) completeObject(dst []byte, f *tField, v jv) ([]byte, bool) {
 	obj := objectOf(v)
 	var sel *tSel
 	var typeName string
-	if f.named.Kind == ast.Object {
-		typeName, sel = f.named.Name, f.subs[f.named.Name]
+	if f.objSel != nil {
+		typeName, sel = f.named.Name, f.objSel
 	} else {
 		var tn jv
 		if obj != nil {
@@ -155,7 +159,10 @@ func (m *merger) completeObject(dst []byte, f *tField, v jv) ([]byte, bool) {
 			continue
 		}
 		var cv jv
-		if obj != nil {
+		switch {
+		case obj != nil && obj == m.ev.obj:
+			cv, _ = m.ev.getAt(c.name, &c.at)
+		case obj != nil:
 			cv, _ = field(obj, c.name)
 		}
 		m.path = append(m.path, pathElem{key: c.key})
@@ -185,9 +192,29 @@ func serializeScalar(dst []byte, scalar string, v jv) (out []byte, msg string) {
 	var f float64
 	isInt := false
 	if kind == fastjson.TypeNumber {
-		tok = string(v.MarshalTo(nil))
+		// The token is written where the value goes, then kept or replaced.
+		n := len(dst)
+		dst = v.MarshalTo(dst)
+		raw := dst[n:]
+		tok = unsafe.String(unsafe.SliceData(raw), len(raw))
 		isInt = isPyInt(tok)
-		f, _ = strconv.ParseFloat(tok, 64) // ±Inf beyond float64, like json.loads
+		f = math.NaN()
+		if isInt && len(tok) < 18 {
+			if i, err := strconv.ParseInt(tok, 10, 64); err == nil {
+				f = float64(i)
+			}
+		}
+		if math.IsNaN(f) {
+			f, _ = strconv.ParseFloat(tok, 64) // ±Inf beyond float64, like json.loads
+		}
+		if scalar == "Float" && !math.IsInf(f, 0) && isJSONNumber(tok) {
+			return dst, "" // json.loads's float, as JSON
+		}
+		if scalar == "Int" && isInt && f >= math.MinInt32 && f <= math.MaxInt32 && isJSONNumber(tok) && tok != "-0" {
+			return dst, ""
+		}
+		tok = strings.Clone(tok)
+		dst = dst[:n]
 	}
 	s, isStr := strOf(v)
 	isBool := kind == fastjson.TypeTrue || kind == fastjson.TypeFalse

@@ -2,6 +2,7 @@ package subscriptions
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -105,9 +106,16 @@ func inspectDepth(v any, depth int) string {
 	case []pyKV:
 		return inspectObject(x, depth)
 	case map[string]any:
+		// Decoded variables have lost their order: sorted keys, at least
+		// stable (graphql-core shows them in the order sent).
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
 		kv := make([]pyKV, 0, len(x))
-		for k, e := range x {
-			kv = append(kv, pyKV{k, e})
+		for _, k := range keys {
+			kv = append(kv, pyKV{k, x[k]})
 		}
 		return inspectObject(kv, depth)
 	}

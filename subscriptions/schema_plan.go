@@ -3,6 +3,7 @@ package subscriptions
 import (
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/vektah/gqlparser/v2/ast"
 )
@@ -21,6 +22,8 @@ type tField struct {
 	named     *ast.Definition
 	locs      []posn
 	subs      map[string]*tSel // by object type, when named is composite
+	objSel    *tSel            // subs[named.Name] when named is an object type
+	at        atomic.Int32     // where name was last found in the event's top level (see getAt)
 }
 
 type posn struct{ line, col int }
@@ -35,7 +38,7 @@ type tSel struct {
 type typer struct {
 	c    *compiler
 	s    *ast.Schema
-	memo map[string]*tSel    // by object type and field nodes
+	memo map[string]*tSel   // by object type and field nodes
 	ids  map[*ast.Field]int // field nodes numbered for memo keys
 }
 
@@ -61,6 +64,9 @@ func (t *typer) field(nodes []*ast.Field, parent *ast.Definition) *tField {
 		tf.subs = map[string]*tSel{}
 		for _, obj := range t.s.GetPossibleTypes(tf.named) {
 			tf.subs[obj.Name] = t.selection(nodes, obj)
+		}
+		if tf.named.Kind == ast.Object {
+			tf.objSel = tf.subs[tf.named.Name]
 		}
 	}
 	return tf

@@ -5,9 +5,15 @@ import json
 import random
 
 from graphql import build_schema, execute, parse, validate
-from graphql.type import (GraphQLEnumType, GraphQLList, GraphQLNonNull, GraphQLObjectType,
-                          GraphQLScalarType, is_abstract_type, is_composite_type)
-
+from graphql.type import (
+    GraphQLEnumType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLScalarType,
+    is_abstract_type,
+    is_composite_type,
+)
 from graphql_core_diff import Case, ordered
 
 SDL = '''
@@ -18,7 +24,9 @@ type A implements Node {
   id: ID! name(upper: Boolean): String n: Int nn: Int! f: Float s: String! b: Boolean c: Color cc: Color!
   j: JSON a: A an: A! l: [Int] ln: [Int!]! node: Node nodes: [Node] u: U us: [U!]
 }
-type B implements Node { id: ID! name(upper: Boolean): String n: Int f: Float b: Boolean! c: Color a: A node: Node! bs: [B] }
+type B implements Node {
+  id: ID! name(upper: Boolean): String n: Int f: Float b: Boolean! c: Color a: A node: Node! bs: [B]
+}
 type D { x(r: Range, c: Color, i: Int, s: [String]): Int d: D s: String ids: [ID] }
 union U = A | B | D
 input Range { lo: Int! hi: Int = 10 colors: [Color!] }
@@ -177,7 +185,7 @@ def gen_case(seed):
     r.shuffle(frags)
     parts += [f"fragment {n} on {c} {{ {b} }}" for n, c, b in frags]
     query = "\n".join(parts)
-    events = [gen_value(r, rtype, 0) for _ in range(2)]
+    events = [gen_value(r, rtype, 0) for _ in range(4)]
     events = [e if isinstance(e, dict) else {"__typename": "A", "v": e} for e in events]
     case = Case(seed, query, g.variables, events)
     case.root = root
@@ -201,7 +209,8 @@ def gen_value(r, t, depth):
     if depth >= 4:
         return None
     if is_abstract_type(t):
-        typename = r.choice([p.name for p in SCHEMA.get_possible_types(t)] + (["D", "Nope", "Color", None] if r.random() < 0.1 else []))
+        wrong = ["D", "Nope", "Color", None] if r.random() < 0.1 else []
+        typename = r.choice([p.name for p in SCHEMA.get_possible_types(t)] + wrong)
         obj_type = SCHEMA.type_map.get(typename) if typename else None
     else:
         typename, obj_type = (t.name if r.random() < 0.5 else None), t
