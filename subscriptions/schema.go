@@ -102,10 +102,12 @@ func (sc *Schema) coerceVariables(c *compiler, given map[string]any) (map[string
 	}
 	if len(errs) > 0 {
 		parts := make([]string, len(errs))
+		gql := make([]GraphQLError, len(errs))
 		for i, e := range errs {
 			parts[i] = "GraphQL error at line " + strconv.Itoa(e.line) + ", column " + strconv.Itoa(e.col) + ": " + e.msg
+			gql[i] = GraphQLError{Message: e.msg, Locations: []Location{{e.line, e.col}}}
 		}
-		return nil, valueErrorf("%s", strings.Join(parts, "; "))
+		return nil, &DocumentError{err: &Error{Kind: KindValue, Message: strings.Join(parts, "; ")}, Errors: gql}
 	}
 	return out, nil
 }

@@ -69,6 +69,32 @@ func validateDocument(doc *ast.QueryDocument) error {
 	return validationError(validator.ValidateWithRules(preludeSchema, doc, documentRules))
 }
 
+// DocumentError is a document refused at registration (validation,
+// variables), with each problem as a GraphQL error: what the protocols
+// send back in an error message. It unwraps to the KindValue *Error whose
+// message lists them all.
+type DocumentError struct {
+	err    *Error
+	Errors []GraphQLError
+}
+
+func (e *DocumentError) Error() string { return e.err.Message }
+
+// Unwrap returns the *Error, so that KindOf and errors.As see it.
+func (e *DocumentError) Unwrap() error { return e.err }
+
+// GraphQLError is one error of the GraphQL response format.
+type GraphQLError struct {
+	Message   string     `json:"message"`
+	Locations []Location `json:"locations,omitempty"`
+}
+
+// Location is a line and column of the document, from 1.
+type Location struct {
+	Line   int `json:"line"`
+	Column int `json:"column"`
+}
+
 // validationError is one error listing every problem, first in the
 // document first.
 func validationError(errs gqlerror.List) error {
@@ -91,6 +117,7 @@ func validationError(errs gqlerror.List) error {
 	})
 	var msg strings.Builder
 	msg.WriteString("GraphQL validation error")
+	out := make([]GraphQLError, len(errs))
 	for i, e := range errs {
 		if i > 0 {
 			msg.WriteString(";")
@@ -100,8 +127,12 @@ func validationError(errs gqlerror.List) error {
 		}
 		msg.WriteString(": ")
 		msg.WriteString(e.Message)
+		out[i].Message = e.Message
+		for _, l := range e.Locations {
+			out[i].Locations = append(out[i].Locations, Location{l.Line, l.Column})
+		}
 	}
-	return &Error{Kind: KindValue, Message: msg.String()}
+	return &DocumentError{err: &Error{Kind: KindValue, Message: msg.String()}, Errors: out}
 }
 
 // before orders errors by their first location, those without one last.

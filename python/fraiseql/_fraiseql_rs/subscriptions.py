@@ -19,6 +19,7 @@ from . import _gologs
 
 __all__ = [
     "SubscriptionNotFound",
+    "GraphQLDocumentError",
     "PySubscriptionPayload",
     "PyGraphQLMessage",
     "PyEventBusConfig",
@@ -28,6 +29,17 @@ __all__ = [
 
 class SubscriptionNotFound(ValueError):
     """The subscription id is not registered (never was, or was completed)."""
+
+
+class GraphQLDocumentError(ValueError):
+    """A document refused at registration: ``errors`` is the list of GraphQL errors (``message``,
+    ``locations``) a protocol sends back; ``str()`` lists them all with their lines and columns."""
+
+    errors: List[Dict[str, Any]]
+
+    def __init__(self, message: str, errors: List[Dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.errors = errors
 
 
 # The engine reports the Python type of an error as a prefix of its message;
@@ -42,6 +54,9 @@ _PREFIXES = (
 def _translate(err: RuntimeError) -> Exception:
     """The Python exception an engine error stands for."""
     msg = str(err)
+    if msg.startswith("GraphQLDocumentError: "):
+        errors, _, message = msg[len("GraphQLDocumentError: "):].partition("\n")
+        return GraphQLDocumentError(message, json.loads(errors))
     for prefix, kind in _PREFIXES:
         if msg.startswith(prefix):
             return kind(msg[len(prefix):])
