@@ -4,6 +4,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 	"unsafe"
 
@@ -17,9 +18,14 @@ import (
 // ancestor; siblings after a failed non-null field are not executed, as
 // in graphql-core, so the errors are the same.
 
+// pathPool holds response paths: one per payload being written.
+var pathPool = sync.Pool{New: func() any { p := make([]pathElem, 0, 16); return &p }}
+
 func (p *Plan) appendTypedPayload(dst []byte, ev *decodedEvent) []byte {
-	var path [16]pathElem // deeper paths grow on the heap
-	m := merger{ev: ev, path: append(path[:0], pathElem{key: p.ResponseKey}), schema: p.schema.s}
+	pb := pathPool.Get().(*[]pathElem)
+	defer pathPool.Put(pb)
+	m := merger{ev: ev, path: append((*pb)[:0], pathElem{key: p.ResponseKey}), schema: p.schema.s}
+	defer func() { *pb = m.path[:0] }() // keep what it grew to
 	mark := len(dst)
 	dst = append(dst, p.prefix...)
 	var root jv

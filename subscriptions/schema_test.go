@@ -131,3 +131,27 @@ func BenchmarkAppendPayloadSchema(b *testing.B) {
 		})
 	}
 }
+
+const w2SDL = `
+type Query { ok: Boolean }
+input StringFilter { eq: String }
+input IntFilter { gte: Int }
+input OrderWhere { region: StringFilter total: IntFilter }
+type Order { id: ID! region: String total: Int status: String customer: String }
+type Subscription { orders(where: OrderWhere): Order }
+`
+
+// BenchmarkW2Schema is BenchmarkW2 with the executor given a schema.
+func BenchmarkW2Schema(b *testing.B) {
+	for _, sdl := range []string{"", w2SDL} {
+		name := "without schema"
+		if sdl != "" {
+			name = "with schema"
+		}
+		b.Run(name, func(b *testing.B) {
+			e, events := w2ExecutorWith(b, sdl)
+			b.Logf("%d groups", len(e.reg.groups))
+			benchW2(b, e, events)
+		})
+	}
+}
