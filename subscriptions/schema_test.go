@@ -1,6 +1,7 @@
 package subscriptions
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -153,5 +154,21 @@ func BenchmarkW2Schema(b *testing.B) {
 			b.Logf("%d groups", len(e.reg.groups))
 			benchW2(b, e, events)
 		})
+	}
+}
+
+// A document whose fragments fan out to 2^30 fields is refused by the
+// limits quickly with a schema too: validation must not expand it.
+func TestSchemaFragmentFanOut(t *testing.T) {
+	s := mustSchema(t, `type Query { ok: Boolean } type T { id: ID t: T } type Subscription { a: T }`)
+	var fan strings.Builder
+	fan.WriteString("subscription { a { ...F0 } }\n")
+	for i := range 30 {
+		fmt.Fprintf(&fan, "fragment F%d on T { ...F%d t { ...F%d } }\n", i, i+1, i+1)
+	}
+	fan.WriteString("fragment F30 on T { id }\n")
+	_, err := CompileWithSchema(fan.String(), "", nil, Limits{}.withDefaults(), s)
+	if err == nil || !strings.Contains(err.Error(), "limit") {
+		t.Fatalf("error %v", err)
 	}
 }
