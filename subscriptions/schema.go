@@ -44,7 +44,7 @@ func ParseSchema(sdl string) (*Schema, error) {
 
 // validate applies every validation rule of the specification.
 func (sc *Schema) validate(doc *ast.QueryDocument) error {
-	return validationError(validator.ValidateWithRules(sc.s, doc, nil))
+	return validationError(validate(sc.s, doc, allRules))
 }
 
 // varError is graphql-core's request error for a variable.

@@ -28,7 +28,7 @@ var preludeSchema = func() *ast.Schema {
 // does not depend on the schema's own types, as gqlparser implements them.
 // Field-level rules (known fields and arguments, leaf selections,
 // overlapping fields) need a schema and run only with one.
-var documentRules = rules.NewRules(
+var documentRules = []core.Rule{
 	rules.LoneAnonymousOperationRule,
 	rules.UniqueOperationNamesRule,
 	rules.UniqueFragmentNamesRule,
@@ -46,7 +46,36 @@ var documentRules = rules.NewRules(
 	rules.ValuesOfCorrectTypeRule,       // literals where a built-in directive says the type
 	rules.VariablesInAllowedPositionRule,
 	builtinDirectiveLocationsRule,
-)
+}
+
+// allRules is gqlparser's default rule set, in its (name) order, listed
+// once: its ValidateWithRules copies and sorts the set on every call.
+var allRules = func() []core.Rule {
+	var out []core.Rule
+	for name, fn := range rules.NewDefaultRules().GetInner() {
+		out = append(out, core.Rule{Name: name, RuleFunc: fn})
+	}
+	slices.SortFunc(out, func(a, b core.Rule) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}()
+
+// validate walks doc once with every rule of set, as gqlparser's
+// ValidateWithRules does, and returns the problems found.
+func validate(schema *ast.Schema, doc *ast.QueryDocument, set []core.Rule) gqlerror.List {
+	var errs gqlerror.List
+	observers := &core.Events{}
+	for _, r := range set {
+		r.RuleFunc(observers, func(options ...core.ErrorOption) {
+			err := &gqlerror.Error{Rule: r.Name}
+			for _, o := range options {
+				o(err)
+			}
+			errs = append(errs, err)
+		})
+	}
+	core.Walk(schema, doc, observers)
+	return errs
+}
 
 // builtinDirectiveLocationsRule is the part of KnownDirectives that needs
 // no schema: a built-in directive where it may not be used (@skip on an
@@ -66,7 +95,7 @@ var builtinDirectiveLocationsRule = core.Rule{
 // validateDocument applies documentRules to doc (which it annotates) and
 // returns the first problem found, or nil.
 func validateDocument(doc *ast.QueryDocument) error {
-	return validationError(validator.ValidateWithRules(preludeSchema, doc, documentRules))
+	return validationError(validate(preludeSchema, doc, documentRules))
 }
 
 // DocumentError is a document refused at registration (validation,
