@@ -114,3 +114,27 @@ func TestMergedSelectionOrder(t *testing.T) {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
 }
+
+// Descriptions on executable definitions parse in gqlparser but are a
+// syntax error for graphql-core: refused.
+func TestDescriptionsRefused(t *testing.T) {
+	for _, q := range []string{
+		`"s" subscription { a }`,
+		`"" subscription { a }`,
+		"\"\"\"\"\"\" subscription { a }",
+		`subscription { a { ...F } } "d" fragment F on T { x }`,
+		`subscription("v" $v: Int = 1) { a(x: $v) }`,
+	} {
+		if _, err := Compile(q, "", nil, Limits{}.withDefaults()); err == nil || !strings.Contains(err.Error(), "GraphQL syntax error at line 1") {
+			t.Errorf("%s: %v", q, err)
+		}
+	}
+	for _, q := range []string{
+		"# a \"comment\"\nsubscription { a(s: \"x\") }",
+		"subscription { a(s: \"x\") }\n# \"after\"",
+	} {
+		if _, err := Compile(q, "", nil, Limits{}.withDefaults()); err != nil {
+			t.Errorf("%q: %v", q, err)
+		}
+	}
+}

@@ -54,6 +54,9 @@ func CompileWithSchema(query, operationName string, variables map[string]any, li
 	if err != nil {
 		return nil, syntaxError(err)
 	}
+	if err := describedDefinition(query, doc); err != nil {
+		return nil, err
+	}
 	if schema != nil {
 		if err := schema.validate(doc); err != nil {
 			return nil, err

@@ -175,3 +175,67 @@ func before(a, b *gqlerror.Error) bool {
 	la, lb := a.Locations[0], b.Locations[0]
 	return la.Line < lb.Line || la.Line == lb.Line && la.Column < lb.Column
 }
+
+// describedDefinition finds an operation, fragment or variable definition
+// with a description, which gqlparser parses (a newer draft of the
+// specification allows it) and graphql-core refuses as a syntax error.
+func describedDefinition(query string, doc *ast.QueryDocument) error {
+	if !strings.Contains(query, `"`) {
+		return nil
+	}
+	runes := []rune(query)
+	check := func(desc string, pos *ast.Position) error {
+		if pos == nil || (desc == "" && !quotedBefore(runes, pos.Start)) {
+			return nil
+		}
+		return valueErrorf("GraphQL syntax error at line %d, column %d: a description is not allowed before an operation, a fragment or a variable", pos.Line, pos.Column)
+	}
+	for _, op := range doc.Operations {
+		if err := check(op.Description, op.Position); err != nil {
+			return err
+		}
+		for _, v := range op.VariableDefinitions {
+			if err := check(v.Description, v.Position); err != nil {
+				return err
+			}
+		}
+	}
+	for _, f := range doc.Fragments {
+		if err := check(f.Description, f.Position); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// quotedBefore reports whether the last token before runes[at] (past
+// blanks, commas and comment lines) ends with a quote: an empty
+// description, which the parser does not keep.
+func quotedBefore(runes []rune, at int) bool {
+	i := min(at, len(runes)) - 1
+	for i >= 0 {
+		switch r := runes[i]; {
+		case r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == ',' || r == '\ufeff':
+			i--
+		case r == '"':
+			lineStart := i
+			for lineStart > 0 && runes[lineStart-1] != '\n' && runes[lineStart-1] != '\r' {
+				lineStart--
+			}
+			if !slices.Contains(runes[lineStart:i], '#') {
+				return true
+			}
+			i = lineStart - 1 // the end of a comment line
+		default:
+			lineStart := i
+			for lineStart > 0 && runes[lineStart-1] != '\n' && runes[lineStart-1] != '\r' {
+				lineStart--
+			}
+			if !slices.Contains(runes[lineStart:i+1], '#') {
+				return false
+			}
+			i = lineStart - 1
+		}
+	}
+	return false
+}
