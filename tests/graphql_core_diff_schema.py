@@ -3,6 +3,7 @@ given the same SDL: validation (accept/reject), variable coercion, and results s
 schema (type conditions on interfaces and unions, scalar serialization, non-null propagation)."""
 import json
 import random
+import re
 
 from graphql import build_schema, execute, parse, validate
 from graphql.type import (
@@ -33,8 +34,47 @@ input Range { lo: Int! hi: Int = 10 colors: [Color!] }
 type Query { ok: Boolean }
 type Subscription { feed: Node a: A! u: U n: Int ns: [Int!] d: D }
 '''
+BASE_SDL = SDL
 SCHEMA = build_schema(SDL)
 ROOTS = ("feed", "a", "u", "n", "ns", "d")
+_FIELD = re.compile(r"\b(\w+)(\x00\d+\x00)?: (\[?)(\w+)!?(\]?)!?")
+
+
+def variant_sdl(v):
+    """SDL variant v: the base schema (v = 0) with the nullability of the object types' own
+    fields (not those an interface declares) and of the root fields drawn at random."""
+    if v == 0:
+        return BASE_SDL
+    r = random.Random(v)
+    blocks = re.split(r"(?=\n(?:type|interface|union|input|enum|scalar) )", BASE_SDL)
+    return "".join(_redraw(b, r) if re.match(r"\ntype (A|B|D|Subscription) ", b) else b for b in blocks)
+
+
+def _redraw(block, r):
+    args = []   # field arguments, kept aside: their types stay
+
+    def hide(m):
+        args.append(m.group(0))
+        return f"\x00{len(args) - 1}\x00"
+
+    def draw(m):
+        name, arg, lb, named, rb = m.groups()
+        if name in ("id", "name", "A", "B", "D", "Subscription"):
+            return m.group(0)
+        inner = "!" if lb and r.random() < 0.4 else ""
+        outer = "!" if r.random() < 0.35 else ""
+        return f"{name}{arg or ''}: {lb}{named}{inner}{rb}{outer}"
+
+    body = _FIELD.sub(draw, re.sub(r"\([^)]*\)", hide, block))
+    return re.sub(r"\x00(\d+)\x00", lambda m: args[int(m.group(1))], body)
+
+
+def use_variant(v):
+    """Make SDL variant v the one gen_case and graphql_core_run use; returns its SDL."""
+    global SDL, SCHEMA
+    SDL = variant_sdl(v)
+    SCHEMA = build_schema(SDL)
+    return SDL
 ALIASES = ("x1", "x2", "id", "n")      # small pool: some documents have conflicting aliases
 
 
