@@ -1,6 +1,7 @@
 package pyapi
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -14,6 +15,9 @@ const (
 	valuePrefix    = "ValueError: "
 	typePrefix     = "TypeError: "
 	notFoundPrefix = "SubscriptionNotFound: " // a ValueError subclass in Python
+	// A ValueError subclass with errors: the JSON list on the first line,
+	// the message after it.
+	documentPrefix = "GraphQLDocumentError: "
 )
 
 // pyError prefixes err's message with the Python exception it stands for.
@@ -23,6 +27,12 @@ func pyError(err error) error {
 	}
 	if errors.Is(err, subscriptions.ErrSubscriptionNotFound) {
 		return fmt.Errorf("%s%w", notFoundPrefix, err)
+	}
+	var doc *subscriptions.DocumentError
+	if errors.As(err, &doc) {
+		if list, jerr := json.Marshal(doc.Errors); jerr == nil {
+			return fmt.Errorf("%s%s\n%w", documentPrefix, list, err)
+		}
 	}
 	switch subscriptions.KindOf(err) {
 	case subscriptions.KindValue:

@@ -31,6 +31,7 @@ type executorOptions struct {
 	Paused         bool        `json:"paused"`
 	RowFilter      string      `json:"row_filter"`
 	NoRowFilter    bool        `json:"no_row_filter"`
+	Schema         string      `json:"schema"`
 	limitsJSON
 }
 
@@ -65,7 +66,7 @@ func NewSubscriptionExecutor(cfg *EventBusConfig, optionsJSON string) (x *Subscr
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	e, err := subscriptions.NewExecutor(ctx, subscriptions.Options{Bus: bus, QueueSize: int(queueSize), Limits: limits, Paused: o.Paused,
-		RowFilterField: o.RowFilter, NoRowFilter: o.NoRowFilter})
+		RowFilterField: o.RowFilter, NoRowFilter: o.NoRowFilter, Schema: o.Schema})
 	if err != nil {
 		return nil, pyError(err)
 	}

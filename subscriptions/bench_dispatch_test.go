@@ -219,8 +219,11 @@ func BenchmarkRegister(b *testing.B) {
 // w2Executor is the W2 workload in Go: 1,000 subscriptions over 10
 // connections and 50 distinct where filters (5 regions x 10 thresholds,
 // with variables), projections of 5 fields of ~2 KB events.
-func w2Executor(b *testing.B) (*Executor, []Event) {
-	e, err := NewExecutor(context.Background(), Options{QueueSize: 64})
+func w2Executor(b *testing.B) (*Executor, []Event) { return w2ExecutorWith(b, "") }
+
+// w2ExecutorWith is w2Executor with a schema (SDL, or "" for none).
+func w2ExecutorWith(b *testing.B, schema string) (*Executor, []Event) {
+	e, err := NewExecutor(context.Background(), Options{QueueSize: 64, Schema: schema})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -268,6 +271,10 @@ func BenchmarkPublishFiltered(b *testing.B) {
 // data Python encoded (PublishValid), then a drain of each connection.
 func BenchmarkW2(b *testing.B) {
 	e, events := w2Executor(b)
+	benchW2(b, e, events)
+}
+
+func benchW2(b *testing.B, e *Executor, events []Event) {
 	ctx := context.Background()
 	conns := make([]string, 10)
 	for j := range conns {

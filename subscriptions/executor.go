@@ -35,6 +35,11 @@ type Options struct {
 	// NoRowFilter turns the row filter off: an event reaches the
 	// subscribers of its tenant whatever its data holds. Default false.
 	NoRowFilter bool
+	// Schema is GraphQL SDL (Strawberry's str(schema), an SDL file) that
+	// documents are validated against and results shaped by, as
+	// graphql-core does. Default "": no schema, documents are taken as
+	// they come (see the README's subscription language).
+	Schema string
 }
 
 // DefaultQueueSize is the default bound of a subscription's queue.
@@ -89,6 +94,8 @@ type Executor struct {
 	panicInDispatch atomic.Bool
 	// hold is the gate of a paused executor's bus reader, nil otherwise.
 	hold *gate
+	// schema is Options.Schema compiled, nil without one.
+	schema *Schema
 }
 
 // NewExecutor builds an executor and starts its bus. The context bounds
@@ -104,11 +111,18 @@ func NewExecutor(ctx context.Context, opts Options) (*Executor, error) {
 	if len(opts.RowFilterField) > MaxIDBytes {
 		return nil, valueErrorf("the row filter field must be at most %d bytes", MaxIDBytes)
 	}
+	var schema *Schema
+	if opts.Schema != "" {
+		var err error
+		if schema, err = ParseSchema(opts.Schema); err != nil {
+			return nil, err
+		}
+	}
 	bus, err := NewBus(opts.Bus)
 	if err != nil {
 		return nil, err
 	}
-	e := &Executor{opts: opts, bus: bus, commit: newGroupCommit(bus), reg: newRegistry(), started: time.Now()}
+	e := &Executor{opts: opts, bus: bus, commit: newGroupCommit(bus), reg: newRegistry(), started: time.Now(), schema: schema}
 	lim := opts.Limits
 	e.limits.Store(&lim)
 	if opts.Paused {
@@ -206,7 +220,7 @@ func (e *Executor) register(r Registration) error {
 	}
 	lim := e.Limits()
 	// Compile outside the lock: it is the expensive part.
-	plan, err := Compile(r.Query, r.OperationName, r.Variables, lim)
+	plan, err := CompileWithSchema(r.Query, r.OperationName, r.Variables, lim, e.schema)
 	if err != nil {
 		return err
 	}

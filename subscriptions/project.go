@@ -17,7 +17,9 @@ import (
 // were merged.
 type selSet struct {
 	entries      []entry
-	needTypename bool // some entry reads the object's __typename
+	errs         []execError // field errors collecting this set may raise, in order
+	needTypename bool        // some entry reads the object's __typename
+	careful      bool        // this set or one below has errs or selections to merge: see merge.go
 }
 
 type entry struct {
@@ -44,6 +46,9 @@ func (e *entry) applies(evType, typename string) bool {
 
 // AppendPayload appends {"data":{"<ResponseKey>":<projected data>}}.
 func (p *Plan) AppendPayload(dst []byte, ev *decodedEvent) []byte {
+	if p.typed != nil {
+		return p.appendTypedPayload(dst, ev)
+	}
 	dst = append(dst, p.prefix...)
 	switch {
 	case ev == nil:
@@ -53,6 +58,8 @@ func (p *Plan) AppendPayload(dst []byte, ev *decodedEvent) []byte {
 		if dst, ok = appendCompact(dst, ev.Data); !ok {
 			dst = appendEventValue(dst, ev.root)
 		}
+	case p.sel.careful:
+		return appendMergedPayload(dst, ev, p)
 	default:
 		dst = appendSelection(dst, ev, ev.obj, p.sel, ev.Type)
 	}
@@ -259,6 +266,9 @@ func (s *selSet) appendKey(dst []byte) []byte {
 			dst = e.child.appendKey(dst)
 		}
 		dst = append(dst, ';')
+	}
+	for _, x := range s.errs {
+		dst = x.appendKey(dst)
 	}
 	return append(dst, '}')
 }

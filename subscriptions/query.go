@@ -30,6 +30,8 @@ type Plan struct {
 
 	raw    bool       // no selection set: publish the data as is
 	sel    *selSet    // projection of the event data when !raw
+	schema *Schema    // when compiled against one:
+	typed  *tField    // the root field shaped by the schema
 	filter filterNode // nil matches every event
 	prefix []byte     // {"data":{"<ResponseKey>":
 }
@@ -37,6 +39,13 @@ type Plan struct {
 // Compile parses and checks a subscription document and applies variables.
 // lim must have its defaults applied; variables may be nil.
 func Compile(query, operationName string, variables map[string]any, lim Limits) (*Plan, error) {
+	return CompileWithSchema(query, operationName, variables, lim, nil)
+}
+
+// CompileWithSchema is Compile against a schema (none when nil): the
+// document is validated by every rule of the specification, variables
+// are coerced by their types and results shaped by the schema.
+func CompileWithSchema(query, operationName string, variables map[string]any, lim Limits, schema *Schema) (*Plan, error) {
 	lim = lim.withDefaults()
 	if len(query) > lim.MaxQueryBytes {
 		return nil, valueErrorf("query is %d bytes, over the max_query_bytes limit of %d", len(query), lim.MaxQueryBytes)
@@ -45,14 +54,24 @@ func Compile(query, operationName string, variables map[string]any, lim Limits) 
 	if err != nil {
 		return nil, syntaxError(err)
 	}
+	if err := describedDefinition(query, doc); err != nil {
+		return nil, err
+	}
+	if schema != nil {
+		if err := schema.validate(doc); err != nil {
+			return nil, err
+		}
+	}
 	op, err := pickOperation(doc, operationName)
 	if err != nil {
 		return nil, err
 	}
 	c := &compiler{
-		lim:   lim,
-		op:    op,
-		frags: make(map[string]*fragInfo, len(doc.Fragments)),
+		lim:    lim,
+		op:     op,
+		frags:  make(map[string]*fragInfo, len(doc.Fragments)),
+		schema: schema,
+		query:  query,
 	}
 	for _, f := range doc.Fragments {
 		if _, dup := c.frags[f.Name]; dup {
@@ -60,7 +79,12 @@ func Compile(query, operationName string, variables map[string]any, lim Limits) 
 		}
 		c.frags[f.Name] = &fragInfo{def: f}
 	}
-	if err := c.resolveVariables(variables); err != nil {
+	if schema == nil {
+		err = c.resolveVariables(variables)
+	} else {
+		err = c.coerceVariables(variables)
+	}
+	if err != nil {
 		return nil, err
 	}
 	// Measure before expanding so that fragment fan-out cannot blow up.
@@ -73,6 +97,11 @@ func Compile(query, operationName string, variables map[string]any, lim Limits) 
 	}
 	if depth > lim.MaxDepth {
 		return nil, valueErrorf("query nests more than %d levels deep, over the max_depth limit of %d", lim.MaxDepth, lim.MaxDepth)
+	}
+	if schema == nil {
+		if err := validateDocument(doc); err != nil {
+			return nil, err
+		}
 	}
 	return c.plan()
 }
@@ -127,6 +156,18 @@ type compiler struct {
 	declared map[string]bool
 	vars     map[string]any // absent key: variable not provided and no default
 	stack    []string       // fragments being measured, for cycle messages
+	schema   *Schema        // nil without a schema
+	query    string
+}
+
+func (c *compiler) coerceVariables(given map[string]any) error {
+	c.declared = make(map[string]bool, len(c.op.VariableDefinitions))
+	for _, d := range c.op.VariableDefinitions {
+		c.declared[d.Variable] = true
+	}
+	vars, err := c.schema.coerceVariables(c, given)
+	c.vars = vars
+	return err
 }
 
 func (c *compiler) resolveVariables(given map[string]any) error {
@@ -262,32 +303,49 @@ func (c *compiler) undeclared(name string) error {
 	return valueErrorf("variable \"$%s\" is not defined", name)
 }
 
-// included applies @skip and @include.
-func (c *compiler) included(dirs ast.DirectiveList) (bool, error) {
-	inc := true
-	for _, d := range dirs {
-		if d.Name != "skip" && d.Name != "include" {
-			continue // unknown directives have no meaning here
+// included applies @skip, then @include, as graphql-core does. A variable
+// given as null for if: is no error here but an execError, a field error
+// at execution (registration only refuses it at the operation's root).
+func (c *compiler) included(dirs ast.DirectiveList) (bool, *execError, error) {
+	for _, name := range [...]string{"skip", "include"} {
+		d := dirs.ForName(name)
+		if d == nil {
+			continue
 		}
 		var arg *ast.Value
-		for _, a := range d.Arguments {
-			if a.Name == "if" {
-				arg = a.Value
-			}
+		if a := d.Arguments.ForName("if"); a != nil {
+			arg = a.Value
 		}
 		v, _, err := c.value(arg)
 		if err != nil {
-			return false, err
+			return false, nil, err
+		}
+		if v == nil && arg != nil && arg.Kind == ast.Variable {
+			if _, given := c.vars[arg.Raw]; given {
+				return false, nullIfError(arg), nil
+			}
+			// Neither given nor defaulted: the document breaks
+			// VariablesInAllowedPosition, which validation reports.
+			continue
 		}
 		b, ok := v.(bool)
 		if !ok {
-			return false, valueErrorf("@%s(if:) must be a Boolean, got %s", d.Name, jsonKind(v))
+			return false, nil, valueErrorf("@%s(if:) must be a Boolean, got %s", d.Name, jsonKind(v))
 		}
-		if b == (d.Name == "skip") {
-			inc = false
+		if b == (name == "skip") {
+			return false, nil, nil
 		}
 	}
-	return inc, nil
+	return true, nil, nil
+}
+
+// nullIfError is graphql-core's error for an if: variable given as null.
+func nullIfError(arg *ast.Value) *execError {
+	e := &execError{msg: "Argument 'if' of non-null type 'Boolean!' must not be null."}
+	if arg.Position != nil {
+		e.line, e.col = arg.Position.Line, arg.Position.Column
+	}
+	return e
 }
 
 // checkArgs resolves every argument so that undeclared variables are
@@ -299,6 +357,13 @@ func (c *compiler) checkArgs(args ast.ArgumentList) error {
 		}
 	}
 	return nil
+}
+
+// includedOrErr is included for measuring: a selection that may raise a
+// field error counts as included.
+func (c *compiler) includedOrErr(dirs ast.DirectiveList) (bool, error) {
+	inc, ee, err := c.included(dirs)
+	return inc || ee != nil, err
 }
 
 func (c *compiler) sat(n, limit int) int { return min(n, limit+1) }
@@ -315,7 +380,7 @@ func (c *compiler) measure(set ast.SelectionSet) (fields, depth int, err error) 
 			if err = c.checkArgs(s.Arguments); err != nil {
 				return 0, 0, err
 			}
-			if inc, err = c.included(s.Directives); err != nil {
+			if inc, err = c.includedOrErr(s.Directives); err != nil {
 				return 0, 0, err
 			}
 			if f, d, err = c.measure(s.SelectionSet); err != nil {
@@ -323,14 +388,14 @@ func (c *compiler) measure(set ast.SelectionSet) (fields, depth int, err error) 
 			}
 			f, d = f+1, d+1
 		case *ast.InlineFragment:
-			if inc, err = c.included(s.Directives); err != nil {
+			if inc, err = c.includedOrErr(s.Directives); err != nil {
 				return 0, 0, err
 			}
 			if f, d, err = c.measure(s.SelectionSet); err != nil {
 				return 0, 0, err
 			}
 		case *ast.FragmentSpread:
-			if inc, err = c.included(s.Directives); err != nil {
+			if inc, err = c.includedOrErr(s.Directives); err != nil {
 				return 0, 0, err
 			}
 			fi, err := c.fragment(s.Name)
@@ -376,35 +441,107 @@ type occurrence struct {
 	conds string // sorted, comma-joined type conditions
 }
 
+// execError is a field error raised when a selection set is collected for
+// an object its conditions apply to: the object becomes null and the error
+// is reported with the field's path.
+type execError struct {
+	msg       string
+	line, col int
+	conds     []string   // type conditions that must all hold
+	unless    [][]string // it does not apply when any of these all hold
+}
+
+// collection is what collect gathers from the selection sets of one
+// response key: fields in order, field errors in order, and the fragment
+// spreads reached, which graphql-core expands once per collection.
+type collection struct {
+	occs   []occurrence
+	errs   []execError
+	visits []visit
+}
+
+type visit struct {
+	name  string
+	conds []string
+}
+
 // collect flattens fragments into the included fields of set, in order.
 // Type conditions are ignored at the operation root, which can only be
-// the subscription type.
-func (c *compiler) collect(set ast.SelectionSet, conds []string, root bool, out []occurrence) ([]occurrence, error) {
+// the subscription type. unless lists the conditions under which this set
+// was already collected (a fragment spread twice): errors do not repeat.
+func (c *compiler) collect(set ast.SelectionSet, conds []string, unless [][]string, root bool, out *collection) error {
 	for _, s := range set {
-		var inc bool
-		var err error
+		var dirs ast.DirectiveList
+		var prior [][]string
 		switch s := s.(type) {
 		case *ast.Field:
-			if inc, err = c.included(s.Directives); err == nil && inc {
-				out = append(out, occurrence{field: s, conds: strings.Join(conds, ",")})
-			}
+			dirs = s.Directives
 		case *ast.InlineFragment:
-			if inc, err = c.included(s.Directives); err == nil && inc {
-				out, err = c.collect(s.SelectionSet, addCond(conds, s.TypeCondition, root), root, out)
-			}
+			dirs = s.Directives
 		case *ast.FragmentSpread:
-			if inc, err = c.included(s.Directives); err == nil && inc {
-				fi := c.frags[s.Name] // measure checked it exists
-				if fi.fields > 0 {
-					out, err = c.collect(fi.def.SelectionSet, addCond(conds, fi.def.TypeCondition, root), root, out)
-				}
+			dirs = s.Directives
+			var seen bool
+			if prior, seen = out.visited(s.Name, conds); seen {
+				continue
+			}
+		}
+		inc, ee, err := c.included(dirs)
+		if err != nil {
+			return err
+		}
+		un := append(slices.Clip(unless), prior...)
+		if ee != nil {
+			if root {
+				return valueErrorf("GraphQL error at line %d, column %d: %s", ee.line, ee.col, ee.msg)
+			}
+			ee.conds, ee.unless = slices.Clone(conds), un
+			out.errs = append(out.errs, *ee)
+		}
+		if !inc {
+			continue
+		}
+		switch s := s.(type) {
+		case *ast.Field:
+			out.occs = append(out.occs, occurrence{field: s, conds: strings.Join(conds, ",")})
+		case *ast.InlineFragment:
+			err = c.collect(s.SelectionSet, addCond(conds, s.TypeCondition, root), unless, root, out)
+		case *ast.FragmentSpread:
+			out.visits = append(out.visits, visit{name: s.Name, conds: conds})
+			fi := c.frags[s.Name] // measure checked it exists
+			if fi.fields > 0 {
+				err = c.collect(fi.def.SelectionSet, addCond(conds, fi.def.TypeCondition, root), un, root, out)
 			}
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return out, nil
+	return nil
+}
+
+// visited returns the conditions of the earlier visits of fragment name;
+// seen is true when one of them holds whenever conds hold, so that this
+// spread is never expanded.
+func (out *collection) visited(name string, conds []string) (prior [][]string, seen bool) {
+	for _, v := range out.visits {
+		if v.name != name {
+			continue
+		}
+		if subset(v.conds, conds) {
+			return nil, true
+		}
+		prior = append(prior, v.conds)
+	}
+	return prior, false
+}
+
+func subset(a, b []string) bool {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
 }
 
 func addCond(conds []string, cond string, root bool) []string {
@@ -423,14 +560,16 @@ func responseKey(f *ast.Field) string {
 	return f.Name
 }
 
-// group is the occurrences sharing a response key and type conditions.
+// group is consecutive occurrences of a response key under the same type
+// conditions.
 type group struct {
 	key, conds string
 	fields     []*ast.Field
 }
 
-// groupFields merges occurrences by response key and conditions, keeping
-// the order of first appearance, and rejects one key naming two fields.
+// groupFields merges consecutive occurrences of a response key under the
+// same conditions, keeping the order of first appearance, and rejects one
+// key naming two fields.
 func groupFields(occs []occurrence) ([]group, error) {
 	var groups []group
 	names := map[string]string{}
@@ -440,7 +579,17 @@ func groupFields(occs []occurrence) ([]group, error) {
 			return nil, valueErrorf("fields %q conflict because %s and %s are different fields; use different aliases", k, n, o.field.Name)
 		}
 		names[k] = o.field.Name
-		i := slices.IndexFunc(groups, func(g group) bool { return g.key == k && g.conds == o.conds })
+		// Merge into the key's last group only: a group of other conditions
+		// in between keeps its place in the merged sub-selections.
+		i := -1
+		for j := len(groups) - 1; j >= 0 && i < 0; j-- {
+			if groups[j].key == k {
+				i = j
+			}
+		}
+		if i >= 0 && groups[i].conds != o.conds {
+			i = -1
+		}
 		if i < 0 {
 			groups = append(groups, group{key: k, conds: o.conds})
 			i = len(groups) - 1
@@ -451,11 +600,11 @@ func groupFields(occs []occurrence) ([]group, error) {
 }
 
 func (c *compiler) plan() (*Plan, error) {
-	occs, err := c.collect(c.op.SelectionSet, nil, true, nil)
-	if err != nil {
+	var top collection
+	if err := c.collect(c.op.SelectionSet, nil, nil, true, &top); err != nil {
 		return nil, err
 	}
-	groups, err := groupFields(occs)
+	groups, err := groupFields(top.occs)
 	if err != nil {
 		return nil, err
 	}
@@ -480,12 +629,6 @@ func (c *compiler) plan() (*Plan, error) {
 		return nil, err
 	}
 	p := &Plan{RootField: root.Name, ResponseKey: g.key, filter: filter}
-	sel, err := c.selection(g.fields)
-	if err != nil {
-		return nil, err
-	}
-	p.raw, p.sel = sel == nil, sel
-
 	p.prefix = append([]byte(`{"data":{`), appendString(nil, p.ResponseKey)...)
 	p.prefix = append(p.prefix, ':')
 
@@ -494,7 +637,22 @@ func (c *compiler) plan() (*Plan, error) {
 	kb = appendString(kb, p.RootField)
 	kb = appendString(kb, p.ResponseKey)
 	kb = appendCanonical(kb, args)
-	kb = sel.appendKey(kb)
+	if c.schema != nil {
+		t := &typer{c: c, s: c.schema.s, memo: map[string]*tSel{}, ids: map[*ast.Field]int{}}
+		p.schema, p.typed = c.schema, t.field(g.fields, c.schema.s.Subscription)
+		// The document and its coerced variables determine the result.
+		kb = strconv.AppendUint(append(kb, " schema "...), c.schema.id, 10)
+		kb = appendString(kb, c.query)
+		kb = appendString(kb, c.op.Name)
+		kb = appendCanonical(kb, c.vars)
+	} else {
+		sel, err := c.selection(g.fields)
+		if err != nil {
+			return nil, err
+		}
+		p.raw, p.sel = sel == nil, sel
+		kb = sel.appendKey(kb)
+	}
 	sum := sha256.Sum256(kb)
 	p.Key = hex.EncodeToString(sum[:])
 	return p, nil
@@ -529,26 +687,26 @@ func (c *compiler) rootArgs(fields []*ast.Field) (map[string]any, error) {
 // selection compiles the merged selection sets of fields; nil when none
 // of them has one.
 func (c *compiler) selection(fields []*ast.Field) (*selSet, error) {
-	var occs []occurrence
+	var col collection
 	has := false
 	for _, f := range fields {
 		if f.SelectionSet == nil {
 			continue
 		}
 		has = true
-		var err error
-		if occs, err = c.collect(f.SelectionSet, nil, false, occs); err != nil {
+		if err := c.collect(f.SelectionSet, nil, nil, false, &col); err != nil {
 			return nil, err
 		}
 	}
 	if !has {
 		return nil, nil
 	}
-	groups, err := groupFields(occs)
+	groups, err := groupFields(col.occs)
 	if err != nil {
 		return nil, err
 	}
-	s := &selSet{entries: make([]entry, len(groups))}
+	s := &selSet{entries: make([]entry, len(groups)), errs: col.errs}
+	s.careful = len(s.errs) > 0
 	for i, g := range groups {
 		e := &s.entries[i]
 		e.key, e.name = g.key, g.fields[0].Name
@@ -562,11 +720,17 @@ func (c *compiler) selection(fields []*ast.Field) (*selSet, error) {
 				e.dups = append(e.dups, j)
 			}
 		}
-		s.needTypename = s.needTypename || e.typename || len(e.conds) > 0
+		s.needTypename = s.needTypename || e.typename || len(e.conds) > 0 || len(s.errs) > 0
 		if !e.typename {
 			if e.child, err = c.selection(g.fields); err != nil {
 				return nil, err
 			}
+		}
+		s.careful = s.careful || e.child != nil && e.child.careful
+		for _, j := range e.dups {
+			// Two object fields of one key that may both apply: their
+			// selections merge at execution.
+			s.careful = s.careful || e.child != nil && s.entries[j].child != nil
 		}
 	}
 	return s, nil

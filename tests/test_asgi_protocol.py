@@ -324,7 +324,7 @@ async def test_legacy_protocol(server):
         assert await recv(conn) == ACK
         assert await recv(conn) == '{"type":"ka"}'
         await conn.send(json.dumps({"type": "start", "id": "1", "payload": {
-            "query": "subscription S($x: Int) { users { id } }", "variables": {"x": 1},
+            "query": "subscription S($x: Boolean = true) { users { id @include(if: $x) } }", "variables": {"x": True},
             "operationName": "S"}}))
         await conn.send(json.dumps({"type": "start", "id": "2", "payload": {"query": "nope {"}}))
         msg = json.loads(await recv(conn))

@@ -19,6 +19,7 @@ from . import _gologs
 
 __all__ = [
     "SubscriptionNotFound",
+    "GraphQLDocumentError",
     "PySubscriptionPayload",
     "PyGraphQLMessage",
     "PyEventBusConfig",
@@ -28,6 +29,17 @@ __all__ = [
 
 class SubscriptionNotFound(ValueError):
     """The subscription id is not registered (never was, or was completed)."""
+
+
+class GraphQLDocumentError(ValueError):
+    """A document refused at registration: ``errors`` is the list of GraphQL errors (``message``,
+    ``locations``) a protocol sends back; ``str()`` lists them all with their lines and columns."""
+
+    errors: List[Dict[str, Any]]
+
+    def __init__(self, message: str, errors: List[Dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.errors = errors
 
 
 # The engine reports the Python type of an error as a prefix of its message;
@@ -42,6 +54,9 @@ _PREFIXES = (
 def _translate(err: RuntimeError) -> Exception:
     """The Python exception an engine error stands for."""
     msg = str(err)
+    if msg.startswith("GraphQLDocumentError: "):
+        errors, _, message = msg[len("GraphQLDocumentError: "):].partition("\n")
+        return GraphQLDocumentError(message, json.loads(errors))
     for prefix, kind in _PREFIXES:
         if msg.startswith(prefix):
             return kind(msg[len(prefix):])
@@ -378,11 +393,14 @@ class PySubscriptionExecutor:
 
     ``PySubscriptionExecutor(config=None, *, queue_size=1000, max_query_bytes=...,
     max_fields=..., max_depth=..., max_payload_bytes=..., connect_timeout=10.0,
-    paused=False, row_filter="user_id")``. Without a config, events travel on the in-process memory bus.
+    paused=False, row_filter="user_id", schema=None)``. Without a config, events travel
+    on the in-process memory bus.
     With ``paused=True`` (Redis or PostgreSQL bus) nothing is dispatched until
     ``resume()``: register the subscriptions, then resume. ``row_filter`` is the
     event data's key that, when present, must equal a subscriber's ``user_id``;
-    ``None`` turns the row filter off.
+    ``None`` turns the row filter off. With ``schema`` (SDL, such as
+    Strawberry's ``str(schema)``) documents are validated, variables coerced and results
+    shaped by it as graphql-core does.
     """
 
     __slots__ = ("_E", "_h", "_fid", "_config", "_finalizer", "_next", "_drain", "_publish",
@@ -392,7 +410,8 @@ class PySubscriptionExecutor:
                  max_query_bytes: Optional[int] = None, max_fields: Optional[int] = None,
                  max_depth: Optional[int] = None, max_payload_bytes: Optional[int] = None,
                  connect_timeout: Optional[float] = None, debug_hooks: bool = False,
-                 paused: bool = False, row_filter: Optional[str] = "user_id") -> None:
+                 paused: bool = False, row_filter: Optional[str] = "user_id",
+                 schema: Optional[str] = None) -> None:
         if config is not None and not isinstance(config, PyEventBusConfig):
             raise TypeError(f"config must be a PyEventBusConfig or None, not {type(config).__name__}")
         if not isinstance(paused, bool):
@@ -413,6 +432,8 @@ class PySubscriptionExecutor:
             opts["no_row_filter"] = True
         elif row_filter != "user_id":
             opts["row_filter"] = _check_str(row_filter, "row_filter")
+        if schema is not None:
+            opts["schema"] = _check_str(schema, "schema")
         E = _fast(_native.engine())
         if config is None:
             config = PyEventBusConfig.memory()

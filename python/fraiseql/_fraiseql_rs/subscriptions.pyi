@@ -2,6 +2,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 __all__ = [
     "SubscriptionNotFound",
+    "GraphQLDocumentError",
     "PySubscriptionPayload",
     "PyGraphQLMessage",
     "PyEventBusConfig",
@@ -10,6 +11,10 @@ __all__ = [
 ]
 
 class SubscriptionNotFound(ValueError): ...
+
+class GraphQLDocumentError(ValueError):
+    errors: List[Dict[str, Any]]
+    def __init__(self, message: str, errors: List[Dict[str, Any]]) -> None: ...
 
 class PySubscriptionPayload:
     query: str
@@ -85,6 +90,7 @@ class PySubscriptionExecutor:
         debug_hooks: bool = False,
         paused: bool = False,
         row_filter: Optional[str] = "user_id",
+        schema: Optional[str] = None,
     ) -> None: ...
     @property
     def bus_type(self) -> str: ...

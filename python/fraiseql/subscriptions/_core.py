@@ -232,7 +232,8 @@ class Connection:
                 self.id, internal, payload["query"], operation_name=payload.get("operationName"),
                 variables=variables, user_id=self.user_id, tenant_id=self.tenant_id)
         except (ValueError, TypeError) as exc:
-            return [{"message": str(exc)}]
+            # A refused document carries its GraphQL errors, with their locations.
+            return getattr(exc, "errors", None) or [{"message": str(exc)}]
         self.subscriptions[sub_id] = internal
         assert self.watch is not None
         self.watch.add(internal)

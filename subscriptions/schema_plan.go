@@ -1,0 +1,178 @@
+package subscriptions
+
+import (
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"github.com/vektah/gqlparser/v2/ast"
+)
+
+// The projection of a plan compiled against a schema: graphql-core's
+// CollectFields done at registration for every object type a value may
+// have at run time, so that executing an event only looks up the event's
+// __typename.
+
+// tField is a merged field of a selection for one object type.
+type tField struct {
+	key, name string
+	keyJSON   []byte
+	parent    string    // the object type's name, for messages
+	typ       *ast.Type // nil for __typename
+	named     *ast.Definition
+	locs      []posn
+	subs      map[string]*tSel // by object type, when named is composite
+	objSel    *tSel            // subs[named.Name] when named is an object type
+	at        atomic.Int32     // where name was last found in the event's top level (see getAt)
+}
+
+type posn struct{ line, col int }
+
+// tSel is a selection set collected for one object type: its fields, or
+// the field error collecting it raises.
+type tSel struct {
+	fields []*tField
+	err    *execError
+}
+
+type typer struct {
+	c    *compiler
+	s    *ast.Schema
+	memo map[string]*tSel   // by object type and field nodes
+	ids  map[*ast.Field]int // field nodes numbered for memo keys
+}
+
+func (t *typer) field(nodes []*ast.Field, parent *ast.Definition) *tField {
+	f0 := nodes[0]
+	tf := &tField{key: responseKey(f0), name: f0.Name, parent: parent.Name}
+	tf.keyJSON = append(appendString(nil, tf.key), ':')
+	for _, n := range nodes {
+		if n.Position != nil {
+			tf.locs = append(tf.locs, posn{n.Position.Line, n.Position.Column})
+		}
+	}
+	if f0.Name == "__typename" {
+		return tf
+	}
+	def := parent.Fields.ForName(f0.Name)
+	if def == nil { // validation rejects this; keep a null rather than fail
+		return tf
+	}
+	tf.typ = def.Type
+	tf.named = t.s.Types[def.Type.Name()]
+	if tf.named != nil && tf.named.IsCompositeType() {
+		tf.subs = map[string]*tSel{}
+		for _, obj := range t.s.GetPossibleTypes(tf.named) {
+			tf.subs[obj.Name] = t.selection(nodes, obj)
+		}
+		if tf.named.Kind == ast.Object {
+			tf.objSel = tf.subs[tf.named.Name]
+		}
+	}
+	return tf
+}
+
+// selection collects the sub-selections of nodes for an object of type
+// obj, as graphql-core's collect_subfields does (memoized likewise).
+func (t *typer) selection(nodes []*ast.Field, obj *ast.Definition) *tSel {
+	var mk strings.Builder
+	mk.WriteString(obj.Name)
+	for _, n := range nodes {
+		mk.WriteByte(' ')
+		id, ok := t.ids[n]
+		if !ok {
+			id = len(t.ids)
+			t.ids[n] = id
+		}
+		mk.WriteString(strconv.Itoa(id))
+	}
+	if s, ok := t.memo[mk.String()]; ok {
+		return s
+	}
+	var keys []string
+	groups := map[string][]*ast.Field{}
+	visited := map[string]bool{}
+	var ee *execError
+	for _, n := range nodes {
+		if ee == nil {
+			ee = t.collect(n.SelectionSet, obj, visited, &keys, groups)
+		}
+	}
+	s := &tSel{err: ee}
+	if ee == nil {
+		for _, k := range keys {
+			s.fields = append(s.fields, t.field(groups[k], obj))
+		}
+	}
+	t.memo[mk.String()] = s
+	return s
+}
+
+func (t *typer) collect(set ast.SelectionSet, obj *ast.Definition, visited map[string]bool, keys *[]string, groups map[string][]*ast.Field) *execError {
+	for _, sel := range set {
+		switch sel := sel.(type) {
+		case *ast.Field:
+			inc, ee, _ := t.c.included(sel.Directives)
+			if ee != nil {
+				return ee
+			}
+			if !inc {
+				continue
+			}
+			k := responseKey(sel)
+			if _, seen := groups[k]; !seen {
+				*keys = append(*keys, k)
+			}
+			groups[k] = append(groups[k], sel)
+		case *ast.InlineFragment:
+			inc, ee, _ := t.c.included(sel.Directives)
+			if ee != nil {
+				return ee
+			}
+			if !inc || !t.applies(sel.TypeCondition, obj) {
+				continue
+			}
+			if ee := t.collect(sel.SelectionSet, obj, visited, keys, groups); ee != nil {
+				return ee
+			}
+		case *ast.FragmentSpread:
+			if visited[sel.Name] {
+				continue
+			}
+			inc, ee, _ := t.c.included(sel.Directives)
+			if ee != nil {
+				return ee
+			}
+			if !inc {
+				continue
+			}
+			visited[sel.Name] = true
+			fi := t.c.frags[sel.Name]
+			if fi == nil || !t.applies(fi.def.TypeCondition, obj) {
+				continue
+			}
+			if ee := t.collect(fi.def.SelectionSet, obj, visited, keys, groups); ee != nil {
+				return ee
+			}
+		}
+	}
+	return nil
+}
+
+// applies is does_fragment_condition_match: the condition names obj or
+// an interface or union obj belongs to.
+func (t *typer) applies(cond string, obj *ast.Definition) bool {
+	if cond == "" || cond == obj.Name {
+		return true
+	}
+	def := t.s.Types[cond]
+	if def == nil || !def.IsAbstractType() {
+		return false
+	}
+	for _, p := range t.s.GetPossibleTypes(def) {
+		if p.Name == obj.Name {
+			return true
+		}
+	}
+	return false
+}
