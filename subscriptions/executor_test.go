@@ -117,6 +117,29 @@ func TestExecutorTenantIsolation(t *testing.T) {
 	}
 }
 
+// An empty tenant is a tenant like any other: its subscriber sees events
+// whose tenant_id is "" or absent, never another tenant's; an event with an
+// empty tenant_id reaches no one else. (A check that skips an empty
+// subscriber tenant, or treats an empty event tenant as absent, leaks.)
+func TestExecutorEmptyTenantIsIsolated(t *testing.T) {
+	e := newTestExecutor(t, Options{})
+	register(t, e,
+		sub{id: "e", user: "u1", tenant: ""},
+		sub{id: "a", conn: "c2", user: "u1", tenant: "t1"})
+	publish(t, e, "users",
+		`{"id":1,"tenant_id":"t1"}`, // a only
+		`{"id":2,"tenant_id":""}`,   // e only
+		`{"id":3}`,                  // absent: everyone
+		`{"id":4,"tenant_id":null}`, // null: nobody
+		`{"id":5,"tenant_id":" "}`,  // not empty: nobody
+	)
+	wantFrames(t, nextAll(t, e, "e"), frame("e", `{"users":{"id":2}}`), frame("e", `{"users":{"id":3}}`))
+	wantFrames(t, nextAll(t, e, "a"), frame("a", `{"users":{"id":1}}`), frame("a", `{"users":{"id":3}}`))
+	if m := e.Metrics(); m.ViolationsTenantIsolation != 6 || m.ValidationsPassed != 4 {
+		t.Fatalf("metrics %+v", m)
+	}
+}
+
 func TestExecutorUserIsolation(t *testing.T) {
 	e := newTestExecutor(t, Options{})
 	register(t, e,

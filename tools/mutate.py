@@ -281,7 +281,7 @@ class Area:
         self.env.setdefault("CGO_CFLAGS", f"-O2 -g -I{include}")
         self.limit = 0.0
         self.go_dir = os.path.join(root, spec.get("dir", ""))  # the Go module's folder
-        self.covered: Optional[dict[str, set[int]]] = None
+        self.uncovered: Optional[dict[str, set[int]]] = None
 
     def files(self) -> list[str]:
         out: list[str] = []
@@ -324,7 +324,7 @@ class Area:
             out, _, secs = run(self.go_cmd([f"-coverprofile={prof}", "-covermode=set"]), self.go_dir, self.env, None)
             if judge_go(out, False)[0] != "lived":
                 sys.exit(f"{self.name}: the unmutated tests do not pass:\n{out[-3000:]}")
-            self.covered = read_coverprofile(prof, self.go_dir, self.spec.get("dir", ""))
+            self.uncovered = read_coverprofile(prof, self.go_dir, self.spec.get("dir", ""))
         elif self.kind in ("py", "native"):
             tree = self.python_tree(os.path.join(workdir, "baseline-" + self.name))
             out, _, secs = run(self.pytest_cmd(), os.path.join(self.root, self.spec.get("tests", "tests")),
@@ -337,9 +337,9 @@ class Area:
         print(f"{self.name}: unmutated run {secs:.1f}s, limit per mutant {self.limit:.0f}s", flush=True)
 
     def is_covered(self, m: Mutant) -> bool:
-        if self.covered is None:
+        if self.uncovered is None:
             return True
-        return m.line in self.covered.get(m.path, set())
+        return m.line not in self.uncovered.get(m.path, set())
 
     def run_go(self, m: Mutant, slot: str) -> tuple[str, str]:
         src = os.path.join(self.root, m.path)
@@ -448,22 +448,26 @@ class Area:
 
 
 def read_coverprofile(path: str, moddir: str, prefix: str) -> dict[str, set[int]]:
-    """Lines run at least once, by path relative to the areas' root (the profile names files
-    by import path; prefix is the module's folder under that root)."""
+    """The lines of statements no test ran, by path relative to the areas' root (the profile
+    names files by import path; prefix is the module's folder under that root). Lines in
+    no block at all (constants, types, package variables) are not in it: they are run."""
     module = ""
     with open(os.path.join(moddir, "go.mod")) as f:
         for line in f:
             if line.startswith("module "):
                 module = line.split()[1]
-    covered: dict[str, set[int]] = {}
+    ran: dict[str, set[int]] = {}
+    idle: dict[str, set[int]] = {}
     with open(path) as f:
         for line in f:
             m = re.match(r"^(.+):(\d+)\.\d+,(\d+)\.\d+ \d+ (\d+)$", line.strip())
-            if not m or m.group(4) == "0":
+            if not m:
                 continue
             rel = m.group(1)[len(module) + 1:] if m.group(1).startswith(module + "/") else m.group(1)
-            covered.setdefault(os.path.join(prefix, rel) if prefix else rel, set()).update(range(int(m.group(2)), int(m.group(3)) + 1))
-    return covered
+            rel = os.path.join(prefix, rel) if prefix else rel
+            lines = range(int(m.group(2)), int(m.group(3)) + 1)
+            (idle if m.group(4) == "0" else ran).setdefault(rel, set()).update(lines)
+    return {rel: lines - ran.get(rel, set()) for rel, lines in idle.items()}
 
 
 # ---------------------------------------------------------------- report
