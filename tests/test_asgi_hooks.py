@@ -35,6 +35,8 @@ def role_check(connection, payload):
     """Only admins see orders of every region; others get their own region forced."""
     if payload.get("operationName") == "Forbidden":
         return [{"message": "not allowed", "extensions": {"code": "FORBIDDEN"}}]
+    if payload.get("operationName") == "NoErrors":
+        return []  # an empty list of errors: accepted as asked
     if "orders" in payload["query"] and "admin" not in connection.info["roles"]:
         return {**(payload.get("variables") or {}), "region": connection.info["region"]}
     return None
@@ -122,6 +124,17 @@ async def test_on_subscribe_refuses_with_its_errors_and_the_socket_stays_open(se
         assert await recv(conn) == PONG
         server.executor.publish_event("e", "users", {"id": 3, "name": "n", "tenant_id": "acme"})
         assert await recv(conn) == next_frame("f", {"id": 3, "name": "n"})
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("path", ["/sync", "/async"])
+async def test_on_subscribe_empty_error_list_accepts(server, path):
+    async with ws(server, path) as conn:
+        await init(conn, {"token": "admin"}, expect=ADMIN_ACK)
+        await subscribe(conn, "n", "subscription NoErrors { users { id name } }", operationName="NoErrors")
+        assert await recv(conn) == PONG  # no error before the pong
+        server.executor.publish_event("e", "users", {"id": 4, "name": "m", "tenant_id": "acme"})
+        assert await recv(conn) == next_frame("n", {"id": 4, "name": "m"})
 
 
 @pytest.mark.asyncio

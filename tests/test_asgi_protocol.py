@@ -298,6 +298,32 @@ async def test_4400_invalid_messages(server, message, reason):
         assert await closed_with(conn) == (4400, reason)
 
 
+# graphql-ws's server reads a binary frame as the UTF-8 text of its bytes: same messages.
+@pytest.mark.asyncio
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+async def test_binary_frames_are_read_as_utf8_text(server, protocol):
+    async with ws(server, protocol=protocol) as conn:
+        await conn.send(b'{"type":"connection_init"}')
+        assert await recv(conn) == ACK
+        if protocol == "graphql-ws":
+            assert await recv(conn) == '{"type":"ka"}'
+            return
+        await conn.send('{"type":"ping","payload":{"w":"caf\u00e9"}}'.encode())  # two-byte UTF-8
+        assert json.loads(await recv(conn)) == {"type": "pong", "payload": {"w": "caf\u00e9"}}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+@pytest.mark.parametrize("frame", [b'{"type":"ping","payload":{"x":"\xff"}}', b"\xc3\x28", b"\xed\xa0\x80"])
+async def test_4400_binary_frame_with_invalid_utf8(server, protocol, frame):
+    async with ws(server, protocol=protocol) as conn:
+        await init(conn)
+        if protocol == "graphql-ws":
+            assert await recv(conn) == '{"type":"ka"}'
+        await conn.send(frame)
+        assert await closed_with(conn) == (4400, "Invalid message received")
+
+
 @pytest.mark.asyncio
 @pytest.mark.parametrize("protocols", [["graphql-sse"], None])
 async def test_unknown_or_missing_subprotocol_is_refused(server, protocols):

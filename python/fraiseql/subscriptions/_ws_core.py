@@ -283,11 +283,12 @@ class WSConnection:
         if self.app.on_subscribe is not None:
             try:
                 decision = await _call(self.app.on_subscribe, self, payload)
+                if isinstance(decision, list) and not decision:
+                    decision = None  # no errors: accept as asked
                 if isinstance(decision, list):
-                    if not decision or not all(isinstance(e, dict) and isinstance(e.get("message"), str)
-                                               for e in decision):
-                        raise TypeError("on_subscribe refused with something other than a non-empty "
-                                        "list of GraphQL errors (dicts with a str 'message')")
+                    if not all(isinstance(e, dict) and isinstance(e.get("message"), str) for e in decision):
+                        raise TypeError("on_subscribe refused with something other than a list of GraphQL "
+                                        "errors (dicts with a str 'message')")
                     logger.debug("connection %s: on_subscribe refused %r", self.id, sub_id)
                     return decision
                 if isinstance(decision, dict):
