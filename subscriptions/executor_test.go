@@ -662,6 +662,9 @@ func TestNextWait(t *testing.T) {
 	if f, err := e.NextWait(ctx, "s"); f != "" || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("deadline: %q %v", f, err)
 	}
+	if st, _ := e.Stats("s"); st.Waiting != 0 {
+		t.Fatalf("a wait that ended is still counted: %+v", st)
+	}
 	// A waiter is woken by a publish.
 	got := make(chan string)
 	go func() {
@@ -673,23 +676,26 @@ func TestNextWait(t *testing.T) {
 	if f := <-got; f != frame("s", `{"users":{"id":2}}`) {
 		t.Fatalf("woken with %q", f)
 	}
+	if st, _ := e.Stats("s"); st.Waiting != 0 {
+		t.Fatalf("a woken wait is still counted: %+v", st)
+	}
 }
 
-// waitUntilWaiting waits until a NextWait on id is parked on its channel.
+// waitUntilWaiting waits until a NextWait on id is parked on its channel
+// (its Waiting count says so; polled, the count being the event).
 func waitUntilWaiting(t *testing.T, e *Executor, id string) {
 	t.Helper()
-	s, err := e.lookup(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		s.conn.mu.Lock()
-		waiting := s.wake != nil
-		s.conn.mu.Unlock()
-		if waiting {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		st, err := e.Stats(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Waiting > 0 {
 			return
 		}
-		time.Sleep(time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatalf("no NextWait on %s", id)
+		}
 	}
 }
 
