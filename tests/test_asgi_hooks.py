@@ -344,7 +344,10 @@ def test_overflow_drop_logs_once_per_subscription(slow_server, caplog):
         dropped = slow_server.executor.get_metrics()["events_dropped"]
         _flood(slow_server.executor, 50)  # more drops on the same subscription
         _wait_for(lambda: slow_server.executor.get_metrics()["events_dropped"] > dropped, "more drops")
-        time.sleep(0.3)  # several check intervals: a second warning would be logged by now
+        # Two more checks completed: the second began after the drops, so it has seen them all.
+        app = slow_server.apps["/drop"]
+        checks = app._overflow_checks
+        _wait_for(lambda: app._overflow_checks >= checks + 2, "two overflow checks")
         (record,) = drop_logs()
         assert record.levelno == logging.WARNING and int(DROP_LOG.match(record.getMessage()).group(1)) > 0
         client.send('{"type":"ping"}')  # the socket is still open

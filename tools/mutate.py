@@ -36,6 +36,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -533,6 +534,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     areas = [Area(n, specs[n], args.root, args) for n in names]
 
     results: dict[str, list[Mutant]] = {}
+    # Stopped by a signal: still remove the copies (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workdir = tempfile.mkdtemp(prefix="mutate-")
     try:
         for area in areas:

@@ -135,6 +135,7 @@ class GraphQLWSApp:
         self.connections: Set[WSConnection] = set()
         self._shutting_down = False
         self._monitor: Optional["asyncio.Task[None]"] = None
+        self._overflow_checks = 0  # checks completed: what a test of "no second warning" waits on
 
     @property
     def executor(self) -> Any:
@@ -221,12 +222,12 @@ class GraphQLWSApp:
                 dropped = self.executor.get_metrics()["events_dropped"]
             except RuntimeError:  # the executor was closed
                 return
-            if dropped == seen:
-                continue
-            seen = dropped
-            for connection in list(self.connections):
-                for sub_id, count in connection.new_drops():
-                    await self._overflowed(connection, sub_id, count)
+            if dropped != seen:
+                seen = dropped
+                for connection in list(self.connections):
+                    for sub_id, count in connection.new_drops():
+                        await self._overflowed(connection, sub_id, count)
+            self._overflow_checks += 1
 
     async def _overflowed(self, connection: WSConnection, sub_id: str, count: int) -> None:
         if self.on_overflow == "close":
