@@ -1,5 +1,4 @@
 import pytest
-
 from plantedpkg import clamp, is_empty
 
 
