@@ -360,6 +360,12 @@ async def test_legacy_protocol(server):
         await conn.send('{"type":"stop","id":"1"}')
         assert await recv(conn) == '{"type":"complete","id":"1"}'
         assert active(server) == before
+        # A stop for an id that runs nothing (stopped, or never started) is answered by nothing:
+        # the next frame is the refusal of the start sent after it.
+        await conn.send('{"type":"stop","id":"1"}')
+        await conn.send('{"type":"stop","id":"9"}')
+        await conn.send(json.dumps({"type": "start", "id": "3", "payload": {"query": "nope {"}}))
+        assert json.loads(await recv(conn))["type"] == "error"
         await conn.send('{"type":"connection_terminate"}')
         assert await closed_with(conn) == (1000, "")
 
