@@ -430,7 +430,8 @@ def test_overflow_close_closes_with_4499(slow_server, caplog):
         client.close()
 
 
-def test_shutdown_is_bounded_with_a_client_that_does_not_read(slow_server):
+def test_shutdown_is_bounded_with_a_client_that_does_not_read(slow_server, caplog):
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
     client = _slow_client(slow_server, "/drop")
     app = slow_server.apps["/drop"]
     try:
@@ -441,5 +442,9 @@ def test_shutdown_is_bounded_with_a_client_that_does_not_read(slow_server):
             await app.shutdown(timeout=0.5)
         asyncio.run(slow_server.run(shut))
         _wait_for(lambda: not app.connections, "the stuck connection to be dropped")
+        # Dropped by the shutdown's abort, and said so (not an unexplained cancellation).
+        _wait_for(lambda: any(r.getMessage().endswith(": did not close in time on shutdown; dropped")
+                              for r in caplog.records), "the drop's warning")
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     finally:
         client.close()
