@@ -1,7 +1,8 @@
 """Mutation testing of the Go engine, the buses, pyapi and its C, and the Python package.
 
     python tools/mutate.py [--area NAME ...] [--file PATH ...] [--jobs N]
-                           [--limit N] [--seed S] [--report FILE] [--config FILE] [--list]
+                           [--limit N] [--seed S] [--go-run REGEX] [--report FILE]
+                           [--config FILE] [--list]
 
 Each mutant changes one operator or literal of one source file (`<` to `<=`, `==`
 to `!=`, `&&` to `||`, `+` to `-`, `true` to `false`, a `!` removed, ...) and runs
@@ -314,8 +315,9 @@ class Area:
         cmd = ["go", "test", "-count=1", "-vet=off", "-ldflags=-w"]
         if self.spec.get("tags"):
             cmd += ["-tags", self.spec["tags"]]
-        if self.spec.get("run"):
-            cmd += ["-run", self.spec["run"]]
+        run_pattern = self.args.go_run or self.spec.get("run")
+        if run_pattern:
+            cmd += ["-run", run_pattern]
         return cmd + extra + [self.spec["package"]]
 
     def baseline(self, workdir: str) -> None:
@@ -517,6 +519,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--timeout-factor", type=float, default=10.0,
                     help="a mutant's limit: this many times the unmutated run (default 10)")
     ap.add_argument("--min-timeout", type=float, default=60.0, help="the least limit, seconds (default 60)")
+    ap.add_argument("--go-run", help="go test -run pattern replacing the area's (a narrower sample)")
     ap.add_argument("--report", default=os.path.join(ROOT, "build", "mutate", "report.txt"))
     ap.add_argument("--config", help="a JSON file of areas replacing the built-in ones")
     ap.add_argument("--root", default=ROOT, help="the tree the areas' paths are relative to")
@@ -576,7 +579,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             return 0
         header = (f"mutation report: areas {', '.join(names)}; jobs {args.jobs}; "
                   f"sample {args.limit or 'all'} per area (seed {args.seed})"
-                  + (f"; files {', '.join(args.file)}" if args.file else ""))
+                  + (f"; files {', '.join(args.file)}" if args.file else "")
+                  + (f"; go test -run {args.go_run}" if args.go_run else ""))
         text = write_report(args.report, results, header)
         print("\n" + text)
         print(f"report: {args.report}")
