@@ -41,6 +41,19 @@ func startPgBus(t *testing.T, opts PostgresOptions, c *collector) *PostgresBus {
 	return b
 }
 
+// waitReads waits until b's listener has completed n more reads: with n
+// >= 2 the last began after the call, so whatever was committed before the
+// call and would be delivered has been. The negative checks wait on it.
+func waitReads(t *testing.T, b *PostgresBus, n uint64) {
+	t.Helper()
+	want := b.reads.Load() + n
+	for deadline := time.Now().Add(10 * time.Second); b.reads.Load() < want; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d reads of the bus, want %d", b.reads.Load(), want)
+		}
+	}
+}
+
 func pgEvent(src string, n int) Event {
 	return Event{Type: "tick", Channel: "ch", Data: json.RawMessage(fmt.Sprintf(`{"src":%q,"n":%d}`, src, n))}
 }
@@ -555,7 +568,7 @@ func TestPostgresBusOpenTransaction(t *testing.T) {
 		// Delivered while the lower id is still in flight; then the poll
 		// runs many times over with the transaction open.
 		checkInOrder(t, c.waitFor(t, 2, 5*time.Second), later)
-		time.Sleep(time.Second)
+		waitReads(t, bus, 10)
 		if commit {
 			if err := tx.Commit(ctx); err != nil {
 				t.Fatal(err)
@@ -566,7 +579,7 @@ func TestPostgresBusOpenTransaction(t *testing.T) {
 			if err := tx.Rollback(ctx); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(300 * time.Millisecond) // several polls
+			waitReads(t, bus, 2)
 			checkInOrder(t, c.events(), later)
 		}
 	}
