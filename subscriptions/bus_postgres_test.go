@@ -32,6 +32,7 @@ func startPgBus(t *testing.T, opts PostgresOptions, c *collector) *PostgresBus {
 	}
 	t.Cleanup(func() { b.Close(context.Background()) })
 	if c != nil {
+		c.settle = func(t *testing.T) { waitReads(t, b, 2) }
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := b.Start(ctx, c.deliver); err != nil {
@@ -418,6 +419,7 @@ func TestPostgresBusRetention(t *testing.T) {
 		b.pruneEvery = 50 * time.Millisecond
 		t.Cleanup(func() { b.Close(context.Background()) })
 		c := &collector{}
+		c.settle = func(t *testing.T) { waitReads(t, b, 2) }
 		if err := b.Start(ctx, c.deliver); err != nil {
 			t.Fatal(err)
 		}
@@ -497,6 +499,7 @@ func TestPostgresBusConcurrentPublishers(t *testing.T) {
 		}
 	}
 	listener := pubs[0]
+	c.settle = func(t *testing.T) { waitReads(t, listener, 2) }
 
 	const writers, each = 9, 80
 	var wg sync.WaitGroup
