@@ -151,7 +151,12 @@ def test_redis_failed_batch_raises_in_every_publisher_and_delivers_none(own_redi
         redis_cli(own_redis, "CLIENT", "PAUSE", "20000", "WRITE")
         results = {}
         ts = publish_from_threads(ex, 8, 1, results)
-        time.sleep(0.5)
+        # The server holds the first XADD (CLIENT LIST: flags=b, cmd=xadd) before it dies.
+        deadline = time.monotonic() + 30
+        while not any("flags=b " in line and "cmd=xadd " in line
+                      for line in redis_cli(own_redis, "CLIENT", "LIST").splitlines()):
+            assert time.monotonic() < deadline, "no XADD was held by the paused server"
+            time.sleep(0.005)  # poll interval
         own_redis.kill()
         for t in ts:
             t.join(timeout=30)
