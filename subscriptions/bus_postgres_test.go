@@ -203,8 +203,20 @@ func TestPostgresBusTerminateListener(t *testing.T) {
 		errc <- nil
 	}()
 
+	delivered := 0
 	for kill := 0; kill < 3; kill++ {
-		time.Sleep(100 * time.Millisecond)
+		// Kill while events flow: once the listener has delivered more
+		// since the last kill (or everything).
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			n := len(cl.events())
+			if n > delivered || n == total {
+				delivered = n
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no event delivered since the last kill (%d of %d)", n, total)
+			}
+		}
 		pid := listener.listenPID.Load()
 		var ok bool
 		if err := admin.QueryRow(ctx, "SELECT pg_terminate_backend($1)", int32(pid)).Scan(&ok); err != nil || !ok {
