@@ -371,6 +371,16 @@ async def test_legacy_protocol(server):
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("sub_id", ["", 5, None])
+async def test_legacy_start_needs_a_nonempty_string_id(server, sub_id):
+    async with ws(server, protocol="graphql-ws") as conn:
+        await init(conn)
+        assert await recv(conn) == '{"type":"ka"}'
+        await conn.send(json.dumps({"type": "start", "id": sub_id, "payload": {"query": Q}}))
+        assert await closed_with(conn) == (4400, "Invalid message received")
+
+
+@pytest.mark.asyncio
 async def test_legacy_refused_gets_connection_error(server):
     async with ws(server, "/refuse", protocol="graphql-ws") as conn:
         await conn.send('{"type":"connection_init"}')
