@@ -16,6 +16,8 @@ from an exit status alone:
               reported beside the score, not in it
   not viable  the mutant does not compile (Go build error, C compile error, Python
               SyntaxError) or the tests could not start (pytest collection error)
+  crashed     the test process died without a test reporting it (a Go runtime "fatal
+              error", a "Fatal Python error" such as a segfault in C): beside the score
   error       the run ended in a way none of the above explains (its tail is kept)
   uncovered   Go only: no test runs the mutated line (coverage with -count=1)
 
@@ -221,6 +223,8 @@ FAIL_PY = re.compile(r"^(FAILED|ERROR) \S+::", re.MULTILINE)
 COLLECT_PY = re.compile(r"^ERROR (collecting|\S+\.py\b(?!::))|Interrupted: \d+ error", re.MULTILINE)
 PASS_PY = re.compile(r"^=*\s*\d+ passed", re.MULTILINE)
 PASS_GO = re.compile(r"^ok\s+\S+", re.MULTILINE)
+CRASH_GO = re.compile(r"^fatal error: ", re.MULTILINE)
+CRASH_PY = re.compile(r"^Fatal Python error: ", re.MULTILINE)
 
 
 def judge_go(out: str, timed_out: bool) -> tuple[str, str]:
@@ -232,6 +236,8 @@ def judge_go(out: str, timed_out: bool) -> tuple[str, str]:
         return "killed", first_line(out, FAIL_GO)
     if PANIC_GO.search(out):
         return "killed", first_line(out, PANIC_GO)
+    if CRASH_GO.search(out):
+        return "crashed", first_line(out, CRASH_GO)
     if PASS_GO.search(out) and not re.search(r"^FAIL\b", out, re.MULTILINE):
         return "lived", ""
     return "error", out[-400:]
@@ -244,6 +250,8 @@ def judge_py(out: str, timed_out: bool) -> tuple[str, str]:
         return "not viable", first_line(out, COLLECT_PY)
     if FAIL_PY.search(out):
         return "killed", first_line(out, FAIL_PY)
+    if CRASH_PY.search(out):
+        return "crashed", first_line(out, CRASH_PY)
     if PASS_PY.search(out) and not re.search(r"\d+ (failed|error)", out):
         return "lived", ""
     return "error", out[-400:]
@@ -475,7 +483,7 @@ def read_coverprofile(path: str, moddir: str, prefix: str) -> dict[str, set[int]
 
 # ---------------------------------------------------------------- report
 
-STATUSES = ["killed", "lived", "timeout", "not viable", "error", "uncovered"]
+STATUSES = ["killed", "lived", "timeout", "crashed", "not viable", "error", "uncovered"]
 
 
 def summarize(name: str, ms: list[Mutant]) -> str:
@@ -483,7 +491,7 @@ def summarize(name: str, ms: list[Mutant]) -> str:
     scored = counts["killed"] + counts["lived"]
     score = f"{100.0 * counts['killed'] / scored:.1f}%" if scored else "n/a"
     return (f"{name}: score {score} ({counts['killed']} killed of {scored}); "
-            f"timeout {counts['timeout']}, not viable {counts['not viable']}, "
+            f"timeout {counts['timeout']}, crashed {counts['crashed']}, not viable {counts['not viable']}, "
             f"error {counts['error']}, uncovered {counts['uncovered']}, total {len(ms)}")
 
 
@@ -492,13 +500,14 @@ def write_report(path: str, areas: dict[str, list[Mutant]], header: str) -> str:
     for name, ms in areas.items():
         lines.append(summarize(name, ms))
     for name, ms in areas.items():
-        for status in ("lived", "timeout", "error"):
+        for status in ("lived", "timeout", "crashed", "error"):
             chosen = [m for m in ms if m.status == status]
             if chosen:
                 lines.append("")
                 lines.append(f"{name}, {status}:")
                 for m in sorted(chosen, key=lambda m: (m.path, m.line, m.col)):
-                    extra = f"  [{m.detail.splitlines()[-1][:160]}]" if status == "error" and m.detail else ""
+                    extra = (f"  [{m.detail.splitlines()[-1][:160]}]"
+                             if status in ("crashed", "error") and m.detail else "")
                     lines.append(f"  {m.where}: {m.old!r} -> {m.new!r}{extra}")
     text = "\n".join(lines) + "\n"
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

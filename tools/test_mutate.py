@@ -79,6 +79,7 @@ def test_asserting_python_suite_kills_all_but_the_equivalent(report):
     ("panic: runtime error: index out of range\n\ngoroutine 7 [running]:\nFAIL\tpkg\t0.1s\n", "killed"),
     ("panic: test timed out after 5s\n\trunning tests:\nFAIL\tpkg\t5.0s\n", "timeout"),
     ("ok  \tpkg\t0.3s\n", "lived"),
+    ("fatal error: concurrent map writes\n\ngoroutine 9 [running]:\nFAIL\tpkg\t0.1s\n", "crashed"),
     ("", "error"),
 ])
 def test_go_output_is_judged_by_what_the_tests_said(out, want):
@@ -90,6 +91,7 @@ def test_go_output_is_judged_by_what_the_tests_said(out, want):
     ("ERROR test_a.py::test_x - RuntimeError\n1 error, 3 passed in 0.2s\n", "killed"),
     ("ERROR collecting test_a.py\nInterrupted: 1 error during collection\n", "not viable"),
     ("4 passed in 0.2s\n", "lived"),
+    ("test_a.py ..\nFatal Python error: Segmentation fault\n\nCurrent thread 0x1:\n", "crashed"),
     ("no tests ran in 0.01s\n", "error"),
 ])
 def test_pytest_output_is_judged_by_its_summary(out, want):
