@@ -5,7 +5,8 @@
 #   make wheels dist/: the sdist and manylinux2014 wheels for CPython 3.9-3.13, each
 #               tested in a fresh venv with no Go on PATH
 #   make bench  benchmarks, writes BENCHMARKS.md and bench/chart.png
-#   make mutate mutation testing of the engine (slow; not part of make test)
+#   make mutate mutation testing of the engine, buses, pyapi and C, Python package
+#               (slow; not part of make test, which runs the driver's own test)
 #   make asan   the C entry points under AddressSanitizer and UBSan (see tools/asan)
 SHELL := /bin/bash
 .DEFAULT_GOAL := test
@@ -33,7 +34,7 @@ define path_without_go
 $$(printf %s "$(1)" | tr : '\n' | while read -r d; do [ -n "$$d" ] && [ ! -e "$$d/go" ] && printf '%s:' "$$d"; done)
 endef
 
-.PHONY: demo test go-test fuzz wheel install pytest tox services browser bench clean node-deps mutate cgocheck2 \
+.PHONY: demo test go-test fuzz wheel install pytest tox services browser bench clean node-deps mutate mutate-check cgocheck2 \
         lint stubtest sdist sdist-check wheels install-dist packaging-test build-deps asan
 
 $(VENV)/.ok: requirements-dev.txt requirements-test.txt
@@ -121,18 +122,23 @@ fuzz:
 	  go test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./subscriptions || exit 1; \
 	done
 
-# Mutation testing with gremlins (pinned in go.mod as a tool): each covered
-# mutant of subscriptions/, bus files excepted, must make `go test` fail.
-# The build tag "mutate" leaves out the tests that need Redis or
-# PostgreSQL (they test the bus files). Prints every mutant's fate, then
-# the efficacy (the score: killed / (killed + lived)). MUTATE_WORKERS
-# mutants run at once; the timeout is per mutant, a multiple of the
-# package's test time (a mutant that loops forever counts as timed out).
-# No vet and no DWARF in the test binaries: a third less CPU per mutant.
-MUTATE_WORKERS ?= 2
-mutate:
-	GOFLAGS="$(GOFLAGS) -vet=off -ldflags=-w" go tool gremlins unleash --tags mutate --exclude-files '(^|/)bus_[^/]*\.go$$' \
-	  --workers $(MUTATE_WORKERS) --test-cpu 1 --timeout-coefficient 60 ./subscriptions
+# Mutation testing (tools/mutate.py): each mutant's fate is read from what the tests
+# printed (a `--- FAIL` or test panic, pytest's FAILED/ERROR lines), never from an exit
+# status; a mutant that does not build is "not viable"; timeouts are counted beside the
+# score. Areas: engine (subscriptions/ without the buses; the mutate tag leaves out the
+# tests that need servers), buses (miniredis and internal/pgtest PostgreSQL), native
+# (pyapi's Go and C, rebuilt with gopy per mutant, through their pytest subset), python
+# (the asgi, aio and protocol modules). Narrow it with MUTATE_ARGS, e.g.
+#   make mutate MUTATE_ARGS="--area engine --file limits.go --limit 20"
+# The report, with every survivor as file:line, goes to build/mutate/report.txt.
+MUTATE_JOBS ?= 2
+MUTATE_ARGS ?=
+mutate: install services
+	$(PY_CGO) nice $(VPY) tools/mutate.py --jobs $(MUTATE_JOBS) $(MUTATE_ARGS)
+
+# The driver against planted suites: an assert-nothing suite scores 0, an asserting one kills.
+mutate-check: $(VENV)/.ok
+	$(VPY) -m pytest -q -p no:cacheprovider tools/test_mutate.py
 
 # The npm graphql-ws and graphql-sse clients and playwright-core that the tests run in Node.
 node-deps:
@@ -189,7 +195,7 @@ packaging-test: $(VENV)/.ok build-deps
 
 # The whole suite runs once per interpreter, in tox, against the release wheels (the .venv
 # interpreter's included): no separate pytest run in .venv.
-test: lint go-test fuzz wheels sdist-check packaging-test cgocheck2 asan tox
+test: lint mutate-check go-test fuzz wheels sdist-check packaging-test cgocheck2 asan tox
 
 bench: install services
 	$(VPY) -m pip install -q -r bench/requirements.txt

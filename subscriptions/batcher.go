@@ -53,6 +53,9 @@ type groupCommit struct {
 	arrived chan struct{} // capacity 1
 
 	maxRegroup time.Duration // regroup's longest wait
+	// roundTrip measures a flush for regroup: time.Since, or a test's
+	// fixed duration (a slow round trip without sleeping through one).
+	roundTrip func(start time.Time) time.Duration
 
 	stats commitStats
 }
@@ -126,7 +129,8 @@ func newGroupCommit(bus Bus) *groupCommit {
 	if _, loop := bus.(oneByOne); loop {
 		return nil
 	}
-	return &groupCommit{bus: bus, maxFlush: maxFlushes, arrived: make(chan struct{}, 1), maxRegroup: maxRegroupWait}
+	return &groupCommit{bus: bus, maxFlush: maxFlushes, arrived: make(chan struct{}, 1), maxRegroup: maxRegroupWait,
+		roundTrip: time.Since}
 }
 
 // publish puts ev on the bus, sharing the round trip with the publishers
@@ -199,7 +203,7 @@ func (g *groupCommit) drain() {
 			// had (one fewer per flush, as publishers leave), for at most
 			// a few round trips.
 			target = max(len(batch), target-1)
-			g.regroup(target, regroupRoundTrips*time.Since(start))
+			g.regroup(target, regroupRoundTrips*g.roundTrip(start))
 		}
 	}
 }

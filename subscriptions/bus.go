@@ -55,6 +55,9 @@ type busCounters struct {
 	reconnects atomic.Uint64
 	panics     atomic.Uint64 // recovered in the bus's own goroutines
 	lagBits    atomic.Uint64 // math.Float64bits of LagMillis
+	// reads counts the reader's completed reads of the bus (PostgreSQL):
+	// a test of "nothing more arrives" waits for reads, not for time.
+	reads atomic.Uint64
 	// panicNext makes the reader panic before its next event (tests).
 	panicNext atomic.Bool
 }

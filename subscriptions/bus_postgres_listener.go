@@ -124,6 +124,7 @@ func (l *pgListener) loop(ctx context.Context) {
 		}
 		err := l.drain(ctx)
 		if err == nil {
+			b.reads.Add(1)
 			l.backoff.reset()
 			l.maybePrune(ctx)
 			wctx, cancel := context.WithTimeout(ctx, b.opts.PollInterval)

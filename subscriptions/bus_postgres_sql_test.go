@@ -90,7 +90,7 @@ func TestPostgresSQLPublish(t *testing.T) {
 	want := []Event{first, sqlEvent("sql", `{"a": [1, 2.50, "é"], "n": 1}`), sqlEvent("sql", `{"n": 2}`),
 		sqlEvent("sql", `{"n": 3}`), last}
 	checkInOrder(t, c.waitFor(t, len(want), 10*time.Second), want)
-	time.Sleep(200 * time.Millisecond) // several polls: nothing else comes
+	waitReads(t, bus, 2) // nothing else comes
 	checkInOrder(t, c.events(), want)
 }
 
@@ -350,8 +350,7 @@ func TestPostgresBusResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	var c3 collector
-	startPgBus(t, withID, &c3)
-	time.Sleep(300 * time.Millisecond)
+	waitReads(t, startPgBus(t, withID, &c3), 2)
 	if got := c3.events(); len(got) != 0 {
 		t.Fatalf("a restart with nothing new delivered %d events, the first %s", len(got), got[0].Data)
 	}
@@ -503,7 +502,7 @@ func TestPostgresSQLHugeTransaction(t *testing.T) {
 	for deadline := time.Now().Add(120 * time.Second); count() < total && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
 	}
-	time.Sleep(200 * time.Millisecond)
+	waitReads(t, b, 2) // nothing more comes
 	mu.Lock()
 	defer mu.Unlock()
 	if n != total || bad != "" {
@@ -598,7 +597,7 @@ func TestPostgresBusBrokenRead(t *testing.T) {
 	for deadline := time.Now().Add(20 * time.Second); count() < total && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
-	time.Sleep(200 * time.Millisecond)
+	waitReads(t, bus, 2) // nothing more comes
 	mu.Lock()
 	defer mu.Unlock()
 	if len(got) != total {

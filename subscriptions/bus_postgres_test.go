@@ -32,6 +32,7 @@ func startPgBus(t *testing.T, opts PostgresOptions, c *collector) *PostgresBus {
 	}
 	t.Cleanup(func() { b.Close(context.Background()) })
 	if c != nil {
+		c.settle = func(t *testing.T) { waitReads(t, b, 2) }
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := b.Start(ctx, c.deliver); err != nil {
@@ -39,6 +40,19 @@ func startPgBus(t *testing.T, opts PostgresOptions, c *collector) *PostgresBus {
 		}
 	}
 	return b
+}
+
+// waitReads waits until b's listener has completed n more reads: with n
+// >= 2 the last began after the call, so whatever was committed before the
+// call and would be delivered has been. The negative checks wait on it.
+func waitReads(t *testing.T, b *PostgresBus, n uint64) {
+	t.Helper()
+	want := b.reads.Load() + n
+	for deadline := time.Now().Add(10 * time.Second); b.reads.Load() < want; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d reads of the bus, want %d", b.reads.Load(), want)
+		}
+	}
 }
 
 func pgEvent(src string, n int) Event {
@@ -189,8 +203,20 @@ func TestPostgresBusTerminateListener(t *testing.T) {
 		errc <- nil
 	}()
 
+	delivered := 0
 	for kill := 0; kill < 3; kill++ {
-		time.Sleep(100 * time.Millisecond)
+		// Kill while events flow: once the listener has delivered more
+		// since the last kill (or everything).
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			n := len(cl.events())
+			if n > delivered || n == total {
+				delivered = n
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no event delivered since the last kill (%d of %d)", n, total)
+			}
+		}
 		pid := listener.listenPID.Load()
 		var ok bool
 		if err := admin.QueryRow(ctx, "SELECT pg_terminate_backend($1)", int32(pid)).Scan(&ok); err != nil || !ok {
@@ -405,6 +431,7 @@ func TestPostgresBusRetention(t *testing.T) {
 		b.pruneEvery = 50 * time.Millisecond
 		t.Cleanup(func() { b.Close(context.Background()) })
 		c := &collector{}
+		c.settle = func(t *testing.T) { waitReads(t, b, 2) }
 		if err := b.Start(ctx, c.deliver); err != nil {
 			t.Fatal(err)
 		}
@@ -484,6 +511,7 @@ func TestPostgresBusConcurrentPublishers(t *testing.T) {
 		}
 	}
 	listener := pubs[0]
+	c.settle = func(t *testing.T) { waitReads(t, listener, 2) }
 
 	const writers, each = 9, 80
 	var wg sync.WaitGroup
@@ -555,7 +583,7 @@ func TestPostgresBusOpenTransaction(t *testing.T) {
 		// Delivered while the lower id is still in flight; then the poll
 		// runs many times over with the transaction open.
 		checkInOrder(t, c.waitFor(t, 2, 5*time.Second), later)
-		time.Sleep(time.Second)
+		waitReads(t, bus, 10)
 		if commit {
 			if err := tx.Commit(ctx); err != nil {
 				t.Fatal(err)
@@ -566,7 +594,7 @@ func TestPostgresBusOpenTransaction(t *testing.T) {
 			if err := tx.Rollback(ctx); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(300 * time.Millisecond) // several polls
+			waitReads(t, bus, 2)
 			checkInOrder(t, c.events(), later)
 		}
 	}

@@ -41,7 +41,7 @@ func newRedisTestBus(t *testing.T, url string, opts RedisOptions) *redisBus {
 func startRedisTestBus(t *testing.T, url string, opts RedisOptions) (*redisBus, *collector) {
 	t.Helper()
 	b := newRedisTestBus(t, url, opts)
-	c := &collector{}
+	c := &collector{settle: func(t *testing.T) { waitAcked(t, b) }}
 	if err := b.Start(context.Background(), c.deliver); err != nil {
 		t.Fatal(err)
 	}
@@ -264,6 +264,28 @@ func TestRedisBusRecreatesLostGroup(t *testing.T) {
 	}
 	if !contains(groupNames(t, cl, defaultRedisStream), b.group) {
 		t.Fatal("group not recreated")
+	}
+}
+
+// waitAcked waits until b's consumer group has been handed every entry of
+// the stream and acknowledged them all: b dispatches before it acks, so
+// everything it will deliver has been delivered.
+func waitAcked(t *testing.T, b *redisBus) {
+	t.Helper()
+	ctx := context.Background()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		last, err := b.client.XRevRangeN(ctx, b.opts.Stream, "+", "-", 1).Result()
+		groups, gerr := b.client.XInfoGroups(ctx, b.opts.Stream).Result()
+		if err == nil && gerr == nil {
+			for _, g := range groups {
+				if g.Name == b.group && g.Pending == 0 && (len(last) == 0 || g.LastDeliveredID == last[0].ID) {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("group %s not caught up: %v %v %+v %+v", b.group, err, gerr, last, groups)
+		}
 	}
 }
 

@@ -574,7 +574,9 @@ func (e *Executor) NextWait(ctx context.Context, id string) (string, error) {
 		}
 		select {
 		case <-wake:
+			s.doneWaiting()
 		case <-ctx.Done():
+			s.doneWaiting()
 			// A message may have come with the deadline.
 			if frame, err := e.Next(id); err != nil || frame != "" {
 				return frame, err
@@ -827,6 +829,8 @@ type SubscriptionStats struct {
 	Read     uint64 `json:"read"`
 	// GroupSize is the number of subscriptions sharing its compiled plan.
 	GroupSize int `json:"group_size"`
+	// Waiting is the number of readers blocked in NextWait on it now.
+	Waiting int `json:"waiting"`
 }
 
 // Stats returns the counters of subscription id.

@@ -118,6 +118,29 @@ func TestExecutorTenantIsolation(t *testing.T) {
 	}
 }
 
+// An empty tenant is a tenant like any other: its subscriber sees events
+// whose tenant_id is "" or absent, never another tenant's; an event with an
+// empty tenant_id reaches no one else. (A check that skips an empty
+// subscriber tenant, or treats an empty event tenant as absent, leaks.)
+func TestExecutorEmptyTenantIsIsolated(t *testing.T) {
+	e := newTestExecutor(t, Options{})
+	register(t, e,
+		sub{id: "e", user: "u1", tenant: ""},
+		sub{id: "a", conn: "c2", user: "u1", tenant: "t1"})
+	publish(t, e, "users",
+		`{"id":1,"tenant_id":"t1"}`, // a only
+		`{"id":2,"tenant_id":""}`,   // e only
+		`{"id":3}`,                  // absent: everyone
+		`{"id":4,"tenant_id":null}`, // null: nobody
+		`{"id":5,"tenant_id":" "}`,  // not empty: nobody
+	)
+	wantFrames(t, nextAll(t, e, "e"), frame("e", `{"users":{"id":2}}`), frame("e", `{"users":{"id":3}}`))
+	wantFrames(t, nextAll(t, e, "a"), frame("a", `{"users":{"id":1}}`), frame("a", `{"users":{"id":3}}`))
+	if m := e.Metrics(); m.ViolationsTenantIsolation != 6 || m.ValidationsPassed != 4 {
+		t.Fatalf("metrics %+v", m)
+	}
+}
+
 func TestExecutorUserIsolation(t *testing.T) {
 	e := newTestExecutor(t, Options{})
 	register(t, e,
@@ -679,6 +702,9 @@ func TestNextWait(t *testing.T) {
 	if f, err := e.NextWait(ctx, "s"); f != "" || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("deadline: %q %v", f, err)
 	}
+	if st, _ := e.Stats("s"); st.Waiting != 0 {
+		t.Fatalf("a wait that ended is still counted: %+v", st)
+	}
 	// A waiter is woken by a publish.
 	got := make(chan string)
 	go func() {
@@ -690,23 +716,26 @@ func TestNextWait(t *testing.T) {
 	if f := <-got; f != frame("s", `{"users":{"id":2}}`) {
 		t.Fatalf("woken with %q", f)
 	}
+	if st, _ := e.Stats("s"); st.Waiting != 0 {
+		t.Fatalf("a woken wait is still counted: %+v", st)
+	}
 }
 
-// waitUntilWaiting waits until a NextWait on id is parked on its channel.
+// waitUntilWaiting waits until a NextWait on id is parked on its channel
+// (its Waiting count says so; polled, the count being the event).
 func waitUntilWaiting(t *testing.T, e *Executor, id string) {
 	t.Helper()
-	s, err := e.lookup(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		s.conn.mu.Lock()
-		waiting := s.wake != nil
-		s.conn.mu.Unlock()
-		if waiting {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		st, err := e.Stats(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Waiting > 0 {
 			return
 		}
-		time.Sleep(time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatalf("no NextWait on %s", id)
+		}
 	}
 }
 

@@ -17,6 +17,10 @@ import (
 type collector struct {
 	mu  sync.Mutex
 	evs []Event
+	// settle returns once the bus delivering to the collector has
+	// delivered all it had (set by the helpers that start one): wait and
+	// waitFor catch duplicates with it instead of waiting a while.
+	settle func(t *testing.T)
 }
 
 func (c *collector) deliver(ev Event) {
@@ -38,8 +42,8 @@ func (c *collector) reset() {
 	c.evs = nil
 }
 
-// wait waits until at least n events arrived, then a little longer to
-// catch duplicates, and returns all of them.
+// wait waits until at least n events arrived, then until the bus has
+// settled, to catch duplicates, and returns all of them.
 func (c *collector) wait(t *testing.T, n int) []Event {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -47,14 +51,14 @@ func (c *collector) wait(t *testing.T, n int) []Event {
 		if time.Now().After(deadline) {
 			t.Fatalf("got %d events, want %d: %v", len(c.events()), n, dataOf(c.events()))
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond) // poll interval
 	}
-	time.Sleep(150 * time.Millisecond)
+	c.settled(t)
 	return c.events()
 }
 
-// waitFor waits until n events have arrived, then a little longer to catch
-// duplicates, and returns them.
+// waitFor waits until n events have arrived, then until the bus has
+// settled, to catch duplicates, and returns them.
 func (c *collector) waitFor(t *testing.T, n int, timeout time.Duration) []Event {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -62,14 +66,22 @@ func (c *collector) waitFor(t *testing.T, n int, timeout time.Duration) []Event 
 		if len(c.events()) >= n {
 			break
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond) // poll interval
 	}
-	time.Sleep(100 * time.Millisecond)
+	c.settled(t)
 	got := c.events()
 	if len(got) != n {
 		t.Fatalf("got %d events, want %d", len(got), n)
 	}
 	return got
+}
+
+func (c *collector) settled(t *testing.T) {
+	t.Helper()
+	if c.settle == nil {
+		t.Fatal("collector without a bus that tells when it has delivered everything (set settle)")
+	}
+	c.settle(t)
 }
 
 func dataOf(evs []Event) []string {

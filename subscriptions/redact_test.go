@@ -1,6 +1,7 @@
 package subscriptions
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -24,5 +25,24 @@ func TestRedactURLQueryPassword(t *testing.T) {
 	}
 	if got := RedactURL("redis://h:1/0?db=2"); got != "redis://h:1/0?db=2" {
 		t.Errorf("a URL without a password changed: %q", got)
+	}
+}
+
+// An error naming a password of the connection string (in the URL's user
+// part, a query parameter or a key=value field) shows it as ***; the
+// whole string as <connection string>. A password shorter than three
+// characters is left: replacing it would garble the message.
+func TestRedactedRemovesThePasswordsOfTheConnectionString(t *testing.T) {
+	for _, c := range []struct{ raw, msg, want string }{
+		{"postgresql://bob:hunter22@h/db", "auth failed for hunter22 at h", "auth failed for *** at h"},
+		{"host=h user=bob password=zebra42", "zebra42 refused", "*** refused"},
+		{"redis://h/0?password=q1w2e3", "q1w2e3!", "***!"},
+		{"redis://:ab@h/0", "ab: wrong password for ab", "ab: wrong password for ab"},
+		{"redis://:long-secret@h/0", "dial redis://:long-secret@h/0: refused", "dial redis://:***@h/0: refused"},
+		{"host=h user=bob dbname=x", "cannot parse host=h user=bob dbname=x", "cannot parse <connection string>"},
+	} {
+		if got := Redacted(errors.New(c.msg), c.raw); got != c.want {
+			t.Errorf("Redacted(%q, %q) = %q, want %q", c.msg, c.raw, got, c.want)
+		}
 	}
 }

@@ -18,7 +18,8 @@ type subscription struct {
 	dropped   uint64
 	read      uint64
 	completed bool
-	connIdx   int32 // position in conn.subs (fits the padding after completed)
+	waiters   uint16 // readers blocked in NextWait (fits the padding after completed)
+	connIdx   int32  // position in conn.subs (fits the padding after completed)
 	// wake, when not nil, is signalled when the queue stops being empty.
 	wake chan struct{}
 }
@@ -233,7 +234,15 @@ func (s *subscription) waiter() (chan struct{}, waitState) {
 	if s.wake == nil {
 		s.wake = make(chan struct{})
 	}
+	s.waiters++ // until doneWaiting
 	return s.wake, waitEmpty
+}
+
+// doneWaiting ends a wait that waiter started.
+func (s *subscription) doneWaiting() {
+	s.conn.mu.Lock()
+	s.waiters--
+	s.conn.mu.Unlock()
 }
 
 // complete marks s completed, drops its queue and returns how many
@@ -253,5 +262,6 @@ func (s *subscription) stats() SubscriptionStats {
 	s.conn.mu.Lock()
 	defer s.conn.mu.Unlock()
 	s.syncWindow()
-	return SubscriptionStats{Queued: s.queue.len(), Enqueued: s.enqueued, Dropped: s.dropped, Read: s.read, GroupSize: len(s.group.members)}
+	return SubscriptionStats{Queued: s.queue.len(), Enqueued: s.enqueued, Dropped: s.dropped, Read: s.read, GroupSize: len(s.group.members),
+		Waiting: int(s.waiters)}
 }

@@ -406,3 +406,66 @@ func TestWindowLendsNothingForIdsLongerThanItHolds(t *testing.T) {
 		t.Fatalf("took %d frames from the window", r.took)
 	}
 }
+
+// The reader's claim against a take-back that lands between its load of
+// Next and its compare-and-swap, for every way the engine takes a window
+// back: the stale claim must fail, and each message is then delivered (or
+// dropped) once, by the engine. The test is the reader, so the interleaving
+// is exact, not left to a stress run.
+func TestWindowClaimRacedByTakeBackFails(t *testing.T) {
+	takeBacks := map[string]func(t *testing.T, e *Executor, r *windowReader) []string{
+		"Next":  func(t *testing.T, e *Executor, r *windowReader) []string { return nextAll(t, e, "s") },
+		"Drain": func(t *testing.T, e *Executor, r *windowReader) []string { return drainAll(t, e) },
+		"Close": func(t *testing.T, e *Executor, r *windowReader) []string { r.w.Close(); return nil },
+		"OtherWindow": func(t *testing.T, e *Executor, r *windowReader) []string {
+			return newWindowReader(e).all(t, "s")
+		},
+		"FullQueueDrop": func(t *testing.T, e *Executor, r *windowReader) []string {
+			publishUsers(t, e, 4, 5) // 2 and 3 lent, 4 queued: 5 drops 2
+			return nil
+		},
+	}
+	for name, takeBack := range takeBacks {
+		t.Run(name, func(t *testing.T) {
+			e := newTestExecutor(t, Options{QueueSize: 3})
+			register(t, e, sub{id: "s"})
+			publishUsers(t, e, 1, 3)
+			r := newWindowReader(e)
+			got := []string{must(r.next("s"))} // 1 read, 2 and 3 lent
+			sh := r.w.Shared()
+			k := sh.Next.Load()
+			if k != 0 || sh.Count != 2 {
+				t.Fatalf("window next %d count %d, want 0 and 2", k, sh.Count)
+			}
+			got = append(got, takeBack(t, e, r)...)
+			if sh.Next.CompareAndSwap(k, k+1) {
+				t.Fatalf("a claim loaded before the take-back succeeded after it (next %d)", sh.Next.Load())
+			}
+			got = append(got, nextAll(t, e, "s")...)
+			m := e.Metrics()
+			if int(m.MessagesRead) != len(got) || m.Queued != 0 ||
+				m.MessagesRead+m.EventsDropped != m.EventsDelivered {
+				t.Fatalf("got %d frames, metrics %+v", len(got), m)
+			}
+			seen := map[string]bool{}
+			for _, f := range got {
+				if seen[f] {
+					t.Fatalf("%s delivered twice", f)
+				}
+				seen[f] = true
+			}
+		})
+	}
+}
+
+func drainAll(t *testing.T, e *Executor) []string {
+	t.Helper()
+	frames, n, err := e.DrainConnection("c", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		return nil
+	}
+	return strings.Split(frames, "\n")
+}

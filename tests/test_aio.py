@@ -270,8 +270,12 @@ def test_close_ends_a_blocking_next_event_in_another_thread():
 
     t = threading.Thread(target=wait)
     t.start()
-    started.wait(5)
-    time.sleep(0.05)  # let it enter the Go wait
+    assert started.wait(5)
+    # The engine counts the call once it is blocked in its wait: close then, not before.
+    deadline = time.monotonic() + 10
+    while ex.subscription_stats("s")["waiting"] != 1:
+        assert time.monotonic() < deadline, "next_event never reached its wait"
+        time.sleep(0.001)  # poll interval of the wait on the count
     ex.close()
     t.join(10)
     assert not t.is_alive()

@@ -2,6 +2,7 @@
 limit, slow consumers and logging, through real WebSocket clients against uvicorn."""
 import asyncio
 import base64
+import dataclasses
 import json
 import logging
 import os
@@ -15,6 +16,7 @@ from asgi_helpers import PONG, Q, Server, closed_with, init, next_frame, recv, s
 
 from fraiseql._fraiseql_rs.subscriptions import PySubscriptionExecutor
 from fraiseql.subscriptions import Accept, GraphQLWSApp
+from fraiseql.subscriptions._ws_core import accepted
 
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"), pytest.mark.timeout(60)]
 
@@ -35,6 +37,10 @@ def role_check(connection, payload):
     """Only admins see orders of every region; others get their own region forced."""
     if payload.get("operationName") == "Forbidden":
         return [{"message": "not allowed", "extensions": {"code": "FORBIDDEN"}}]
+    if payload.get("operationName") == "NoErrors":
+        return []  # an empty list of errors: accepted as asked
+    if payload.get("operationName") == "BadErrors":
+        return [{"message": "fine"}, {"message": 7}]  # not a list of GraphQL errors: a hook bug
     if "orders" in payload["query"] and "admin" not in connection.info["roles"]:
         return {**(payload.get("variables") or {}), "region": connection.info["region"]}
     return None
@@ -122,6 +128,70 @@ async def test_on_subscribe_refuses_with_its_errors_and_the_socket_stays_open(se
         assert await recv(conn) == PONG
         server.executor.publish_event("e", "users", {"id": 3, "name": "n", "tenant_id": "acme"})
         assert await recv(conn) == next_frame("f", {"id": 3, "name": "n"})
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("path", ["/sync", "/async"])
+async def test_on_subscribe_empty_error_list_accepts(server, path):
+    async with ws(server, path) as conn:
+        await init(conn, {"token": "admin"}, expect=ADMIN_ACK)
+        await subscribe(conn, "n", "subscription NoErrors { users { id name } }", operationName="NoErrors")
+        assert await recv(conn) == PONG  # no error before the pong
+        server.executor.publish_event("e", "users", {"id": 4, "name": "m", "tenant_id": "acme"})
+        assert await recv(conn) == next_frame("n", {"id": 4, "name": "m"})
+
+
+@pytest.mark.asyncio
+async def test_on_subscribe_malformed_error_list_is_an_internal_error(server, caplog):
+    async with ws(server, "/sync") as conn:
+        await init(conn, {"token": "admin"}, expect=ADMIN_ACK)
+        await subscribe(conn, "m", Q, operationName="BadErrors")
+        assert await recv(conn) == '{"type":"error","id":"m","payload":[{"message":"Internal server error"}]}'
+        assert await recv(conn) == PONG
+    (record,) = [r for r in caplog.records if "on_subscribe raised" in r.getMessage()]
+    assert record.exc_info[0] is TypeError
+
+
+# ---- what on_connect may return --------------------------------------------------------
+
+@pytest.mark.parametrize("result, want", [
+    (("u", "t"), ("u", "t")),
+    (("u", 7), ("u", 7)),
+    ({"user_id": "u", "tenant_id": ""}, ("u", "")),
+])
+def test_on_connect_results_accepted(result, want):
+    out = accepted(result)
+    assert (out.user_id, out.tenant_id) == want and out.info is result
+
+
+@pytest.mark.parametrize("result", [
+    ["u", "t"],             # a list is not the (user_id, tenant_id) tuple
+    ("u", "t", "extra"),
+    ("u",),
+    ("u", True),            # a bool is not an id, though it is an int
+    (False, "t"),
+    ("u", None),
+    ("u", 1.5),
+    Accept("u", "t", ack_payload=["not", "a", "dict"]),
+])
+def test_on_connect_results_refused(result):
+    with pytest.raises(TypeError):
+        accepted(result)
+
+
+def test_accept_is_immutable():
+    """One Accept may be returned for many connections: no hook can change it for the others."""
+    identity = Accept("u", "t")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        identity.tenant_id = "other"  # type: ignore[misc]
+
+
+@pytest.mark.asyncio
+async def test_frames_are_utf8_not_ascii_escapes(server):
+    async with ws(server, "/sync") as conn:
+        await init(conn, {"token": "viewer"}, expect=VIEWER_ACK)
+        await conn.send('{"type":"ping","payload":{"city":"Malm\u00f6 \u2603"}}')
+        assert await recv(conn) == '{"type":"pong","payload":{"city":"Malm\u00f6 \u2603"}}'
 
 
 @pytest.mark.asyncio
@@ -331,7 +401,10 @@ def test_overflow_drop_logs_once_per_subscription(slow_server, caplog):
         dropped = slow_server.executor.get_metrics()["events_dropped"]
         _flood(slow_server.executor, 50)  # more drops on the same subscription
         _wait_for(lambda: slow_server.executor.get_metrics()["events_dropped"] > dropped, "more drops")
-        time.sleep(0.3)  # several check intervals: a second warning would be logged by now
+        # Two more checks completed: the second began after the drops, so it has seen them all.
+        app = slow_server.apps["/drop"]
+        checks = app._overflow_checks
+        _wait_for(lambda: app._overflow_checks >= checks + 2, "two overflow checks")
         (record,) = drop_logs()
         assert record.levelno == logging.WARNING and int(DROP_LOG.match(record.getMessage()).group(1)) > 0
         client.send('{"type":"ping"}')  # the socket is still open
@@ -357,7 +430,8 @@ def test_overflow_close_closes_with_4499(slow_server, caplog):
         client.close()
 
 
-def test_shutdown_is_bounded_with_a_client_that_does_not_read(slow_server):
+def test_shutdown_is_bounded_with_a_client_that_does_not_read(slow_server, caplog):
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
     client = _slow_client(slow_server, "/drop")
     app = slow_server.apps["/drop"]
     try:
@@ -368,5 +442,9 @@ def test_shutdown_is_bounded_with_a_client_that_does_not_read(slow_server):
             await app.shutdown(timeout=0.5)
         asyncio.run(slow_server.run(shut))
         _wait_for(lambda: not app.connections, "the stuck connection to be dropped")
+        # Dropped by the shutdown's abort, and said so (not an unexplained cancellation).
+        _wait_for(lambda: any(r.getMessage().endswith(": did not close in time on shutdown; dropped")
+                              for r in caplog.records), "the drop's warning")
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     finally:
         client.close()

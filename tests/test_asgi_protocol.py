@@ -298,6 +298,32 @@ async def test_4400_invalid_messages(server, message, reason):
         assert await closed_with(conn) == (4400, reason)
 
 
+# graphql-ws's server reads a binary frame as the UTF-8 text of its bytes: same messages.
+@pytest.mark.asyncio
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+async def test_binary_frames_are_read_as_utf8_text(server, protocol):
+    async with ws(server, protocol=protocol) as conn:
+        await conn.send(b'{"type":"connection_init"}')
+        assert await recv(conn) == ACK
+        if protocol == "graphql-ws":
+            assert await recv(conn) == '{"type":"ka"}'
+            return
+        await conn.send('{"type":"ping","payload":{"w":"caf\u00e9"}}'.encode())  # two-byte UTF-8
+        assert json.loads(await recv(conn)) == {"type": "pong", "payload": {"w": "caf\u00e9"}}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+@pytest.mark.parametrize("frame", [b'{"type":"ping","payload":{"x":"\xff"}}', b"\xc3\x28", b"\xed\xa0\x80"])
+async def test_4400_binary_frame_with_invalid_utf8(server, protocol, frame):
+    async with ws(server, protocol=protocol) as conn:
+        await init(conn)
+        if protocol == "graphql-ws":
+            assert await recv(conn) == '{"type":"ka"}'
+        await conn.send(frame)
+        assert await closed_with(conn) == (4400, "Invalid message received")
+
+
 @pytest.mark.asyncio
 @pytest.mark.parametrize("protocols", [["graphql-sse"], None])
 async def test_unknown_or_missing_subprotocol_is_refused(server, protocols):
@@ -334,8 +360,24 @@ async def test_legacy_protocol(server):
         await conn.send('{"type":"stop","id":"1"}')
         assert await recv(conn) == '{"type":"complete","id":"1"}'
         assert active(server) == before
+        # A stop for an id that runs nothing (stopped, or never started) is answered by nothing:
+        # the next frame is the refusal of the start sent after it.
+        await conn.send('{"type":"stop","id":"1"}')
+        await conn.send('{"type":"stop","id":"9"}')
+        await conn.send(json.dumps({"type": "start", "id": "3", "payload": {"query": "nope {"}}))
+        assert json.loads(await recv(conn))["type"] == "error"
         await conn.send('{"type":"connection_terminate"}')
         assert await closed_with(conn) == (1000, "")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("sub_id", ["", 5, None])
+async def test_legacy_start_needs_a_nonempty_string_id(server, sub_id):
+    async with ws(server, protocol="graphql-ws") as conn:
+        await init(conn)
+        assert await recv(conn) == '{"type":"ka"}'
+        await conn.send(json.dumps({"type": "start", "id": sub_id, "payload": {"query": Q}}))
+        assert await closed_with(conn) == (4400, "Invalid message received")
 
 
 @pytest.mark.asyncio

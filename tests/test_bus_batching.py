@@ -34,52 +34,34 @@ def events_of(frames):
     return [(e["th"], e["n"]) for e in (json.loads(f)["payload"]["data"]["events"] for f in frames)]
 
 
-def collect(ex, conn, count, timeout=60.0):
-    """(th, n) of every message of conn until count arrived, then a little more to catch duplicates."""
+MARKER = -1000  # the "th" of collect's marker events
+_markers = iter(range(10**9))
+
+
+def collect(ex, conn, count, via, timeout=60.0):
+    """(th, n) of every message of conn until count arrived and then a marker: another
+    executor publishes it on the same bus (kind, server) once count arrived; the bus
+    delivering in order, any duplicate of what came before has come by then. The marker
+    is left out (it counts in ex's bus_received)."""
     got = []
     deadline = time.monotonic() + timeout
-    while len(got) < count and time.monotonic() < deadline:
+    marker = None
+    while time.monotonic() < deadline:
         frames = ex.drain_connection(conn)
-        if frames:
-            got += events_of(frames)
-        else:
-            time.sleep(0.005)
-    time.sleep(0.3)
-    return got + events_of(ex.drain_connection(conn))
-
-
-# ---- publish_events: the batch API ---------------------------------------------------------------
-
-def test_publish_events_memory_bus_dispatches_in_order(executor):
-    executor.register_subscription("c", "s", QUERY, user_id="u", tenant_id="t")
-    executor.publish_events([("tick", "events", {"th": 0, "n": i}) for i in range(3)])
-    executor.publish_events([])
-    assert executor.drain_connection("c") == [
-        b'{"type":"next","id":"s","payload":{"data":{"events":{"th":0,"n":0}}}}',
-        b'{"type":"next","id":"s","payload":{"data":{"events":{"th":0,"n":1}}}}',
-        b'{"type":"next","id":"s","payload":{"data":{"events":{"th":0,"n":2}}}}',
-    ]
-    assert executor.get_metrics()["events_published"] == 3
-
-
-@pytest.mark.parametrize("events, exc, message", [
-    ("not a list", TypeError, "events must be a list of (event_type, channel, data), not str"),
-    ([("t", "events", {}), ("t", "events")], TypeError, "events[1] must be an (event_type, channel, data) tuple"),
-    ([("t", "events", {}), ("t", "events", [1])], TypeError, "events[1]: data must be a dict, not list"),
-    ([(1, "events", {})], TypeError, "events[0]: event_type must be a str, not int"),
-    ([("t", "events", {}), ("t", "a\x00b", {})], ValueError, "events[1]: channel must not contain NUL characters"),
-    ([("t", "events", {}), ("t", "events", {"x": float("nan")})], ValueError,
-     "events[1] data cannot be encoded as JSON"),
-    ([("t", "events", {}), ("t", "events", {"x": object()})], TypeError, "events[1] data cannot be encoded as JSON"),
-    ([("t", "events", {}), ("t", "", {})], ValueError, "event 1: channel must not be empty"),
-])
-def test_publish_events_bad_item_names_its_index_and_publishes_nothing(executor, events, exc, message):
-    executor.register_subscription("c", "s", QUERY, user_id="u", tenant_id="t")
-    with pytest.raises(exc) as info:
-        executor.publish_events(events)
-    assert str(info.value).startswith(message), str(info.value)
-    assert executor.drain_connection("c") == []
-    assert executor.get_metrics()["events_published"] == 0
+        got += events_of(frames)
+        if marker is None and len(got) >= count:
+            marker = next(_markers)
+            kind, server = via
+            config = (S.PyEventBusConfig.redis(server.url, "marker") if kind == "redis"
+                      else S.PyEventBusConfig.postgresql(server.dsn))
+            with S.PySubscriptionExecutor(config) as side:
+                side.publish_event("tick", "events", {"th": MARKER, "n": marker})
+        if marker is not None and (MARKER, marker) in got:
+            return [e for e in got if e[0] != MARKER]
+        if not frames:
+            time.sleep(0.005)  # poll interval
+    raise AssertionError(f"{len(got)} events of {count} and {'no' if marker is None else 'the'} marker "
+                         f"in {timeout}s")
 
 
 def test_publish_events_real_bus_one_call_in_order(bus):
@@ -87,9 +69,9 @@ def test_publish_events_real_bus_one_call_in_order(bus):
     with S.PySubscriptionExecutor(bus_config(kind, server), queue_size=2000) as ex:
         ex.register_subscription("c", "s", QUERY, user_id="u", tenant_id="t")
         ex.publish_events([("tick", "events", {"th": 0, "n": i}) for i in range(1500)])
-        assert collect(ex, "c", 1500) == [(0, i) for i in range(1500)]
+        assert collect(ex, "c", 1500, bus) == [(0, i) for i in range(1500)]
         m = ex.get_metrics()
-        assert (m["events_published"], m["bus_published"], m["bus_received"]) == (1500, 1500, 1500)
+        assert (m["events_published"], m["bus_published"], m["bus_received"]) == (1500, 1500, 1500 + 1)  # + marker
 
 
 def test_publish_events_async(bus):
@@ -107,7 +89,7 @@ def test_publish_events_async(bus):
             with pytest.raises(TypeError, match=r"events\[2\]: data must be a dict"):
                 await aex.publish_events_async([("t", "events", {}), ("t", "events", {}), ("t", "events", 1)])
         asyncio.run(main())
-        got = collect(ex, "c", 400)
+        got = collect(ex, "c", 400, bus)
         assert sorted(got) == [(th, i) for th in range(4) for i in range(100)]
         for th in range(4):
             assert [n for t, n in got if t == th] == list(range(100))
@@ -138,7 +120,7 @@ def test_eight_threads_ten_thousand_events_each_arrive_once_in_order(bus):
         ex.register_subscription("c", "s", QUERY, user_id="u", tenant_id="t")
         results = {}
         ts = publish_from_threads(ex, threads, per, results)
-        got = collect(ex, "c", threads * per, timeout=300)
+        got = collect(ex, "c", threads * per, bus, timeout=300)
         for t in ts:
             t.join()
         assert all(results[th] == (list(range(per)), []) for th in range(threads))
@@ -146,7 +128,7 @@ def test_eight_threads_ten_thousand_events_each_arrive_once_in_order(bus):
         for th in range(threads):
             assert [n for t, n in got if t == th] == list(range(per))
         m = ex.get_metrics()
-        assert (m["events_published"], m["bus_published"], m["bus_received"]) == (threads * per,) * 3
+        assert (m["events_published"], m["bus_published"], m["bus_received"] - 1) == (threads * per,) * 3  # - marker
 
 
 # ---- Redis failures ---------------------------------------------------------------------------
@@ -163,13 +145,18 @@ def test_redis_failed_batch_raises_in_every_publisher_and_delivers_none(own_redi
     with S.PySubscriptionExecutor(S.PyEventBusConfig.redis(own_redis.url, "fail")) as ex:
         ex.register_subscription("c", "s", QUERY, user_id="u", tenant_id="t")
         ex.publish_event("tick", "events", {"th": -1, "n": 0})
-        assert collect(ex, "c", 1) == [(-1, 0)]
+        assert collect(ex, "c", 1, ("redis", own_redis)) == [(-1, 0)]
         # Writes wait on the server: the first publisher's XADD stays in flight
         # and the others queue behind it, to go as one batch.
         redis_cli(own_redis, "CLIENT", "PAUSE", "20000", "WRITE")
         results = {}
         ts = publish_from_threads(ex, 8, 1, results)
-        time.sleep(0.5)
+        # The server holds the first XADD (CLIENT LIST: flags=b, cmd=xadd) before it dies.
+        deadline = time.monotonic() + 30
+        while not any("flags=b " in line and "cmd=xadd " in line
+                      for line in redis_cli(own_redis, "CLIENT", "LIST").splitlines()):
+            assert time.monotonic() < deadline, "no XADD was held by the paused server"
+            time.sleep(0.005)  # poll interval
         own_redis.kill()
         for t in ts:
             t.join(timeout=30)
@@ -181,7 +168,7 @@ def test_redis_failed_batch_raises_in_every_publisher_and_delivers_none(own_redi
         _wait_up(ex)
         ex.publish_event("tick", "events", {"th": -1, "n": 1})
         # The paused writes never ran: nothing of the failed batches arrives.
-        assert collect(ex, "c", 1) == [(-1, 1)]
+        assert collect(ex, "c", 1, ("redis", own_redis)) == [(-1, 1)]
 
 
 def _wait_up(ex, timeout=15.0):
@@ -214,7 +201,7 @@ def test_redis_partly_refused_batch_delivers_exactly_the_accepted_events(own_red
         assert refused and accepted, refused
         assert all(msg.startswith("publishing to Redis failed: OOM") for msg in refused.values()), refused
         assert str(info.value).startswith(f"{len(refused)} of 40 events were not published (first: event ")
-        got = collect(ex, "c", len(accepted))
+        got = collect(ex, "c", len(accepted), ("redis", own_redis))
         assert got == [(0, i) for i in accepted]
         m = ex.get_metrics()
         assert (m["events_published"], m["bus_published"]) == (len(accepted), len(accepted))
@@ -241,9 +228,15 @@ def test_redis_restart_during_batched_burst_loses_no_accepted_event(own_redis):
         ts = [threading.Thread(target=run, args=(th,)) for th in range(threads)]
         for t in ts:
             t.start()
-        time.sleep(0.3)
+
+        def until(what, ok):
+            deadline = time.monotonic() + 60
+            while not ok():
+                assert time.monotonic() < deadline, what
+                time.sleep(0.005)  # poll interval
+        until("every thread publishing", lambda: all(results[th][0] for th in range(threads)))
         own_redis.kill()
-        time.sleep(1.0)
+        until("every thread failing", lambda: all(results[th][1] for th in range(threads)))
         own_redis.start()
         # Publish on until every thread has had events accepted after the restart.
         after = {th: len(results[th][0]) + len(results[th][1]) for th in range(threads)}
@@ -257,7 +250,7 @@ def test_redis_restart_during_batched_burst_loses_no_accepted_event(own_redis):
         accepted = sum(len(results[th][0]) for th in range(threads))
         assert all(results[th][1] for th in range(threads)), "the outage must make every thread's publishes fail"
         assert all(any(i >= after[th] for i in results[th][0]) for th in range(threads)), "no publish after restart"
-        got = collect(ex, "c", accepted, timeout=120)
+        got = collect(ex, "c", accepted, ("redis", own_redis), timeout=120)
         assert len(got) == len(set(got)), "an event arrived twice"
         for th in range(threads):
             ok, lost = results[th]

@@ -112,8 +112,8 @@ def test_commit_delivers_once_rollback_delivers_nothing(postgres_server, psql):
         assert collect(ex, "raw", 4) == [
             b'{"type":"next","id":"raw","payload":{"data":{"events":{"n":%d,"origin":"%s"}}}}' % (n, o)
             for n, o in ((0, b"py"), (1, b"sql"), (2, b"sql"), (4, b"py"))]
-        assert ex.next_event("s", timeout=0.5) is None
-        assert ex.get_metrics()["bus_received"] == 4
+        nothing_more(ex, postgres_server, "s")
+        assert received(ex) == 4
 
 
 def test_refused_event_raises_in_the_callers_transaction(postgres_server, psql):
@@ -131,8 +131,8 @@ def test_refused_event_raises_in_the_callers_transaction(postgres_server, psql):
         with pytest.raises(ValueError,
                            match="^event payload is 1048577 bytes, over the max_payload_bytes limit of 1048576$"):
             ex.publish_event("tick", "events", {"s": "x" * 1048569})
-        assert ex.next_event("s", timeout=0.5) is None
-        assert ex.get_metrics()["bus_received"] == 0
+        nothing_more(ex, postgres_server, "s")
+        assert received(ex) == 0
 
 
 def test_concurrent_transactions_each_in_its_write_order(postgres_server, psql):
@@ -147,7 +147,7 @@ def test_concurrent_transactions_each_in_its_write_order(postgres_server, psql):
         b.run("COMMIT;")
         a.run("COMMIT;")
         got = data(collect(ex, "s", 10))
-        assert ex.next_event("s", timeout=0.5) is None
+        nothing_more(ex, postgres_server, "s")
         # Each transaction whole and in its write order; b committed first (and
         # wrote its last event first, which orders transactions read together).
         assert got == [{"origin": "b", "n": n} for n in range(5)] + [{"origin": "a", "n": n} for n in range(5)]
@@ -178,7 +178,7 @@ def test_same_row_transactions_arrive_in_commit_order(postgres_server, psql):
         got = data(collect(ex, "s", 4))
         assert got == [{"origin": "update", "n": 1}, {"origin": "first", "n": 9},
                        {"origin": "second", "n": 0}, {"origin": "update", "n": 2}]
-        assert ex.next_event("s", timeout=0.5) is None
+        nothing_more(ex, postgres_server, "s")
 
 
 def test_same_row_commit_order_when_events_precede_the_write(postgres_server, psql):
@@ -200,7 +200,7 @@ def test_same_row_commit_order_when_events_precede_the_write(postgres_server, ps
         ex.resume()
         assert data(collect(ex, "s", 3)) == [
             {"origin": "second", "n": 3}, {"origin": "first", "n": 1}, {"origin": "first", "n": 2}]
-        assert ex.next_event("s", timeout=0.5) is None
+        nothing_more(ex, postgres_server, "s")
 
 
 def test_transaction_open_5s_while_others_commit(postgres_server, psql):
@@ -222,11 +222,11 @@ def test_transaction_open_5s_while_others_commit(postgres_server, psql):
         # Everything committed meanwhile arrived while the slow transaction was open.
         early = data(collect(ex, "s", len(others)))
         assert [d["n"] for d in early] == others
-        assert ex.next_event("s", timeout=0.3) is None
+        nothing_more(ex, postgres_server, "s")
         slow.run(publish_sql("slow", 1) + "COMMIT;")
         assert data(collect(ex, "s", 2)) == [{"origin": "slow", "n": 0}, {"origin": "slow", "n": 1}]
-        assert ex.next_event("s", timeout=0.5) is None
-        assert ex.get_metrics()["bus_received"] == len(others) + 2
+        nothing_more(ex, postgres_server, "s")
+        assert received(ex) == len(others) + 2
 
 
 def test_trigger_drives_a_filtered_subscription(postgres_server, psql):
@@ -256,10 +256,10 @@ def test_trigger_drives_a_filtered_subscription(postgres_server, psql):
             {"__typename": "orders_update", "id": 1, "status": "paid"},
             {"__typename": "orders_delete", "id": 2, "status": "paid"},
         ]
-        assert ex.next_event("all", timeout=0.5) is None
+        nothing_more(ex, postgres_server, "all")
         assert ex.next_event("other", timeout=0) is None  # another tenant's rows
         m = ex.get_metrics()
-        assert (m["bus_received"], m["events_filtered"]) == (4, 1)
+        assert (received(ex), m["events_filtered"]) == (4, 1)
 
 
 def test_role_that_can_only_call_the_function(postgres_server, psql):
@@ -275,7 +275,7 @@ def test_role_that_can_only_call_the_function(postgres_server, psql):
         out = writer.run("INSERT INTO fraiseql_events (channel, event_type, payload) VALUES ('events', 'x', '{}');")
         assert "ERROR:  permission denied for table fraiseql_events" in out
         assert data(collect(ex, "s", 1)) == [{"origin": "writer", "n": 1}]
-        assert ex.next_event("s", timeout=0.5) is None
+        nothing_more(ex, postgres_server, "s")
 
 
 def test_instance_id_resumes_after_a_restart(postgres_server, psql):
@@ -299,16 +299,51 @@ def test_instance_id_resumes_after_a_restart(postgres_server, psql):
         want = [(b"py", n) for n in range(5)] + [(b"sql", n) for n in range(5, 10)] + [(b"py", 11), (b"py", 12)]
         assert collect(ex, "s", 12) == [
             b'{"type":"next","id":"s","payload":{"data":{"events":{"origin":"%s","n":%d}}}}' % w for w in want]
-        assert ex.next_event("s", timeout=0.5) is None  # once
-        assert ex.get_metrics()["bus_received"] == 12
-    # Without instance_id an executor starts at new events.
+        nothing_more(ex, postgres_server, "s")  # once
+        assert received(ex) == 12
+    # Without instance_id an executor starts at new events: a marker published now is the
+    # first it receives (the bus delivers in order, so nothing older can come after it).
     with executor(postgres_server) as fresh:
-        time.sleep(0.3)
-        assert fresh.get_metrics()["bus_received"] == 0
-    # Restarted again with nothing new: nothing is delivered twice.
+        assert received_until_marker(fresh, postgres_server) == 1
+    # Restarted again: nothing is delivered twice; what it gets is the marker published while
+    # it was down (fresh's), then its own.
     with executor(postgres_server, instance_id="api-1") as ex:
-        time.sleep(0.5)
-        assert ex.get_metrics()["bus_received"] == 0
+        assert received_until_marker(ex, postgres_server) == 2
+
+
+def received_until_marker(ex, server, timeout=20.0):
+    """Publish a marker from another executor on the bus, wait until ex delivers it, and
+    return how many events ex received, the marker included."""
+    n = next(_markers)
+    sid = f"marker{n}"
+    ex.register_subscription("markers", sid, "subscription { markers { n } }", user_id="u", tenant_id="t")
+    with executor(server) as side:
+        side.publish_event("marker", "markers", {"n": n})
+    deadline = time.monotonic() + timeout
+    while True:  # an earlier marker (published while ex was down) may come first
+        frame = ex.next_event(sid, timeout=max(0.0, deadline - time.monotonic()))
+        assert frame is not None, "the marker never arrived"
+        if data([frame], "markers") == [{"n": n}]:
+            break
+    ex.complete_subscription(sid)
+    ex.markers_received = getattr(ex, "markers_received", 0) + 1
+    return ex.get_metrics()["bus_received"] - ex.markers_received + 1
+
+
+def nothing_more(ex, server, *subs):
+    """Nothing more is pending for subs once a marker published after everything they
+    wait for has come (the bus delivers in order): a negative check without a sleep."""
+    received_until_marker(ex, server)
+    for sub in subs:
+        assert ex.next_event(sub) is None, sub
+
+
+def received(ex):
+    """ex's bus_received without the markers."""
+    return ex.get_metrics()["bus_received"] - getattr(ex, "markers_received", 0)
+
+
+_markers = iter(range(10**9))
 
 
 def rss_bytes():

@@ -18,11 +18,12 @@ from hypothesis import strategies as st
 from fraiseql import _fraiseql_rs
 
 S = _fraiseql_rs.subscriptions
-TENANT_IDS = ["t1", "t2", "t3", 1, 2, "1", "02"]
+# "" is a tenant like any other (a check that skipped empty tenants would leak).
+TENANT_IDS = ["t1", "t2", "t3", 1, 2, "1", "02", ""]
 USER_IDS = ["u1", "u2", 7, "7", 8, "8.0", "alice"]
 # What the event may carry under tenant_id / user_id: plus missing, null,
 # lists and booleans (which match nobody, or the id "true"/"false").
-EVENT_IDS = ["t1", "t2", "t3", 1, 2, "1", "02", 2.0, "u1", "u2", 7, "7", 8, "alice", None, [1], {"a": 1}, True]
+EVENT_IDS = ["t1", "t2", "t3", 1, 2, "1", "02", "", 2.0, "u1", "u2", 7, "7", 8, "alice", None, [1], {"a": 1}, True]
 ROOTS = ["orders", "users", "items"]
 STATUSES = ["new", "paid", "gone"]
 
@@ -153,7 +154,40 @@ def test_int_and_string_ids_are_the_same_id():
     ex.close()
 
 
-ids = st.one_of(st.sampled_from(["a", "b", "1", "2"]), st.integers(0, 3))
+def test_empty_tenant_is_a_tenant():
+    """A subscriber of tenant "" sees events of tenant "" and events without a tenant_id,
+    never another tenant's; an event of tenant "" reaches nobody else."""
+    ex = S.PySubscriptionExecutor()
+    ex.register_subscription("c", "e", "subscription { users { id } }", user_id="u", tenant_id="")
+    ex.register_subscription("c", "a", "subscription { users { id } }", user_id="u", tenant_id="t1")
+    for n, tenant in enumerate(["t1", "", None, " "], 1):
+        ex.publish_event("users", "users", {"id": n, "tenant_id": tenant})
+    ex.publish_event("users", "users", {"id": 5})
+    assert ex.drain_connection("c") == [
+        b'{"type":"next","id":"a","payload":{"data":{"users":{"id":1}}}}',
+        b'{"type":"next","id":"e","payload":{"data":{"users":{"id":2}}}}',
+        b'{"type":"next","id":"e","payload":{"data":{"users":{"id":5}}}}',
+        b'{"type":"next","id":"a","payload":{"data":{"users":{"id":5}}}}',
+    ]
+    assert ex.get_metrics()["violations_tenant_isolation"] == 6
+    ex.close()
+
+
+def test_absent_subscriber_tenant_is_refused():
+    """No tenant is not "every tenant": registering without one is a TypeError, and the
+    executor keeps working."""
+    ex = S.PySubscriptionExecutor()
+    with pytest.raises(TypeError, match="tenant_id"):
+        ex.register_subscription("c", "x", "subscription { users { id } }", user_id="u")
+    with pytest.raises(TypeError, match="tenant_id"):
+        ex.register_subscription("c", "x", "subscription { users { id } }", user_id="u", tenant_id=None)
+    ex.register_subscription("c", "x", "subscription { users { id } }", user_id="u", tenant_id="t")
+    ex.publish_event("users", "users", {"id": 1, "tenant_id": "t"})
+    assert ex.drain_connection("c") == [b'{"type":"next","id":"x","payload":{"data":{"users":{"id":1}}}}']
+    ex.close()
+
+
+ids = st.one_of(st.sampled_from(["a", "b", "1", "2", ""]), st.integers(0, 3))
 ev_ids = st.one_of(ids, st.none(), st.booleans(), st.lists(st.integers(), max_size=1))
 
 

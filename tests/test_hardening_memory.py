@@ -115,7 +115,8 @@ def test_slow_consumer_is_bounded_and_does_not_hurt_others():
     assert drained == [frame % (b"drainer", n) for n in range(total)]
     for sid in ("never", "never2"):
         st = ex.subscription_stats(sid)
-        assert st == {"queued": bound, "delivered": total, "dropped": total - bound, "read": 0, "group_size": 4}, st
+        assert st == {"queued": bound, "delivered": total, "dropped": total - bound, "read": 0, "group_size": 4,
+                      "waiting": 0}, st
     for sid in ("reader", "drainer"):
         st = ex.subscription_stats(sid)
         assert (st["dropped"], st["queued"], st["read"]) == (0, 0, total), st

@@ -147,7 +147,7 @@ def test_eight_threads_ten_seconds_exact_accounting():
         assert shared_reads[i] == len(shared_seen[i]), "a frame arrived twice"
         st = ex.subscription_stats(f"all{i}")
         assert st == {"delivered": all_publishes, "read": shared_reads[i], "dropped": shared_dropped[i],
-                      "queued": 0, "group_size": THREADS}, (i, st)
+                      "queued": 0, "group_size": THREADS, "waiting": 0}, (i, st)
     m = ex.get_metrics()
     expected = {
         "total": THREADS + all_publishes,

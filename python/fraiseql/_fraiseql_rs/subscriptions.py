@@ -623,7 +623,8 @@ class PySubscriptionExecutor:
         return metrics
 
     def subscription_stats(self, subscription_id: str) -> Dict[str, int]:
-        """One subscription's counters: queued, delivered, dropped, read, group_size."""
+        """One subscription's counters: queued, delivered, dropped, read, group_size, and
+        waiting (next_event calls blocked on it now)."""
         _check_str(subscription_id, "subscription_id", allow_empty=True)
         with _errors:
             return json.loads(self._E.pyapi_SubscriptionExecutor_SubscriptionStats(self._h, subscription_id))

@@ -209,11 +209,12 @@ class Connection:
         if self.app.on_subscribe is not None:
             try:
                 decision = await call_hook(self.app.on_subscribe, self, payload)
+                if isinstance(decision, list) and not decision:
+                    decision = None  # no errors: accept as asked
                 if isinstance(decision, list):
-                    if not decision or not all(isinstance(e, dict) and isinstance(e.get("message"), str)
-                                               for e in decision):
-                        raise TypeError("on_subscribe refused with something other than a non-empty "
-                                        "list of GraphQL errors (dicts with a str 'message')")
+                    if not all(isinstance(e, dict) and isinstance(e.get("message"), str) for e in decision):
+                        raise TypeError("on_subscribe refused with something other than a list of GraphQL "
+                                        "errors (dicts with a str 'message')")
                     logger.debug("connection %s: on_subscribe refused %r", self.id, sub_id)
                     return decision
                 if isinstance(decision, dict):
@@ -371,6 +372,7 @@ class SubscriptionApp:
         self.connections: Set[Any] = set()
         self._shutting_down = False
         self._monitor: Optional["asyncio.Task[None]"] = None
+        self._overflow_checks = 0  # checks completed: what a test of "no second warning" waits on
 
     @property
     def executor(self) -> Any:
@@ -428,12 +430,12 @@ class SubscriptionApp:
                 dropped = self.executor.get_metrics()["events_dropped"]
             except RuntimeError:  # the executor was closed
                 return
-            if dropped == seen:
-                continue
-            seen = dropped
-            for connection in list(self.connections):
-                for sub_id, count in connection.new_drops():
-                    await self._overflowed(connection, sub_id, count)
+            if dropped != seen:
+                seen = dropped
+                for connection in list(self.connections):
+                    for sub_id, count in connection.new_drops():
+                        await self._overflowed(connection, sub_id, count)
+            self._overflow_checks += 1
 
     async def _overflowed(self, connection: Connection, sub_id: str, count: int) -> None:
         if self.on_overflow == "close":

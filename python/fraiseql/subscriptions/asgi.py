@@ -38,7 +38,8 @@ Hooks (sync or async):
   ``.connection_params``, ``.scope``) and the subscribe payload. It returns
   ``None`` to accept as asked, a dict to accept with these variables
   instead, or a list of GraphQL errors (``[{"message": ...}]``) to refuse:
-  the client gets an ``error`` message with them and the socket stays open.
+  the client gets an ``error`` message with them and the socket stays open
+  (an empty list has no errors: accepted as asked).
   An exception is logged and the client gets ``[{"message": "Internal
   server error"}]``.
 

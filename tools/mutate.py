@@ -1,0 +1,602 @@
+"""Mutation testing of the Go engine, the buses, pyapi and its C, and the Python package.
+
+    python tools/mutate.py [--area NAME ...] [--file PATH ...] [--jobs N]
+                           [--limit N] [--seed S] [--go-run REGEX] [--report FILE]
+                           [--config FILE] [--list]
+
+Each mutant changes one operator or literal of one source file (`<` to `<=`, `==`
+to `!=`, `&&` to `||`, `+` to `-`, `true` to `false`, a `!` removed, ...) and runs
+the area's tests against it. Its fate is read from what the tests printed, never
+from an exit status alone:
+
+  killed      a test reported a failure: `--- FAIL` or a test panic in `go test`
+              output, a FAILED/ERROR test line in pytest's summary
+  lived       the tests ran and all passed
+  timeout     the run outlived its limit (a multiple of the unmutated run's time):
+              reported beside the score, not in it
+  not viable  the mutant does not compile (Go build error, C compile error, Python
+              SyntaxError) or the tests could not start (pytest collection error)
+  crashed     the test process died without a test reporting it (a Go runtime "fatal
+              error", a "Fatal Python error" such as a segfault in C): beside the score
+  error       the run ended in a way none of the above explains (its tail is kept)
+  uncovered   Go only: no test runs the mutated line (coverage with -count=1)
+
+score = killed / (killed + lived), per area. Go mutants build through `go test
+-overlay` (the tree is never written); Python mutants run against a copy of the
+installed package placed first on PYTHONPATH; pyapi and C mutants rebuild the
+extension with gopy in a copy of the sources, then run their pytest subset.
+The report (default build/mutate/report.txt) lists every survivor as file:line.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import dataclasses
+import glob
+import io
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+import tokenize
+from typing import Any, Optional
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# The areas of this project. A --config file may replace them (the driver's own test does).
+AREAS: dict[str, dict[str, Any]] = {
+    "engine": {
+        "kind": "go",
+        "files": ["subscriptions/*.go"],
+        "exclude": [r"_test\.go$", r"(^|/)bus_[^/]*\.go$"],
+        "package": "./subscriptions",
+        # The mutate tag leaves out the tests that need Redis or PostgreSQL.
+        "tags": "mutate",
+    },
+    "buses": {
+        "kind": "go",
+        "files": ["subscriptions/bus_*.go"],
+        "exclude": [r"_test\.go$"],
+        "package": "./subscriptions",
+        "tags": "",
+    },
+    "native": {
+        "kind": "native",
+        "files": ["pyapi/*.go", "pyapi/*.c"],
+        "exclude": [r"_test\.go$"],
+        "pytest": ["test_fastpath.py", "test_readahead.py", "test_encode.py", "test_hardening_bad_input.py",
+                   "test_subscriptions_phase1.py", "test_graphql_semantics.py", "test_hardening_isolation.py"],
+    },
+    "python": {
+        "kind": "py",
+        "files": ["python/fraiseql/subscriptions/asgi.py", "python/fraiseql/subscriptions/aio.py",
+                  "python/fraiseql/subscriptions/_ws_core.py", "python/fraiseql/subscriptions/_transport_ws.py",
+                  "python/fraiseql/subscriptions/_legacy_ws.py"],
+        "exclude": [],
+        "package_root": "python",
+        "pytest": ["test_asgi_protocol.py", "test_asgi_hooks.py", "test_asgi_lifecycle.py", "test_aio.py"],
+    },
+}
+
+# Operator replacements, shared by Go, C and Python where the token exists.
+OPERATORS = {
+    "<": ["<=", ">="], "<=": ["<", ">"], ">": [">=", "<="], ">=": [">", "<"],
+    "==": ["!="], "!=": ["=="],
+    "&&": ["||"], "||": ["&&"],
+    "+": ["-"], "-": ["+"], "*": ["/"], "/": ["*"], "%": ["*"],
+    "++": ["--"], "--": ["++"],
+    "+=": ["-="], "-=": ["+="],
+    "&": ["|"], "|": ["&"], "<<": [">>"], ">>": ["<<"],
+}
+GO_WORDS = {"true": ["false"], "false": ["true"]}
+C_WORDS = {"true": ["false"], "false": ["true"], "NULL": []}
+PY_WORDS = {"True": ["False"], "False": ["True"], "and": ["or"], "or": ["and"],
+            "is": ["is not"], "in": ["not in"]}
+
+# A C-family lexer: comments, strings, runes and raw strings are skipped whole; operators
+# longest first so `<-`, `->`, `<<=` and `:=` are never split into mutable pieces.
+_CLIKE = re.compile(r"""
+    (?P<skip>//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'|`[^`]*`|\#[^\n]*)
+  | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<num>\d[\w.]*)
+  | (?P<op><<=|>>=|&\^=|\.\.\.|&&|\|\||<-|->|<<|>>|&\^|\+\+|--|[-+*/%&|^<>=!:]=|[-+*/%&|^<>=!~?:.,;(){}\[\]])
+  | (?P<space>\s+)
+""", re.VERBOSE | re.DOTALL)
+
+
+@dataclasses.dataclass
+class Mutant:
+    area: str
+    path: str          # relative to the area's root
+    line: int
+    col: int
+    offset: int        # byte offset in the file
+    old: str
+    new: str
+    status: str = ""
+    detail: str = ""
+    seconds: float = 0.0
+
+    @property
+    def where(self) -> str:
+        return f"{self.path}:{self.line}:{self.col}"
+
+    def apply(self, text: str) -> str:
+        assert text[self.offset:self.offset + len(self.old)] == self.old, self.where
+        return text[:self.offset] + self.new + text[self.offset + len(self.old):]
+
+
+def is_binary(text: str, start: int, end: int, prev: str) -> bool:
+    """Whether the operator at text[start:end] is binary, judged by formatted spacing: `a * b`
+    and `a*b` are, `*T`, `x *T`, `&x`, `-1` and `(T *)` are not."""
+    before = text[start - 1:start].isspace()
+    after = text[end:end + 1].isspace()
+    if before and after:
+        return True
+    return not before and not after and (prev[:1].isalnum() or prev[:1] == "_" or prev == ")")
+
+
+def clike_mutants(area: str, path: str, text: str, is_c: bool) -> list[Mutant]:
+    """Every operator, boolean and `!` site of a Go or C file (strings, comments and C
+    preprocessor lines are skipped)."""
+    words = C_WORDS if is_c else GO_WORDS
+    out: list[Mutant] = []
+    prev = ""
+    for m in _CLIKE.finditer(text):
+        kind, tok, pos = m.lastgroup, m.group(), m.start()
+        if kind == "space" or (kind == "skip" and not tok.startswith('"')):
+            continue
+        repl: list[str] = []
+        if kind == "op" and tok in OPERATORS:
+            repl = OPERATORS[tok]
+            if tok in ("*", "&", "-", "+") and not is_binary(text, pos, m.end(), prev):
+                repl = []  # a pointer type, dereference, address-of or sign
+            if tok == "+" and (prev.startswith('"') or text[m.end():].lstrip().startswith('"')):
+                repl = []  # string concatenation: `-` would not compile
+        elif kind == "op" and tok == "!":
+            repl = [""]
+        elif kind == "word" and tok in words:
+            repl = words[tok]
+        for new in repl:
+            line = text.count("\n", 0, pos) + 1
+            col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+            out.append(Mutant(area, path, line, col, pos, tok, new))
+        prev = tok
+    return out
+
+
+def py_mutants(area: str, path: str, text: str) -> list[Mutant]:
+    """Operator, comparison, boolean and `not` sites of a Python module (no docstrings)."""
+    out: list[Mutant] = []
+    line_starts = [0]
+    for ln in text.splitlines(keepends=True):
+        line_starts.append(line_starts[-1] + len(ln))
+    toks = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    for i, tok in enumerate(toks):
+        s = tok.string
+        repl: list[str] = []
+        prev = toks[i - 1] if i else None
+        if tok.type == tokenize.OP and s in OPERATORS and s not in ("&&", "||", "++", "--"):
+            repl = OPERATORS[s]
+            off = line_starts[tok.start[0] - 1] + tok.start[1]
+            if s in ("*", "-", "+", "&") and not is_binary(text, off, off + len(s), prev.string if prev else ""):
+                repl = []  # a sign or star-args
+        elif tok.type == tokenize.NAME and s == "not":
+            nxt = toks[i + 1] if i + 1 < len(toks) else None
+            if not (prev is not None and prev.string == "is") and not (nxt is not None and nxt.string == "in"):
+                repl = [""]
+        elif tok.type == tokenize.NAME and s in PY_WORDS:
+            nxt = toks[i + 1] if i + 1 < len(toks) else None
+            if s == "is" and nxt is not None and nxt.string == "not":
+                repl = []
+            elif s == "in" and prev is not None and prev.string == "not":
+                repl = []
+            elif s == "in" and any(t.string == "for" for t in toks[max(0, i - 12):i] if t.start[0] == tok.start[0]):
+                repl = []  # the `in` of a for loop or comprehension
+            else:
+                repl = PY_WORDS[s]
+        for new in repl:
+            row, col = tok.start
+            out.append(Mutant(area, path, row, col + 1, line_starts[row - 1] + col, s, new if new else ""))
+    # `not x` -> `x`: drop the following space too so the line stays tidy.
+    for m in out:
+        if m.old == "not" and m.new == "" and text[m.offset + 3:m.offset + 4] == " ":
+            m.old = "not "
+    return out
+
+
+# ---------------------------------------------------------------- running
+
+FAIL_GO = re.compile(r"^\s*--- FAIL: ", re.MULTILINE)
+PANIC_GO = re.compile(r"^panic: (?!test timed out)", re.MULTILINE)
+TIMEOUT_GO = re.compile(r"^panic: test timed out", re.MULTILINE)
+BUILD_GO = re.compile(r"\[build failed\]|\[setup failed\]")
+FAIL_PY = re.compile(r"^(FAILED|ERROR) \S+::", re.MULTILINE)
+COLLECT_PY = re.compile(r"^ERROR (collecting|\S+\.py\b(?!::))|Interrupted: \d+ error", re.MULTILINE)
+PASS_PY = re.compile(r"^=*\s*\d+ passed", re.MULTILINE)
+PASS_GO = re.compile(r"^ok\s+\S+", re.MULTILINE)
+CRASH_GO = re.compile(r"^fatal error: ", re.MULTILINE)
+CRASH_PY = re.compile(r"^Fatal Python error: ", re.MULTILINE)
+
+
+def judge_go(out: str, timed_out: bool) -> tuple[str, str]:
+    if BUILD_GO.search(out):
+        return "not viable", first_line(out, BUILD_GO)
+    if timed_out or TIMEOUT_GO.search(out):
+        return "timeout", ""
+    if FAIL_GO.search(out):
+        return "killed", first_line(out, FAIL_GO)
+    if PANIC_GO.search(out):
+        return "killed", first_line(out, PANIC_GO)
+    if CRASH_GO.search(out):
+        return "crashed", first_line(out, CRASH_GO)
+    if PASS_GO.search(out) and not re.search(r"^FAIL\b", out, re.MULTILINE):
+        return "lived", ""
+    return "error", out[-400:]
+
+
+def judge_py(out: str, timed_out: bool) -> tuple[str, str]:
+    if timed_out:
+        return "timeout", ""
+    if COLLECT_PY.search(out):
+        return "not viable", first_line(out, COLLECT_PY)
+    if FAIL_PY.search(out):
+        return "killed", first_line(out, FAIL_PY)
+    if CRASH_PY.search(out):
+        return "crashed", first_line(out, CRASH_PY)
+    if PASS_PY.search(out) and not re.search(r"\d+ (failed|error)", out):
+        return "lived", ""
+    return "error", out[-400:]
+
+
+def first_line(text: str, rx: re.Pattern[str]) -> str:
+    m = rx.search(text)
+    if not m:
+        return ""
+    end = text.find("\n", m.start())
+    return text[m.start():end if end >= 0 else None].strip()
+
+
+def run(cmd: list[str], cwd: str, env: dict[str, str], timeout: Optional[float]) -> tuple[str, bool, float]:
+    """Output (stdout+stderr), whether the limit was hit, and the seconds taken. Kills the group on timeout."""
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, errors="replace", start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+        return out, False, time.monotonic() - start
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        out, _ = proc.communicate()
+        return out, True, time.monotonic() - start
+
+
+class Area:
+    """One area's files, tests and the way a mutant of it is built and run."""
+
+    def __init__(self, name: str, spec: dict[str, Any], root: str, args: argparse.Namespace) -> None:
+        self.name, self.spec, self.root, self.args = name, spec, root, args
+        self.kind = spec["kind"]
+        self.env = dict(os.environ)
+        self.env.setdefault("GOFLAGS", "-mod=mod")
+        include = sysconfig.get_paths()["include"]
+        self.env.setdefault("CGO_CFLAGS", f"-O2 -g -I{include}")
+        self.limit = 0.0
+        self.go_dir = os.path.join(root, spec.get("dir", ""))  # the Go module's folder
+        self.uncovered: Optional[dict[str, set[int]]] = None
+
+    def files(self) -> list[str]:
+        out: list[str] = []
+        for pattern in self.spec["files"]:
+            for p in sorted(glob.glob(os.path.join(self.root, pattern))):
+                rel = os.path.relpath(p, self.root)
+                if any(re.search(x, rel) for x in self.spec.get("exclude", [])):
+                    continue
+                if self.args.file and not any(rel == f or rel.endswith("/" + f) for f in self.args.file):
+                    continue
+                if rel not in out:
+                    out.append(rel)
+        return out
+
+    def mutants(self) -> list[Mutant]:
+        out: list[Mutant] = []
+        for rel in self.files():
+            with open(os.path.join(self.root, rel), encoding="utf-8") as f:
+                text = f.read()
+            if rel.endswith(".py"):
+                out += py_mutants(self.name, rel, text)
+            else:
+                out += clike_mutants(self.name, rel, text, rel.endswith(".c"))
+        return out
+
+    # -- Go
+
+    def go_cmd(self, extra: list[str]) -> list[str]:
+        cmd = ["go", "test", "-count=1", "-vet=off", "-ldflags=-w"]
+        if self.spec.get("tags"):
+            cmd += ["-tags", self.spec["tags"]]
+        run_pattern = self.args.go_run or self.spec.get("run")
+        if run_pattern:
+            cmd += ["-run", run_pattern]
+        return cmd + extra + [self.spec["package"]]
+
+    def baseline(self, workdir: str) -> None:
+        """The unmutated run: it must pass; its time sets the limit; Go's also gives coverage."""
+        if self.kind == "go":
+            prof = os.path.join(workdir, f"{self.name}.cover")
+            out, _, secs = run(self.go_cmd([f"-coverprofile={prof}", "-covermode=set"]), self.go_dir, self.env, None)
+            if judge_go(out, False)[0] != "lived":
+                sys.exit(f"{self.name}: the unmutated tests do not pass:\n{out[-3000:]}")
+            self.uncovered = read_coverprofile(prof, self.go_dir, self.spec.get("dir", ""))
+        elif self.kind in ("py", "native"):
+            tree = self.python_tree(os.path.join(workdir, "baseline-" + self.name))
+            out, _, secs = run(self.pytest_cmd(), os.path.join(self.root, self.spec.get("tests", "tests")),
+                               self.py_env(tree), None)
+            if judge_py(out, False)[0] != "lived":
+                sys.exit(f"{self.name}: the unmutated tests do not pass:\n{out[-3000:]}")
+        else:
+            raise ValueError(f"unknown kind {self.kind!r}")
+        self.limit = max(self.args.min_timeout, secs * self.args.timeout_factor)
+        print(f"{self.name}: unmutated run {secs:.1f}s, limit per mutant {self.limit:.0f}s", flush=True)
+
+    def is_covered(self, m: Mutant) -> bool:
+        if self.uncovered is None:
+            return True
+        return m.line not in self.uncovered.get(m.path, set())
+
+    def run_go(self, m: Mutant, slot: str) -> tuple[str, str]:
+        src = os.path.join(self.root, m.path)
+        with open(src, encoding="utf-8") as f:
+            text = m.apply(f.read())
+        mutated = os.path.join(slot, os.path.basename(m.path))
+        with open(mutated, "w", encoding="utf-8") as f:
+            f.write(text)
+        overlay = os.path.join(slot, "overlay.json")
+        with open(overlay, "w") as f:
+            json.dump({"Replace": {os.path.abspath(src): mutated}}, f)
+        # -timeout: go test names a hang itself; the outer limit catches a hung build.
+        cmd = self.go_cmd(["-failfast", f"-overlay={overlay}", f"-timeout={int(self.limit)}s"])
+        out, hit, _ = run(cmd, self.go_dir, self.env, self.limit + 60)
+        return judge_go(out, hit)
+
+    # -- Python and native
+
+    def pytest_cmd(self) -> list[str]:
+        return [sys.executable, "-m", "pytest", "-q", "-x", "-rfE", "-p", "no:cacheprovider",
+                "-p", "no:randomly", *self.spec["pytest"]]
+
+    def py_env(self, tree: str) -> dict[str, str]:
+        env = dict(self.env)
+        env["PYTHONPATH"] = tree + os.pathsep + env.get("PYTHONPATH", "")
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        return env
+
+    def python_tree(self, dest: str) -> str:
+        """A copy of the installed package (sources and extension) under dest; returns dest."""
+        if self.spec.get("source_package"):
+            pkg = os.path.join(self.root, self.spec["source_package"])
+        else:
+            import importlib.util
+            spec = importlib.util.find_spec("fraiseql")
+            if spec is None or not spec.submodule_search_locations:
+                sys.exit("the package is not installed: run make install")
+            pkg = list(spec.submodule_search_locations)[0]
+        target = os.path.join(dest, os.path.basename(pkg))
+        if not os.path.isdir(target):
+            shutil.copytree(pkg, target, ignore=shutil.ignore_patterns("__pycache__"))
+        return dest
+
+    def run_py(self, m: Mutant, slot: str) -> tuple[str, str]:
+        tree = self.python_tree(os.path.join(slot, "site"))
+        rel = os.path.relpath(m.path, self.spec.get("package_root", "."))
+        with open(os.path.join(self.root, m.path), encoding="utf-8") as f:
+            original = f.read()
+        text = m.apply(original)
+        try:
+            compile(text, m.path, "exec")
+        except SyntaxError as exc:
+            return "not viable", f"SyntaxError: {exc.msg}"
+        dest = os.path.join(tree, rel)
+        with open(dest, "w", encoding="utf-8") as f:
+            f.write(text)
+        try:
+            out, hit, _ = run(self.pytest_cmd(), os.path.join(self.root, self.spec.get("tests", "tests")),
+                              self.py_env(tree), self.limit)
+        finally:
+            with open(dest, "w", encoding="utf-8") as f:
+                f.write(original)
+        return judge_py(out, hit)
+
+    def run_native(self, m: Mutant, slot: str) -> tuple[str, str]:
+        """Rebuild the extension from a copy of the sources holding the mutant, then its pytest subset."""
+        src = os.path.join(slot, "src")
+        if not os.path.isdir(src):
+            files = subprocess.check_output(["git", "ls-files"], cwd=self.root, text=True).split()
+            for rel in files:
+                os.makedirs(os.path.dirname(os.path.join(src, rel)) or src, exist_ok=True)
+                shutil.copy2(os.path.join(self.root, rel), os.path.join(src, rel))
+        with open(os.path.join(self.root, m.path), encoding="utf-8") as f:
+            original = f.read()
+        with open(os.path.join(src, m.path), "w", encoding="utf-8") as f:
+            f.write(m.apply(original))
+        try:
+            build = ("import sys; sys.argv = ['setup.py', '--name']; import setup; "
+                     "print('BUILT', setup.build_native(sys.executable))")
+            out, hit, _ = run([sys.executable, "-c", build], src, self.env, self.limit + 600)
+        finally:
+            with open(os.path.join(src, m.path), "w", encoding="utf-8") as f:
+                f.write(original)
+        built = re.search(r"^BUILT (\S+)$", out, re.MULTILINE)
+        if hit or not built:
+            return "not viable", (out.strip().splitlines() or [""])[-1][:200]
+        tree = self.python_tree(os.path.join(slot, "site"))
+        native = os.path.join(tree, "fraiseql", "_native")
+        for old in glob.glob(os.path.join(native, "_engine*.so")):
+            os.remove(old)
+        shutil.copy2(built.group(1), native)
+        out, hit, _ = run(self.pytest_cmd(), os.path.join(self.root, "tests"), self.py_env(tree), self.limit)
+        return judge_py(out, hit)
+
+    def run_mutant(self, m: Mutant, slot: str) -> None:
+        start = time.monotonic()
+        if not self.is_covered(m):
+            m.status = "uncovered"
+        elif self.kind == "go":
+            m.status, m.detail = self.run_go(m, slot)
+        elif self.kind == "py":
+            m.status, m.detail = self.run_py(m, slot)
+        else:
+            m.status, m.detail = self.run_native(m, slot)
+        m.seconds = time.monotonic() - start
+
+
+def read_coverprofile(path: str, moddir: str, prefix: str) -> dict[str, set[int]]:
+    """The lines of statements no test ran, by path relative to the areas' root (the profile
+    names files by import path; prefix is the module's folder under that root). Lines in
+    no block at all (constants, types, package variables) are not in it: they are run."""
+    module = ""
+    with open(os.path.join(moddir, "go.mod")) as f:
+        for line in f:
+            if line.startswith("module "):
+                module = line.split()[1]
+    ran: dict[str, set[int]] = {}
+    idle: dict[str, set[int]] = {}
+    with open(path) as f:
+        for line in f:
+            m = re.match(r"^(.+):(\d+)\.\d+,(\d+)\.\d+ \d+ (\d+)$", line.strip())
+            if not m:
+                continue
+            rel = m.group(1)[len(module) + 1:] if m.group(1).startswith(module + "/") else m.group(1)
+            rel = os.path.join(prefix, rel) if prefix else rel
+            lines = range(int(m.group(2)), int(m.group(3)) + 1)
+            (idle if m.group(4) == "0" else ran).setdefault(rel, set()).update(lines)
+    return {rel: lines - ran.get(rel, set()) for rel, lines in idle.items()}
+
+
+# ---------------------------------------------------------------- report
+
+STATUSES = ["killed", "lived", "timeout", "crashed", "not viable", "error", "uncovered"]
+
+
+def summarize(name: str, ms: list[Mutant]) -> str:
+    counts = {s: sum(1 for m in ms if m.status == s) for s in STATUSES}
+    scored = counts["killed"] + counts["lived"]
+    score = f"{100.0 * counts['killed'] / scored:.1f}%" if scored else "n/a"
+    return (f"{name}: score {score} ({counts['killed']} killed of {scored}); "
+            f"timeout {counts['timeout']}, crashed {counts['crashed']}, not viable {counts['not viable']}, "
+            f"error {counts['error']}, uncovered {counts['uncovered']}, total {len(ms)}")
+
+
+def write_report(path: str, areas: dict[str, list[Mutant]], header: str) -> str:
+    lines = [header, ""]
+    for name, ms in areas.items():
+        lines.append(summarize(name, ms))
+    for name, ms in areas.items():
+        for status in ("lived", "timeout", "crashed", "error"):
+            chosen = [m for m in ms if m.status == status]
+            if chosen:
+                lines.append("")
+                lines.append(f"{name}, {status}:")
+                for m in sorted(chosen, key=lambda m: (m.path, m.line, m.col)):
+                    extra = (f"  [{m.detail.splitlines()[-1][:160]}]"
+                             if status in ("crashed", "error") and m.detail else "")
+                    lines.append(f"  {m.where}: {m.old!r} -> {m.new!r}{extra}")
+    text = "\n".join(lines) + "\n"
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+    with open(os.path.splitext(path)[0] + ".json", "w") as f:
+        json.dump({n: [dataclasses.asdict(m) for m in ms] for n, ms in areas.items()}, f, indent=1)
+    return text
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--area", action="append", help="an area to mutate (default: every one)")
+    ap.add_argument("--file", action="append", help="only this file (path, or its tail: limits.go)")
+    ap.add_argument("--jobs", type=int, default=2, help="mutants run at once (default 2)")
+    ap.add_argument("--limit", type=int, default=0, help="at most N mutants per area, a random sample (default all)")
+    ap.add_argument("--seed", type=int, default=1, help="the sample's seed (default 1)")
+    ap.add_argument("--timeout-factor", type=float, default=10.0,
+                    help="a mutant's limit: this many times the unmutated run (default 10)")
+    ap.add_argument("--min-timeout", type=float, default=60.0, help="the least limit, seconds (default 60)")
+    ap.add_argument("--go-run", help="go test -run pattern replacing the area's (a narrower sample)")
+    ap.add_argument("--report", default=os.path.join(ROOT, "build", "mutate", "report.txt"))
+    ap.add_argument("--config", help="a JSON file of areas replacing the built-in ones")
+    ap.add_argument("--root", default=ROOT, help="the tree the areas' paths are relative to")
+    ap.add_argument("--list", action="store_true", help="list the mutants and stop")
+    args = ap.parse_args(argv)
+
+    specs = AREAS
+    if args.config:
+        with open(args.config) as f:
+            specs = json.load(f)
+    names = args.area or list(specs)
+    unknown = [n for n in names if n not in specs]
+    if unknown:
+        ap.error(f"unknown area {unknown[0]!r}; areas: {', '.join(specs)}")
+    areas = [Area(n, specs[n], args.root, args) for n in names]
+
+    results: dict[str, list[Mutant]] = {}
+    # Stopped by a signal: still remove the copies (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    workdir = tempfile.mkdtemp(prefix="mutate-")
+    try:
+        for area in areas:
+            ms = area.mutants()
+            if args.limit and len(ms) > args.limit:
+                ms = sorted(random.Random(args.seed).sample(ms, args.limit), key=lambda m: (m.path, m.offset))
+            results[area.name] = ms
+            if args.list:
+                for m in ms:
+                    print(f"{area.name} {m.where}: {m.old!r} -> {m.new!r}")
+                continue
+            if not ms:
+                continue
+            area.baseline(workdir)
+            slots = [os.path.join(workdir, f"{area.name}-{i}") for i in range(max(1, args.jobs))]
+            for s in slots:
+                os.makedirs(s, exist_ok=True)
+            free = list(slots)
+            lock = threading.Lock()
+            done = [0]
+
+            def one(m: Mutant, area: Area = area, free: list[str] = free, lock: threading.Lock = lock,
+                    done: list[int] = done, total: int = len(ms)) -> None:
+                with lock:
+                    slot = free.pop()
+                try:
+                    area.run_mutant(m, slot)
+                finally:
+                    with lock:
+                        free.append(slot)
+                        done[0] += 1
+                        print(f"[{area.name} {done[0]}/{total}] {m.status:10} {m.where} "
+                              f"{m.old!r} -> {m.new!r} ({m.seconds:.0f}s)", flush=True)
+
+            with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+                list(pool.map(one, ms))
+        if args.list:
+            return 0
+        header = (f"mutation report: areas {', '.join(names)}; jobs {args.jobs}; "
+                  f"sample {args.limit or 'all'} per area (seed {args.seed})"
+                  + (f"; files {', '.join(args.file)}" if args.file else "")
+                  + (f"; go test -run {args.go_run}" if args.go_run else ""))
+        text = write_report(args.report, results, header)
+        print("\n" + text)
+        print(f"report: {args.report}")
+        return 0
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+// Package planted is the mutation driver's target: its two test files are a
+// suite that asserts nothing and one that asserts everything.
+package planted
+
+// Clamp limits v to [lo, hi].
+func Clamp(v, lo, hi int) int {
+	if v < lo {
+		return lo
+	}
+	if v > hi {
+		return hi
+	}
+	return v
+}
+
+// Sum adds 1..n counting up: the `i--` mutant never ends.
+func Sum(n int) int {
+	total := 0
+	for i := 1; i <= n; i++ {
+		total += i
+	}
+	return total
+}
+
+// Twice repeats s: its `-` mutant does not compile.
+func Twice(s string) string {
+	return s + s
+}
