@@ -10,6 +10,7 @@ tool (
 
 require (
 	github.com/alicebob/miniredis/v2 v2.35.0
+	github.com/go-python/gopy v0.4.10
 	github.com/goccy/go-json v0.10.5
 	github.com/jackc/pgx/v5 v5.7.6
 	github.com/redis/go-redis/v9 v9.17.3
@@ -22,7 +23,6 @@ require (
 	github.com/agnivade/levenshtein v1.2.2 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/dgryski/go-rendezvous v0.0.0-20200823014737-9f7001d12a5f // indirect
-	github.com/go-python/gopy v0.4.10 // indirect
 	github.com/gonuts/commander v0.1.0 // indirect
 	github.com/gonuts/flag v0.1.0 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
