@@ -8,7 +8,7 @@ import httpx
 
 SSE = {"accept": "text/event-stream"}
 TOKEN = "x-graphql-event-stream-token"
-TIMEOUT = 5.0
+TIMEOUT = 20.0  # a bound on waits for what must happen; never reached when it does
 
 
 class EventStream:
