@@ -1,6 +1,8 @@
 """The engine's lifecycle seen from Python: limits changed from several
 threads, a panic inside Go's dispatch, and what close() ends."""
 import os
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -193,3 +195,36 @@ def test_unknown_subscription_raises_subscription_not_found():
         assert isinstance(info.value, ValueError)
         assert str(info.value) == "Subscription not found: s"
     ex.close()
+
+
+_FINALIZER_AT_EXIT = """
+from fraiseql import _fraiseql_rs
+s = _fraiseql_rs.subscriptions
+ex = s.PySubscriptionExecutor()
+ex.register_subscription("c", "s", "subscription { users { id } }", user_id="u", tenant_id="t")
+ex.publish_event("t", "users", {"id": 1})
+outcomes = []
+class Garbage:
+    def __del__(self):
+        try:
+            CALL
+            outcomes.append("returned")
+        except RuntimeError as exc:
+            outcomes.append(str(exc))
+a = Garbage(); b = Garbage(); a.b = b; b.a = a  # a cycle: collected by Py_FinalizeEx
+del a, b
+"""
+
+
+@pytest.mark.parametrize("call", [
+    "ex.get_limits()", "ex.get_metrics()", "ex.subscription_stats('s')", "ex.next_event('s')",
+    "ex.drain_connection('c')", "ex.publish_event('t', 'users', {'id': 2})", "ex.close()",
+    "ex.register_subscription('c', 's2', 'subscription { users { id } }', user_id='u', tenant_id='t')",
+])
+def test_engine_call_from_a_finalizer_at_interpreter_exit_does_not_crash(call):
+    # gopy's wrappers must not be entered once Py_FinalizeEx has begun (they crashed
+    # with SIGSEGV): the shim raises RuntimeError instead.
+    script = _FINALIZER_AT_EXIT.replace("CALL", call)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert done.stderr == ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import weakref
 from types import TracebackType
 from typing import Any, Dict, List, Optional, Type, Union
@@ -64,11 +65,17 @@ def _translate(err: RuntimeError) -> Exception:
 
 
 class _Errors:
-    """``with _errors:`` turns the engine's RuntimeError into the exception it stands for."""
+    """``with _errors:`` turns the engine's RuntimeError into the exception it stands for.
+
+    Entering it while the interpreter shuts down raises instead of calling into the
+    engine: a finalizer run then (a ``__del__`` of garbage collected by Py_FinalizeEx)
+    would enter gopy's wrappers after the interpreter has torn down their state."""
 
     __slots__ = ()
 
     def __enter__(self) -> None:
+        if _is_finalizing():
+            raise RuntimeError("the interpreter is shutting down")
         return None
 
     def __exit__(self, kind: Optional[Type[BaseException]], err: Optional[BaseException],
@@ -79,6 +86,7 @@ class _Errors:
                 raise translated from None
 
 
+_is_finalizing = sys.is_finalizing
 _errors = _Errors()
 
 
