@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -45,6 +46,43 @@ type BusStats struct {
 	// LagMillis is the delay between the publication and the reception of
 	// the last received event, in milliseconds (0 for the memory bus).
 	LagMillis float64
+}
+
+// deliveryGate stands between a bus reader and its deliver callback, so
+// that Close can stop the reader between two events: once stop returns,
+// deliver is never called again, and the reader neither acknowledges nor
+// counts in its position what it took off the bus and did not deliver.
+type deliveryGate struct {
+	mu      sync.Mutex
+	stopped bool
+}
+
+// deliver calls f(ev) unless the gate is stopped, and reports whether it did.
+func (g *deliveryGate) deliver(f func(Event), ev Event) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopped {
+		return false
+	}
+	f(ev)
+	return true
+}
+
+// stop returns once no deliver is under way, and prevents any other.
+func (g *deliveryGate) stop() {
+	g.mu.Lock()
+	g.stopped = true
+	g.mu.Unlock()
+}
+
+// errDeliveryStopped ends a read when Close stopped delivery.
+var errDeliveryStopped = errors.New("delivery stopped by Close")
+
+// deliveryStopper is a bus with a reader that Executor.Close stops before
+// it marks the executor closed, lest the reader hand it events that it
+// would drop after the bus counted them as delivered.
+type deliveryStopper interface {
+	stopDelivery()
 }
 
 // busCounters are the counters of a distributed bus, behind Stats, and

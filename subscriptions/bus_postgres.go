@@ -79,6 +79,7 @@ type PostgresBus struct {
 	tableReady atomic.Bool // the table, positions and function are known to be in place
 
 	busCounters
+	gate      deliveryGate  // Close stops delivery before the executor closes
 	listenPID atomic.Uint32 // backend pid of the listener connection
 	// hold, when set, keeps the listener from reading until it is closed
 	// (an executor started paused; see pause.go).
@@ -393,6 +394,18 @@ func (b *PostgresBus) execOnce(ctx context.Context, sql string, args ...any) err
 	}
 	_, err := b.pool.Exec(ctx, sql, args...)
 	return err
+}
+
+// stopDelivery implements deliveryStopper: the listener stops, and
+// delivers nothing once it returns; its position counts only what it
+// delivered.
+func (b *PostgresBus) stopDelivery() {
+	b.mu.Lock()
+	if b.cancel != nil {
+		b.cancel()
+	}
+	b.mu.Unlock()
+	b.gate.stop()
 }
 
 // Close implements Bus: it stops the listener (which UNLISTENs and closes

@@ -441,6 +441,9 @@ func (l *pgListener) dispatch(rr *pgconn.ResultReader, snapshot bool) (int, erro
 		n++
 		// The values point into the connection's buffer: copy.
 		ev := Event{Type: string(v[2]), Channel: string(v[1]), Data: append([]byte(nil), v[3]...)}
+		if !b.gate.deliver(l.deliver, ev) {
+			return n, errDeliveryStopped // the position stays before this row
+		}
 		l.st.id = int64(binary.BigEndian.Uint64(v[0]))
 		l.st.last = int64(binary.BigEndian.Uint64(v[5]))
 		l.unsaved = true
@@ -451,7 +454,6 @@ func (l *pgListener) dispatch(rr *pgconn.ResultReader, snapshot bool) (int, erro
 		} else {
 			b.received.Add(1)
 		}
-		l.deliver(ev)
 	}
 	return n, nil
 }

@@ -67,6 +67,8 @@ type redisBus struct {
 	// (an executor started paused; see pause.go).
 	hold <-chan struct{}
 
+	gate deliveryGate // Close stops delivery before the executor closes
+
 	// Owned by the reader goroutine once started.
 	deliver func(Event)
 	last    streamID // last dispatched entry: nothing <= it is dispatched again
@@ -464,38 +466,62 @@ func (b *redisBus) readNew(ctx context.Context) error {
 }
 
 // dispatch delivers the entries not dispatched yet, in order, then
-// acknowledges all of them. Entries at or before the last dispatched one
+// acknowledges them. Entries at or before the last dispatched one
 // (re-read after a lost XACK) and entries trimmed from the stream are
-// only acknowledged.
+// only acknowledged. When Close stopped delivery, the entries from the
+// first one not delivered on stay pending, for the next run of this
+// instance.
 func (b *redisBus) dispatch(ctx context.Context, msgs []redis.XMessage) error {
-	if len(msgs) == 0 {
+	ids := make([]string, 0, len(msgs))
+	var stopped error
+	for _, m := range msgs {
+		id, ok := parseStreamID(m.ID)
+		if ok && b.last.less(id) && m.Values != nil {
+			if b.panicNext.CompareAndSwap(true, false) {
+				panic("test panic in the Redis reader") // armed by tests only
+			}
+			ev, ts := entryEvent(m.Values)
+			if !b.gate.deliver(b.deliver, ev) {
+				stopped = errDeliveryStopped
+				break
+			}
+			b.last = id
+			if ts > 0 {
+				b.receivedAt(time.UnixMilli(ts))
+			} else {
+				b.received.Add(1)
+			}
+		}
+		ids = append(ids, m.ID)
+	}
+	if err := b.ack(ctx, ids); err != nil {
+		return err
+	}
+	return stopped
+}
+
+// ack acknowledges ids. A lost XACK is harmless: the entries stay
+// pending, are re-read after reconnecting, and are then skipped as
+// already dispatched. The ack is sent even when Close is under way, lest
+// a restart deliver them again.
+func (b *redisBus) ack(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
 		return nil
 	}
-	ids := make([]string, 0, len(msgs))
-	for _, m := range msgs {
-		ids = append(ids, m.ID)
-		id, ok := parseStreamID(m.ID)
-		if !ok || !b.last.less(id) || m.Values == nil {
-			continue
-		}
-		if b.panicNext.CompareAndSwap(true, false) {
-			panic("test panic in the Redis reader") // armed by tests only
-		}
-		ev, ts := entryEvent(m.Values)
-		b.last = id
-		if ts > 0 {
-			b.receivedAt(time.UnixMilli(ts))
-		} else {
-			b.received.Add(1)
-		}
-		b.deliver(ev)
-	}
-	// A lost XACK is harmless: the entries stay pending, are re-read after
-	// reconnecting, and are then skipped as already dispatched. The ack is
-	// sent even when Close is under way, lest a restart deliver them again.
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.opts.DialTimeout)
 	defer cancel()
 	return b.client.XAck(actx, b.opts.Stream, b.group, ids...).Err()
+}
+
+// stopDelivery implements deliveryStopper: the reader stops, and delivers
+// nothing once it returns.
+func (b *redisBus) stopDelivery() {
+	b.mu.Lock()
+	if b.cancel != nil {
+		b.cancel()
+	}
+	b.mu.Unlock()
+	b.gate.stop()
 }
 
 // entryEvent decodes the fields of a stream entry.

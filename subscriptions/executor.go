@@ -809,6 +809,11 @@ func (e *Executor) Stats(id string) (SubscriptionStats, error) {
 // wait for the bus (see Bus.Close). Later calls fail with ErrClosed;
 // closing twice is harmless.
 func (e *Executor) Close(ctx context.Context) error {
+	// The bus reader stops first: what it delivers before is dispatched,
+	// what it read after is left unacknowledged, for the next run.
+	if s, ok := e.bus.(deliveryStopper); ok && !e.closed.Load() {
+		s.stopDelivery()
+	}
 	subs := e.markClosed()
 	if subs == nil {
 		return nil

@@ -1,0 +1,171 @@
+//go:build !mutate
+
+// The buses' guarantees, against real servers: redis-server and
+// PostgreSQL. `make mutate` leaves these tests out, as the other bus tests.
+
+package subscriptions
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/fraiseql/fraiseql-subscriptions/internal/pgtest"
+	"github.com/fraiseql/fraiseql-subscriptions/internal/redistest"
+)
+
+// busFixture opens executors with a given InstanceID on one bus, paused
+// (Resume starts their reader), and a publisher that is not an executor.
+type busFixture struct {
+	open    func(t *testing.T, instanceID string) *Executor
+	publish func(t *testing.T, evs []Event)
+}
+
+func redisFixture(t *testing.T) busFixture {
+	srv := redistest.Start(t)
+	return redisFixtureOn(t, srv.URL())
+}
+
+func redisFixtureOn(t *testing.T, url string) busFixture {
+	cfg := func(id string) BusConfig {
+		return BusConfig{Kind: BusRedis, Redis: RedisOptions{URL: url, ConsumerGroup: "g", InstanceID: id, DialTimeout: 2 * time.Second}}
+	}
+	return busFixture{
+		open: func(t *testing.T, id string) *Executor { return openExecutor(t, cfg(id)) },
+		publish: func(t *testing.T, evs []Event) {
+			publishBatchOn(t, cfg(""), evs)
+		},
+	}
+}
+
+func postgresFixture(t *testing.T) busFixture {
+	srv := pgtest.Start(t)
+	return postgresFixtureOn(t, srv.ConnString())
+}
+
+func postgresFixtureOn(t *testing.T, connString string) busFixture {
+	cfg := func(id string) BusConfig {
+		return BusConfig{Kind: BusPostgres, Postgres: PostgresOptions{ConnString: connString, InstanceID: id,
+			PollInterval: 50 * time.Millisecond, ConnectTimeout: 5 * time.Second}}
+	}
+	return busFixture{
+		open: func(t *testing.T, id string) *Executor { return openExecutor(t, cfg(id)) },
+		publish: func(t *testing.T, evs []Event) {
+			publishBatchOn(t, cfg(""), evs)
+		},
+	}
+}
+
+func openExecutor(t *testing.T, cfg BusConfig) *Executor {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	e, err := NewExecutor(ctx, Options{Bus: cfg, QueueSize: 1 << 16, Paused: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close(context.Background()) })
+	return e
+}
+
+// publishBatchOn publishes evs, in batches, through a bus that is not
+// started.
+func publishBatchOn(t *testing.T, cfg BusConfig, evs []Event) {
+	t.Helper()
+	bus, err := NewBus(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bus.Close(context.Background())
+	for start := 0; start < len(evs); start += 500 {
+		if err := bus.PublishBatch(context.Background(), evs[start:min(start+500, len(evs))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func resume(t *testing.T, e *Executor) {
+	t.Helper()
+	if err := e.Resume(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func userEvents(from, n int) []Event {
+	evs := make([]Event, n)
+	for i := range evs {
+		evs[i] = Event{Type: "changed", Channel: "users", Data: []byte(fmt.Sprintf(`{"id":%d}`, from+i))}
+	}
+	return evs
+}
+
+// subscribeMany registers k subscriptions to users (dispatch then takes
+// long enough for Close to land inside a read) and one to done.
+func subscribeMany(t *testing.T, e *Executor, k int) {
+	t.Helper()
+	for i := 0; i < k; i++ {
+		register(t, e, sub{id: fmt.Sprintf("s%d", i)})
+	}
+	register(t, e, sub{id: "done", query: `subscription { done { id } }`})
+}
+
+// Close while a read is being dispatched: what the reader took and did not
+// dispatch is neither acknowledged nor stored, so the next executor with
+// the same InstanceID dispatches exactly the rest.
+func checkCloseLosesNothing(t *testing.T, f busFixture) {
+	for round := 0; round < 3; round++ {
+		closeOnce(t, f, round)
+	}
+}
+
+func closeOnce(t *testing.T, f busFixture, round int) {
+	const n, k = 3000, 40
+	for attempt := 0; ; attempt++ {
+		id := fmt.Sprintf("close-%d-%d", round, attempt)
+		a := f.open(t, id)
+		subscribeMany(t, a, k)
+		f.publish(t, userEvents(0, n))
+		resume(t, a) // the reader faces a backlog of whole pages
+		deadline := time.Now().Add(20 * time.Second)
+		for a.Metrics().EventsDelivered == 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("nothing dispatched")
+			}
+			runtime.Gosched()
+		}
+		if err := a.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		gotA := a.Metrics().EventsDelivered / k
+		if gotA == n {
+			if attempt == 4 {
+				t.Fatal("Close never landed inside a read")
+			}
+			continue
+		}
+		b := f.open(t, id)
+		subscribeMany(t, b, k)
+		resume(t, b)
+		f.publish(t, []Event{{Type: "changed", Channel: "done", Data: []byte(`{"id":1}`)}})
+		if fr := nextWait(t, b, "done"); fr != frame("done", `{"done":{"id":1}}`) {
+			t.Fatal(fr)
+		}
+		// The next run dispatches exactly the rest, in order.
+		frames := nextAll(t, b, "s0")
+		if len(frames) != n-int(gotA) {
+			t.Fatalf("closed after %d events, the next run dispatched %d: %d of %d", gotA, len(frames), int(gotA)+len(frames), n)
+		}
+		for i, fr := range frames {
+			if want := frame("s0", fmt.Sprintf(`{"users":{"id":%d}}`, int(gotA)+i)); fr != want {
+				t.Fatalf("closed after %d events, the next run's event %d is %s", gotA, i, fr)
+			}
+		}
+		return
+	}
+}
+
+func TestRedisBusCloseLosesNothing(t *testing.T) { checkCloseLosesNothing(t, redisFixture(t)) }
+
+func TestPostgresBusCloseLosesNothing(t *testing.T) { checkCloseLosesNothing(t, postgresFixture(t)) }
