@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"runtime/debug"
 
+	json "github.com/goccy/go-json"
+
 	"github.com/fraiseql/fraiseql-subscriptions/subscriptions"
 )
 
@@ -14,6 +16,9 @@ const (
 	valuePrefix    = "ValueError: "
 	typePrefix     = "TypeError: "
 	notFoundPrefix = "SubscriptionNotFound: " // a ValueError subclass in Python
+	// positionPrefix is followed by {"code":..., "position":..., "message":...}:
+	// PositionError in Python, a ValueError subclass.
+	positionPrefix = "PositionError: "
 )
 
 // pyError prefixes err's message with the Python exception it stands for.
@@ -23,6 +28,11 @@ func pyError(err error) error {
 	}
 	if errors.Is(err, subscriptions.ErrSubscriptionNotFound) {
 		return fmt.Errorf("%s%w", notFoundPrefix, err)
+	}
+	var pe *subscriptions.PositionError
+	if errors.As(err, &pe) {
+		b, _ := json.Marshal(map[string]string{"code": pe.Code, "position": pe.Position, "message": pe.Error()})
+		return errors.New(positionPrefix + string(b))
 	}
 	switch subscriptions.KindOf(err) {
 	case subscriptions.KindValue:

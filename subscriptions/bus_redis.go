@@ -76,6 +76,8 @@ type redisBus struct {
 	// where the group is recreated if it disappears before anything was
 	// dispatched.
 	floor streamID
+	// ep is the epoch of the stream's positions (history_redis.go).
+	ep atomic.Pointer[string]
 
 	busCounters
 }
@@ -155,9 +157,15 @@ func (b *redisBus) Start(ctx context.Context, deliver func(Event)) error {
 	if err := b.client.Ping(cctx).Err(); err != nil {
 		return b.startError("connecting to Redis at %s failed", err)
 	}
+	if err := b.renewEpochIfNew(cctx); err != nil {
+		return b.startError("setting the stream's epoch on Redis at %s failed", err)
+	}
 	floor, err := b.createGroup(cctx, "$")
 	if err != nil {
 		return b.startError("creating the consumer group of this executor on Redis at %s failed", err)
+	}
+	if err := b.loadEpoch(cctx); err != nil {
+		return b.startError("reading the stream's epoch on Redis at %s failed", err)
 	}
 	b.floor = floor
 	b.deliver = deliver
@@ -405,11 +413,15 @@ func (b *redisBus) recoverGroup(ctx context.Context) error {
 	if pos.less(b.floor) {
 		pos = b.floor
 	}
+	// A stream lost with Redis's data gets a new epoch.
+	if err := b.renewEpochIfNew(cctx); err != nil {
+		return err
+	}
 	err := b.client.XGroupCreateMkStream(cctx, b.opts.Stream, b.group, pos.String()).Err()
 	if err != nil && !isBusyGroup(err) {
 		return err
 	}
-	return nil
+	return b.loadEpoch(cctx)
 }
 
 // readPending dispatches the entries delivered to this consumer but not
@@ -481,6 +493,7 @@ func (b *redisBus) dispatch(ctx context.Context, msgs []redis.XMessage) error {
 				panic("test panic in the Redis reader") // armed by tests only
 			}
 			ev, ts := entryEvent(m.Values)
+			ev.pos = b.entryPosition(id)
 			if !b.gate.deliver(b.deliver, ev) {
 				stopped = errDeliveryStopped
 				break

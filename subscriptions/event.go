@@ -25,6 +25,9 @@ type Event struct {
 	Data json.RawMessage `json:"d"`
 	// decoded is set when the event never left this process (memory bus).
 	decoded *decodedEvent
+	// pos is the event's position, given by a bus that keeps a history
+	// (memory, Redis) as it delivers the event; zero otherwise.
+	pos position
 }
 
 // decodedEvent is an Event decoded once, before it is matched against

@@ -28,6 +28,14 @@ type Options struct {
 	// holds (with a stable instance id, those committed while the executor
 	// was down). Needs a Redis or PostgreSQL bus. Default false.
 	Paused bool
+	// HistorySize is the number of events the memory bus keeps for
+	// subscriptions that resume after a position or catch up. Default
+	// DefaultHistorySize (10,000). Redis keeps its stream (MaxLen).
+	HistorySize int
+	// OnOverflow is the policy of a subscription whose queue is full,
+	// unless its registration names one: OverflowDrop (the default) or
+	// OverflowCatchUp (memory and Redis buses).
+	OnOverflow string
 }
 
 // DefaultQueueSize is the default bound of a subscription's queue.
@@ -48,6 +56,17 @@ type Registration struct {
 	// whose data names another tenant or user never reach it.
 	UserID   string
 	TenantID string
+	// Positions: every "next" frame carries its event's position in the
+	// payload's "extensions" ({"position":"..."}).
+	Positions bool
+	// After resumes after a position a frame carried: the subscription
+	// first receives every event after it that it would have received
+	// live, then the live stream, without gap or duplicate. It implies
+	// Positions. A position the bus does not know is refused with a
+	// *PositionError.
+	After string
+	// OnOverflow overrides the executor's Options.OnOverflow.
+	OnOverflow string
 }
 
 // Executor holds subscriptions, receives events from its bus and queues
@@ -79,6 +98,13 @@ type Executor struct {
 	panicInDispatch atomic.Bool
 	// hold is the gate of a paused executor's bus reader, nil otherwise.
 	hold *gate
+	// hist is the bus's history, nil when it keeps none (PostgreSQL).
+	hist historyBus
+	// orderMu is held while an event with a position is dispatched, so
+	// that a catch-up can join the live stream between two events;
+	// lastPos is the position of the last one.
+	orderMu sync.Mutex
+	lastPos position
 }
 
 // NewExecutor builds an executor and starts its bus. The context bounds
@@ -88,11 +114,25 @@ func NewExecutor(ctx context.Context, opts Options) (*Executor, error) {
 		opts.QueueSize = DefaultQueueSize
 	}
 	opts.Limits = opts.Limits.withDefaults()
+	if opts.HistorySize <= 0 {
+		opts.HistorySize = DefaultHistorySize
+	}
+	switch opts.OnOverflow {
+	case "":
+		opts.OnOverflow = OverflowDrop
+	case OverflowDrop, OverflowCatchUp:
+	default:
+		return nil, valueErrorf("on_overflow must be %q or %q, not %q", OverflowDrop, OverflowCatchUp, opts.OnOverflow)
+	}
 	bus, err := NewBus(opts.Bus)
 	if err != nil {
 		return nil, err
 	}
 	e := &Executor{opts: opts, bus: bus, commit: newGroupCommit(bus), reg: newRegistry(), started: time.Now()}
+	if mb, ok := bus.(*MemoryBus); ok {
+		mb.setHistorySize(opts.HistorySize)
+	}
+	e.hist, _ = bus.(historyBus)
 	lim := opts.Limits
 	e.limits.Store(&lim)
 	if opts.Paused {
@@ -169,7 +209,7 @@ func (e *Executor) Register(r Registration) error {
 	return err
 }
 
-func (e *Executor) register(r Registration) error {
+func (e *Executor) register(r Registration) (err error) {
 	switch {
 	case r.ConnectionID == "":
 		return valueErrorf("connection_id must not be empty")
@@ -188,6 +228,10 @@ func (e *Executor) register(r Registration) error {
 	if e.has(r.SubscriptionID) {
 		return valueErrorf("Subscription %s already exists", r.SubscriptionID)
 	}
+	pos, err := e.positionsOf(r)
+	if err != nil {
+		return err
+	}
 	lim := e.Limits()
 	// Compile outside the lock: it is the expensive part.
 	plan, err := Compile(r.Query, r.OperationName, r.Variables, lim)
@@ -200,6 +244,17 @@ func (e *Executor) register(r Registration) error {
 		tenantID: unique.Make(r.TenantID).Value(),
 		prefix:   nextPrefix(r.SubscriptionID),
 		queue:    newRing(e.opts.QueueSize),
+		pos:      pos,
+	}
+	if pos != nil && pos.catching {
+		// A resume: no live event reaches it before its catch-up joins
+		// the live stream, and its cursor is the client's position.
+		defer func() {
+			if err == nil {
+				e.m.resumes.Add(1)
+				go e.catchUp(s)
+			}
+		}()
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -215,6 +270,35 @@ func (e *Executor) register(r Registration) error {
 	e.reg.add(s, r.ConnectionID, plan)
 	e.m.active.Add(1)
 	return nil
+}
+
+// positionsOf returns the position state r asks for, nil when it tracks
+// no positions.
+func (e *Executor) positionsOf(r Registration) (*subPos, error) {
+	policy := r.OnOverflow
+	switch policy {
+	case "":
+		policy = e.opts.OnOverflow
+	case OverflowDrop, OverflowCatchUp:
+	default:
+		return nil, valueErrorf("on_overflow must be %q or %q, not %q", OverflowDrop, OverflowCatchUp, policy)
+	}
+	catchUp := policy == OverflowCatchUp
+	if !r.Positions && r.After == "" && !catchUp {
+		return nil, nil
+	}
+	if e.hist == nil {
+		return nil, valueErrorf("positions and catch-up need a bus that keeps a history: the memory or Redis bus")
+	}
+	p := &subPos{show: r.Positions || r.After != "", catchUp: catchUp, room: make(chan struct{}, 1)}
+	if r.After != "" {
+		at, err := e.resumeFrom(r.After)
+		if err != nil {
+			return nil, err
+		}
+		p.cursor, p.catching = at, true
+	}
+	return p, nil
 }
 
 // Publish validates ev and puts it on the bus. With the memory bus the
@@ -295,6 +379,12 @@ func (e *Executor) deliver(ev Event) {
 			e.m.dispatchErrors.Add(1)
 		}
 	}()
+	if !ev.pos.isZero() {
+		// Positions: a catch-up joins the live stream between two events.
+		e.orderMu.Lock()
+		defer e.orderMu.Unlock()
+		e.lastPos = ev.pos
+	}
 	d := ev.decoded
 	if d == nil {
 		var err error
@@ -303,6 +393,7 @@ func (e *Executor) deliver(ev Event) {
 			return
 		}
 	}
+	d.pos = ev.pos
 	e.dispatch(d)
 	d.release()
 }
@@ -339,7 +430,7 @@ func (e *Executor) dispatchGroups(d *decodedEvent, seq uint64, groups []*planGro
 			t.filtered += uint64(len(g.members))
 			continue
 		}
-		var payload []byte // encoded on the first recipient
+		var payload, positioned []byte // encoded on the first recipient
 		for _, s := range g.members {
 			if d.hasTenant && d.tenantID != s.tenantID {
 				t.tenantViolations++
@@ -356,6 +447,23 @@ func (e *Executor) dispatchGroups(d *decodedEvent, seq uint64, groups []*planGro
 				d.enc = g.plan.AppendPayload(d.enc[:0], d)
 				payload = bytes.Clone(d.enc)
 				t.encodings++
+			}
+			if s.pos != nil {
+				pl := payload
+				if s.pos.show {
+					if positioned == nil {
+						positioned = withPosition(payload, d.pos)
+					}
+					pl = positioned
+				}
+				queued, dropped := b.enqueueAt(s, message{seq: seq, payload: pl}, d.pos)
+				if dropped {
+					t.dropped++
+				}
+				if queued {
+					t.delivered++
+				}
+				continue
 			}
 			if b.enqueue(s, message{seq: seq, payload: payload}) {
 				t.dropped++
@@ -510,6 +618,7 @@ func (s *subscription) popIfFits(room int) (m message, size int, ok bool) {
 	}
 	s.queue.pop()
 	s.read++
+	s.noteRead()
 	return m, size, true
 }
 
@@ -667,6 +776,7 @@ func drainLocked(c *connection, max int, dst []byte) (buf []byte, n, need int) {
 		s := it.s
 		m, _ := s.queue.pop()
 		s.read++
+		s.noteRead()
 		buf = appendSep(buf, i)
 		buf = appendFrame(buf, s, m)
 	}
@@ -695,6 +805,7 @@ func drainOne(s *subscription, max int, dst []byte) (buf []byte, n, need int) {
 		buf = appendFrame(buf, s, m)
 	}
 	s.read += uint64(max)
+	s.noteRead()
 	return buf, max, 0
 }
 

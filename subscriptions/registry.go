@@ -21,6 +21,9 @@ type subscription struct {
 	connIdx   int32 // position in conn.subs (fits the padding after completed)
 	// wake, when not nil, is signalled when the queue stops being empty.
 	wake chan struct{}
+	// pos is the position state of a subscription that tracks positions
+	// (shows them, resumed, or catches up); nil for the others.
+	pos *subPos
 }
 
 // connection groups the subscriptions of one client connection. Its mutex
@@ -205,6 +208,7 @@ func (s *subscription) pop() (message, bool) {
 	m, ok := s.queue.pop()
 	if ok {
 		s.read++
+		s.noteRead()
 	}
 	return m, ok
 }
@@ -243,6 +247,12 @@ func (s *subscription) complete() (discarded int, wake chan struct{}) {
 	defer s.conn.mu.Unlock()
 	s.takeBack()
 	s.completed = true
+	if s.pos != nil {
+		select { // end its catch-up
+		case s.pos.room <- struct{}{}:
+		default:
+		}
+	}
 	discarded = s.queue.len()
 	s.queue = ring{}
 	wake, s.wake = s.wake, nil

@@ -2,6 +2,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 __all__ = [
     "SubscriptionNotFound",
+    "PositionError",
     "PySubscriptionPayload",
     "PyGraphQLMessage",
     "PyEventBusConfig",
@@ -10,6 +11,11 @@ __all__ = [
 ]
 
 class SubscriptionNotFound(ValueError): ...
+
+class PositionError(ValueError):
+    code: str
+    position: str
+    def __init__(self, message: str, code: str, position: str) -> None: ...
 
 class PySubscriptionPayload:
     query: str
@@ -83,6 +89,8 @@ class PySubscriptionExecutor:
         connect_timeout: Optional[float] = None,
         debug_hooks: bool = False,
         paused: bool = False,
+        history_size: Optional[int] = None,
+        on_overflow: Optional[str] = None,
     ) -> None: ...
     @property
     def bus_type(self) -> str: ...
@@ -95,6 +103,10 @@ class PySubscriptionExecutor:
         variables: Optional[Dict[str, Any]] = None,
         user_id: Union[str, int, None] = None,
         tenant_id: Union[str, int, None] = None,
+        *,
+        positions: bool = False,
+        after: Optional[str] = None,
+        on_overflow: Optional[str] = None,
     ) -> str: ...
     def publish_event(self, event_type: str, channel: str, data: Dict[str, Any]) -> None: ...
     def publish_events(self, events: Sequence[Tuple[str, str, Dict[str, Any]]]) -> None: ...
