@@ -16,6 +16,8 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Coroutine, Dict, List, Optional, Set, Tuple, Union
 
+from .._fraiseql_rs.subscriptions import PositionError
+from ._positions import final_frame, position_errors, registration_options
 from .aio import AsyncExecutor, ConnectionWatch
 
 if TYPE_CHECKING:
@@ -121,6 +123,7 @@ class WSConnection:
         self._drop_logged: Set[str] = set()  # client ids whose drops were logged
         self.executor: Any = None
         self.watch: Optional[ConnectionWatch] = None
+        self._positions = False  # a subscription tracks positions: look for final frames
 
     # ---- writing ---------------------------------------------------------------
 
@@ -301,11 +304,15 @@ class WSConnection:
                 return INTERNAL_ERROR
         internal = f"{self.id}:{sub_id}"
         try:
+            options = registration_options(self.app.on_overflow, payload)
             self.executor.register_subscription(
                 self.id, internal, payload["query"], operation_name=payload.get("operationName"),
-                variables=variables, user_id=self.user_id, tenant_id=self.tenant_id)
+                variables=variables, user_id=self.user_id, tenant_id=self.tenant_id, **options)
+        except PositionError as exc:
+            return position_errors(exc)
         except (ValueError, TypeError) as exc:
             return [{"message": str(exc)}]
+        self._positions = self._positions or bool(options)
         self.subscriptions[sub_id] = internal
         assert self.watch is not None
         self.watch.add(internal)
@@ -313,7 +320,10 @@ class WSConnection:
         return None
 
     async def send_error(self, sub_id: str, errors: GraphQLErrors) -> None:
-        await self.send({"type": "error", "id": sub_id, "payload": errors})
+        await self.send(self.error_message(sub_id, errors))
+
+    def error_message(self, sub_id: str, errors: GraphQLErrors) -> Dict[str, Any]:
+        return {"type": "error", "id": sub_id, "payload": errors}
 
     def complete(self, sub_id: str) -> bool:
         """Remove a subscription of this socket; False if there was none."""
@@ -369,6 +379,12 @@ class WSConnection:
                 for frame in frames:
                     if self.closed:
                         return
+                    final = final_frame(frame, cut) if self._positions else None
+                    if final is not None:  # the engine ended it: an error message, then gone
+                        sub_id = final[0][len(self.id) + 1:]
+                        await self._write(_dumps(self.error_message(sub_id, final[1])))
+                        self.complete(sub_id)
+                        continue
                     if frame.startswith(prefix):
                         text = out + frame[cut:].decode()
                     else:  # not a "next" frame of this socket: never made by the engine today
