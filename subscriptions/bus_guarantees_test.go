@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -169,3 +170,91 @@ func closeOnce(t *testing.T, f busFixture, round int) {
 func TestRedisBusCloseLosesNothing(t *testing.T) { checkCloseLosesNothing(t, redisFixture(t)) }
 
 func TestPostgresBusCloseLosesNothing(t *testing.T) { checkCloseLosesNothing(t, postgresFixture(t)) }
+
+// Concurrent publishers, from Go and from SQL transactions that commit
+// later than they publish: two live listeners, one stopped and resumed
+// midway and one that starts after all of it deliver every event once, in
+// the same order.
+func TestPostgresBusOneOrder(t *testing.T) {
+	srv := pgtest.Start(t)
+	ctx := context.Background()
+	opts := func(id string) PostgresOptions {
+		return PostgresOptions{ConnString: srv.ConnString(), InstanceID: id, PollInterval: 20 * time.Millisecond}
+	}
+	var live1, live2, resumed, late collector
+	startPgBus(t, opts(""), &live1)
+	startPgBus(t, opts(""), &live2)
+	first := startPgBus(t, opts("resumed"), &resumed)
+	lateBus := startPgBus(t, opts("late"), &late) // stores its position, then stops
+	if err := lateBus.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pub := startPgBus(t, opts(""), nil)
+
+	const publishers, txs = 6, 40
+	var wg sync.WaitGroup
+	total := 0
+	for p := 0; p < publishers; p++ {
+		total += txs * 2
+		conn := pgConnect(t, srv.ConnString())
+		wg.Add(1)
+		go func(p int) {
+			defer wg.Done()
+			for i := 0; i < txs; i++ {
+				if p%2 == 0 { // from Go: a batch of two, one transaction
+					if err := pub.PublishBatch(ctx, []Event{pgEvent(fmt.Sprint(p), 2*i), pgEvent(fmt.Sprint(p), 2*i+1)}); err != nil {
+						t.Error(err)
+						return
+					}
+					continue
+				}
+				// From SQL: two publishes, then a pause before the commit,
+				// so that transactions stamped later commit earlier.
+				tx, err := conn.Begin(ctx)
+				if err == nil {
+					_, err = tx.Exec(ctx, `SELECT fraiseql_publish('ch', 'tick', jsonb_build_object('src', $1::text, 'n', $2::int)),
+						fraiseql_publish('ch', 'tick', jsonb_build_object('src', $1::text, 'n', $2::int + 1)), pg_sleep(random() * 0.004)`,
+						fmt.Sprint(p), 2*i)
+				}
+				if err == nil {
+					err = tx.Commit(ctx)
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(p)
+	}
+	// The resumed listener stops midway and starts again from its position.
+	for len(resumed.events()) < total/3 {
+		time.Sleep(time.Millisecond)
+	}
+	if err := first.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	startPgBus(t, opts("resumed"), &resumed)
+	startPgBus(t, opts("late"), &late)
+
+	want := live1.waitFor(t, total, 30*time.Second)
+	seen := map[string]bool{}
+	for _, ev := range want {
+		if seen[string(ev.Data)] {
+			t.Fatalf("%s delivered twice", ev.Data)
+		}
+		seen[string(ev.Data)] = true
+	}
+	for name, c := range map[string]*collector{"live": &live2, "resumed": &resumed, "late": &late} {
+		got := c.waitFor(t, total, 30*time.Second)
+		differ := 0
+		for i := range want {
+			if string(got[i].Data) != string(want[i].Data) {
+				differ++
+			}
+		}
+		if differ > 0 {
+			t.Errorf("the %s listener's order differs from the first's at %d of %d places", name, differ, total)
+		}
+	}
+}
