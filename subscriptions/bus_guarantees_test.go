@@ -7,11 +7,15 @@ package subscriptions
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/fraiseql/fraiseql-subscriptions/internal/pgtest"
 	"github.com/fraiseql/fraiseql-subscriptions/internal/redistest"
@@ -20,6 +24,7 @@ import (
 // busFixture opens executors with a given InstanceID on one bus, paused
 // (Resume starts their reader), and a publisher that is not an executor.
 type busFixture struct {
+	cfg     func(instanceID string) BusConfig
 	open    func(t *testing.T, instanceID string) *Executor
 	publish func(t *testing.T, evs []Event)
 }
@@ -34,6 +39,7 @@ func redisFixtureOn(t *testing.T, url string) busFixture {
 		return BusConfig{Kind: BusRedis, Redis: RedisOptions{URL: url, ConsumerGroup: "g", InstanceID: id, DialTimeout: 2 * time.Second}}
 	}
 	return busFixture{
+		cfg:  cfg,
 		open: func(t *testing.T, id string) *Executor { return openExecutor(t, cfg(id)) },
 		publish: func(t *testing.T, evs []Event) {
 			publishBatchOn(t, cfg(""), evs)
@@ -52,6 +58,7 @@ func postgresFixtureOn(t *testing.T, connString string) busFixture {
 			PollInterval: 50 * time.Millisecond, ConnectTimeout: 5 * time.Second}}
 	}
 	return busFixture{
+		cfg:  cfg,
 		open: func(t *testing.T, id string) *Executor { return openExecutor(t, cfg(id)) },
 		publish: func(t *testing.T, evs []Event) {
 			publishBatchOn(t, cfg(""), evs)
@@ -256,5 +263,66 @@ func TestPostgresBusOneOrder(t *testing.T) {
 		if differ > 0 {
 			t.Errorf("the %s listener's order differs from the first's at %d of %d places", name, differ, total)
 		}
+	}
+}
+
+// One running executor per InstanceID: a second is refused with
+// ErrInstanceInUse, and starts once the first has closed.
+func checkOneOwner(t *testing.T, f busFixture) {
+	a := f.open(t, "owner")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	second, err := NewExecutor(ctx, Options{Bus: f.cfg("owner")})
+	if err == nil {
+		second.Close(ctx)
+		t.Fatal("a second executor started with an instance id in use")
+	}
+	if !errors.Is(err, ErrInstanceInUse) || KindOf(err) != KindValue || !strings.Contains(err.Error(), `instance_id "owner" is in use`) {
+		t.Fatalf("got %v, want ErrInstanceInUse", err)
+	}
+	// Another id is free meanwhile.
+	f.open(t, "other")
+	if err := a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b := f.open(t, "owner")
+	resume(t, b)
+	register(t, b, sub{id: "s"})
+	f.publish(t, userEvents(0, 1))
+	if fr := nextWait(t, b, "s"); fr != frame("s", `{"users":{"id":0}}`) {
+		t.Fatal(fr)
+	}
+}
+
+func TestRedisBusOneOwnerPerInstance(t *testing.T) { checkOneOwner(t, redisFixture(t)) }
+
+func TestPostgresBusOneOwnerPerInstance(t *testing.T) { checkOneOwner(t, postgresFixture(t)) }
+
+// The lease of a Redis executor that died without closing expires, and
+// then a successor starts.
+func TestRedisBusLeaseOfCrashedOwnerExpires(t *testing.T) {
+	srv := redistest.Start(t)
+	f := redisFixtureOn(t, srv.URL())
+	raw := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer raw.Close()
+	key := defaultRedisStream + ":owner:g:crashed"
+	if err := raw.Set(context.Background(), key, "a dead executor's token", 300*time.Millisecond).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewExecutor(context.Background(), Options{Bus: f.cfg("crashed")}); !errors.Is(err, ErrInstanceInUse) {
+		t.Fatalf("got %v, want ErrInstanceInUse", err)
+	}
+	for raw.Exists(context.Background(), key).Val() == 1 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	e := f.open(t, "crashed")
+	if ttl := raw.PTTL(context.Background(), key).Val(); ttl <= 0 || ttl > redisLeaseTTL {
+		t.Fatalf("the successor's lease has a TTL of %v", ttl)
+	}
+	if err := e.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if raw.Exists(context.Background(), key).Val() != 0 {
+		t.Fatal("Close left the lease")
 	}
 }

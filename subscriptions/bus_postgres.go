@@ -51,6 +51,9 @@ const (
 	// pgLockClass is the first key of the advisory lock that serialises the
 	// creation of the table by several executors starting at once.
 	pgLockClass = 0x46514c45 // "FQLE"
+	// pgOwnerClass is the first key of the advisory lock by which one
+	// listener owns an InstanceID.
+	pgOwnerClass = 0x46514c49 // "FQLI"
 	// pgOrderClass is the first key of the advisory lock between commit
 	// stamps and the listeners' horizon.
 	pgOrderClass = 0x46514c4f // "FQLO"
@@ -77,6 +80,7 @@ type PostgresBus struct {
 	sqlPage         string
 	sqlPrune        string
 	sqlListen       string
+	sqlOwn          string // takes the InstanceID's lock, if free
 
 	// Tunables, constants outside tests.
 	pruneEvery time.Duration
@@ -215,6 +219,9 @@ RETURNING after_stamp, after_id`,
 	AND stamp <= $2::bigint RETURNING xid)
 DELETE FROM ` + table + ` WHERE xid IN (SELECT xid FROM gone)`,
 		sqlListen: `LISTEN ` + pgx.Identifier{opts.NotifyChannel}.Sanitize(),
+		// A session lock: it goes with the listener's connection, also
+		// when the process dies.
+		sqlOwn: fmt.Sprintf(`SELECT pg_try_advisory_lock(%d, hashtext($1))`, pgOwnerClass),
 	}
 	return b, nil
 }
@@ -315,8 +322,28 @@ func (b *PostgresBus) connectListener(ctx context.Context) (*pgx.Conn, error) {
 		closeQuietly(conn)
 		return nil, b.connectError(ctx, err)
 	}
+	if err := b.own(ctx, conn); err != nil {
+		closeQuietly(conn)
+		return nil, err
+	}
 	b.listenPID.Store(conn.PgConn().PID())
 	return conn, nil
+}
+
+// own takes the lock of the InstanceID on conn, or fails with
+// ErrInstanceInUse.
+func (b *PostgresBus) own(ctx context.Context, conn *pgx.Conn) error {
+	if b.opts.InstanceID == "" {
+		return nil
+	}
+	var owned bool
+	if err := conn.QueryRow(ctx, b.sqlOwn, b.opts.Table+" "+b.opts.InstanceID).Scan(&owned); err != nil {
+		return b.connectError(ctx, err)
+	}
+	if !owned {
+		return instanceInUse(b.opts.InstanceID, "PostgreSQL", "another listener's connection holds its advisory lock")
+	}
+	return nil
 }
 
 // tableMissing reports whether err says that the table does not exist, and

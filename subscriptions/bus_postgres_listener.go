@@ -141,6 +141,7 @@ func (l *pgListener) loop(ctx context.Context) {
 // reconnect connects again with backoff until it succeeds (true) or ctx
 // ends (false).
 func (l *pgListener) reconnect(ctx context.Context) bool {
+	warned := false
 	for {
 		t := time.NewTimer(l.backoff.next())
 		select {
@@ -161,6 +162,12 @@ func (l *pgListener) reconnect(ctx context.Context) bool {
 		}
 		if ctx.Err() != nil {
 			return false
+		}
+		if errors.Is(err, ErrInstanceInUse) && !warned {
+			// Another executor started with this InstanceID while this
+			// one was disconnected: this one waits for it to let go.
+			warned = true
+			orNop(l.bus.opts.Logger).Log(LogWarning, "bus", "PostgreSQL bus listener cannot reconnect: "+err.Error())
 		}
 	}
 }
