@@ -6,15 +6,19 @@
 package subscriptions
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	json "github.com/goccy/go-json"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fraiseql/fraiseql-subscriptions/internal/pgtest"
@@ -325,4 +329,144 @@ func TestRedisBusLeaseOfCrashedOwnerExpires(t *testing.T) {
 	if raw.Exists(context.Background(), key).Val() != 0 {
 		t.Fatal("Close left the lease")
 	}
+}
+
+// TestCrashChild is the child process of the crash tests: it starts a bus
+// named by the environment and prints each event it delivers, until it is
+// killed. Run directly, it does nothing.
+func TestCrashChild(t *testing.T) {
+	kind, target := os.Getenv("FRAISEQL_CRASH_BUS"), os.Getenv("FRAISEQL_CRASH_TARGET")
+	if kind == "" {
+		return
+	}
+	var bus Bus
+	var err error
+	switch kind {
+	case BusRedis:
+		var rb Bus
+		if rb, err = NewRedisBus(RedisOptions{URL: target, ConsumerGroup: "g", InstanceID: "crash"}); err == nil {
+			rb.(*redisBus).lease.ttl = time.Second // its successor waits that long
+		}
+		bus = rb
+	default:
+		bus, err = NewPostgresBus(PostgresOptions{ConnString: target, InstanceID: "crash", PollInterval: 50 * time.Millisecond})
+	}
+	if err == nil {
+		err = bus.Start(context.Background(), func(ev Event) { os.Stdout.Write(append(ev.Data, '\n')) })
+	}
+	if err != nil {
+		fmt.Println("error:", err)
+		return
+	}
+	time.Sleep(time.Minute) // until killed
+}
+
+// checkCrashReplay: a process reading a backlog of n events is killed
+// (SIGKILL) mid-read; its successor with the same InstanceID delivers
+// every event the first did not, and repeats at most bound of those the
+// first delivered.
+func checkCrashReplay(t *testing.T, kind, target string, cfg BusConfig, bound int) {
+	const n, killAt = 5000, 1500
+	// The instance's place on the bus, before the backlog.
+	first := openExecutor(t, cfg)
+	if err := first.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	bus, err := NewBus(BusConfig{Kind: cfg.Kind, Redis: RedisOptions{URL: cfg.Redis.URL, ConsumerGroup: "g"},
+		Postgres: PostgresOptions{ConnString: cfg.Postgres.ConnString}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.PublishBatch(context.Background(), userEvents(0, n)); err != nil { // one transaction on PostgreSQL
+		t.Fatal(err)
+	}
+	bus.Close(context.Background())
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$")
+	cmd.Env = append(os.Environ(), "FRAISEQL_CRASH_BUS="+kind, "FRAISEQL_CRASH_TARGET="+target)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	byChild := map[int]bool{}
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		var ev struct{ ID *int }
+		if json.Unmarshal(sc.Bytes(), &ev) != nil || ev.ID == nil {
+			continue // the test framework's own lines, or a line cut by the kill
+		}
+		byChild[*ev.ID] = true
+		if len(byChild) == killAt {
+			cmd.Process.Kill()
+		}
+	}
+	cmd.Wait()
+	if len(byChild) < killAt || len(byChild) == n {
+		t.Fatalf("the child delivered %d events before it was killed", len(byChild))
+	}
+
+	var c collector
+	var next Bus
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		if next, err = NewBus(cfg); err != nil {
+			t.Fatal(err)
+		}
+		if err = next.Start(context.Background(), c.deliver); err == nil {
+			break
+		}
+		if !errors.Is(err, ErrInstanceInUse) || time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond) // the dead owner's lock or lease goes
+	}
+	defer next.Close(context.Background())
+	repeated := 0
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		evs := c.events()
+		if len(evs) > 0 && string(evs[len(evs)-1].Data) == fmt.Sprintf(`{"id":%d}`, n-1) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the successor delivered %d events", len(evs))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	got := map[int]bool{}
+	for _, ev := range c.events() {
+		var d struct{ ID int }
+		if err := json.Unmarshal(ev.Data, &d); err != nil {
+			t.Fatal(err)
+		}
+		if got[d.ID] {
+			t.Fatalf("the successor delivered %d twice", d.ID)
+		}
+		got[d.ID] = true
+		if byChild[d.ID] {
+			repeated++
+		}
+	}
+	for i := 0; i < n; i++ {
+		if !got[i] && !byChild[i] {
+			t.Fatalf("event %d was lost", i)
+		}
+	}
+	t.Logf("killed after %d events; the successor repeated %d", len(byChild), repeated)
+	if repeated > bound {
+		t.Fatalf("the successor repeated %d events, over the bound of %d", repeated, bound)
+	}
+}
+
+func TestRedisBusCrashReplayIsBounded(t *testing.T) {
+	srv := redistest.Start(t)
+	checkCrashReplay(t, BusRedis, srv.URL(), BusConfig{Kind: BusRedis,
+		Redis: RedisOptions{URL: srv.URL(), ConsumerGroup: "g", InstanceID: "crash"}}, redisAckEvery)
+}
+
+func TestPostgresBusCrashReplayIsBounded(t *testing.T) {
+	srv := pgtest.Start(t)
+	checkCrashReplay(t, BusPostgres, srv.ConnString(), BusConfig{Kind: BusPostgres,
+		Postgres: PostgresOptions{ConnString: srv.ConnString(), InstanceID: "crash", PollInterval: 50 * time.Millisecond}}, pgPageSize)
 }

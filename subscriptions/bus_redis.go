@@ -35,6 +35,9 @@ const (
 	// At most this many XADDs go in one pipeline; a longer batch is sent
 	// as several pipelines, one after the other.
 	redisMaxPipeline = 1000
+	// redisAckEvery: the reader acknowledges every this many dispatched
+	// entries, which bounds what a crash can deliver again.
+	redisAckEvery = 100
 	redisBackoffMin  = 50 * time.Millisecond
 	redisBackoffMax  = time.Second // also bounds how late "restored" is logged
 
@@ -502,8 +505,8 @@ func (b *redisBus) readNew(ctx context.Context) error {
 	return nil
 }
 
-// dispatch delivers the entries not dispatched yet, in order, then
-// acknowledges them. Entries at or before the last dispatched one
+// dispatch delivers the entries not dispatched yet, in order, and
+// acknowledges them every redisAckEvery entries and at the end. Entries at or before the last dispatched one
 // (re-read after a lost XACK) and entries trimmed from the stream are
 // only acknowledged. When Close stopped delivery, the entries from the
 // first one not delivered on stay pending, for the next run of this
@@ -533,6 +536,12 @@ func (b *redisBus) dispatch(ctx context.Context, msgs []redis.XMessage) error {
 			}
 		}
 		ids = append(ids, m.ID)
+		if len(ids) == redisAckEvery {
+			if err := b.ack(ctx, ids); err != nil {
+				return err
+			}
+			ids = ids[:0]
+		}
 	}
 	if err := b.ack(ctx, ids); err != nil {
 		return err
