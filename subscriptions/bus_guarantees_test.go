@@ -6,11 +6,20 @@
 package subscriptions
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"runtime"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	json "github.com/goccy/go-json"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/fraiseql/fraiseql-subscriptions/internal/pgtest"
 	"github.com/fraiseql/fraiseql-subscriptions/internal/redistest"
@@ -19,6 +28,7 @@ import (
 // busFixture opens executors with a given InstanceID on one bus, paused
 // (Resume starts their reader), and a publisher that is not an executor.
 type busFixture struct {
+	cfg     func(instanceID string) BusConfig
 	open    func(t *testing.T, instanceID string) *Executor
 	publish func(t *testing.T, evs []Event)
 }
@@ -33,6 +43,7 @@ func redisFixtureOn(t *testing.T, url string) busFixture {
 		return BusConfig{Kind: BusRedis, Redis: RedisOptions{URL: url, ConsumerGroup: "g", InstanceID: id, DialTimeout: 2 * time.Second}}
 	}
 	return busFixture{
+		cfg:  cfg,
 		open: func(t *testing.T, id string) *Executor { return openExecutor(t, cfg(id)) },
 		publish: func(t *testing.T, evs []Event) {
 			publishBatchOn(t, cfg(""), evs)
@@ -51,6 +62,7 @@ func postgresFixtureOn(t *testing.T, connString string) busFixture {
 			PollInterval: 50 * time.Millisecond, ConnectTimeout: 5 * time.Second}}
 	}
 	return busFixture{
+		cfg:  cfg,
 		open: func(t *testing.T, id string) *Executor { return openExecutor(t, cfg(id)) },
 		publish: func(t *testing.T, evs []Event) {
 			publishBatchOn(t, cfg(""), evs)
@@ -169,3 +181,292 @@ func closeOnce(t *testing.T, f busFixture, round int) {
 func TestRedisBusCloseLosesNothing(t *testing.T) { checkCloseLosesNothing(t, redisFixture(t)) }
 
 func TestPostgresBusCloseLosesNothing(t *testing.T) { checkCloseLosesNothing(t, postgresFixture(t)) }
+
+// Concurrent publishers, from Go and from SQL transactions that commit
+// later than they publish: two live listeners, one stopped and resumed
+// midway and one that starts after all of it deliver every event once, in
+// the same order.
+func TestPostgresBusOneOrder(t *testing.T) {
+	srv := pgtest.Start(t)
+	ctx := context.Background()
+	opts := func(id string) PostgresOptions {
+		return PostgresOptions{ConnString: srv.ConnString(), InstanceID: id, PollInterval: 20 * time.Millisecond}
+	}
+	var live1, live2, resumed, late collector
+	startPgBus(t, opts(""), &live1)
+	startPgBus(t, opts(""), &live2)
+	first := startPgBus(t, opts("resumed"), &resumed)
+	lateBus := startPgBus(t, opts("late"), &late) // stores its position, then stops
+	if err := lateBus.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pub := startPgBus(t, opts(""), nil)
+
+	const publishers, txs = 6, 40
+	var wg sync.WaitGroup
+	total := 0
+	for p := 0; p < publishers; p++ {
+		total += txs * 2
+		conn := pgConnect(t, srv.ConnString())
+		wg.Add(1)
+		go func(p int) {
+			defer wg.Done()
+			for i := 0; i < txs; i++ {
+				if p%2 == 0 { // from Go: a batch of two, one transaction
+					if err := pub.PublishBatch(ctx, []Event{pgEvent(fmt.Sprint(p), 2*i), pgEvent(fmt.Sprint(p), 2*i+1)}); err != nil {
+						t.Error(err)
+						return
+					}
+					continue
+				}
+				// From SQL: two publishes, then a pause before the commit,
+				// so that transactions stamped later commit earlier.
+				tx, err := conn.Begin(ctx)
+				if err == nil {
+					_, err = tx.Exec(ctx, `SELECT fraiseql_publish('ch', 'tick', jsonb_build_object('src', $1::text, 'n', $2::int)),
+						fraiseql_publish('ch', 'tick', jsonb_build_object('src', $1::text, 'n', $2::int + 1)), pg_sleep(random() * 0.004)`,
+						fmt.Sprint(p), 2*i)
+				}
+				if err == nil {
+					err = tx.Commit(ctx)
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(p)
+	}
+	// The resumed listener stops midway and starts again from its position.
+	for len(resumed.events()) < total/3 {
+		time.Sleep(time.Millisecond)
+	}
+	if err := first.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	startPgBus(t, opts("resumed"), &resumed)
+	startPgBus(t, opts("late"), &late)
+
+	want := live1.waitFor(t, total, 30*time.Second)
+	seen := map[string]bool{}
+	for _, ev := range want {
+		if seen[string(ev.Data)] {
+			t.Fatalf("%s delivered twice", ev.Data)
+		}
+		seen[string(ev.Data)] = true
+	}
+	for name, c := range map[string]*collector{"live": &live2, "resumed": &resumed, "late": &late} {
+		got := c.waitFor(t, total, 30*time.Second)
+		differ := 0
+		for i := range want {
+			if string(got[i].Data) != string(want[i].Data) {
+				differ++
+			}
+		}
+		if differ > 0 {
+			t.Errorf("the %s listener's order differs from the first's at %d of %d places", name, differ, total)
+		}
+	}
+}
+
+// One running executor per InstanceID: a second is refused with
+// ErrInstanceInUse, and starts once the first has closed.
+func checkOneOwner(t *testing.T, f busFixture) {
+	a := f.open(t, "owner")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	second, err := NewExecutor(ctx, Options{Bus: f.cfg("owner")})
+	if err == nil {
+		second.Close(ctx)
+		t.Fatal("a second executor started with an instance id in use")
+	}
+	if !errors.Is(err, ErrInstanceInUse) || KindOf(err) != KindValue || !strings.Contains(err.Error(), `instance_id "owner" is in use`) {
+		t.Fatalf("got %v, want ErrInstanceInUse", err)
+	}
+	// Another id is free meanwhile.
+	f.open(t, "other")
+	if err := a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b := f.open(t, "owner")
+	resume(t, b)
+	register(t, b, sub{id: "s"})
+	f.publish(t, userEvents(0, 1))
+	if fr := nextWait(t, b, "s"); fr != frame("s", `{"users":{"id":0}}`) {
+		t.Fatal(fr)
+	}
+}
+
+func TestRedisBusOneOwnerPerInstance(t *testing.T) { checkOneOwner(t, redisFixture(t)) }
+
+func TestPostgresBusOneOwnerPerInstance(t *testing.T) { checkOneOwner(t, postgresFixture(t)) }
+
+// The lease of a Redis executor that died without closing expires, and
+// then a successor starts.
+func TestRedisBusLeaseOfCrashedOwnerExpires(t *testing.T) {
+	srv := redistest.Start(t)
+	f := redisFixtureOn(t, srv.URL())
+	raw := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer raw.Close()
+	key := defaultRedisStream + ":owner:g:crashed"
+	if err := raw.Set(context.Background(), key, "a dead executor's token", 300*time.Millisecond).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewExecutor(context.Background(), Options{Bus: f.cfg("crashed")}); !errors.Is(err, ErrInstanceInUse) {
+		t.Fatalf("got %v, want ErrInstanceInUse", err)
+	}
+	for raw.Exists(context.Background(), key).Val() == 1 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	e := f.open(t, "crashed")
+	if ttl := raw.PTTL(context.Background(), key).Val(); ttl <= 0 || ttl > redisLeaseTTL {
+		t.Fatalf("the successor's lease has a TTL of %v", ttl)
+	}
+	if err := e.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if raw.Exists(context.Background(), key).Val() != 0 {
+		t.Fatal("Close left the lease")
+	}
+}
+
+// TestCrashChild is the child process of the crash tests: it starts a bus
+// named by the environment and prints each event it delivers, until it is
+// killed. Run directly, it does nothing.
+func TestCrashChild(t *testing.T) {
+	kind, target := os.Getenv("FRAISEQL_CRASH_BUS"), os.Getenv("FRAISEQL_CRASH_TARGET")
+	if kind == "" {
+		return
+	}
+	var bus Bus
+	var err error
+	switch kind {
+	case BusRedis:
+		var rb Bus
+		if rb, err = NewRedisBus(RedisOptions{URL: target, ConsumerGroup: "g", InstanceID: "crash"}); err == nil {
+			rb.(*redisBus).lease.ttl = time.Second // its successor waits that long
+		}
+		bus = rb
+	default:
+		bus, err = NewPostgresBus(PostgresOptions{ConnString: target, InstanceID: "crash", PollInterval: 50 * time.Millisecond})
+	}
+	if err == nil {
+		err = bus.Start(context.Background(), func(ev Event) { os.Stdout.Write(append(ev.Data, '\n')) })
+	}
+	if err != nil {
+		fmt.Println("error:", err)
+		return
+	}
+	time.Sleep(time.Minute) // until killed
+}
+
+// checkCrashReplay: a process reading a backlog of n events is killed
+// (SIGKILL) mid-read; its successor with the same InstanceID delivers
+// every event the first did not, and repeats at most bound of those the
+// first delivered.
+func checkCrashReplay(t *testing.T, kind, target string, cfg BusConfig, bound int) {
+	const n, killAt = 5000, 1500
+	// The instance's place on the bus, before the backlog.
+	first := openExecutor(t, cfg)
+	if err := first.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	bus, err := NewBus(BusConfig{Kind: cfg.Kind, Redis: RedisOptions{URL: cfg.Redis.URL, ConsumerGroup: "g"},
+		Postgres: PostgresOptions{ConnString: cfg.Postgres.ConnString}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.PublishBatch(context.Background(), userEvents(0, n)); err != nil { // one transaction on PostgreSQL
+		t.Fatal(err)
+	}
+	bus.Close(context.Background())
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$")
+	cmd.Env = append(os.Environ(), "FRAISEQL_CRASH_BUS="+kind, "FRAISEQL_CRASH_TARGET="+target)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	byChild := map[int]bool{}
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		var ev struct{ ID *int }
+		if json.Unmarshal(sc.Bytes(), &ev) != nil || ev.ID == nil {
+			continue // the test framework's own lines, or a line cut by the kill
+		}
+		byChild[*ev.ID] = true
+		if len(byChild) == killAt {
+			cmd.Process.Kill()
+		}
+	}
+	cmd.Wait()
+	if len(byChild) < killAt || len(byChild) == n {
+		t.Fatalf("the child delivered %d events before it was killed", len(byChild))
+	}
+
+	var c collector
+	var next Bus
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		if next, err = NewBus(cfg); err != nil {
+			t.Fatal(err)
+		}
+		if err = next.Start(context.Background(), c.deliver); err == nil {
+			break
+		}
+		if !errors.Is(err, ErrInstanceInUse) || time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond) // the dead owner's lock or lease goes
+	}
+	defer next.Close(context.Background())
+	repeated := 0
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		evs := c.events()
+		if len(evs) > 0 && string(evs[len(evs)-1].Data) == fmt.Sprintf(`{"id":%d}`, n-1) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the successor delivered %d events", len(evs))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	got := map[int]bool{}
+	for _, ev := range c.events() {
+		var d struct{ ID int }
+		if err := json.Unmarshal(ev.Data, &d); err != nil {
+			t.Fatal(err)
+		}
+		if got[d.ID] {
+			t.Fatalf("the successor delivered %d twice", d.ID)
+		}
+		got[d.ID] = true
+		if byChild[d.ID] {
+			repeated++
+		}
+	}
+	for i := 0; i < n; i++ {
+		if !got[i] && !byChild[i] {
+			t.Fatalf("event %d was lost", i)
+		}
+	}
+	t.Logf("killed after %d events; the successor repeated %d", len(byChild), repeated)
+	if repeated > bound {
+		t.Fatalf("the successor repeated %d events, over the bound of %d", repeated, bound)
+	}
+}
+
+func TestRedisBusCrashReplayIsBounded(t *testing.T) {
+	srv := redistest.Start(t)
+	checkCrashReplay(t, BusRedis, srv.URL(), BusConfig{Kind: BusRedis,
+		Redis: RedisOptions{URL: srv.URL(), ConsumerGroup: "g", InstanceID: "crash"}}, redisAckEvery)
+}
+
+func TestPostgresBusCrashReplayIsBounded(t *testing.T) {
+	srv := pgtest.Start(t)
+	checkCrashReplay(t, BusPostgres, srv.ConnString(), BusConfig{Kind: BusPostgres,
+		Postgres: PostgresOptions{ConnString: srv.ConnString(), InstanceID: "crash", PollInterval: 50 * time.Millisecond}}, pgPageSize)
+}

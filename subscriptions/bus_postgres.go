@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,12 @@ const (
 	// pgLockClass is the first key of the advisory lock that serialises the
 	// creation of the table by several executors starting at once.
 	pgLockClass = 0x46514c45 // "FQLE"
+	// pgOwnerClass is the first key of the advisory lock by which one
+	// listener owns an InstanceID.
+	pgOwnerClass = 0x46514c49 // "FQLI"
+	// pgOrderClass is the first key of the advisory lock between commit
+	// stamps and the listeners' horizon.
+	pgOrderClass = 0x46514c4f // "FQLO"
 )
 
 // PostgresBus is the Bus built on a PostgreSQL table and LISTEN/NOTIFY.
@@ -64,14 +71,16 @@ type PostgresBus struct {
 	tableIdent      string // the quoted table name
 	sqlPublish      string
 	sqlPublishBatch string
+	sqlLockOrder    string // the horizon (see bus_postgres_listener.go): lock,
+	sqlHorizon      string // read the sequence,
+	sqlUnlockOrder  string // let go
 	sqlStartPos     string // the position of a new listener
 	sqlResumePos    string // the stored position of an InstanceID, or a new one
 	sqlSavePos      string
-	sqlDeclare      string // the read, through a cursor
-	sqlFirstPage    string // the read's first page, without one
-	sqlFetch        string
+	sqlPage         string
 	sqlPrune        string
 	sqlListen       string
+	sqlOwn          string // takes the InstanceID's lock, if free
 
 	// Tunables, constants outside tests.
 	pruneEvery time.Duration
@@ -158,20 +167,18 @@ func newPostgresBus(opts PostgresOptions) (*PostgresBus, error) {
 	schema := newPgSchema(opts)
 	positions := pgx.Identifier{schema.positions}.Sanitize()
 	commits := pgx.Identifier{schema.commits}.Sanitize()
-	batch := fmt.Sprintf(`SELECT id, channel, event_type, payload, created_at, xid FROM %s`, table)
-	// The transactions $1 does not see as finished (at or above its xmax,
-	// or in its in-progress list: two index scans on xid), and that $2
-	// sees as finished when set; each transaction's rows together, ordered
-	// by its key (its commit stamp, or its last id), after ($3, $4).
-	read := `SELECT id, channel, event_type, payload, created_at, last FROM (
-	SELECT e.id, e.channel, e.event_type, e.payload, e.created_at,
-		greatest(c.stamp, max(e.id) OVER (PARTITION BY e.xid)) AS last FROM (
-		` + batch + ` WHERE xid >= pg_snapshot_xmax($1::pg_snapshot)
-		UNION ALL
-		` + batch + ` WHERE xid = ANY (ARRAY(SELECT pg_snapshot_xip($1::pg_snapshot))) AND xid < pg_snapshot_xmax($1::pg_snapshot)
-	) e LEFT JOIN ` + commits + ` c ON c.xid = e.xid
-	WHERE $2::text IS NULL OR pg_visible_in_snapshot(e.xid, $2::pg_snapshot)
-) w WHERE (last, id) > ($3::bigint, $4::bigint) ORDER BY last, id`
+	orderKey := fmt.Sprintf("%d, hashtext(%s)", pgOrderClass, quoteLiteral(opts.Table))
+	horizon := `current_setting('fraiseql.horizon')::bigint`
+	rows := `SELECT e.id, e.channel, e.event_type, e.payload, e.created_at, c.stamp
+	FROM ` + table + ` e JOIN ` + commits + ` c ON c.xid = e.xid` // the table first, as the DDL locks them
+	// The rest of the position's transaction, then the transactions
+	// stamped after it up to the horizon; two parts so that each uses an
+	// index in order (commits by stamp, the table by (xid, id)).
+	page := fmt.Sprintf(`SELECT * FROM (
+	(%[1]s WHERE c.stamp = $1::bigint AND e.id > $2::bigint ORDER BY e.id LIMIT %[2]d)
+	UNION ALL
+	(%[1]s WHERE c.stamp > $1::bigint AND c.stamp <= %[3]s ORDER BY c.stamp, e.id LIMIT %[2]d)
+) w ORDER BY stamp, id LIMIT %[2]d`, rows, pgPageSize, horizon)
 	b := &PostgresBus{
 		opts:       opts,
 		connString: opts.ConnString,
@@ -187,27 +194,34 @@ SELECT pg_notify($4, '')`,
 		sqlPublishBatch: `WITH ins AS (INSERT INTO ` + table + ` (channel, event_type, payload)
 	SELECT c, t, p FROM unnest($1::text[], $2::text[], $3::bytea[]) WITH ORDINALITY AS e(c, t, p, n) ORDER BY n)
 SELECT pg_notify($4, '')`,
-		sqlStartPos: `SELECT pg_current_snapshot()::text`,
-		sqlResumePos: `INSERT INTO ` + positions + ` (instance_id, snapshot) VALUES ($1, pg_current_snapshot())
-ON CONFLICT (instance_id) DO UPDATE SET updated_at = now()
-RETURNING snapshot::text, upto::text, after_last, after_id`,
-		sqlSavePos: `UPDATE ` + positions + ` SET snapshot = $2::text::pg_snapshot, upto = $3::text::pg_snapshot,
-	after_last = $4::text::bigint, after_id = $5::text::bigint, updated_at = now() WHERE instance_id = $1`,
-		sqlDeclare: `DECLARE ` + pgCursor + ` NO SCROLL CURSOR FOR ` + read,
-		// In one statement, so that the rows and the snapshot returned
-		// agree without a transaction around them (the statement's own
-		// snapshot is pg_current_snapshot()); one row without an event
-		// when there is none.
-		sqlFirstPage: `SELECT s.snap, w.id, w.channel, w.event_type, w.payload, w.created_at, w.last
-FROM (SELECT pg_current_snapshot()::text AS snap) s LEFT JOIN (` + read + fmt.Sprintf(` LIMIT %d`, pgPageSize) + `) w ON true
-ORDER BY w.last, w.id`,
-		sqlFetch: fmt.Sprintf("FETCH %d FROM %s", pgPageSize, pgCursor),
-		// A transaction's rows share created_at (its start), so they are
-		// pruned together, with its commit stamp.
-		sqlPrune: `WITH gone AS (DELETE FROM ` + table + ` WHERE created_at < now() - $1::bigint * interval '1 microsecond'
-	AND pg_visible_in_snapshot(xid, $2::text::pg_snapshot) RETURNING xid)
-DELETE FROM ` + commits + ` WHERE xid IN (SELECT xid FROM gone)`,
+		sqlLockOrder: `SELECT pg_advisory_lock(` + orderKey + `)`,
+		sqlHorizon: `SELECT set_config('fraiseql.horizon', coalesce(pg_sequence_last_value(pg_get_serial_sequence(` +
+			quoteLiteral(table) + `, 'id')::regclass), 0)::text, false) AS horizon`,
+		sqlUnlockOrder: `SELECT pg_advisory_unlock(` + orderKey + `)`,
+		// A new listener starts after everything committed.
+		sqlStartPos: `SELECT ` + horizon + fmt.Sprintf(`, %d::bigint`, int64(pgMaxID)),
+		// A position stored by an earlier version (a snapshot, without
+		// after_stamp) resumes at the first transaction that snapshot
+		// had not seen finish: nothing is lost, some may come again.
+		sqlResumePos: `INSERT INTO ` + positions + ` AS p (instance_id, snapshot, after_stamp, after_id)
+VALUES ($1, pg_current_snapshot(), ` + horizon + fmt.Sprintf(`, %d)`, int64(pgMaxID)) + `
+ON CONFLICT (instance_id) DO UPDATE SET updated_at = now(),
+	after_stamp = coalesce(p.after_stamp, (SELECT min(c.stamp) - 1 FROM ` + commits + ` c
+		WHERE NOT pg_visible_in_snapshot(c.xid, p.snapshot)), ` + horizon + `),
+	after_id = CASE WHEN p.after_stamp IS NULL THEN ` + fmt.Sprint(int64(pgMaxID)) + ` ELSE p.after_id END
+RETURNING after_stamp, after_id`,
+		sqlSavePos: `UPDATE ` + positions + ` SET after_stamp = $2::text::bigint, after_id = $3::text::bigint,
+	updated_at = now() WHERE instance_id = $1`,
+		sqlPage: page,
+		// Retention counts from the commit; only transactions this
+		// listener has delivered are pruned.
+		sqlPrune: `WITH gone AS (DELETE FROM ` + commits + ` WHERE committed_at < now() - $1::bigint * interval '1 microsecond'
+	AND stamp <= $2::bigint RETURNING xid)
+DELETE FROM ` + table + ` WHERE xid IN (SELECT xid FROM gone)`,
 		sqlListen: `LISTEN ` + pgx.Identifier{opts.NotifyChannel}.Sanitize(),
+		// A session lock: it goes with the listener's connection, also
+		// when the process dies.
+		sqlOwn: fmt.Sprintf(`SELECT pg_try_advisory_lock(%d, hashtext($1))`, pgOwnerClass),
 	}
 	return b, nil
 }
@@ -247,16 +261,7 @@ func (b *PostgresBus) Start(ctx context.Context, deliver func(Event)) error {
 	if err != nil {
 		return err
 	}
-	var st pgPosition
-	if b.opts.InstanceID == "" {
-		err = conn.QueryRow(cctx, b.sqlStartPos).Scan(&st.pos)
-	} else {
-		var upto *string
-		err = conn.QueryRow(cctx, b.sqlResumePos, b.opts.InstanceID).Scan(&st.pos, &upto, &st.last, &st.id)
-		if upto != nil {
-			st.upto = *upto
-		}
-	}
+	st, err := b.startPosition(cctx, conn)
 	if err != nil {
 		closeQuietly(conn)
 		return b.connectError(cctx, err)
@@ -270,6 +275,31 @@ func (b *PostgresBus) Start(ctx context.Context, deliver func(Event)) error {
 		backoff: backoff{min: 50 * time.Millisecond, max: 2 * time.Second}}
 	go l.run(lctx, b.done)
 	return nil
+}
+
+// startPosition takes the horizon and returns the listener's first
+// position: after the horizon, or the InstanceID's stored one.
+func (b *PostgresBus) startPosition(ctx context.Context, conn *pgx.Conn) (pgPosition, error) {
+	var batch pgconn.Batch
+	b.addHorizon(&batch)
+	if b.opts.InstanceID == "" {
+		batch.ExecParams(b.sqlStartPos, nil, nil, nil, nil)
+	} else {
+		batch.ExecParams(b.sqlResumePos, [][]byte{[]byte(b.opts.InstanceID)}, []uint32{pgTextOID}, nil, nil)
+	}
+	results, err := conn.PgConn().ExecBatch(ctx, &batch).ReadAll()
+	if err != nil {
+		return pgPosition{}, err
+	}
+	last := results[len(results)-1]
+	if len(last.Rows) != 1 || len(last.Rows[0]) != 2 {
+		return pgPosition{}, errors.New("no position returned")
+	}
+	var st pgPosition
+	if st.stamp, err = strconv.ParseInt(string(last.Rows[0][0]), 10, 64); err == nil {
+		st.id, err = strconv.ParseInt(string(last.Rows[0][1]), 10, 64)
+	}
+	return st, err
 }
 
 // connectListener opens the listener's connection, makes sure the table
@@ -288,12 +318,32 @@ func (b *PostgresBus) connectListener(ctx context.Context) (*pgx.Conn, error) {
 		return nil, b.connectError(ctx, err)
 	}
 	// Prepared once per connection: most reads are one page of this.
-	if _, err := conn.PgConn().Prepare(ctx, pgFirstPage, b.sqlFirstPage, pgReadOIDs); err != nil {
+	if _, err := conn.PgConn().Prepare(ctx, pgPage, b.sqlPage, pgPageOIDs); err != nil {
 		closeQuietly(conn)
 		return nil, b.connectError(ctx, err)
 	}
+	if err := b.own(ctx, conn); err != nil {
+		closeQuietly(conn)
+		return nil, err
+	}
 	b.listenPID.Store(conn.PgConn().PID())
 	return conn, nil
+}
+
+// own takes the lock of the InstanceID on conn, or fails with
+// ErrInstanceInUse.
+func (b *PostgresBus) own(ctx context.Context, conn *pgx.Conn) error {
+	if b.opts.InstanceID == "" {
+		return nil
+	}
+	var owned bool
+	if err := conn.QueryRow(ctx, b.sqlOwn, b.opts.Table+" "+b.opts.InstanceID).Scan(&owned); err != nil {
+		return b.connectError(ctx, err)
+	}
+	if !owned {
+		return instanceInUse(b.opts.InstanceID, "PostgreSQL", "another listener's connection holds its advisory lock")
+	}
+	return nil
 }
 
 // tableMissing reports whether err says that the table does not exist, and

@@ -18,9 +18,12 @@ import (
 //   - Table+"_positions": where executors with an InstanceID keep their
 //     position (pgPosition) across restarts.
 //   - Table+"_commits": the commit stamp of each transaction that
-//     published through the function, taken from the id sequence by a
-//     deferred constraint trigger (Table+"_stamp") as the transaction
-//     commits. The listener orders those transactions by it (see
+//     inserted into the table, however it did (the bus, the function, a
+//     plain INSERT): a statement trigger on the table (Table+"_arm")
+//     inserts the transaction's row, and a deferred constraint trigger
+//     (Table+"_stamp") takes its stamp from the id sequence as the
+//     transaction commits, under a shared advisory lock that the
+//     listener's horizon waits for. Stamps are the bus order (see
 //     bus_postgres_listener.go).
 //   - the publish function (Function), SECURITY DEFINER so that a role
 //     granted only EXECUTE on it can publish; EXECUTE is revoked from
@@ -53,7 +56,9 @@ func newPgSchema(opts PostgresOptions) pgSchema {
 	EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'xid' AND NOT a.attisdropped),
 	to_regclass(format('%I.%I', n.nspname, $2::text)) IS NOT NULL,
 	coalesce((SELECT p.prosrc FROM pg_proc p WHERE p.oid = to_regprocedure(format('%I.%I` + pgFunctionArgs + `', n.nspname, $3::text))), ''),
-	EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = to_regclass(format('%I.%I', n.nspname, $4::text)) AND g.tgname = $5)
+	EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = to_regclass(format('%I.%I', n.nspname, $4::text)) AND g.tgname = $5),
+	coalesce((SELECT p.prosrc FROM pg_proc p WHERE p.oid = to_regprocedure(format('%I.%I()', n.nspname, $5::text))), ''),
+	EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = c.oid AND g.tgname = $6)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.oid = to_regclass($1)`
 	// payload is bytea so that the bytes come back exactly as published
@@ -80,7 +85,6 @@ func (s pgSchema) functionBody(schema string) string {
 #variable_conflict use_variable
 DECLARE
 	payload bytea;
-	armed text;
 BEGIN
 	IF channel IS NULL OR channel = '' THEN
 		RAISE EXCEPTION '%%: channel must not be empty', %[1]s USING ERRCODE = 'invalid_parameter_value';
@@ -102,32 +106,47 @@ BEGIN
 		RAISE EXCEPTION '%%: event payload is %% bytes, over the max_payload_bytes limit of %[3]d', %[1]s, octet_length(payload) USING ERRCODE = 'program_limit_exceeded';
 	END IF;
 	INSERT INTO %[4]s (channel, event_type, payload) VALUES (channel, event_type, payload);
-	-- The first event of a transaction arms its commit stamp; a
-	-- transaction-local setting spares the later ones the insert (a
-	-- rolled-back savepoint undoes both).
-	armed := pg_current_xact_id()::text || %[7]s;
-	IF current_setting('fraiseql.armed', true) IS DISTINCT FROM armed THEN
-		INSERT INTO %[6]s (xid) VALUES (pg_current_xact_id()) ON CONFLICT (xid) DO NOTHING;
-		PERFORM set_config('fraiseql.armed', armed, true);
-	END IF;
 	PERFORM pg_notify(%[5]s, '');
 END
-`, name, MaxIDBytes, DefaultMaxPayloadBytes, qualified, quoteLiteral(s.channel),
-		pgx.Identifier{schema, s.commits}.Sanitize(), quoteLiteral(" "+pgx.Identifier{schema, s.commits}.Sanitize()))
+`, name, MaxIDBytes, DefaultMaxPayloadBytes, qualified, quoteLiteral(s.channel))
+}
+
+// armBody is the body of the statement trigger on the table: the first
+// insert of a transaction arms its commit stamp; a transaction-local
+// setting spares the later ones the insert (a rolled-back savepoint
+// undoes both).
+func (s pgSchema) armBody(schema string) string {
+	commits := pgx.Identifier{schema, s.commits}.Sanitize()
+	return fmt.Sprintf(`
+DECLARE
+	armed text := pg_current_xact_id()::text || %[2]s;
+BEGIN
+	IF current_setting('fraiseql.armed', true) IS DISTINCT FROM armed THEN
+		INSERT INTO %[1]s (xid) VALUES (pg_current_xact_id()) ON CONFLICT (xid) DO NOTHING;
+		PERFORM set_config('fraiseql.armed', armed, true);
+	END IF;
+	RETURN NULL;
+END
+`, commits, quoteLiteral(" "+commits))
 }
 
 // stampBody is the body of the deferred trigger function that stamps a
 // transaction as it commits: a value of the id sequence taken then is
 // above every id of the transaction and, for two transactions that wrote
 // the same row, above every value the one that committed first took
-// (the second could only write that row after that commit).
+// (the second could only write that row after that commit). The shared
+// lock, held until the transaction ends, is what the listener's horizon
+// waits for: once it gets the lock exclusively, every stamp taken so far
+// belongs to a transaction that is over.
 func (s pgSchema) stampBody(schema string) string {
 	return fmt.Sprintf(`
 BEGIN
-	UPDATE %[1]s SET stamp = nextval(pg_get_serial_sequence(%[2]s, 'id')) WHERE xid = NEW.xid;
+	PERFORM pg_advisory_xact_lock_shared(%[3]d, hashtext(%[4]s));
+	UPDATE %[1]s SET stamp = nextval(pg_get_serial_sequence(%[2]s, 'id')), committed_at = clock_timestamp() WHERE xid = NEW.xid;
 	RETURN NULL;
 END
-`, pgx.Identifier{schema, s.commits}.Sanitize(), quoteLiteral(pgx.Identifier{schema, s.table}.Sanitize()))
+`, pgx.Identifier{schema, s.commits}.Sanitize(), quoteLiteral(pgx.Identifier{schema, s.table}.Sanitize()),
+		pgOrderClass, quoteLiteral(s.table))
 }
 
 // suffixed is table+suffix, table cut so that the name fits.
@@ -139,7 +158,12 @@ func suffixed(table, suffix string) string {
 func (s pgSchema) objectsSQL(schema string) string {
 	table := pgx.Identifier{schema, s.table}.Sanitize()
 	createdIdx := pgx.Identifier{suffixed(s.table, "_created_at_idx")}.Sanitize()
-	xidIdx := pgx.Identifier{suffixed(s.table, "_xid_idx")}.Sanitize()
+	oldXidIdx := pgx.Identifier{schema, suffixed(s.table, "_xid_idx")}.Sanitize()
+	xidIdx := pgx.Identifier{suffixed(s.table, "_xid_id_idx")}.Sanitize()
+	stampIdx := pgx.Identifier{suffixed(s.commits, "_stamp_idx")}.Sanitize()
+	armFn := pgx.Identifier{schema, s.armFunction()}.Sanitize()
+	arm := pgx.Identifier{s.armFunction()}.Sanitize()
+	positions := pgx.Identifier{schema, s.positions}.Sanitize()
 	fn := pgx.Identifier{schema, s.function}.Sanitize()
 	body := s.functionBody(schema)
 	commits := pgx.Identifier{schema, s.commits}.Sanitize()
@@ -147,8 +171,9 @@ func (s pgSchema) objectsSQL(schema string) string {
 	stamp := pgx.Identifier{s.stampFunction()}.Sanitize()
 	return `ALTER TABLE ` + table + ` ADD COLUMN IF NOT EXISTS xid xid8 NOT NULL DEFAULT pg_current_xact_id();
 CREATE INDEX IF NOT EXISTS ` + createdIdx + ` ON ` + table + ` (created_at);
-CREATE INDEX IF NOT EXISTS ` + xidIdx + ` ON ` + table + ` (xid);
-CREATE TABLE IF NOT EXISTS ` + pgx.Identifier{schema, s.positions}.Sanitize() + ` (
+CREATE INDEX IF NOT EXISTS ` + xidIdx + ` ON ` + table + ` (xid, id);
+DROP INDEX IF EXISTS ` + oldXidIdx + `;
+CREATE TABLE IF NOT EXISTS ` + positions + ` (
 	instance_id text PRIMARY KEY,
 	snapshot pg_snapshot NOT NULL,
 	upto pg_snapshot,
@@ -156,10 +181,14 @@ CREATE TABLE IF NOT EXISTS ` + pgx.Identifier{schema, s.positions}.Sanitize() + 
 	after_id bigint NOT NULL DEFAULT 0,
 	updated_at timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE ` + positions + ` ADD COLUMN IF NOT EXISTS after_stamp bigint;
 CREATE TABLE IF NOT EXISTS ` + commits + ` (
 	xid xid8 PRIMARY KEY,
 	stamp bigint
 );
+ALTER TABLE ` + commits + ` ADD COLUMN IF NOT EXISTS committed_at timestamptz;
+UPDATE ` + commits + ` SET committed_at = now() WHERE committed_at IS NULL AND stamp IS NOT NULL;
+CREATE INDEX IF NOT EXISTS ` + stampIdx + ` ON ` + commits + ` (stamp);
 CREATE OR REPLACE FUNCTION ` + stampFn + `() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -168,11 +197,31 @@ REVOKE ALL ON FUNCTION ` + stampFn + `() FROM PUBLIC;
 DROP TRIGGER IF EXISTS ` + stamp + ` ON ` + commits + `;
 CREATE CONSTRAINT TRIGGER ` + stamp + ` AFTER INSERT ON ` + commits + `
 DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ` + stampFn + `();
+CREATE OR REPLACE FUNCTION ` + armFn + `() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS ` + dollarQuote(s.armBody(schema)) + `;
+REVOKE ALL ON FUNCTION ` + armFn + `() FROM PUBLIC;
+DROP TRIGGER IF EXISTS ` + arm + ` ON ` + table + `;
+CREATE TRIGGER ` + arm + ` AFTER INSERT ON ` + table + `
+FOR EACH STATEMENT EXECUTE FUNCTION ` + armFn + `();
+-- Transactions that inserted before the triggers existed (an earlier
+-- version published from Go without a stamp) get one as this commits,
+-- in the order of their last ids.
+INSERT INTO ` + commits + ` (xid)
+	SELECT e.xid FROM ` + table + ` e WHERE NOT EXISTS (SELECT 1 FROM ` + commits + ` c WHERE c.xid = e.xid)
+	GROUP BY e.xid ORDER BY max(e.id);
 CREATE OR REPLACE FUNCTION ` + fn + `(channel text, event_type text, data jsonb) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS ` + dollarQuote(body) + `;
 REVOKE ALL ON FUNCTION ` + fn + pgFunctionArgs + ` FROM PUBLIC`
+}
+
+// armFunction names the statement trigger function, and the trigger,
+// that arm the commit stamp of a transaction inserting into the table.
+func (s pgSchema) armFunction() string {
+	return suffixed(s.table, "_arm")
 }
 
 // stampFunction names the trigger function, and the trigger, that stamp
@@ -226,6 +275,14 @@ func (b *PostgresBus) ensureSchema(ctx context.Context, q interface {
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", int32(pgLockClass), b.opts.Table); err != nil {
 		return err
 	}
+	// Another executor may have just done it: the DDL would then only
+	// take locks that readers of the table wait for.
+	if ok, err := b.schemaInPlace(ctx, tx); err != nil || ok {
+		if ok {
+			b.tableReady.Store(true)
+		}
+		return err
+	}
 	if _, err := tx.Exec(ctx, b.schema.sqlTable); err != nil {
 		return err
 	}
@@ -246,21 +303,22 @@ WHERE c.oid = to_regclass($1)`, b.tableIdent).Scan(&schema); err != nil {
 }
 
 // schemaInPlace reports whether the table, its xid column, the positions
-// table, this bus's version of the function and the commit stamp trigger
-// all exist.
+// table, this bus's version of the function and of the commit stamp
+// trigger, and the trigger that arms it, all exist.
 func (b *PostgresBus) schemaInPlace(ctx context.Context, q interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
 }) (bool, error) {
-	var schema, body string
-	var hasXid, hasPositions, hasStamp bool
+	var schema, body, stampBody string
+	var hasXid, hasPositions, hasStamp, hasArm bool
 	err := q.QueryRow(ctx, b.schema.sqlCheck, b.tableIdent, b.schema.positions, b.schema.function,
-		b.schema.commits, b.schema.stampFunction()).
-		Scan(&schema, &hasXid, &hasPositions, &body, &hasStamp)
+		b.schema.commits, b.schema.stampFunction(), b.schema.armFunction()).
+		Scan(&schema, &hasXid, &hasPositions, &body, &hasStamp, &stampBody, &hasArm)
 	if err == pgx.ErrNoRows {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	return hasXid && hasPositions && hasStamp && body == b.schema.functionBody(schema), nil
+	return hasXid && hasPositions && hasStamp && hasArm && body == b.schema.functionBody(schema) &&
+		stampBody == b.schema.stampBody(schema), nil
 }

@@ -35,6 +35,9 @@ const (
 	// At most this many XADDs go in one pipeline; a longer batch is sent
 	// as several pipelines, one after the other.
 	redisMaxPipeline = 1000
+	// redisAckEvery: the reader acknowledges every this many dispatched
+	// entries, which bounds what a crash can deliver again.
+	redisAckEvery = 100
 	redisBackoffMin  = 50 * time.Millisecond
 	redisBackoffMax  = time.Second // also bounds how late "restored" is logged
 
@@ -52,9 +55,10 @@ type redisBus struct {
 	opts     RedisOptions // with defaults applied
 	log      Logger
 	client   *redis.Client
-	group    string // this executor's consumer group
-	consumer string // this executor's consumer name: its instance id
-	randomID bool   // the instance id was generated: destroy the group on Close
+	group    string      // this executor's consumer group
+	consumer string      // this executor's consumer name: its instance id
+	randomID bool        // the instance id was generated: destroy the group on Close
+	lease    *redisLease // the claim on a given instance id; nil for a random one
 
 	mu      sync.Mutex // serializes Start and Close
 	started bool
@@ -114,6 +118,9 @@ func NewRedisBus(opts RedisOptions) (Bus, error) {
 		b.consumer = opts.InstanceID
 	}
 	b.group = opts.ConsumerGroup + ":" + b.consumer
+	if !b.randomID {
+		b.lease = newRedisLease(opts.Stream, b.group)
+	}
 
 	// Fail fast rather than hide outages: no command retries (a retried
 	// XADD whose first attempt reached the server would publish the event
@@ -157,6 +164,14 @@ func (b *redisBus) Start(ctx context.Context, deliver func(Event)) error {
 	if err := b.client.Ping(cctx).Err(); err != nil {
 		return b.startError("connecting to Redis at %s failed", err)
 	}
+	if b.lease != nil {
+		if err := b.lease.hold(cctx, b.client, b.consumer); err != nil {
+			if errors.Is(err, ErrInstanceInUse) {
+				return err
+			}
+			return b.startError("taking the lease of this executor's instance id on Redis at %s failed", err)
+		}
+	}
 	if err := b.renewEpochIfNew(cctx); err != nil {
 		return b.startError("setting the stream's epoch on Redis at %s failed", err)
 	}
@@ -175,6 +190,10 @@ func (b *redisBus) Start(ctx context.Context, deliver func(Event)) error {
 	b.wg.Add(2)
 	go b.read(rctx)
 	go b.cleanLoop(rctx)
+	if b.lease != nil {
+		b.wg.Add(1)
+		go b.leaseLoop(rctx)
+	}
 	return nil
 }
 
@@ -323,6 +342,12 @@ func (b *redisBus) Close(ctx context.Context) error {
 		_ = b.client.XGroupDestroy(dctx, b.opts.Stream, b.group).Err()
 		cancel()
 	}
+	if b.started && b.lease != nil && ctx.Err() == nil {
+		// Once the reader has stopped: a successor may start at once.
+		dctx, cancel := context.WithTimeout(ctx, b.opts.DialTimeout)
+		b.lease.release(dctx, b.client)
+		cancel()
+	}
 	if err := b.client.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
 		return busError("closing the Redis connections failed: "+Redacted(err, b.opts.URL), err)
 	}
@@ -376,13 +401,28 @@ func (b *redisBus) readLoop(ctx context.Context) {
 			b.log.Log(LogInfo, "bus", fmt.Sprintf("Redis bus connection restored to %s after %.1f s; resuming from the last dispatched entry",
 				RedactURL(b.opts.URL), time.Since(lostAt).Seconds()))
 		}
-		var err error
-		if pending {
+		err := b.ensureLease(ctx)
+		if errors.Is(err, ErrInstanceInUse) {
+			// Another executor holds the id: it reads, this one waits,
+			// and re-reads what is pending once it has the lease again.
+			pending = true
+			if !sleepCtx(ctx, bo.next()) {
+				return
+			}
+			continue
+		}
+		switch {
+		case err != nil:
+		case pending:
 			if err = b.readPending(ctx); err == nil {
 				pending = false
 			}
-		} else {
+		default:
 			err = b.readNew(ctx)
+		}
+		if errors.Is(err, errLeaseLapsed) {
+			pending = true
+			continue
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -477,13 +517,16 @@ func (b *redisBus) readNew(ctx context.Context) error {
 	return nil
 }
 
-// dispatch delivers the entries not dispatched yet, in order, then
-// acknowledges them. Entries at or before the last dispatched one
+// dispatch delivers the entries not dispatched yet, in order, and
+// acknowledges them every redisAckEvery entries and at the end. Entries at or before the last dispatched one
 // (re-read after a lost XACK) and entries trimmed from the stream are
 // only acknowledged. When Close stopped delivery, the entries from the
 // first one not delivered on stay pending, for the next run of this
 // instance.
 func (b *redisBus) dispatch(ctx context.Context, msgs []redis.XMessage) error {
+	if b.lease != nil && !b.lease.held() {
+		return errLeaseLapsed // the entries stay pending; the loop renews the lease first
+	}
 	ids := make([]string, 0, len(msgs))
 	var stopped error
 	for _, m := range msgs {
@@ -506,6 +549,12 @@ func (b *redisBus) dispatch(ctx context.Context, msgs []redis.XMessage) error {
 			}
 		}
 		ids = append(ids, m.ID)
+		if len(ids) == redisAckEvery {
+			if err := b.ack(ctx, ids); err != nil {
+				return err
+			}
+			ids = ids[:0]
+		}
 	}
 	if err := b.ack(ctx, ids); err != nil {
 		return err

@@ -55,6 +55,18 @@ func KindOf(err error) ErrorKind {
 // ErrClosed is returned by calls on a closed executor or bus.
 var ErrClosed = errors.New("executor is closed")
 
+// ErrInstanceInUse is matched (errors.Is) by the error of a bus that
+// cannot start because another running executor holds its InstanceID. The
+// error is KindValue: the id is the caller's to change.
+var ErrInstanceInUse = errors.New("instance id in use")
+
+// instanceInUse builds the error of an InstanceID held by another executor.
+func instanceInUse(id, bus, detail string) error {
+	return &Error{Kind: KindValue, sentinel: ErrInstanceInUse, Message: fmt.Sprintf(
+		"instance_id %q is in use by another running executor on this %s bus (%s); "+
+			"give each running executor its own instance_id, or start this one after the other has closed", id, bus, detail)}
+}
+
 // ErrSubscriptionNotFound is matched (errors.Is) by the errors about an
 // unknown or completed subscription. Those are KindValue errors whose
 // message is "Subscription not found: <id>".
