@@ -1,0 +1,231 @@
+"""Positions, resume after a reconnect and catch-up, end to end: raw WebSocket
+clients against GraphQLWSApp on the memory bus (in-process uvicorn) and on Redis
+(two worker processes sharing a real redis-server)."""
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from websockets.asyncio.client import connect
+
+from asgi_helpers import Server, recv
+from fraiseql._fraiseql_rs.subscriptions import PositionError, PyEventBusConfig, PySubscriptionExecutor
+from fraiseql.subscriptions import GraphQLWSApp
+from servers import _wait_port, free_port
+
+# uvicorn still drives the websockets library's legacy API.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+Q = "subscription { users { id name } }"
+TRANSPORT, LEGACY = "graphql-transport-ws", "graphql-ws"
+
+
+def _identity(params, scope):
+    return ("u", "t")
+
+
+def publish(ex, first, last):
+    for i in range(first, last + 1):
+        ex.publish_event("changed", "users", {"id": i, "name": f"user {i}", "tenant_id": "t"})
+
+
+async def open_sub(url, extensions, protocol=TRANSPORT, sub_id="1"):
+    """A socket with one subscription; for graphql-transport-ws, registered on return."""
+    conn = await connect(url, subprotocols=[protocol], open_timeout=5, max_queue=None)
+    await conn.send('{"type":"connection_init"}')
+    assert json.loads(await recv(conn))["type"] == "connection_ack"
+    if protocol == LEGACY:
+        assert await recv(conn) == '{"type":"ka"}'
+    kind = "subscribe" if protocol == TRANSPORT else "start"
+    payload = {"query": Q}
+    if extensions is not None:
+        payload["extensions"] = extensions
+    await conn.send(json.dumps({"type": kind, "id": sub_id, "payload": payload}))
+    if protocol == TRANSPORT:
+        await conn.send('{"type":"ping"}')
+        first = await recv(conn)
+        if first != '{"type":"pong"}':  # refused: the error came first
+            conn.pending = [first]
+            return conn
+    conn.pending = []
+    return conn
+
+
+async def read(conn, n):
+    out = conn.pending[:n]
+    del conn.pending[:n]
+    while len(out) < n:
+        out.append(await asyncio.wait_for(conn.recv(), 20))
+    return out
+
+
+def position(frame):
+    return json.loads(frame)["payload"]["extensions"]["position"]
+
+
+async def wait_active(ex, n):
+    """Until the executor has n subscriptions (the loop keeps running: a cut
+    connection is closed by one of its callbacks)."""
+    deadline = time.monotonic() + 10
+    while ex.get_metrics()["active"] != n:
+        assert time.monotonic() < deadline, ex.get_metrics()
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def memory_server():
+    executor = PySubscriptionExecutor(history_size=100)
+    catch_up = PySubscriptionExecutor(queue_size=8)
+    server = Server({"/graphql": GraphQLWSApp(executor, on_connect=_identity),
+                     "/catchup": GraphQLWSApp(catch_up, on_connect=_identity, on_overflow="catch_up")}).start()
+    server.executor, server.catch_up = executor, catch_up
+    yield server
+    server.stop()
+    executor.close()
+    catch_up.close()
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT, LEGACY])
+def test_memory_reconnect_resumes_byte_for_byte(memory_server, protocol):
+    ex, url = memory_server.executor, memory_server.url("/graphql")
+
+    async def main():
+        twin = await open_sub(url, {"positions": True}, protocol)
+        cut = await open_sub(url, {"positions": True}, protocol)
+        await wait_active(ex, 2)
+        publish(ex, 1, 10)
+        got = await read(cut, 4)
+        cut.transport.abort()  # the TCP connection is cut mid-stream
+        await wait_active(ex, 1)
+        publish(ex, 11, 20)  # events keep coming
+        resumed = await open_sub(url, {"after": position(got[-1])}, protocol)
+        await wait_active(ex, 2)
+        publish(ex, 21, 25)
+        live = await read(twin, 25)
+        assert got == live[:4]
+        assert await read(resumed, 21) == live[4:]
+        if protocol == LEGACY:
+            assert live[0].startswith('{"type":"data","id":"1","payload":{"data":{"users":{"id":1,')
+        for conn in (twin, resumed):
+            await conn.close()
+
+    asyncio.run(main())
+    m = ex.get_metrics()
+    assert m["resumes"] == 1 and m["events_replayed"] == 16
+
+
+def test_frames_unchanged_without_positions(memory_server):
+    ex, url = memory_server.executor, memory_server.url("/graphql")
+
+    async def main():
+        plain = await open_sub(url, None)
+        publish(ex, 1, 1)
+        assert await read(plain, 1) == ['{"type":"next","id":"1","payload":{"data":{"users":{"id":1,"name":"user 1"}}}}']
+        await plain.close()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT, LEGACY])
+def test_expired_and_foreign_positions_get_the_documented_error(memory_server, protocol):
+    ex, url = memory_server.executor, memory_server.url("/graphql")
+    other = PySubscriptionExecutor()
+    other.register_subscription("c", "o", Q, user_id="u", tenant_id="t", positions=True)
+    publish(other, 1, 1)
+    foreign = position(other.next_event("o"))
+    other.close()
+
+    async def main():
+        first = await open_sub(url, {"positions": True}, protocol)
+        await wait_active(ex, 1)
+        publish(ex, 1, 150)  # the history keeps 100
+        oldest = position((await read(first, 1))[0])
+        await first.close()
+        for after, code in ((oldest, "POSITION_EXPIRED"), (foreign, "POSITION_INVALID"), ("x", "POSITION_INVALID")):
+            conn = await open_sub(url, {"after": after}, protocol)
+            msg = json.loads((await read(conn, 1))[0])
+            error = msg["payload"][0] if protocol == TRANSPORT else msg["payload"]
+            assert msg["type"] == "error" and msg["id"] == "1"
+            assert error["extensions"] == {"code": code, "position": after}, error
+            await conn.close()
+
+    asyncio.run(main())
+    with pytest.raises(PositionError) as info:
+        ex.register_subscription("c", "x", Q, user_id="u", tenant_id="t", after=foreign)
+    assert info.value.code == "POSITION_INVALID" and info.value.position == foreign
+    assert isinstance(info.value, ValueError)
+
+
+def test_stalled_client_catches_up_a_burst_through_a_queue_of_eight(memory_server):
+    ex, url = memory_server.catch_up, memory_server.url("/catchup")
+    n = 10_000
+
+    async def main():
+        conn = await open_sub(url, None)
+        # The client reads nothing while the burst is published.
+        await asyncio.get_running_loop().run_in_executor(None, publish, ex, 1, n)
+        assert ex.get_metrics()["queued"] <= 8
+        frames = await read(conn, n)
+        assert [json.loads(f)["payload"]["data"]["users"]["id"] for f in frames] == list(range(1, n + 1))
+        await conn.close()
+
+    asyncio.run(main())
+    m = ex.get_metrics()
+    assert m["events_dropped"] == 0 and m["catch_ups"] >= 1, m
+
+
+def test_drop_with_positions_tells_the_client_where_to_resume():
+    ex = PySubscriptionExecutor(queue_size=2)
+    ex.register_subscription("c", "a", Q, user_id="u", tenant_id="t", positions=True)
+    publish(ex, 1, 5)
+    frames = ex.drain_connection("c")
+    assert len(frames) == 3
+    error = json.loads(frames[2])["payload"]["errors"][0]
+    assert error["extensions"] == {"code": "EVENTS_LOST", "position": position(frames[1])}
+    ex.register_subscription("c", "b", Q, user_id="u", tenant_id="t", after=position(frames[1]))
+    rest = [ex.next_event("b", timeout=5) for _ in range(3)]
+    assert [json.loads(f)["payload"]["data"]["users"]["id"] for f in rest] == [3, 4, 5]
+    ex.close()
+
+
+def _worker(kind, url):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), "positions_worker.py"),
+                             kind, url, str(port)])
+    try:
+        _wait_port(port, 30)
+    except Exception:
+        proc.kill()
+        raise
+    return proc, f"ws://127.0.0.1:{port}/graphql"
+
+
+def test_redis_reconnect_to_another_worker_resumes_byte_for_byte(redis_server):
+    a, url_a = _worker("redis", redis_server.url)
+    b, url_b = _worker("redis", redis_server.url)
+    publisher = PySubscriptionExecutor(PyEventBusConfig.redis(redis_server.url, "positions", stream="positions"))
+    try:
+        async def main():
+            twin = await open_sub(url_b, {"positions": True})
+            cut = await open_sub(url_a, {"positions": True})
+            publish(publisher, 1, 20)
+            got = await read(cut, 8)
+            cut.transport.abort()
+            publish(publisher, 21, 40)
+            resumed = await open_sub(url_b, {"after": position(got[-1])})
+            publish(publisher, 41, 50)
+            live = await read(twin, 50)
+            assert got == live[:8]
+            assert await read(resumed, 42) == live[8:]
+            for conn in (twin, resumed):
+                await conn.close()
+
+        asyncio.run(main())
+    finally:
+        publisher.close()
+        for proc in (a, b):
+            proc.terminate()
+            proc.wait(10)
