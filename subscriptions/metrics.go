@@ -83,6 +83,12 @@ type Metrics struct {
 	Groups      int `json:"groups"`
 	Connections int `json:"connections"`
 
+	// Bus figures.
+	BusPublished  uint64  `json:"bus_published"`
+	BusReceived   uint64  `json:"bus_received"`
+	BusReconnects uint64  `json:"bus_reconnects"`
+	BusLagMillis  float64 `json:"bus_lag_ms"`
+
 	// Positions: registrations that resumed after a position, messages
 	// queued from the bus's history (resumes and catch-ups), queues that
 	// overflowed into a catch-up, and positions refused: expired (their
@@ -93,12 +99,6 @@ type Metrics struct {
 	CatchUps         uint64 `json:"catch_ups"`
 	PositionsExpired uint64 `json:"positions_expired"`
 	PositionsInvalid uint64 `json:"positions_invalid"`
-
-	// Bus figures.
-	BusPublished  uint64  `json:"bus_published"`
-	BusReceived   uint64  `json:"bus_received"`
-	BusReconnects uint64  `json:"bus_reconnects"`
-	BusLagMillis  float64 `json:"bus_lag_ms"`
 }
 
 // Metrics returns a snapshot of the counters.

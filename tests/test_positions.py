@@ -44,13 +44,13 @@ async def open_sub(url, extensions, protocol=TRANSPORT, sub_id="1"):
     if extensions is not None:
         payload["extensions"] = extensions
     await conn.send(json.dumps({"type": kind, "id": sub_id, "payload": payload}))
-    if protocol == TRANSPORT:
-        await conn.send('{"type":"ping"}')
-        first = await recv(conn)
-        if first != '{"type":"pong"}':  # refused: the error came first
-            conn.pending = [first]
-            return conn
     conn.pending = []
+    if protocol == TRANSPORT:
+        # Registered once the pong comes; a resume's first messages (or a
+        # refusal) may come before it.
+        await conn.send('{"type":"ping"}')
+        while (msg := await recv(conn)) != '{"type":"pong"}':
+            conn.pending.append(msg)
     return conn
 
 
@@ -229,3 +229,34 @@ def test_redis_reconnect_to_another_worker_resumes_byte_for_byte(redis_server):
         for proc in (a, b):
             proc.terminate()
             proc.wait(10)
+
+
+def test_prometheus_counts_resumes_replays_catch_ups_and_refusals():
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from fraiseql.subscriptions.prometheus import SubscriptionsCollector
+
+    ex = PySubscriptionExecutor(queue_size=2, history_size=3, on_overflow="catch_up")
+    ex.register_subscription("c", "a", Q, user_id="u", tenant_id="t", positions=True)
+    publish(ex, 1, 2)
+    first = position(ex.next_event("a"))
+    publish(ex, 3, 4)  # the queue is full: catch-up
+    with pytest.raises(PositionError):
+        ex.register_subscription("c", "x", Q, user_id="u", tenant_id="t", after="elsewhere:1")
+    publish(ex, 5, 9)  # the first position leaves the history
+    with pytest.raises(PositionError):
+        ex.register_subscription("c", "y", Q, user_id="u", tenant_id="t", after=first)
+    epoch = first.split(":")[0]
+    ex.register_subscription("c", "b", Q, user_id="u", tenant_id="t", after=f"{epoch}:8")
+    assert json.loads(ex.next_event("b", timeout=5))["payload"]["data"]["users"]["id"] == 9
+    registry = CollectorRegistry()
+    registry.register(SubscriptionsCollector({"main": ex}))
+    text = generate_latest(registry).decode()
+    m = ex.get_metrics()
+    assert m["resumes"] == 1 and m["catch_ups"] == 1 and m["positions_invalid"] == 1
+    assert m["positions_expired"] >= 1 and m["events_replayed"] >= 1
+    for key, name in (("resumes", "resumes"), ("catch_ups", "catch_ups"),
+                      ("positions_invalid", "positions_invalid"), ("positions_expired", "positions_expired"),
+                      ("events_replayed", "events_replayed")):
+        assert f'fraiseql_subscriptions_{name}_total{{executor="main"}} {float(m[key])}' in text
+    ex.close()
