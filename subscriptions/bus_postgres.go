@@ -80,6 +80,7 @@ type PostgresBus struct {
 	sqlPage         string
 	sqlPrune        string
 	sqlListen       string
+	sqlHistory      string // history_postgres.go
 	sqlOwn          string // takes the InstanceID's lock, if free
 
 	// Tunables, constants outside tests.
@@ -90,6 +91,10 @@ type PostgresBus struct {
 	busCounters
 	gate      deliveryGate  // Close stops delivery before the executor closes
 	listenPID atomic.Uint32 // backend pid of the listener connection
+	// ep is the epoch of the positions, startPos the listener's first
+	// position (history_postgres.go).
+	ep       atomic.Pointer[string]
+	startPos atomic.Pointer[position]
 	// hold, when set, keeps the listener from reading until it is closed
 	// (an executor started paused; see pause.go).
 	hold <-chan struct{}
@@ -223,6 +228,7 @@ DELETE FROM ` + table + ` WHERE xid IN (SELECT xid FROM gone)`,
 		// when the process dies.
 		sqlOwn: fmt.Sprintf(`SELECT pg_try_advisory_lock(%d, hashtext($1))`, pgOwnerClass),
 	}
+	b.sqlHistory = b.historySQL()
 	return b, nil
 }
 
@@ -271,6 +277,8 @@ func (b *PostgresBus) Start(ctx context.Context, deliver func(Event)) error {
 	b.started = true
 	b.cancel = lcancel
 	b.done = make(chan struct{})
+	start := b.rowPosition(st.stamp, st.id)
+	b.startPos.Store(&start)
 	l := &pgListener{bus: b, conn: conn, st: st, deliver: deliver,
 		backoff: backoff{min: 50 * time.Millisecond, max: 2 * time.Second}}
 	go l.run(lctx, b.done)
@@ -325,6 +333,11 @@ func (b *PostgresBus) connectListener(ctx context.Context) (*pgx.Conn, error) {
 	if err := b.own(ctx, conn); err != nil {
 		closeQuietly(conn)
 		return nil, err
+	}
+	// Again on a reconnect: the table may have been created again.
+	if err := b.loadEpoch(ctx, conn); err != nil {
+		closeQuietly(conn)
+		return nil, b.connectError(ctx, err)
 	}
 	b.listenPID.Store(conn.PgConn().PID())
 	return conn, nil

@@ -358,6 +358,7 @@ func (l *pgListener) dispatch(rr *pgconn.ResultReader) (int, error) {
 		n++
 		// The values point into the connection's buffer: copy.
 		ev := Event{Type: string(v[2]), Channel: string(v[1]), Data: append([]byte(nil), v[3]...)}
+		ev.pos = b.rowPosition(int64(binary.BigEndian.Uint64(v[5])), int64(binary.BigEndian.Uint64(v[0])))
 		if !b.gate.deliver(l.deliver, ev) {
 			return n, errDeliveryStopped // the position stays before this row
 		}

@@ -34,7 +34,7 @@ type Options struct {
 	HistorySize int
 	// OnOverflow is the policy of a subscription whose queue is full,
 	// unless its registration names one: OverflowDrop (the default) or
-	// OverflowCatchUp (memory and Redis buses).
+	// OverflowCatchUp.
 	OnOverflow string
 }
 
@@ -288,7 +288,7 @@ func (e *Executor) positionsOf(r Registration) (*subPos, error) {
 		return nil, nil
 	}
 	if e.hist == nil {
-		return nil, valueErrorf("positions and catch-up need a bus that keeps a history: the memory or Redis bus")
+		return nil, valueErrorf("positions and catch-up need a bus that keeps a history")
 	}
 	p := &subPos{show: r.Positions || r.After != "", catchUp: catchUp, room: make(chan struct{}, 1)}
 	if r.After != "" {

@@ -18,8 +18,10 @@ type historyBus interface {
 	checkPosition(ctx context.Context, p position) error
 	// history returns up to n events after p, in bus order, each with its
 	// position; a *PositionError (ErrPositionExpired) when events after p
-	// have left the history.
-	history(ctx context.Context, p position, n int) ([]Event, error)
+	// have left the history. Events after upto, the last position this
+	// executor dispatched, may be left out (the PostgreSQL bus reads only
+	// what its listener has settled).
+	history(ctx context.Context, p position, n int, upto position) ([]Event, error)
 }
 
 // Overflow policies: what a subscription does when its queue is full.
@@ -177,8 +179,11 @@ func (e *Executor) catchUp(s *subscription) {
 		if !ok {
 			return
 		}
+		e.orderMu.Lock()
+		upto := e.lastPos
+		e.orderMu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		evs, err := e.hist.history(ctx, cursor, room)
+		evs, err := e.hist.history(ctx, cursor, room, upto)
 		cancel()
 		var pe *PositionError
 		if errors.As(err, &pe) {
@@ -329,7 +334,7 @@ func (e *Executor) goLive(s *subscription) bool {
 // resumeFrom checks a client's position for a registration and returns it.
 func (e *Executor) resumeFrom(after string) (position, error) {
 	if e.hist == nil {
-		return position{}, valueErrorf("positions need a bus that keeps a history: the memory or Redis bus")
+		return position{}, valueErrorf("positions need a bus that keeps a history")
 	}
 	p, err := parsePosition(after, e.hist.epoch())
 	if err == nil {

@@ -73,7 +73,7 @@ func (b *MemoryBus) checkPosition(_ context.Context, p position) error {
 	return b.hist.check(p)
 }
 
-func (b *MemoryBus) history(_ context.Context, p position, n int) ([]Event, error) {
+func (b *MemoryBus) history(_ context.Context, p position, n int, _ position) ([]Event, error) {
 	b.order.Lock()
 	defer b.order.Unlock()
 	return b.hist.after(p, n)

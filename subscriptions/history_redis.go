@@ -103,7 +103,7 @@ func (b *redisBus) checkPosition(ctx context.Context, p position) error {
 // history reads the entries after p, then the stream's first and
 // deleted ids, in one round trip: those only move forward, so when they
 // show nothing after p lost, nothing was when the entries were read.
-func (b *redisBus) history(ctx context.Context, p position, n int) ([]Event, error) {
+func (b *redisBus) history(ctx context.Context, p position, n int, _ position) ([]Event, error) {
 	pipe := b.client.Pipeline()
 	rng := pipe.XRangeN(ctx, b.opts.Stream, "("+streamID{ms: p.hi, seq: p.lo}.String(), "+", int64(n))
 	info := pipe.XInfoStream(ctx, b.opts.Stream)

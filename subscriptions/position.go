@@ -12,13 +12,15 @@ import (
 // A position names one event of a bus: the bus's epoch and the event's
 // offset in the bus's order. Clients see it as an opaque string,
 // "<epoch>:<offset>"; the epoch starts with a letter naming the kind of
-// bus ("m" memory, "r" Redis), so a position from another kind of bus, from
+// bus ("m" memory, "r" Redis, "p" PostgreSQL), so a position from another kind of bus, from
 // another stream, or from an earlier life of this one (a restarted memory
 // bus, a recreated Redis stream) never matches the epoch in force and is
-// refused instead of being read as an offset of today's history.
+// refused instead of being read as an offset of today's history. The
+// offset is "hi-lo" on Redis (the entry id) and PostgreSQL (commit stamp
+// and id), a number on the memory bus.
 type position struct {
 	epoch  string
-	hi, lo uint64 // the offset: Redis "ms-seq", memory 0 and a sequence
+	hi, lo uint64 // the offset: Redis "ms-seq", PostgreSQL "stamp-id", memory 0 and a sequence
 }
 
 // isZero tells whether p is unset (an event of a bus without positions).
@@ -38,7 +40,7 @@ func (p position) String() string {
 func (p position) appendTo(dst []byte) []byte {
 	dst = append(dst, p.epoch...)
 	dst = append(dst, ':')
-	if p.epoch != "" && p.epoch[0] == 'r' {
+	if p.epoch != "" && p.epoch[0] != 'm' {
 		dst = strconv.AppendUint(dst, p.hi, 10)
 		dst = append(dst, '-')
 	}
@@ -65,7 +67,7 @@ func parsePosition(s, epoch string) (position, error) {
 	}
 	p := position{epoch: ep}
 	var err error
-	if ep[0] == 'r' {
+	if ep[0] != 'm' {
 		hi, lo, found := strings.Cut(off, "-")
 		if !found {
 			return position{}, positionError(ErrPositionInvalid, s, "the position %q is not one of this bus (malformed)", s)

@@ -203,10 +203,17 @@ def _worker(kind, url):
     return proc, f"ws://127.0.0.1:{port}/graphql"
 
 
-def test_redis_reconnect_to_another_worker_resumes_byte_for_byte(redis_server):
-    a, url_a = _worker("redis", redis_server.url)
-    b, url_b = _worker("redis", redis_server.url)
-    publisher = PySubscriptionExecutor(PyEventBusConfig.redis(redis_server.url, "positions", stream="positions"))
+@pytest.mark.parametrize("kind", ["redis", "postgresql"])
+def test_reconnect_to_another_worker_resumes_byte_for_byte(kind, request):
+    if kind == "redis":
+        url = request.getfixturevalue("redis_server").url
+        config = PyEventBusConfig.redis(url, "positions", stream="positions")
+    else:
+        url = request.getfixturevalue("postgres_server").dsn
+        config = PyEventBusConfig.postgresql(url)
+    a, url_a = _worker(kind, url)
+    b, url_b = _worker(kind, url)
+    publisher = PySubscriptionExecutor(config)
     try:
         async def main():
             twin = await open_sub(url_b, {"positions": True})
