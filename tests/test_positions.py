@@ -114,7 +114,8 @@ def test_memory_reconnect_resumes_byte_for_byte(memory_server, protocol):
 
     asyncio.run(main())
     m = ex.get_metrics()
-    assert m["resumes"] == 1 and m["events_replayed"] == 16
+    # 11..20 from history, and 21..25 too when published before the catch-up joined the live stream.
+    assert m["resumes"] == 1 and 16 <= m["events_replayed"] <= 21, m
 
 
 def test_frames_unchanged_without_positions(memory_server):
