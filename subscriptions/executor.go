@@ -105,6 +105,9 @@ type Executor struct {
 	// lastPos is the position of the last one.
 	orderMu sync.Mutex
 	lastPos position
+	// beforeGoLive, set by tests, runs before a catch-up tries to join
+	// the live stream.
+	beforeGoLive func()
 }
 
 // NewExecutor builds an executor and starts its bus. The context bounds

@@ -208,8 +208,13 @@ func (e *Executor) catchUp(s *subscription) {
 				return
 			}
 		}
-		if len(evs) < room && e.goLive(s) {
-			return
+		if len(evs) < room {
+			if h := e.beforeGoLive; h != nil {
+				h() // tests: events dispatched live between the read and the seam
+			}
+			if e.goLive(s) {
+				return
+			}
 		}
 	}
 }

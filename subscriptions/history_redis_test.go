@@ -137,3 +137,25 @@ func rawClientURL(t *testing.T, url string) *redis.Client {
 	t.Cleanup(func() { _ = cl.Close() })
 	return cl
 }
+
+func TestRedisResumeSkipsLiveEventsItReplayed(t *testing.T) {
+	url := redistest.Start(t).URL()
+	other := historyRedisExecutor(t, url, Options{}, "s", 0)
+	// Its reader is held: the stream runs ahead of what it dispatched.
+	paused := historyRedisExecutor(t, url, Options{Paused: true}, "s", 0)
+	registerWith(t, other, Registration{SubscriptionID: "twin", Positions: true, Query: `subscription { users { n } }`})
+	publishN(t, other, 1, 10)
+	twin := waitFrames(t, other, "twin", 10)
+	registerWith(t, paused, Registration{SubscriptionID: "r", Query: `subscription { users { n } }`, After: framePosition(t, twin[4])})
+	got := waitFrames(t, paused, "r", 5) // 6..10 from the stream, then it joins the live stream
+	if err := paused.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, other, 11, 11) // the reader now dispatches 1..11: only 11 is new to it
+	twin = append(twin, waitFrames(t, other, "twin", 1)...)
+	got = append(got, waitFrames(t, paused, "r", 1)...)
+	sameFrames(t, got, "r", twin[5:], "twin")
+	if f, _ := paused.Next("r"); f != "" {
+		t.Fatalf("one more frame: %s", f)
+	}
+}

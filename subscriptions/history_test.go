@@ -255,3 +255,21 @@ func TestResumeConcurrentWithPublishes(t *testing.T) {
 		next[w]++
 	}
 }
+
+func TestResumeSeamWithLiveEventsBetweenReadAndJoin(t *testing.T) {
+	e := newTestExecutor(t, Options{})
+	registerWith(t, e, Registration{SubscriptionID: "twin", Query: `subscription { users { n } }`, Positions: true})
+	publishN(t, e, 1, 5)
+	start := framePosition(t, waitFrames(t, e, "twin", 5)[1])
+	var once sync.Once
+	e.beforeGoLive = func() { once.Do(func() { publishN(t, e, 6, 8) }) }
+	registerWith(t, e, Registration{SubscriptionID: "r", Query: `subscription { users { n } }`, After: start})
+	got := waitFrames(t, e, "r", 6)
+	publishN(t, e, 9, 9)
+	got = append(got, waitFrames(t, e, "r", 1)...)
+	for i, f := range got {
+		if !strings.Contains(f, fmt.Sprintf(`{"users":{"n":%d}}`, i+3)) {
+			t.Fatalf("frame %d: %s", i, f)
+		}
+	}
+}
