@@ -9,9 +9,9 @@ import sys
 import time
 
 import pytest
+from asgi_helpers import Server, recv
 from websockets.asyncio.client import connect
 
-from asgi_helpers import Server, recv
 from fraiseql._fraiseql_rs.subscriptions import PositionError, PyEventBusConfig, PySubscriptionExecutor
 from fraiseql.subscriptions import GraphQLWSApp
 from servers import _wait_port, free_port
@@ -124,7 +124,8 @@ def test_frames_unchanged_without_positions(memory_server):
     async def main():
         plain = await open_sub(url, None)
         publish(ex, 1, 1)
-        assert await read(plain, 1) == ['{"type":"next","id":"1","payload":{"data":{"users":{"id":1,"name":"user 1"}}}}']
+        frame = '{"type":"next","id":"1","payload":{"data":{"users":{"id":1,"name":"user 1"}}}}'
+        assert await read(plain, 1) == [frame]
         await plain.close()
 
     asyncio.run(main())
