@@ -130,11 +130,16 @@ func (b *PostgresBus) history(ctx context.Context, p position, n int, upto posit
 // historySQL is the statement of history.
 func (b *PostgresBus) historySQL() string {
 	commits := pgx.Identifier{b.schema.commits}.Sanitize()
+	rows := `SELECT e.id, e.channel, e.event_type, e.payload, c.stamp
+	FROM ` + b.tableIdent + ` e JOIN ` + commits + ` c ON c.xid = e.xid`
+	// As the listener's page: the rest of p's transaction, then the
+	// transactions after it, each part in an index's order.
 	return `SELECT k.kept, w.id, w.channel, w.event_type, w.payload, w.stamp
 FROM (SELECT EXISTS (SELECT 1 FROM ` + commits + ` WHERE stamp = $1::bigint) AS kept) k
-LEFT JOIN LATERAL (SELECT e.id, e.channel, e.event_type, e.payload, c.stamp
-	FROM ` + b.tableIdent + ` e JOIN ` + commits + ` c ON c.xid = e.xid
-	WHERE c.stamp >= $1::bigint AND (c.stamp, e.id) > ($1::bigint, $2::bigint) AND (c.stamp, e.id) <= ($3::bigint, $4::bigint)
-	ORDER BY c.stamp, e.id LIMIT $5) w ON true
+LEFT JOIN LATERAL (SELECT * FROM (
+	(` + rows + ` WHERE c.stamp = $1::bigint AND e.id > $2::bigint AND (c.stamp, e.id) <= ($3::bigint, $4::bigint) ORDER BY e.id LIMIT $5)
+	UNION ALL
+	(` + rows + ` WHERE c.stamp > $1::bigint AND (c.stamp, e.id) <= ($3::bigint, $4::bigint) ORDER BY c.stamp, e.id LIMIT $5)
+) u ORDER BY stamp, id LIMIT $5) w ON true
 ORDER BY w.stamp, w.id`
 }
