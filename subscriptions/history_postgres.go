@@ -132,12 +132,15 @@ func (b *PostgresBus) historySQL() string {
 	commits := pgx.Identifier{b.schema.commits}.Sanitize()
 	rows := `SELECT e.id, e.channel, e.event_type, e.payload, c.stamp
 	FROM ` + b.tableIdent + ` e JOIN ` + commits + ` c ON c.xid = e.xid`
-	// As the listener's page: the rest of p's transaction, then the
-	// transactions after it, each part in an index's order.
+	// As the listener's page: the rest of p's transaction (found by its
+	// xid, so that the (xid, id) index serves it), then the transactions
+	// after it, each part in an index's order.
 	return `SELECT k.kept, w.id, w.channel, w.event_type, w.payload, w.stamp
 FROM (SELECT EXISTS (SELECT 1 FROM ` + commits + ` WHERE stamp = $1::bigint) AS kept) k
 LEFT JOIN LATERAL (SELECT * FROM (
-	(` + rows + ` WHERE c.stamp = $1::bigint AND e.id > $2::bigint AND (c.stamp, e.id) <= ($3::bigint, $4::bigint) ORDER BY e.id LIMIT $5)
+	(SELECT e.id, e.channel, e.event_type, e.payload, $1::bigint AS stamp FROM ` + b.tableIdent + ` e
+		WHERE e.xid = (SELECT xid FROM ` + commits + ` WHERE stamp = $1::bigint) AND e.id > $2::bigint
+		AND ($1::bigint, e.id) <= ($3::bigint, $4::bigint) ORDER BY e.id LIMIT $5)
 	UNION ALL
 	(` + rows + ` WHERE c.stamp > $1::bigint AND (c.stamp, e.id) <= ($3::bigint, $4::bigint) ORDER BY c.stamp, e.id LIMIT $5)
 ) u ORDER BY stamp, id LIMIT $5) w ON true
