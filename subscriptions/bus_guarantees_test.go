@@ -470,3 +470,71 @@ func TestPostgresBusCrashReplayIsBounded(t *testing.T) {
 	checkCrashReplay(t, BusPostgres, srv.ConnString(), BusConfig{Kind: BusPostgres,
 		Postgres: PostgresOptions{ConnString: srv.ConnString(), InstanceID: "crash", PollInterval: 50 * time.Millisecond}}, pgPageSize)
 }
+
+// Pruning spares what a live listener has not read, even one that has not
+// read at all yet, and counts and logs what it takes from a stopped
+// InstanceID, which reports it when it starts again.
+func TestPostgresBusPruningSparesLiveListeners(t *testing.T) {
+	srv := pgtest.Start(t)
+	ctx := context.Background()
+	newBus := func(id string, hold <-chan struct{}, c *collector, log Logger) *PostgresBus {
+		t.Helper()
+		b, err := newPostgresBus(PostgresOptions{ConnString: srv.ConnString(), InstanceID: id, Retention: time.Microsecond,
+			PollInterval: 20 * time.Millisecond, Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.pruneEvery = 20 * time.Millisecond
+		if hold != nil {
+			b.holdReader(hold)
+		}
+		t.Cleanup(func() { b.Close(context.Background()) })
+		if err := b.Start(ctx, c.deliver); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	rows := func() int {
+		var n int
+		if err := pgConnect(t, srv.ConnString()).QueryRow(ctx, `SELECT count(*) FROM fraiseql_events`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	var cd, cl, ca, cr collector
+	if err := newBus("down", nil, &cd, nil).Close(ctx); err != nil { // stored, then stopped
+		t.Fatal(err)
+	}
+	hold := make(chan struct{})
+	newBus("", hold, &cl, nil)     // live, anonymous, not reading yet
+	newBus("late", hold, &cr, nil) // live, with an InstanceID, not reading yet
+	a := newBus("", nil, &ca, nil) // reads and prunes
+	if err := a.PublishBatch(ctx, userEvents(0, 10)); err != nil {
+		t.Fatal(err)
+	}
+	ca.waitFor(t, 10, 10*time.Second)
+	for before := a.prunes.Load(); a.prunes.Load() < before+3; {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := rows(); n != 10 {
+		t.Fatalf("%d of 10 rows left while two live listeners had not read them", n)
+	}
+	close(hold)
+	cl.waitFor(t, 10, 10*time.Second)
+	cr.waitFor(t, 10, 10*time.Second)
+	for deadline := time.Now().Add(10 * time.Second); rows() != 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d rows left once every live listener read them", rows())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	sink := NewLogSink(0)
+	down := newBus("down", nil, &cd, sink)
+	if got := down.Stats().PrunedUnread; got != 10 {
+		t.Fatalf("the stopped listener reports %d events pruned before it read them, want 10", got)
+	}
+	recs, _ := sink.Wait(ctx)
+	if len(recs) == 0 || !strings.Contains(recs[0].Msg, `10 events of "fraiseql_events" were pruned`) || recs[0].Level != LogWarning {
+		t.Fatalf("log: %+v", recs)
+	}
+}

@@ -182,6 +182,7 @@ CREATE TABLE IF NOT EXISTS ` + positions + ` (
 	updated_at timestamptz NOT NULL DEFAULT now()
 );
 ALTER TABLE ` + positions + ` ADD COLUMN IF NOT EXISTS after_stamp bigint;
+ALTER TABLE ` + positions + ` ADD COLUMN IF NOT EXISTS pruned_unread bigint NOT NULL DEFAULT 0;
 CREATE TABLE IF NOT EXISTS ` + commits + ` (
 	xid xid8 PRIMARY KEY,
 	stamp bigint

@@ -37,9 +37,9 @@ const (
 	redisMaxPipeline = 1000
 	// redisAckEvery: the reader acknowledges every this many dispatched
 	// entries, which bounds what a crash can deliver again.
-	redisAckEvery = 100
-	redisBackoffMin  = 50 * time.Millisecond
-	redisBackoffMax  = time.Second // also bounds how late "restored" is logged
+	redisAckEvery   = 100
+	redisBackoffMin = 50 * time.Millisecond
+	redisBackoffMax = time.Second // also bounds how late "restored" is logged
 
 	redisMaxCleanupEvery = time.Minute
 	redisMinCleanupEvery = time.Second
