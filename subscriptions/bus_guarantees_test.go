@@ -538,3 +538,57 @@ func TestPostgresBusPruningSparesLiveListeners(t *testing.T) {
 		t.Fatalf("log: %+v", recs)
 	}
 }
+
+// Concurrent publishers share transactions (group commit); events that
+// PostgreSQL would refuse fail alone: a NUL in a channel before grouping,
+// an event a constraint refuses after the shared transaction failed, when
+// the others are published again one by one.
+func TestPostgresGroupCommitFailsOnlyBadEvents(t *testing.T) {
+	srv := pgtest.Start(t)
+	e := openExecutor(t, postgresFixtureOn(t, srv.ConnString()).cfg(""))
+	srv.Exec(t, `ALTER TABLE fraiseql_events ADD CONSTRAINT no_poison CHECK (event_type <> 'poison')`)
+	const threads, each = 16, 40
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failures []string
+	for th := 0; th < threads; th++ {
+		wg.Add(1)
+		go func(th int) {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				ev := Event{Type: "changed", Channel: "users", Data: []byte(fmt.Sprintf(`{"id":%d}`, th*each+i))}
+				want := ""
+				switch i % 10 {
+				case 3:
+					ev.Channel, want = "us\x00ers", "channel must not contain NUL characters"
+				case 7:
+					ev.Type, want = "poison", "no_poison"
+				}
+				err := e.Publish(context.Background(), ev)
+				var got string
+				if err != nil {
+					got = err.Error()
+				}
+				if (want == "") != (err == nil) || (want != "" && !strings.Contains(got, want)) {
+					mu.Lock()
+					failures = append(failures, fmt.Sprintf("%q %q: got %q, want %q", ev.Channel, ev.Type, got, want))
+					mu.Unlock()
+				}
+			}
+		}(th)
+	}
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Fatalf("%d wrong outcomes, first: %s", len(failures), failures[0])
+	}
+	if st := e.GroupCommitStats(); st.Events <= st.Flushes {
+		t.Fatalf("no transaction was shared (%d events in %d flushes)", st.Events, st.Flushes)
+	}
+	var n int
+	if err := pgConnect(t, srv.ConnString()).QueryRow(context.Background(), `SELECT count(*) FROM fraiseql_events`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != threads*each*8/10 {
+		t.Fatalf("%d events published, want %d", n, threads*each*8/10)
+	}
+}
