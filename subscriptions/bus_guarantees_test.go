@@ -592,3 +592,25 @@ func TestPostgresGroupCommitFailsOnlyBadEvents(t *testing.T) {
 		t.Fatalf("%d events published, want %d", n, threads*each*8/10)
 	}
 }
+
+// A position stored by an earlier release (a snapshot, no stamp) resumes
+// at the first transaction that snapshot had not seen finish.
+func TestPostgresBusResumesAnOlderPosition(t *testing.T) {
+	srv := pgtest.Start(t)
+	ctx := context.Background()
+	pub := startPgBus(t, PostgresOptions{ConnString: srv.ConnString()}, nil)
+	if err := pub.Publish(ctx, pgEvent("before", 0)); err != nil { // creates the schema
+		t.Fatal(err)
+	}
+	admin := pgConnect(t, srv.ConnString())
+	mustExec(t, admin, `INSERT INTO fraiseql_events_positions (instance_id, snapshot) VALUES ('old', pg_current_snapshot())`)
+	want := []Event{pgEvent("after", 1), pgEvent("after", 2), pgEvent("after", 3)}
+	for _, ev := range want {
+		if err := pub.Publish(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var c collector
+	startPgBus(t, PostgresOptions{ConnString: srv.ConnString(), InstanceID: "old", PollInterval: 20 * time.Millisecond}, &c)
+	checkInOrder(t, c.waitFor(t, len(want), 10*time.Second), want)
+}
