@@ -10,11 +10,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -613,4 +616,132 @@ func TestPostgresBusResumesAnOlderPosition(t *testing.T) {
 	var c collector
 	startPgBus(t, PostgresOptions{ConnString: srv.ConnString(), InstanceID: "old", PollInterval: 20 * time.Millisecond}, &c)
 	checkInOrder(t, c.waitFor(t, len(want), 10*time.Second), want)
+}
+
+// dropProxy forwards TCP connections to target; once armed, it swallows
+// the next reply of the server and breaks that connection, as a network
+// failure after a request was sent would.
+type dropProxy struct {
+	ln     net.Listener
+	target string
+	armed  atomic.Bool
+}
+
+func startDropProxy(t *testing.T, target string) *dropProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &dropProxy{ln: ln, target: target}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.serve(c)
+		}
+	}()
+	return p
+}
+
+func (p *dropProxy) port() int { return p.ln.Addr().(*net.TCPAddr).Port }
+
+func (p *dropProxy) serve(client net.Conn) {
+	server, err := net.Dial("tcp", p.target)
+	if err != nil {
+		client.Close()
+		return
+	}
+	go func() { io.Copy(server, client); server.Close() }()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := server.Read(buf)
+		if n > 0 && p.armed.CompareAndSwap(true, false) {
+			break // the reply is lost with the connection
+		}
+		if n > 0 {
+			if _, werr := client.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	client.Close()
+	server.Close()
+}
+
+// A publish whose reply is lost raises ErrOutcomeUnknown although the
+// event was published; a retry with the same idempotency key is accepted
+// and the event is delivered once. Errors that mean "not published" stay
+// as they are.
+func checkRetrySafePublish(t *testing.T, direct, proxied busFixture, proxy *dropProxy) {
+	ctx := context.Background()
+	reader := direct.open(t, "")
+	resume(t, reader)
+	register(t, reader, sub{id: "s"})
+	// A bus without a reader: the proxy then carries the publisher's
+	// traffic alone.
+	pub, err := NewBus(proxied.cfg(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close(ctx)
+	ev := func(n int, key string) Event {
+		return Event{Type: "changed", Channel: "users", Data: []byte(fmt.Sprintf(`{"id":%d}`, n)), IdempotencyKey: key}
+	}
+	if err := pub.Publish(ctx, ev(0, "")); err != nil { // warm: the connection and the schema
+		t.Fatal(err)
+	}
+	for _, batch := range []bool{false, true} {
+		key := fmt.Sprintf("retry-%v", batch)
+		proxy.armed.Store(true)
+		var err error
+		if batch {
+			err = pub.PublishBatch(ctx, []Event{ev(1, key+"-a"), ev(2, key+"-b")})
+		} else {
+			err = pub.Publish(ctx, ev(1, key))
+		}
+		if !errors.Is(err, ErrOutcomeUnknown) || !strings.Contains(err.Error(), "the outcome is unknown") {
+			t.Fatalf("batch=%v: got %v, want ErrOutcomeUnknown", batch, err)
+		}
+		// The retry, with the same keys, is accepted.
+		if batch {
+			err = pub.PublishBatch(ctx, []Event{ev(1, key+"-a"), ev(2, key+"-b")})
+		} else {
+			err = pub.Publish(ctx, ev(1, key))
+		}
+		if err != nil {
+			t.Fatalf("batch=%v: the retry: %v", batch, err)
+		}
+	}
+	if err := pub.Publish(ctx, ev(9, "")); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`{"users":{"id":0}}`, `{"users":{"id":1}}`, `{"users":{"id":1}}`, `{"users":{"id":2}}`, `{"users":{"id":9}}`}
+	for i, w := range want {
+		if fr := nextWait(t, reader, "s"); fr != frame("s", w) {
+			t.Fatalf("event %d: got %s, want %s (a retry delivered twice?)", i, fr, w)
+		}
+	}
+	// Refused before sending: not an unknown outcome.
+	if err := reader.Publish(ctx, Event{Type: "changed", Channel: "us\x00ers", Data: []byte(`{}`)}); errors.Is(err, ErrOutcomeUnknown) || err == nil {
+		t.Fatalf("a refused event: %v", err)
+	}
+}
+
+func TestRedisBusRetrySafePublish(t *testing.T) {
+	srv := redistest.Start(t)
+	proxy := startDropProxy(t, srv.Addr())
+	checkRetrySafePublish(t, redisFixtureOn(t, srv.URL()), redisFixtureOn(t, fmt.Sprintf("redis://127.0.0.1:%d/0", proxy.port())), proxy)
+}
+
+func TestPostgresBusRetrySafePublish(t *testing.T) {
+	srv := pgtest.Start(t)
+	proxy := startDropProxy(t, fmt.Sprintf("127.0.0.1:%d", srv.Port))
+	checkRetrySafePublish(t, postgresFixtureOn(t, srv.ConnString()),
+		postgresFixtureOn(t, fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres sslmode=disable", proxy.port())), proxy)
 }

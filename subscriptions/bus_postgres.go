@@ -74,17 +74,20 @@ type PostgresBus struct {
 	tableIdent      string // the quoted table name
 	sqlPublish      string
 	sqlPublishBatch string
-	sqlLockOrder    string // the horizon (see bus_postgres_listener.go): lock,
-	sqlHorizon      string // read the sequence,
-	sqlUnlockOrder  string // let go
-	sqlResumePos    string // the stored position of a listener, or a new one after the horizon
-	sqlSavePos      string
-	sqlPage         string
-	sqlPrune        string
-	sqlListen       string
-	sqlOwn          string // takes the InstanceID's lock, if free
-	sqlForget       string // removes the row of an anonymous listener
-	sqlForgetGone   string // removes the rows of anonymous listeners that are gone
+	// With idempotency keys: a row whose key is there already is skipped.
+	sqlPublishKeyed      string
+	sqlPublishBatchKeyed string
+	sqlLockOrder         string // the horizon (see bus_postgres_listener.go): lock,
+	sqlHorizon           string // read the sequence,
+	sqlUnlockOrder       string // let go
+	sqlResumePos         string // the stored position of a listener, or a new one after the horizon
+	sqlSavePos           string
+	sqlPage              string
+	sqlPrune             string
+	sqlListen            string
+	sqlOwn               string // takes the InstanceID's lock, if free
+	sqlForget            string // removes the row of an anonymous listener
+	sqlForgetGone        string // removes the rows of anonymous listeners that are gone
 
 	// Tunables, constants outside tests.
 	pruneEvery time.Duration
@@ -183,16 +186,18 @@ func newPostgresBus(opts PostgresOptions) (*PostgresBus, error) {
 	commits := pgx.Identifier{schema.commits}.Sanitize()
 	orderKey := fmt.Sprintf("%d, hashtext(%s)", pgOrderClass, quoteLiteral(opts.Table))
 	horizon := `current_setting('fraiseql.horizon')::bigint`
-	rows := `SELECT e.id, e.channel, e.event_type, e.payload, e.created_at, c.stamp
-	FROM ` + table + ` e JOIN ` + commits + ` c ON c.xid = e.xid` // the table first, as the DDL locks them
+	cols := `e.id, e.channel, e.event_type, e.payload, e.created_at`
 	// The rest of the position's transaction, then the transactions
-	// stamped after it up to the horizon; two parts so that each uses an
-	// index in order (commits by stamp, the table by (xid, id)).
+	// stamped after it up to the horizon, each read by the index on
+	// (xid, id) in a nested loop over the commits in stamp order: the
+	// output comes in (stamp, id) order, so the sort stops at the page.
 	page := fmt.Sprintf(`SELECT * FROM (
-	(%[1]s WHERE c.stamp = $1::bigint AND e.id > $2::bigint ORDER BY e.id LIMIT %[2]d)
+	(SELECT %[1]s, c.stamp FROM %[2]s c, LATERAL (SELECT * FROM %[3]s e WHERE e.xid = c.xid AND e.id > $2::bigint ORDER BY e.id LIMIT %[4]d) e
+		WHERE c.stamp = $1::bigint)
 	UNION ALL
-	(%[1]s WHERE c.stamp > $1::bigint AND c.stamp <= %[3]s ORDER BY c.stamp, e.id LIMIT %[2]d)
-) w ORDER BY stamp, id LIMIT %[2]d`, rows, pgPageSize, horizon)
+	(SELECT %[1]s, c.stamp FROM (SELECT xid, stamp FROM %[2]s WHERE stamp > $1::bigint AND stamp <= %[5]s ORDER BY stamp LIMIT %[4]d) c,
+		LATERAL (SELECT * FROM %[3]s e WHERE e.xid = c.xid ORDER BY e.id LIMIT %[4]d) e)
+) w ORDER BY stamp, id LIMIT %[4]d`, cols, commits, table, pgPageSize, horizon)
 	listenerID, anonymous := opts.InstanceID, opts.InstanceID == ""
 	if anonymous {
 		var raw [8]byte
@@ -215,6 +220,13 @@ SELECT pg_notify($4, '')`,
 		// ORDER BY the position in the arrays: ids are taken in that order.
 		sqlPublishBatch: `WITH ins AS (INSERT INTO ` + table + ` (channel, event_type, payload)
 	SELECT c, t, p FROM unnest($1::text[], $2::text[], $3::bytea[]) WITH ORDINALITY AS e(c, t, p, n) ORDER BY n)
+SELECT pg_notify($4, '')`,
+		sqlPublishKeyed: `WITH ins AS (INSERT INTO ` + table + ` (channel, event_type, payload, idem_key) VALUES ($1, $2, $3, $5)
+	ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING)
+SELECT pg_notify($4, '')`,
+		sqlPublishBatchKeyed: `WITH ins AS (INSERT INTO ` + table + ` (channel, event_type, payload, idem_key)
+	SELECT c, t, p, k FROM unnest($1::text[], $2::text[], $3::bytea[], $5::text[]) WITH ORDINALITY AS e(c, t, p, k, n) ORDER BY n
+	ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING)
 SELECT pg_notify($4, '')`,
 		sqlLockOrder: `SELECT pg_advisory_lock(` + orderKey + `)`,
 		sqlHorizon: `SELECT set_config('fraiseql.horizon', coalesce(pg_sequence_last_value(pg_get_serial_sequence(` +
@@ -422,7 +434,13 @@ func (b *PostgresBus) connectError(ctx context.Context, err error) error {
 // Publish implements Bus: the event is inserted and the listeners woken
 // in a single statement.
 func (b *PostgresBus) Publish(ctx context.Context, ev Event) error {
-	if err := b.exec(ctx, b.sqlPublish, ev.Channel, ev.Type, notNull(ev.Data), b.opts.NotifyChannel); err != nil {
+	var err error
+	if ev.IdempotencyKey == "" {
+		err = b.exec(ctx, b.sqlPublish, ev.Channel, ev.Type, notNull(ev.Data), b.opts.NotifyChannel)
+	} else {
+		err = b.exec(ctx, b.sqlPublishKeyed, ev.Channel, ev.Type, notNull(ev.Data), b.opts.NotifyChannel, ev.IdempotencyKey)
+	}
+	if err != nil {
 		return err
 	}
 	b.published.Add(1)
@@ -439,10 +457,23 @@ func (b *PostgresBus) PublishBatch(ctx context.Context, evs []Event) error {
 	channels := make([]string, len(evs))
 	types := make([]string, len(evs))
 	payloads := make([][]byte, len(evs))
+	var keys []*string // nil unless an event has a key
 	for i := range evs {
 		channels[i], types[i], payloads[i] = evs[i].Channel, evs[i].Type, notNull(evs[i].Data)
+		if evs[i].IdempotencyKey != "" {
+			if keys == nil {
+				keys = make([]*string, len(evs))
+			}
+			keys[i] = &evs[i].IdempotencyKey
+		}
 	}
-	if err := b.exec(ctx, b.sqlPublishBatch, channels, types, payloads, b.opts.NotifyChannel); err != nil {
+	var err error
+	if keys == nil {
+		err = b.exec(ctx, b.sqlPublishBatch, channels, types, payloads, b.opts.NotifyChannel)
+	} else {
+		err = b.exec(ctx, b.sqlPublishBatchKeyed, channels, types, payloads, b.opts.NotifyChannel, keys)
+	}
+	if err != nil {
 		return err
 	}
 	b.published.Add(uint64(len(evs)))
@@ -478,9 +509,24 @@ func (b *PostgresBus) exec(ctx context.Context, sql string, args ...any) error {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			msg = "the connection to the server was lost (" + msg + ")"
 		}
+		if pgOutcomeUnknown(err) {
+			return outcomeUnknown("PostgreSQL", msg, err)
+		}
 		return busError("publishing to PostgreSQL failed: "+msg, err)
 	}
 	return nil
+}
+
+// pgOutcomeUnknown tells whether a publishing statement may have
+// committed although it failed: neither refused by the server (which
+// rolls it back) nor failed before anything was sent.
+func pgOutcomeUnknown(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) || pgconn.SafeToRetry(err) {
+		return false
+	}
+	var connectErr *pgconn.ConnectError
+	return !errors.As(err, &connectErr) && !errors.Is(err, ErrClosed)
 }
 
 func (b *PostgresBus) execOnce(ctx context.Context, sql string, args ...any) error {

@@ -263,6 +263,12 @@ func (e *Executor) prepare(ev Event, wellFormed bool) (Event, error) {
 	if err := checkText(ev.Type, "event_type"); err != nil {
 		return ev, err
 	}
+	if len(ev.IdempotencyKey) > MaxIDBytes {
+		return ev, valueErrorf("idempotency_key is %d bytes, over the limit of %d", len(ev.IdempotencyKey), MaxIDBytes)
+	}
+	if err := checkText(ev.IdempotencyKey, "idempotency_key"); err != nil {
+		return ev, err
+	}
 	if e.closed.Load() {
 		return ev, ErrClosed
 	}
