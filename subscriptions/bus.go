@@ -20,7 +20,8 @@ type Bus interface {
 	// or with an error that says what could not be reached.
 	Start(ctx context.Context, deliver func(Event)) error
 	// Publish sends ev to every executor on the bus. When it returns nil
-	// the bus has accepted the event; an error means it was not published.
+	// the bus has accepted the event; an error means it was not published,
+	// unless it matches ErrOutcomeUnknown (the answer was lost).
 	Publish(ctx context.Context, ev Event) error
 	// PublishBatch puts evs on the bus in order with one round trip / one
 	// transaction. nil: all accepted. A *BatchError reports per-event
