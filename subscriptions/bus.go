@@ -20,7 +20,8 @@ type Bus interface {
 	// or with an error that says what could not be reached.
 	Start(ctx context.Context, deliver func(Event)) error
 	// Publish sends ev to every executor on the bus. When it returns nil
-	// the bus has accepted the event; an error means it was not published.
+	// the bus has accepted the event; an error means it was not published,
+	// unless it matches ErrOutcomeUnknown (the answer was lost).
 	Publish(ctx context.Context, ev Event) error
 	// PublishBatch puts evs on the bus in order with one round trip / one
 	// transaction. nil: all accepted. A *BatchError reports per-event
@@ -43,6 +44,10 @@ type BusStats struct {
 	// Panics counts panics recovered in the bus's own goroutines (outside
 	// deliver, which recovers its own); the reader starts over after one.
 	Panics uint64
+	// PrunedUnread counts the events that the PostgreSQL bus pruned while
+	// this InstanceID was stopped, before it read them (reported when it
+	// starts again, and logged).
+	PrunedUnread uint64
 	// LagMillis is the delay between the publication and the reception of
 	// the last received event, in milliseconds (0 for the memory bus).
 	LagMillis float64
@@ -88,11 +93,12 @@ type deliveryStopper interface {
 // busCounters are the counters of a distributed bus, behind Stats, and
 // its readers' test hook.
 type busCounters struct {
-	published  atomic.Uint64
-	received   atomic.Uint64
-	reconnects atomic.Uint64
-	panics     atomic.Uint64 // recovered in the bus's own goroutines
-	lagBits    atomic.Uint64 // math.Float64bits of LagMillis
+	published    atomic.Uint64
+	received     atomic.Uint64
+	reconnects   atomic.Uint64
+	panics       atomic.Uint64 // recovered in the bus's own goroutines
+	prunedUnread atomic.Uint64
+	lagBits      atomic.Uint64 // math.Float64bits of LagMillis
 	// panicNext makes the reader panic before its next event (tests).
 	panicNext atomic.Bool
 }
@@ -100,11 +106,12 @@ type busCounters struct {
 // Stats implements Bus.
 func (c *busCounters) Stats() BusStats {
 	return BusStats{
-		Published:  c.published.Load(),
-		Received:   c.received.Load(),
-		Reconnects: c.reconnects.Load(),
-		Panics:     c.panics.Load(),
-		LagMillis:  math.Float64frombits(c.lagBits.Load()),
+		Published:    c.published.Load(),
+		Received:     c.received.Load(),
+		Reconnects:   c.reconnects.Load(),
+		Panics:       c.panics.Load(),
+		PrunedUnread: c.prunedUnread.Load(),
+		LagMillis:    math.Float64frombits(c.lagBits.Load()),
 	}
 }
 

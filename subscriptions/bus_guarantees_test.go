@@ -10,11 +10,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -469,4 +472,276 @@ func TestPostgresBusCrashReplayIsBounded(t *testing.T) {
 	srv := pgtest.Start(t)
 	checkCrashReplay(t, BusPostgres, srv.ConnString(), BusConfig{Kind: BusPostgres,
 		Postgres: PostgresOptions{ConnString: srv.ConnString(), InstanceID: "crash", PollInterval: 50 * time.Millisecond}}, pgPageSize)
+}
+
+// Pruning spares what a live listener has not read, even one that has not
+// read at all yet, and counts and logs what it takes from a stopped
+// InstanceID, which reports it when it starts again.
+func TestPostgresBusPruningSparesLiveListeners(t *testing.T) {
+	srv := pgtest.Start(t)
+	ctx := context.Background()
+	newBus := func(id string, hold <-chan struct{}, c *collector, log Logger) *PostgresBus {
+		t.Helper()
+		b, err := newPostgresBus(PostgresOptions{ConnString: srv.ConnString(), InstanceID: id, Retention: time.Microsecond,
+			PollInterval: 20 * time.Millisecond, Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.pruneEvery = 20 * time.Millisecond
+		if hold != nil {
+			b.holdReader(hold)
+		}
+		t.Cleanup(func() { b.Close(context.Background()) })
+		if err := b.Start(ctx, c.deliver); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	rows := func() int {
+		var n int
+		if err := pgConnect(t, srv.ConnString()).QueryRow(ctx, `SELECT count(*) FROM fraiseql_events`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	var cd, cl, ca, cr collector
+	if err := newBus("down", nil, &cd, nil).Close(ctx); err != nil { // stored, then stopped
+		t.Fatal(err)
+	}
+	hold := make(chan struct{})
+	newBus("", hold, &cl, nil)     // live, anonymous, not reading yet
+	newBus("late", hold, &cr, nil) // live, with an InstanceID, not reading yet
+	a := newBus("", nil, &ca, nil) // reads and prunes
+	if err := a.PublishBatch(ctx, userEvents(0, 10)); err != nil {
+		t.Fatal(err)
+	}
+	ca.waitFor(t, 10, 10*time.Second)
+	for before := a.prunes.Load(); a.prunes.Load() < before+3; {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := rows(); n != 10 {
+		t.Fatalf("%d of 10 rows left while two live listeners had not read them", n)
+	}
+	close(hold)
+	cl.waitFor(t, 10, 10*time.Second)
+	cr.waitFor(t, 10, 10*time.Second)
+	for deadline := time.Now().Add(10 * time.Second); rows() != 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d rows left once every live listener read them", rows())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	sink := NewLogSink(0)
+	down := newBus("down", nil, &cd, sink)
+	if got := down.Stats().PrunedUnread; got != 10 {
+		t.Fatalf("the stopped listener reports %d events pruned before it read them, want 10", got)
+	}
+	recs, _ := sink.Wait(ctx)
+	if len(recs) == 0 || !strings.Contains(recs[0].Msg, `10 events of "fraiseql_events" were pruned`) || recs[0].Level != LogWarning {
+		t.Fatalf("log: %+v", recs)
+	}
+}
+
+// Concurrent publishers share transactions (group commit); events that
+// PostgreSQL would refuse fail alone: a NUL in a channel before grouping,
+// an event a constraint refuses after the shared transaction failed, when
+// the others are published again one by one.
+func TestPostgresGroupCommitFailsOnlyBadEvents(t *testing.T) {
+	srv := pgtest.Start(t)
+	e := openExecutor(t, postgresFixtureOn(t, srv.ConnString()).cfg(""))
+	srv.Exec(t, `ALTER TABLE fraiseql_events ADD CONSTRAINT no_poison CHECK (event_type <> 'poison')`)
+	const threads, each = 16, 40
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failures []string
+	for th := 0; th < threads; th++ {
+		wg.Add(1)
+		go func(th int) {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				ev := Event{Type: "changed", Channel: "users", Data: []byte(fmt.Sprintf(`{"id":%d}`, th*each+i))}
+				want := ""
+				switch i % 10 {
+				case 3:
+					ev.Channel, want = "us\x00ers", "channel must not contain NUL characters"
+				case 7:
+					ev.Type, want = "poison", "no_poison"
+				}
+				err := e.Publish(context.Background(), ev)
+				var got string
+				if err != nil {
+					got = err.Error()
+				}
+				if (want == "") != (err == nil) || (want != "" && !strings.Contains(got, want)) {
+					mu.Lock()
+					failures = append(failures, fmt.Sprintf("%q %q: got %q, want %q", ev.Channel, ev.Type, got, want))
+					mu.Unlock()
+				}
+			}
+		}(th)
+	}
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Fatalf("%d wrong outcomes, first: %s", len(failures), failures[0])
+	}
+	if st := e.GroupCommitStats(); st.Events <= st.Flushes {
+		t.Fatalf("no transaction was shared (%d events in %d flushes)", st.Events, st.Flushes)
+	}
+	var n int
+	if err := pgConnect(t, srv.ConnString()).QueryRow(context.Background(), `SELECT count(*) FROM fraiseql_events`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != threads*each*8/10 {
+		t.Fatalf("%d events published, want %d", n, threads*each*8/10)
+	}
+}
+
+// A position stored by an earlier release (a snapshot, no stamp) resumes
+// at the first transaction that snapshot had not seen finish.
+func TestPostgresBusResumesAnOlderPosition(t *testing.T) {
+	srv := pgtest.Start(t)
+	ctx := context.Background()
+	pub := startPgBus(t, PostgresOptions{ConnString: srv.ConnString()}, nil)
+	if err := pub.Publish(ctx, pgEvent("before", 0)); err != nil { // creates the schema
+		t.Fatal(err)
+	}
+	admin := pgConnect(t, srv.ConnString())
+	mustExec(t, admin, `INSERT INTO fraiseql_events_positions (instance_id, snapshot) VALUES ('old', pg_current_snapshot())`)
+	want := []Event{pgEvent("after", 1), pgEvent("after", 2), pgEvent("after", 3)}
+	for _, ev := range want {
+		if err := pub.Publish(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var c collector
+	startPgBus(t, PostgresOptions{ConnString: srv.ConnString(), InstanceID: "old", PollInterval: 20 * time.Millisecond}, &c)
+	checkInOrder(t, c.waitFor(t, len(want), 10*time.Second), want)
+}
+
+// dropProxy forwards TCP connections to target; once armed, it swallows
+// the next reply of the server and breaks that connection, as a network
+// failure after a request was sent would.
+type dropProxy struct {
+	ln     net.Listener
+	target string
+	armed  atomic.Bool
+}
+
+func startDropProxy(t *testing.T, target string) *dropProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &dropProxy{ln: ln, target: target}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.serve(c)
+		}
+	}()
+	return p
+}
+
+func (p *dropProxy) port() int { return p.ln.Addr().(*net.TCPAddr).Port }
+
+func (p *dropProxy) serve(client net.Conn) {
+	server, err := net.Dial("tcp", p.target)
+	if err != nil {
+		client.Close()
+		return
+	}
+	go func() { io.Copy(server, client); server.Close() }()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := server.Read(buf)
+		if n > 0 && p.armed.CompareAndSwap(true, false) {
+			break // the reply is lost with the connection
+		}
+		if n > 0 {
+			if _, werr := client.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	client.Close()
+	server.Close()
+}
+
+// A publish whose reply is lost raises ErrOutcomeUnknown although the
+// event was published; a retry with the same idempotency key is accepted
+// and the event is delivered once. Errors that mean "not published" stay
+// as they are.
+func checkRetrySafePublish(t *testing.T, direct, proxied busFixture, proxy *dropProxy) {
+	ctx := context.Background()
+	reader := direct.open(t, "")
+	resume(t, reader)
+	register(t, reader, sub{id: "s"})
+	// A bus without a reader: the proxy then carries the publisher's
+	// traffic alone.
+	pub, err := NewBus(proxied.cfg(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close(ctx)
+	ev := func(n int, key string) Event {
+		return Event{Type: "changed", Channel: "users", Data: []byte(fmt.Sprintf(`{"id":%d}`, n)), IdempotencyKey: key}
+	}
+	if err := pub.Publish(ctx, ev(0, "")); err != nil { // warm: the connection and the schema
+		t.Fatal(err)
+	}
+	for _, batch := range []bool{false, true} {
+		key := fmt.Sprintf("retry-%v", batch)
+		proxy.armed.Store(true)
+		var err error
+		if batch {
+			err = pub.PublishBatch(ctx, []Event{ev(1, key+"-a"), ev(2, key+"-b")})
+		} else {
+			err = pub.Publish(ctx, ev(1, key))
+		}
+		if !errors.Is(err, ErrOutcomeUnknown) || !strings.Contains(err.Error(), "the outcome is unknown") {
+			t.Fatalf("batch=%v: got %v, want ErrOutcomeUnknown", batch, err)
+		}
+		// The retry, with the same keys, is accepted.
+		if batch {
+			err = pub.PublishBatch(ctx, []Event{ev(1, key+"-a"), ev(2, key+"-b")})
+		} else {
+			err = pub.Publish(ctx, ev(1, key))
+		}
+		if err != nil {
+			t.Fatalf("batch=%v: the retry: %v", batch, err)
+		}
+	}
+	if err := pub.Publish(ctx, ev(9, "")); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`{"users":{"id":0}}`, `{"users":{"id":1}}`, `{"users":{"id":1}}`, `{"users":{"id":2}}`, `{"users":{"id":9}}`}
+	for i, w := range want {
+		if fr := nextWait(t, reader, "s"); fr != frame("s", w) {
+			t.Fatalf("event %d: got %s, want %s (a retry delivered twice?)", i, fr, w)
+		}
+	}
+	// Refused before sending: not an unknown outcome.
+	if err := reader.Publish(ctx, Event{Type: "changed", Channel: "us\x00ers", Data: []byte(`{}`)}); errors.Is(err, ErrOutcomeUnknown) || err == nil {
+		t.Fatalf("a refused event: %v", err)
+	}
+}
+
+func TestRedisBusRetrySafePublish(t *testing.T) {
+	srv := redistest.Start(t)
+	proxy := startDropProxy(t, srv.Addr())
+	checkRetrySafePublish(t, redisFixtureOn(t, srv.URL()), redisFixtureOn(t, fmt.Sprintf("redis://127.0.0.1:%d/0", proxy.port())), proxy)
+}
+
+func TestPostgresBusRetrySafePublish(t *testing.T) {
+	srv := pgtest.Start(t)
+	proxy := startDropProxy(t, fmt.Sprintf("127.0.0.1:%d", srv.Port))
+	checkRetrySafePublish(t, postgresFixtureOn(t, srv.ConnString()),
+		postgresFixtureOn(t, fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres sslmode=disable", proxy.port())), proxy)
 }

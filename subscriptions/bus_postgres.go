@@ -2,10 +2,13 @@ package subscriptions
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,20 +74,31 @@ type PostgresBus struct {
 	tableIdent      string // the quoted table name
 	sqlPublish      string
 	sqlPublishBatch string
-	sqlLockOrder    string // the horizon (see bus_postgres_listener.go): lock,
-	sqlHorizon      string // read the sequence,
-	sqlUnlockOrder  string // let go
-	sqlStartPos     string // the position of a new listener
-	sqlResumePos    string // the stored position of an InstanceID, or a new one
-	sqlSavePos      string
-	sqlPage         string
-	sqlPrune        string
-	sqlListen       string
-	sqlHistory      string // history_postgres.go
-	sqlOwn          string // takes the InstanceID's lock, if free
+	// With idempotency keys: a row whose key is there already is skipped.
+	sqlPublishKeyed      string
+	sqlPublishBatchKeyed string
+	sqlLockOrder         string // the horizon (see bus_postgres_listener.go): lock,
+	sqlHorizon           string // read the sequence,
+	sqlUnlockOrder       string // let go
+	sqlResumePos         string // the stored position of a listener, or a new one after the horizon
+	sqlSavePos           string
+	sqlPage              string
+	sqlPrune             string
+	sqlListen            string
+	sqlHistory           string // history_postgres.go
+	sqlOwn               string // takes the InstanceID's lock, if free
+	sqlForget            string // removes the row of an anonymous listener
+	sqlForgetGone        string // removes the rows of anonymous listeners that are gone
 
 	// Tunables, constants outside tests.
 	pruneEvery time.Duration
+	prunes     atomic.Uint64 // pruning rounds run (tests wait on it)
+
+	// listenerID names the listener in the positions table and its lock:
+	// the InstanceID, or "~" and a random id for an anonymous listener,
+	// whose row only tells the pruning how far it has read.
+	listenerID string
+	anonymous  bool
 
 	tableReady atomic.Bool // the table, positions and function are known to be in place
 
@@ -142,6 +156,9 @@ func newPostgresBus(opts PostgresOptions) (*PostgresBus, error) {
 			opts.Function = suffixed(opts.Table, "_publish")
 		}
 	}
+	if strings.HasPrefix(opts.InstanceID, "~") {
+		return nil, valueErrorf("PostgreSQL instance_id %q must not start with \"~\" (kept for listeners without one)", opts.InstanceID)
+	}
 	if len(opts.Table) > pgMaxIdentifier {
 		return nil, valueErrorf("PostgreSQL table name %q is longer than %d bytes", opts.Table, pgMaxIdentifier)
 	}
@@ -174,17 +191,27 @@ func newPostgresBus(opts PostgresOptions) (*PostgresBus, error) {
 	commits := pgx.Identifier{schema.commits}.Sanitize()
 	orderKey := fmt.Sprintf("%d, hashtext(%s)", pgOrderClass, quoteLiteral(opts.Table))
 	horizon := `current_setting('fraiseql.horizon')::bigint`
-	rows := `SELECT e.id, e.channel, e.event_type, e.payload, e.created_at, c.stamp
-	FROM ` + table + ` e JOIN ` + commits + ` c ON c.xid = e.xid` // the table first, as the DDL locks them
+	cols := `e.id, e.channel, e.event_type, e.payload, e.created_at`
 	// The rest of the position's transaction, then the transactions
-	// stamped after it up to the horizon; two parts so that each uses an
-	// index in order (commits by stamp, the table by (xid, id)).
+	// stamped after it up to the horizon, each read by the index on
+	// (xid, id) in a nested loop over the commits in stamp order: the
+	// output comes in (stamp, id) order, so the sort stops at the page.
 	page := fmt.Sprintf(`SELECT * FROM (
-	(%[1]s WHERE c.stamp = $1::bigint AND e.id > $2::bigint ORDER BY e.id LIMIT %[2]d)
+	(SELECT %[1]s, c.stamp FROM %[2]s c, LATERAL (SELECT * FROM %[3]s e WHERE e.xid = c.xid AND e.id > $2::bigint ORDER BY e.id LIMIT %[4]d) e
+		WHERE c.stamp = $1::bigint)
 	UNION ALL
-	(%[1]s WHERE c.stamp > $1::bigint AND c.stamp <= %[3]s ORDER BY c.stamp, e.id LIMIT %[2]d)
-) w ORDER BY stamp, id LIMIT %[2]d`, rows, pgPageSize, horizon)
+	(SELECT %[1]s, c.stamp FROM (SELECT xid, stamp FROM %[2]s WHERE stamp > $1::bigint AND stamp <= %[5]s ORDER BY stamp LIMIT %[4]d) c,
+		LATERAL (SELECT * FROM %[3]s e WHERE e.xid = c.xid ORDER BY e.id LIMIT %[4]d) e)
+) w ORDER BY stamp, id LIMIT %[4]d`, cols, commits, table, pgPageSize, horizon)
+	listenerID, anonymous := opts.InstanceID, opts.InstanceID == ""
+	if anonymous {
+		var raw [8]byte
+		_, _ = rand.Read(raw[:])
+		listenerID = "~" + hex.EncodeToString(raw[:])
+	}
 	b := &PostgresBus{
+		listenerID: listenerID,
+		anonymous:  anonymous,
 		opts:       opts,
 		connString: opts.ConnString,
 		listenCfg:  listenCfg,
@@ -199,30 +226,66 @@ SELECT pg_notify($4, '')`,
 		sqlPublishBatch: `WITH ins AS (INSERT INTO ` + table + ` (channel, event_type, payload)
 	SELECT c, t, p FROM unnest($1::text[], $2::text[], $3::bytea[]) WITH ORDINALITY AS e(c, t, p, n) ORDER BY n)
 SELECT pg_notify($4, '')`,
+		sqlPublishKeyed: `WITH ins AS (INSERT INTO ` + table + ` (channel, event_type, payload, idem_key) VALUES ($1, $2, $3, $5)
+	ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING)
+SELECT pg_notify($4, '')`,
+		sqlPublishBatchKeyed: `WITH ins AS (INSERT INTO ` + table + ` (channel, event_type, payload, idem_key)
+	SELECT c, t, p, k FROM unnest($1::text[], $2::text[], $3::bytea[], $5::text[]) WITH ORDINALITY AS e(c, t, p, k, n) ORDER BY n
+	ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING)
+SELECT pg_notify($4, '')`,
 		sqlLockOrder: `SELECT pg_advisory_lock(` + orderKey + `)`,
 		sqlHorizon: `SELECT set_config('fraiseql.horizon', coalesce(pg_sequence_last_value(pg_get_serial_sequence(` +
 			quoteLiteral(table) + `, 'id')::regclass), 0)::text, false) AS horizon`,
 		sqlUnlockOrder: `SELECT pg_advisory_unlock(` + orderKey + `)`,
-		// A new listener starts after everything committed.
-		sqlStartPos: `SELECT ` + horizon + fmt.Sprintf(`, %d::bigint`, int64(pgMaxID)),
 		// A position stored by an earlier version (a snapshot, without
 		// after_stamp) resumes at the first transaction that snapshot
 		// had not seen finish: nothing is lost, some may come again.
-		sqlResumePos: `INSERT INTO ` + positions + ` AS p (instance_id, snapshot, after_stamp, after_id)
+		sqlResumePos: `WITH old AS (SELECT pruned_unread FROM ` + positions + ` WHERE instance_id = $1)
+INSERT INTO ` + positions + ` AS p (instance_id, snapshot, after_stamp, after_id)
 VALUES ($1, pg_current_snapshot(), ` + horizon + fmt.Sprintf(`, %d)`, int64(pgMaxID)) + `
-ON CONFLICT (instance_id) DO UPDATE SET updated_at = now(),
+ON CONFLICT (instance_id) DO UPDATE SET updated_at = now(), pruned_unread = 0,
 	after_stamp = coalesce(p.after_stamp, (SELECT min(c.stamp) - 1 FROM ` + commits + ` c
 		WHERE NOT pg_visible_in_snapshot(c.xid, p.snapshot)), ` + horizon + `),
 	after_id = CASE WHEN p.after_stamp IS NULL THEN ` + fmt.Sprint(int64(pgMaxID)) + ` ELSE p.after_id END
-RETURNING after_stamp, after_id`,
-		sqlSavePos: `UPDATE ` + positions + ` SET after_stamp = $2::text::bigint, after_id = $3::text::bigint,
-	updated_at = now() WHERE instance_id = $1`,
-		sqlPage: page,
-		// Retention counts from the commit; only transactions this
-		// listener has delivered are pruned.
-		sqlPrune: `WITH gone AS (DELETE FROM ` + commits + ` WHERE committed_at < now() - $1::bigint * interval '1 microsecond'
-	AND stamp <= $2::bigint RETURNING xid)
-DELETE FROM ` + table + ` WHERE xid IN (SELECT xid FROM gone)`,
+RETURNING after_stamp, after_id, coalesce((SELECT pruned_unread FROM old), 0)`,
+		// An upsert: the row of an anonymous listener may have been
+		// removed while it was disconnected.
+		sqlSavePos: `INSERT INTO ` + positions + ` AS p (instance_id, snapshot, after_stamp, after_id)
+VALUES ($1, pg_current_snapshot(), $2::text::bigint, $3::text::bigint)
+ON CONFLICT (instance_id) DO UPDATE SET after_stamp = excluded.after_stamp, after_id = excluded.after_id, updated_at = now()`,
+		sqlForget: `DELETE FROM ` + positions + ` WHERE instance_id = $1`,
+		sqlPage:   page,
+		// Retention counts from the commit. Nothing after the position of a
+		// live listener (one whose connection holds its lock) is pruned;
+		// what is pruned after the position of a stopped one is counted
+		// in its row, for it to report when it resumes.
+		sqlPrune: `WITH live AS (
+	SELECT p.instance_id, p.after_stamp FROM ` + positions + ` p
+	WHERE p.after_stamp IS NOT NULL AND EXISTS (SELECT 1 FROM pg_locks k WHERE k.locktype = 'advisory' AND k.granted
+		AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		AND k.classid = ` + fmt.Sprint(pgOwnerClass) + `::oid AND k.objsubid = 2
+		AND k.objid = (hashtext(` + quoteLiteral(opts.Table+" ") + ` || p.instance_id)::bigint & 4294967295)::oid)
+), upto AS (
+	SELECT least($2::bigint, min(after_stamp)) AS stamp FROM live
+), gone AS (
+	DELETE FROM ` + commits + ` c USING upto WHERE c.committed_at < now() - $1::bigint * interval '1 microsecond'
+		AND c.stamp <= upto.stamp RETURNING c.xid, c.stamp
+), pruned AS (
+	DELETE FROM ` + table + ` e USING gone WHERE e.xid = gone.xid RETURNING gone.stamp
+), down AS (
+	UPDATE ` + positions + ` p SET pruned_unread = p.pruned_unread + (SELECT count(*) FROM pruned WHERE pruned.stamp > p.after_stamp)
+	WHERE p.after_stamp < (SELECT max(stamp) FROM gone) AND p.instance_id NOT LIKE '~%'
+		AND p.instance_id NOT IN (SELECT instance_id FROM live)
+	RETURNING p.instance_id, p.pruned_unread
+)
+SELECT (SELECT count(*) FROM pruned), coalesce((SELECT string_agg(instance_id, ', ' ORDER BY instance_id) FROM down), '')`,
+		// The rows of anonymous listeners that are gone (needs DELETE on
+		// the positions table; skipped without it).
+		sqlForgetGone: `DELETE FROM ` + positions + ` p WHERE p.instance_id LIKE '~%' AND NOT EXISTS (
+	SELECT 1 FROM pg_locks k WHERE k.locktype = 'advisory' AND k.granted
+		AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		AND k.classid = ` + fmt.Sprint(pgOwnerClass) + `::oid AND k.objsubid = 2
+		AND k.objid = (hashtext(` + quoteLiteral(opts.Table+" ") + ` || p.instance_id)::bigint & 4294967295)::oid)`,
 		sqlListen: `LISTEN ` + pgx.Identifier{opts.NotifyChannel}.Sanitize(),
 		// A session lock: it goes with the listener's connection, also
 		// when the process dies.
@@ -290,22 +353,27 @@ func (b *PostgresBus) Start(ctx context.Context, deliver func(Event)) error {
 func (b *PostgresBus) startPosition(ctx context.Context, conn *pgx.Conn) (pgPosition, error) {
 	var batch pgconn.Batch
 	b.addHorizon(&batch)
-	if b.opts.InstanceID == "" {
-		batch.ExecParams(b.sqlStartPos, nil, nil, nil, nil)
-	} else {
-		batch.ExecParams(b.sqlResumePos, [][]byte{[]byte(b.opts.InstanceID)}, []uint32{pgTextOID}, nil, nil)
-	}
+	batch.ExecParams(b.sqlResumePos, [][]byte{[]byte(b.listenerID)}, []uint32{pgTextOID}, nil, nil)
 	results, err := conn.PgConn().ExecBatch(ctx, &batch).ReadAll()
 	if err != nil {
 		return pgPosition{}, err
 	}
 	last := results[len(results)-1]
-	if len(last.Rows) != 1 || len(last.Rows[0]) != 2 {
+	if len(last.Rows) != 1 || len(last.Rows[0]) != 3 {
 		return pgPosition{}, errors.New("no position returned")
 	}
 	var st pgPosition
+	var pruned int64
 	if st.stamp, err = strconv.ParseInt(string(last.Rows[0][0]), 10, 64); err == nil {
-		st.id, err = strconv.ParseInt(string(last.Rows[0][1]), 10, 64)
+		if st.id, err = strconv.ParseInt(string(last.Rows[0][1]), 10, 64); err == nil {
+			pruned, err = strconv.ParseInt(string(last.Rows[0][2]), 10, 64)
+		}
+	}
+	if err == nil && pruned > 0 {
+		b.prunedUnread.Add(uint64(pruned))
+		orNop(b.opts.Logger).Log(LogWarning, "bus", fmt.Sprintf(
+			"PostgreSQL bus: %d events of %s were pruned (older than the retention of %s) while the executor with instance_id %q was stopped, before it read them",
+			pruned, b.tableIdent, b.opts.Retention, b.opts.InstanceID))
 	}
 	return st, err
 }
@@ -346,11 +414,8 @@ func (b *PostgresBus) connectListener(ctx context.Context) (*pgx.Conn, error) {
 // own takes the lock of the InstanceID on conn, or fails with
 // ErrInstanceInUse.
 func (b *PostgresBus) own(ctx context.Context, conn *pgx.Conn) error {
-	if b.opts.InstanceID == "" {
-		return nil
-	}
 	var owned bool
-	if err := conn.QueryRow(ctx, b.sqlOwn, b.opts.Table+" "+b.opts.InstanceID).Scan(&owned); err != nil {
+	if err := conn.QueryRow(ctx, b.sqlOwn, b.opts.Table+" "+b.listenerID).Scan(&owned); err != nil {
 		return b.connectError(ctx, err)
 	}
 	if !owned {
@@ -382,7 +447,13 @@ func (b *PostgresBus) connectError(ctx context.Context, err error) error {
 // Publish implements Bus: the event is inserted and the listeners woken
 // in a single statement.
 func (b *PostgresBus) Publish(ctx context.Context, ev Event) error {
-	if err := b.exec(ctx, b.sqlPublish, ev.Channel, ev.Type, notNull(ev.Data), b.opts.NotifyChannel); err != nil {
+	var err error
+	if ev.IdempotencyKey == "" {
+		err = b.exec(ctx, b.sqlPublish, ev.Channel, ev.Type, notNull(ev.Data), b.opts.NotifyChannel)
+	} else {
+		err = b.exec(ctx, b.sqlPublishKeyed, ev.Channel, ev.Type, notNull(ev.Data), b.opts.NotifyChannel, ev.IdempotencyKey)
+	}
+	if err != nil {
 		return err
 	}
 	b.published.Add(1)
@@ -399,10 +470,23 @@ func (b *PostgresBus) PublishBatch(ctx context.Context, evs []Event) error {
 	channels := make([]string, len(evs))
 	types := make([]string, len(evs))
 	payloads := make([][]byte, len(evs))
+	var keys []*string // nil unless an event has a key
 	for i := range evs {
 		channels[i], types[i], payloads[i] = evs[i].Channel, evs[i].Type, notNull(evs[i].Data)
+		if evs[i].IdempotencyKey != "" {
+			if keys == nil {
+				keys = make([]*string, len(evs))
+			}
+			keys[i] = &evs[i].IdempotencyKey
+		}
 	}
-	if err := b.exec(ctx, b.sqlPublishBatch, channels, types, payloads, b.opts.NotifyChannel); err != nil {
+	var err error
+	if keys == nil {
+		err = b.exec(ctx, b.sqlPublishBatch, channels, types, payloads, b.opts.NotifyChannel)
+	} else {
+		err = b.exec(ctx, b.sqlPublishBatchKeyed, channels, types, payloads, b.opts.NotifyChannel, keys)
+	}
+	if err != nil {
 		return err
 	}
 	b.published.Add(uint64(len(evs)))
@@ -438,9 +522,24 @@ func (b *PostgresBus) exec(ctx context.Context, sql string, args ...any) error {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			msg = "the connection to the server was lost (" + msg + ")"
 		}
+		if pgOutcomeUnknown(err) {
+			return outcomeUnknown("PostgreSQL", msg, err)
+		}
 		return busError("publishing to PostgreSQL failed: "+msg, err)
 	}
 	return nil
+}
+
+// pgOutcomeUnknown tells whether a publishing statement may have
+// committed although it failed: neither refused by the server (which
+// rolls it back) nor failed before anything was sent.
+func pgOutcomeUnknown(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) || pgconn.SafeToRetry(err) {
+		return false
+	}
+	var connectErr *pgconn.ConnectError
+	return !errors.As(err, &connectErr) && !errors.Is(err, ErrClosed)
 }
 
 func (b *PostgresBus) execOnce(ctx context.Context, sql string, args ...any) error {

@@ -50,6 +50,9 @@ const (
 	pgPage = "fraiseql_page"
 	// pgMaxID stands for "after every row of the transaction".
 	pgMaxID = math.MaxInt64
+	// pgAnonymousSaveEvery spaces the stored positions of a listener
+	// without an InstanceID.
+	pgAnonymousSaveEvery = time.Second
 )
 
 // pgPosition is what a listener has delivered: every row up to (stamp, id)
@@ -68,6 +71,7 @@ type pgListener struct {
 	unsaved bool
 	// horizon is the horizon of the current read.
 	horizon int64
+	savedAt time.Time // when the position was last stored
 
 	lastPrune time.Time
 	// backoff spaces reconnections; it is reset once a connection has
@@ -284,19 +288,22 @@ func (l *pgListener) pageArgs() [][]byte {
 	return [][]byte{strconv.AppendInt(nil, l.st.stamp, 10), strconv.AppendInt(nil, l.st.id, 10)}
 }
 
-// savePosition stores the position of an InstanceID if it moved since it
-// was last stored.
+// savePosition stores the position if it moved since it was last stored:
+// at once for an InstanceID, at most every pgAnonymousSaveEvery for an
+// anonymous listener (its row only holds the pruning back, and an older
+// position holds it back more).
 func (l *pgListener) savePosition(ctx context.Context) error {
 	b := l.bus
-	if !l.unsaved || b.opts.InstanceID == "" {
+	if !l.unsaved || (b.anonymous && time.Since(l.savedAt) < pgAnonymousSaveEvery) {
 		return nil
 	}
 	qctx, cancel := l.pageContext(ctx)
 	defer cancel()
-	if _, err := l.conn.PgConn().ExecParams(qctx, b.sqlSavePos, savePosArgs(b.opts.InstanceID, l.st), pgSaveOIDs, nil, nil).Close(); err != nil {
+	if _, err := l.conn.PgConn().ExecParams(qctx, b.sqlSavePos, savePosArgs(b.listenerID, l.st), pgSaveOIDs, nil, nil).Close(); err != nil {
 		return err
 	}
 	l.unsaved = false
+	l.savedAt = time.Now()
 	return nil
 }
 
@@ -311,18 +318,23 @@ func savePosArgs(instanceID string, st pgPosition) [][]byte {
 // open.
 func (l *pgListener) saveOnExit() {
 	b := l.bus
-	if !l.unsaved || b.opts.InstanceID == "" {
+	if !l.unsaved && !b.anonymous {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.ConnectTimeout)
 	defer cancel()
-	args := savePosArgs(b.opts.InstanceID, l.st)
 	conn, err := b.pool.Acquire(ctx)
 	if err != nil {
 		return
 	}
 	defer conn.Release()
-	rr := conn.Conn().PgConn().ExecParams(ctx, b.sqlSavePos, args, pgSaveOIDs, nil, nil)
+	if b.anonymous {
+		// Best effort (it needs DELETE on the positions table): a row left
+		// behind is removed by the next pruning that may.
+		_, _ = conn.Conn().PgConn().ExecParams(ctx, b.sqlForget, [][]byte{[]byte(b.listenerID)}, []uint32{pgTextOID}, nil, nil).Close()
+		return
+	}
+	rr := conn.Conn().PgConn().ExecParams(ctx, b.sqlSavePos, savePosArgs(b.listenerID, l.st), pgSaveOIDs, nil, nil)
 	if _, err := rr.Close(); err == nil {
 		l.unsaved = false
 	}
@@ -379,11 +391,11 @@ func (l *pgListener) dispatch(rr *pgconn.ResultReader) (int, error) {
 // pgEpoch is the zero of PostgreSQL's binary timestamps.
 var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// maybePrune deletes rows older than Retention, at most every pruneEvery,
-// among those this listener has read (a row committed after its last
-// read is not pruned before it reads it, however old created_at says it
-// is). Errors are ignored: pruning is retried later, and a broken
-// connection is noticed by the next read.
+// maybePrune deletes, at most every pruneEvery, the rows of transactions
+// that committed longer than Retention ago and that every live listener,
+// this one included, has delivered (see sqlPrune). It logs what it pruned
+// that a stopped InstanceID had not read. Errors are ignored: pruning is
+// retried later, and a broken connection is noticed by the next read.
 func (l *pgListener) maybePrune(ctx context.Context) {
 	b := l.bus
 	if !l.lastPrune.IsZero() && time.Since(l.lastPrune) < b.pruneEvery {
@@ -392,5 +404,13 @@ func (l *pgListener) maybePrune(ctx context.Context) {
 	l.lastPrune = time.Now()
 	pctx, cancel := l.pageContext(ctx)
 	defer cancel()
-	l.conn.Exec(pctx, b.sqlPrune, b.opts.Retention.Microseconds(), l.st.stamp)
+	var pruned int64
+	var down string
+	if err := l.conn.QueryRow(pctx, b.sqlPrune, b.opts.Retention.Microseconds(), l.st.stamp).Scan(&pruned, &down); err == nil && down != "" {
+		orNop(b.opts.Logger).Log(LogWarning, "bus", fmt.Sprintf(
+			"PostgreSQL bus: pruned %d events of %s older than the retention of %s, some of them not yet read by the stopped executors with instance_id %s",
+			pruned, b.tableIdent, b.opts.Retention, down))
+	}
+	_, _ = l.conn.Exec(pctx, b.sqlForgetGone)
+	b.prunes.Add(1)
 }

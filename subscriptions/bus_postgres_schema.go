@@ -53,12 +53,13 @@ func newPgSchema(opts PostgresOptions) pgSchema {
 	}
 	table := pgx.Identifier{t}.Sanitize()
 	s.sqlCheck = `SELECT n.nspname,
-	EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'xid' AND NOT a.attisdropped),
+	(SELECT count(*) = 2 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname IN ('xid', 'idem_key') AND NOT a.attisdropped),
 	to_regclass(format('%I.%I', n.nspname, $2::text)) IS NOT NULL,
 	coalesce((SELECT p.prosrc FROM pg_proc p WHERE p.oid = to_regprocedure(format('%I.%I` + pgFunctionArgs + `', n.nspname, $3::text))), ''),
 	EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = to_regclass(format('%I.%I', n.nspname, $4::text)) AND g.tgname = $5),
 	coalesce((SELECT p.prosrc FROM pg_proc p WHERE p.oid = to_regprocedure(format('%I.%I()', n.nspname, $5::text))), ''),
-	EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = c.oid AND g.tgname = $6)
+	EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = c.oid AND g.tgname = $6),
+	coalesce(pg_get_serial_sequence($1, 'id'), '')
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.oid = to_regclass($1)`
 	// payload is bytea so that the bytes come back exactly as published
@@ -138,15 +139,16 @@ END
 // lock, held until the transaction ends, is what the listener's horizon
 // waits for: once it gets the lock exclusively, every stamp taken so far
 // belongs to a transaction that is over.
-func (s pgSchema) stampBody(schema string) string {
+// seq is the id sequence (pg_get_serial_sequence), named in the body so
+// that each commit does not look it up.
+func (s pgSchema) stampBody(schema, seq string) string {
 	return fmt.Sprintf(`
 BEGIN
 	PERFORM pg_advisory_xact_lock_shared(%[3]d, hashtext(%[4]s));
-	UPDATE %[1]s SET stamp = nextval(pg_get_serial_sequence(%[2]s, 'id')), committed_at = clock_timestamp() WHERE xid = NEW.xid;
+	UPDATE %[1]s SET stamp = nextval(%[2]s::regclass), committed_at = clock_timestamp() WHERE xid = NEW.xid;
 	RETURN NULL;
 END
-`, pgx.Identifier{schema, s.commits}.Sanitize(), quoteLiteral(pgx.Identifier{schema, s.table}.Sanitize()),
-		pgOrderClass, quoteLiteral(s.table))
+`, pgx.Identifier{schema, s.commits}.Sanitize(), quoteLiteral(seq), pgOrderClass, quoteLiteral(s.table))
 }
 
 // suffixed is table+suffix, table cut so that the name fits.
@@ -154,8 +156,9 @@ func suffixed(table, suffix string) string {
 	return truncateIdent(table, pgMaxIdentifier-len(suffix)) + suffix
 }
 
-// objectsSQL creates or updates everything but the table, in schema.
-func (s pgSchema) objectsSQL(schema string) string {
+// objectsSQL creates or updates everything but the table, in schema; seq
+// is the table's id sequence.
+func (s pgSchema) objectsSQL(schema, seq string) string {
 	table := pgx.Identifier{schema, s.table}.Sanitize()
 	createdIdx := pgx.Identifier{suffixed(s.table, "_created_at_idx")}.Sanitize()
 	oldXidIdx := pgx.Identifier{schema, suffixed(s.table, "_xid_idx")}.Sanitize()
@@ -172,6 +175,9 @@ func (s pgSchema) objectsSQL(schema string) string {
 	return `ALTER TABLE ` + table + ` ADD COLUMN IF NOT EXISTS xid xid8 NOT NULL DEFAULT pg_current_xact_id();
 CREATE INDEX IF NOT EXISTS ` + createdIdx + ` ON ` + table + ` (created_at);
 CREATE INDEX IF NOT EXISTS ` + xidIdx + ` ON ` + table + ` (xid, id);
+ALTER TABLE ` + table + ` ADD COLUMN IF NOT EXISTS idem_key text;
+CREATE UNIQUE INDEX IF NOT EXISTS ` + pgx.Identifier{suffixed(s.table, "_idem_key_idx")}.Sanitize() + ` ON ` + table + ` (idem_key)
+	WHERE idem_key IS NOT NULL;
 DROP INDEX IF EXISTS ` + oldXidIdx + `;
 CREATE TABLE IF NOT EXISTS ` + positions + ` (
 	instance_id text PRIMARY KEY,
@@ -182,6 +188,7 @@ CREATE TABLE IF NOT EXISTS ` + positions + ` (
 	updated_at timestamptz NOT NULL DEFAULT now()
 );
 ALTER TABLE ` + positions + ` ADD COLUMN IF NOT EXISTS after_stamp bigint;
+ALTER TABLE ` + positions + ` ADD COLUMN IF NOT EXISTS pruned_unread bigint NOT NULL DEFAULT 0;
 CREATE TABLE IF NOT EXISTS ` + commits + ` (
 	xid xid8 PRIMARY KEY,
 	stamp bigint
@@ -192,7 +199,7 @@ CREATE INDEX IF NOT EXISTS ` + stampIdx + ` ON ` + commits + ` (stamp);
 CREATE OR REPLACE FUNCTION ` + stampFn + `() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS ` + dollarQuote(s.stampBody(schema)) + `;
+AS ` + dollarQuote(s.stampBody(schema, seq)) + `;
 REVOKE ALL ON FUNCTION ` + stampFn + `() FROM PUBLIC;
 DROP TRIGGER IF EXISTS ` + stamp + ` ON ` + commits + `;
 CREATE CONSTRAINT TRIGGER ` + stamp + ` AFTER INSERT ON ` + commits + `
@@ -286,13 +293,13 @@ func (b *PostgresBus) ensureSchema(ctx context.Context, q interface {
 	if _, err := tx.Exec(ctx, b.schema.sqlTable); err != nil {
 		return err
 	}
-	var schema string
-	if err := tx.QueryRow(ctx, `SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.oid = to_regclass($1)`, b.tableIdent).Scan(&schema); err != nil {
+	var schema, seq string
+	if err := tx.QueryRow(ctx, `SELECT n.nspname, pg_get_serial_sequence($1, 'id') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.oid = to_regclass($1)`, b.tableIdent).Scan(&schema, &seq); err != nil {
 		return err
 	}
 	// Simple protocol: several statements, no parameters.
-	if _, err := tx.Exec(ctx, b.schema.objectsSQL(schema), pgx.QueryExecModeSimpleProtocol); err != nil {
+	if _, err := tx.Exec(ctx, b.schema.objectsSQL(schema, seq), pgx.QueryExecModeSimpleProtocol); err != nil {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -308,11 +315,11 @@ WHERE c.oid = to_regclass($1)`, b.tableIdent).Scan(&schema); err != nil {
 func (b *PostgresBus) schemaInPlace(ctx context.Context, q interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
 }) (bool, error) {
-	var schema, body, stampBody string
+	var schema, body, stampBody, seq string
 	var hasXid, hasPositions, hasStamp, hasArm bool
 	err := q.QueryRow(ctx, b.schema.sqlCheck, b.tableIdent, b.schema.positions, b.schema.function,
 		b.schema.commits, b.schema.stampFunction(), b.schema.armFunction()).
-		Scan(&schema, &hasXid, &hasPositions, &body, &hasStamp, &stampBody, &hasArm)
+		Scan(&schema, &hasXid, &hasPositions, &body, &hasStamp, &stampBody, &hasArm, &seq)
 	if err == pgx.ErrNoRows {
 		return false, nil
 	}
@@ -320,5 +327,5 @@ func (b *PostgresBus) schemaInPlace(ctx context.Context, q interface {
 		return false, err
 	}
 	return hasXid && hasPositions && hasStamp && hasArm && body == b.schema.functionBody(schema) &&
-		stampBody == b.schema.stampBody(schema), nil
+		stampBody == b.schema.stampBody(schema, seq), nil
 }

@@ -37,9 +37,9 @@ const (
 	redisMaxPipeline = 1000
 	// redisAckEvery: the reader acknowledges every this many dispatched
 	// entries, which bounds what a crash can deliver again.
-	redisAckEvery = 100
-	redisBackoffMin  = 50 * time.Millisecond
-	redisBackoffMax  = time.Second // also bounds how late "restored" is logged
+	redisAckEvery   = 100
+	redisBackoffMin = 50 * time.Millisecond
+	redisBackoffMax = time.Second // also bounds how late "restored" is logged
 
 	redisMaxCleanupEvery = time.Minute
 	redisMinCleanupEvery = time.Second
@@ -228,17 +228,39 @@ func (b *redisBus) createGroup(ctx context.Context, id string) (streamID, error)
 	return streamID{}, fmt.Errorf("consumer group %q disappeared right after its creation", b.group)
 }
 
-// Publish implements Bus: one XADD, without retries.
+// Publish implements Bus: one XADD (a script that adds it unless its
+// idempotency key was seen, for an event with one), without retries.
 func (b *redisBus) Publish(ctx context.Context, ev Event) error {
 	if b.closed.Load() {
 		return ErrClosed
 	}
-	err := b.client.XAdd(ctx, b.xaddArgs(ev, strconv.FormatInt(time.Now().UnixMilli(), 10))).Err()
-	if err != nil {
+	ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	var err error
+	if ev.IdempotencyKey == "" {
+		err = b.client.XAdd(ctx, b.xaddArgs(ev, ts)).Err()
+	} else {
+		err = b.keyedAdd(ctx, b.client, ev, ts).Err()
+	}
+	if err != nil && !errors.Is(err, redis.Nil) { // Nil: a repeat, accepted
 		return b.publishError(err)
 	}
 	b.published.Add(1)
 	return nil
+}
+
+// redisIdempotencyTTL is how long Redis remembers an idempotency key.
+const redisIdempotencyTTL = 24 * time.Hour
+
+// redisKeyedAdd adds the entry ARGV[3..] to stream KEYS[1] unless the key
+// KEYS[2] exists, which it sets for ARGV[2] ms; nil for a repeat.
+var redisKeyedAdd = redis.NewScript(`
+if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2]) then return false end
+return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 3))`)
+
+// keyedAdd runs redisKeyedAdd for ev on c (the client, or a pipeline).
+func (b *redisBus) keyedAdd(ctx context.Context, c redis.Scripter, ev Event, ts string) *redis.Cmd {
+	return redisKeyedAdd.Eval(ctx, c, []string{b.opts.Stream, b.opts.Stream + ":idem:" + ev.IdempotencyKey},
+		b.opts.MaxLen, redisIdempotencyTTL.Milliseconds(), "t", ev.Type, "c", ev.Channel, "d", []byte(ev.Data), "ts", ts)
 }
 
 func (b *redisBus) xaddArgs(ev Event, ts string) *redis.XAddArgs {
@@ -254,7 +276,25 @@ func (b *redisBus) publishError(err error) error {
 	if b.closed.Load() {
 		return ErrClosed
 	}
+	if redisOutcomeUnknown(err) {
+		return outcomeUnknown("Redis", Redacted(err, b.opts.URL), err)
+	}
 	return busError("publishing to Redis failed: "+Redacted(err, b.opts.URL), err)
+}
+
+// redisOutcomeUnknown tells whether a command may have run although it
+// failed: the connection broke or timed out after it was sent. A reply
+// from Redis, a failed dial and a full pool mean it did not.
+func redisOutcomeUnknown(err error) bool {
+	var reply redis.Error
+	var opErr *net.OpError
+	switch {
+	case errors.As(err, &reply), errors.Is(err, redis.ErrPoolTimeout), errors.Is(err, redis.ErrClosed):
+		return false
+	case errors.As(err, &opErr) && opErr.Op == "dial":
+		return false
+	}
+	return true
 }
 
 // PublishBatch implements Bus: the XADDs go in one pipeline (MULTI is not
@@ -271,13 +311,17 @@ func (b *redisBus) PublishBatch(ctx context.Context, evs []Event) error {
 		return nil
 	}
 	ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
-	cmds := make([]*redis.StringCmd, len(evs))
+	cmds := make([]redis.Cmder, len(evs))
 	var errs []error
 	for start := 0; start < len(evs); start += redisMaxPipeline {
 		end := min(start+redisMaxPipeline, len(evs))
 		pipe := b.client.Pipeline()
 		for i := start; i < end; i++ {
-			cmds[i] = pipe.XAdd(ctx, b.xaddArgs(evs[i], ts))
+			if evs[i].IdempotencyKey == "" {
+				cmds[i] = pipe.XAdd(ctx, b.xaddArgs(evs[i], ts))
+			} else {
+				cmds[i] = b.keyedAdd(ctx, pipe, evs[i], ts)
+			}
 		}
 		_, execErr := pipe.Exec(ctx)
 		if execErr == nil {
@@ -291,9 +335,11 @@ func (b *redisBus) PublishBatch(ctx context.Context, evs []Event) error {
 			// An entry was added when its reply is an id. A failure to get
 			// a connection leaves the replies empty without an error.
 			switch err := cmds[i].Err(); {
+			case errors.Is(err, redis.Nil): // a repeat of a key: accepted
+				b.published.Add(1)
 			case err != nil:
 				errs[i] = b.publishError(err)
-			case cmds[i].Val() == "":
+			case !replied(cmds[i]):
 				errs[i] = b.publishError(execErr)
 			default:
 				b.published.Add(1)
@@ -309,10 +355,23 @@ func (b *redisBus) PublishBatch(ctx context.Context, evs []Event) error {
 			break
 		}
 	}
-	if errs == nil {
-		return nil
+	for _, err := range errs {
+		if err != nil {
+			return &BatchError{Errs: errs}
+		}
 	}
-	return &BatchError{Errs: errs}
+	return nil // errs is nil, or every failure was a repeat of a key
+}
+
+// replied tells whether a pipelined command got its reply.
+func replied(c redis.Cmder) bool {
+	switch c := c.(type) {
+	case *redis.StringCmd:
+		return c.Val() != ""
+	case *redis.Cmd:
+		return c.Val() != nil
+	}
+	return false
 }
 
 // Close implements Bus. It stops the reader (within about redisReadBlock,

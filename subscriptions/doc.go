@@ -17,9 +17,11 @@
 // each read by a goroutine of the bus).
 //
 // Failure rules. Errors caused by the caller are *Error values whose Kind
-// says ValueError or TypeError; ErrSubscriptionNotFound and ErrClosed are
-// matched with errors.Is; a distributed bus's failures are *BusError, with
-// no secret in their message. A panic during dispatch, in the caller's
+// says ValueError or TypeError; ErrSubscriptionNotFound, ErrClosed and
+// ErrInstanceInUse are matched with errors.Is; a distributed bus's
+// failures are *BusError, with no secret in their message, and a publish
+// whose answer was lost matches ErrOutcomeUnknown (it may have been
+// published: Event.IdempotencyKey makes the retry safe). A panic during dispatch, in the caller's
 // goroutine or a bus reader's, is recovered and counted in
 // Metrics.DispatchErrors, and the executor keeps working: every lock is
 // released by a defer. Close ends every waiter, and calls made after it

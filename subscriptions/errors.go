@@ -94,12 +94,32 @@ func shortID(id string) string {
 type BusError struct {
 	msg   string
 	cause error
+	// unknown: the connection broke after the request was sent, so the
+	// server may have published (errors.Is(err, ErrOutcomeUnknown)).
+	unknown bool
 }
+
+// ErrOutcomeUnknown is matched (errors.Is) by a publish error after which
+// the events may or may not have been published: the connection broke
+// after the request (or the commit) was sent, before the answer came. A
+// retry may publish them twice, unless they carry an IdempotencyKey. Any
+// other publish error means that nothing was published.
+var ErrOutcomeUnknown = errors.New("the outcome of the publish is unknown")
 
 // busError builds a BusError from a message that is already free of secrets.
 func busError(msg string, cause error) *BusError { return &BusError{msg: msg, cause: cause} }
 
+// outcomeUnknown builds the BusError of a publish whose answer was lost.
+func outcomeUnknown(bus, msg string, cause error) *BusError {
+	return &BusError{msg: "publishing to " + bus + " failed: the outcome is unknown, the connection was lost after " +
+		"the request was sent and the events may have been published (a retry can publish them twice unless " +
+		"they carry an idempotency key): " + msg, cause: cause, unknown: true}
+}
+
 func (e *BusError) Error() string { return e.msg }
+
+// Is matches ErrOutcomeUnknown when the outcome is unknown.
+func (e *BusError) Is(target error) bool { return e.unknown && target == ErrOutcomeUnknown }
 
 // Unwrap returns the driver's error.
 func (e *BusError) Unwrap() error { return e.cause }

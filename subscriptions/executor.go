@@ -6,9 +6,11 @@ import (
 	"context"
 	"math/bits"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 	"unique"
 	"unsafe"
 )
@@ -340,6 +342,20 @@ func (e *Executor) prepare(ev Event, wellFormed bool) (Event, error) {
 	case len(ev.Type) > MaxIDBytes:
 		return ev, valueErrorf("event_type is %d bytes, over the limit of %d", len(ev.Type), MaxIDBytes)
 	}
+	// What PostgreSQL's text refuses is refused here, on every bus, as the
+	// Python layer does: in a shared transaction it would fail the others.
+	if err := checkText(ev.Channel, "channel"); err != nil {
+		return ev, err
+	}
+	if err := checkText(ev.Type, "event_type"); err != nil {
+		return ev, err
+	}
+	if len(ev.IdempotencyKey) > MaxIDBytes {
+		return ev, valueErrorf("idempotency_key is %d bytes, over the limit of %d", len(ev.IdempotencyKey), MaxIDBytes)
+	}
+	if err := checkText(ev.IdempotencyKey, "idempotency_key"); err != nil {
+		return ev, err
+	}
 	if e.closed.Load() {
 		return ev, ErrClosed
 	}
@@ -361,6 +377,17 @@ func (e *Executor) prepare(ev Event, wellFormed bool) (Event, error) {
 		d.release() // decoded to check only: the receiving side decodes again
 	}
 	return ev, nil
+}
+
+// checkText refuses NUL characters and invalid UTF-8 in a name.
+func checkText(s, name string) error {
+	if strings.IndexByte(s, 0) >= 0 {
+		return valueErrorf("%s must not contain NUL characters", name)
+	}
+	if !utf8.ValidString(s) {
+		return valueErrorf("%s must be valid UTF-8", name)
+	}
+	return nil
 }
 
 // isJSONObject tells whether well-formed JSON is an object.
