@@ -16,6 +16,16 @@
 // and a PostgreSQL table with LISTEN/NOTIFY (processes sharing events,
 // each read by a goroutine of the bus).
 //
+// Positions (position.go, history*.go): every bus numbers its events in
+// its delivery order under an epoch and keeps a history of them (the
+// memory bus's last Options.HistorySize events, the Redis stream, the
+// PostgreSQL table). A registration can have its frames carry the
+// positions, resume after one (Registration.After: the history through
+// the subscription's own checks, then the live stream, joined between two
+// dispatches), and catch up from the history instead of dropping when its
+// queue is full (OverflowCatchUp). Positions of another bus or epoch, or
+// whose events left the history, are refused with a *PositionError.
+//
 // Failure rules. Errors caused by the caller are *Error values whose Kind
 // says ValueError or TypeError; ErrSubscriptionNotFound, ErrClosed and
 // ErrInstanceInUse are matched with errors.Is; a distributed bus's

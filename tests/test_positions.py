@@ -269,3 +269,29 @@ def test_prometheus_counts_resumes_replays_catch_ups_and_refusals():
                       ("events_replayed", "events_replayed")):
         assert f'fraiseql_subscriptions_{name}_total{{executor="main"}} {float(m[key])}' in text
     ex.close()
+
+
+def test_asyncio_messages_resume_in_one_ordered_stream():
+    from fraiseql.subscriptions.aio import AsyncExecutor
+
+    ex = PySubscriptionExecutor(queue_size=4)
+    ex.register_subscription("c", "first", Q, user_id="u", tenant_id="t", positions=True)
+    publish(ex, 1, 3)
+    start = position(ex.next_event("first"))
+    ex.complete_subscription("first")
+    publish(ex, 4, 20)  # more than the queue holds: the resume catches up as it is read
+
+    async def main():
+        aex = AsyncExecutor(ex)
+        ex.register_subscription("c", "r", Q, user_id="u", tenant_id="t", after=start)
+        ids = []
+        async for frame in aex.messages("r"):
+            ids.append(json.loads(frame)["payload"]["data"]["users"]["id"])
+            if len(ids) == 19:
+                break
+        publish(ex, 21, 21)
+        ids.append(json.loads(await aex.next_event_async("r", timeout=5))["payload"]["data"]["users"]["id"])
+        return ids
+
+    assert asyncio.run(main()) == list(range(2, 22))
+    ex.close()
