@@ -79,13 +79,15 @@ async def wait_active(ex, n):
 def memory_server():
     executor = PySubscriptionExecutor(history_size=100)
     catch_up = PySubscriptionExecutor(queue_size=8)
+    small = PySubscriptionExecutor(queue_size=2, history_size=20_000)
     server = Server({"/graphql": GraphQLWSApp(executor, on_connect=_identity),
-                     "/catchup": GraphQLWSApp(catch_up, on_connect=_identity, on_overflow="catch_up")}).start()
-    server.executor, server.catch_up = executor, catch_up
+                     "/catchup": GraphQLWSApp(catch_up, on_connect=_identity, on_overflow="catch_up"),
+                     "/small": GraphQLWSApp(small, on_connect=_identity)}).start()
+    server.executor, server.catch_up, server.small = executor, catch_up, small
     yield server
     server.stop()
-    executor.close()
-    catch_up.close()
+    for ex in (executor, catch_up, small):
+        ex.close()
 
 
 @pytest.mark.parametrize("protocol", [TRANSPORT, LEGACY])
@@ -177,6 +179,37 @@ def test_stalled_client_catches_up_a_burst_through_a_queue_of_eight(memory_serve
     asyncio.run(main())
     m = ex.get_metrics()
     assert m["events_dropped"] == 0 and m["catch_ups"] >= 1, m
+
+
+def test_overflow_under_drop_ends_with_events_lost_and_the_client_resumes(memory_server):
+    ex, url = memory_server.small, memory_server.url("/small")
+    n = 10_000
+
+    async def main():
+        conn = await open_sub(url, {"positions": True})
+        await asyncio.get_running_loop().run_in_executor(None, publish, ex, 1, n)
+        ids, lost = [], None
+        while lost is None and len(ids) < n:
+            msg = json.loads((await read(conn, 1))[0])
+            if msg["type"] == "error":
+                assert msg["id"] == "1" and msg["payload"][0]["extensions"]["code"] == "EVENTS_LOST", msg
+                lost = msg["payload"][0]["extensions"]["position"]
+            else:
+                ids.append(msg["payload"]["data"]["users"]["id"])
+                last = msg["payload"]["extensions"]["position"]
+        assert lost == last  # the last position it was sent
+        await conn.send('{"type":"ping"}')
+        assert await read(conn, 1) == ['{"type":"pong"}']  # the socket stays open; the subscription ended
+        await conn.close()
+        resumed = await open_sub(url, {"after": lost})
+        frames = await read(resumed, n - len(ids))
+        ids += [json.loads(f)["payload"]["data"]["users"]["id"] for f in frames]
+        assert ids == list(range(1, n + 1))
+        await resumed.close()
+        return lost
+
+    # The writer cannot keep up with a queue of 2: the subscription overflows.
+    assert asyncio.run(main()) is not None
 
 
 def test_drop_with_positions_tells_the_client_where_to_resume():
