@@ -185,6 +185,9 @@ func (l *pgListener) disconnect() {
 	defer cancel()
 	if !l.conn.IsClosed() {
 		l.conn.Exec(ctx, "UNLISTEN *")
+		// The id is free once Close returns, not when the server
+		// process ends.
+		l.conn.Exec(ctx, "SELECT pg_advisory_unlock_all()")
 	}
 	l.conn.Close(ctx)
 	l.conn = nil
