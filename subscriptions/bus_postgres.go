@@ -30,14 +30,17 @@ import (
 //     bus_postgres_schema.go) does the same inside the caller's transaction.
 //   - The listener of each executor holds a dedicated connection that runs
 //     LISTEN. On every notification and at least every PollInterval it
-//     reads the rows of the transactions that committed since its last
-//     read and dispatches them (bus_postgres_listener.go).
+//     reads, in commit-stamp order, the rows committed after its position
+//     and up to a horizon below which nothing can still commit, and
+//     dispatches them (bus_postgres_listener.go).
 //   - After a broken connection it reconnects with backoff and reads on from
 //     its position, so nothing published meanwhile is lost and nothing is
-//     delivered twice. With an InstanceID the position is also stored, and
-//     a restarted executor reads on from it.
-//   - Rows older than Retention are deleted, at most once per minute, by
-//     whichever listener gets there (deleting twice is harmless).
+//     delivered twice. The position is stored after every page: with an
+//     InstanceID a restarted executor reads on from it; every listener's
+//     stored position holds the pruning back.
+//   - Rows of transactions committed longer than Retention ago, and
+//     delivered by every live listener, are deleted at most once per
+//     minute by whichever listener gets there (deleting twice is harmless).
 
 const (
 	pgDefaultTable        = "fraiseql_events"
