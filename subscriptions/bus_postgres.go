@@ -30,14 +30,17 @@ import (
 //     bus_postgres_schema.go) does the same inside the caller's transaction.
 //   - The listener of each executor holds a dedicated connection that runs
 //     LISTEN. On every notification and at least every PollInterval it
-//     reads the rows of the transactions that committed since its last
-//     read and dispatches them (bus_postgres_listener.go).
+//     reads, in commit-stamp order, the rows committed after its position
+//     and up to a horizon below which nothing can still commit, and
+//     dispatches them (bus_postgres_listener.go).
 //   - After a broken connection it reconnects with backoff and reads on from
 //     its position, so nothing published meanwhile is lost and nothing is
-//     delivered twice. With an InstanceID the position is also stored, and
-//     a restarted executor reads on from it.
-//   - Rows older than Retention are deleted, at most once per minute, by
-//     whichever listener gets there (deleting twice is harmless).
+//     delivered twice. The position is stored after every page: with an
+//     InstanceID a restarted executor reads on from it; every listener's
+//     stored position holds the pruning back.
+//   - Rows of transactions committed longer than Retention ago, and
+//     delivered by every live listener, are deleted at most once per
+//     minute by whichever listener gets there (deleting twice is harmless).
 
 const (
 	pgDefaultTable        = "fraiseql_events"
@@ -57,6 +60,8 @@ const (
 	// pgOwnerClass is the first key of the advisory lock by which one
 	// listener owns an InstanceID.
 	pgOwnerClass = 0x46514c49 // "FQLI"
+	// pgOwnWait is how long Start waits for the lock of an InstanceID.
+	pgOwnWait = 2 * time.Second
 	// pgOrderClass is the first key of the advisory lock between commit
 	// stamps and the listeners' horizon.
 	pgOrderClass = 0x46514c4f // "FQLO"
@@ -289,7 +294,7 @@ SELECT (SELECT count(*) FROM pruned), coalesce((SELECT string_agg(instance_id, '
 		sqlListen: `LISTEN ` + pgx.Identifier{opts.NotifyChannel}.Sanitize(),
 		// A session lock: it goes with the listener's connection, also
 		// when the process dies.
-		sqlOwn: fmt.Sprintf(`SELECT pg_try_advisory_lock(%d, hashtext($1))`, pgOwnerClass),
+		sqlOwn: fmt.Sprintf(`SELECT pg_advisory_lock(%d, hashtext($1))`, pgOwnerClass),
 	}
 	b.sqlHistory = b.historySQL()
 	return b, nil
@@ -411,15 +416,28 @@ func (b *PostgresBus) connectListener(ctx context.Context) (*pgx.Conn, error) {
 	return conn, nil
 }
 
-// own takes the lock of the InstanceID on conn, or fails with
-// ErrInstanceInUse.
+// own takes the lock of the listener's id on conn, waiting up to
+// pgOwnWait, or fails with ErrInstanceInUse.
 func (b *PostgresBus) own(ctx context.Context, conn *pgx.Conn) error {
-	var owned bool
-	if err := conn.QueryRow(ctx, b.sqlOwn, b.opts.Table+" "+b.listenerID).Scan(&owned); err != nil {
-		return b.connectError(ctx, err)
+	// Wait a little: a listener that just closed lets go of the lock when
+	// its server process ends, a moment after its connection closed.
+	tx, err := conn.Begin(ctx)
+	if err == nil {
+		wait := min(pgOwnWait, b.opts.ConnectTimeout/2)
+		_, err = tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", max(wait.Milliseconds(), 1)))
 	}
-	if !owned {
-		return instanceInUse(b.opts.InstanceID, "PostgreSQL", "another listener's connection holds its advisory lock")
+	if err == nil {
+		_, err = tx.Exec(ctx, b.sqlOwn, b.opts.Table+" "+b.listenerID)
+	}
+	if err == nil {
+		err = tx.Commit(ctx)
+	}
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available
+			return instanceInUse(b.opts.InstanceID, "PostgreSQL", "another listener's connection holds its advisory lock")
+		}
+		return b.connectError(ctx, err)
 	}
 	return nil
 }

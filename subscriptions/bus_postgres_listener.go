@@ -69,8 +69,6 @@ type pgListener struct {
 	deliver func(Event)
 	// unsaved: st moved past what is stored for the InstanceID.
 	unsaved bool
-	// horizon is the horizon of the current read.
-	horizon int64
 	savedAt time.Time // when the position was last stored
 
 	lastPrune time.Time
@@ -185,6 +183,9 @@ func (l *pgListener) disconnect() {
 	defer cancel()
 	if !l.conn.IsClosed() {
 		l.conn.Exec(ctx, "UNLISTEN *")
+		// The id is free once Close returns, not when the server
+		// process ends.
+		l.conn.Exec(ctx, "SELECT pg_advisory_unlock_all()")
 	}
 	l.conn.Close(ctx)
 	l.conn = nil
@@ -250,10 +251,8 @@ func (l *pgListener) page(ctx context.Context, batch *pgconn.Batch) (int, error)
 	var err error
 	for mrr.NextResult() {
 		rr := mrr.ResultReader()
-		if len(rr.FieldDescriptions()) > 1 { // the page
+		if len(rr.FieldDescriptions()) > 1 { // the page; the horizon's results are ignored
 			n, err = l.dispatch(rr)
-		} else if l.saveHorizon(rr) {
-			continue
 		}
 		if _, cerr := rr.Close(); err == nil {
 			err = cerr
@@ -268,19 +267,6 @@ func (l *pgListener) page(ctx context.Context, batch *pgconn.Batch) (int, error)
 		err = l.savePosition(ctx)
 	}
 	return n, err
-}
-
-// saveHorizon reads the horizon statement's result into l.horizon, and
-// reports whether rr was it (then closed).
-func (l *pgListener) saveHorizon(rr *pgconn.ResultReader) bool {
-	if len(rr.FieldDescriptions()) != 1 || rr.FieldDescriptions()[0].Name != "horizon" {
-		return false
-	}
-	for rr.NextRow() {
-		l.horizon, _ = strconv.ParseInt(string(rr.Values()[0]), 10, 64)
-	}
-	rr.Close()
-	return true
 }
 
 // pageArgs are the parameters of the page query, as text.
