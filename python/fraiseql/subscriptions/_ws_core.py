@@ -9,6 +9,7 @@ limit), the delivery task, keep-alives and task tracking.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json
 import logging
@@ -305,9 +306,14 @@ class WSConnection:
         internal = f"{self.id}:{sub_id}"
         try:
             options = registration_options(self.app.on_overflow, payload)
-            self.executor.register_subscription(
+            register = functools.partial(
+                self.executor.register_subscription,
                 self.id, internal, payload["query"], operation_name=payload.get("operationName"),
                 variables=variables, user_id=self.user_id, tenant_id=self.tenant_id, **options)
+            if "after" in options:  # checking the position asks the bus: off the event loop
+                await asyncio.get_running_loop().run_in_executor(None, register)
+            else:
+                register()
         except PositionError as exc:
             return position_errors(exc)
         except (ValueError, TypeError) as exc:
