@@ -307,7 +307,8 @@ func (e *Executor) positionsOf(r Registration) (*subPos, error) {
 }
 
 // Publish validates ev and puts it on the bus. With the memory bus the
-// event has been dispatched to every matching subscription on return.
+// event has been dispatched to every matching subscription on return,
+// and ev.Data is kept in the bus's history: do not modify it afterwards.
 func (e *Executor) Publish(ctx context.Context, ev Event) error {
 	return e.publish(ctx, ev, false)
 }
