@@ -1,25 +1,71 @@
-"""Where event positions meet GraphQL over SSE.
+"""Positions over every transport.
 
-The engine does not give events positions yet. When it does (an opaque string
-per event, and "resume after position P" at registration), two functions here
-change and nothing else in the SSE transport:
+WebSocket (both subprotocols): a subscribe (graphql-transport-ws) or start
+(graphql-ws) payload asks for them in its ``extensions``: ``{"positions":
+true}`` has every result carry its event's position in
+``payload.extensions.position``; ``{"after": "<a position>"}`` resumes after
+it (and implies ``positions``). A position the bus cannot resume from is
+refused with an ``error`` message whose ``extensions.code`` is
+``POSITION_INVALID`` or ``POSITION_EXPIRED``.
 
-* ``frame_position(frame)`` returns the position the engine wrote into a
-  frame; the stream then writes it as the event's ``id:`` field, so that a
-  browser's ``EventSource`` sends it back as ``Last-Event-ID`` when it
-  reconnects. Today it returns None and no ``id:`` is written.
-* ``resume_point(executor, last_event_id)`` turns a reconnecting stream's
-  ``Last-Event-ID`` into the position to pass to the registration (events
-  after it are replayed before live ones: no gap, no duplicate), or into
-  the documented RESUME_EXPIRED error when the position is no longer
-  retained. Today every ``Last-Event-ID`` gets that error: the stream is
-  still served, live, after a first ``next`` event carrying it.
+The engine ends a subscription with positions by a final frame whose
+payload holds ``errors`` (``POSITION_EXPIRED`` during a catch-up,
+``EVENTS_LOST`` after an overflow under ``on_overflow="drop"``): the socket
+sends it as an ``error`` message, which ends the operation for the client.
+
+GraphQL over SSE does not use them yet: ``frame_position`` returns None (no
+``id:`` field) and ``resume_point`` answers every ``Last-Event-ID`` with
+RESUME_EXPIRED, the stream then served live.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, NamedTuple, Optional
+import json
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
+from .._fraiseql_rs.subscriptions import PositionError
+
+GraphQLErrors = List[Dict[str, Any]]
+
+_PAYLOAD = b'","payload":'
+_ERRORS = b'{"errors":'
 RESUME_EXPIRED = "RESUME_EXPIRED"
+
+
+def registration_options(on_overflow: str, payload: Dict[str, Any]) -> Dict[str, Any]:
+    """register_subscription's keyword arguments for a subscribe payload; ValueError
+    naming what is wrong in its extensions."""
+    options: Dict[str, Any] = {}
+    if on_overflow == "catch_up":
+        options["on_overflow"] = "catch_up"
+    extensions = payload.get("extensions")
+    if not isinstance(extensions, dict):
+        return options
+    positions = extensions.get("positions")
+    if positions is not None:
+        if not isinstance(positions, bool):
+            raise ValueError("extensions.positions must be true or false")
+        options["positions"] = positions
+    after = extensions.get("after")
+    if after is not None:
+        if not isinstance(after, str):
+            raise ValueError("extensions.after must be a position (a string) that a message carried")
+        options["after"] = after
+    return options
+
+
+def position_errors(err: PositionError) -> GraphQLErrors:
+    """The GraphQL errors of a refused position."""
+    return [{"message": str(err), "extensions": {"code": err.code, "position": err.position}}]
+
+
+def final_frame(frame: bytes, cut: int) -> Optional[Tuple[str, GraphQLErrors]]:
+    """(internal id, errors) when frame is the engine's final frame of a subscription,
+    else None. cut is where the client's id starts in frame."""
+    at = frame.find(_PAYLOAD, cut)
+    if at < 0 or not frame.startswith(_ERRORS, at + len(_PAYLOAD)):
+        return None
+    message = json.loads(frame)
+    return message["id"], message["payload"]["errors"]
 
 
 class ResumePoint(NamedTuple):
@@ -27,11 +73,11 @@ class ResumePoint(NamedTuple):
     client is told first (None: nothing, the resume is exact)."""
 
     after: Optional[str]
-    errors: Optional[List[Dict[str, Any]]]
+    errors: Optional[GraphQLErrors]
 
 
 def frame_position(frame: bytes) -> Optional[bytes]:
-    """The position of the event in ``frame``; None while the engine writes none."""
+    """The position of the event in an SSE stream's ``frame``; None while SSE asks for none."""
     return None
 
 
