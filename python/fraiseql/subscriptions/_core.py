@@ -234,11 +234,27 @@ class Connection:
             internal = f"{self.id}:{sub_id}"
         try:
             opts = registration_options(self.app.on_overflow, payload)
-            opts.update(options or {})
-            register = functools.partial(
-                self.executor.register_subscription,
-                self.id, internal, payload["query"], operation_name=payload.get("operationName"),
-                variables=variables, user_id=self.user_id, tenant_id=self.tenant_id, **opts)
+        except ValueError as exc:
+            return [{"message": str(exc)}]
+        opts.update(options or {})
+        errors = await self.register_in_engine(internal, payload, variables, opts)
+        if errors is not None:
+            return errors
+        self.positions = self.positions or bool(opts)
+        self.subscriptions[sub_id] = internal
+        assert self.watch is not None
+        self.watch.add(internal)
+        self.watch.set()  # a message may already be queued: have the writer look
+        return None
+
+    async def register_in_engine(self, internal: str, payload: Dict[str, Any], variables: Any,
+                                 opts: Dict[str, Any]) -> Optional[GraphQLErrors]:
+        """The engine's registration of a subscription; the refusal's GraphQL errors, or None."""
+        register = functools.partial(
+            self.executor.register_subscription,
+            self.id, internal, payload["query"], operation_name=payload.get("operationName"),
+            variables=variables, user_id=self.user_id, tenant_id=self.tenant_id, **opts)
+        try:
             if "after" in opts:  # checking the position asks the bus: off the event loop
                 await asyncio.get_running_loop().run_in_executor(None, register)
             else:
@@ -248,11 +264,6 @@ class Connection:
         except (ValueError, TypeError) as exc:
             # A refused document carries its GraphQL errors, with their locations.
             return getattr(exc, "errors", None) or [{"message": str(exc)}]
-        self.positions = self.positions or bool(opts)
-        self.subscriptions[sub_id] = internal
-        assert self.watch is not None
-        self.watch.add(internal)
-        self.watch.set()  # a message may already be queued: have the writer look
         return None
 
     def complete(self, sub_id: str) -> bool:
