@@ -120,6 +120,26 @@ func TestResumeReplaysWhatLiveWouldHaveSentThenLive(t *testing.T) {
 	}
 }
 
+// A replay applies the executor's row filter option as live dispatch does.
+func TestResumeAppliesTheRowFilterOption(t *testing.T) {
+	for _, opts := range []Options{{RowFilterField: "owner_id"}, {NoRowFilter: true}} {
+		e := newTestExecutor(t, opts)
+		registerWith(t, e, Registration{SubscriptionID: "twin", TenantID: "t", UserID: "u", Positions: true})
+		registerWith(t, e, Registration{SubscriptionID: "a", TenantID: "t", UserID: "u", Positions: true})
+		publish(t, e, "users", `{"n":2,"tenant_id":"t"}`)
+		first := nextAll(t, e, "a")
+		e.Complete("a")
+		publish(t, e, "users", `{"n":3,"tenant_id":"t","owner_id":"someone else","user_id":"u"}`)
+		publish(t, e, "users", `{"n":4,"tenant_id":"t","owner_id":"u","user_id":"someone else"}`)
+		registerWith(t, e, Registration{SubscriptionID: "b", TenantID: "t", UserID: "u", After: framePosition(t, first[0])})
+		twin := nextAll(t, e, "twin")
+		if want := map[bool]int{true: 3, false: 2}[opts.NoRowFilter]; len(twin) != want {
+			t.Fatalf("%+v: live got %d frames, want %d: %q", opts, len(twin), want, twin)
+		}
+		sameFrames(t, waitFrames(t, e, "b", len(twin)-1), "b", twin[1:], "twin")
+	}
+}
+
 func TestResumeRefusesForeignAndExpiredPositions(t *testing.T) {
 	e := newTestExecutor(t, Options{HistorySize: 4})
 	other := newTestExecutor(t, Options{})
