@@ -1,10 +1,11 @@
 package pyapi
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime/debug"
+
+	json "github.com/goccy/go-json"
 
 	"github.com/fraiseql/fraiseql-subscriptions/subscriptions"
 )
@@ -18,6 +19,9 @@ const (
 	// A ValueError subclass with errors: the JSON list on the first line,
 	// the message after it.
 	documentPrefix = "GraphQLDocumentError: "
+	// positionPrefix is followed by {"code":..., "position":..., "message":...}:
+	// PositionError in Python, a ValueError subclass.
+	positionPrefix = "PositionError: "
 )
 
 // pyError prefixes err's message with the Python exception it stands for.
@@ -27,6 +31,11 @@ func pyError(err error) error {
 	}
 	if errors.Is(err, subscriptions.ErrSubscriptionNotFound) {
 		return fmt.Errorf("%s%w", notFoundPrefix, err)
+	}
+	var pe *subscriptions.PositionError
+	if errors.As(err, &pe) {
+		b, _ := json.Marshal(map[string]string{"code": pe.Code, "position": pe.Position, "message": pe.Error()})
+		return errors.New(positionPrefix + string(b))
 	}
 	var doc *subscriptions.DocumentError
 	if errors.As(err, &doc) {

@@ -32,6 +32,8 @@ type executorOptions struct {
 	RowFilter      string      `json:"row_filter"`
 	NoRowFilter    bool        `json:"no_row_filter"`
 	Schema         string      `json:"schema"`
+	HistorySize    json.Number `json:"history_size"`
+	OnOverflow     string      `json:"on_overflow"`
 	limitsJSON
 }
 
@@ -53,6 +55,10 @@ func NewSubscriptionExecutor(cfg *EventBusConfig, optionsJSON string) (x *Subscr
 	if err != nil {
 		return nil, pyError(err)
 	}
+	historySize, err := intOption("history_size", o.HistorySize, math.MaxInt32)
+	if err != nil {
+		return nil, pyError(err)
+	}
 	bus := subscriptions.MemoryBusConfig()
 	if cfg != nil {
 		bus = cfg.cfg
@@ -66,7 +72,8 @@ func NewSubscriptionExecutor(cfg *EventBusConfig, optionsJSON string) (x *Subscr
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	e, err := subscriptions.NewExecutor(ctx, subscriptions.Options{Bus: bus, QueueSize: int(queueSize), Limits: limits, Paused: o.Paused,
-		RowFilterField: o.RowFilter, NoRowFilter: o.NoRowFilter, Schema: o.Schema})
+		RowFilterField: o.RowFilter, NoRowFilter: o.NoRowFilter, Schema: o.Schema,
+		HistorySize: int(historySize), OnOverflow: o.OnOverflow})
 	if err != nil {
 		return nil, pyError(err)
 	}
@@ -76,23 +83,58 @@ func NewSubscriptionExecutor(cfg *EventBusConfig, optionsJSON string) (x *Subscr
 // Register adds a subscription; variablesJSON is a JSON object or "".
 func (x *SubscriptionExecutor) Register(connectionID, subscriptionID, query, operationName, variablesJSON, userID, tenantID string) (ok bool, err error) {
 	defer recoverTo(&err)
-	var vars map[string]any
-	if variablesJSON != "" {
-		v, err := subscriptions.DecodeJSON([]byte(variablesJSON))
-		if err != nil {
-			return false, pyError(subscriptions.ValueError("variables are not valid JSON: %v", err))
-		}
-		obj, ok := v.(map[string]any)
-		if !ok {
-			return false, pyError(subscriptions.TypeError("variables must be a dict"))
-		}
-		vars = obj
+	vars, err := decodeVariables(variablesJSON)
+	if err != nil {
+		return false, err
 	}
 	return true, pyError(x.e.Register(subscriptions.Registration{
 		ConnectionID: connectionID, SubscriptionID: subscriptionID,
 		Query: query, OperationName: operationName, Variables: vars,
 		UserID: userID, TenantID: tenantID,
 	}))
+}
+
+// registerOptions are the position options of RegisterWith, as JSON.
+type registerOptions struct {
+	Positions  bool   `json:"positions"`
+	After      string `json:"after"`
+	OnOverflow string `json:"on_overflow"`
+}
+
+// RegisterWith is Register with the options of optionsJSON: positions
+// (frames carry them), after (resume after a position) and on_overflow.
+func (x *SubscriptionExecutor) RegisterWith(connectionID, subscriptionID, query, operationName, variablesJSON, userID, tenantID, optionsJSON string) (ok bool, err error) {
+	defer recoverTo(&err)
+	var o registerOptions
+	if err := decodeStrict(optionsJSON, &o); err != nil {
+		return false, pyError(subscriptions.ValueError("invalid subscription option: %v", err))
+	}
+	vars, err := decodeVariables(variablesJSON)
+	if err != nil {
+		return false, err
+	}
+	return true, pyError(x.e.Register(subscriptions.Registration{
+		ConnectionID: connectionID, SubscriptionID: subscriptionID,
+		Query: query, OperationName: operationName, Variables: vars,
+		UserID: userID, TenantID: tenantID,
+		Positions: o.Positions, After: o.After, OnOverflow: o.OnOverflow,
+	}))
+}
+
+// decodeVariables decodes the variables of a registration ("" for none).
+func decodeVariables(variablesJSON string) (map[string]any, error) {
+	if variablesJSON == "" {
+		return nil, nil
+	}
+	v, err := subscriptions.DecodeJSON([]byte(variablesJSON))
+	if err != nil {
+		return nil, pyError(subscriptions.ValueError("variables are not valid JSON: %v", err))
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, pyError(subscriptions.TypeError("variables must be a dict"))
+	}
+	return obj, nil
 }
 
 // NextWait returns the next frame of a subscription, waiting up to

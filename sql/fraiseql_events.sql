@@ -14,7 +14,11 @@ CREATE TABLE IF NOT EXISTS "public"."fraiseql_events" (
 );
 ALTER TABLE "public"."fraiseql_events" ADD COLUMN IF NOT EXISTS xid xid8 NOT NULL DEFAULT pg_current_xact_id();
 CREATE INDEX IF NOT EXISTS "fraiseql_events_created_at_idx" ON "public"."fraiseql_events" (created_at);
-CREATE INDEX IF NOT EXISTS "fraiseql_events_xid_idx" ON "public"."fraiseql_events" (xid);
+CREATE INDEX IF NOT EXISTS "fraiseql_events_xid_id_idx" ON "public"."fraiseql_events" (xid, id);
+ALTER TABLE "public"."fraiseql_events" ADD COLUMN IF NOT EXISTS idem_key text;
+CREATE UNIQUE INDEX IF NOT EXISTS "fraiseql_events_idem_key_idx" ON "public"."fraiseql_events" (idem_key)
+	WHERE idem_key IS NOT NULL;
+DROP INDEX IF EXISTS "public"."fraiseql_events_xid_idx";
 CREATE TABLE IF NOT EXISTS "public"."fraiseql_events_positions" (
 	instance_id text PRIMARY KEY,
 	snapshot pg_snapshot NOT NULL,
@@ -23,16 +27,22 @@ CREATE TABLE IF NOT EXISTS "public"."fraiseql_events_positions" (
 	after_id bigint NOT NULL DEFAULT 0,
 	updated_at timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE "public"."fraiseql_events_positions" ADD COLUMN IF NOT EXISTS after_stamp bigint;
+ALTER TABLE "public"."fraiseql_events_positions" ADD COLUMN IF NOT EXISTS pruned_unread bigint NOT NULL DEFAULT 0;
 CREATE TABLE IF NOT EXISTS "public"."fraiseql_events_commits" (
 	xid xid8 PRIMARY KEY,
 	stamp bigint
 );
+ALTER TABLE "public"."fraiseql_events_commits" ADD COLUMN IF NOT EXISTS committed_at timestamptz;
+UPDATE "public"."fraiseql_events_commits" SET committed_at = now() WHERE committed_at IS NULL AND stamp IS NOT NULL;
+CREATE INDEX IF NOT EXISTS "fraiseql_events_commits_stamp_idx" ON "public"."fraiseql_events_commits" (stamp);
 CREATE OR REPLACE FUNCTION "public"."fraiseql_events_stamp"() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fraiseql$
 BEGIN
-	UPDATE "public"."fraiseql_events_commits" SET stamp = nextval(pg_get_serial_sequence(E'"public"."fraiseql_events"', 'id')) WHERE xid = NEW.xid;
+	PERFORM pg_advisory_xact_lock_shared(1179733071, hashtext(E'fraiseql_events'));
+	UPDATE "public"."fraiseql_events_commits" SET stamp = nextval(E'"public"."fraiseql_events_id_seq"'::regclass), committed_at = clock_timestamp() WHERE xid = NEW.xid;
 	RETURN NULL;
 END
 $fraiseql$;
@@ -40,6 +50,30 @@ REVOKE ALL ON FUNCTION "public"."fraiseql_events_stamp"() FROM PUBLIC;
 DROP TRIGGER IF EXISTS "fraiseql_events_stamp" ON "public"."fraiseql_events_commits";
 CREATE CONSTRAINT TRIGGER "fraiseql_events_stamp" AFTER INSERT ON "public"."fraiseql_events_commits"
 DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION "public"."fraiseql_events_stamp"();
+CREATE OR REPLACE FUNCTION "public"."fraiseql_events_arm"() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fraiseql$
+DECLARE
+	armed text := pg_current_xact_id()::text || E' "public"."fraiseql_events_commits"';
+BEGIN
+	IF current_setting('fraiseql.armed', true) IS DISTINCT FROM armed THEN
+		INSERT INTO "public"."fraiseql_events_commits" (xid) VALUES (pg_current_xact_id()) ON CONFLICT (xid) DO NOTHING;
+		PERFORM set_config('fraiseql.armed', armed, true);
+	END IF;
+	RETURN NULL;
+END
+$fraiseql$;
+REVOKE ALL ON FUNCTION "public"."fraiseql_events_arm"() FROM PUBLIC;
+DROP TRIGGER IF EXISTS "fraiseql_events_arm" ON "public"."fraiseql_events";
+CREATE TRIGGER "fraiseql_events_arm" AFTER INSERT ON "public"."fraiseql_events"
+FOR EACH STATEMENT EXECUTE FUNCTION "public"."fraiseql_events_arm"();
+-- Transactions that inserted before the triggers existed (an earlier
+-- version published from Go without a stamp) get one as this commits,
+-- in the order of their last ids.
+INSERT INTO "public"."fraiseql_events_commits" (xid)
+	SELECT e.xid FROM "public"."fraiseql_events" e WHERE NOT EXISTS (SELECT 1 FROM "public"."fraiseql_events_commits" c WHERE c.xid = e.xid)
+	GROUP BY e.xid ORDER BY max(e.id);
 CREATE OR REPLACE FUNCTION "public"."fraiseql_publish"(channel text, event_type text, data jsonb) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -47,7 +81,6 @@ AS $fraiseql$
 #variable_conflict use_variable
 DECLARE
 	payload bytea;
-	armed text;
 BEGIN
 	IF channel IS NULL OR channel = '' THEN
 		RAISE EXCEPTION '%: channel must not be empty', E'fraiseql_publish' USING ERRCODE = 'invalid_parameter_value';
@@ -69,14 +102,6 @@ BEGIN
 		RAISE EXCEPTION '%: event payload is % bytes, over the max_payload_bytes limit of 1048576', E'fraiseql_publish', octet_length(payload) USING ERRCODE = 'program_limit_exceeded';
 	END IF;
 	INSERT INTO "public"."fraiseql_events" (channel, event_type, payload) VALUES (channel, event_type, payload);
-	-- The first event of a transaction arms its commit stamp; a
-	-- transaction-local setting spares the later ones the insert (a
-	-- rolled-back savepoint undoes both).
-	armed := pg_current_xact_id()::text || E' "public"."fraiseql_events_commits"';
-	IF current_setting('fraiseql.armed', true) IS DISTINCT FROM armed THEN
-		INSERT INTO "public"."fraiseql_events_commits" (xid) VALUES (pg_current_xact_id()) ON CONFLICT (xid) DO NOTHING;
-		PERFORM set_config('fraiseql.armed', armed, true);
-	END IF;
 	PERFORM pg_notify(E'fraiseql_events', '');
 END
 $fraiseql$;

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // maxGroupCommit bounds the events one group commit sends together.
@@ -308,9 +310,27 @@ func (g *groupCommit) flush(ctx context.Context, batch []*commitWaiter) {
 	for i, w := range batch {
 		evs[i] = w.ev
 	}
-	for i, err := range batchResults(g.bus.PublishBatch(ctx, evs), len(batch)) {
+	err := g.bus.PublishBatch(ctx, evs)
+	if refusedWhole(err) {
+		// The server refused the shared transaction for one event's sake,
+		// and nothing of it was published: each event goes again alone,
+		// and gets its own outcome.
+		for _, w := range batch {
+			w.err = g.bus.Publish(ctx, w.ev)
+		}
+		return
+	}
+	for i, err := range batchResults(err, len(batch)) {
 		batch[i].err = err
 	}
+}
+
+// refusedWhole tells whether err is PostgreSQL refusing a statement, which
+// rolled its transaction back: a connection lost instead leaves the
+// outcome unknown, and a retry could publish twice.
+func refusedWhole(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr)
 }
 
 // PublishBatch validates every event, then puts them on the bus in order

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -19,7 +20,8 @@ type Bus interface {
 	// or with an error that says what could not be reached.
 	Start(ctx context.Context, deliver func(Event)) error
 	// Publish sends ev to every executor on the bus. When it returns nil
-	// the bus has accepted the event; an error means it was not published.
+	// the bus has accepted the event; an error means it was not published,
+	// unless it matches ErrOutcomeUnknown (the answer was lost).
 	Publish(ctx context.Context, ev Event) error
 	// PublishBatch puts evs on the bus in order with one round trip / one
 	// transaction. nil: all accepted. A *BatchError reports per-event
@@ -42,19 +44,61 @@ type BusStats struct {
 	// Panics counts panics recovered in the bus's own goroutines (outside
 	// deliver, which recovers its own); the reader starts over after one.
 	Panics uint64
+	// PrunedUnread counts the events that the PostgreSQL bus pruned while
+	// this InstanceID was stopped, before it read them (reported when it
+	// starts again, and logged).
+	PrunedUnread uint64
 	// LagMillis is the delay between the publication and the reception of
 	// the last received event, in milliseconds (0 for the memory bus).
 	LagMillis float64
 }
 
+// deliveryGate stands between a bus reader and its deliver callback, so
+// that Close can stop the reader between two events: once stop returns,
+// deliver is never called again, and the reader neither acknowledges nor
+// counts in its position what it took off the bus and did not deliver.
+type deliveryGate struct {
+	mu      sync.Mutex
+	stopped bool
+}
+
+// deliver calls f(ev) unless the gate is stopped, and reports whether it did.
+func (g *deliveryGate) deliver(f func(Event), ev Event) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopped {
+		return false
+	}
+	f(ev)
+	return true
+}
+
+// stop returns once no deliver is under way, and prevents any other.
+func (g *deliveryGate) stop() {
+	g.mu.Lock()
+	g.stopped = true
+	g.mu.Unlock()
+}
+
+// errDeliveryStopped ends a read when Close stopped delivery.
+var errDeliveryStopped = errors.New("delivery stopped by Close")
+
+// deliveryStopper is a bus with a reader that Executor.Close stops before
+// it marks the executor closed, lest the reader hand it events that it
+// would drop after the bus counted them as delivered.
+type deliveryStopper interface {
+	stopDelivery()
+}
+
 // busCounters are the counters of a distributed bus, behind Stats, and
 // its readers' test hook.
 type busCounters struct {
-	published  atomic.Uint64
-	received   atomic.Uint64
-	reconnects atomic.Uint64
-	panics     atomic.Uint64 // recovered in the bus's own goroutines
-	lagBits    atomic.Uint64 // math.Float64bits of LagMillis
+	published    atomic.Uint64
+	received     atomic.Uint64
+	reconnects   atomic.Uint64
+	panics       atomic.Uint64 // recovered in the bus's own goroutines
+	prunedUnread atomic.Uint64
+	lagBits      atomic.Uint64 // math.Float64bits of LagMillis
 	// reads counts the reader's completed reads of the bus (PostgreSQL):
 	// a test of "nothing more arrives" waits for reads, not for time.
 	reads atomic.Uint64
@@ -65,11 +109,12 @@ type busCounters struct {
 // Stats implements Bus.
 func (c *busCounters) Stats() BusStats {
 	return BusStats{
-		Published:  c.published.Load(),
-		Received:   c.received.Load(),
-		Reconnects: c.reconnects.Load(),
-		Panics:     c.panics.Load(),
-		LagMillis:  math.Float64frombits(c.lagBits.Load()),
+		Published:    c.published.Load(),
+		Received:     c.received.Load(),
+		Reconnects:   c.reconnects.Load(),
+		Panics:       c.panics.Load(),
+		PrunedUnread: c.prunedUnread.Load(),
+		LagMillis:    math.Float64frombits(c.lagBits.Load()),
 	}
 }
 

@@ -7,16 +7,34 @@ import (
 )
 
 // MemoryBus delivers events inside one executor, synchronously: when
-// Publish returns, the event has been dispatched.
+// Publish returns, the event has been dispatched. It numbers the events
+// and keeps the last of them (see history_memory.go); its epoch is
+// random, so a restarted bus refuses the positions of an earlier one.
 type MemoryBus struct {
 	mu        sync.RWMutex
 	deliver   func(Event)
 	closed    bool
 	published atomic.Uint64
+	// order is held from numbering an event to the end of its dispatch:
+	// every subscription receives events in position order.
+	order sync.Mutex
+	hist  memoryHistory
 }
 
 // NewMemoryBus returns a bus local to one executor.
-func NewMemoryBus() *MemoryBus { return &MemoryBus{} }
+func NewMemoryBus() *MemoryBus {
+	return &MemoryBus{hist: memoryHistory{epoch: newEpoch('m'), size: DefaultHistorySize}}
+}
+
+// deliverOne numbers ev, keeps it and dispatches it. Under b.mu (read).
+func (b *MemoryBus) deliverOne(ev Event) {
+	b.order.Lock()
+	defer b.order.Unlock()
+	ev.pos = b.hist.append(ev)
+	if b.deliver != nil {
+		b.deliver(ev)
+	}
+}
 
 // Start implements Bus.
 func (b *MemoryBus) Start(_ context.Context, deliver func(Event)) error {
@@ -34,9 +52,7 @@ func (b *MemoryBus) Publish(_ context.Context, ev Event) error {
 		return ErrClosed
 	}
 	b.published.Add(1)
-	if b.deliver != nil {
-		b.deliver(ev)
-	}
+	b.deliverOne(ev)
 	return nil
 }
 
@@ -50,9 +66,7 @@ func (b *MemoryBus) PublishBatch(_ context.Context, evs []Event) error {
 	}
 	for _, ev := range evs {
 		b.published.Add(1)
-		if b.deliver != nil {
-			b.deliver(ev)
-		}
+		b.deliverOne(ev)
 	}
 	return nil
 }

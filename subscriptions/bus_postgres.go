@@ -2,9 +2,13 @@ package subscriptions
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,14 +30,17 @@ import (
 //     bus_postgres_schema.go) does the same inside the caller's transaction.
 //   - The listener of each executor holds a dedicated connection that runs
 //     LISTEN. On every notification and at least every PollInterval it
-//     reads the rows of the transactions that committed since its last
-//     read and dispatches them (bus_postgres_listener.go).
+//     reads, in commit-stamp order, the rows committed after its position
+//     and up to a horizon below which nothing can still commit, and
+//     dispatches them (bus_postgres_listener.go).
 //   - After a broken connection it reconnects with backoff and reads on from
 //     its position, so nothing published meanwhile is lost and nothing is
-//     delivered twice. With an InstanceID the position is also stored, and
-//     a restarted executor reads on from it.
-//   - Rows older than Retention are deleted, at most once per minute, by
-//     whichever listener gets there (deleting twice is harmless).
+//     delivered twice. The position is stored after every page: with an
+//     InstanceID a restarted executor reads on from it; every listener's
+//     stored position holds the pruning back.
+//   - Rows of transactions committed longer than Retention ago, and
+//     delivered by every live listener, are deleted at most once per
+//     minute by whichever listener gets there (deleting twice is harmless).
 
 const (
 	pgDefaultTable        = "fraiseql_events"
@@ -50,6 +57,14 @@ const (
 	// pgLockClass is the first key of the advisory lock that serialises the
 	// creation of the table by several executors starting at once.
 	pgLockClass = 0x46514c45 // "FQLE"
+	// pgOwnerClass is the first key of the advisory lock by which one
+	// listener owns an InstanceID.
+	pgOwnerClass = 0x46514c49 // "FQLI"
+	// pgOwnWait is how long Start waits for the lock of an InstanceID.
+	pgOwnWait = 2 * time.Second
+	// pgOrderClass is the first key of the advisory lock between commit
+	// stamps and the listeners' horizon.
+	pgOrderClass = 0x46514c4f // "FQLO"
 )
 
 // PostgresBus is the Bus built on a PostgreSQL table and LISTEN/NOTIFY.
@@ -64,22 +79,41 @@ type PostgresBus struct {
 	tableIdent      string // the quoted table name
 	sqlPublish      string
 	sqlPublishBatch string
-	sqlStartPos     string // the position of a new listener
-	sqlResumePos    string // the stored position of an InstanceID, or a new one
-	sqlSavePos      string
-	sqlDeclare      string // the read, through a cursor
-	sqlFirstPage    string // the read's first page, without one
-	sqlFetch        string
-	sqlPrune        string
-	sqlListen       string
+	// With idempotency keys: a row whose key is there already is skipped.
+	sqlPublishKeyed      string
+	sqlPublishBatchKeyed string
+	sqlLockOrder         string // the horizon (see bus_postgres_listener.go): lock,
+	sqlHorizon           string // read the sequence,
+	sqlUnlockOrder       string // let go
+	sqlResumePos         string // the stored position of a listener, or a new one after the horizon
+	sqlSavePos           string
+	sqlPage              string
+	sqlPrune             string
+	sqlListen            string
+	sqlHistory           string // history_postgres.go
+	sqlOwn               string // takes the InstanceID's lock, if free
+	sqlForget            string // removes the row of an anonymous listener
+	sqlForgetGone        string // removes the rows of anonymous listeners that are gone
 
 	// Tunables, constants outside tests.
 	pruneEvery time.Duration
+	prunes     atomic.Uint64 // pruning rounds run (tests wait on it)
+
+	// listenerID names the listener in the positions table and its lock:
+	// the InstanceID, or "~" and a random id for an anonymous listener,
+	// whose row only tells the pruning how far it has read.
+	listenerID string
+	anonymous  bool
 
 	tableReady atomic.Bool // the table, positions and function are known to be in place
 
 	busCounters
+	gate      deliveryGate  // Close stops delivery before the executor closes
 	listenPID atomic.Uint32 // backend pid of the listener connection
+	// ep is the epoch of the positions, startPos the listener's first
+	// position (history_postgres.go).
+	ep       atomic.Pointer[string]
+	startPos atomic.Pointer[position]
 	// hold, when set, keeps the listener from reading until it is closed
 	// (an executor started paused; see pause.go).
 	hold <-chan struct{}
@@ -114,6 +148,9 @@ func (opts PostgresOptions) withDefaults() (PostgresOptions, error) {
 		if opts.Table != pgDefaultTable {
 			opts.Function = suffixed(opts.Table, "_publish")
 		}
+	}
+	if strings.HasPrefix(opts.InstanceID, "~") {
+		return opts, valueErrorf("PostgreSQL instance_id %q must not start with \"~\" (kept for listeners without one)", opts.InstanceID)
 	}
 	if len(opts.Table) > pgMaxIdentifier {
 		return opts, valueErrorf("PostgreSQL table name %q is longer than %d bytes", opts.Table, pgMaxIdentifier)
@@ -166,21 +203,29 @@ func newPostgresBus(opts PostgresOptions) (*PostgresBus, error) {
 	schema := newPgSchema(opts)
 	positions := pgx.Identifier{schema.positions}.Sanitize()
 	commits := pgx.Identifier{schema.commits}.Sanitize()
-	batch := fmt.Sprintf(`SELECT id, channel, event_type, payload, created_at, xid FROM %s`, table)
-	// The transactions $1 does not see as finished (at or above its xmax,
-	// or in its in-progress list: two index scans on xid), and that $2
-	// sees as finished when set; each transaction's rows together, ordered
-	// by its key (its commit stamp, or its last id), after ($3, $4).
-	read := `SELECT id, channel, event_type, payload, created_at, last FROM (
-	SELECT e.id, e.channel, e.event_type, e.payload, e.created_at,
-		greatest(c.stamp, max(e.id) OVER (PARTITION BY e.xid)) AS last FROM (
-		` + batch + ` WHERE xid >= pg_snapshot_xmax($1::pg_snapshot)
-		UNION ALL
-		` + batch + ` WHERE xid = ANY (ARRAY(SELECT pg_snapshot_xip($1::pg_snapshot))) AND xid < pg_snapshot_xmax($1::pg_snapshot)
-	) e LEFT JOIN ` + commits + ` c ON c.xid = e.xid
-	WHERE $2::text IS NULL OR pg_visible_in_snapshot(e.xid, $2::pg_snapshot)
-) w WHERE (last, id) > ($3::bigint, $4::bigint) ORDER BY last, id`
+	orderKey := fmt.Sprintf("%d, hashtext(%s)", pgOrderClass, quoteLiteral(opts.Table))
+	horizon := `current_setting('fraiseql.horizon')::bigint`
+	cols := `e.id, e.channel, e.event_type, e.payload, e.created_at`
+	// The rest of the position's transaction, then the transactions
+	// stamped after it up to the horizon, each read by the index on
+	// (xid, id) in a nested loop over the commits in stamp order: the
+	// output comes in (stamp, id) order, so the sort stops at the page.
+	page := fmt.Sprintf(`SELECT * FROM (
+	(SELECT %[1]s, c.stamp FROM %[2]s c, LATERAL (SELECT * FROM %[3]s e WHERE e.xid = c.xid AND e.id > $2::bigint ORDER BY e.id LIMIT %[4]d) e
+		WHERE c.stamp = $1::bigint)
+	UNION ALL
+	(SELECT %[1]s, c.stamp FROM (SELECT xid, stamp FROM %[2]s WHERE stamp > $1::bigint AND stamp <= %[5]s ORDER BY stamp LIMIT %[4]d) c,
+		LATERAL (SELECT * FROM %[3]s e WHERE e.xid = c.xid ORDER BY e.id LIMIT %[4]d) e)
+) w ORDER BY stamp, id LIMIT %[4]d`, cols, commits, table, pgPageSize, horizon)
+	listenerID, anonymous := opts.InstanceID, opts.InstanceID == ""
+	if anonymous {
+		var raw [8]byte
+		_, _ = rand.Read(raw[:])
+		listenerID = "~" + hex.EncodeToString(raw[:])
+	}
 	b := &PostgresBus{
+		listenerID: listenerID,
+		anonymous:  anonymous,
 		opts:       opts,
 		connString: opts.ConnString,
 		listenCfg:  listenCfg,
@@ -195,28 +240,72 @@ SELECT pg_notify($4, '')`,
 		sqlPublishBatch: `WITH ins AS (INSERT INTO ` + table + ` (channel, event_type, payload)
 	SELECT c, t, p FROM unnest($1::text[], $2::text[], $3::bytea[]) WITH ORDINALITY AS e(c, t, p, n) ORDER BY n)
 SELECT pg_notify($4, '')`,
-		sqlStartPos: `SELECT pg_current_snapshot()::text`,
-		sqlResumePos: `INSERT INTO ` + positions + ` (instance_id, snapshot) VALUES ($1, pg_current_snapshot())
-ON CONFLICT (instance_id) DO UPDATE SET updated_at = now()
-RETURNING snapshot::text, upto::text, after_last, after_id`,
-		sqlSavePos: `UPDATE ` + positions + ` SET snapshot = $2::text::pg_snapshot, upto = $3::text::pg_snapshot,
-	after_last = $4::text::bigint, after_id = $5::text::bigint, updated_at = now() WHERE instance_id = $1`,
-		sqlDeclare: `DECLARE ` + pgCursor + ` NO SCROLL CURSOR FOR ` + read,
-		// In one statement, so that the rows and the snapshot returned
-		// agree without a transaction around them (the statement's own
-		// snapshot is pg_current_snapshot()); one row without an event
-		// when there is none.
-		sqlFirstPage: `SELECT s.snap, w.id, w.channel, w.event_type, w.payload, w.created_at, w.last
-FROM (SELECT pg_current_snapshot()::text AS snap) s LEFT JOIN (` + read + fmt.Sprintf(` LIMIT %d`, pgPageSize) + `) w ON true
-ORDER BY w.last, w.id`,
-		sqlFetch: fmt.Sprintf("FETCH %d FROM %s", pgPageSize, pgCursor),
-		// A transaction's rows share created_at (its start), so they are
-		// pruned together, with its commit stamp.
-		sqlPrune: `WITH gone AS (DELETE FROM ` + table + ` WHERE created_at < now() - $1::bigint * interval '1 microsecond'
-	AND pg_visible_in_snapshot(xid, $2::text::pg_snapshot) RETURNING xid)
-DELETE FROM ` + commits + ` WHERE xid IN (SELECT xid FROM gone)`,
+		sqlPublishKeyed: `WITH ins AS (INSERT INTO ` + table + ` (channel, event_type, payload, idem_key) VALUES ($1, $2, $3, $5)
+	ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING)
+SELECT pg_notify($4, '')`,
+		sqlPublishBatchKeyed: `WITH ins AS (INSERT INTO ` + table + ` (channel, event_type, payload, idem_key)
+	SELECT c, t, p, k FROM unnest($1::text[], $2::text[], $3::bytea[], $5::text[]) WITH ORDINALITY AS e(c, t, p, k, n) ORDER BY n
+	ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING)
+SELECT pg_notify($4, '')`,
+		sqlLockOrder: `SELECT pg_advisory_lock(` + orderKey + `)`,
+		sqlHorizon: `SELECT set_config('fraiseql.horizon', coalesce(pg_sequence_last_value(pg_get_serial_sequence(` +
+			quoteLiteral(table) + `, 'id')::regclass), 0)::text, false) AS horizon`,
+		sqlUnlockOrder: `SELECT pg_advisory_unlock(` + orderKey + `)`,
+		// A position stored by an earlier version (a snapshot, without
+		// after_stamp) resumes at the first transaction that snapshot
+		// had not seen finish: nothing is lost, some may come again.
+		sqlResumePos: `WITH old AS (SELECT pruned_unread FROM ` + positions + ` WHERE instance_id = $1)
+INSERT INTO ` + positions + ` AS p (instance_id, snapshot, after_stamp, after_id)
+VALUES ($1, pg_current_snapshot(), ` + horizon + fmt.Sprintf(`, %d)`, int64(pgMaxID)) + `
+ON CONFLICT (instance_id) DO UPDATE SET updated_at = now(), pruned_unread = 0,
+	after_stamp = coalesce(p.after_stamp, (SELECT min(c.stamp) - 1 FROM ` + commits + ` c
+		WHERE NOT pg_visible_in_snapshot(c.xid, p.snapshot)), ` + horizon + `),
+	after_id = CASE WHEN p.after_stamp IS NULL THEN ` + fmt.Sprint(int64(pgMaxID)) + ` ELSE p.after_id END
+RETURNING after_stamp, after_id, coalesce((SELECT pruned_unread FROM old), 0)`,
+		// An upsert: the row of an anonymous listener may have been
+		// removed while it was disconnected.
+		sqlSavePos: `INSERT INTO ` + positions + ` AS p (instance_id, snapshot, after_stamp, after_id)
+VALUES ($1, pg_current_snapshot(), $2::text::bigint, $3::text::bigint)
+ON CONFLICT (instance_id) DO UPDATE SET after_stamp = excluded.after_stamp, after_id = excluded.after_id, updated_at = now()`,
+		sqlForget: `DELETE FROM ` + positions + ` WHERE instance_id = $1`,
+		sqlPage:   page,
+		// Retention counts from the commit. Nothing after the position of a
+		// live listener (one whose connection holds its lock) is pruned;
+		// what is pruned after the position of a stopped one is counted
+		// in its row, for it to report when it resumes.
+		sqlPrune: `WITH live AS (
+	SELECT p.instance_id, p.after_stamp FROM ` + positions + ` p
+	WHERE p.after_stamp IS NOT NULL AND EXISTS (SELECT 1 FROM pg_locks k WHERE k.locktype = 'advisory' AND k.granted
+		AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		AND k.classid = ` + fmt.Sprint(pgOwnerClass) + `::oid AND k.objsubid = 2
+		AND k.objid = (hashtext(` + quoteLiteral(opts.Table+" ") + ` || p.instance_id)::bigint & 4294967295)::oid)
+), upto AS (
+	SELECT least($2::bigint, min(after_stamp)) AS stamp FROM live
+), gone AS (
+	DELETE FROM ` + commits + ` c USING upto WHERE c.committed_at < now() - $1::bigint * interval '1 microsecond'
+		AND c.stamp <= upto.stamp RETURNING c.xid, c.stamp
+), pruned AS (
+	DELETE FROM ` + table + ` e USING gone WHERE e.xid = gone.xid RETURNING gone.stamp
+), down AS (
+	UPDATE ` + positions + ` p SET pruned_unread = p.pruned_unread + (SELECT count(*) FROM pruned WHERE pruned.stamp > p.after_stamp)
+	WHERE p.after_stamp < (SELECT max(stamp) FROM gone) AND p.instance_id NOT LIKE '~%'
+		AND p.instance_id NOT IN (SELECT instance_id FROM live)
+	RETURNING p.instance_id, p.pruned_unread
+)
+SELECT (SELECT count(*) FROM pruned), coalesce((SELECT string_agg(instance_id, ', ' ORDER BY instance_id) FROM down), '')`,
+		// The rows of anonymous listeners that are gone (needs DELETE on
+		// the positions table; skipped without it).
+		sqlForgetGone: `DELETE FROM ` + positions + ` p WHERE p.instance_id LIKE '~%' AND NOT EXISTS (
+	SELECT 1 FROM pg_locks k WHERE k.locktype = 'advisory' AND k.granted
+		AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		AND k.classid = ` + fmt.Sprint(pgOwnerClass) + `::oid AND k.objsubid = 2
+		AND k.objid = (hashtext(` + quoteLiteral(opts.Table+" ") + ` || p.instance_id)::bigint & 4294967295)::oid)`,
 		sqlListen: `LISTEN ` + pgx.Identifier{opts.NotifyChannel}.Sanitize(),
+		// A session lock: it goes with the listener's connection, also
+		// when the process dies.
+		sqlOwn: fmt.Sprintf(`SELECT pg_advisory_lock(%d, hashtext($1))`, pgOwnerClass),
 	}
+	b.sqlHistory = b.historySQL()
 	return b, nil
 }
 
@@ -255,16 +344,7 @@ func (b *PostgresBus) Start(ctx context.Context, deliver func(Event)) error {
 	if err != nil {
 		return err
 	}
-	var st pgPosition
-	if b.opts.InstanceID == "" {
-		err = conn.QueryRow(cctx, b.sqlStartPos).Scan(&st.pos)
-	} else {
-		var upto *string
-		err = conn.QueryRow(cctx, b.sqlResumePos, b.opts.InstanceID).Scan(&st.pos, &upto, &st.last, &st.id)
-		if upto != nil {
-			st.upto = *upto
-		}
-	}
+	st, err := b.startPosition(cctx, conn)
 	if err != nil {
 		closeQuietly(conn)
 		return b.connectError(cctx, err)
@@ -274,10 +354,42 @@ func (b *PostgresBus) Start(ctx context.Context, deliver func(Event)) error {
 	b.started = true
 	b.cancel = lcancel
 	b.done = make(chan struct{})
+	start := b.rowPosition(st.stamp, st.id)
+	b.startPos.Store(&start)
 	l := &pgListener{bus: b, conn: conn, st: st, deliver: deliver,
 		backoff: backoff{min: 50 * time.Millisecond, max: 2 * time.Second}}
 	go l.run(lctx, b.done)
 	return nil
+}
+
+// startPosition takes the horizon and returns the listener's first
+// position: after the horizon, or the InstanceID's stored one.
+func (b *PostgresBus) startPosition(ctx context.Context, conn *pgx.Conn) (pgPosition, error) {
+	var batch pgconn.Batch
+	b.addHorizon(&batch)
+	batch.ExecParams(b.sqlResumePos, [][]byte{[]byte(b.listenerID)}, []uint32{pgTextOID}, nil, nil)
+	results, err := conn.PgConn().ExecBatch(ctx, &batch).ReadAll()
+	if err != nil {
+		return pgPosition{}, err
+	}
+	last := results[len(results)-1]
+	if len(last.Rows) != 1 || len(last.Rows[0]) != 3 {
+		return pgPosition{}, errors.New("no position returned")
+	}
+	var st pgPosition
+	var pruned int64
+	if st.stamp, err = strconv.ParseInt(string(last.Rows[0][0]), 10, 64); err == nil {
+		if st.id, err = strconv.ParseInt(string(last.Rows[0][1]), 10, 64); err == nil {
+			pruned, err = strconv.ParseInt(string(last.Rows[0][2]), 10, 64)
+		}
+	}
+	if err == nil && pruned > 0 {
+		b.prunedUnread.Add(uint64(pruned))
+		orNop(b.opts.Logger).Log(LogWarning, "bus", fmt.Sprintf(
+			"PostgreSQL bus: %d events of %s were pruned (older than the retention of %s) while the executor with instance_id %q was stopped, before it read them",
+			pruned, b.tableIdent, b.opts.Retention, b.opts.InstanceID))
+	}
+	return st, err
 }
 
 // connectListener opens the listener's connection, makes sure the table
@@ -296,12 +408,47 @@ func (b *PostgresBus) connectListener(ctx context.Context) (*pgx.Conn, error) {
 		return nil, b.connectError(ctx, err)
 	}
 	// Prepared once per connection: most reads are one page of this.
-	if _, err := conn.PgConn().Prepare(ctx, pgFirstPage, b.sqlFirstPage, pgReadOIDs); err != nil {
+	if _, err := conn.PgConn().Prepare(ctx, pgPage, b.sqlPage, pgPageOIDs); err != nil {
+		closeQuietly(conn)
+		return nil, b.connectError(ctx, err)
+	}
+	if err := b.own(ctx, conn); err != nil {
+		closeQuietly(conn)
+		return nil, err
+	}
+	// Again on a reconnect: the table may have been created again.
+	if err := b.loadEpoch(ctx, conn); err != nil {
 		closeQuietly(conn)
 		return nil, b.connectError(ctx, err)
 	}
 	b.listenPID.Store(conn.PgConn().PID())
 	return conn, nil
+}
+
+// own takes the lock of the listener's id on conn, waiting up to
+// pgOwnWait, or fails with ErrInstanceInUse.
+func (b *PostgresBus) own(ctx context.Context, conn *pgx.Conn) error {
+	// Wait a little: a listener that just closed lets go of the lock when
+	// its server process ends, a moment after its connection closed.
+	tx, err := conn.Begin(ctx)
+	if err == nil {
+		wait := min(pgOwnWait, b.opts.ConnectTimeout/2)
+		_, err = tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", max(wait.Milliseconds(), 1)))
+	}
+	if err == nil {
+		_, err = tx.Exec(ctx, b.sqlOwn, b.opts.Table+" "+b.listenerID)
+	}
+	if err == nil {
+		err = tx.Commit(ctx)
+	}
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available
+			return instanceInUse(b.opts.InstanceID, "PostgreSQL", "another listener's connection holds its advisory lock")
+		}
+		return b.connectError(ctx, err)
+	}
+	return nil
 }
 
 // tableMissing reports whether err says that the table does not exist, and
@@ -333,7 +480,13 @@ func (b *PostgresBus) connectError(ctx context.Context, err error) error {
 // Publish implements Bus: the event is inserted and the listeners woken
 // in a single statement.
 func (b *PostgresBus) Publish(ctx context.Context, ev Event) error {
-	if err := b.exec(ctx, b.sqlPublish, ev.Channel, ev.Type, notNull(ev.Data), b.opts.NotifyChannel); err != nil {
+	var err error
+	if ev.IdempotencyKey == "" {
+		err = b.exec(ctx, b.sqlPublish, ev.Channel, ev.Type, notNull(ev.Data), b.opts.NotifyChannel)
+	} else {
+		err = b.exec(ctx, b.sqlPublishKeyed, ev.Channel, ev.Type, notNull(ev.Data), b.opts.NotifyChannel, ev.IdempotencyKey)
+	}
+	if err != nil {
 		return err
 	}
 	b.published.Add(1)
@@ -350,10 +503,23 @@ func (b *PostgresBus) PublishBatch(ctx context.Context, evs []Event) error {
 	channels := make([]string, len(evs))
 	types := make([]string, len(evs))
 	payloads := make([][]byte, len(evs))
+	var keys []*string // nil unless an event has a key
 	for i := range evs {
 		channels[i], types[i], payloads[i] = evs[i].Channel, evs[i].Type, notNull(evs[i].Data)
+		if evs[i].IdempotencyKey != "" {
+			if keys == nil {
+				keys = make([]*string, len(evs))
+			}
+			keys[i] = &evs[i].IdempotencyKey
+		}
 	}
-	if err := b.exec(ctx, b.sqlPublishBatch, channels, types, payloads, b.opts.NotifyChannel); err != nil {
+	var err error
+	if keys == nil {
+		err = b.exec(ctx, b.sqlPublishBatch, channels, types, payloads, b.opts.NotifyChannel)
+	} else {
+		err = b.exec(ctx, b.sqlPublishBatchKeyed, channels, types, payloads, b.opts.NotifyChannel, keys)
+	}
+	if err != nil {
 		return err
 	}
 	b.published.Add(uint64(len(evs)))
@@ -389,9 +555,24 @@ func (b *PostgresBus) exec(ctx context.Context, sql string, args ...any) error {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			msg = "the connection to the server was lost (" + msg + ")"
 		}
+		if pgOutcomeUnknown(err) {
+			return outcomeUnknown("PostgreSQL", msg, err)
+		}
 		return busError("publishing to PostgreSQL failed: "+msg, err)
 	}
 	return nil
+}
+
+// pgOutcomeUnknown tells whether a publishing statement may have
+// committed although it failed: neither refused by the server (which
+// rolls it back) nor failed before anything was sent.
+func pgOutcomeUnknown(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) || pgconn.SafeToRetry(err) {
+		return false
+	}
+	var connectErr *pgconn.ConnectError
+	return !errors.As(err, &connectErr) && !errors.Is(err, ErrClosed)
 }
 
 func (b *PostgresBus) execOnce(ctx context.Context, sql string, args ...any) error {
@@ -408,6 +589,18 @@ func (b *PostgresBus) execOnce(ctx context.Context, sql string, args ...any) err
 	}
 	_, err := b.pool.Exec(ctx, sql, args...)
 	return err
+}
+
+// stopDelivery implements deliveryStopper: the listener stops, and
+// delivers nothing once it returns; its position counts only what it
+// delivered.
+func (b *PostgresBus) stopDelivery() {
+	b.mu.Lock()
+	if b.cancel != nil {
+		b.cancel()
+	}
+	b.mu.Unlock()
+	b.gate.stop()
 }
 
 // Close implements Bus: it stops the listener (which UNLISTENs and closes

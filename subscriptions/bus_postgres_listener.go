@@ -13,61 +13,52 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// The listener reads by transaction, not by id.
+// Bus order: commit stamps, delivered up to a horizon.
 //
 // Ids come from a sequence when a row is inserted, but the row becomes
-// visible when its transaction commits, which may be much later: an id
-// that is missing now may still appear. So the position of a listener is
-// a snapshot (pg_snapshot), not an id: every transaction that snapshot
-// sees as finished has been read. Each read takes a new snapshot and
-// delivers the rows of the transactions that finished between the two,
-// that is the rows whose xid the old snapshot does not see as finished
-// (xid in its in-progress list, or at or above its xmax). Nothing is
-// skipped however long a transaction stays open, a rollback leaves
-// nothing to wait for, and the position is a value that can be stored.
+// visible when its transaction commits, which may be much later: neither
+// ids nor read timing give one order. So every transaction that inserts
+// into the table gets a commit stamp, a value of the id sequence taken by
+// a deferred trigger as it commits (see bus_postgres_schema.go), and the
+// bus order is (stamp, id): a transaction's rows together, in the order
+// it wrote them, transactions in stamp order. When two transactions write
+// the same row, the second can only write it after the first committed,
+// so its stamp is the greater: they are delivered in commit order.
 //
-// Order: a transaction's rows are delivered together, in id order, which
-// is the order it wrote them. Transactions are ordered by a key: for one
-// that published through the SQL function, its commit stamp, a value of
-// the id sequence taken by a deferred trigger as it commits (see
-// bus_postgres_schema.go); for others (publishes from Go, one statement
-// each), its last id. When two transactions write the same row, the
-// second can only write it after the first committed, so its stamp,
-// taken after that write, is above every value the first took: they are
-// delivered in commit order wherever their events came in each. A
-// transaction's rows are all in one read (they become visible at once),
-// and a transaction that committed after another is never in an earlier
-// read than it.
+// A stamp is taken just before its transaction commits, so a smaller
+// stamp may still become visible after a greater one. A read therefore
+// delivers only up to a horizon below which nothing can still appear: the
+// stamping trigger holds a shared advisory lock from the stamp to the end
+// of its transaction, and the listener takes that lock exclusively, reads
+// the sequence's last value and lets go. Every stamp up to that value
+// belongs to a transaction that was over when the lock was granted, and
+// every later stamp is greater. A read's rows are those with a stamp up
+// to the horizon after the position, so every listener, live, late or
+// resumed, delivers the same sequence, whatever its read timing.
 //
-// The snapshot recorded and the rows read must agree. A read's first page
-// is one prepared statement that returns both (a statement reads with its
-// own snapshot, which pg_current_snapshot returns); most reads end there.
-// When the page is full, the rest comes through a cursor, a page at a
-// time, limited to the transactions the first page's snapshot saw as
-// finished, so a transaction of any size is read in bounded memory.
-//
-// Exactly once across failures: rows are dispatched as they arrive, so a
-// read can break after dispatching some of them. The position then says
-// so (pgPosition.upto and the key of the last row dispatched), and the
-// next read delivers the rest of that read before going on.
+// The position of a listener is the (stamp, id) of the last row it
+// delivered: two integers that can be stored, and an identity of each
+// event that a consumer can use to recognise a repeat. Reads go a page at
+// a time, each page one statement (keyset pagination), so a transaction
+// of any size is read in bounded memory, and a read can break after any
+// row without losing its place.
 
 const (
 	// pgPageSize is the number of rows fetched per round trip.
 	pgPageSize = 1000
-	// pgCursor names the listener's cursor.
-	pgCursor = "fraiseql_read"
-	// pgFirstPage names the prepared first page of a read.
-	pgFirstPage = "fraiseql_first_page"
+	// pgPage names the prepared page query.
+	pgPage = "fraiseql_page"
+	// pgMaxID stands for "after every row of the transaction".
+	pgMaxID = math.MaxInt64
+	// pgAnonymousSaveEvery spaces the stored positions of a listener
+	// without an InstanceID.
+	pgAnonymousSaveEvery = time.Second
 )
 
-// pgPosition is what a listener has delivered: every transaction that
-// pos sees as finished and, when upto is set, the rows of the transactions
-// upto sees as finished (and pos does not) up to the key (last, id) in
-// read order.
+// pgPosition is what a listener has delivered: every row up to (stamp, id)
+// in bus order.
 type pgPosition struct {
-	pos      string // pg_snapshot text
-	upto     string // pg_snapshot text of a read in progress, or ""
-	last, id int64
+	stamp, id int64
 }
 
 // pgListener is the goroutine that reads the table and calls deliver.
@@ -78,6 +69,7 @@ type pgListener struct {
 	deliver func(Event)
 	// unsaved: st moved past what is stored for the InstanceID.
 	unsaved bool
+	savedAt time.Time // when the position was last stored
 
 	lastPrune time.Time
 	// backoff spaces reconnections; it is reset once a connection has
@@ -152,6 +144,7 @@ func (l *pgListener) loop(ctx context.Context) {
 // reconnect connects again with backoff until it succeeds (true) or ctx
 // ends (false).
 func (l *pgListener) reconnect(ctx context.Context) bool {
+	warned := false
 	for {
 		t := time.NewTimer(l.backoff.next())
 		select {
@@ -173,6 +166,12 @@ func (l *pgListener) reconnect(ctx context.Context) bool {
 		if ctx.Err() != nil {
 			return false
 		}
+		if errors.Is(err, ErrInstanceInUse) && !warned {
+			// Another executor started with this InstanceID while this
+			// one was disconnected: this one waits for it to let go.
+			warned = true
+			orNop(l.bus.opts.Logger).Log(LogWarning, "bus", "PostgreSQL bus listener cannot reconnect: "+err.Error())
+		}
 	}
 }
 
@@ -185,6 +184,9 @@ func (l *pgListener) disconnect() {
 	defer cancel()
 	if !l.conn.IsClosed() {
 		l.conn.Exec(ctx, "UNLISTEN *")
+		// The id is free once Close returns, not when the server
+		// process ends.
+		l.conn.Exec(ctx, "SELECT pg_advisory_unlock_all()")
 	}
 	l.conn.Close(ctx)
 	l.conn = nil
@@ -212,145 +214,46 @@ func (l *pgListener) pageContext(ctx context.Context) (context.Context, context.
 	return context.WithTimeout(ctx, l.bus.opts.ConnectTimeout+30*time.Second)
 }
 
-// drain delivers the rows of every transaction that finished since the
-// position. On error the connection must be dropped (it may be inside the
-// read transaction); the position says what was delivered.
+// drain delivers the rows committed up to a new horizon after the
+// position, a page at a time, storing the position after each page. On
+// error the connection must be dropped (it may hold the horizon's lock);
+// the position says what was delivered.
 func (l *pgListener) drain(ctx context.Context) error {
 	l.discardQueued()
-	for {
-		resuming := l.st.upto != ""
-		var err error
-		if resuming {
-			err = l.read(ctx)
-		} else {
-			err = l.quickRead(ctx)
-		}
-		if err != nil {
-			return err
-		}
-		if !resuming && l.st.upto == "" {
-			return nil
-		}
-		// After the rest of a read: what committed since. After a full
-		// first page: the rest of that read.
-	}
-}
-
-// quickRead starts a new read and delivers its first page, in one
-// statement (no transaction: see sqlFirstPage). A full page leaves the read open in the position (upto and the
-// last key), for read to finish.
-func (l *pgListener) quickRead(ctx context.Context) error {
-	qctx, cancel := l.pageContext(ctx)
-	rr := l.conn.PgConn().ExecPrepared(qctx, pgFirstPage, l.readArgs(), nil, []int16{pgBinary})
-	n, err := l.dispatch(rr, true)
-	if _, cerr := rr.Close(); err == nil {
-		err = cerr
-	}
-	cancel()
-	if err == nil && l.st.upto == "" {
-		err = errors.New("the read returned no snapshot")
-	}
-	if err != nil || n == pgPageSize {
-		return l.readFailed(err)
-	}
-	return l.complete(ctx)
-}
-
-// readArgs are the parameters of the read queries, as text.
-func (l *pgListener) readArgs() [][]byte {
-	var upto []byte
-	if l.st.upto != "" {
-		upto = []byte(l.st.upto)
-	}
-	return [][]byte{[]byte(l.st.pos), upto, strconv.AppendInt(nil, l.st.last, 10), strconv.AppendInt(nil, l.st.id, 10)}
-}
-
-// readFailed keeps the position of a read that delivered rows, and drops
-// one that delivered none.
-func (l *pgListener) readFailed(err error) error {
-	if l.st.last == 0 && l.st.id == 0 {
-		l.st.upto = ""
-	}
-	return err
-}
-
-// complete moves the position past a read whose rows were all delivered
-// and, with an InstanceID, stores it if rows were delivered (otherwise the
-// stored position leads to the same rows).
-func (l *pgListener) complete(ctx context.Context) error {
-	b := l.bus
-	l.st = pgPosition{pos: l.st.upto}
-	if !l.unsaved || b.opts.InstanceID == "" {
-		return nil
-	}
-	qctx, cancel := l.pageContext(ctx)
-	defer cancel()
-	if _, err := l.conn.PgConn().ExecParams(qctx, b.sqlSavePos, savePosArgs(b.opts.InstanceID, l.st), pgSaveOIDs, nil, nil).Close(); err != nil {
-		return err
-	}
-	l.unsaved = false
-	return nil
-}
-
-// read delivers the rest of the read in progress (l.st.upto) through a
-// cursor.
-func (l *pgListener) read(ctx context.Context) error {
 	var batch pgconn.Batch
-	batch.ExecParams("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", nil, nil, nil, nil)
-	batch.ExecParams("SELECT pg_current_snapshot()::text", nil, nil, nil, nil)
-	batch.ExecParams(l.bus.sqlDeclare, l.readArgs(), pgReadOIDs, nil, nil)
-	batch.ExecParams(l.bus.sqlFetch, nil, nil, nil, []int16{pgBinary})
-	n, err := l.runFirst(ctx, &batch)
-	// Further pages, until one is short.
+	l.bus.addHorizon(&batch)
+	n, err := l.page(ctx, &batch)
 	for err == nil && n == pgPageSize {
-		qctx, cancel := l.pageContext(ctx)
-		rr := l.conn.PgConn().ExecParams(qctx, l.bus.sqlFetch, nil, nil, nil, []int16{pgBinary})
-		n, err = l.dispatch(rr, false)
-		if _, cerr := rr.Close(); err == nil {
-			err = cerr
-		}
-		cancel()
+		n, err = l.page(ctx, &pgconn.Batch{})
 	}
 	if err == nil {
-		err = l.exec(ctx, "COMMIT")
+		err = l.savePosition(ctx)
 	}
-	if err != nil {
-		return l.readFailed(err)
-	}
-	return l.complete(ctx)
-}
-
-// exec runs one statement without parameters on the listener's connection.
-func (l *pgListener) exec(ctx context.Context, sql string) error {
-	qctx, cancel := l.pageContext(ctx)
-	defer cancel()
-	_, err := l.conn.PgConn().ExecParams(qctx, sql, nil, nil, nil, nil).Close()
 	return err
 }
 
-// runFirst sends batch (BEGIN, the snapshot, the query or cursor, a page,
-// ...) and dispatches the page. A new read takes its snapshot as upto. It
+// addHorizon adds to batch the statements that set the session's
+// horizon (see the top of this file). The lock is a session lock, held
+// for one statement; a failure drops the connection, and the lock with it.
+func (b *PostgresBus) addHorizon(batch *pgconn.Batch) {
+	batch.ExecParams(b.sqlLockOrder, nil, nil, nil, nil)
+	batch.ExecParams(b.sqlHorizon, nil, nil, nil, nil)
+	batch.ExecParams(b.sqlUnlockOrder, nil, nil, nil, nil)
+}
+
+// page sends batch and then the page query, and delivers the page. It
 // returns the number of rows of the page.
-func (l *pgListener) runFirst(ctx context.Context, batch *pgconn.Batch) (int, error) {
+func (l *pgListener) page(ctx context.Context, batch *pgconn.Batch) (int, error) {
+	batch.ExecPrepared(pgPage, l.pageArgs(), nil, []int16{pgBinary})
 	qctx, cancel := l.pageContext(ctx)
 	defer cancel()
 	mrr := l.conn.PgConn().ExecBatch(qctx, batch)
-	var snap string
 	var n int
 	var err error
 	for mrr.NextResult() {
 		rr := mrr.ResultReader()
-		fields := rr.FieldDescriptions()
-		switch {
-		case len(fields) == 1: // the snapshot
-			for rr.NextRow() {
-				snap = string(rr.Values()[0])
-			}
-			if l.st.upto == "" { // a new read, up to this snapshot
-				l.st.upto, l.st.last, l.st.id = snap, 0, 0
-			}
-		case len(fields) > 1: // the page
-			n, err = l.dispatch(rr, false)
+		if len(rr.FieldDescriptions()) > 1 { // the page; the horizon's results are ignored
+			n, err = l.dispatch(rr)
 		}
 		if _, cerr := rr.Close(); err == nil {
 			err = cerr
@@ -359,40 +262,66 @@ func (l *pgListener) runFirst(ctx context.Context, batch *pgconn.Batch) (int, er
 	if cerr := mrr.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil && snap == "" {
-		err = errors.New("the read returned no snapshot")
+	if err == nil && n == pgPageSize {
+		// Between pages, the position is stored: a crash repeats at most
+		// the page that was being delivered.
+		err = l.savePosition(ctx)
 	}
 	return n, err
 }
 
+// pageArgs are the parameters of the page query, as text.
+func (l *pgListener) pageArgs() [][]byte {
+	return [][]byte{strconv.AppendInt(nil, l.st.stamp, 10), strconv.AppendInt(nil, l.st.id, 10)}
+}
+
+// savePosition stores the position if it moved since it was last stored:
+// at once for an InstanceID, at most every pgAnonymousSaveEvery for an
+// anonymous listener (its row only holds the pruning back, and an older
+// position holds it back more).
+func (l *pgListener) savePosition(ctx context.Context) error {
+	b := l.bus
+	if !l.unsaved || (b.anonymous && time.Since(l.savedAt) < pgAnonymousSaveEvery) {
+		return nil
+	}
+	qctx, cancel := l.pageContext(ctx)
+	defer cancel()
+	if _, err := l.conn.PgConn().ExecParams(qctx, b.sqlSavePos, savePosArgs(b.listenerID, l.st), pgSaveOIDs, nil, nil).Close(); err != nil {
+		return err
+	}
+	l.unsaved = false
+	l.savedAt = time.Now()
+	return nil
+}
+
 // savePosArgs are the parameters of sqlSavePos, as text.
 func savePosArgs(instanceID string, st pgPosition) [][]byte {
-	var upto []byte
-	if st.upto != "" {
-		upto = []byte(st.upto)
-	}
-	return [][]byte{[]byte(instanceID), []byte(st.pos), upto,
-		strconv.AppendInt(nil, st.last, 10), strconv.AppendInt(nil, st.id, 10)}
+	return [][]byte{[]byte(instanceID), strconv.AppendInt(nil, st.stamp, 10), strconv.AppendInt(nil, st.id, 10)}
 }
 
 // saveOnExit stores the position of an InstanceID if it moved since it
-// was last stored (Close during a read, or a read whose commit failed).
-// The listener's connection is gone by then; the publishing pool is
-// still open.
+// was last stored (Close during a read, or a failed save). The
+// listener's connection is gone by then; the publishing pool is still
+// open.
 func (l *pgListener) saveOnExit() {
 	b := l.bus
-	if !l.unsaved || b.opts.InstanceID == "" {
+	if !l.unsaved && !b.anonymous {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.ConnectTimeout)
 	defer cancel()
-	args := savePosArgs(b.opts.InstanceID, l.st)
 	conn, err := b.pool.Acquire(ctx)
 	if err != nil {
 		return
 	}
 	defer conn.Release()
-	rr := conn.Conn().PgConn().ExecParams(ctx, b.sqlSavePos, args, pgSaveOIDs, nil, nil)
+	if b.anonymous {
+		// Best effort (it needs DELETE on the positions table): a row left
+		// behind is removed by the next pruning that may.
+		_, _ = conn.Conn().PgConn().ExecParams(ctx, b.sqlForget, [][]byte{[]byte(b.listenerID)}, []uint32{pgTextOID}, nil, nil).Close()
+		return
+	}
+	rr := conn.Conn().PgConn().ExecParams(ctx, b.sqlSavePos, savePosArgs(b.listenerID, l.st), pgSaveOIDs, nil, nil)
 	if _, err := rr.Close(); err == nil {
 		l.unsaved = false
 	}
@@ -405,34 +334,20 @@ const (
 	pgBinary  = 1
 )
 
-// The types of the parameters of sqlSavePos and of the read queries: all
-// sent as text.
+// The types of the parameters of sqlSavePos: all sent as text.
 var (
-	pgSaveOIDs = []uint32{pgTextOID, pgTextOID, pgTextOID, pgTextOID, pgTextOID}
-	pgReadOIDs = []uint32{pgTextOID, pgTextOID, pgTextOID, pgTextOID}
+	pgSaveOIDs = []uint32{pgTextOID, pgTextOID, pgTextOID}
+	pgPageOIDs = []uint32{pgTextOID, pgTextOID}
 )
 
 // dispatch delivers the rows of one page (id, channel, event_type,
-// payload, created_at, last in binary format) as they arrive, moving the
-// position past each, and returns how many there were. With snapshot,
-// each row starts with the read's snapshot, which a new read takes as
-// upto, and a row whose event is NULL stands for an empty page.
-func (l *pgListener) dispatch(rr *pgconn.ResultReader, snapshot bool) (int, error) {
+// payload, created_at, stamp in binary format) as they arrive, moving the
+// position past each, and returns how many there were.
+func (l *pgListener) dispatch(rr *pgconn.ResultReader) (int, error) {
 	b := l.bus
 	n := 0
 	for rr.NextRow() {
 		v := rr.Values()
-		if snapshot {
-			if len(v) != 7 {
-				return n, fmt.Errorf("unexpected row shape from %s", b.tableIdent)
-			}
-			if l.st.upto == "" {
-				l.st.upto, l.st.last, l.st.id = string(v[0]), 0, 0
-			}
-			if v = v[1:]; v[0] == nil {
-				continue
-			}
-		}
 		if len(v) != 6 || len(v[0]) != 8 || len(v[4]) != 8 || len(v[5]) != 8 {
 			return n, fmt.Errorf("unexpected row shape from %s", b.tableIdent)
 		}
@@ -442,8 +357,12 @@ func (l *pgListener) dispatch(rr *pgconn.ResultReader, snapshot bool) (int, erro
 		n++
 		// The values point into the connection's buffer: copy.
 		ev := Event{Type: string(v[2]), Channel: string(v[1]), Data: append([]byte(nil), v[3]...)}
+		ev.pos = b.rowPosition(int64(binary.BigEndian.Uint64(v[5])), int64(binary.BigEndian.Uint64(v[0])))
+		if !b.gate.deliver(l.deliver, ev) {
+			return n, errDeliveryStopped // the position stays before this row
+		}
 		l.st.id = int64(binary.BigEndian.Uint64(v[0]))
-		l.st.last = int64(binary.BigEndian.Uint64(v[5]))
+		l.st.stamp = int64(binary.BigEndian.Uint64(v[5]))
 		l.unsaved = true
 		// created_at is the server's clock: clock skew between the
 		// server and this host shows in the lag.
@@ -452,7 +371,6 @@ func (l *pgListener) dispatch(rr *pgconn.ResultReader, snapshot bool) (int, erro
 		} else {
 			b.received.Add(1)
 		}
-		l.deliver(ev)
 	}
 	return n, nil
 }
@@ -460,11 +378,11 @@ func (l *pgListener) dispatch(rr *pgconn.ResultReader, snapshot bool) (int, erro
 // pgEpoch is the zero of PostgreSQL's binary timestamps.
 var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// maybePrune deletes rows older than Retention, at most every pruneEvery,
-// among those this listener has read (a row committed after its last
-// read is not pruned before it reads it, however old created_at says it
-// is). Errors are ignored: pruning is retried later, and a broken
-// connection is noticed by the next read.
+// maybePrune deletes, at most every pruneEvery, the rows of transactions
+// that committed longer than Retention ago and that every live listener,
+// this one included, has delivered (see sqlPrune). It logs what it pruned
+// that a stopped InstanceID had not read. Errors are ignored: pruning is
+// retried later, and a broken connection is noticed by the next read.
 func (l *pgListener) maybePrune(ctx context.Context) {
 	b := l.bus
 	if !l.lastPrune.IsZero() && time.Since(l.lastPrune) < b.pruneEvery {
@@ -473,5 +391,13 @@ func (l *pgListener) maybePrune(ctx context.Context) {
 	l.lastPrune = time.Now()
 	pctx, cancel := l.pageContext(ctx)
 	defer cancel()
-	l.conn.Exec(pctx, b.sqlPrune, b.opts.Retention.Microseconds(), l.st.pos)
+	var pruned int64
+	var down string
+	if err := l.conn.QueryRow(pctx, b.sqlPrune, b.opts.Retention.Microseconds(), l.st.stamp).Scan(&pruned, &down); err == nil && down != "" {
+		orNop(b.opts.Logger).Log(LogWarning, "bus", fmt.Sprintf(
+			"PostgreSQL bus: pruned %d events of %s older than the retention of %s, some of them not yet read by the stopped executors with instance_id %s",
+			pruned, b.tableIdent, b.opts.Retention, down))
+	}
+	_, _ = l.conn.Exec(pctx, b.sqlForgetGone)
+	b.prunes.Add(1)
 }

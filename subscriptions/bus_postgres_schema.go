@@ -18,15 +18,17 @@ import (
 //   - Table+"_positions": where executors with an InstanceID keep their
 //     position (pgPosition) across restarts.
 //   - Table+"_commits": the commit stamp of each transaction that
-//     published through the function, taken from the id sequence by a
-//     deferred constraint trigger (Table+"_stamp") as the transaction
-//     commits. The listener orders those transactions by it (see
+//     inserted into the table, however it did (the bus, the function, a
+//     plain INSERT): a statement trigger on the table (Table+"_arm")
+//     inserts the transaction's row, and a deferred constraint trigger
+//     (Table+"_stamp") takes its stamp from the id sequence as the
+//     transaction commits, under a shared advisory lock that the
+//     listener's horizon waits for. Stamps are the bus order (see
 //     bus_postgres_listener.go).
 //   - the publish function (Function), SECURITY DEFINER so that a role
 //     granted only EXECUTE on it can publish; EXECUTE is revoked from
 //     PUBLIC. It refuses what Executor.Publish refuses, with the same
 //     messages, by raising in the caller's transaction.
-
 //
 // Every object is created by tableSQL or objectsSQL: ensureSchema runs
 // them, and SchemaSQL prints them for migration tools, so the two never
@@ -43,6 +45,13 @@ type pgSchema struct {
 // pgFunctionArgs is the signature of the publish function.
 const pgFunctionArgs = "(text, text, jsonb)"
 
+// pgSequenceOf is the id sequence of the table (c, in namespace n),
+// quoted as pgx.Identifier quotes it, empty without one: the stamp
+// trigger names it.
+const pgSequenceOf = `coalesce((SELECT '"' || replace(sn.nspname, '"', '""') || '"."' || replace(sq.relname, '"', '""') || '"'
+	FROM pg_class sq JOIN pg_namespace sn ON sn.oid = sq.relnamespace
+	WHERE sq.oid = pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), 'id')::regclass), '')`
+
 func newPgSchema(opts PostgresOptions) pgSchema {
 	t := opts.Table
 	s := pgSchema{
@@ -54,9 +63,13 @@ func newPgSchema(opts PostgresOptions) pgSchema {
 	}
 	s.sqlCheck = `SELECT n.nspname,
 	EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'xid' AND NOT a.attisdropped),
+	EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'idem_key' AND NOT a.attisdropped),
 	to_regclass(format('%I.%I', n.nspname, $2::text)) IS NOT NULL,
 	coalesce((SELECT p.prosrc FROM pg_proc p WHERE p.oid = to_regprocedure(format('%I.%I` + pgFunctionArgs + `', n.nspname, $3::text))), ''),
-	EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = to_regclass(format('%I.%I', n.nspname, $4::text)) AND g.tgname = $5)
+	EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = to_regclass(format('%I.%I', n.nspname, $4::text)) AND g.tgname = $5),
+	coalesce((SELECT p.prosrc FROM pg_proc p WHERE p.oid = to_regprocedure(format('%I.%I()', n.nspname, $5::text))), ''),
+	EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = c.oid AND g.tgname = $6),
+	` + pgSequenceOf + `
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.oid = to_regclass($1)`
 	return s
@@ -77,6 +90,14 @@ func (s pgSchema) tableSQL(table string) string {
 )`
 }
 
+// serialSequence is the quoted name PostgreSQL gives the id sequence of
+// a table that tableSQL creates in schema (makeObjectName: the table's
+// name cut so that "_id_seq" fits), unless a relation of that name
+// already exists there.
+func serialSequence(schema, table string) string {
+	return pgx.Identifier{schema, truncateIdent(table, pgMaxIdentifier-len("_id_seq")-2) + "_id_seq"}.Sanitize()
+}
+
 // functionBody is the publish function's body for the table in schema.
 // Its text is compared with the installed one to decide whether to
 // replace it (another channel or table).
@@ -87,7 +108,6 @@ func (s pgSchema) functionBody(schema string) string {
 #variable_conflict use_variable
 DECLARE
 	payload bytea;
-	armed text;
 BEGIN
 	IF channel IS NULL OR channel = '' THEN
 		RAISE EXCEPTION '%%: channel must not be empty', %[1]s USING ERRCODE = 'invalid_parameter_value';
@@ -109,32 +129,48 @@ BEGIN
 		RAISE EXCEPTION '%%: event payload is %% bytes, over the max_payload_bytes limit of %[3]d', %[1]s, octet_length(payload) USING ERRCODE = 'program_limit_exceeded';
 	END IF;
 	INSERT INTO %[4]s (channel, event_type, payload) VALUES (channel, event_type, payload);
-	-- The first event of a transaction arms its commit stamp; a
-	-- transaction-local setting spares the later ones the insert (a
-	-- rolled-back savepoint undoes both).
-	armed := pg_current_xact_id()::text || %[7]s;
-	IF current_setting('fraiseql.armed', true) IS DISTINCT FROM armed THEN
-		INSERT INTO %[6]s (xid) VALUES (pg_current_xact_id()) ON CONFLICT (xid) DO NOTHING;
-		PERFORM set_config('fraiseql.armed', armed, true);
-	END IF;
 	PERFORM pg_notify(%[5]s, '');
 END
-`, name, MaxIDBytes, DefaultMaxPayloadBytes, qualified, quoteLiteral(s.channel),
-		pgx.Identifier{schema, s.commits}.Sanitize(), quoteLiteral(" "+pgx.Identifier{schema, s.commits}.Sanitize()))
+`, name, MaxIDBytes, DefaultMaxPayloadBytes, qualified, quoteLiteral(s.channel))
+}
+
+// armBody is the body of the statement trigger on the table: the first
+// insert of a transaction arms its commit stamp; a transaction-local
+// setting spares the later ones the insert (a rolled-back savepoint
+// undoes both).
+func (s pgSchema) armBody(schema string) string {
+	commits := pgx.Identifier{schema, s.commits}.Sanitize()
+	return fmt.Sprintf(`
+DECLARE
+	armed text := pg_current_xact_id()::text || %[2]s;
+BEGIN
+	IF current_setting('fraiseql.armed', true) IS DISTINCT FROM armed THEN
+		INSERT INTO %[1]s (xid) VALUES (pg_current_xact_id()) ON CONFLICT (xid) DO NOTHING;
+		PERFORM set_config('fraiseql.armed', armed, true);
+	END IF;
+	RETURN NULL;
+END
+`, commits, quoteLiteral(" "+commits))
 }
 
 // stampBody is the body of the deferred trigger function that stamps a
 // transaction as it commits: a value of the id sequence taken then is
 // above every id of the transaction and, for two transactions that wrote
 // the same row, above every value the one that committed first took
-// (the second could only write that row after that commit).
-func (s pgSchema) stampBody(schema string) string {
+// (the second could only write that row after that commit). The shared
+// lock, held until the transaction ends, is what the listener's horizon
+// waits for: once it gets the lock exclusively, every stamp taken so far
+// belongs to a transaction that is over.
+// seq is the id sequence (pg_get_serial_sequence), named in the body so
+// that each commit does not look it up.
+func (s pgSchema) stampBody(schema, seq string) string {
 	return fmt.Sprintf(`
 BEGIN
-	UPDATE %[1]s SET stamp = nextval(pg_get_serial_sequence(%[2]s, 'id')) WHERE xid = NEW.xid;
+	PERFORM pg_advisory_xact_lock_shared(%[3]d, hashtext(%[4]s));
+	UPDATE %[1]s SET stamp = nextval(%[2]s::regclass), committed_at = clock_timestamp() WHERE xid = NEW.xid;
 	RETURN NULL;
 END
-`, pgx.Identifier{schema, s.commits}.Sanitize(), quoteLiteral(pgx.Identifier{schema, s.table}.Sanitize()))
+`, pgx.Identifier{schema, s.commits}.Sanitize(), quoteLiteral(seq), pgOrderClass, quoteLiteral(s.table))
 }
 
 // suffixed is table+suffix, table cut so that the name fits.
@@ -142,11 +178,17 @@ func suffixed(table, suffix string) string {
 	return truncateIdent(table, pgMaxIdentifier-len(suffix)) + suffix
 }
 
-// objectsSQL creates or updates everything but the table, in schema.
-func (s pgSchema) objectsSQL(schema string) string {
+// objectsSQL creates or updates everything but the table, in schema; seq
+// is the table's id sequence.
+func (s pgSchema) objectsSQL(schema, seq string) string {
 	table := pgx.Identifier{schema, s.table}.Sanitize()
 	createdIdx := pgx.Identifier{suffixed(s.table, "_created_at_idx")}.Sanitize()
-	xidIdx := pgx.Identifier{suffixed(s.table, "_xid_idx")}.Sanitize()
+	oldXidIdx := pgx.Identifier{schema, suffixed(s.table, "_xid_idx")}.Sanitize()
+	xidIdx := pgx.Identifier{suffixed(s.table, "_xid_id_idx")}.Sanitize()
+	stampIdx := pgx.Identifier{suffixed(s.commits, "_stamp_idx")}.Sanitize()
+	armFn := pgx.Identifier{schema, s.armFunction()}.Sanitize()
+	arm := pgx.Identifier{s.armFunction()}.Sanitize()
+	positions := pgx.Identifier{schema, s.positions}.Sanitize()
 	fn := pgx.Identifier{schema, s.function}.Sanitize()
 	body := s.functionBody(schema)
 	commits := pgx.Identifier{schema, s.commits}.Sanitize()
@@ -154,8 +196,12 @@ func (s pgSchema) objectsSQL(schema string) string {
 	stamp := pgx.Identifier{s.stampFunction()}.Sanitize()
 	return `ALTER TABLE ` + table + ` ADD COLUMN IF NOT EXISTS xid xid8 NOT NULL DEFAULT pg_current_xact_id();
 CREATE INDEX IF NOT EXISTS ` + createdIdx + ` ON ` + table + ` (created_at);
-CREATE INDEX IF NOT EXISTS ` + xidIdx + ` ON ` + table + ` (xid);
-CREATE TABLE IF NOT EXISTS ` + pgx.Identifier{schema, s.positions}.Sanitize() + ` (
+CREATE INDEX IF NOT EXISTS ` + xidIdx + ` ON ` + table + ` (xid, id);
+ALTER TABLE ` + table + ` ADD COLUMN IF NOT EXISTS idem_key text;
+CREATE UNIQUE INDEX IF NOT EXISTS ` + pgx.Identifier{suffixed(s.table, "_idem_key_idx")}.Sanitize() + ` ON ` + table + ` (idem_key)
+	WHERE idem_key IS NOT NULL;
+DROP INDEX IF EXISTS ` + oldXidIdx + `;
+CREATE TABLE IF NOT EXISTS ` + positions + ` (
 	instance_id text PRIMARY KEY,
 	snapshot pg_snapshot NOT NULL,
 	upto pg_snapshot,
@@ -163,23 +209,48 @@ CREATE TABLE IF NOT EXISTS ` + pgx.Identifier{schema, s.positions}.Sanitize() + 
 	after_id bigint NOT NULL DEFAULT 0,
 	updated_at timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE ` + positions + ` ADD COLUMN IF NOT EXISTS after_stamp bigint;
+ALTER TABLE ` + positions + ` ADD COLUMN IF NOT EXISTS pruned_unread bigint NOT NULL DEFAULT 0;
 CREATE TABLE IF NOT EXISTS ` + commits + ` (
 	xid xid8 PRIMARY KEY,
 	stamp bigint
 );
+ALTER TABLE ` + commits + ` ADD COLUMN IF NOT EXISTS committed_at timestamptz;
+UPDATE ` + commits + ` SET committed_at = now() WHERE committed_at IS NULL AND stamp IS NOT NULL;
+CREATE INDEX IF NOT EXISTS ` + stampIdx + ` ON ` + commits + ` (stamp);
 CREATE OR REPLACE FUNCTION ` + stampFn + `() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS ` + dollarQuote(s.stampBody(schema)) + `;
+AS ` + dollarQuote(s.stampBody(schema, seq)) + `;
 REVOKE ALL ON FUNCTION ` + stampFn + `() FROM PUBLIC;
 DROP TRIGGER IF EXISTS ` + stamp + ` ON ` + commits + `;
 CREATE CONSTRAINT TRIGGER ` + stamp + ` AFTER INSERT ON ` + commits + `
 DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ` + stampFn + `();
+CREATE OR REPLACE FUNCTION ` + armFn + `() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS ` + dollarQuote(s.armBody(schema)) + `;
+REVOKE ALL ON FUNCTION ` + armFn + `() FROM PUBLIC;
+DROP TRIGGER IF EXISTS ` + arm + ` ON ` + table + `;
+CREATE TRIGGER ` + arm + ` AFTER INSERT ON ` + table + `
+FOR EACH STATEMENT EXECUTE FUNCTION ` + armFn + `();
+-- Transactions that inserted before the triggers existed (an earlier
+-- version published from Go without a stamp) get one as this commits,
+-- in the order of their last ids.
+INSERT INTO ` + commits + ` (xid)
+	SELECT e.xid FROM ` + table + ` e WHERE NOT EXISTS (SELECT 1 FROM ` + commits + ` c WHERE c.xid = e.xid)
+	GROUP BY e.xid ORDER BY max(e.id);
 CREATE OR REPLACE FUNCTION ` + fn + `(channel text, event_type text, data jsonb) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS ` + dollarQuote(body) + `;
 REVOKE ALL ON FUNCTION ` + fn + pgFunctionArgs + ` FROM PUBLIC`
+}
+
+// armFunction names the statement trigger function, and the trigger,
+// that arm the commit stamp of a transaction inserting into the table.
+func (s pgSchema) armFunction() string {
+	return suffixed(s.table, "_arm")
 }
 
 // stampFunction names the trigger function, and the trigger, that stamp
@@ -251,16 +322,21 @@ func (b *PostgresBus) createSchema(ctx context.Context, q interface {
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", int32(pgLockClass), b.opts.Table); err != nil {
 		return err
 	}
+	// Another executor may have just done it: the DDL would then only
+	// take locks that readers of the table wait for.
+	if missing, err := b.missingObjects(ctx, tx); err != nil || len(missing) == 0 {
+		return err
+	}
 	if _, err := tx.Exec(ctx, b.schema.tableSQL(b.tableIdent)); err != nil {
 		return err
 	}
-	var schema string
-	if err := tx.QueryRow(ctx, `SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.oid = to_regclass($1)`, b.tableIdent).Scan(&schema); err != nil {
+	var schema, seq string
+	if err := tx.QueryRow(ctx, `SELECT n.nspname, `+pgSequenceOf+` FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.oid = to_regclass($1)`, b.tableIdent).Scan(&schema, &seq); err != nil {
 		return err
 	}
 	// Simple protocol: several statements, no parameters.
-	if _, err := tx.Exec(ctx, b.schema.objectsSQL(schema), pgx.QueryExecModeSimpleProtocol); err != nil {
+	if _, err := tx.Exec(ctx, b.schema.objectsSQL(schema, seq), pgx.QueryExecModeSimpleProtocol); err != nil {
 		return err
 	}
 	return tx.Commit(ctx)
@@ -274,37 +350,48 @@ func (b *PostgresBus) schemaError(doing string, err error) error {
 }
 
 // missingObjects names each of the bus's objects that is not in place as
-// this bus would make it: the table, its xid column, the positions table,
-// this bus's version of the function and the commit stamp trigger. None:
-// all are.
+// this bus would make it: the table, its xid and idem_key columns, the
+// positions table, this bus's version of the function, of the commit
+// stamp trigger and of the trigger that arms it. None: all are.
 func (b *PostgresBus) missingObjects(ctx context.Context, q interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
 }) ([]string, error) {
-	var schema, body string
-	var hasXid, hasPositions, hasStamp bool
+	var schema, body, stampBody, seq string
+	var hasXid, hasIdemKey, hasPositions, hasStamp, hasArm bool
 	err := q.QueryRow(ctx, b.schema.sqlCheck, b.tableIdent, b.schema.positions, b.schema.function,
-		b.schema.commits, b.schema.stampFunction()).
-		Scan(&schema, &hasXid, &hasPositions, &body, &hasStamp)
+		b.schema.commits, b.schema.stampFunction(), b.schema.armFunction()).
+		Scan(&schema, &hasXid, &hasIdemKey, &hasPositions, &body, &hasStamp, &stampBody, &hasArm, &seq)
 	s := b.schema
 	if err == pgx.ErrNoRows {
 		// Without the table the schema is the search_path's first one.
 		return []string{"table " + b.tableIdent, "table " + pgx.Identifier{s.positions}.Sanitize(),
 			"table " + pgx.Identifier{s.commits}.Sanitize() + " and its trigger " + pgx.Identifier{s.stampFunction()}.Sanitize(),
+			"trigger " + pgx.Identifier{s.armFunction()}.Sanitize() + " on table " + b.tableIdent,
 			"function " + pgx.Identifier{s.function}.Sanitize() + pgFunctionArgs}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
 	var missing []string
+	table := pgx.Identifier{schema, s.table}.Sanitize()
 	if !hasXid {
-		missing = append(missing, "column xid of table "+pgx.Identifier{schema, s.table}.Sanitize())
+		missing = append(missing, "column xid of table "+table)
+	}
+	if !hasIdemKey {
+		missing = append(missing, "column idem_key of table "+table)
 	}
 	if !hasPositions {
 		missing = append(missing, "table "+pgx.Identifier{schema, s.positions}.Sanitize())
 	}
-	if !hasStamp {
-		missing = append(missing, "trigger "+pgx.Identifier{s.stampFunction()}.Sanitize()+" on table "+
-			pgx.Identifier{schema, s.commits}.Sanitize())
+	stamp := "trigger " + pgx.Identifier{s.stampFunction()}.Sanitize() + " on table " + pgx.Identifier{schema, s.commits}.Sanitize()
+	switch {
+	case !hasStamp:
+		missing = append(missing, stamp)
+	case stampBody != s.stampBody(schema, seq):
+		missing = append(missing, stamp+" as this version makes it (the installed one differs)")
+	}
+	if !hasArm {
+		missing = append(missing, "trigger "+pgx.Identifier{s.armFunction()}.Sanitize()+" on table "+table)
 	}
 	fn := "function " + pgx.Identifier{schema, s.function}.Sanitize() + pgFunctionArgs
 	switch {
@@ -319,7 +406,8 @@ func (b *PostgresBus) missingObjects(ctx context.Context, q interface {
 // SchemaSQL is the SQL that creates the PostgreSQL bus's objects for opts
 // (Table, NotifyChannel, Function; defaults as for the bus) in schema, as
 // an executor creates them when they are missing: for migration tools,
-// to apply before any executor starts or SQL publishes.
+// to apply before any executor starts or SQL publishes. The stamp trigger
+// names the id sequence PostgreSQL gives a new table (serialSequence).
 func SchemaSQL(opts PostgresOptions, schema string) (string, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
@@ -329,7 +417,8 @@ func SchemaSQL(opts PostgresOptions, schema string) (string, error) {
 		return "", valueErrorf("schema must be a name of 1 to %d bytes, not %q", pgMaxIdentifier, schema)
 	}
 	s := newPgSchema(opts)
-	return s.tableSQL(pgx.Identifier{schema, s.table}.Sanitize()) + ";\n" + s.objectsSQL(schema) + ";\n", nil
+	return s.tableSQL(pgx.Identifier{schema, s.table}.Sanitize()) + ";\n" +
+		s.objectsSQL(schema, serialSequence(schema, s.table)) + ";\n", nil
 }
 
 // GrantsSQL grants what an executor's role (executorRole) and a role that

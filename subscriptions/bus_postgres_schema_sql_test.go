@@ -52,11 +52,11 @@ func TestSchemaSQLIsWhatEnsureSchemaRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := s.tableSQL(`"app"."t x"`) + ";\n" + s.objectsSQL("app") + ";\n"; sql != want {
+	if want := s.tableSQL(`"app"."t x"`) + ";\n" + s.objectsSQL("app", `"app"."t x_id_seq"`) + ";\n"; sql != want {
 		t.Fatalf("SchemaSQL:\n%s\nwant:\n%s", sql, want)
 	}
 	for _, name := range []string{`"app"."t x_positions"`, `"app"."t x_commits"`, `"app"."t x_publish"(channel text`,
-		`CREATE CONSTRAINT TRIGGER "t x_stamp"`, `REVOKE ALL ON FUNCTION "app"."t x_publish"(text, text, jsonb) FROM PUBLIC`} {
+		`CREATE CONSTRAINT TRIGGER "t x_stamp"`, `CREATE TRIGGER "t x_arm"`, `nextval(E'"app"."t x_id_seq"'::regclass)`, `REVOKE ALL ON FUNCTION "app"."t x_publish"(text, text, jsonb) FROM PUBLIC`} {
 		if !strings.Contains(sql, name) {
 			t.Errorf("no %s in\n%s", name, sql)
 		}

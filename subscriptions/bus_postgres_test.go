@@ -456,7 +456,8 @@ func TestPostgresBusRetention(t *testing.T) {
 		}
 	}
 
-	// Rows older than the retention go, recent ones stay.
+	// Rows committed longer ago than the retention go, recent ones stay,
+	// whenever their transaction started.
 	b, c := newBus(time.Hour)
 	for i := 0; i < 5; i++ {
 		if err := b.Publish(ctx, pgEvent("fresh", i)); err != nil {
@@ -468,6 +469,13 @@ func TestPostgresBusRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.waitFor(t, 8, 10*time.Second)
+	if n := count("fraiseql_events WHERE event_type = 'old'"); n != 3 {
+		t.Fatalf("%d rows that started long ago but committed now left, want 3", n)
+	}
+	if _, err := conn.Exec(ctx, `UPDATE fraiseql_events_commits SET committed_at = now() - interval '2 hours'
+		WHERE xid IN (SELECT xid FROM fraiseql_events WHERE event_type = 'old')`); err != nil {
+		t.Fatal(err)
+	}
 	waitCount("fraiseql_events WHERE event_type = 'old'", 0)
 	if n := count("fraiseql_events"); n != 5 {
 		t.Fatalf("%d rows left, want the 5 recent ones", n)

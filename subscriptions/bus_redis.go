@@ -35,8 +35,11 @@ const (
 	// At most this many XADDs go in one pipeline; a longer batch is sent
 	// as several pipelines, one after the other.
 	redisMaxPipeline = 1000
-	redisBackoffMin  = 50 * time.Millisecond
-	redisBackoffMax  = time.Second // also bounds how late "restored" is logged
+	// redisAckEvery: the reader acknowledges every this many dispatched
+	// entries, which bounds what a crash can deliver again.
+	redisAckEvery   = 100
+	redisBackoffMin = 50 * time.Millisecond
+	redisBackoffMax = time.Second // also bounds how late "restored" is logged
 
 	redisMaxCleanupEvery = time.Minute
 	redisMinCleanupEvery = time.Second
@@ -52,9 +55,10 @@ type redisBus struct {
 	opts     RedisOptions // with defaults applied
 	log      Logger
 	client   *redis.Client
-	group    string // this executor's consumer group
-	consumer string // this executor's consumer name: its instance id
-	randomID bool   // the instance id was generated: destroy the group on Close
+	group    string      // this executor's consumer group
+	consumer string      // this executor's consumer name: its instance id
+	randomID bool        // the instance id was generated: destroy the group on Close
+	lease    *redisLease // the claim on a given instance id; nil for a random one
 
 	mu      sync.Mutex // serializes Start and Close
 	started bool
@@ -67,6 +71,8 @@ type redisBus struct {
 	// (an executor started paused; see pause.go).
 	hold <-chan struct{}
 
+	gate deliveryGate // Close stops delivery before the executor closes
+
 	// Owned by the reader goroutine once started.
 	deliver func(Event)
 	last    streamID // last dispatched entry: nothing <= it is dispatched again
@@ -74,6 +80,8 @@ type redisBus struct {
 	// where the group is recreated if it disappears before anything was
 	// dispatched.
 	floor streamID
+	// ep is the epoch of the stream's positions (history_redis.go).
+	ep atomic.Pointer[string]
 
 	busCounters
 }
@@ -110,6 +118,9 @@ func NewRedisBus(opts RedisOptions) (Bus, error) {
 		b.consumer = opts.InstanceID
 	}
 	b.group = opts.ConsumerGroup + ":" + b.consumer
+	if !b.randomID {
+		b.lease = newRedisLease(opts.Stream, b.group)
+	}
 
 	// Fail fast rather than hide outages: no command retries (a retried
 	// XADD whose first attempt reached the server would publish the event
@@ -153,9 +164,23 @@ func (b *redisBus) Start(ctx context.Context, deliver func(Event)) error {
 	if err := b.client.Ping(cctx).Err(); err != nil {
 		return b.startError("connecting to Redis at %s failed", err)
 	}
+	if b.lease != nil {
+		if err := b.lease.hold(cctx, b.client, b.consumer); err != nil {
+			if errors.Is(err, ErrInstanceInUse) {
+				return err
+			}
+			return b.startError("taking the lease of this executor's instance id on Redis at %s failed", err)
+		}
+	}
+	if err := b.renewEpochIfNew(cctx); err != nil {
+		return b.startError("setting the stream's epoch on Redis at %s failed", err)
+	}
 	floor, err := b.createGroup(cctx, "$")
 	if err != nil {
 		return b.startError("creating the consumer group of this executor on Redis at %s failed", err)
+	}
+	if err := b.loadEpoch(cctx); err != nil {
+		return b.startError("reading the stream's epoch on Redis at %s failed", err)
 	}
 	b.floor = floor
 	b.deliver = deliver
@@ -165,6 +190,10 @@ func (b *redisBus) Start(ctx context.Context, deliver func(Event)) error {
 	b.wg.Add(2)
 	go b.read(rctx)
 	go b.cleanLoop(rctx)
+	if b.lease != nil {
+		b.wg.Add(1)
+		go b.leaseLoop(rctx)
+	}
 	return nil
 }
 
@@ -199,17 +228,39 @@ func (b *redisBus) createGroup(ctx context.Context, id string) (streamID, error)
 	return streamID{}, fmt.Errorf("consumer group %q disappeared right after its creation", b.group)
 }
 
-// Publish implements Bus: one XADD, without retries.
+// Publish implements Bus: one XADD (a script that adds it unless its
+// idempotency key was seen, for an event with one), without retries.
 func (b *redisBus) Publish(ctx context.Context, ev Event) error {
 	if b.closed.Load() {
 		return ErrClosed
 	}
-	err := b.client.XAdd(ctx, b.xaddArgs(ev, strconv.FormatInt(time.Now().UnixMilli(), 10))).Err()
-	if err != nil {
+	ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	var err error
+	if ev.IdempotencyKey == "" {
+		err = b.client.XAdd(ctx, b.xaddArgs(ev, ts)).Err()
+	} else {
+		err = b.keyedAdd(ctx, b.client, ev, ts).Err()
+	}
+	if err != nil && !errors.Is(err, redis.Nil) { // Nil: a repeat, accepted
 		return b.publishError(err)
 	}
 	b.published.Add(1)
 	return nil
+}
+
+// redisIdempotencyTTL is how long Redis remembers an idempotency key.
+const redisIdempotencyTTL = 24 * time.Hour
+
+// redisKeyedAdd adds the entry ARGV[3..] to stream KEYS[1] unless the key
+// KEYS[2] exists, which it sets for ARGV[2] ms; nil for a repeat.
+var redisKeyedAdd = redis.NewScript(`
+if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2]) then return false end
+return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 3))`)
+
+// keyedAdd runs redisKeyedAdd for ev on c (the client, or a pipeline).
+func (b *redisBus) keyedAdd(ctx context.Context, c redis.Scripter, ev Event, ts string) *redis.Cmd {
+	return redisKeyedAdd.Eval(ctx, c, []string{b.opts.Stream, b.opts.Stream + ":idem:" + ev.IdempotencyKey},
+		b.opts.MaxLen, redisIdempotencyTTL.Milliseconds(), "t", ev.Type, "c", ev.Channel, "d", []byte(ev.Data), "ts", ts)
 }
 
 func (b *redisBus) xaddArgs(ev Event, ts string) *redis.XAddArgs {
@@ -225,7 +276,25 @@ func (b *redisBus) publishError(err error) error {
 	if b.closed.Load() {
 		return ErrClosed
 	}
+	if redisOutcomeUnknown(err) {
+		return outcomeUnknown("Redis", Redacted(err, b.opts.URL), err)
+	}
 	return busError("publishing to Redis failed: "+Redacted(err, b.opts.URL), err)
+}
+
+// redisOutcomeUnknown tells whether a command may have run although it
+// failed: the connection broke or timed out after it was sent. A reply
+// from Redis, a failed dial and a full pool mean it did not.
+func redisOutcomeUnknown(err error) bool {
+	var reply redis.Error
+	var opErr *net.OpError
+	switch {
+	case errors.As(err, &reply), errors.Is(err, redis.ErrPoolTimeout), errors.Is(err, redis.ErrClosed):
+		return false
+	case errors.As(err, &opErr) && opErr.Op == "dial":
+		return false
+	}
+	return true
 }
 
 // PublishBatch implements Bus: the XADDs go in one pipeline (MULTI is not
@@ -242,13 +311,17 @@ func (b *redisBus) PublishBatch(ctx context.Context, evs []Event) error {
 		return nil
 	}
 	ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
-	cmds := make([]*redis.StringCmd, len(evs))
+	cmds := make([]redis.Cmder, len(evs))
 	var errs []error
 	for start := 0; start < len(evs); start += redisMaxPipeline {
 		end := min(start+redisMaxPipeline, len(evs))
 		pipe := b.client.Pipeline()
 		for i := start; i < end; i++ {
-			cmds[i] = pipe.XAdd(ctx, b.xaddArgs(evs[i], ts))
+			if evs[i].IdempotencyKey == "" {
+				cmds[i] = pipe.XAdd(ctx, b.xaddArgs(evs[i], ts))
+			} else {
+				cmds[i] = b.keyedAdd(ctx, pipe, evs[i], ts)
+			}
 		}
 		_, execErr := pipe.Exec(ctx)
 		if execErr == nil {
@@ -262,9 +335,11 @@ func (b *redisBus) PublishBatch(ctx context.Context, evs []Event) error {
 			// An entry was added when its reply is an id. A failure to get
 			// a connection leaves the replies empty without an error.
 			switch err := cmds[i].Err(); {
+			case errors.Is(err, redis.Nil): // a repeat of a key: accepted
+				b.published.Add(1)
 			case err != nil:
 				errs[i] = b.publishError(err)
-			case cmds[i].Val() == "":
+			case !replied(cmds[i]):
 				errs[i] = b.publishError(execErr)
 			default:
 				b.published.Add(1)
@@ -280,10 +355,23 @@ func (b *redisBus) PublishBatch(ctx context.Context, evs []Event) error {
 			break
 		}
 	}
-	if errs == nil {
-		return nil
+	for _, err := range errs {
+		if err != nil {
+			return &BatchError{Errs: errs}
+		}
 	}
-	return &BatchError{Errs: errs}
+	return nil // errs is nil, or every failure was a repeat of a key
+}
+
+// replied tells whether a pipelined command got its reply.
+func replied(c redis.Cmder) bool {
+	switch c := c.(type) {
+	case *redis.StringCmd:
+		return c.Val() != ""
+	case *redis.Cmd:
+		return c.Val() != nil
+	}
+	return false
 }
 
 // Close implements Bus. It stops the reader (within about redisReadBlock,
@@ -311,6 +399,12 @@ func (b *redisBus) Close(ctx context.Context) error {
 	if b.made && b.randomID && ctx.Err() == nil {
 		dctx, cancel := context.WithTimeout(ctx, b.opts.DialTimeout)
 		_ = b.client.XGroupDestroy(dctx, b.opts.Stream, b.group).Err()
+		cancel()
+	}
+	if b.started && b.lease != nil && ctx.Err() == nil {
+		// Once the reader has stopped: a successor may start at once.
+		dctx, cancel := context.WithTimeout(ctx, b.opts.DialTimeout)
+		b.lease.release(dctx, b.client)
 		cancel()
 	}
 	if err := b.client.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
@@ -366,13 +460,28 @@ func (b *redisBus) readLoop(ctx context.Context) {
 			b.log.Log(LogInfo, "bus", fmt.Sprintf("Redis bus connection restored to %s after %.1f s; resuming from the last dispatched entry",
 				RedactURL(b.opts.URL), time.Since(lostAt).Seconds()))
 		}
-		var err error
-		if pending {
+		err := b.ensureLease(ctx)
+		if errors.Is(err, ErrInstanceInUse) {
+			// Another executor holds the id: it reads, this one waits,
+			// and re-reads what is pending once it has the lease again.
+			pending = true
+			if !sleepCtx(ctx, bo.next()) {
+				return
+			}
+			continue
+		}
+		switch {
+		case err != nil:
+		case pending:
 			if err = b.readPending(ctx); err == nil {
 				pending = false
 			}
-		} else {
+		default:
 			err = b.readNew(ctx)
+		}
+		if errors.Is(err, errLeaseLapsed) {
+			pending = true
+			continue
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -403,11 +512,15 @@ func (b *redisBus) recoverGroup(ctx context.Context) error {
 	if pos.less(b.floor) {
 		pos = b.floor
 	}
+	// A stream lost with Redis's data gets a new epoch.
+	if err := b.renewEpochIfNew(cctx); err != nil {
+		return err
+	}
 	err := b.client.XGroupCreateMkStream(cctx, b.opts.Stream, b.group, pos.String()).Err()
 	if err != nil && !isBusyGroup(err) {
 		return err
 	}
-	return nil
+	return b.loadEpoch(cctx)
 }
 
 // readPending dispatches the entries delivered to this consumer but not
@@ -463,39 +576,73 @@ func (b *redisBus) readNew(ctx context.Context) error {
 	return nil
 }
 
-// dispatch delivers the entries not dispatched yet, in order, then
-// acknowledges all of them. Entries at or before the last dispatched one
+// dispatch delivers the entries not dispatched yet, in order, and
+// acknowledges them every redisAckEvery entries and at the end. Entries at or before the last dispatched one
 // (re-read after a lost XACK) and entries trimmed from the stream are
-// only acknowledged.
+// only acknowledged. When Close stopped delivery, the entries from the
+// first one not delivered on stay pending, for the next run of this
+// instance.
 func (b *redisBus) dispatch(ctx context.Context, msgs []redis.XMessage) error {
-	if len(msgs) == 0 {
-		return nil
+	if b.lease != nil && !b.lease.held() {
+		return errLeaseLapsed // the entries stay pending; the loop renews the lease first
 	}
 	ids := make([]string, 0, len(msgs))
+	var stopped error
 	for _, m := range msgs {
-		ids = append(ids, m.ID)
 		id, ok := parseStreamID(m.ID)
-		if !ok || !b.last.less(id) || m.Values == nil {
-			continue
+		if ok && b.last.less(id) && m.Values != nil {
+			if b.panicNext.CompareAndSwap(true, false) {
+				panic("test panic in the Redis reader") // armed by tests only
+			}
+			ev, ts := entryEvent(m.Values)
+			ev.pos = b.entryPosition(id)
+			if !b.gate.deliver(b.deliver, ev) {
+				stopped = errDeliveryStopped
+				break
+			}
+			b.last = id
+			if ts > 0 {
+				b.receivedAt(time.UnixMilli(ts))
+			} else {
+				b.received.Add(1)
+			}
 		}
-		if b.panicNext.CompareAndSwap(true, false) {
-			panic("test panic in the Redis reader") // armed by tests only
+		ids = append(ids, m.ID)
+		if len(ids) == redisAckEvery {
+			if err := b.ack(ctx, ids); err != nil {
+				return err
+			}
+			ids = ids[:0]
 		}
-		ev, ts := entryEvent(m.Values)
-		b.last = id
-		if ts > 0 {
-			b.receivedAt(time.UnixMilli(ts))
-		} else {
-			b.received.Add(1)
-		}
-		b.deliver(ev)
 	}
-	// A lost XACK is harmless: the entries stay pending, are re-read after
-	// reconnecting, and are then skipped as already dispatched. The ack is
-	// sent even when Close is under way, lest a restart deliver them again.
+	if err := b.ack(ctx, ids); err != nil {
+		return err
+	}
+	return stopped
+}
+
+// ack acknowledges ids. A lost XACK is harmless: the entries stay
+// pending, are re-read after reconnecting, and are then skipped as
+// already dispatched. The ack is sent even when Close is under way, lest
+// a restart deliver them again.
+func (b *redisBus) ack(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.opts.DialTimeout)
 	defer cancel()
 	return b.client.XAck(actx, b.opts.Stream, b.group, ids...).Err()
+}
+
+// stopDelivery implements deliveryStopper: the reader stops, and delivers
+// nothing once it returns.
+func (b *redisBus) stopDelivery() {
+	b.mu.Lock()
+	if b.cancel != nil {
+		b.cancel()
+	}
+	b.mu.Unlock()
+	b.gate.stop()
 }
 
 // entryEvent decodes the fields of a stream entry.

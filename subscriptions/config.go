@@ -37,7 +37,10 @@ type RedisOptions struct {
 	ConsumerGroup string
 	// InstanceID names this executor. Empty: a random id, and the group is
 	// destroyed on Close. Set it to resume from the same position after a
-	// restart.
+	// restart. One running executor at a time owns an InstanceID (a lease
+	// key with an expiry that it renews): Start fails with
+	// ErrInstanceInUse while another holds it, or until the lease of one
+	// that crashed expires.
 	InstanceID string
 	// Stream is the one stream every channel shares. Default "fraiseql:events".
 	Stream string
@@ -74,7 +77,9 @@ type PostgresOptions struct {
 	// InstanceID names this executor. Empty: the executor starts at new
 	// events. Set: its position is stored in the table Table+"_positions"
 	// and a restart delivers, once, every event committed meanwhile (within
-	// Retention). Two running executors must not share one.
+	// Retention). One running executor at a time owns an InstanceID (a
+	// session advisory lock of its listener): Start fails with
+	// ErrInstanceInUse while another holds it.
 	InstanceID string
 	// Function is the SQL function that publishes from the database,
 	// created beside Table. Default "fraiseql_publish" with the default

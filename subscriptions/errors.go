@@ -55,6 +55,18 @@ func KindOf(err error) ErrorKind {
 // ErrClosed is returned by calls on a closed executor or bus.
 var ErrClosed = errors.New("executor is closed")
 
+// ErrInstanceInUse is matched (errors.Is) by the error of a bus that
+// cannot start because another running executor holds its InstanceID. The
+// error is KindValue: the id is the caller's to change.
+var ErrInstanceInUse = errors.New("instance id in use")
+
+// instanceInUse builds the error of an InstanceID held by another executor.
+func instanceInUse(id, bus, detail string) error {
+	return &Error{Kind: KindValue, sentinel: ErrInstanceInUse, Message: fmt.Sprintf(
+		"instance_id %q is in use by another running executor on this %s bus (%s); "+
+			"give each running executor its own instance_id, or start this one after the other has closed", id, bus, detail)}
+}
+
 // ErrSubscriptionNotFound is matched (errors.Is) by the errors about an
 // unknown or completed subscription. Those are KindValue errors whose
 // message is "Subscription not found: <id>".
@@ -87,12 +99,32 @@ func shortID(id string) string {
 type BusError struct {
 	msg   string
 	cause error
+	// unknown: the connection broke after the request was sent, so the
+	// server may have published (errors.Is(err, ErrOutcomeUnknown)).
+	unknown bool
 }
+
+// ErrOutcomeUnknown is matched (errors.Is) by a publish error after which
+// the events may or may not have been published: the connection broke
+// after the request (or the commit) was sent, before the answer came. A
+// retry may publish them twice, unless they carry an IdempotencyKey. Any
+// other publish error means that nothing was published.
+var ErrOutcomeUnknown = errors.New("the outcome of the publish is unknown")
 
 // busError builds a BusError from a message that is already free of secrets.
 func busError(msg string, cause error) *BusError { return &BusError{msg: msg, cause: cause} }
 
+// outcomeUnknown builds the BusError of a publish whose answer was lost.
+func outcomeUnknown(bus, msg string, cause error) *BusError {
+	return &BusError{msg: "publishing to " + bus + " failed: the outcome is unknown, the connection was lost after " +
+		"the request was sent and the events may have been published (a retry can publish them twice unless " +
+		"they carry an idempotency key): " + msg, cause: cause, unknown: true}
+}
+
 func (e *BusError) Error() string { return e.msg }
+
+// Is matches ErrOutcomeUnknown when the outcome is unknown.
+func (e *BusError) Is(target error) bool { return e.unknown && target == ErrOutcomeUnknown }
 
 // Unwrap returns the driver's error.
 func (e *BusError) Unwrap() error { return e.cause }

@@ -23,8 +23,16 @@ type Event struct {
 	Channel string `json:"c"`
 	// Data is the event's JSON object.
 	Data json.RawMessage `json:"d"`
+	// IdempotencyKey, when set, makes a retry safe: an event published
+	// again with a key the bus has already accepted within its history
+	// (PostgreSQL: Retention; Redis: 24 hours) is accepted and not
+	// delivered again. Not delivered to subscribers.
+	IdempotencyKey string `json:"-"`
 	// decoded is set when the event never left this process (memory bus).
 	decoded *decodedEvent
+	// pos is the event's position, given by a bus that keeps a history
+	// (memory, Redis) as it delivers the event; zero otherwise.
+	pos position
 }
 
 // decodedEvent is an Event decoded once, before it is matched against

@@ -6,9 +6,11 @@ import (
 	"context"
 	"math/bits"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 	"unique"
 	"unsafe"
 )
@@ -40,6 +42,14 @@ type Options struct {
 	// graphql-core does. Default "": no schema, documents are taken as
 	// they come (see the README's subscription language).
 	Schema string
+	// HistorySize is the number of events the memory bus keeps for
+	// subscriptions that resume after a position or catch up. Default
+	// DefaultHistorySize (10,000). Redis keeps its stream (MaxLen).
+	HistorySize int
+	// OnOverflow is the policy of a subscription whose queue is full,
+	// unless its registration names one: OverflowDrop (the default) or
+	// OverflowCatchUp.
+	OnOverflow string
 }
 
 // DefaultQueueSize is the default bound of a subscription's queue.
@@ -63,6 +73,17 @@ type Registration struct {
 	// whose data names another tenant or user never reach it.
 	UserID   string
 	TenantID string
+	// Positions: every "next" frame carries its event's position in the
+	// payload's "extensions" ({"position":"..."}).
+	Positions bool
+	// After resumes after a position a frame carried: the subscription
+	// first receives every event after it that it would have received
+	// live, then the live stream, without gap or duplicate. It implies
+	// Positions. A position the bus does not know is refused with a
+	// *PositionError.
+	After string
+	// OnOverflow overrides the executor's Options.OnOverflow.
+	OnOverflow string
 }
 
 // Executor holds subscriptions, receives events from its bus and queues
@@ -96,6 +117,16 @@ type Executor struct {
 	hold *gate
 	// schema is Options.Schema compiled, nil without one.
 	schema *Schema
+	// hist is the bus's history, nil when it keeps none (PostgreSQL).
+	hist historyBus
+	// orderMu is held while an event with a position is dispatched, so
+	// that a catch-up can join the live stream between two events;
+	// lastPos is the position of the last one.
+	orderMu sync.Mutex
+	lastPos position
+	// beforeGoLive, set by tests, runs before a catch-up tries to join
+	// the live stream.
+	beforeGoLive func()
 }
 
 // NewExecutor builds an executor and starts its bus. The context bounds
@@ -118,11 +149,25 @@ func NewExecutor(ctx context.Context, opts Options) (*Executor, error) {
 			return nil, err
 		}
 	}
+	if opts.HistorySize <= 0 {
+		opts.HistorySize = DefaultHistorySize
+	}
+	switch opts.OnOverflow {
+	case "":
+		opts.OnOverflow = OverflowDrop
+	case OverflowDrop, OverflowCatchUp:
+	default:
+		return nil, valueErrorf("on_overflow must be %q or %q, not %q", OverflowDrop, OverflowCatchUp, opts.OnOverflow)
+	}
 	bus, err := NewBus(opts.Bus)
 	if err != nil {
 		return nil, err
 	}
 	e := &Executor{opts: opts, bus: bus, commit: newGroupCommit(bus), reg: newRegistry(), started: time.Now(), schema: schema}
+	if mb, ok := bus.(*MemoryBus); ok {
+		mb.setHistorySize(opts.HistorySize)
+	}
+	e.hist, _ = bus.(historyBus)
 	lim := opts.Limits
 	e.limits.Store(&lim)
 	if opts.Paused {
@@ -199,7 +244,7 @@ func (e *Executor) Register(r Registration) error {
 	return err
 }
 
-func (e *Executor) register(r Registration) error {
+func (e *Executor) register(r Registration) (err error) {
 	switch {
 	case r.ConnectionID == "":
 		return valueErrorf("connection_id must not be empty")
@@ -218,6 +263,10 @@ func (e *Executor) register(r Registration) error {
 	if e.has(r.SubscriptionID) {
 		return valueErrorf("Subscription %s already exists", r.SubscriptionID)
 	}
+	pos, err := e.positionsOf(r)
+	if err != nil {
+		return err
+	}
 	lim := e.Limits()
 	// Compile outside the lock: it is the expensive part.
 	plan, err := CompileWithSchema(r.Query, r.OperationName, r.Variables, lim, e.schema)
@@ -230,6 +279,17 @@ func (e *Executor) register(r Registration) error {
 		tenantID: unique.Make(r.TenantID).Value(),
 		prefix:   nextPrefix(r.SubscriptionID),
 		queue:    newRing(e.opts.QueueSize),
+		pos:      pos,
+	}
+	if pos != nil && pos.catching {
+		// A resume: no live event reaches it before its catch-up joins
+		// the live stream, and its cursor is the client's position.
+		defer func() {
+			if err == nil {
+				e.m.resumes.Add(1)
+				go e.catchUp(s)
+			}
+		}()
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -247,8 +307,38 @@ func (e *Executor) register(r Registration) error {
 	return nil
 }
 
+// positionsOf returns the position state r asks for, nil when it tracks
+// no positions.
+func (e *Executor) positionsOf(r Registration) (*subPos, error) {
+	policy := r.OnOverflow
+	switch policy {
+	case "":
+		policy = e.opts.OnOverflow
+	case OverflowDrop, OverflowCatchUp:
+	default:
+		return nil, valueErrorf("on_overflow must be %q or %q, not %q", OverflowDrop, OverflowCatchUp, policy)
+	}
+	catchUp := policy == OverflowCatchUp
+	if !r.Positions && r.After == "" && !catchUp {
+		return nil, nil
+	}
+	if e.hist == nil {
+		return nil, valueErrorf("positions and catch-up need a bus that keeps a history")
+	}
+	p := &subPos{show: r.Positions || r.After != "", catchUp: catchUp, room: make(chan struct{}, 1)}
+	if r.After != "" {
+		at, err := e.resumeFrom(r.After)
+		if err != nil {
+			return nil, err
+		}
+		p.cursor, p.catching = at, true
+	}
+	return p, nil
+}
+
 // Publish validates ev and puts it on the bus. With the memory bus the
-// event has been dispatched to every matching subscription on return.
+// event has been dispatched to every matching subscription on return,
+// and ev.Data is kept in the bus's history: do not modify it afterwards.
 func (e *Executor) Publish(ctx context.Context, ev Event) error {
 	return e.publish(ctx, ev, false)
 }
@@ -283,6 +373,20 @@ func (e *Executor) prepare(ev Event, wellFormed bool) (Event, error) {
 	case len(ev.Type) > MaxIDBytes:
 		return ev, valueErrorf("event_type is %d bytes, over the limit of %d", len(ev.Type), MaxIDBytes)
 	}
+	// What PostgreSQL's text refuses is refused here, on every bus, as the
+	// Python layer does: in a shared transaction it would fail the others.
+	if err := checkText(ev.Channel, "channel"); err != nil {
+		return ev, err
+	}
+	if err := checkText(ev.Type, "event_type"); err != nil {
+		return ev, err
+	}
+	if len(ev.IdempotencyKey) > MaxIDBytes {
+		return ev, valueErrorf("idempotency_key is %d bytes, over the limit of %d", len(ev.IdempotencyKey), MaxIDBytes)
+	}
+	if err := checkText(ev.IdempotencyKey, "idempotency_key"); err != nil {
+		return ev, err
+	}
 	if e.closed.Load() {
 		return ev, ErrClosed
 	}
@@ -306,6 +410,17 @@ func (e *Executor) prepare(ev Event, wellFormed bool) (Event, error) {
 	return ev, nil
 }
 
+// checkText refuses NUL characters and invalid UTF-8 in a name.
+func checkText(s, name string) error {
+	if strings.IndexByte(s, 0) >= 0 {
+		return valueErrorf("%s must not contain NUL characters", name)
+	}
+	if !utf8.ValidString(s) {
+		return valueErrorf("%s must be valid UTF-8", name)
+	}
+	return nil
+}
+
 // isJSONObject tells whether well-formed JSON is an object.
 func isJSONObject(b []byte) bool {
 	for _, c := range b {
@@ -325,6 +440,12 @@ func (e *Executor) deliver(ev Event) {
 			e.m.dispatchErrors.Add(1)
 		}
 	}()
+	if !ev.pos.isZero() {
+		// Positions: a catch-up joins the live stream between two events.
+		e.orderMu.Lock()
+		defer e.orderMu.Unlock()
+		e.lastPos = ev.pos
+	}
 	d := ev.decoded
 	if d == nil {
 		var err error
@@ -333,14 +454,20 @@ func (e *Executor) deliver(ev Event) {
 			return
 		}
 	}
-	// Decoding reads the default field; another one, or none, is read here.
+	e.applyRowFilter(d)
+	d.pos = ev.pos
+	e.dispatch(d)
+	d.release()
+}
+
+// applyRowFilter sets d's user from the row filter field of the options:
+// decoding reads the default field; another one, or none, is read here.
+func (e *Executor) applyRowFilter(d *decodedEvent) {
 	if e.opts.NoRowFilter {
 		d.userID, d.hasUser = "", false
 	} else if e.opts.RowFilterField != DefaultRowFilterField {
 		d.userID, d.hasUser = d.idString(e.opts.RowFilterField)
 	}
-	e.dispatch(d)
-	d.release()
 }
 
 // dispatch matches d against every group listening to its channel or
@@ -375,7 +502,7 @@ func (e *Executor) dispatchGroups(d *decodedEvent, seq uint64, groups []*planGro
 			t.filtered += uint64(len(g.members))
 			continue
 		}
-		var payload []byte // encoded on the first recipient
+		var payload, positioned []byte // encoded on the first recipient
 		for _, s := range g.members {
 			if d.hasTenant && d.tenantID != s.tenantID {
 				t.tenantViolations++
@@ -392,6 +519,23 @@ func (e *Executor) dispatchGroups(d *decodedEvent, seq uint64, groups []*planGro
 				d.enc = g.plan.AppendPayload(d.enc[:0], d)
 				payload = bytes.Clone(d.enc)
 				t.encodings++
+			}
+			if s.pos != nil {
+				pl := payload
+				if s.pos.show {
+					if positioned == nil {
+						positioned = withPosition(payload, d.pos)
+					}
+					pl = positioned
+				}
+				queued, dropped := b.enqueueAt(s, message{seq: seq, payload: pl}, d.pos)
+				if dropped {
+					t.dropped++
+				}
+				if queued {
+					t.delivered++
+				}
+				continue
 			}
 			if b.enqueue(s, message{seq: seq, payload: payload}) {
 				t.dropped++
@@ -546,6 +690,7 @@ func (s *subscription) popIfFits(room int) (m message, size int, ok bool) {
 	}
 	s.queue.pop()
 	s.read++
+	s.noteRead()
 	return m, size, true
 }
 
@@ -705,6 +850,7 @@ func drainLocked(c *connection, max int, dst []byte) (buf []byte, n, need int) {
 		s := it.s
 		m, _ := s.queue.pop()
 		s.read++
+		s.noteRead()
 		buf = appendSep(buf, i)
 		buf = appendFrame(buf, s, m)
 	}
@@ -733,6 +879,7 @@ func drainOne(s *subscription, max int, dst []byte) (buf []byte, n, need int) {
 		buf = appendFrame(buf, s, m)
 	}
 	s.read += uint64(max)
+	s.noteRead()
 	return buf, max, 0
 }
 
@@ -849,6 +996,11 @@ func (e *Executor) Stats(id string) (SubscriptionStats, error) {
 // wait for the bus (see Bus.Close). Later calls fail with ErrClosed;
 // closing twice is harmless.
 func (e *Executor) Close(ctx context.Context) error {
+	// The bus reader stops first: what it delivers before is dispatched,
+	// what it read after is left unacknowledged, for the next run.
+	if s, ok := e.bus.(deliveryStopper); ok && !e.closed.Load() {
+		s.stopDelivery()
+	}
 	subs := e.markClosed()
 	if subs == nil {
 		return nil

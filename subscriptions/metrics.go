@@ -9,6 +9,9 @@ type counters struct {
 	filtered, encodings, read, discarded   atomic.Uint64
 	passed, tenantViolations, rowViolation atomic.Uint64
 	dispatchErrors                         atomic.Uint64
+	// Positions.
+	resumes, replayed, catchUps        atomic.Uint64
+	positionsExpired, positionsInvalid atomic.Uint64
 }
 
 func (c *counters) add(t *tally) {
@@ -85,6 +88,17 @@ type Metrics struct {
 	BusReceived   uint64  `json:"bus_received"`
 	BusReconnects uint64  `json:"bus_reconnects"`
 	BusLagMillis  float64 `json:"bus_lag_ms"`
+
+	// Positions: registrations that resumed after a position, messages
+	// queued from the bus's history (resumes and catch-ups), queues that
+	// overflowed into a catch-up, and positions refused: expired (their
+	// events left the history, at registration or during a catch-up) or
+	// invalid (not of this bus or epoch).
+	Resumes          uint64 `json:"resumes"`
+	EventsReplayed   uint64 `json:"events_replayed"`
+	CatchUps         uint64 `json:"catch_ups"`
+	PositionsExpired uint64 `json:"positions_expired"`
+	PositionsInvalid uint64 `json:"positions_invalid"`
 }
 
 // Metrics returns a snapshot of the counters.
@@ -108,6 +122,11 @@ func (e *Executor) Metrics() Metrics {
 		ValidationsPassed:         c.passed.Load(),
 		ViolationsRowFilter:       c.rowViolation.Load(),
 		ViolationsTenantIsolation: c.tenantViolations.Load(),
+		Resumes:                   c.resumes.Load(),
+		EventsReplayed:            c.replayed.Load(),
+		CatchUps:                  c.catchUps.Load(),
+		PositionsExpired:          c.positionsExpired.Load(),
+		PositionsInvalid:          c.positionsInvalid.Load(),
 	}
 	m.ValidationsRejected = m.ViolationsRowFilter + m.ViolationsTenantIsolation + m.ViolationsRBAC + m.ViolationsFederation
 	m.ValidationsTotal = m.ValidationsPassed + m.ValidationsRejected

@@ -99,6 +99,7 @@ func (e *Executor) NextAhead(id string, dst []byte, w *Window) (n, need, lent in
 	}
 	s.queue.pop()
 	s.read++
+	s.noteRead()
 	e.m.read.Add(1)
 	n = copy(dst, s.prefix)
 	n += copy(dst[n:], m.payload)
@@ -110,7 +111,9 @@ func (e *Executor) NextAhead(id string, dst []byte, w *Window) (n, need, lent in
 // s.conn.mu, with nothing lent.
 func (s *subscription) lend(w *Window) int {
 	sh := w.shared
-	if len(s.id) > len(sh.ID) || s.conn.window != nil {
+	if len(s.id) > len(sh.ID) || s.conn.window != nil || s.pos != nil {
+		// (A subscription with positions is refilled as it is read: its
+		// reads go through the engine.)
 		return 0
 	}
 	count, at := 0, 0

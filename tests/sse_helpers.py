@@ -20,6 +20,7 @@ class EventStream:
         self._chunks = response.aiter_raw()
         self._buffer = b""
         self.raw = b""  # every byte received
+        self.ids: List[str] = []  # the id of each event events() returned
 
     async def next(self) -> str:
         """The next message; raises EOFError when the server ends the stream."""
@@ -37,20 +38,32 @@ class EventStream:
         return [await self.next() for _ in range(n)]
 
     async def events(self, n: int) -> List[str]:
-        """The next n messages that are not comments."""
+        """The next n messages that are not comments, without their ``id:`` line (kept in
+        ``ids``, "" for an event without one)."""
         out: List[str] = []
         while len(out) < n:
             message = await self.next()
             if not message.startswith(":"):
-                out.append(message)
+                out.append(self._without_id(message))
         return out
 
+    def _without_id(self, message: str) -> str:
+        """message without its ``id:`` line, which goes to ``ids``."""
+        event_id = ""
+        if message.startswith("id: "):
+            line, message = message.split("\n", 1)
+            event_id = line[len("id: "):]
+        self.ids.append(event_id)
+        return message
+
     async def ended(self) -> List[str]:
-        """Every message until the server ends the stream."""
+        """Every message until the server ends the stream, events without their ``id:`` line
+        (kept in ``ids``)."""
         out = []
         while True:
             try:
-                out.append(await self.next())
+                message = await self.next()
+                out.append(message if message.startswith(":") else self._without_id(message))
             except EOFError as end:
                 assert str(end) == "", f"the stream ended inside a message: {end}"
                 return out

@@ -259,7 +259,7 @@ def test_bad_options_are_refused():
     ex = object()
     with pytest.raises(ValueError, match="^max_subscriptions_per_connection must be a positive int or None$"):
         GraphQLWSApp(ex, max_subscriptions_per_connection=0)
-    with pytest.raises(ValueError, match="^on_overflow must be \"drop\" or \"close\", not 'ignore'$"):
+    with pytest.raises(ValueError, match="^on_overflow must be \"drop\", \"close\" or \"catch_up\", not 'ignore'$"):
         GraphQLWSApp(ex, on_overflow="ignore")
 
 

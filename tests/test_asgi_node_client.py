@@ -211,3 +211,37 @@ def test_documented_routes_answer_as_documented(server):
     r = httpx.post(f"{server}/events", json={"channel": "users"}, timeout=5)
     assert r.status_code == 422
     assert httpx.get(f"{server}/metrics", timeout=5).headers["content-type"].startswith("text/plain")
+
+
+def test_positions_and_resume_with_the_npm_client(server):
+    """graphql-ws sends the subscribe payload's extensions as given and hands each result,
+    extensions included, to the sink: a client resumes after the last position it saw."""
+    settle(server, 0)
+    alice = connect(server, "alice-token")
+    try:
+        alice.send(op="subscribe", id="live", query=Q, extensions={"positions": True})
+        assert json.loads(alice.get()["sent"])["payload"]["extensions"] == {"positions": True}
+        settle(server, 1)
+        for i in (1, 2, 3):
+            publish(server, {"id": i, "name": f"n{i}", "tenant_id": "acme"})
+        values = []
+        while len(values) < 3:
+            line = alice.get()
+            if "next" in line:
+                values.append(line["value"])
+        assert [v["data"]["users"]["id"] for v in values] == [1, 2, 3]
+        first = values[0]["extensions"]["position"]
+        alice.send(op="subscribe", id="resumed", query=Q, extensions={"after": first})
+        resumed = []
+        while len(resumed) < 2:
+            line = alice.get()
+            if line.get("next") == "resumed":
+                resumed.append(line["value"])
+        assert resumed == values[1:]
+        alice.send(op="subscribe", id="foreign", query=Q, extensions={"after": "elsewhere:1"})
+        while "error" not in (line := alice.get()):
+            pass
+        assert line["error"] == "foreign"
+        assert line["value"][0]["extensions"] == {"code": "POSITION_INVALID", "position": "elsewhere:1"}
+    finally:
+        alice.close()

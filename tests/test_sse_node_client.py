@@ -56,8 +56,11 @@ class SSEClient:
         self.proc.stdin.write(json.dumps(cmd) + "\n")
         self.proc.stdin.flush()
 
-    def subscribe(self, name: str, query: str = Q) -> None:
-        self.send(op="subscribe", id=name, query=query)
+    def subscribe(self, name: str, query: str = Q, extensions=None) -> None:
+        if extensions is None:
+            self.send(op="subscribe", id=name, query=query)
+        else:
+            self.send(op="subscribe", id=name, query=query, extensions=extensions)
 
     def results(self, n: int, kinds=("next", "error", "complete")) -> list:
         """The next n lines of these kinds (the others are skipped)."""
@@ -178,3 +181,27 @@ def test_reconnects_after_the_connection_is_cut(server, proxy, clients, mode):
     settle(server, 1)
     publish(server, {"id": 2, "name": "after"})
     assert alice.results(1) == [{"next": "s", "value": users(id=2, name="after")}]
+
+
+def test_distinct_reconnect_with_last_event_id_resumes_without_gap(server, proxy, clients):
+    """The client asks for positions in its results and sends the last one as Last-Event-ID
+    when it reconnects: the event published while it was cut arrives, once, before the next."""
+    settle(server, 0)
+    alice = clients(url(proxy), "distinct", "alice-token", retries=1000)
+    alice.subscribe("s", extensions={"positions": True})
+    settle(server, 1)
+    publish(server, {"id": 1, "name": "before"})
+    [first] = alice.results(1)
+    assert first["value"]["data"] == users(id=1, name="before")["data"]
+    proxy.cut()
+    settle(server, 0)  # the server removed the subscription: nothing is queued for it
+    publish(server, {"id": 2, "name": "during the cut"})
+    proxy.restore()
+    assert alice.results(1, kinds=("connected",)) == [{"connected": True}]
+    settle(server, 1)
+    publish(server, {"id": 3, "name": "after"})
+    got = alice.results(2)
+    assert [r["value"]["data"] for r in got] == [users(id=2, name="during the cut")["data"],
+                                                 users(id=3, name="after")["data"]]
+    positions = [first["value"]["extensions"]["position"]] + [r["value"]["extensions"]["position"] for r in got]
+    assert len(set(positions)) == 3

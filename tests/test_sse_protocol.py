@@ -211,17 +211,102 @@ async def test_client_leaving_ends_its_subscription(server, client):
     wait_until(lambda: active(server.executor) == 0, "the subscription to end")
 
 
-async def test_last_event_id_gets_resume_expired_then_live_events(server, client):
-    async with stream(client, "POST", "/open", json={"query": Q}, headers={"last-event-id": "42"}) as s:
+async def test_each_event_id_is_its_position_and_data_stays_the_result(server, client):
+    async with stream(client, "POST", "/open", json={"query": Q}) as s:
+        assert await s.next() == ":"
+        publish(server, {"id": 1, "name": "a"})
+        publish(server, {"id": 2, "name": "b"})
+        assert await s.events(2) == [next_event('{"data":{"users":{"id":1,"name":"a"}}}'),
+                                     next_event('{"data":{"users":{"id":2,"name":"b"}}}')]
+        first, second = s.ids
+        assert first.startswith("m") and first.split(":")[0] == second.split(":")[0]
+        assert int(second.split(":")[1]) > int(first.split(":")[1])
+    # Asked for in the request's extensions, the position is in the result too.
+    async with stream(client, "POST", "/open", json={"query": Q, "extensions": {"positions": True}}) as s:
+        assert await s.next() == ":"
+        publish(server, {"id": 3, "name": "c"})
+        [event] = await s.events(1)
+        assert event == next_event('{"data":{"users":{"id":3,"name":"c"}},"extensions":{"position":"%s"}}'
+                                   % s.ids[0])
+
+
+async def test_last_event_id_resumes_without_gap_or_duplicate(server, client):
+    async with stream(client, "POST", "/open", json={"query": Q}) as s:
+        assert await s.next() == ":"
+        for i in (1, 2, 3):
+            publish(server, {"id": i, "name": f"n{i}"})
+        live = await s.events(3)
+        ids = list(s.ids)
+    publish(server, {"id": 4, "name": "during the cut"})
+    publish(server, {"id": 5, "name": "n5", "tenant_id": "other"})  # never this stream's
+    async with stream(client, "POST", "/open", json={"query": Q}, headers={"last-event-id": ids[0]}) as s:
+        assert await s.events(3) == live[1:] + [next_event('{"data":{"users":{"id":4,"name":"during the cut"}}}')]
+        assert s.ids[:2] == ids[1:]
+        publish(server, {"id": 6, "name": "live"})
+        assert await s.events(1) == [next_event('{"data":{"users":{"id":6,"name":"live"}}}')]
+        assert "RESUME" not in s.raw.decode() and "POSITION" not in s.raw.decode()
+    assert server.executor.get_metrics()["resumes"] >= 1
+
+
+@pytest.mark.parametrize("last_event_id", ["42", "m0123456789abcdef:1"])  # malformed; another epoch
+async def test_a_refused_last_event_id_is_told_then_live_events(server, client, last_event_id):
+    async with stream(client, "POST", "/open", json={"query": Q}, headers={"last-event-id": last_event_id}) as s:
         first = await s.next()
-        assert json.loads(first.removeprefix("event: next\ndata: ")) == {"errors": [{
-            "message": "Cannot resume after event '42': this server keeps no event positions; "
-                       "events since then may be missing",
-            "extensions": {"code": "RESUME_EXPIRED", "lastEventId": "42"}}]}
+        assert not first.startswith("id:")  # the error keeps the client's Last-Event-ID
+        error = json.loads(first.removeprefix("event: next\ndata: "))["errors"][0]
+        assert error["extensions"] == {"code": "POSITION_INVALID", "position": last_event_id}
+        assert "not one of this bus" in error["message"]
         assert await s.next() == ":"
         publish(server, {"id": 5, "name": "live"})
         assert await s.events(1) == [next_event('{"data":{"users":{"id":5,"name":"live"}}}')]
-        assert "id:" not in s.raw.decode()  # no positions yet: no event ids
+        assert s.ids[0]
+
+
+async def test_an_expired_last_event_id_is_told_then_live_events():
+    executor = PySubscriptionExecutor(history_size=2)
+    srv = Server({"/open": GraphQLSSEApp(executor)})
+    srv.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{srv.port}", timeout=5) as client:
+            async with stream(client, "POST", "/open", json={"query": Q}) as s:
+                assert await s.next() == ":"
+                executor.publish_event("userCreated", "users", {"id": 1, "name": "a"})
+                await s.events(1)
+                seen = s.ids[0]
+            for i in range(2, 6):  # the history keeps 2: what followed `seen` is gone
+                executor.publish_event("userCreated", "users", {"id": i, "name": "x"})
+            async with stream(client, "POST", "/open", json={"query": Q}, headers={"last-event-id": seen}) as s:
+                error = json.loads((await s.next()).removeprefix("event: next\ndata: "))["errors"][0]
+                assert error["extensions"] == {"code": "POSITION_EXPIRED", "position": seen}
+                assert await s.next() == ":"
+                executor.publish_event("userCreated", "users", {"id": 9, "name": "live"})
+                assert await s.events(1) == [next_event('{"data":{"users":{"id":9,"name":"live"}}}')]
+            assert executor.get_metrics()["positions_expired"] == 1
+    finally:
+        srv.stop()
+        executor.close()
+
+
+async def test_single_connection_stream_carries_ids_and_resumes_an_operation(server, client):
+    token = await reserve(client)
+    auth = {TOKEN: token}
+    async with stream(client, "GET", "/sse", headers=auth) as s:
+        assert await s.next() == ":"
+        r = await client.post("/sse", json={"query": Q, "extensions": {"operationId": "a"}}, headers=auth)
+        assert r.status_code == 202
+        publish(server, {"id": 1, "name": "Ann"})
+        publish(server, {"id": 2, "name": "Bo"})
+        assert await s.events(2) == [next_event('{"id":"a","payload":{"data":{"users":{"id":1,"name":"Ann"}}}}'),
+                                     next_event('{"id":"a","payload":{"data":{"users":{"id":2,"name":"Bo"}}}}')]
+        first = s.ids[0]
+        r = await client.post("/sse", json={"query": Q, "extensions": {"operationId": "b", "after": first}},
+                              headers=auth)
+        assert r.status_code == 202
+        assert await s.events(1) == [next_event('{"id":"b","payload":{"data":{"users":{"id":2,"name":"Bo"}}}}')]
+        assert s.ids[2] == s.ids[1]
+        r = await client.post("/sse", json={"query": Q, "extensions": {"operationId": "c", "after": "nope"}},
+                              headers=auth)
+        assert r.status_code == 400 and r.json()["errors"][0]["extensions"]["code"] == "POSITION_INVALID"
 
 
 async def test_websocket_is_refused(server):
@@ -424,6 +509,44 @@ async def test_shutdown_flushes_completes_and_ends_every_stream(server):
         assert r.status_code == 503 and error_body(r) == ["Server is shutting down"]
 
 
+async def test_single_connection_operation_ended_by_the_engine_gets_its_errors_then_complete(server):
+    executor = PySubscriptionExecutor(queue_size=2)
+    app = GraphQLSSEApp(executor)
+    server.apps["/lost"] = app
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}", timeout=5) as client:
+            token = await reserve(client, "/lost", {})
+            async with stream(client, "GET", "/lost", headers={TOKEN: token}) as s:
+                assert await s.next() == ":"
+                r = await client.post("/lost", json={"query": Q, "extensions": {"operationId": "a"}},
+                                      headers={TOKEN: token})
+                assert r.status_code == 202
+
+                async def overflow():
+                    for n in range(5):  # on the server's loop: the writer cannot run in between
+                        executor.publish_event("userCreated", "users", {"id": n, "name": "x"})
+
+                await server.run(overflow)
+                events = await s.events(4)
+                assert events[:2] == [next_event('{"id":"a","payload":{"data":{"users":{"id":%d,"name":"x"}}}}' % n)
+                                      for n in range(2)]
+                lost = json.loads(events[2].removeprefix("event: next\ndata: "))
+                assert lost["id"] == "a" and s.ids[2] == ""
+                [error] = lost["payload"]["errors"]
+                assert error["extensions"] == {"code": "EVENTS_LOST", "position": s.ids[1]}
+                assert events[3] == 'event: complete\ndata: {"id":"a"}'
+                wait_until(lambda: active(executor) == 0, "the operation to be removed")
+                # The operation resumes after the position the error names.
+                r = await client.post("/lost", json={"query": Q, "extensions": {"operationId": "b",
+                                                                                 "after": s.ids[1]}},
+                                      headers={TOKEN: token})
+                assert r.status_code == 202
+                assert await s.events(3) == [
+                    next_event('{"id":"b","payload":{"data":{"users":{"id":%d,"name":"x"}}}}' % n) for n in (2, 3, 4)]
+    finally:
+        executor.close()
+
+
 async def test_slow_stream_is_ended_without_complete(server):
     executor = PySubscriptionExecutor(queue_size=2)
     app = GraphQLSSEApp(executor, on_overflow="close", overflow_check_interval=0.01)
@@ -438,11 +561,15 @@ async def test_slow_stream_is_ended_without_complete(server):
                         executor.publish_event("userCreated", "users", {"id": n, "name": "x"})
 
                 await server.run(overflow)
-                # whatever the writer sent before the monitor saw the drops, then the end
+                # What the queue held (the engine keeps the oldest for a stream with positions),
+                # then the end without complete: the client reconnects with its Last-Event-ID.
                 events = await s.ended()
-                assert set(events) <= {next_event('{"data":{"users":{"id":3,"name":"x"}}}'),
-                                       next_event('{"data":{"users":{"id":4,"name":"x"}}}')}
+                everything = [next_event('{"data":{"users":{"id":%d,"name":"x"}}}' % n) for n in range(5)]
+                assert 1 <= len(events) <= 2 and events == everything[:len(events)]
+                last = s.ids[-1]
             wait_until(lambda: not app.connections, "the slow stream to be removed")
+            async with stream(client, "POST", "/slow", json={"query": Q}, headers={"last-event-id": last}) as s:
+                assert await s.events(5 - len(events)) == everything[len(events):]
     finally:
         executor.close()
 

@@ -18,6 +18,7 @@ ZERO_METRICS = {
     "validations_rejected": 0, "violations_row_filter": 0, "violations_tenant_isolation": 0,
     "violations_rbac": 0, "violations_federation": 0, "rejection_rate": 0.0, "groups": 0, "connections": 0,
     "bus_published": 0, "bus_received": 0, "bus_reconnects": 0, "bus_lag_ms": 0.0,
+    "resumes": 0, "events_replayed": 0, "catch_ups": 0, "positions_expired": 0, "positions_invalid": 0,
 }
 
 

@@ -25,9 +25,12 @@ const context = await chromium.launchPersistentContext(userDataDir, {
 });
 const page = context.pages()[0] ?? await context.newPage();
 const requests = [];
-page.on("request", (request) => {
+page.on("request", async (request) => {
   if (request.url().includes("/graphql")) {
-    requests.push({ url: request.url(), lastEventId: request.headers()["last-event-id"] ?? null });
+    const entry = { url: request.url(), lastEventId: null };
+    requests.push(entry);
+    // headers() leaves out what the network stack adds, Last-Event-ID among them
+    entry.lastEventId = (await request.allHeaders())["last-event-id"] ?? null;
   }
 });
 

@@ -4,7 +4,7 @@
 //   node client.mjs <ws url> <token>
 //
 // Commands arrive on stdin, one JSON object a line:
-//   {"op":"subscribe","id":"<name>","query":"...","variables":{...}}
+//   {"op":"subscribe","id":"<name>","query":"...","variables":{...},"extensions":{...}}
 //   {"op":"complete","id":"<name>"}      the client unsubscribes
 //   {"op":"exit"}
 // Everything seen is printed on stdout, one JSON object a line:
@@ -48,7 +48,9 @@ for await (const line of createInterface({ input: process.stdin })) {
   if (cmd.op === "subscribe") {
     const name = cmd.id;
     active.set(name, client.subscribe(
-      { query: cmd.query, variables: cmd.variables ?? {} },
+      cmd.extensions
+        ? { query: cmd.query, variables: cmd.variables ?? {}, extensions: cmd.extensions }
+        : { query: cmd.query, variables: cmd.variables ?? {} },
       {
         next: (value) => print({ next: name, value }),
         error: (value) => print({ error: name, value: value instanceof Error ? String(value) : value }),

@@ -21,6 +21,7 @@ from . import _gologs
 __all__ = [
     "SubscriptionNotFound",
     "GraphQLDocumentError",
+    "PositionError",
     "PySubscriptionPayload",
     "PyGraphQLMessage",
     "PyEventBusConfig",
@@ -43,6 +44,25 @@ class GraphQLDocumentError(ValueError):
         self.errors = errors
 
 
+class PositionError(ValueError):
+    """A position given as ``after=`` that the bus cannot resume from.
+
+    ``code`` is ``"POSITION_INVALID"`` (not a position of this bus: malformed,
+    another bus, or an earlier epoch of it) or ``"POSITION_EXPIRED"`` (its
+    following events left the bus's history); ``position`` is the one refused.
+    The client refetches and subscribes again without a position.
+    """
+
+    def __init__(self, message: str, code: str, position: str) -> None:
+        super().__init__(message)
+        self.code, self.position = code, position
+
+
+def _position_error(text: str) -> PositionError:
+    fields = json.loads(text)
+    return PositionError(fields["message"], fields["code"], fields["position"])
+
+
 # The engine reports the Python type of an error as a prefix of its message;
 # anything without one stays a RuntimeError ("executor is closed", internal errors).
 _PREFIXES = (
@@ -58,6 +78,8 @@ def _translate(err: RuntimeError) -> Exception:
     if msg.startswith("GraphQLDocumentError: "):
         errors, _, message = msg[len("GraphQLDocumentError: "):].partition("\n")
         return GraphQLDocumentError(message, json.loads(errors))
+    if msg.startswith("PositionError: "):
+        return _position_error(msg[len("PositionError: "):])
     for prefix, kind in _PREFIXES:
         if msg.startswith(prefix):
             return kind(msg[len(prefix):])
@@ -401,8 +423,12 @@ class PySubscriptionExecutor:
 
     ``PySubscriptionExecutor(config=None, *, queue_size=1000, max_query_bytes=...,
     max_fields=..., max_depth=..., max_payload_bytes=..., connect_timeout=10.0,
-    paused=False, row_filter="user_id", schema=None)``. Without a config, events travel
-    on the in-process memory bus.
+    paused=False, row_filter="user_id", schema=None, history_size=10000,
+    on_overflow="drop")``. Without a config, events travel on the in-process memory bus.
+    ``history_size`` is the number of events the memory bus keeps for resumes and
+    catch-ups; ``on_overflow`` is what a full queue does unless its registration says
+    otherwise: ``"drop"`` the oldest message, or ``"catch_up"`` from the bus's history
+    (memory and Redis buses).
     With ``paused=True`` (Redis or PostgreSQL bus) nothing is dispatched until
     ``resume()``: register the subscriptions, then resume. ``row_filter`` is the
     event data's key that, when present, must equal a subscriber's ``user_id``;
@@ -419,7 +445,8 @@ class PySubscriptionExecutor:
                  max_depth: Optional[int] = None, max_payload_bytes: Optional[int] = None,
                  connect_timeout: Optional[float] = None, debug_hooks: bool = False,
                  paused: bool = False, row_filter: Optional[str] = "user_id",
-                 schema: Optional[str] = None) -> None:
+                 schema: Optional[str] = None, history_size: Optional[int] = None,
+                 on_overflow: Optional[str] = None) -> None:
         if config is not None and not isinstance(config, PyEventBusConfig):
             raise TypeError(f"config must be a PyEventBusConfig or None, not {type(config).__name__}")
         if not isinstance(paused, bool):
@@ -427,9 +454,11 @@ class PySubscriptionExecutor:
         opts: Dict[str, Any] = {}
         for name, value in (("queue_size", queue_size), ("max_query_bytes", max_query_bytes),
                             ("max_fields", max_fields), ("max_depth", max_depth),
-                            ("max_payload_bytes", max_payload_bytes)):
+                            ("max_payload_bytes", max_payload_bytes), ("history_size", history_size)):
             if value is not None:
                 opts[name] = _int(value, name)
+        if on_overflow is not None:
+            opts["on_overflow"] = _overflow(on_overflow)
         if connect_timeout is not None:
             opts["connect_timeout"] = _seconds(connect_timeout, "connect_timeout")
         if debug_hooks:
@@ -482,8 +511,18 @@ class PySubscriptionExecutor:
                               operation_name: Optional[str] = None,
                               variables: Optional[Dict[str, Any]] = None,
                               user_id: Union[str, int, None] = None,
-                              tenant_id: Union[str, int, None] = None) -> str:
-        """Compile ``query`` and register it; returns ``subscription_id``."""
+                              tenant_id: Union[str, int, None] = None, *,
+                              positions: bool = False, after: Optional[str] = None,
+                              on_overflow: Optional[str] = None) -> str:
+        """Compile ``query`` and register it; returns ``subscription_id``.
+
+        ``positions=True``: every message carries its event's position in the
+        payload's ``extensions`` (``{"position": "..."}``). ``after=`` a position a
+        message carried: first every event after it that the subscription would have
+        received, then the live stream (implies ``positions``); a position the bus
+        cannot resume from raises ``PositionError``. ``on_overflow`` overrides the
+        executor's policy for this subscription.
+        """
         _check_str(connection_id, "connection_id", allow_empty=True)
         _check_str(subscription_id, "subscription_id", allow_empty=True)
         _check_str(query, "query", allow_empty=True)
@@ -500,10 +539,24 @@ class PySubscriptionExecutor:
             vars_json = _dumps(variables, "variables")
         else:
             raise TypeError(f"variables must be a dict or None, not {type(variables).__name__}")
+        if not isinstance(positions, bool):
+            raise TypeError(f"positions must be a bool, not {type(positions).__name__}")
+        options: Dict[str, Any] = {}
+        if positions:
+            options["positions"] = True
+        if after is not None:
+            options["after"] = _check_str(after, "after")
+        if on_overflow is not None:
+            options["on_overflow"] = _overflow(on_overflow)
         with _errors:
-            self._E.pyapi_SubscriptionExecutor_Register(
-                self._h, connection_id, subscription_id, query, operation_name or "",
-                vars_json, user, tenant)
+            if options:
+                self._E.pyapi_SubscriptionExecutor_RegisterWith(
+                    self._h, connection_id, subscription_id, query, operation_name or "",
+                    vars_json, user, tenant, json.dumps(options))
+            else:
+                self._E.pyapi_SubscriptionExecutor_Register(
+                    self._h, connection_id, subscription_id, query, operation_name or "",
+                    vars_json, user, tenant)
         return subscription_id
 
     def publish_event(self, event_type: str, channel: str, data: Dict[str, Any]) -> None:
@@ -706,6 +759,13 @@ def _int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
     return value
+
+
+def _overflow(value: Any) -> str:
+    """An on_overflow policy; the engine names the valid ones in its error."""
+    if not isinstance(value, str):
+        raise TypeError(f"on_overflow must be a str, not {type(value).__name__}")
+    return _check_str(value, "on_overflow")
 
 
 def _timeout(value: Any) -> float:

@@ -3,6 +3,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 __all__ = [
     "SubscriptionNotFound",
     "GraphQLDocumentError",
+    "PositionError",
     "PySubscriptionPayload",
     "PyGraphQLMessage",
     "PyEventBusConfig",
@@ -15,6 +16,11 @@ class SubscriptionNotFound(ValueError): ...
 class GraphQLDocumentError(ValueError):
     errors: List[Dict[str, Any]]
     def __init__(self, message: str, errors: List[Dict[str, Any]]) -> None: ...
+
+class PositionError(ValueError):
+    code: str
+    position: str
+    def __init__(self, message: str, code: str, position: str) -> None: ...
 
 class PySubscriptionPayload:
     query: str
@@ -91,6 +97,8 @@ class PySubscriptionExecutor:
         paused: bool = False,
         row_filter: Optional[str] = "user_id",
         schema: Optional[str] = None,
+        history_size: Optional[int] = None,
+        on_overflow: Optional[str] = None,
     ) -> None: ...
     @property
     def bus_type(self) -> str: ...
@@ -103,6 +111,10 @@ class PySubscriptionExecutor:
         variables: Optional[Dict[str, Any]] = None,
         user_id: Union[str, int, None] = None,
         tenant_id: Union[str, int, None] = None,
+        *,
+        positions: bool = False,
+        after: Optional[str] = None,
+        on_overflow: Optional[str] = None,
     ) -> str: ...
     def publish_event(self, event_type: str, channel: str, data: Dict[str, Any]) -> None: ...
     def publish_events(self, events: Sequence[Tuple[str, str, Dict[str, Any]]]) -> None: ...

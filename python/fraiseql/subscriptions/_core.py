@@ -11,6 +11,7 @@ shutdown.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json
 import logging
@@ -18,6 +19,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Coroutine, Dict, List, Optional, Set, Tuple, Union
 
+from .._fraiseql_rs.subscriptions import PositionError
+from ._positions import position_errors, registration_options
 from .aio import AsyncExecutor, ConnectionWatch
 
 logger = logging.getLogger("fraiseql.subscriptions.asgi")
@@ -131,6 +134,7 @@ class Connection:
         self._drop_logged: Set[str] = set()  # client ids whose drops were logged
         self.executor: Any = None
         self.watch: Optional[ConnectionWatch] = None
+        self.positions = False  # a subscription tracks positions: the engine may end it (final frames)
 
     def attach_executor(self) -> None:
         """Take the app's executor (made now by its factory) and a watch on it."""
@@ -196,11 +200,12 @@ class Connection:
 
     # ---- subscribing -----------------------------------------------------------------
 
-    async def register(self, sub_id: str, payload: Dict[str, Any],
-                       internal: Optional[str] = None) -> Optional[GraphQLErrors]:
+    async def register(self, sub_id: str, payload: Dict[str, Any], internal: Optional[str] = None,
+                       options: Optional[Dict[str, Any]] = None) -> Optional[GraphQLErrors]:
         """Register a subscription (``on_subscribe`` and the limit first); the refusal's
         GraphQL errors, or None. ``internal`` is the engine's id (default
-        ``f"{connection id}:{sub_id}"``)."""
+        ``f"{connection id}:{sub_id}"``); ``options`` (positions, after) are added to
+        those the payload's ``extensions`` ask for (see ``_positions``)."""
         limit = self.app.max_subscriptions_per_connection
         if limit is not None and len(self.subscriptions) >= limit:
             return [{"message": f"Too many subscriptions on this connection: the limit is {limit} "
@@ -229,16 +234,37 @@ class Connection:
         if internal is None:
             internal = f"{self.id}:{sub_id}"
         try:
-            self.executor.register_subscription(
-                self.id, internal, payload["query"], operation_name=payload.get("operationName"),
-                variables=variables, user_id=self.user_id, tenant_id=self.tenant_id)
-        except (ValueError, TypeError) as exc:
-            # A refused document carries its GraphQL errors, with their locations.
-            return getattr(exc, "errors", None) or [{"message": str(exc)}]
+            opts = registration_options(self.app.on_overflow, payload)
+        except ValueError as exc:
+            return [{"message": str(exc)}]
+        opts.update(options or {})
+        errors = await self.register_in_engine(internal, payload, variables, opts)
+        if errors is not None:
+            return errors
+        self.positions = self.positions or bool(opts)
         self.subscriptions[sub_id] = internal
         assert self.watch is not None
         self.watch.add(internal)
         self.watch.set()  # a message may already be queued: have the writer look
+        return None
+
+    async def register_in_engine(self, internal: str, payload: Dict[str, Any], variables: Any,
+                                 opts: Dict[str, Any]) -> Optional[GraphQLErrors]:
+        """The engine's registration of a subscription; the refusal's GraphQL errors, or None."""
+        register = functools.partial(
+            self.executor.register_subscription,
+            self.id, internal, payload["query"], operation_name=payload.get("operationName"),
+            variables=variables, user_id=self.user_id, tenant_id=self.tenant_id, **opts)
+        try:
+            if "after" in opts:  # checking the position asks the bus: off the event loop
+                await asyncio.get_running_loop().run_in_executor(None, register)
+            else:
+                register()
+        except PositionError as exc:
+            return position_errors(exc)
+        except (ValueError, TypeError) as exc:
+            # A refused document carries its GraphQL errors, with their locations.
+            return getattr(exc, "errors", None) or [{"message": str(exc)}]
         return None
 
     def complete(self, sub_id: str) -> bool:
@@ -360,8 +386,8 @@ class SubscriptionApp:
         limit = max_subscriptions_per_connection
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
             raise ValueError("max_subscriptions_per_connection must be a positive int or None")
-        if on_overflow not in ("drop", "close"):
-            raise ValueError(f'on_overflow must be "drop" or "close", not {on_overflow!r}')
+        if on_overflow not in ("drop", "close", "catch_up"):
+            raise ValueError(f'on_overflow must be "drop", "close" or "catch_up", not {on_overflow!r}')
         self.overflow_check_interval: float = positive(overflow_check_interval, "overflow_check_interval",
                                                        False) or 1.0
         self._executor = executor

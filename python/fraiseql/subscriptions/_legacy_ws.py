@@ -64,7 +64,7 @@ class LegacyWSConnection(WSConnection):
     async def acked(self) -> None:
         await self.send({"type": "ka"})
 
-    async def send_error(self, sub_id: str, errors: GraphQLErrors) -> None:
+    def error_message(self, sub_id: str, errors: GraphQLErrors) -> Dict[str, Any]:
         # subscriptions-transport-ws: one error object, not a list
         payload = errors[0] if len(errors) == 1 else {"message": errors[0]["message"], "errors": errors}
-        await self.send({"type": "error", "id": sub_id, "payload": payload})
+        return {"type": "error", "id": sub_id, "payload": payload}

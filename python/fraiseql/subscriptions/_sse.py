@@ -10,22 +10,40 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional
 
 from ._core import Connection, GraphQLErrors, Receive, Send, logger
-from ._positions import frame_position
+from ._positions import frame_position, resume_options
 from ._sse_http import SSERequest, stream_headers
 
 if TYPE_CHECKING:
     from .sse import GraphQLSSEApp
 
 _PAYLOAD = b'","payload":'  # what follows a subscription id in the engine's frame
+_ERRORS = b'{"errors":'  # the payload of the engine's final frame of a subscription
 KEEPALIVE = b":\n\n"
 DISTINCT_COMPLETE = b"event: complete\ndata:\n\n"
 
 
 def _event(kind: str, data: Any) -> bytes:
     return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'), ensure_ascii=False)}\n\n".encode()
+
+
+class _Head(NamedTuple):
+    """How an operation's frames become events: ``head`` precedes the payload, which ends
+    at ``end`` (the frame's end, or before its own ``}``); ``close`` ends the data after
+    the position is cut out (None: the request asked to keep it)."""
+
+    op_id: str
+    head: bytes
+    end: Optional[int]
+    close: Optional[bytes]
+
+
+def _refuses_position(errors: GraphQLErrors) -> bool:
+    """Whether errors are the refusal of a position (``_positions.position_errors``)."""
+    return len(errors) == 1 and errors[0].get("extensions", {}).get("code") in ("POSITION_EXPIRED",
+                                                                              "POSITION_INVALID")
 
 
 class SSEConnection(Connection):
@@ -49,18 +67,24 @@ class SSEConnection(Connection):
         self._ended = asyncio.Event()
         self._prefix = f'{{"type":"next","id":"{self.id}:'.encode()  # what the engine writes
         self._numbers = 0
-        # the number in an internal id -> (what precedes the payload, where the payload ends)
-        self._heads: Dict[bytes, Tuple[bytes, Optional[int]]] = {}
+        # the number in an internal id -> its operation's _Head
+        self._heads: Dict[bytes, _Head] = {}
+        # a refused Last-Event-ID's errors, told before the live events (see register_in_engine)
+        self.resume_errors: Optional[GraphQLErrors] = None
+        self._last_event_id: Optional[str] = None
         self._expiry: Optional["asyncio.TimerHandle"] = None
         self._discarded = False
 
     # ---- operations ----------------------------------------------------------------
 
-    async def start(self, op_id: str, params: Dict[str, Any]) -> Optional[GraphQLErrors]:
-        """Register an operation; the GraphQL errors of a refusal, or None."""
+    async def start(self, op_id: str, params: Dict[str, Any],
+                    last_event_id: Optional[str] = None) -> Optional[GraphQLErrors]:
+        """Register an operation, after ``last_event_id`` when given (a distinct stream's
+        ``Last-Event-ID``); the GraphQL errors of a refusal, or None."""
         self._numbers += 1
         number = str(self._numbers)
-        errors = await self.register(op_id, params, f"{self.id}:{number}")
+        self._last_event_id = last_event_id
+        errors = await self.register(op_id, params, f"{self.id}:{number}", resume_options(last_event_id))
         if errors is None and self.closed:
             # The stream ended while on_subscribe ran (a POST is not the stream's request):
             # its cleanup may be over, so remove this late registration here.
@@ -70,12 +94,27 @@ class SSEConnection(Connection):
                 pass
             return None
         if errors is None:
+            extensions = params.get("extensions")
+            shown = isinstance(extensions, dict) and extensions.get("positions") is True
             if self.token is None:  # distinct: data is the ExecutionResult itself
-                head, end = b"event: next\ndata: ", -1
+                head, end, close = b"event: next\ndata: ", -1, b"}"
             else:  # data is {"id": ..., "payload": <result>}: the frame's own "}" closes it
                 head = b'event: next\ndata: {"id":' + json.dumps(op_id, ensure_ascii=False).encode() + b',"payload":'
-                end = None
-            self._heads[number.encode()] = (head, end)
+                end, close = None, b"}}"
+            self._heads[number.encode()] = _Head(op_id, head, end, None if shown else close)
+        return errors
+
+    async def register_in_engine(self, internal: str, payload: Dict[str, Any], variables: Any,
+                                 opts: Dict[str, Any]) -> Optional[GraphQLErrors]:
+        """A ``Last-Event-ID`` the bus cannot resume from is kept in ``resume_errors`` and the
+        operation registered live: an ended stream would come back with the same id. (An
+        ``extensions.after`` it cannot resume from is refused.)"""
+        errors = await super().register_in_engine(internal, payload, variables, opts)
+        resuming = self._last_event_id is not None and opts.get("after") == self._last_event_id
+        if errors is not None and resuming and _refuses_position(errors):
+            self.resume_errors = errors
+            opts = {k: v for k, v in opts.items() if k != "after"}
+            errors = await super().register_in_engine(internal, payload, variables, opts)
         return errors
 
     def stop(self, op_id: str) -> bool:
@@ -85,6 +124,20 @@ class SSEConnection(Connection):
             return False
         self._heads.pop(internal.rsplit(":", 1)[1].encode(), None)
         return self.complete(op_id)
+
+    async def _ended_by_engine(self, head: "_Head", payload: bytes) -> None:
+        """The engine's final frame of an operation (``EVENTS_LOST``, ``POSITION_EXPIRED``);
+        hold the lock. A distinct stream ends without ``complete``: ``EventSource``
+        reconnects with its ``Last-Event-ID`` and resumes, or is told the position expired.
+        On the single connection stream: the errors as the operation's last ``next``, then
+        ``complete``."""
+        logger.info("connection %s: operation %r ended by the engine: %s", self.id, head.op_id,
+                    payload.decode(errors="replace"))
+        self.stop(head.op_id)
+        if self.token is None:
+            await self._end_locked()
+        else:
+            await self._write(head.head + payload + b"}\n\n" + _event("complete", {"id": head.op_id}))
 
     async def stop_and_tell(self, op_id: str) -> None:
         """DELETE ?operationId=: complete it and send its ``complete`` event."""
@@ -121,7 +174,8 @@ class SSEConnection(Connection):
         async with self._lock:
             if self.closed:
                 return
-            heads, parts = self._heads, []
+            heads = self._heads
+            parts: List[bytes] = []
             for frame in frames:
                 if not frame.startswith(prefix):  # never made by the engine today
                     continue
@@ -129,10 +183,22 @@ class SSEConnection(Connection):
                 head = heads.get(frame[cut:quote])
                 if head is None:  # stopped after it was drained
                     continue
-                position = frame_position(frame)
-                if position is not None:
-                    parts.append(b"id: " + position + b"\n")
-                parts += (head[0], frame[quote + skip:head[1]], b"\n\n")
+                start = quote + skip
+                found = frame_position(frame)
+                if found is None:
+                    if frame.startswith(_ERRORS, start):
+                        if parts:
+                            await self._write(b"".join(parts))
+                            parts = []
+                        await self._ended_by_engine(head, frame[start:-1])
+                        if self.closed:
+                            return
+                        continue
+                    parts += (head.head, frame[start:head.end], b"\n\n")
+                elif head.close is None:  # the request asked for positions in the results too
+                    parts += (b"id: ", found[0], b"\n", head.head, frame[start:head.end], b"\n\n")
+                else:  # the position is the event's id; data is the result as without positions
+                    parts += (b"id: ", found[0], b"\n", head.head, frame[start:found[1]], head.close, b"\n\n")
             if parts:
                 await self._write(b"".join(parts))
 

@@ -28,6 +28,7 @@ from ._core import (
     dumps,
     logger,
 )
+from ._positions import final_frame
 
 if TYPE_CHECKING:
     from .asgi import GraphQLWSApp
@@ -181,7 +182,10 @@ class WSConnection(Connection):
             await self.send_error(sub_id, errors)
 
     async def send_error(self, sub_id: str, errors: GraphQLErrors) -> None:
-        await self.send({"type": "error", "id": sub_id, "payload": errors})
+        await self.send(self.error_message(sub_id, errors))
+
+    def error_message(self, sub_id: str, errors: GraphQLErrors) -> Dict[str, Any]:
+        return {"type": "error", "id": sub_id, "payload": errors}
 
     # ---- background tasks -------------------------------------------------------------
 
@@ -205,6 +209,12 @@ class WSConnection(Connection):
             for frame in frames:
                 if self.closed:
                     return
+                final = final_frame(frame, cut) if self.positions else None
+                if final is not None:  # the engine ended it: an error message, then gone
+                    sub_id = final[0][len(self.id) + 1:]
+                    await self._write(dumps(self.error_message(sub_id, final[1])))
+                    self.complete(sub_id)
+                    continue
                 if frame.startswith(prefix):
                     text = out + frame[cut:].decode()
                 else:  # not a "next" frame of this socket: never made by the engine today

@@ -50,7 +50,13 @@ arrive) its oldest messages are dropped; every ``overflow_check_interval``
 seconds the app looks for new drops. ``on_overflow="drop"`` logs a WARNING
 once per subscription with the count so far; ``"close"`` closes the socket
 with 4499 "Slow consumer" (graphql-ws leaves 4499 unused; it tells the
-client to reconnect and refetch).
+client to reconnect and refetch); ``"catch_up"`` (memory and Redis buses)
+never drops: a full queue is refilled from the bus's history as the client
+reads (see ``_positions`` and the README's "Never miss an event").
+
+Positions: a subscribe payload's ``extensions`` may ask for positions
+(``{"positions": true}``: each result carries ``extensions.position``) or
+resume after one (``{"after": "<position>"}``); see ``_positions``.
 
 Shutdown: ``await app.shutdown(timeout=5.0)``, or the ASGI lifespan
 shutdown when the app is served on its own, sends every socket its pending

@@ -47,6 +47,11 @@ COUNTERS: Dict[str, Tuple[str, str]] = {
     "bus_published": ("bus_published", "Events put on the bus."),
     "bus_received": ("bus_received", "Events received from the bus."),
     "bus_reconnects": ("bus_reconnects", "Bus reconnections."),
+    "resumes": ("resumes", "Subscriptions registered to resume after a position."),
+    "events_replayed": ("events_replayed", "Messages queued from the bus's history (resumes and catch-ups)."),
+    "catch_ups": ("catch_ups", "Full queues that switched to catching up from the bus's history."),
+    "positions_expired": ("positions_expired", "Positions whose events had left the bus's history."),
+    "positions_invalid": ("positions_invalid", "Positions refused as not of this bus or epoch."),
 }
 
 # get_metrics() key -> (metric name without the namespace, help, scale)

@@ -46,11 +46,20 @@ Hooks (sync or async), shared with ``GraphQLWSApp``'s semantics:
 * ``on_subscribe(connection, params)``: as for WebSocket, with the
   ``SSEConnection`` and the GraphQL request.
 
-Resuming: a distinct stream's request with ``Last-Event-ID`` goes to
-``_positions.resume_point``. Events have no positions yet, so the stream is
-served live after a first ``next`` carrying the error code
-``RESUME_EXPIRED`` (events since that id may be missing); ``_positions``
-says how positions will plug in.
+Positions and resuming: every event carries its position as its SSE ``id:``
+field (the ``data:`` is the ExecutionResult as without positions, unless the
+request's ``extensions`` say ``{"positions": true}``), so a browser's
+``EventSource`` sends the last one back as ``Last-Event-ID`` when it
+reconnects. A distinct stream's request with ``Last-Event-ID`` is registered
+after that position: the events since then first, then the live ones, no gap,
+no duplicate. A position the bus cannot resume from (its events left the
+history: ``POSITION_EXPIRED``; another bus or epoch, or malformed:
+``POSITION_INVALID``) gets a first ``next`` with that error code, then the
+live events. An operation the engine ends (``EVENTS_LOST`` after an overflow
+under ``on_overflow="drop"``, ``POSITION_EXPIRED`` during a catch-up) ends
+a distinct stream without ``complete``, so that the client reconnects with
+its ``Last-Event-ID``; on the single connection stream it gets a last
+``next`` with the errors and ``complete``. See ``_positions``.
 
 Limits, slow consumers (``on_overflow="close"`` ends the stream without a
 ``complete``, so that the client reconnects), logging (logger
@@ -77,7 +86,6 @@ from ._core import (
     call_hook,
     positive,
 )
-from ._positions import resume_point
 from ._sse import DISTINCT_COMPLETE, SSEConnection
 from ._sse_http import (
     TOKEN_HEADER,
@@ -201,17 +209,16 @@ class GraphQLSSEApp(SubscriptionApp):
         params = await graphql_params(request, receive)
         connection = self._connection(request, accept)
         last_event_id = request.headers.get("last-event-id")
-        point = None if last_event_id is None else resume_point(connection.executor, last_event_id)
 
         async def subscribe() -> None:
-            errors = await connection.start("", params)
+            errors = await connection.start("", params, last_event_id)
             if errors is not None:
                 await connection.send_error("", errors)
                 await connection.write_events(DISTINCT_COMPLETE)
                 await connection.close()
-            elif point is not None and point.errors is not None:
+            elif connection.resume_errors is not None:
                 # Before any event of the subscription: its delivery starts after this.
-                await connection.send_error("", point.errors)
+                await connection.send_error("", connection.resume_errors)
 
         await connection.run(send, receive, subscribe)
 

@@ -1,0 +1,295 @@
+package subscriptions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	json "github.com/goccy/go-json"
+)
+
+// framePosition returns the position a "next" frame carries, "" if none.
+func framePosition(t *testing.T, frame string) string {
+	t.Helper()
+	var f struct {
+		Payload struct {
+			Extensions struct {
+				Position string `json:"position"`
+			} `json:"extensions"`
+		} `json:"payload"`
+	}
+	if err := json.Unmarshal([]byte(frame), &f); err != nil {
+		t.Fatalf("frame %q: %v", frame, err)
+	}
+	return f.Payload.Extensions.Position
+}
+
+// sameFrames checks that got are want with the subscription id swapped.
+func sameFrames(t *testing.T, got []string, gotID string, want []string, wantID string) {
+	t.Helper()
+	swapped := make([]string, len(want))
+	for i, f := range want {
+		swapped[i] = strings.Replace(f, `"id":"`+wantID+`"`, `"id":"`+gotID+`"`, 1)
+	}
+	if strings.Join(got, "\n") != strings.Join(swapped, "\n") {
+		t.Fatalf("frames differ:\n got %d %.400q\nwant %d %.400q", len(got), got, len(swapped), swapped)
+	}
+}
+
+func registerWith(t *testing.T, e *Executor, r Registration) {
+	t.Helper()
+	if r.ConnectionID == "" {
+		r.ConnectionID = "c"
+	}
+	if r.Query == "" {
+		r.Query = `subscription { users(where: {n: {gt: 1}}) { n } }`
+	}
+	if r.TenantID == "" {
+		r.TenantID = "t"
+	}
+	if err := e.Register(r); err != nil {
+		t.Fatalf("register %s: %v", r.SubscriptionID, err)
+	}
+}
+
+func publishN(t *testing.T, e *Executor, from, to int) {
+	t.Helper()
+	for i := from; i <= to; i++ {
+		publish(t, e, "users", fmt.Sprintf(`{"n":%d,"tenant_id":"t"}`, i))
+	}
+}
+
+// waitFrames reads frames of id until it has n of them.
+func waitFrames(t *testing.T, e *Executor, id string, n int) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30e9)
+	defer cancel()
+	var out []string
+	for len(out) < n {
+		f, err := e.NextWait(ctx, id)
+		if err != nil {
+			t.Fatalf("after %d of %d frames: %v", len(out), n, err)
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+func TestPositionsOnlyWhenAsked(t *testing.T) {
+	e := newTestExecutor(t, Options{})
+	registerWith(t, e, Registration{SubscriptionID: "plain", TenantID: "t"})
+	registerWith(t, e, Registration{SubscriptionID: "pos", TenantID: "t", Positions: true})
+	publishN(t, e, 1, 3)
+	plain := nextAll(t, e, "plain")
+	wantFrames(t, plain, frame("plain", `{"users":{"n":2}}`), frame("plain", `{"users":{"n":3}}`))
+	pos := nextAll(t, e, "pos")
+	if len(pos) != 2 {
+		t.Fatalf("got %v", pos)
+	}
+	for i, f := range pos {
+		p := framePosition(t, f)
+		want := fmt.Sprintf(`{"type":"next","id":"pos","payload":{"data":{"users":{"n":%d}},"extensions":{"position":"%s"}}}`, i+2, p)
+		if f != want || !strings.HasPrefix(p, "m") {
+			t.Fatalf("frame %s, want %s", f, want)
+		}
+	}
+}
+
+func TestResumeReplaysWhatLiveWouldHaveSentThenLive(t *testing.T) {
+	e := newTestExecutor(t, Options{})
+	registerWith(t, e, Registration{SubscriptionID: "twin", TenantID: "t", Positions: true})
+	registerWith(t, e, Registration{SubscriptionID: "a", TenantID: "t", Positions: true})
+	// Another tenant's events and those the filter refuses must not come back.
+	publishN(t, e, 1, 5)
+	publish(t, e, "users", `{"n":50,"tenant_id":"other"}`)
+	publishN(t, e, 6, 8)
+	got := nextAll(t, e, "a")[:3] // n = 2, 3, 4 read; the connection is cut
+	e.Complete("a")
+	publishN(t, e, 9, 10)
+	registerWith(t, e, Registration{SubscriptionID: "b", TenantID: "t", After: framePosition(t, got[2])})
+	publishN(t, e, 11, 12)
+	twin := nextAll(t, e, "twin")
+	resumed := waitFrames(t, e, "b", len(twin)-3)
+	sameFrames(t, resumed, "b", twin[3:], "twin")
+	m := e.Metrics()
+	if m.Resumes != 1 || m.EventsReplayed == 0 {
+		t.Fatalf("metrics %+v", m)
+	}
+}
+
+// A replay applies the executor's row filter option as live dispatch does.
+func TestResumeAppliesTheRowFilterOption(t *testing.T) {
+	for _, opts := range []Options{{RowFilterField: "owner_id"}, {NoRowFilter: true}} {
+		e := newTestExecutor(t, opts)
+		registerWith(t, e, Registration{SubscriptionID: "twin", TenantID: "t", UserID: "u", Positions: true})
+		registerWith(t, e, Registration{SubscriptionID: "a", TenantID: "t", UserID: "u", Positions: true})
+		publish(t, e, "users", `{"n":2,"tenant_id":"t"}`)
+		first := nextAll(t, e, "a")
+		e.Complete("a")
+		publish(t, e, "users", `{"n":3,"tenant_id":"t","owner_id":"someone else","user_id":"u"}`)
+		publish(t, e, "users", `{"n":4,"tenant_id":"t","owner_id":"u","user_id":"someone else"}`)
+		registerWith(t, e, Registration{SubscriptionID: "b", TenantID: "t", UserID: "u", After: framePosition(t, first[0])})
+		twin := nextAll(t, e, "twin")
+		if want := map[bool]int{true: 3, false: 2}[opts.NoRowFilter]; len(twin) != want {
+			t.Fatalf("%+v: live got %d frames, want %d: %q", opts, len(twin), want, twin)
+		}
+		sameFrames(t, waitFrames(t, e, "b", len(twin)-1), "b", twin[1:], "twin")
+	}
+}
+
+func TestResumeRefusesForeignAndExpiredPositions(t *testing.T) {
+	e := newTestExecutor(t, Options{HistorySize: 4})
+	other := newTestExecutor(t, Options{})
+	registerWith(t, other, Registration{SubscriptionID: "o", TenantID: "t", Positions: true})
+	registerWith(t, e, Registration{SubscriptionID: "a", TenantID: "t", Positions: true})
+	publishN(t, other, 2, 2)
+	publishN(t, e, 2, 10)
+	foreign := framePosition(t, nextAll(t, other, "o")[0])
+	frames := nextAll(t, e, "a")
+	for _, c := range []struct {
+		after string
+		want  error
+	}{
+		{foreign, ErrPositionInvalid},
+		{"garbage", ErrPositionInvalid},
+		{strings.SplitN(framePosition(t, frames[0]), ":", 2)[0] + ":999", ErrPositionInvalid},
+		{framePosition(t, frames[0]), ErrPositionExpired},
+	} {
+		err := e.Register(Registration{ConnectionID: "c", SubscriptionID: "r", Query: `subscription { users { n } }`, TenantID: "t", After: c.after})
+		var pe *PositionError
+		if !errors.Is(err, c.want) || !errors.As(err, &pe) || pe.Code != c.want.Error() {
+			t.Fatalf("after %q: got %v, want %v", c.after, err, c.want)
+		}
+	}
+	// The newest positions still resume.
+	registerWith(t, e, Registration{SubscriptionID: "r", TenantID: "t", After: framePosition(t, frames[len(frames)-2])})
+	sameFrames(t, waitFrames(t, e, "r", 1), "r", frames[len(frames)-1:], "a")
+	if m := e.Metrics(); m.PositionsExpired != 1 || m.PositionsInvalid != 3 {
+		t.Fatalf("metrics %+v", m)
+	}
+}
+
+func TestCatchUpDeliversABurstThroughASmallQueue(t *testing.T) {
+	const n = 10000
+	e := newTestExecutor(t, Options{QueueSize: 8, OnOverflow: OverflowCatchUp})
+	registerWith(t, e, Registration{SubscriptionID: "a", Query: `subscription { users { n } }`})
+	publishN(t, e, 1, n) // the client reads nothing meanwhile
+	if st, _ := e.Stats("a"); st.Queued > 8 {
+		t.Fatalf("queued %d", st.Queued)
+	}
+	got := waitFrames(t, e, "a", n)
+	for i, f := range got {
+		if want := frame("a", fmt.Sprintf(`{"users":{"n":%d}}`, i+1)); f != want {
+			t.Fatalf("frame %d: %s, want %s", i, f, want)
+		}
+	}
+	publishN(t, e, n+1, n+1) // live again
+	if f := waitFrames(t, e, "a", 1)[0]; f != frame("a", fmt.Sprintf(`{"users":{"n":%d}}`, n+1)) {
+		t.Fatalf("live frame %s", f)
+	}
+	if m := e.Metrics(); m.CatchUps == 0 || m.EventsDropped != 0 || m.EventsReplayed == 0 {
+		t.Fatalf("metrics %+v", m)
+	}
+}
+
+func TestCatchUpExpiresWhenHistoryMovesOn(t *testing.T) {
+	e := newTestExecutor(t, Options{QueueSize: 2, HistorySize: 4, OnOverflow: OverflowCatchUp})
+	registerWith(t, e, Registration{SubscriptionID: "a", Query: `subscription { users { n } }`})
+	publishN(t, e, 1, 20)
+	got := waitFrames(t, e, "a", 3)
+	if !strings.Contains(got[2], `"code":"POSITION_EXPIRED"`) || !strings.HasPrefix(got[2], `{"type":"next","id":"a","payload":{"errors":[`) {
+		t.Fatalf("frames %v", got)
+	}
+}
+
+func TestDropWithPositionsEndsWithTheLastPosition(t *testing.T) {
+	e := newTestExecutor(t, Options{QueueSize: 2})
+	registerWith(t, e, Registration{SubscriptionID: "a", Query: `subscription { users { n } }`, Positions: true})
+	publishN(t, e, 1, 5)
+	got := nextAll(t, e, "a")
+	if len(got) != 3 || !strings.Contains(got[2], `"code":"EVENTS_LOST","position":"`+framePosition(t, got[1])+`"`) {
+		t.Fatalf("frames %v", got)
+	}
+	// Resuming after it gives the rest.
+	registerWith(t, e, Registration{SubscriptionID: "b", Query: `subscription { users { n } }`, After: framePosition(t, got[1])})
+	if rest := waitFrames(t, e, "b", 3); !strings.Contains(rest[2], `{"users":{"n":5}}`) {
+		t.Fatalf("rest %v", rest)
+	}
+}
+
+func TestResumeConcurrentWithPublishes(t *testing.T) {
+	const perWriter, writers, resumers = 1000, 3, 5
+	e := newTestExecutor(t, Options{QueueSize: 8, OnOverflow: OverflowCatchUp})
+	registerWith(t, e, Registration{SubscriptionID: "first", Query: `subscription { users { n } }`, Positions: true})
+	publishN(t, e, 1, 10)
+	start := framePosition(t, waitFrames(t, e, "first", 5)[4])
+	e.Complete("first")
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < perWriter; i++ {
+				data := fmt.Sprintf(`{"n":%d,"tenant_id":"t"}`, 100000*(w+1)+i)
+				if err := e.Publish(context.Background(), Event{Type: "c", Channel: "users", Data: []byte(data)}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(w)
+	}
+	// Resumes while the writers publish, each read as it comes.
+	results := make([][]string, resumers)
+	var readers sync.WaitGroup
+	for r := 0; r < resumers; r++ {
+		registerWith(t, e, Registration{ConnectionID: fmt.Sprint("c", r), SubscriptionID: fmt.Sprint("r", r),
+			Query: `subscription { users { n } }`, After: start})
+		readers.Add(1)
+		go func(r int) {
+			defer readers.Done()
+			results[r] = waitFrames(t, e, fmt.Sprint("r", r), 5+writers*perWriter)
+		}(r)
+	}
+	wg.Wait()
+	readers.Wait()
+	// After the publishes, a reference resume: every resume got the same.
+	registerWith(t, e, Registration{SubscriptionID: "ref", Query: `subscription { users { n } }`, After: start})
+	want := waitFrames(t, e, "ref", 5+writers*perWriter)
+	for r, got := range results {
+		sameFrames(t, got, fmt.Sprint("r", r), want, "ref")
+	}
+	// Each writer's events in its order, once.
+	next := map[int]int{}
+	for _, f := range want[5:] {
+		var n int
+		if _, err := fmt.Sscanf(f[strings.Index(f, `"n":`)+4:], "%d", &n); err != nil {
+			t.Fatal(err)
+		}
+		w, i := n/100000, n%100000
+		if next[w] != i {
+			t.Fatalf("writer %d: event %d after %d", w, i, next[w])
+		}
+		next[w]++
+	}
+}
+
+func TestResumeSeamWithLiveEventsBetweenReadAndJoin(t *testing.T) {
+	e := newTestExecutor(t, Options{})
+	registerWith(t, e, Registration{SubscriptionID: "twin", Query: `subscription { users { n } }`, Positions: true})
+	publishN(t, e, 1, 5)
+	start := framePosition(t, waitFrames(t, e, "twin", 5)[1])
+	var once sync.Once
+	e.beforeGoLive = func() { once.Do(func() { publishN(t, e, 6, 8) }) }
+	registerWith(t, e, Registration{SubscriptionID: "r", Query: `subscription { users { n } }`, After: start})
+	got := waitFrames(t, e, "r", 6)
+	publishN(t, e, 9, 9)
+	got = append(got, waitFrames(t, e, "r", 1)...)
+	for i, f := range got {
+		if !strings.Contains(f, fmt.Sprintf(`{"users":{"n":%d}}`, i+3)) {
+			t.Fatalf("frame %d: %s", i, f)
+		}
+	}
+}
