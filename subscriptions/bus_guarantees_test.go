@@ -488,6 +488,7 @@ func TestPostgresBusPruningSparesLiveListeners(t *testing.T) {
 			t.Fatal(err)
 		}
 		b.pruneEvery = 20 * time.Millisecond
+		c.settle = func(t *testing.T) { waitReads(t, b, 2) }
 		if hold != nil {
 			b.holdReader(hold)
 		}
