@@ -67,7 +67,7 @@ type pgListener struct {
 	conn    *pgx.Conn // nil while disconnected
 	st      pgPosition
 	deliver func(Event)
-	// unsaved: st moved past what is stored for the InstanceID.
+	// unsaved: st moved past what is stored in the positions table.
 	unsaved bool
 	savedAt time.Time // when the position was last stored
 
