@@ -356,12 +356,8 @@ func (l *pgListener) dispatch(rr *pgconn.ResultReader) (int, error) {
 		n++
 		// The values point into the connection's buffer: copy.
 		ev := Event{Type: string(v[2]), Channel: string(v[1]), Data: append([]byte(nil), v[3]...)}
-		if !b.gate.deliver(l.deliver, ev) {
-			return n, errDeliveryStopped // the position stays before this row
-		}
-		l.st.id = int64(binary.BigEndian.Uint64(v[0]))
-		l.st.stamp = int64(binary.BigEndian.Uint64(v[5]))
-		l.unsaved = true
+		// Counted before delivery, so that Stats agrees with what
+		// subscribers got once they got it; uncounted if refused.
 		// created_at is the server's clock: clock skew between the
 		// server and this host shows in the lag.
 		if us := int64(binary.BigEndian.Uint64(v[4])); us != math.MaxInt64 && us != math.MinInt64 {
@@ -369,6 +365,13 @@ func (l *pgListener) dispatch(rr *pgconn.ResultReader) (int, error) {
 		} else {
 			b.received.Add(1)
 		}
+		if !b.gate.deliver(l.deliver, ev) {
+			b.received.Add(^uint64(0))
+			return n, errDeliveryStopped // the position stays before this row
+		}
+		l.st.id = int64(binary.BigEndian.Uint64(v[0]))
+		l.st.stamp = int64(binary.BigEndian.Uint64(v[5]))
+		l.unsaved = true
 	}
 	return n, nil
 }
