@@ -207,16 +207,15 @@ func newPostgresBus(opts PostgresOptions) (*PostgresBus, error) {
 	horizon := `current_setting('fraiseql.horizon')::bigint`
 	cols := `e.id, e.channel, e.event_type, e.payload, e.created_at`
 	// The rest of the position's transaction, then the transactions
-	// stamped after it up to the horizon, each read by the index on
-	// (xid, id) in a nested loop over the commits in stamp order: the
-	// output comes in (stamp, id) order, so the sort stops at the page.
-	page := fmt.Sprintf(`SELECT * FROM (
-	(SELECT %[1]s, c.stamp FROM %[2]s c, LATERAL (SELECT * FROM %[3]s e WHERE e.xid = c.xid AND e.id > $2::bigint ORDER BY e.id LIMIT %[4]d) e
-		WHERE c.stamp = $1::bigint)
-	UNION ALL
-	(SELECT %[1]s, c.stamp FROM (SELECT xid, stamp FROM %[2]s WHERE stamp > $1::bigint AND stamp <= %[5]s ORDER BY stamp LIMIT %[4]d) c,
-		LATERAL (SELECT * FROM %[3]s e WHERE e.xid = c.xid ORDER BY e.id LIMIT %[4]d) e)
-) w ORDER BY stamp, id LIMIT %[4]d`, cols, commits, table, pgPageSize, horizon)
+	// stamped after it up to the horizon: a nested loop over the commits
+	// in stamp order, each transaction's rows read through the index on
+	// (xid, id), so that the sort on (stamp, id) is incremental and stops
+	// at the page's end.
+	page := fmt.Sprintf(`SELECT %[1]s, c.stamp
+FROM (SELECT xid, stamp FROM %[2]s WHERE stamp >= $1::bigint AND stamp <= %[5]s ORDER BY stamp LIMIT %[4]d) c,
+	LATERAL (SELECT * FROM %[3]s e WHERE e.xid = c.xid AND e.id > CASE WHEN c.stamp > $1::bigint THEN 0 ELSE $2::bigint END
+		ORDER BY e.id LIMIT %[4]d) e
+ORDER BY c.stamp, e.id LIMIT %[4]d`, cols, commits, table, pgPageSize, horizon)
 	listenerID, anonymous := opts.InstanceID, opts.InstanceID == ""
 	if anonymous {
 		var raw [8]byte

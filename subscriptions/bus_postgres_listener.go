@@ -67,7 +67,7 @@ type pgListener struct {
 	conn    *pgx.Conn // nil while disconnected
 	st      pgPosition
 	deliver func(Event)
-	// unsaved: st moved past what is stored for the InstanceID.
+	// unsaved: st moved past what is stored in the positions table.
 	unsaved bool
 	savedAt time.Time // when the position was last stored
 
@@ -358,12 +358,8 @@ func (l *pgListener) dispatch(rr *pgconn.ResultReader) (int, error) {
 		// The values point into the connection's buffer: copy.
 		ev := Event{Type: string(v[2]), Channel: string(v[1]), Data: append([]byte(nil), v[3]...)}
 		ev.pos = b.rowPosition(int64(binary.BigEndian.Uint64(v[5])), int64(binary.BigEndian.Uint64(v[0])))
-		if !b.gate.deliver(l.deliver, ev) {
-			return n, errDeliveryStopped // the position stays before this row
-		}
-		l.st.id = int64(binary.BigEndian.Uint64(v[0]))
-		l.st.stamp = int64(binary.BigEndian.Uint64(v[5]))
-		l.unsaved = true
+		// Counted before delivery, so that Stats agrees with what
+		// subscribers got once they got it; uncounted if refused.
 		// created_at is the server's clock: clock skew between the
 		// server and this host shows in the lag.
 		if us := int64(binary.BigEndian.Uint64(v[4])); us != math.MaxInt64 && us != math.MinInt64 {
@@ -371,6 +367,13 @@ func (l *pgListener) dispatch(rr *pgconn.ResultReader) (int, error) {
 		} else {
 			b.received.Add(1)
 		}
+		if !b.gate.deliver(l.deliver, ev) {
+			b.received.Add(^uint64(0))
+			return n, errDeliveryStopped // the position stays before this row
+		}
+		l.st.id = int64(binary.BigEndian.Uint64(v[0]))
+		l.st.stamp = int64(binary.BigEndian.Uint64(v[5]))
+		l.unsaved = true
 	}
 	return n, nil
 }

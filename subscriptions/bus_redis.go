@@ -596,16 +596,19 @@ func (b *redisBus) dispatch(ctx context.Context, msgs []redis.XMessage) error {
 			}
 			ev, ts := entryEvent(m.Values)
 			ev.pos = b.entryPosition(id)
-			if !b.gate.deliver(b.deliver, ev) {
-				stopped = errDeliveryStopped
-				break
-			}
-			b.last = id
+			// Counted before delivery, so that Stats agrees with what
+			// subscribers got once they got it; uncounted if refused.
 			if ts > 0 {
 				b.receivedAt(time.UnixMilli(ts))
 			} else {
 				b.received.Add(1)
 			}
+			if !b.gate.deliver(b.deliver, ev) {
+				b.received.Add(^uint64(0))
+				stopped = errDeliveryStopped
+				break
+			}
+			b.last = id
 		}
 		ids = append(ids, m.ID)
 		if len(ids) == redisAckEvery {
