@@ -156,6 +156,21 @@ async def test_cancelled_waiter_is_unregistered(executor):
 
 
 @pytest.mark.asyncio
+async def test_connection_watch_wakes_for_a_message_queued_between_its_look_and_its_first_wait(executor):
+    # A connection's first round: clear, look (nothing), then the first wait(). A message
+    # queued between the look and that wait made its one signal then: it must not be lost.
+    register(executor, Q, "a", conn="c")
+    watch = AsyncExecutor(executor).watch()
+    watch.add("a")
+    watch.clear()
+    assert executor.drain_connection("c") == []
+    executor.publish_event("e", "users", {"id": 1})
+    await asyncio.wait_for(watch.wait(), 5)
+    assert executor.drain_connection("c") == [frame("a", 1)]
+    watch.close()
+
+
+@pytest.mark.asyncio
 async def test_connection_watch_wakes_for_any_subscription(executor):
     register(executor, Q, "a", conn="c")
     register(executor, "subscription { orders { id } }", "b", conn="c")

@@ -173,8 +173,13 @@ class ConnectionWatch:
         self._event.set()
 
     def clear(self) -> None:
-        """Forget past signals: call it before looking at the queues."""
+        """Forget past signals: call it before looking at the queues. It also makes sure
+        the ready pipe is watched, so that a message queued after the look signals."""
         self._event.clear()
+        try:
+            self._aex._ensure_reader()
+        except RuntimeError:  # closed, in use on another loop, or no loop: wait() raises it
+            pass
 
     async def wait(self) -> None:
         """Sleep until a watched subscription has messages, ``set()`` is called or the
