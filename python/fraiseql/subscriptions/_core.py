@@ -180,6 +180,20 @@ class Connection:
             if not self.closed:  # a connection without its writer would hang: close it
                 self.spawn(self.close(4500, "Internal server error"), "close after a failure")
 
+    async def guarded(self, body: Callable[[], Awaitable[None]],
+                      on_error: Callable[[], Awaitable[None]]) -> None:
+        """Run a connection's main loop: a failure is logged and ends the connection
+        with ``on_error()``; a cancellation by ``abort()`` on shutdown is logged."""
+        try:
+            await body()
+        except asyncio.CancelledError:
+            if not self._aborted:
+                raise
+            logger.warning("connection %s: did not close in time on shutdown; dropped", self.id)
+        except Exception:
+            logger.error("connection %s: internal error", self.id, exc_info=True)
+            await on_error()
+
     async def cleanup(self) -> None:
         """Stop every task, then remove the connection's subscriptions from the engine."""
         tasks = list(self._tasks)

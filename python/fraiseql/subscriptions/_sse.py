@@ -246,7 +246,8 @@ class SSEConnection(Connection):
         self._send, self.open = send, True
         if self._expiry is not None:
             self._expiry.cancel()
-        try:
+
+        async def stream() -> None:
             await send({"type": "http.response.start", "status": 200, "headers": stream_headers(self.scope)})
             self.spawn(self._watch_disconnect(receive), "disconnect watch")
             logger.debug("connection %s: stream opened (%s)", self.id,
@@ -261,13 +262,9 @@ class SSEConnection(Connection):
                 if self.app.keepalive is not None:
                     self.spawn(self._keepalive(self.app.keepalive), "keep-alive")
             await self._ended.wait()
-        except asyncio.CancelledError:
-            if not self._aborted:
-                raise
-            logger.warning("connection %s: did not close in time on shutdown; dropped", self.id)
-        except Exception:
-            logger.error("connection %s: internal error", self.id, exc_info=True)
-            await self.close()
+
+        try:
+            await self.guarded(stream, self.close)
         finally:
             await self._discard()
 

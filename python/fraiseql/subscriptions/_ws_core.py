@@ -102,6 +102,12 @@ class WSConnection(Connection):
         await self._send({"type": "websocket.accept", "subprotocol": self.protocol})
         logger.debug("connection %s: opened (%s)", self.id, self.protocol)
         try:
+            await self.guarded(self._read_messages, lambda: self.close(4500, "Internal server error"))
+        finally:
+            await self.cleanup()
+
+    async def _read_messages(self) -> None:
+        try:
             self.attach_executor()
             self.spawn(self._init_timeout(), "connection_init timeout")
             while True:
@@ -122,15 +128,6 @@ class WSConnection(Connection):
                 await self.handle(msg)
         except Close as close:
             await self.close(close.code, close.reason)
-        except asyncio.CancelledError:
-            if not self._aborted:
-                raise
-            logger.warning("connection %s: did not close in time on shutdown; dropped", self.id)
-        except Exception:
-            logger.error("connection %s: internal error", self.id, exc_info=True)
-            await self.close(4500, "Internal server error")
-        finally:
-            await self.cleanup()
 
     async def handle(self, msg: Any) -> None:
         """One decoded message of the client; raise Close to close the socket."""
