@@ -73,7 +73,11 @@ class EventStream:
 async def stream(client: httpx.AsyncClient, method: str, url: str, **kw) -> AsyncIterator[EventStream]:
     kw["headers"] = {**SSE, **(kw.get("headers") or {})}
     async with client.stream(method, url, **kw) as response:
-        yield EventStream(response)
+        events = EventStream(response)
+        try:
+            yield events
+        finally:  # closed here, not by the collector (which would warn it was never awaited)
+            await events._chunks.aclose()  # type: ignore[attr-defined]
 
 
 def wait_until(predicate, what: str, timeout: float = TIMEOUT) -> None:
