@@ -7,7 +7,6 @@ package subscriptions
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -99,32 +98,7 @@ func TestRedisCatchUpBurstThroughQueueOfEight(t *testing.T) {
 	url := redistest.Start(t).URL()
 	e := historyRedisExecutor(t, url, Options{QueueSize: 8, OnOverflow: OverflowCatchUp}, "s", 0)
 	registerWith(t, e, Registration{SubscriptionID: "a", Query: `subscription { users { n } }`})
-	evs := make([]Event, n)
-	for i := range evs {
-		evs[i] = Event{Type: "c", Channel: "users", Data: []byte(fmt.Sprintf(`{"n":%d,"tenant_id":"t"}`, i+1))}
-	}
-	publishBatchOn(t, BusConfig{Kind: BusRedis, Redis: RedisOptions{URL: url, ConsumerGroup: "p", Stream: "s"}}, evs)
-	// The client stalls until the whole burst was received from the bus.
-	deadline := time.Now().Add(30 * time.Second)
-	for e.bus.Stats().Received < n && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if st, _ := e.Stats("a"); st.Queued > 8 {
-		t.Fatalf("queued %d", st.Queued)
-	}
-	got := waitFrames(t, e, "a", n)
-	for i, f := range got {
-		if want := frame("a", fmt.Sprintf(`{"users":{"n":%d}}`, i+1)); f != want {
-			t.Fatalf("frame %d: %s, want %s", i, f, want)
-		}
-	}
-	publishN(t, e, n+1, n+1)
-	if f := waitFrames(t, e, "a", 1)[0]; f != frame("a", fmt.Sprintf(`{"users":{"n":%d}}`, n+1)) {
-		t.Fatalf("live frame %s", f)
-	}
-	if m := e.Metrics(); m.CatchUps == 0 || m.EventsDropped != 0 {
-		t.Fatalf("metrics %+v", m)
-	}
+	checkCatchUpBurst(t, e, BusConfig{Kind: BusRedis, Redis: RedisOptions{URL: url, ConsumerGroup: "p", Stream: "s"}}, 30*time.Second)
 }
 
 func rawClientURL(t *testing.T, url string) *redis.Client {

@@ -1,4 +1,5 @@
 import itertools
+import time
 
 import pytest
 
@@ -25,6 +26,17 @@ def register(ex, query, sub_id=None, conn="conn1", user="user1", tenant="tenant1
     """Register query and return its subscription id."""
     sub_id = sub_id or f"sub{next(_ids)}"
     return ex.register_subscription(conn, sub_id, query, user_id=user, tenant_id=tenant, **kw)
+
+
+def collect(ex, sub, count, timeout=20.0):
+    """Up to count messages of sub, read as they arrive, within timeout seconds."""
+    got = []
+    deadline = time.monotonic() + timeout
+    while len(got) < count and time.monotonic() < deadline:
+        msg = ex.next_event(sub, timeout=0.5)
+        if msg is not None:
+            got.append(msg)
+    return got
 
 
 def drain(ex, sub_id):

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from conftest import collect
 from fraiseql import _fraiseql_rs
 from servers import free_port
 
@@ -27,16 +28,6 @@ def bus(request):
     """(kind, server) for each real bus."""
     fixture = "redis_server" if request.param == "redis" else "postgres_server"
     return request.param, request.getfixturevalue(fixture)
-
-
-def collect(ex, sub, count, timeout=20.0):
-    got = []
-    deadline = time.monotonic() + timeout
-    while len(got) < count and time.monotonic() < deadline:
-        msg = ex.next_event(sub, timeout=0.5)
-        if msg is not None:
-            got.append(msg)
-    return got
 
 
 def numbers(messages):

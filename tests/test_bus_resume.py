@@ -5,6 +5,7 @@ import uuid
 
 import pytest
 
+from conftest import collect
 from fraiseql import _fraiseql_rs
 
 S = _fraiseql_rs.subscriptions
@@ -16,16 +17,6 @@ def redis_executor(server, stream, instance_id=None, paused=False):
     if instance_id is not None:
         opts["instance_id"] = instance_id
     return S.PySubscriptionExecutor(S.PyEventBusConfig.redis(server.url, "resume", **opts), paused=paused)
-
-
-def collect(ex, sub, count, timeout=20.0):
-    got = []
-    deadline = time.monotonic() + timeout
-    while len(got) < count and time.monotonic() < deadline:
-        msg = ex.next_event(sub, timeout=0.5)
-        if msg is not None:
-            got.append(msg)
-    return got
 
 
 def frame(origin, n):

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from conftest import collect
 from fraiseql import _fraiseql_rs
 
 S = _fraiseql_rs.subscriptions
@@ -76,16 +77,6 @@ def psql(postgres_server):
 def executor(server, paused=False, **opts):
     return S.PySubscriptionExecutor(S.PyEventBusConfig.postgresql(server.dsn, poll_interval=0.05, **opts),
                                     paused=paused)
-
-
-def collect(ex, sub, count, timeout=20.0):
-    got = []
-    deadline = time.monotonic() + timeout
-    while len(got) < count and time.monotonic() < deadline:
-        msg = ex.next_event(sub, timeout=0.5)
-        if msg is not None:
-            got.append(msg)
-    return got
 
 
 def data(messages, field="events"):
