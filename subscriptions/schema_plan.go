@@ -17,13 +17,87 @@ import (
 type tField struct {
 	key, name string
 	keyJSON   []byte
+	typename  bool      // the field is __typename
 	parent    string    // the object type's name, for messages
-	typ       *ast.Type // nil for __typename
+	typ       *ast.Type // nil for __typename and unknown fields
 	named     *ast.Definition
+	leaf      leafKind // how named's values are written
+	enum      enumSet  // named's values when it is an enum
 	locs      []posn
 	subs      map[string]*tSel // by object type, when named is composite
 	objSel    *tSel            // subs[named.Name] when named is an object type
 	at        atomic.Int32     // where name was last found in the event's top level (see getAt)
+}
+
+// leafKind is how the values of a field's named type are written.
+type leafKind uint8
+
+const (
+	leafComposite leafKind = iota // an object, interface or union: its selection
+	leafCustom                    // a custom scalar: the value as it is
+	leafEnum
+	leafString
+	leafID
+	leafInt
+	leafFloat
+	leafBoolean
+)
+
+func leafOf(named *ast.Definition) leafKind {
+	switch {
+	case named == nil:
+		return leafCustom
+	case named.IsCompositeType():
+		return leafComposite
+	case named.Kind == ast.Enum:
+		return leafEnum
+	}
+	switch named.Name {
+	case "String":
+		return leafString
+	case "ID":
+		return leafID
+	case "Int":
+		return leafInt
+	case "Float":
+		return leafFloat
+	case "Boolean":
+		return leafBoolean
+	}
+	return leafCustom
+}
+
+// enumSet is an enum's value names: a list to scan when short, else a set.
+type enumSet struct {
+	names []string
+	set   map[string]struct{}
+}
+
+func newEnumSet(def *ast.Definition) enumSet {
+	var e enumSet
+	for _, v := range def.EnumValues {
+		e.names = append(e.names, v.Name)
+	}
+	if len(e.names) > 8 {
+		e.set = make(map[string]struct{}, len(e.names))
+		for _, n := range e.names {
+			e.set[n] = struct{}{}
+		}
+	}
+	return e
+}
+
+func (e *enumSet) has(name string) bool {
+	if e.set != nil {
+		_, ok := e.set[name]
+		return ok
+	}
+	for _, n := range e.names {
+		if n == name {
+			return true
+		}
+	}
+	return false
 }
 
 type posn struct{ line, col int }
@@ -52,6 +126,7 @@ func (t *typer) field(nodes []*ast.Field, parent *ast.Definition) *tField {
 		}
 	}
 	if f0.Name == "__typename" {
+		tf.typename = true
 		return tf
 	}
 	def := parent.Fields.ForName(f0.Name)
@@ -60,6 +135,10 @@ func (t *typer) field(nodes []*ast.Field, parent *ast.Definition) *tField {
 	}
 	tf.typ = def.Type
 	tf.named = t.s.Types[def.Type.Name()]
+	tf.leaf = leafOf(tf.named)
+	if tf.leaf == leafEnum {
+		tf.enum = newEnumSet(tf.named)
+	}
 	if tf.named != nil && tf.named.IsCompositeType() {
 		tf.subs = map[string]*tSel{}
 		for _, obj := range t.s.GetPossibleTypes(tf.named) {

@@ -94,69 +94,6 @@ func TestSchemaValidation(t *testing.T) {
 	}
 }
 
-func BenchmarkCompileSchema(b *testing.B) {
-	s := mustSchema(b, ordersSDL)
-	for _, bc := range []struct {
-		name   string
-		schema *Schema
-	}{{"without schema", nil}, {"with schema", s}} {
-		b.Run(bc.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := CompileWithSchema(ordersQuery, "", nil, Limits{}.withDefaults(), bc.schema); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
-
-func BenchmarkAppendPayloadSchema(b *testing.B) {
-	ev := benchEvent(b)
-	s := mustSchema(b, ordersSDL)
-	for _, bc := range []struct {
-		name   string
-		schema *Schema
-	}{{"without schema", nil}, {"with schema", s}} {
-		b.Run(bc.name, func(b *testing.B) {
-			p, err := CompileWithSchema(ordersQuery, "", nil, Limits{}.withDefaults(), bc.schema)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.SetBytes(int64(len(ev.Data)))
-			b.ReportAllocs()
-			buf := p.AppendPayload(nil, ev)
-			for b.Loop() {
-				buf = p.AppendPayload(buf[:0], ev)
-			}
-		})
-	}
-}
-
-const w2SDL = `
-type Query { ok: Boolean }
-input StringFilter { eq: String }
-input IntFilter { gte: Int }
-input OrderWhere { region: StringFilter total: IntFilter }
-type Order { id: ID! region: String total: Int status: String customer: String }
-type Subscription { orders(where: OrderWhere): Order }
-`
-
-// BenchmarkW2Schema is BenchmarkW2 with the executor given a schema.
-func BenchmarkW2Schema(b *testing.B) {
-	for _, sdl := range []string{"", w2SDL} {
-		name := "without schema"
-		if sdl != "" {
-			name = "with schema"
-		}
-		b.Run(name, func(b *testing.B) {
-			e, events := w2ExecutorWith(b, sdl)
-			b.Logf("%d groups", len(e.reg.groups))
-			benchW2(b, e, events)
-		})
-	}
-}
-
 // A document whose fragments fan out to 2^30 fields is refused by the
 // limits quickly with a schema too: validation must not expand it.
 func TestSchemaFragmentFanOut(t *testing.T) {
@@ -170,5 +107,36 @@ func TestSchemaFragmentFanOut(t *testing.T) {
 	_, err := CompileWithSchema(fan.String(), "", nil, Limits{}.withDefaults(), s)
 	if err == nil || !strings.Contains(err.Error(), "limit") {
 		t.Fatalf("error %v", err)
+	}
+}
+
+// Values copied as they are must be written exactly as serializeScalar
+// writes them, for every built-in scalar and edge of the number forms.
+func TestFittingScalarsAreSerialized(t *testing.T) {
+	values := []string{`0`, `-0`, `7`, `-7`, `10`, `2147483647`, `2147483648`, `-2147483648`, `-2147483649`,
+		`9999999999`, `12345678901`, `123456789012345678901234567890`, `1.0`, `1.5`, `-0.0`, `0.1`, `1e3`, `1E3`,
+		`1.5e-7`, `1e308`, `12345678901234567890.5`, `"x"`, `""`, `"12"`, `"é\u2028"`, `"a\"b"`, `true`, `false`, `[1]`, `{"a":1}`}
+	kinds := map[leafKind]string{leafString: "String", leafID: "ID", leafInt: "Int", leafFloat: "Float", leafBoolean: "Boolean"}
+	fitted := 0
+	for k, scalar := range kinds {
+		for _, raw := range values {
+			v := mustEvent(t, "evt", "c", `{"v":`+raw+`}`).root
+			v, _ = field(objectOf(v), "v")
+			got, ok := appendFittingScalar([]byte("<"), k, v)
+			want, msg := serializeScalar([]byte("<"), scalar, v)
+			if !ok {
+				if string(got) != "<" {
+					t.Errorf("%s %s: not fitted but wrote %q", scalar, raw, got)
+				}
+				continue
+			}
+			fitted++
+			if msg != "" || string(got) != string(want) {
+				t.Errorf("%s %s: fitted %q, serialized %q (%s)", scalar, raw, got, want, msg)
+			}
+		}
+	}
+	if fitted < 20 {
+		t.Errorf("only %d values fitted", fitted)
 	}
 }
