@@ -1,7 +1,6 @@
 package subscriptions
 
 import (
-	"bytes"
 	"math"
 	"slices"
 	"strconv"
@@ -105,9 +104,16 @@ func (s *shaper) completeValue(dst []byte, f *tField, t *ast.Type, v jv) []byte 
 		}
 		mark := len(dst)
 		dst = append(dst, '[')
+		scalars := f.leaf >= leafString && t.Elem.Elem == nil
 		for i, e := range a {
 			if i > 0 {
 				dst = append(dst, ',')
+			}
+			if scalars && e.Type() != fastjson.TypeNull {
+				var fits bool
+				if dst, fits = appendFittingScalar(dst, f.leaf, e); fits {
+					continue
+				}
 			}
 			errs := len(s.errs)
 			var ok bool
@@ -177,7 +183,7 @@ func appendFittingScalar(dst []byte, k leafKind, v jv) ([]byte, bool) {
 			}
 		case leafFloat:
 			// Without an exponent a JSON number this short is finite.
-			if len(tok) < 300 && !bytes.ContainsAny(tok, "eE") && isJSONNumber(unsafe.String(unsafe.SliceData(tok), len(tok))) {
+			if ok, _ := plainNumber(tok); ok && len(tok) < 300 {
 				return dst, true
 			}
 		}
@@ -186,22 +192,36 @@ func appendFittingScalar(dst []byte, k leafKind, v jv) ([]byte, bool) {
 	return dst, false
 }
 
-// isPlainInt reports whether tok is a JSON integer whose Python str() is
-// itself: -?(0|[1-9][0-9]*), not -0.
-func isPlainInt(tok []byte) bool {
-	d := tok
-	if len(d) > 0 && d[0] == '-' {
-		d = d[1:]
+// plainNumber reports whether tok is a JSON number without an exponent,
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?, and whether it has a fraction.
+func plainNumber(tok []byte) (ok, fraction bool) {
+	i := 0
+	if i < len(tok) && tok[i] == '-' {
+		i++
 	}
-	if len(d) == 0 || d[0] == '0' && (len(d) > 1 || len(tok) > 1) {
-		return false
+	start := i
+	for i < len(tok) && tok[i] >= '0' && tok[i] <= '9' {
+		i++
 	}
-	for _, c := range d {
-		if c < '0' || c > '9' {
-			return false
+	if i == start || tok[start] == '0' && i-start > 1 {
+		return false, false
+	}
+	if i < len(tok) && tok[i] == '.' {
+		i++
+		frac := i
+		for i < len(tok) && tok[i] >= '0' && tok[i] <= '9' {
+			i++
 		}
+		return i > frac && i == len(tok), true
 	}
-	return true
+	return i == len(tok), false
+}
+
+// isPlainInt reports whether tok is a JSON integer whose Python str() is
+// itself (not -0).
+func isPlainInt(tok []byte) bool {
+	ok, frac := plainNumber(tok)
+	return ok && !frac && string(tok) != "-0"
 }
 
 // smallInt is the value of tok when it is a plain integer (isPlainInt)
@@ -279,6 +299,12 @@ func (s *shaper) completeObject(dst []byte, f *tField, v jv) []byte {
 			cv, _ = s.ev.getAt(c.name, &c.at)
 		case obj != nil:
 			cv, _ = field(obj, c.name)
+		}
+		if c.scalar && cv != nil {
+			var fits bool
+			if dst, fits = appendFittingScalar(dst, c.leaf, cv); fits {
+				continue
+			}
 		}
 		errs := len(s.errs)
 		var ok bool

@@ -22,6 +22,7 @@ type tField struct {
 	typ       *ast.Type // nil for __typename and unknown fields
 	named     *ast.Definition
 	leaf      leafKind // how named's values are written
+	scalar    bool     // a built-in scalar, not a list: see appendFittingScalar
 	enum      enumSet  // named's values when it is an enum
 	locs      []posn
 	subs      map[string]*tSel // by object type, when named is composite
@@ -136,6 +137,7 @@ func (t *typer) field(nodes []*ast.Field, parent *ast.Definition) *tField {
 	tf.typ = def.Type
 	tf.named = t.s.Types[def.Type.Name()]
 	tf.leaf = leafOf(tf.named)
+	tf.scalar = tf.leaf >= leafString && tf.typ.Elem == nil
 	if tf.leaf == leafEnum {
 		tf.enum = newEnumSet(tf.named)
 	}
