@@ -71,7 +71,7 @@ def fanout(make: Callable[[], Any], n: int, m: int, per_conn: int = 1, batch: bo
     publish, nxt, drain = ex.publish_event, ex.next_event, ex.drain_connection
     got = 0
     gc.collect()
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     if batch:
         for ev in events:
             publish("userUpdated", "users", ev)
@@ -83,12 +83,12 @@ def fanout(make: Callable[[], Any], n: int, m: int, per_conn: int = 1, batch: bo
             for s in ids:
                 if nxt(s) is not None:
                     got += 1
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     if got != n * m:
         raise AssertionError(f"expected {n * m} deliveries, got {got}")
     sample = drain(conns[0]) if batch else None
     del sample
-    return {"deliveries": got, "seconds": dt, "rate": got / dt}
+    return {"deliveries": got, "seconds": dt, "cpu_seconds": cpu, "rate": got / dt}
 
 
 def p1_fanout(n: int, m: int) -> Dict[str, float]:
@@ -138,13 +138,14 @@ def w2(make: Callable[[], Any], m: int, subs_per_conn: int = 100) -> Dict[str, f
     publish, drain = ex.publish_event, ex.drain_connection
     got = 0
     gc.collect()
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     for ev in events:
         publish("orderUpdated", "orders", ev)
         for c in conns:
             got += len(drain(c))
-    dt = time.perf_counter() - t0
-    return {"events": m, "deliveries": got, "seconds": dt, "events_rate": m / dt, "rate": got / dt}
+    dt, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    return {"events": m, "deliveries": got, "seconds": dt, "cpu_seconds": cpu, "events_rate": m / dt,
+            "rate": got / dt}
 
 
 def p1_w2(m: int) -> Dict[str, float]:
@@ -530,9 +531,33 @@ def main() -> None:
     elapsed = time.perf_counter() - t_start
     loads = (load_start, os.getloadavg())
     md = report(w1, w3, w2r, m2, nx, nxs, pub, pub2k, sweep, idle, cycles, gil, go_cmd, go_rows, ext, elapsed, loads)
-    with open(os.path.join(ROOT, "BENCHMARKS.md"), "w") as f:
+    path = os.path.join(ROOT, "BENCHMARKS.md")
+    if os.path.exists(path):
+        with open(path) as f:
+            old = f.read()
+        if SCHEMA_BEGIN in old and SCHEMA_END in old:
+            # bench_schema.py's section, run only when asked: kept as it last wrote it.
+            kept = SCHEMA_BEGIN + old.split(SCHEMA_BEGIN, 1)[1].split(SCHEMA_END, 1)[0] + SCHEMA_END + "\n"
+            md = replace_schema_section(md, kept)
+    with open(path, "w") as f:
         f.write(md)
     log(f"wrote BENCHMARKS.md and bench/chart.png in {elapsed:.0f} s")
+
+
+SCHEMA_BEGIN, SCHEMA_END = "<!-- bench_schema.py: begin -->", "<!-- bench_schema.py: end -->"
+
+
+def replace_schema_section(text: str, section: str) -> str:
+    """BENCHMARKS.md's text with bench_schema.py's section replaced by section, or added before
+    the profiling notes."""
+    if SCHEMA_BEGIN in text and SCHEMA_END in text:
+        head, rest = text.split(SCHEMA_BEGIN, 1)
+        return head + section.rstrip("\n") + rest.split(SCHEMA_END, 1)[1]
+    marker = "## Profiling notes"
+    if marker in text:
+        head, rest = text.split(marker, 1)
+        return head + section + "\n" + marker + rest
+    return text.rstrip("\n") + "\n\n" + section
 
 
 def report(w1, w3, w2r, m2, nx, nxs, pub, pub2k, sweep, idle, cycles, gil, go_cmd, go_rows, ext, elapsed, loads) -> str:
