@@ -132,7 +132,7 @@ func (s *shaper) completeValue(dst []byte, f *tField, t *ast.Type, v jv) []byte 
 		return s.completeObject(dst, f, v)
 	case leafCustom:
 		// graphql-core's default serializes a custom scalar as it is.
-		return appendEventValue(dst, v)
+		return appendLoadedValue(dst, v)
 	case leafEnum:
 		if str, ok := strOf(v); ok && f.enum.has(str) {
 			return appendString(dst, str)
@@ -190,6 +190,37 @@ func appendFittingScalar(dst []byte, k leafKind, v jv) ([]byte, bool) {
 		return dst[:n], false
 	}
 	return dst, false
+}
+
+// appendLoadedValue writes v as the value json.loads gives for it:
+// objects keep the order of their keys' first appearance, with the last
+// value of a duplicate key (appendEventValue, the form without a schema,
+// sorts keys).
+func appendLoadedValue(dst []byte, v jv) []byte {
+	if a, ok := arrayOf(v); ok {
+		dst = append(dst, '[')
+		for i, e := range a {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendLoadedValue(dst, norm(e))
+		}
+		return append(dst, ']')
+	}
+	o := objectOf(v)
+	if o == nil {
+		return appendEventValue(dst, v)
+	}
+	keys, vals := uniqueFields(o)
+	dst = append(dst, '{')
+	for i, k := range keys {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(appendString(dst, k), ':')
+		dst = appendLoadedValue(dst, vals[i])
+	}
+	return append(dst, '}')
 }
 
 // plainNumber reports whether tok is a JSON number without an exponent,
@@ -291,6 +322,14 @@ func (s *shaper) completeObject(dst []byte, f *tField, v jv) []byte {
 		dst = append(dst, c.keyJSON...)
 		if c.typename {
 			dst = appendString(dst, typeName)
+			continue
+		}
+		if c.argErr != nil {
+			s.errs = append(s.errs, fieldErr{msg: c.argErr.msg, locs: c.argErr.locs(), path: []pathElem{{key: c.key}}})
+			if c.typ.NonNull {
+				return append(dst[:mark], "null"...)
+			}
+			dst = append(dst, "null"...)
 			continue
 		}
 		var cv jv

@@ -1,6 +1,7 @@
 package subscriptions
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -25,6 +26,7 @@ type tField struct {
 	scalar    bool     // a built-in scalar, not a list: see appendFittingScalar
 	enum      enumSet  // named's values when it is an enum
 	locs      []posn
+	argErr    *execError       // the field error coercing its arguments raises
 	subs      map[string]*tSel // by object type, when named is composite
 	objSel    *tSel            // subs[named.Name] when named is an object type
 	at        atomic.Int32     // where name was last found in the event's top level (see getAt)
@@ -135,6 +137,10 @@ func (t *typer) field(nodes []*ast.Field, parent *ast.Definition) *tField {
 		return tf
 	}
 	tf.typ = def.Type
+	// graphql-core coerces a field's arguments (of its first node) each
+	// time it executes the field; with the variables known, an argument
+	// that fails always fails.
+	_, tf.argErr = argumentValues(t.s, def, f0, t.c.vars)
 	tf.named = t.s.Types[def.Type.Name()]
 	tf.leaf = leafOf(tf.named)
 	tf.scalar = tf.leaf >= leafString && tf.typ.Elem == nil
@@ -143,7 +149,7 @@ func (t *typer) field(nodes []*ast.Field, parent *ast.Definition) *tField {
 	}
 	if tf.named != nil && tf.named.IsCompositeType() {
 		tf.subs = map[string]*tSel{}
-		for _, obj := range t.s.GetPossibleTypes(tf.named) {
+		for _, obj := range possibleObjects(t.s, tf.named) {
 			tf.subs[obj.Name] = t.selection(nodes, obj)
 		}
 		if tf.named.Kind == ast.Object {
@@ -250,10 +256,5 @@ func (t *typer) applies(cond string, obj *ast.Definition) bool {
 	if def == nil || !def.IsAbstractType() {
 		return false
 	}
-	for _, p := range t.s.GetPossibleTypes(def) {
-		if p.Name == obj.Name {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(possibleObjects(t.s, def), obj)
 }

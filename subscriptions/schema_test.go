@@ -1,9 +1,12 @@
 package subscriptions
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
+
+	json "github.com/goccy/go-json"
 )
 
 const ordersSDL = `
@@ -138,5 +141,112 @@ func TestFittingScalarsAreSerialized(t *testing.T) {
 	}
 	if fitted < 20 {
 		t.Errorf("only %d values fitted", fitted)
+	}
+}
+
+// What graphql-core decides that gqlparser decides otherwise, or that the
+// engine did not do before: found by the differential over random schemas.
+const shapesSDL = `
+scalar JSON
+interface Lone { a: Int }
+interface Top { a: Int }
+interface Mid implements Top { a: Int }
+type Obj { a: Int j: JSON x(n: Int!): Int y(r: Range): Int z(n: Int!): Int! }
+type Holder { o: Obj }
+input Range { lo: Int! hi: Int = 10 }
+input Where { id: IDFilter }
+input IDFilter { eq: ID neq: ID }
+type Query { ok: Boolean }
+type Subscription { lone: Lone top: Top obj(where: Where): Obj holder: Holder }
+`
+
+func TestSchemaFragmentSpreadsAsGraphQLCore(t *testing.T) {
+	s := mustSchema(t, shapesSDL)
+	for q, refused := range map[string]bool{
+		// The same type: possible, though nothing implements Lone.
+		`subscription { lone { ... on Lone { a } } }`:             false,
+		`subscription { lone { ...L } } fragment L on Lone { a }`: false,
+		// Only an interface implements Mid: no object is both.
+		`subscription { top { ... on Mid { a } } }`:             true,
+		`subscription { top { ...M } } fragment M on Mid { a }`: true,
+		`subscription { obj { ... on Top { a } } }`:             true,
+	} {
+		_, err := CompileWithSchema(q, "", nil, Limits{}.withDefaults(), s)
+		if got := err != nil && strings.Contains(err.Error(), "can never be of type"); got != refused {
+			t.Errorf("%s: error %v, want refused %v", q, err, refused)
+		}
+	}
+}
+
+func TestSchemaShapesAsGraphQLCore(t *testing.T) {
+	s := mustSchema(t, shapesSDL)
+	tests := []struct {
+		name, q, vars, channel, data, want string
+	}{
+		{"an interface's sub-interface is no runtime type", `subscription { top { a } }`, `{}`, "top",
+			`{"__typename":"Mid","a":1}`,
+			`{"data":{"top":null},"errors":[{"message":"Abstract type 'Top' was resolved to a non-object type 'Mid'.","locations":[{"line":1,"column":16}],"path":["top"]}]}`},
+		{"a custom scalar's object keeps its keys' order", `subscription { obj { j } }`, `{}`, "obj",
+			`{"j":{"b":1,"a":{"d":2,"c":null},"b":3}}`,
+			`{"data":{"obj":{"j":{"b":3,"a":{"d":2,"c":null}}}}}`},
+		{"a null argument of a non-null type is a field error", `subscription($n: Int = 3) { obj { a x(n: $n) } }`,
+			`{"n":null}`, "obj", `{"a":1,"x":2}`,
+			`{"data":{"obj":{"a":1,"x":null}},"errors":[{"message":"Argument 'n' of non-null type 'Int!' must not be null.","locations":[{"line":1,"column":42}],"path":["obj","x"]}]}`},
+		{"an input object that cannot be coerced is a field error", `subscription($n: Int = 3) { obj { y(r: {lo: $n}) } }`,
+			`{"n":null}`, "obj", `{"y":2}`,
+			`{"data":{"obj":{"y":null}},"errors":[{"message":"Argument 'r' has invalid value {lo: $n}.","locations":[{"line":1,"column":40}],"path":["obj","y"]}]}`},
+		{"an argument error on a non-null field nulls its parent", `subscription($n: Int = 3) { holder { o { a z(n: $n) } } }`,
+			`{"n":null}`, "holder", `{"o":{"a":1,"z":2}}`,
+			`{"data":{"holder":{"o":null}},"errors":[{"message":"Argument 'n' of non-null type 'Int!' must not be null.","locations":[{"line":1,"column":49}],"path":["holder","o","z"]}]}`},
+		{"an ID literal is a string for the where filter", `subscription { obj(where: {id: {neq: 7}}) { a } }`, `{}`, "obj",
+			`{"id":"1","a":1}`, `{"data":{"obj":{"a":1}}}`},
+		{"an ID default is a string for the where filter", `subscription($v: ID = 7) { obj(where: {id: {eq: $v}}) { a } }`, `{}`, "obj",
+			`{"id":"7","a":1}`, `{"data":{"obj":{"a":1}}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var vars map[string]any
+			if err := json.Unmarshal([]byte(tt.vars), &vars); err != nil {
+				t.Fatal(err)
+			}
+			p, err := CompileWithSchema(tt.q, "", vars, Limits{}.withDefaults(), s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev := mustEvent(t, "evt", tt.channel, tt.data)
+			if !p.Match(ev) {
+				t.Fatal("the where filter refused the event")
+			}
+			if got := string(p.AppendPayload(nil, ev)); got != tt.want {
+				t.Fatalf("got  %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// The root field's arguments are coerced before registering, as
+// graphql-core's subscribe() coerces them before calling the source.
+func TestSchemaRootArgumentErrors(t *testing.T) {
+	s := mustSchema(t, shapesSDL)
+	_, err := CompileWithSchema(`subscription($v: ID = "x") { obj(where: {id: {eq: "1"}}) { ...F } } fragment F on Obj { a }`,
+		"", map[string]any{"v": nil}, Limits{}.withDefaults(), s)
+	if err == nil || !strings.Contains(err.Error(), `Variable "$v" is never used`) {
+		t.Fatalf("error %v", err)
+	}
+	_, err = CompileWithSchema(`subscription($v: Int = 1) { obj(where: {id: {eq: "1"}}) { y(r: {lo: $v}) } }`,
+		"", map[string]any{"v": nil}, Limits{}.withDefaults(), s)
+	if err != nil {
+		t.Fatalf("a field's argument error is no registration error: %v", err)
+	}
+	const badRoot = `
+input R { lo: Int! }
+type Query { ok: Boolean }
+type T { a: Int }
+type Subscription { t(r: R): T }`
+	_, err = CompileWithSchema(`subscription($v: Int = 1) { t(r: {lo: $v}) { a } }`, "", map[string]any{"v": nil},
+		Limits{}.withDefaults(), mustSchema(t, badRoot))
+	var de *DocumentError
+	if !errors.As(err, &de) || err.Error() != "GraphQL error at line 1, column 34: Argument 'r' has invalid value {lo: $v}." {
+		t.Fatalf("error %v", err)
 	}
 }
