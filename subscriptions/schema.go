@@ -202,7 +202,8 @@ func (cv *coercer) coerce(v any, t *ast.Type, path []any) (any, bool) {
 		slices.Sort(keys)
 		for _, k := range keys {
 			if def.Fields.ForName(k) == nil {
-				cv.fail(path, v, "Field '"+k+"' is not defined by type '"+def.Name+"'.")
+				cv.fail(path, v, "Field '"+k+"' is not defined by type '"+def.Name+"'."+
+					didYouMean(suggestionList(k, fieldNames(def)), ""))
 				good = false
 			}
 		}
@@ -210,11 +211,12 @@ func (cv *coercer) coerce(v any, t *ast.Type, path []any) (any, bool) {
 	case ast.Enum:
 		s, isStr := v.(string)
 		if !isStr {
-			cv.fail(path, v, "Enum '"+def.Name+"' cannot represent non-string value: "+inspect(v)+".")
+			cv.fail(path, v, "Enum '"+def.Name+"' cannot represent non-string value: "+inspect(v)+"."+
+				enumSuggestions(def, inspect(v)))
 			return nil, false
 		}
 		if def.EnumValues.ForName(s) == nil {
-			cv.fail(path, v, "Value '"+s+"' does not exist in '"+def.Name+"' enum.")
+			cv.fail(path, v, "Value '"+s+"' does not exist in '"+def.Name+"' enum."+enumSuggestions(def, s))
 			return nil, false
 		}
 		return s, true
@@ -274,4 +276,12 @@ func parseScalar(name string, v any) (any, string) {
 		return nil, "ID cannot represent value: " + inspect(v)
 	}
 	return v, ""
+}
+
+func fieldNames(def *ast.Definition) []string {
+	names := make([]string, len(def.Fields))
+	for i, f := range def.Fields {
+		names[i] = f.Name
+	}
+	return names
 }

@@ -20,6 +20,9 @@ import (
 // argumentValues coerces the arguments of field node f, of definition def,
 // with the coerced variables vars (absent: neither given nor defaulted).
 func argumentValues(s *ast.Schema, def *ast.FieldDefinition, f *ast.Field, vars map[string]any) (map[string]any, *execError) {
+	if len(def.Arguments) == 0 {
+		return nil, nil
+	}
 	out := make(map[string]any, len(def.Arguments))
 	for _, a := range def.Arguments {
 		node := f.Arguments.ForName(a.Name)

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/vektah/gqlparser/v2/ast"
@@ -60,6 +61,7 @@ var allRules = func() []core.Rule {
 	for name, fn := range set.GetInner() {
 		out = append(out, core.Rule{Name: name, RuleFunc: fn})
 	}
+	out = append(out, intRangeRule)
 	slices.SortFunc(out, func(a, b core.Rule) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }()
@@ -115,6 +117,22 @@ var possibleFragmentSpreadsRule = core.Rule{
 			if f.Definition != nil && impossible(w, f.ObjectDefinition, f.Definition.TypeCondition) {
 				addError(core.Message(`Fragment "%s" cannot be spread here as objects of type "%s" can never be of type "%s".`,
 					f.Name, f.ObjectDefinition.Name, f.Definition.TypeCondition), core.At(f.Position))
+			}
+		})
+	},
+}
+
+// intRangeRule is the part of ValuesOfCorrectType that gqlparser leaves
+// out: an Int literal must fit 32 bits (graphql-core's parse_literal).
+var intRangeRule = core.Rule{
+	Name: "ValuesOfCorrectType",
+	RuleFunc: func(observers *core.Events, addError core.AddErrFunc) {
+		observers.OnValue(func(_ *core.Walker, v *ast.Value) {
+			if v.Kind != ast.IntValue || v.Definition == nil || v.Definition.Name != "Int" {
+				return
+			}
+			if _, err := strconv.ParseInt(v.Raw, 10, 32); err != nil {
+				addError(core.Message("Int cannot represent non 32-bit signed integer value: %s", v.Raw), core.At(v.Position))
 			}
 		})
 	},

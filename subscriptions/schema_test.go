@@ -250,3 +250,48 @@ type Subscription { t(r: R): T }`
 		t.Fatalf("error %v", err)
 	}
 }
+
+// Suggestions as graphql-core's suggestion_list and did_you_mean give them
+// (expected values from graphql-core 3.2.6).
+func TestSuggestionsAsGraphQLCore(t *testing.T) {
+	for _, tt := range []struct {
+		input   string
+		options []string
+		want    string
+	}{
+		{"3", []string{"Y", "RED"}, ` Did you mean the enum value 'Y'?`},
+		{"red", []string{"RED", "GREEN", "BLUE"}, ` Did you mean the enum value 'RED'?`},
+		{"GREN", []string{"RED", "GREEN", "BLUE", "GREENS"}, ` Did you mean the enum value 'GREEN', 'GREENS', or 'RED'?`},
+		{"ab", []string{"ba", "abc", "a", "b", "xy"}, ` Did you mean the enum value 'a', 'abc', 'b', or 'ba'?`},
+		{"item2", []string{"item10", "item2", "item1", "iTem2", "items"}, ` Did you mean the enum value 'item2', 'iTem2', 'item1', 'items', or 'item10'?`},
+		{"nope", []string{"name", "n", "none", "node"}, ` Did you mean the enum value 'node', 'none', or 'name'?`},
+		{"True", []string{"TRUE", "true", "Tru"}, ` Did you mean the enum value 'TRUE', 'Tru', or 'true'?`},
+		{"a1", []string{"a10", "a2", "a1b", "b1"}, ` Did you mean the enum value 'a1b', 'a2', 'a10', or 'b1'?`},
+		{"zzz", []string{"RED"}, ``},
+	} {
+		if got := didYouMean(suggestionList(tt.input, tt.options), "the enum value"); got != tt.want {
+			t.Errorf("%q in %v: %q, want %q", tt.input, tt.options, got, tt.want)
+		}
+	}
+	s := mustSchema(t, `enum E { Y RED } type Query { ok: Boolean } type T { a: Int } type Subscription { t(e: E): T }`)
+	_, err := CompileWithSchema(`subscription($e: E) { t(e: $e) { a } }`, "", map[string]any{"e": "3"}, Limits{}.withDefaults(), s)
+	if want := "Variable '$e' got invalid value '3'; Value '3' does not exist in 'E' enum. Did you mean the enum value 'Y'?"; err == nil || !strings.HasSuffix(err.Error(), want) {
+		t.Fatalf("error %v, want %q", err, want)
+	}
+}
+
+// An Int literal beyond 32 bits is a validation error, as graphql-core's
+// ValuesOfCorrectType reports it (gqlparser's checks only the kind).
+func TestSchemaIntLiteralRange(t *testing.T) {
+	s := mustSchema(t, `input R { n: [Int] } type Query { ok: Boolean } type T { a(n: Int, r: R): Int } type Subscription { t: T }`)
+	for q, want := range map[string]string{
+		`subscription { t { a(n: 2147483648) } }`:            "line 1, column 25: Int cannot represent non 32-bit signed integer value: 2147483648",
+		`subscription { t { a(r: {n: [1, -2147483649]}) } }`: "line 1, column 33: Int cannot represent non 32-bit signed integer value: -2147483649",
+		`subscription { t { a(n: -2147483648) } }`:           "",
+	} {
+		_, err := CompileWithSchema(q, "", nil, Limits{}.withDefaults(), s)
+		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Errorf("%s: error %v, want %q", q, err, want)
+		}
+	}
+}

@@ -63,12 +63,12 @@ class _SchemaGen:
 
     # Literals (defaults) ---------------------------------------------------------------------
 
-    def literal(self, t, depth=0):
+    def literal(self, t, depth=0, nullable=True):
         """A literal of input type t (SDL), valid for it."""
         r = self.r
         if t.endswith("!"):
-            return self.literal(t[:-1], depth)
-        if r.random() < 0.1:
+            return self.literal(t[:-1], depth, nullable=False)
+        if nullable and r.random() < 0.1:
             return "null"
         if t.startswith("["):
             return "[" + ", ".join(self.literal(t[1:-1], depth + 1) for _ in range(r.randint(0, 2))) + "]"
