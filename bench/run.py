@@ -873,6 +873,31 @@ delivery (queues full), `BenchmarkDecodeEvent` 38.8 µs and 264 allocations per 
    VM left out), three interleaved pairs of four rounds: 23.6–32.3 µs before, 21.8–35.7 µs after
    (best 23.6 → 21.8); `BenchmarkW2`, whose caches stay warm, does not move (13.4–15.8 µs against
    13.8–15.9 µs).
+19. **What a schema costs** (issue 27; `make bench-schema` writes the section above). Results
+   shaped by a schema cost 1.50× the schema-less projection of the same event
+   (`BenchmarkAppendPayloadSchema`, ~2 KB event, nested object and list) and W2 in Go 1.12×. Wall
+   time could not judge 10%: adjacent runs of one build gave with/without ratios from 0.5× to 2.5×
+   at load 3–16, so the schema benchmarks report `cpu-ns/op`, the process's CPU time per op. Each
+   idea below is a build of its own, all five A/B'd in one run: 10 rounds, one process per build
+   per round, each round running "without" and "with" back to back; the median of the rounds'
+   CPU-time ratios (payload | W2):
+   - before (base): 1.50× | 1.12× (1,385 against 937 cpu-ns per payload)
+   - A, the field's scalar kind and enum values resolved at registration, and an error's response
+     path written on the way back up only for an error (no pooled path slice, no `defer` per
+     payload): 1.44× | 1.08×
+   - B, + a value already in its type's JSON form copied as is (a string for `String`/`ID`, an
+     integer in range for `Int`, a plain number for `Float`) instead of going through
+     `serializeScalar`: 1.12× | 1.02×
+   - C, + such a scalar written from the object's or the list's loop, without the two calls per
+     leaf, and one pass to tell a plain number: 1.01× | 1.00× (956 against 918 cpu-ns)
+   - with the differential's fixes on top (a check per field for an argument error, custom scalars
+     in published order): 1.04× | 1.03×.
+   Not done: merging the schema path into the schema-less encoder with a nil plan; after C the two
+   cost the same within noise. What remains in both is the lookup of nested fields
+   (fastjson's `Object.Visit`, a third of the payload's time). Registration with a schema
+   (`BenchmarkRegisterSchema`, CPU time): 1.36× (W1's document) and 1.28× (W2's) before; the
+   arguments of every field now coerced as graphql-core does make it 1.45× and 1.35×: validation
+   is most of it, and the target is 2×.
 Targets met and missed are marked in the tables; nothing above is asserted by a test.
 """
 
