@@ -444,9 +444,6 @@ def where_holds(where, obj):
     return True
 
 
-_LOOP = asyncio.new_event_loop()
-
-
 def graphql_core_run(case, schema=SCHEMA):
     """("invalid", messages) at validation, ("coercion", messages) for variables or the root
     field's arguments, or ("ok", [formatted result, or None when where filtered the event out,
@@ -472,7 +469,7 @@ def graphql_core_run(case, schema=SCHEMA):
             return stream
         return [r.formatted async for r in stream]
 
-    results = _LOOP.run_until_complete(run())
+    results = asyncio.run(run())
     if isinstance(results, ExecutionResult):
         return "coercion", [e.message for e in results.errors]
     it = iter(results)
