@@ -5,6 +5,7 @@
 #   make wheels dist/: the sdist and manylinux2014 wheels for CPython 3.9-3.13, each
 #               tested in a fresh venv with no Go on PATH
 #   make bench  benchmarks, writes BENCHMARKS.md and bench/chart.png
+#   make bench-schema  what an executor's schema costs, into BENCHMARKS.md (only when asked)
 #   make mutate mutation testing of the engine, buses, pyapi and C, Python package
 #               (slow; not part of make test, which runs the driver's own test)
 #   make asan   the C entry points under AddressSanitizer and UBSan (see tools/asan)
@@ -34,7 +35,7 @@ define path_without_go
 $$(printf %s "$(1)" | tr : '\n' | while read -r d; do [ -n "$$d" ] && [ ! -e "$$d/go" ] && printf '%s:' "$$d"; done)
 endef
 
-.PHONY: demo test go-test fuzz wheel install pytest tox services browser bench clean node-deps mutate mutate-check cgocheck2 \
+.PHONY: demo test go-test fuzz wheel install pytest tox services browser bench bench-schema clean node-deps mutate mutate-check cgocheck2 \
         lint stubtest sdist sdist-check wheels install-dist packaging-test build-deps asan
 
 $(VENV)/.ok: requirements-dev.txt requirements-test.txt
@@ -211,6 +212,11 @@ test: lint mutate-check go-test fuzz wheels sdist-check packaging-test cgocheck2
 bench: install services
 	$(VPY) -m pip install -q -r bench/requirements.txt
 	$(VPY) bench/run.py
+
+# What an executor's schema costs (W1, W2, registration, the Go benchmarks), into BENCHMARKS.md's
+# "With a schema" section; not part of make bench, which keeps that section.
+bench-schema: install
+	$(VPY) bench/bench_schema.py
 
 clean:
 	rm -rf $(VENV) build dist gen/_* .tox python/*.egg-info $(CGOCHECK_DIR)

@@ -216,6 +216,8 @@ func BenchmarkRegister(b *testing.B) {
 	}
 }
 
+const w2Query = `subscription ($region: String, $min: Int) { orders(where: {region: {eq: $region}, total: {gte: $min}}) { id region total status customer } }`
+
 // w2Executor is the W2 workload in Go: 1,000 subscriptions over 10
 // connections and 50 distinct where filters (5 regions x 10 thresholds,
 // with variables), projections of 5 fields of ~2 KB events.
@@ -229,12 +231,11 @@ func w2ExecutorWith(b *testing.B, schema string) (*Executor, []Event) {
 	}
 	b.Cleanup(func() { e.Close(context.Background()) })
 	regions := []string{"eu-west", "eu-north", "us-east", "us-west", "ap-south"}
-	q := `subscription ($region: String, $min: Int) { orders(where: {region: {eq: $region}, total: {gte: $min}}) { id region total status customer } }`
 	for i := range 1000 {
 		f := i % 50
 		vars := map[string]any{"region": regions[f%5], "min": json.Number(fmt.Sprint((f / 5) * 100))}
 		if err := e.Register(Registration{ConnectionID: fmt.Sprintf("c%d", i/100), SubscriptionID: fmt.Sprintf("s%d", i),
-			Query: q, Variables: vars, UserID: "u1", TenantID: "t1"}); err != nil {
+			Query: w2Query, Variables: vars, UserID: "u1", TenantID: "t1"}); err != nil {
 			b.Fatal(err)
 		}
 	}

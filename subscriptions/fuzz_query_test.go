@@ -77,6 +77,8 @@ func FuzzCompileSchema(f *testing.F) {
 	f.Add("subscription($v: Boolean = true, $r: Range) { d { x(r: $r) d @include(if: $v) { s } } }", `{"v":null,"r":{"lo":1}}`, `{"x":1,"d":{"s":"x"}}`)
 	f.Add("subscription { u { __typename ... on D { x } ... on Node { id } } }", `{}`, `{"__typename":"Nope"}`)
 	f.Add("subscription { a { l ln us { ... on A { id } } } }", `{}`, `{"l":[1,null],"ln":[null],"us":"x"}`)
+	f.Add(`subscription($v: Int = 1, $c: Color) { d { x(r: {lo: $v, hi: 2147483647}) d { x(r: {lo: 1}) } } a { c j } }`,
+		`{"v":null,"c":"RD"}`, `{"x":1,"d":{"x":2},"c":"RED","j":{"b":1,"a":[2]}}`)
 	f.Fuzz(func(t *testing.T, query, varsJSON, data string) {
 		var vars map[string]any
 		dec := json.NewDecoder(strings.NewReader(varsJSON))

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/valyala/fastjson"
-	"github.com/vektah/gqlparser/v2/ast"
 )
 
 // The careful projection: for plans where one response key is selected
@@ -25,8 +24,7 @@ type merger struct {
 	ev     *decodedEvent
 	evType string
 	path   []pathElem
-	errs   []fieldErr  // the payload's GraphQL errors
-	schema *ast.Schema // for plans shaped by a schema
+	errs   []fieldErr // the payload's GraphQL errors
 }
 
 type pathElem struct {
@@ -39,7 +37,7 @@ func appendMergedPayload(dst []byte, ev *decodedEvent, p *Plan) []byte {
 	dst = m.object(dst, ev.obj, []*selSet{p.sel})
 	dst = append(dst, '}')
 	if len(m.errs) > 0 {
-		dst = m.appendErrors(dst)
+		dst = appendErrors(dst, m.errs)
 	}
 	return append(dst, '}')
 }
@@ -129,11 +127,15 @@ func (m *merger) subSelections(sets []*selSet, si, i int, tn string) []*selSet {
 }
 
 func (m *merger) addError(x *execError) {
-	var locs []posn
+	m.errs = append(m.errs, fieldErr{msg: x.msg, locs: x.locs(), path: slices.Clone(m.path)})
+}
+
+// locs is where the error is raised in the document.
+func (x *execError) locs() []posn {
 	if x.line > 0 {
-		locs = []posn{{x.line, x.col}}
+		return []posn{{x.line, x.col}}
 	}
-	m.addErrorAt(x, locs)
+	return nil
 }
 
 // fieldErr is one GraphQL error of a payload.
@@ -143,17 +145,12 @@ type fieldErr struct {
 	path []pathElem
 }
 
-// addErrorAt records x's message at the current path with locs.
-func (m *merger) addErrorAt(x *execError, locs []posn) {
-	m.errs = append(m.errs, fieldErr{msg: x.msg, locs: locs, path: slices.Clone(m.path)})
-}
-
-// appendErrors writes the errors as graphql-core's build_response leaves
-// them: sorted by locations, then path, then message.
-func (m *merger) appendErrors(dst []byte) []byte {
-	slices.SortStableFunc(m.errs, compareErrs)
+// appendErrors writes a payload's errors as graphql-core's build_response
+// leaves them: sorted by locations, then path, then message.
+func appendErrors(dst []byte, errs []fieldErr) []byte {
+	slices.SortStableFunc(errs, compareErrs)
 	dst = append(dst, `,"errors":[`...)
-	for i, e := range m.errs {
+	for i, e := range errs {
 		if i > 0 {
 			dst = append(dst, ',')
 		}

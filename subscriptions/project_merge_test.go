@@ -124,6 +124,8 @@ func TestDescriptionsRefused(t *testing.T) {
 		"\"\"\"\"\"\" subscription { a }",
 		`subscription { a { ...F } } "d" fragment F on T { x }`,
 		`subscription("v" $v: Int = 1) { a(x: $v) }`,
+		`subscription($a: Int = 1 "" $b: ID) { a(x: $a, y: $b) }`,
+		`subscription($a: String = "" "" $b: ID) { a(x: $a, y: $b) }`,
 	} {
 		if _, err := Compile(q, "", nil, Limits{}.withDefaults()); err == nil || !strings.Contains(err.Error(), "GraphQL syntax error at line 1") {
 			t.Errorf("%s: %v", q, err)
@@ -132,6 +134,10 @@ func TestDescriptionsRefused(t *testing.T) {
 	for _, q := range []string{
 		"# a \"comment\"\nsubscription { a(s: \"x\") }",
 		"subscription { a(s: \"x\") }\n# \"after\"",
+		// A string default value before the next variable is no description.
+		`subscription($a: [ID] = "a", $b: ID) { a(x: $a, y: $b) }`,
+		`subscription($a: String = "", $b: ID) { a(x: $a, y: $b) }`,
+		`subscription($a: String = """""" $b: ID) { a(x: $a, y: $b) }`,
 	} {
 		if _, err := Compile(q, "", nil, Limits{}.withDefaults()); err != nil {
 			t.Errorf("%q: %v", q, err)

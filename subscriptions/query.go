@@ -620,7 +620,12 @@ func (c *compiler) plan() (*Plan, error) {
 	if strings.HasPrefix(root.Name, "__") {
 		return nil, valueErrorf("the subscription root field cannot be the introspection field %s", root.Name)
 	}
-	args, err := c.rootArgs(g.fields)
+	var args map[string]any
+	if c.schema != nil {
+		args, err = c.schemaRootArgs(root)
+	} else {
+		args, err = c.rootArgs(g.fields)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -656,6 +661,21 @@ func (c *compiler) plan() (*Plan, error) {
 	sum := sha256.Sum256(kb)
 	p.Key = hex.EncodeToString(sum[:])
 	return p, nil
+}
+
+// schemaRootArgs is the root field's arguments coerced by the schema, as
+// graphql-core's subscribe() does before it calls the field's source: an
+// argument it cannot coerce refuses the document.
+func (c *compiler) schemaRootArgs(root *ast.Field) (map[string]any, error) {
+	def := c.schema.s.Subscription.Fields.ForName(root.Name)
+	if def == nil { // validation rejects this
+		return nil, valueErrorf("unknown subscription field %q", root.Name)
+	}
+	args, ee := argumentValues(c.schema.s, def, root, c.vars)
+	if ee != nil {
+		return nil, requestError([]varError{{msg: ee.msg, line: ee.line, col: ee.col}})
+	}
+	return args, nil
 }
 
 // rootArgs resolves the root field's arguments, which every occurrence of

@@ -77,11 +77,9 @@ func (sc *Schema) coerceVariables(c *compiler, given map[string]any) (map[string
 		}
 		switch {
 		case !ok && d.DefaultValue != nil:
-			dv, present, err := c.value(d.DefaultValue)
-			if err != nil {
-				return nil, err
-			}
-			if present {
+			// graphql-core coerces a default by the variable's type (validation
+			// checked it fits).
+			if dv, fits := valueFromAST(sc.s, d.DefaultValue, d.Type, nil); fits {
 				out[d.Variable] = dv
 			}
 		case !ok && d.Type.NonNull:
@@ -101,15 +99,21 @@ func (sc *Schema) coerceVariables(c *compiler, given map[string]any) (map[string
 		}
 	}
 	if len(errs) > 0 {
-		parts := make([]string, len(errs))
-		gql := make([]GraphQLError, len(errs))
-		for i, e := range errs {
-			parts[i] = "GraphQL error at line " + strconv.Itoa(e.line) + ", column " + strconv.Itoa(e.col) + ": " + e.msg
-			gql[i] = GraphQLError{Message: e.msg, Locations: []Location{{e.line, e.col}}}
-		}
-		return nil, &DocumentError{err: &Error{Kind: KindValue, Message: strings.Join(parts, "; ")}, Errors: gql}
+		return nil, requestError(errs)
 	}
 	return out, nil
+}
+
+// requestError refuses a document for errs, graphql-core's request errors
+// (no data at all: variables, the root field's arguments).
+func requestError(errs []varError) error {
+	parts := make([]string, len(errs))
+	gql := make([]GraphQLError, len(errs))
+	for i, e := range errs {
+		parts[i] = "GraphQL error at line " + strconv.Itoa(e.line) + ", column " + strconv.Itoa(e.col) + ": " + e.msg
+		gql[i] = GraphQLError{Message: e.msg, Locations: []Location{{e.line, e.col}}}
+	}
+	return &DocumentError{err: &Error{Kind: KindValue, Message: strings.Join(parts, "; ")}, Errors: gql}
 }
 
 // coercer is graphql-core's coerce_input_value for one variable.
@@ -181,11 +185,7 @@ func (cv *coercer) coerce(v any, t *ast.Type, path []any) (any, bool) {
 			if !present {
 				switch {
 				case f.DefaultValue != nil:
-					if dv, err := f.DefaultValue.Value(nil); err == nil {
-						if nv, err := normalizeJSON(dv, 0); err == nil {
-							out[f.Name] = nv
-						}
-					}
+					out[f.Name], _ = valueFromAST(cv.s, f.DefaultValue, f.Type, nil)
 				case f.Type.NonNull:
 					cv.fail(path, v, "Field '"+f.Name+"' of required type '"+f.Type.String()+"' was not provided.")
 					good = false
@@ -202,7 +202,8 @@ func (cv *coercer) coerce(v any, t *ast.Type, path []any) (any, bool) {
 		slices.Sort(keys)
 		for _, k := range keys {
 			if def.Fields.ForName(k) == nil {
-				cv.fail(path, v, "Field '"+k+"' is not defined by type '"+def.Name+"'.")
+				cv.fail(path, v, "Field '"+k+"' is not defined by type '"+def.Name+"'."+
+					didYouMean(suggestionList(k, fieldNames(def)), ""))
 				good = false
 			}
 		}
@@ -210,11 +211,12 @@ func (cv *coercer) coerce(v any, t *ast.Type, path []any) (any, bool) {
 	case ast.Enum:
 		s, isStr := v.(string)
 		if !isStr {
-			cv.fail(path, v, "Enum '"+def.Name+"' cannot represent non-string value: "+inspect(v)+".")
+			cv.fail(path, v, "Enum '"+def.Name+"' cannot represent non-string value: "+inspect(v)+"."+
+				enumSuggestions(def, inspect(v)))
 			return nil, false
 		}
 		if def.EnumValues.ForName(s) == nil {
-			cv.fail(path, v, "Value '"+s+"' does not exist in '"+def.Name+"' enum.")
+			cv.fail(path, v, "Value '"+s+"' does not exist in '"+def.Name+"' enum."+enumSuggestions(def, s))
 			return nil, false
 		}
 		return s, true
@@ -274,4 +276,12 @@ func parseScalar(name string, v any) (any, string) {
 		return nil, "ID cannot represent value: " + inspect(v)
 	}
 	return v, ""
+}
+
+func fieldNames(def *ast.Definition) []string {
+	names := make([]string, len(def.Fields))
+	for i, f := range def.Fields {
+		names[i] = f.Name
+	}
+	return names
 }

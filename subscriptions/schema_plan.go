@@ -1,6 +1,7 @@
 package subscriptions
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -17,13 +18,89 @@ import (
 type tField struct {
 	key, name string
 	keyJSON   []byte
+	typename  bool      // the field is __typename
 	parent    string    // the object type's name, for messages
-	typ       *ast.Type // nil for __typename
+	typ       *ast.Type // nil for __typename and unknown fields
 	named     *ast.Definition
+	leaf      leafKind // how named's values are written
+	scalar    bool     // a built-in scalar, not a list: see appendFittingScalar
+	enum      enumSet  // named's values when it is an enum
 	locs      []posn
+	argErr    *execError       // the field error coercing its arguments raises
 	subs      map[string]*tSel // by object type, when named is composite
 	objSel    *tSel            // subs[named.Name] when named is an object type
 	at        atomic.Int32     // where name was last found in the event's top level (see getAt)
+}
+
+// leafKind is how the values of a field's named type are written.
+type leafKind uint8
+
+const (
+	leafComposite leafKind = iota // an object, interface or union: its selection
+	leafCustom                    // a custom scalar: the value as it is
+	leafEnum
+	leafString
+	leafID
+	leafInt
+	leafFloat
+	leafBoolean
+)
+
+func leafOf(named *ast.Definition) leafKind {
+	switch {
+	case named == nil:
+		return leafCustom
+	case named.IsCompositeType():
+		return leafComposite
+	case named.Kind == ast.Enum:
+		return leafEnum
+	}
+	switch named.Name {
+	case "String":
+		return leafString
+	case "ID":
+		return leafID
+	case "Int":
+		return leafInt
+	case "Float":
+		return leafFloat
+	case "Boolean":
+		return leafBoolean
+	}
+	return leafCustom
+}
+
+// enumSet is an enum's value names: a list to scan when short, else a set.
+type enumSet struct {
+	names []string
+	set   map[string]struct{}
+}
+
+func newEnumSet(def *ast.Definition) enumSet {
+	var e enumSet
+	for _, v := range def.EnumValues {
+		e.names = append(e.names, v.Name)
+	}
+	if len(e.names) > 8 {
+		e.set = make(map[string]struct{}, len(e.names))
+		for _, n := range e.names {
+			e.set[n] = struct{}{}
+		}
+	}
+	return e
+}
+
+func (e *enumSet) has(name string) bool {
+	if e.set != nil {
+		_, ok := e.set[name]
+		return ok
+	}
+	for _, n := range e.names {
+		if n == name {
+			return true
+		}
+	}
+	return false
 }
 
 type posn struct{ line, col int }
@@ -52,6 +129,7 @@ func (t *typer) field(nodes []*ast.Field, parent *ast.Definition) *tField {
 		}
 	}
 	if f0.Name == "__typename" {
+		tf.typename = true
 		return tf
 	}
 	def := parent.Fields.ForName(f0.Name)
@@ -59,10 +137,19 @@ func (t *typer) field(nodes []*ast.Field, parent *ast.Definition) *tField {
 		return tf
 	}
 	tf.typ = def.Type
+	// graphql-core coerces a field's arguments (of its first node) each
+	// time it executes the field; with the variables known, an argument
+	// that fails always fails.
+	_, tf.argErr = argumentValues(t.s, def, f0, t.c.vars)
 	tf.named = t.s.Types[def.Type.Name()]
+	tf.leaf = leafOf(tf.named)
+	tf.scalar = tf.leaf >= leafString && tf.typ.Elem == nil
+	if tf.leaf == leafEnum {
+		tf.enum = newEnumSet(tf.named)
+	}
 	if tf.named != nil && tf.named.IsCompositeType() {
 		tf.subs = map[string]*tSel{}
-		for _, obj := range t.s.GetPossibleTypes(tf.named) {
+		for _, obj := range possibleObjects(t.s, tf.named) {
 			tf.subs[obj.Name] = t.selection(nodes, obj)
 		}
 		if tf.named.Kind == ast.Object {
@@ -169,10 +256,5 @@ func (t *typer) applies(cond string, obj *ast.Definition) bool {
 	if def == nil || !def.IsAbstractType() {
 		return false
 	}
-	for _, p := range t.s.GetPossibleTypes(def) {
-		if p.Name == obj.Name {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(possibleObjects(t.s, def), obj)
 }

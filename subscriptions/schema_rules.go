@@ -1,12 +1,15 @@
 package subscriptions
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/lexer"
 	"github.com/vektah/gqlparser/v2/validator"
 	"github.com/vektah/gqlparser/v2/validator/core"
 	"github.com/vektah/gqlparser/v2/validator/rules"
@@ -50,11 +53,15 @@ var documentRules = []core.Rule{
 
 // allRules is gqlparser's default rule set, in its (name) order, listed
 // once: its ValidateWithRules copies and sorts the set on every call.
+// PossibleFragmentSpreads is graphql-core's (see possibleFragmentSpreads).
 var allRules = func() []core.Rule {
+	set := rules.NewDefaultRules()
+	set.ReplaceRule(possibleFragmentSpreadsRule.Name, possibleFragmentSpreadsRule.RuleFunc)
 	var out []core.Rule
-	for name, fn := range rules.NewDefaultRules().GetInner() {
+	for name, fn := range set.GetInner() {
 		out = append(out, core.Rule{Name: name, RuleFunc: fn})
 	}
+	out = append(out, intRangeRule)
 	slices.SortFunc(out, func(a, b core.Rule) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }()
@@ -75,6 +82,76 @@ func validate(schema *ast.Schema, doc *ast.QueryDocument, set []core.Rule) gqler
 	}
 	core.Walk(schema, doc, observers)
 	return errs
+}
+
+// possibleFragmentSpreadsRule is PossibleFragmentSpreads as graphql-core
+// decides it (do_types_overlap): a fragment applies where its type is the
+// parent type itself, or where the two share an object type. gqlparser
+// counts interfaces among an interface's possible types, so it accepts a
+// fragment on an interface that only other interfaces implement, and it
+// refuses a fragment on an interface nothing implements inside a
+// selection on that same interface.
+var possibleFragmentSpreadsRule = core.Rule{
+	Name: "PossibleFragmentSpreads",
+	RuleFunc: func(observers *core.Events, addError core.AddErrFunc) {
+		impossible := func(w *core.Walker, parent *ast.Definition, cond string) bool {
+			frag := w.Schema.Types[cond]
+			if parent == nil || frag == nil || !parent.IsCompositeType() || !frag.IsCompositeType() || frag == parent {
+				return false // other rules report unknown and leaf types
+			}
+			mine := possibleObjects(w.Schema, parent)
+			for _, o := range possibleObjects(w.Schema, frag) {
+				if slices.Contains(mine, o) {
+					return false
+				}
+			}
+			return true
+		}
+		observers.OnInlineFragment(func(w *core.Walker, f *ast.InlineFragment) {
+			if f.TypeCondition != "" && impossible(w, f.ObjectDefinition, f.TypeCondition) {
+				addError(core.Message(`Fragment cannot be spread here as objects of type "%s" can never be of type "%s".`,
+					f.ObjectDefinition.Name, f.TypeCondition), core.At(f.Position))
+			}
+		})
+		observers.OnFragmentSpread(func(w *core.Walker, f *ast.FragmentSpread) {
+			if f.Definition != nil && impossible(w, f.ObjectDefinition, f.Definition.TypeCondition) {
+				addError(core.Message(`Fragment "%s" cannot be spread here as objects of type "%s" can never be of type "%s".`,
+					f.Name, f.ObjectDefinition.Name, f.Definition.TypeCondition), core.At(f.Position))
+			}
+		})
+	},
+}
+
+// intRangeRule is the part of ValuesOfCorrectType that gqlparser leaves
+// out: an Int literal must fit 32 bits (graphql-core's parse_literal).
+var intRangeRule = core.Rule{
+	Name: "ValuesOfCorrectType",
+	RuleFunc: func(observers *core.Events, addError core.AddErrFunc) {
+		observers.OnValue(func(_ *core.Walker, v *ast.Value) {
+			if v.Kind != ast.IntValue || v.Definition == nil || v.Definition.Name != "Int" {
+				return
+			}
+			if _, err := strconv.ParseInt(v.Raw, 10, 32); err != nil {
+				addError(core.Message("Int cannot represent non 32-bit signed integer value: %s", v.Raw), core.At(v.Position))
+			}
+		})
+	},
+}
+
+// possibleObjects is the object types a value of composite type def may
+// have: def itself for an object type, else the object types among its
+// possible types (gqlparser lists an interface's sub-interfaces there too).
+func possibleObjects(s *ast.Schema, def *ast.Definition) []*ast.Definition {
+	if def.Kind == ast.Object {
+		return []*ast.Definition{def}
+	}
+	var out []*ast.Definition
+	for _, p := range s.GetPossibleTypes(def) {
+		if p.Kind == ast.Object {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // builtinDirectiveLocationsRule is the part of KnownDirectives that needs
@@ -183,9 +260,19 @@ func describedDefinition(query string, doc *ast.QueryDocument) error {
 	if !strings.Contains(query, `"`) {
 		return nil
 	}
-	runes := []rune(query)
+	var tokens []lexer.Token // the document parsed, so lexing succeeds
+	lex := lexer.New(&ast.Source{Input: query})
+	for {
+		t, err := lex.ReadToken()
+		if err != nil || t.Kind == lexer.EOF {
+			break
+		}
+		if t.Kind != lexer.Comment {
+			tokens = append(tokens, t)
+		}
+	}
 	check := func(desc string, pos *ast.Position) error {
-		if pos == nil || (desc == "" && !quotedBefore(runes, pos.Start)) {
+		if pos == nil || desc == "" && !emptyDescriptionBefore(tokens, pos.Start) {
 			return nil
 		}
 		return valueErrorf("GraphQL syntax error at line %d, column %d: a description is not allowed before an operation, a fragment or a variable", pos.Line, pos.Column)
@@ -208,34 +295,15 @@ func describedDefinition(query string, doc *ast.QueryDocument) error {
 	return nil
 }
 
-// quotedBefore reports whether the last token before runes[at] (past
-// blanks, commas and comment lines) ends with a quote: an empty
+// emptyDescriptionBefore reports whether the token before rune offset at
+// is an empty string that is no variable's default value: an empty
 // description, which the parser does not keep.
-func quotedBefore(runes []rune, at int) bool {
-	i := min(at, len(runes)) - 1
-	for i >= 0 {
-		switch r := runes[i]; {
-		case r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == ',' || r == '\ufeff':
-			i--
-		case r == '"':
-			lineStart := i
-			for lineStart > 0 && runes[lineStart-1] != '\n' && runes[lineStart-1] != '\r' {
-				lineStart--
-			}
-			if !slices.Contains(runes[lineStart:i], '#') {
-				return true
-			}
-			i = lineStart - 1 // the end of a comment line
-		default:
-			lineStart := i
-			for lineStart > 0 && runes[lineStart-1] != '\n' && runes[lineStart-1] != '\r' {
-				lineStart--
-			}
-			if !slices.Contains(runes[lineStart:i+1], '#') {
-				return false
-			}
-			i = lineStart - 1
-		}
+func emptyDescriptionBefore(tokens []lexer.Token, at int) bool {
+	i, _ := slices.BinarySearchFunc(tokens, at, func(t lexer.Token, at int) int { return cmp.Compare(t.Pos.Start, at) })
+	if i == 0 {
+		return false
 	}
-	return false
+	t := tokens[i-1]
+	return (t.Kind == lexer.String || t.Kind == lexer.BlockString) && t.Value == "" &&
+		(i < 2 || tokens[i-2].Kind != lexer.Equals)
 }

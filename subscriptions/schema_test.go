@@ -1,9 +1,12 @@
 package subscriptions
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
+
+	json "github.com/goccy/go-json"
 )
 
 const ordersSDL = `
@@ -94,69 +97,6 @@ func TestSchemaValidation(t *testing.T) {
 	}
 }
 
-func BenchmarkCompileSchema(b *testing.B) {
-	s := mustSchema(b, ordersSDL)
-	for _, bc := range []struct {
-		name   string
-		schema *Schema
-	}{{"without schema", nil}, {"with schema", s}} {
-		b.Run(bc.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := CompileWithSchema(ordersQuery, "", nil, Limits{}.withDefaults(), bc.schema); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
-
-func BenchmarkAppendPayloadSchema(b *testing.B) {
-	ev := benchEvent(b)
-	s := mustSchema(b, ordersSDL)
-	for _, bc := range []struct {
-		name   string
-		schema *Schema
-	}{{"without schema", nil}, {"with schema", s}} {
-		b.Run(bc.name, func(b *testing.B) {
-			p, err := CompileWithSchema(ordersQuery, "", nil, Limits{}.withDefaults(), bc.schema)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.SetBytes(int64(len(ev.Data)))
-			b.ReportAllocs()
-			buf := p.AppendPayload(nil, ev)
-			for b.Loop() {
-				buf = p.AppendPayload(buf[:0], ev)
-			}
-		})
-	}
-}
-
-const w2SDL = `
-type Query { ok: Boolean }
-input StringFilter { eq: String }
-input IntFilter { gte: Int }
-input OrderWhere { region: StringFilter total: IntFilter }
-type Order { id: ID! region: String total: Int status: String customer: String }
-type Subscription { orders(where: OrderWhere): Order }
-`
-
-// BenchmarkW2Schema is BenchmarkW2 with the executor given a schema.
-func BenchmarkW2Schema(b *testing.B) {
-	for _, sdl := range []string{"", w2SDL} {
-		name := "without schema"
-		if sdl != "" {
-			name = "with schema"
-		}
-		b.Run(name, func(b *testing.B) {
-			e, events := w2ExecutorWith(b, sdl)
-			b.Logf("%d groups", len(e.reg.groups))
-			benchW2(b, e, events)
-		})
-	}
-}
-
 // A document whose fragments fan out to 2^30 fields is refused by the
 // limits quickly with a schema too: validation must not expand it.
 func TestSchemaFragmentFanOut(t *testing.T) {
@@ -170,5 +110,183 @@ func TestSchemaFragmentFanOut(t *testing.T) {
 	_, err := CompileWithSchema(fan.String(), "", nil, Limits{}.withDefaults(), s)
 	if err == nil || !strings.Contains(err.Error(), "limit") {
 		t.Fatalf("error %v", err)
+	}
+}
+
+// Values copied as they are must be written exactly as serializeScalar
+// writes them, for every built-in scalar and edge of the number forms.
+func TestFittingScalarsAreSerialized(t *testing.T) {
+	values := []string{`0`, `-0`, `7`, `-7`, `10`, `2147483647`, `2147483648`, `-2147483648`, `-2147483649`,
+		`9999999999`, `12345678901`, `123456789012345678901234567890`, `1.0`, `1.5`, `-0.0`, `0.1`, `1e3`, `1E3`,
+		`1.5e-7`, `1e308`, `12345678901234567890.5`, `"x"`, `""`, `"12"`, `"é\u2028"`, `"a\"b"`, `true`, `false`, `[1]`, `{"a":1}`}
+	kinds := map[leafKind]string{leafString: "String", leafID: "ID", leafInt: "Int", leafFloat: "Float", leafBoolean: "Boolean"}
+	fitted := 0
+	for k, scalar := range kinds {
+		for _, raw := range values {
+			v := mustEvent(t, "evt", "c", `{"v":`+raw+`}`).root
+			v, _ = field(objectOf(v), "v")
+			got, ok := appendFittingScalar([]byte("<"), k, v)
+			want, msg := serializeScalar([]byte("<"), scalar, v)
+			if !ok {
+				if string(got) != "<" {
+					t.Errorf("%s %s: not fitted but wrote %q", scalar, raw, got)
+				}
+				continue
+			}
+			fitted++
+			if msg != "" || string(got) != string(want) {
+				t.Errorf("%s %s: fitted %q, serialized %q (%s)", scalar, raw, got, want, msg)
+			}
+		}
+	}
+	if fitted < 20 {
+		t.Errorf("only %d values fitted", fitted)
+	}
+}
+
+// What graphql-core decides that gqlparser decides otherwise, or that the
+// engine did not do before: found by the differential over random schemas.
+const shapesSDL = `
+scalar JSON
+interface Lone { a: Int }
+interface Top { a: Int }
+interface Mid implements Top { a: Int }
+type Obj { a: Int j: JSON x(n: Int!): Int y(r: Range): Int z(n: Int!): Int! }
+type Holder { o: Obj }
+input Range { lo: Int! hi: Int = 10 }
+input Where { id: IDFilter }
+input IDFilter { eq: ID neq: ID }
+type Query { ok: Boolean }
+type Subscription { lone: Lone top: Top obj(where: Where): Obj holder: Holder }
+`
+
+func TestSchemaFragmentSpreadsAsGraphQLCore(t *testing.T) {
+	s := mustSchema(t, shapesSDL)
+	for q, refused := range map[string]bool{
+		// The same type: possible, though nothing implements Lone.
+		`subscription { lone { ... on Lone { a } } }`:             false,
+		`subscription { lone { ...L } } fragment L on Lone { a }`: false,
+		// Only an interface implements Mid: no object is both.
+		`subscription { top { ... on Mid { a } } }`:             true,
+		`subscription { top { ...M } } fragment M on Mid { a }`: true,
+		`subscription { obj { ... on Top { a } } }`:             true,
+	} {
+		_, err := CompileWithSchema(q, "", nil, Limits{}.withDefaults(), s)
+		if got := err != nil && strings.Contains(err.Error(), "can never be of type"); got != refused {
+			t.Errorf("%s: error %v, want refused %v", q, err, refused)
+		}
+	}
+}
+
+func TestSchemaShapesAsGraphQLCore(t *testing.T) {
+	s := mustSchema(t, shapesSDL)
+	tests := []struct {
+		name, q, vars, channel, data, want string
+	}{
+		{"an interface's sub-interface is no runtime type", `subscription { top { a } }`, `{}`, "top",
+			`{"__typename":"Mid","a":1}`,
+			`{"data":{"top":null},"errors":[{"message":"Abstract type 'Top' was resolved to a non-object type 'Mid'.","locations":[{"line":1,"column":16}],"path":["top"]}]}`},
+		{"a custom scalar's object keeps its keys' order", `subscription { obj { j } }`, `{}`, "obj",
+			`{"j":{"b":1,"a":{"d":2,"c":null},"b":3}}`,
+			`{"data":{"obj":{"j":{"b":3,"a":{"d":2,"c":null}}}}}`},
+		{"a null argument of a non-null type is a field error", `subscription($n: Int = 3) { obj { a x(n: $n) } }`,
+			`{"n":null}`, "obj", `{"a":1,"x":2}`,
+			`{"data":{"obj":{"a":1,"x":null}},"errors":[{"message":"Argument 'n' of non-null type 'Int!' must not be null.","locations":[{"line":1,"column":42}],"path":["obj","x"]}]}`},
+		{"an input object that cannot be coerced is a field error", `subscription($n: Int = 3) { obj { y(r: {lo: $n}) } }`,
+			`{"n":null}`, "obj", `{"y":2}`,
+			`{"data":{"obj":{"y":null}},"errors":[{"message":"Argument 'r' has invalid value {lo: $n}.","locations":[{"line":1,"column":40}],"path":["obj","y"]}]}`},
+		{"an argument error on a non-null field nulls its parent", `subscription($n: Int = 3) { holder { o { a z(n: $n) } } }`,
+			`{"n":null}`, "holder", `{"o":{"a":1,"z":2}}`,
+			`{"data":{"holder":{"o":null}},"errors":[{"message":"Argument 'n' of non-null type 'Int!' must not be null.","locations":[{"line":1,"column":49}],"path":["holder","o","z"]}]}`},
+		{"an ID literal is a string for the where filter", `subscription { obj(where: {id: {neq: 7}}) { a } }`, `{}`, "obj",
+			`{"id":"1","a":1}`, `{"data":{"obj":{"a":1}}}`},
+		{"an ID default is a string for the where filter", `subscription($v: ID = 7) { obj(where: {id: {eq: $v}}) { a } }`, `{}`, "obj",
+			`{"id":"7","a":1}`, `{"data":{"obj":{"a":1}}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var vars map[string]any
+			if err := json.Unmarshal([]byte(tt.vars), &vars); err != nil {
+				t.Fatal(err)
+			}
+			p, err := CompileWithSchema(tt.q, "", vars, Limits{}.withDefaults(), s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev := mustEvent(t, "evt", tt.channel, tt.data)
+			if !p.Match(ev) {
+				t.Fatal("the where filter refused the event")
+			}
+			if got := string(p.AppendPayload(nil, ev)); got != tt.want {
+				t.Fatalf("got  %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// The root field's arguments are coerced before registering, as
+// graphql-core's subscribe() coerces them before calling the source.
+func TestSchemaRootArgumentErrors(t *testing.T) {
+	s := mustSchema(t, shapesSDL)
+	_, err := CompileWithSchema(`subscription($v: Int = 1) { obj(where: {id: {eq: "1"}}) { y(r: {lo: $v}) } }`,
+		"", map[string]any{"v": nil}, Limits{}.withDefaults(), s)
+	if err != nil {
+		t.Fatalf("a field's argument error is no registration error: %v", err)
+	}
+	const badRoot = `
+input R { lo: Int! }
+type Query { ok: Boolean }
+type T { a: Int }
+type Subscription { t(r: R): T }`
+	_, err = CompileWithSchema(`subscription($v: Int = 1) { t(r: {lo: $v}) { a } }`, "", map[string]any{"v": nil},
+		Limits{}.withDefaults(), mustSchema(t, badRoot))
+	var de *DocumentError
+	if !errors.As(err, &de) || err.Error() != "GraphQL error at line 1, column 34: Argument 'r' has invalid value {lo: $v}." {
+		t.Fatalf("error %v", err)
+	}
+}
+
+// Suggestions as graphql-core's suggestion_list and did_you_mean give them
+// (expected values from graphql-core 3.2.6).
+func TestSuggestionsAsGraphQLCore(t *testing.T) {
+	for _, tt := range []struct {
+		input   string
+		options []string
+		want    string
+	}{
+		{"3", []string{"Y", "RED"}, ` Did you mean the enum value 'Y'?`},
+		{"red", []string{"RED", "GREEN", "BLUE"}, ` Did you mean the enum value 'RED'?`},
+		{"GREN", []string{"RED", "GREEN", "BLUE", "GREENS"}, ` Did you mean the enum value 'GREEN', 'GREENS', or 'RED'?`},
+		{"ab", []string{"ba", "abc", "a", "b", "xy"}, ` Did you mean the enum value 'a', 'abc', 'b', or 'ba'?`},
+		{"item2", []string{"item10", "item2", "item1", "iTem2", "items"}, ` Did you mean the enum value 'item2', 'iTem2', 'item1', 'items', or 'item10'?`},
+		{"nope", []string{"name", "n", "none", "node"}, ` Did you mean the enum value 'node', 'none', or 'name'?`},
+		{"True", []string{"TRUE", "true", "Tru"}, ` Did you mean the enum value 'TRUE', 'Tru', or 'true'?`},
+		{"a1", []string{"a10", "a2", "a1b", "b1"}, ` Did you mean the enum value 'a1b', 'a2', 'a10', or 'b1'?`},
+		{"zzz", []string{"RED"}, ``},
+	} {
+		if got := didYouMean(suggestionList(tt.input, tt.options), "the enum value"); got != tt.want {
+			t.Errorf("%q in %v: %q, want %q", tt.input, tt.options, got, tt.want)
+		}
+	}
+	s := mustSchema(t, `enum E { Y RED } type Query { ok: Boolean } type T { a: Int } type Subscription { t(e: E): T }`)
+	_, err := CompileWithSchema(`subscription($e: E) { t(e: $e) { a } }`, "", map[string]any{"e": "3"}, Limits{}.withDefaults(), s)
+	if want := "Variable '$e' got invalid value '3'; Value '3' does not exist in 'E' enum. Did you mean the enum value 'Y'?"; err == nil || !strings.HasSuffix(err.Error(), want) {
+		t.Fatalf("error %v, want %q", err, want)
+	}
+}
+
+// An Int literal beyond 32 bits is a validation error, as graphql-core's
+// ValuesOfCorrectType reports it (gqlparser's checks only the kind).
+func TestSchemaIntLiteralRange(t *testing.T) {
+	s := mustSchema(t, `input R { n: [Int] } type Query { ok: Boolean } type T { a(n: Int, r: R): Int } type Subscription { t: T }`)
+	for q, want := range map[string]string{
+		`subscription { t { a(n: 2147483648) } }`:            "line 1, column 25: Int cannot represent non 32-bit signed integer value: 2147483648",
+		`subscription { t { a(r: {n: [1, -2147483649]}) } }`: "line 1, column 33: Int cannot represent non 32-bit signed integer value: -2147483649",
+		`subscription { t { a(n: -2147483648) } }`:           "",
+	} {
+		_, err := CompileWithSchema(q, "", nil, Limits{}.withDefaults(), s)
+		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Errorf("%s: error %v, want %q", q, err, want)
+		}
 	}
 }

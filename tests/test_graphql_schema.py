@@ -1,9 +1,14 @@
 """PySubscriptionExecutor(schema=SDL): validation, variable coercion and results as graphql-core
-gives them, and a seeded differential run against graphql-core (graphql_core_diff_schema.py)."""
+gives them, and a seeded differential run against graphql-core on random schemas
+(graphql_random_schema.py, graphql_core_diff_schema.py)."""
 import json
+from collections import Counter
 
 import pytest
-from graphql_core_diff_schema import compare, gen_case, use_variant
+from graphql import build_schema
+from graphql.type import assert_valid_schema
+from graphql_core_diff_schema import compare, gen_case
+from graphql_random_schema import random_sdl
 
 from conftest import drain, register
 from fraiseql import _fraiseql_rs
@@ -133,34 +138,43 @@ def test_without_schema_nothing_changes(executor):
     assert got == [{"data": {"users": {"id": 1, "nmae": None}}}]
 
 
-VARIANTS, PER_VARIANT = 8, 300      # schemas (nullability drawn per variant) x documents, four events each
+SCHEMAS, PER_SCHEMA = 300, 20      # random schemas x documents, four events each
 
 
 def test_differential_against_graphql_core():
-    mismatches, stricter, executed, rejected = [], [], 0, 0
-    try:
-        for v in range(VARIANTS):
-            ex = S.PySubscriptionExecutor(schema=use_variant(v))
-            try:
-                for i in range(PER_VARIANT):
-                    seed = v * 100_000 + i
-                    diff, events, refused = compare(ex, gen_case(seed), f"d{seed}")
-                    if diff and ("graphql-core: ('ok'" in diff or "graphql-core: ('coercion'" in diff) \
-                            and "conflict because" in diff.split("engine:", 1)[1]:
-                        # gqlparser's OverlappingFieldsCanBeMerged finds conflicts graphql-core's
-                        # misses through nested fragments: the engine is stricter there.
-                        stricter.append(diff)
-                        continue
-                    if diff:
-                        mismatches.append(f"schema variant {v}\n{diff}")
-                    executed += events
-                    rejected += refused
-            finally:
-                ex.close()
-    finally:
-        use_variant(0)
-    documents = VARIANTS * PER_VARIANT
+    """graphql-core's subscribe() and the engine on random schemas, documents and events."""
+    mismatches, stricter = [], []
+    seen = Counter()
+    for k in range(SCHEMAS):
+        sdl = random_sdl(k)
+        schema = build_schema(sdl)
+        assert_valid_schema(schema)
+        # max_depth: the engine's own limit on documents, which graphql-core does not have.
+        ex = S.PySubscriptionExecutor(schema=sdl, max_depth=64)
+        try:
+            for i in range(PER_SCHEMA):
+                seed = k * 1000 + i
+                diff, want = compare(ex, gen_case(seed, schema), f"d{seed}", schema, sdl)
+                if diff and want[0] in ("ok", "coercion") and "conflict because" in diff.split("engine:", 1)[1]:
+                    # gqlparser's OverlappingFieldsCanBeMerged finds conflicts graphql-core's
+                    # misses through nested fragments: the engine is stricter there.
+                    stricter.append(diff)
+                    continue
+                if diff:
+                    mismatches.append(diff)
+                seen[want[0]] += 1
+                if want[0] == "ok":
+                    seen["events"] += sum(r is not None for r in want[1])
+                    seen["filtered out"] += sum(r is None for r in want[1])
+                    seen["with field errors"] += sum(bool(r and r.get("errors")) for r in want[1])
+                    seen["argument errors"] += sum(bool(r and r.get("errors")) and "Argument '" in json.dumps(r)
+                                                   for r in want[1])
+        finally:
+            ex.close()
+    documents = SCHEMAS * PER_SCHEMA
     assert not mismatches, (f"{len(mismatches)} of {documents} documents differ; first:\n"
                             + "\n\n".join(mismatches[:3]))
-    assert executed >= 5000 and rejected >= 300, (executed, rejected)
+    # Enough of each kind of case ran.
+    assert seen["ok"] >= 2500 and seen["events"] >= 5000 and seen["invalid"] >= 300, seen
+    assert seen["coercion"] >= 100 and seen["filtered out"] >= 200 and seen["argument errors"] >= 20, seen
     assert len(stricter) <= documents // 200, stricter[:2]
