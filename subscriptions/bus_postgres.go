@@ -82,9 +82,7 @@ type PostgresBus struct {
 	// With idempotency keys: a row whose key is there already is skipped.
 	sqlPublishKeyed      string
 	sqlPublishBatchKeyed string
-	sqlLockOrder         string // the horizon (see bus_postgres_listener.go): lock,
-	sqlHorizon           string // read the sequence,
-	sqlUnlockOrder       string // let go
+	sqlHorizon           string // the horizon (see bus_postgres_listener.go)
 	sqlResumePos         string // the stored position of a listener, or a new one after the horizon
 	sqlSavePos           string
 	sqlPage              string
@@ -246,10 +244,14 @@ SELECT pg_notify($4, '')`,
 	SELECT c, t, p, k FROM unnest($1::text[], $2::text[], $3::bytea[], $5::text[]) WITH ORDINALITY AS e(c, t, p, k, n) ORDER BY n
 	ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING)
 SELECT pg_notify($4, '')`,
-		sqlLockOrder: `SELECT pg_advisory_lock(` + orderKey + `)`,
-		sqlHorizon: `SELECT set_config('fraiseql.horizon', coalesce(pg_sequence_last_value(pg_get_serial_sequence(` +
-			quoteLiteral(table) + `, 'id')::regclass), 0)::text, false) AS horizon`,
-		sqlUnlockOrder: `SELECT pg_advisory_unlock(` + orderKey + `)`,
+		// Lock, read the sequence, let go: one statement, whose steps are
+		// ordered by what each reads (a materialized CTE runs once, when
+		// first read), so the lock is held for that statement only.
+		sqlHorizon: `WITH locked AS MATERIALIZED (SELECT pg_advisory_lock(` + orderKey + `)),
+	seq AS MATERIALIZED (SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence(` +
+			quoteLiteral(table) + `, 'id')::regclass), 0) AS last FROM locked),
+	unlocked AS MATERIALIZED (SELECT pg_advisory_unlock(` + orderKey + `) FROM seq)
+SELECT set_config('fraiseql.horizon', seq.last::text, false) AS horizon FROM seq, unlocked`,
 		// A position stored by an earlier version (a snapshot, without
 		// after_stamp) resumes at the first transaction that snapshot
 		// had not seen finish: nothing is lost, some may come again.
@@ -406,7 +408,12 @@ func (b *PostgresBus) connectListener(ctx context.Context) (*pgx.Conn, error) {
 		closeQuietly(conn)
 		return nil, b.connectError(ctx, err)
 	}
-	// Prepared once per connection: most reads are one page of this.
+	// Prepared once per connection: every read takes the horizon, and
+	// most reads are one page.
+	if _, err := conn.PgConn().Prepare(ctx, pgHorizon, b.sqlHorizon, nil); err != nil {
+		closeQuietly(conn)
+		return nil, b.connectError(ctx, err)
+	}
 	if _, err := conn.PgConn().Prepare(ctx, pgPage, b.sqlPage, pgPageOIDs); err != nil {
 		closeQuietly(conn)
 		return nil, b.connectError(ctx, err)

@@ -46,8 +46,9 @@ import (
 const (
 	// pgPageSize is the number of rows fetched per round trip.
 	pgPageSize = 1000
-	// pgPage names the prepared page query.
-	pgPage = "fraiseql_page"
+	// pgPage names the prepared page query, pgHorizon the horizon's.
+	pgPage    = "fraiseql_page"
+	pgHorizon = "fraiseql_horizon"
 	// pgMaxID stands for "after every row of the transaction".
 	pgMaxID = math.MaxInt64
 	// pgAnonymousSaveEvery spaces the stored positions of a listener
@@ -232,13 +233,13 @@ func (l *pgListener) drain(ctx context.Context) error {
 	return err
 }
 
-// addHorizon adds to batch the statements that set the session's
-// horizon (see the top of this file). The lock is a session lock, held
-// for one statement; a failure drops the connection, and the lock with it.
+// addHorizon adds to batch the statement that sets the session's horizon
+// (see the top of this file), prepared on the connection. The lock is a
+// session lock, held within that statement; a failure drops the
+// connection, and the lock with it. The page that follows is another
+// statement: its snapshot is taken after the horizon.
 func (b *PostgresBus) addHorizon(batch *pgconn.Batch) {
-	batch.ExecParams(b.sqlLockOrder, nil, nil, nil, nil)
-	batch.ExecParams(b.sqlHorizon, nil, nil, nil, nil)
-	batch.ExecParams(b.sqlUnlockOrder, nil, nil, nil, nil)
+	batch.ExecPrepared(pgHorizon, nil, nil, nil)
 }
 
 // page sends batch and then the page query, and delivers the page. It
