@@ -82,7 +82,8 @@ type PostgresBus struct {
 	// With idempotency keys: a row whose key is there already is skipped.
 	sqlPublishKeyed      string
 	sqlPublishBatchKeyed string
-	sqlHorizon           string // the horizon (see bus_postgres_listener.go)
+	orderKey             string // the order lock's two keys, as SQL
+	sqlSequence          string // the oid of the table's id sequence, or NULL
 	sqlResumePos         string // the stored position of a listener, or a new one after the horizon
 	sqlSavePos           string
 	sqlPage              string
@@ -244,14 +245,8 @@ SELECT pg_notify($4, '')`,
 	SELECT c, t, p, k FROM unnest($1::text[], $2::text[], $3::bytea[], $5::text[]) WITH ORDINALITY AS e(c, t, p, k, n) ORDER BY n
 	ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING)
 SELECT pg_notify($4, '')`,
-		// Lock, read the sequence, let go: one statement, whose steps are
-		// ordered by what each reads (a materialized CTE runs once, when
-		// first read), so the lock is held for that statement only.
-		sqlHorizon: `WITH locked AS MATERIALIZED (SELECT pg_advisory_lock(` + orderKey + `)),
-	seq AS MATERIALIZED (SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence(` +
-			quoteLiteral(table) + `, 'id')::regclass), 0) AS last FROM locked),
-	unlocked AS MATERIALIZED (SELECT pg_advisory_unlock(` + orderKey + `) FROM seq)
-SELECT set_config('fraiseql.horizon', seq.last::text, false) AS horizon FROM seq, unlocked`,
+		orderKey:    orderKey,
+		sqlSequence: `SELECT pg_get_serial_sequence(` + quoteLiteral(table) + `, 'id')::regclass::oid`,
 		// A position stored by an earlier version (a snapshot, without
 		// after_stamp) resumes at the first transaction that snapshot
 		// had not seen finish: nothing is lost, some may come again.
@@ -410,7 +405,12 @@ func (b *PostgresBus) connectListener(ctx context.Context) (*pgx.Conn, error) {
 	}
 	// Prepared once per connection: every read takes the horizon, and
 	// most reads are one page.
-	if _, err := conn.PgConn().Prepare(ctx, pgHorizon, b.sqlHorizon, nil); err != nil {
+	var seq *uint32 // nil without a sequence
+	if err := conn.QueryRow(ctx, b.sqlSequence).Scan(&seq); err != nil {
+		closeQuietly(conn)
+		return nil, b.connectError(ctx, err)
+	}
+	if _, err := conn.PgConn().Prepare(ctx, pgHorizon, b.horizonSQL(seq), nil); err != nil {
 		closeQuietly(conn)
 		return nil, b.connectError(ctx, err)
 	}

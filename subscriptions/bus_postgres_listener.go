@@ -221,16 +221,30 @@ func (l *pgListener) pageContext(ctx context.Context) (context.Context, context.
 // the position says what was delivered.
 func (l *pgListener) drain(ctx context.Context) error {
 	l.discardQueued()
-	var batch pgconn.Batch
-	l.bus.addHorizon(&batch)
-	n, err := l.page(ctx, &batch)
+	n, err := l.page(ctx, true)
 	for err == nil && n == pgPageSize {
-		n, err = l.page(ctx, &pgconn.Batch{})
+		n, err = l.page(ctx, false)
 	}
 	if err == nil {
 		err = l.savePosition(ctx)
 	}
 	return err
+}
+
+// horizonSQL is the statement that sets the session's horizon: take the
+// order lock, read the last value of the id sequence (seq, its oid; nil
+// for none), let go. One statement, so that the lock is held while it
+// runs only; its steps are ordered by what each needs: the lock is the
+// condition that yields the sequence read, and the unlock is in the
+// outer query, computed from the subquery's row.
+func (b *PostgresBus) horizonSQL(seq *uint32) string {
+	seqSQL := "NULL"
+	if seq != nil {
+		seqSQL = strconv.FormatUint(uint64(*seq), 10)
+	}
+	return `SELECT set_config('fraiseql.horizon', h.last::text, false) AS horizon, pg_advisory_unlock(` + b.orderKey + `)
+FROM (SELECT coalesce(pg_sequence_last_value(CASE WHEN pg_advisory_lock(` + b.orderKey + `) IS NULL THEN NULL
+	ELSE ` + seqSQL + `::regclass END), 0) AS last OFFSET 0) h`
 }
 
 // addHorizon adds to batch the statement that sets the session's horizon
@@ -242,18 +256,23 @@ func (b *PostgresBus) addHorizon(batch *pgconn.Batch) {
 	batch.ExecPrepared(pgHorizon, nil, nil, nil)
 }
 
-// page sends batch and then the page query, and delivers the page. It
-// returns the number of rows of the page.
-func (l *pgListener) page(ctx context.Context, batch *pgconn.Batch) (int, error) {
+// page sends the page query, after the horizon's statement when
+// horizon is set, and delivers the page. It returns the number of rows of
+// the page.
+func (l *pgListener) page(ctx context.Context, horizon bool) (int, error) {
+	var batch pgconn.Batch
+	if horizon {
+		l.bus.addHorizon(&batch)
+	}
 	batch.ExecPrepared(pgPage, l.pageArgs(), nil, []int16{pgBinary})
 	qctx, cancel := l.pageContext(ctx)
 	defer cancel()
-	mrr := l.conn.PgConn().ExecBatch(qctx, batch)
+	mrr := l.conn.PgConn().ExecBatch(qctx, &batch)
 	var n int
 	var err error
-	for mrr.NextResult() {
+	for i := 0; mrr.NextResult(); i++ {
 		rr := mrr.ResultReader()
-		if len(rr.FieldDescriptions()) > 1 { // the page; the horizon's results are ignored
+		if !horizon || i == 1 { // the page; the horizon's result is ignored
 			n, err = l.dispatch(rr)
 		}
 		if _, cerr := rr.Close(); err == nil {
