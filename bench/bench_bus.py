@@ -7,7 +7,7 @@ measured in the same run on the same servers with plain clients:
 redis-benchmark sending pipelined XADDs, and psql running multi-row INSERTs
 with one NOTIFY per statement.
 
-usage: python bench/bench_bus.py [--quick]
+usage: python bench/bench_bus.py [--quick] [--only redis|postgresql]
 """
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 QUICK = "--quick" in sys.argv
+# --only <bus>: that bus's rows alone (an A/B of one bus's engine changes).
+ONLY = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv[:-1] else None
 QUERY = "subscription { events { th n } }"
 
 
@@ -385,20 +387,22 @@ def main() -> None:
             _wait_port(self.port)
     from servers import _wait_port
     results: Dict[str, Dict[str, Any]] = {}
-    redis = BenchRedis()
-    try:
-        counter = iter(range(1_000_000))
-        results["redis"] = run_bus(S, "redis", lambda: S.PyEventBusConfig.redis(
-            redis.url, f"bench{next(counter)}"), redis)
-    finally:
-        redis.stop()
-    pg = PostgresServer()
-    try:
-        tables = iter(range(1_000_000))
-        results["postgresql"] = run_bus(S, "postgresql", lambda: S.PyEventBusConfig.postgresql(
-            pg.dsn, table=f"bench_{next(tables)}"), pg)
-    finally:
-        pg.stop()
+    if ONLY in (None, "redis"):
+        redis = BenchRedis()
+        try:
+            counter = iter(range(1_000_000))
+            results["redis"] = run_bus(S, "redis", lambda: S.PyEventBusConfig.redis(
+                redis.url, f"bench{next(counter)}"), redis)
+        finally:
+            redis.stop()
+    if ONLY in (None, "postgresql"):
+        pg = PostgresServer()
+        try:
+            tables = iter(range(1_000_000))
+            results["postgresql"] = run_bus(S, "postgresql", lambda: S.PyEventBusConfig.postgresql(
+                pg.dsn, table=f"bench_{next(tables)}"), pg)
+        finally:
+            pg.stop()
     print(report(results))
     print(NOTES)
 

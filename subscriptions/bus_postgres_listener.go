@@ -19,17 +19,19 @@ import (
 // visible when its transaction commits, which may be much later: neither
 // ids nor read timing give one order. So every transaction that inserts
 // into the table gets a commit stamp, a value of the id sequence taken by
-// a deferred trigger as it commits (see bus_postgres_schema.go), and the
-// bus order is (stamp, id): a transaction's rows together, in the order
-// it wrote them, transactions in stamp order. When two transactions write
-// the same row, the second can only write it after the first committed,
-// so its stamp is the greater: they are delivered in commit order.
+// a deferred trigger as it commits (see bus_postgres_schema.go), or at the
+// end of the statement that is the whole transaction for the bus's own
+// publishes, and the bus order is (stamp, id): a transaction's rows
+// together, in the order it wrote them, transactions in stamp order. When
+// two transactions write the same row, the second can only write it after
+// the first committed, so its stamp is the greater: they are delivered in
+// commit order (the bus's own transactions only insert new rows).
 //
 // A stamp is taken just before its transaction commits, so a smaller
 // stamp may still become visible after a greater one. A read therefore
-// delivers only up to a horizon below which nothing can still appear: the
-// stamping trigger holds a shared advisory lock from the stamp to the end
-// of its transaction, and the listener takes that lock exclusively, reads
+// delivers only up to a horizon below which nothing can still appear:
+// whoever stamps holds a shared advisory lock from before the stamp to
+// the end of its transaction, and the listener takes that lock exclusively, reads
 // the sequence's last value and lets go. Every stamp up to that value
 // belongs to a transaction that was over when the lock was granted, and
 // every later stamp is greater. A read's rows are those with a stamp up
