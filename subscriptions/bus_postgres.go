@@ -487,8 +487,9 @@ type pgStatement func(*pgPublishSQL) string
 // (their ids are taken: max reads them all), under the shared order lock
 // (held until the commit), the commit row gets a stamp from the sequence,
 // above those ids, so that the stamp trigger does not fire for it; the
-// arm trigger's mark is set, so that it does not insert the row again. The notification goes with the commit row; a
-// statement whose every event repeats an idempotency key inserts neither.
+// arm trigger's mark is set, so that it does not insert the row again.
+// The notification goes with the commit row; a statement whose every
+// event repeats an idempotency key inserts neither.
 func (b *PostgresBus) publishSQL(seq string) *pgPublishSQL {
 	table := b.tableIdent
 	seqSQL := "pg_get_serial_sequence(" + quoteLiteral(table) + ", 'id')::regclass" // none found: as the triggers do

@@ -31,8 +31,9 @@ import (
 // stamp may still become visible after a greater one. A read therefore
 // delivers only up to a horizon below which nothing can still appear:
 // whoever stamps holds a shared advisory lock from before the stamp to
-// the end of its transaction, and the listener takes that lock exclusively, reads
-// the sequence's last value and lets go. Every stamp up to that value
+// the end of its transaction, and the listener takes that lock
+// exclusively, reads the sequence's last value and lets go (in one
+// statement, see horizonSQL). Every stamp up to that value
 // belongs to a transaction that was over when the lock was granted, and
 // every later stamp is greater. A read's rows are those with a stamp up
 // to the horizon after the position, so every listener, live, late or
