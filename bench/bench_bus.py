@@ -7,7 +7,7 @@ measured in the same run on the same servers with plain clients:
 redis-benchmark sending pipelined XADDs, and psql running multi-row INSERTs
 with one NOTIFY per statement.
 
-usage: python bench/bench_bus.py [--quick]
+usage: python bench/bench_bus.py [--quick] [--only redis|postgresql]
 """
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 QUICK = "--quick" in sys.argv
+# --only <bus>: that bus's rows alone (an A/B of one bus's engine changes).
+ONLY = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv[:-1] else None
 QUERY = "subscription { events { th n } }"
 
 
@@ -363,6 +365,40 @@ little: events per round trip, CPU time per event, context switches per event fr
    with anything, so they take no stamp (ordered by their last id as before); the reader's join
    with the stamps table cost nothing measurable in the generic plan (pgbench, prepared: 101 vs
    120 µs per read, within noise).
+13. **What one order costs (issue 24), and what was won back.** Every transaction takes a commit
+   stamp under a shared advisory lock, and every read first takes a horizon under that lock
+   exclusively. A/B of the PostgreSQL rows (`bench/bench_bus.py --only postgresql`, each engine
+   built into its own venv, interleaved, 8 rounds, load 2.8–6.5 from other work; medians, and the
+   median of the per-round ratios to the first merged version), before the ordering / as first
+   merged / now: 1 thread 4,872 / 2,930 / 3,106 events/s (×1.90 / 1 / ×1.21), 8 threads 20,616 /
+   14,357 / 15,317 (×1.46 / 1 / ×1.11), 200 asyncio publishers 66,128 / 56,418 / 55,428 and batches
+   of 1,000 101,920 / 105,441 / 102,134 (within the noise), single-publisher p50 382 / 581 / 446 µs.
+   An earlier session (6 rounds, load 2.2–5.4): 1 thread 4,906 / 3,118 / 3,650 (×1.65 / 1 / ×1.29),
+   8 threads 17,779 / 13,148 / 13,914, p50 374 / 572 / 446 µs. Go,
+   `BenchmarkPostgresBus/Publish/threads=1`, 8 interleaved rounds: 2,846 → 3,148 events/s (×1.19).
+   What changed:
+   - The read's horizon is one prepared statement (it was three unprepared ones in the read's round
+     trip: lock, read the sequence, unlock), without CTEs, with the sequence's oid looked up once per
+     connection: 16–24 µs of server CPU (prepared; a bare `SELECT 1` takes 13–14), and the order
+     lock is held for one statement only. Sampling `pg_stat_activity` during the 1-thread row, the
+     publisher's backend waited on that lock in 34% of the samples before and 12% after (another
+     pair of runs: 6% and 1%).
+   - The bus's own publishes (one statement, one transaction each) insert their commit row already
+     stamped, in the statement, under the shared lock, once every event is in; the stamp trigger
+     fires only for rows without a stamp (`WHEN`), and the arm trigger finds its mark set. Server
+     CPU of one publish statement (prepared, one connection, no listener, 10,000 runs × 6 rounds): no
+     ordering 32–36 µs, as first merged 86–103, now 61–67; with no trigger firing at all 46–51: the
+     rest is the arm trigger's call, which returns at once (12% of the publisher backend's CPU in a
+     `perf` profile of the 1-thread row).
+   - Tried and dropped: trying the lock first and waiting for it only on a second read (0.72 reads
+     per event instead of 0.52, ×0.93 in the Go benchmark); a `WHEN` on the arm trigger instead of
+     its early return (59–74 against 63–77 µs per statement: the same); stamps in a table of their
+     own, inserted at commit instead of updating the commit row (−10 µs per publish, not worth a
+     new table).
+   What remains for one publisher: per event its backend spends 130 µs of CPU against 72 before
+   the ordering, the listener's 88 against 71 (one session, 8 rounds, from /proc); the machine is
+   about half idle during the row (`perf`): a lone publisher is bound by each publish's round trip
+   and the wake-ups around it, which the stamp and the horizon lengthen.
 """
 
 
@@ -385,20 +421,22 @@ def main() -> None:
             _wait_port(self.port)
     from servers import _wait_port
     results: Dict[str, Dict[str, Any]] = {}
-    redis = BenchRedis()
-    try:
-        counter = iter(range(1_000_000))
-        results["redis"] = run_bus(S, "redis", lambda: S.PyEventBusConfig.redis(
-            redis.url, f"bench{next(counter)}"), redis)
-    finally:
-        redis.stop()
-    pg = PostgresServer()
-    try:
-        tables = iter(range(1_000_000))
-        results["postgresql"] = run_bus(S, "postgresql", lambda: S.PyEventBusConfig.postgresql(
-            pg.dsn, table=f"bench_{next(tables)}"), pg)
-    finally:
-        pg.stop()
+    if ONLY in (None, "redis"):
+        redis = BenchRedis()
+        try:
+            counter = iter(range(1_000_000))
+            results["redis"] = run_bus(S, "redis", lambda: S.PyEventBusConfig.redis(
+                redis.url, f"bench{next(counter)}"), redis)
+        finally:
+            redis.stop()
+    if ONLY in (None, "postgresql"):
+        pg = PostgresServer()
+        try:
+            tables = iter(range(1_000_000))
+            results["postgresql"] = run_bus(S, "postgresql", lambda: S.PyEventBusConfig.postgresql(
+                pg.dsn, table=f"bench_{next(tables)}"), pg)
+        finally:
+            pg.stop()
     print(report(results))
     print(NOTES)
 

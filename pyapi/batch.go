@@ -12,13 +12,15 @@ import (
 
 // FastPublishBatch publishes a list of events with one round trip (Redis)
 // or one transaction (PostgreSQL). eventsJSON is a JSON array of
-// [event_type, channel, data] items as the shim encodes them with json.dumps
-// (data is a JSON object, kept byte for byte).
+// [event_type, channel, data] items, or [event_type, channel, data,
+// idempotency_key], as the shim encodes them with json.dumps (data is a
+// JSON object, kept byte for byte).
 //
 // It returns "" when every event was accepted. When the bus accepted only
 // some (Redis), it returns a JSON object mapping the index of each refused
-// event to its error, and no error; any other failure (none accepted, or
-// an invalid event, named by its index) is an error.
+// event to its error, prefixed as the Python layer translates them, and no
+// error; any other failure (none accepted, or an invalid event, named by
+// its index) is an error.
 func FastPublishBatch(id int, eventsJSON string) (failed string, err error) {
 	defer recoverTo(&err)
 	e, err := fastExecutor(id)
@@ -34,8 +36,11 @@ func FastPublishBatch(id int, eventsJSON string) (failed string, err error) {
 	if !errors.As(err, &be) {
 		return "", pyError(err)
 	}
-	return failedJSON(be.Errs, error.Error)
+	return failedJSON(be.Errs, pyErrorText)
 }
+
+// pyErrorText is err's message prefixed as the Python layer translates it.
+func pyErrorText(err error) string { return pyError(err).Error() }
 
 // failedJSON maps the index of each non-nil error in errs to text(err), as
 // a JSON object; "" when there is none.
@@ -55,7 +60,8 @@ func failedJSON(errs []error, text func(error) string) (string, error) {
 	return marshal(out)
 }
 
-// decodeBatch decodes the [[event_type, channel, data], ...] of FastPublishBatch.
+// decodeBatch decodes the [[event_type, channel, data(, idempotency_key)], ...]
+// of FastPublishBatch.
 func decodeBatch(eventsJSON string) ([]subscriptions.Event, error) {
 	var items [][]json.RawMessage
 	if err := json.Unmarshal([]byte(eventsJSON), &items); err != nil {
@@ -63,8 +69,13 @@ func decodeBatch(eventsJSON string) ([]subscriptions.Event, error) {
 	}
 	evs := make([]subscriptions.Event, len(items))
 	for i, it := range items {
-		if len(it) != 3 {
-			return nil, subscriptions.ValueError("event %d: expected [event_type, channel, data], got %d items", i, len(it))
+		if len(it) != 3 && len(it) != 4 {
+			return nil, subscriptions.ValueError("event %d: expected [event_type, channel, data] and an optional idempotency key, got %d items", i, len(it))
+		}
+		if len(it) == 4 {
+			if err := json.Unmarshal(it[3], &evs[i].IdempotencyKey); err != nil {
+				return nil, subscriptions.TypeError("event %d: idempotency_key must be a string", i)
+			}
 		}
 		if err := json.Unmarshal(it[0], &evs[i].Type); err != nil {
 			return nil, subscriptions.TypeError("event %d: event_type must be a string", i)
@@ -109,5 +120,5 @@ func FastPublishGathered(id int, eventsJSON string) (failed string, err error) {
 		return "", pyError(err)
 	}
 	// Prefixed: the Python layer turns each into its own exception.
-	return failedJSON(e.PublishGathered(context.Background(), evs), func(err error) string { return pyError(err).Error() })
+	return failedJSON(e.PublishGathered(context.Background(), evs), pyErrorText)
 }

@@ -22,6 +22,9 @@ const (
 	// positionPrefix is followed by {"code":..., "position":..., "message":...}:
 	// PositionError in Python, a ValueError subclass.
 	positionPrefix = "PositionError: "
+	// outcomePrefix: PublishOutcomeUnknown in Python, a RuntimeError
+	// subclass (errors.Is(err, subscriptions.ErrOutcomeUnknown)).
+	outcomePrefix = "PublishOutcomeUnknown: "
 )
 
 // pyError prefixes err's message with the Python exception it stands for.
@@ -31,6 +34,9 @@ func pyError(err error) error {
 	}
 	if errors.Is(err, subscriptions.ErrSubscriptionNotFound) {
 		return fmt.Errorf("%s%w", notFoundPrefix, err)
+	}
+	if errors.Is(err, subscriptions.ErrOutcomeUnknown) {
+		return fmt.Errorf("%s%w", outcomePrefix, err)
 	}
 	var pe *subscriptions.PositionError
 	if errors.As(err, &pe) {

@@ -25,7 +25,7 @@
    - publish and the encoder write into the caller's stack frame, or a
      heap block of the call's own;
    - no state in this file but the lent buffer's spare, the fork flag and
-     the two objects of _fq_init outlives a call.
+     the three objects of _fq_init outlives a call.
    Stack use is bounded too (small fixed buffers, the heap beyond them),
    since entries run on threads with small stacks.
 
@@ -80,6 +80,7 @@
 static volatile int fq_forked;
 static PyObject *fq_fork_message;  /* str, from _fq_init */
 static PyObject *fq_not_found;     /* SubscriptionNotFound, from _fq_init */
+static PyObject *fq_outcome_unknown; /* PublishOutcomeUnknown, from _fq_init */
 
 /* The result buffer of next and drain. Every entry runs with the GIL
    held until it has its result, so a spare buffer serves them all: a call
@@ -168,6 +169,9 @@ static PyObject *fq_raise(const fq_status *st, const char *msg) {
 		break;
 	case FQ_ERR_NOT_FOUND:
 		type = fq_not_found != NULL ? fq_not_found : PyExc_ValueError;
+		break;
+	case FQ_ERR_OUTCOME_UNKNOWN:
+		type = fq_outcome_unknown != NULL ? fq_outcome_unknown : PyExc_RuntimeError;
 		break;
 	default:
 		type = PyExc_RuntimeError;
@@ -385,10 +389,11 @@ static PyObject *fq_mod_drain(PyObject *mod, PyObject *const *args, Py_ssize_t n
 #define FQ_MSG_STACK 1024
 
 /* fq_publish_core publishes data (a dict, encoded here, or its JSON text
-   as a str) with the GIL released while Go decodes and dispatches. When
-   the dict holds what only the standard library's encoder handles (see
-   encode.c) it returns NotImplemented, and nothing is published. */
-static PyObject *fq_publish_core(long long fid, fq_str typ, fq_str ch, PyObject *value) {
+   as a str) with the idempotency key key (none when key.n is 0), with the
+   GIL released while Go decodes and dispatches. When the dict holds what
+   only the standard library's encoder handles (see encode.c) it returns
+   NotImplemented, and nothing is published. */
+static PyObject *fq_publish_core(long long fid, fq_str typ, fq_str ch, PyObject *value, fq_str key) {
 	fq_str data;
 	char stack[FQ_ENC_STACK];
 	fq_out enc = {stack, 0, sizeof stack, 0};
@@ -416,8 +421,8 @@ static PyObject *fq_publish_core(long long fid, fq_str typ, fq_str ch, PyObject 
 	fq_status st = {0, 0, 0};
 	long long r;
 	Py_BEGIN_ALLOW_THREADS
-	r = fraiseqlPyPublish(fid, (char *)typ.p, typ.n, (char *)ch.p, ch.n, (char *)data.p, data.n, msg,
-	                      (long long)sizeof msg, &st);
+	r = fraiseqlPyPublish(fid, (char *)typ.p, typ.n, (char *)ch.p, ch.n, (char *)data.p, data.n, (char *)key.p,
+	                      key.n, msg, (long long)sizeof msg, &st);
 	Py_END_ALLOW_THREADS
 	fq_out_free(&enc); /* nothing to free unless encoding moved to the heap */
 	if (r < 0) {
@@ -426,24 +431,24 @@ static PyObject *fq_publish_core(long long fid, fq_str typ, fq_str ch, PyObject 
 	Py_RETURN_NONE;
 }
 
-/* _fq_publish(fid, event_type, channel, data): see fq_publish_core. The
-   shim's publish_event method, which runs only for calls the bound entry
-   leaves to it, passes the standard library's text. */
+/* _fq_publish(fid, event_type, channel, data[, idempotency_key]): see
+   fq_publish_core. The shim's publish_event method, which runs only for
+   calls the bound entry leaves to it, passes the standard library's text. */
 static PyObject *fq_mod_publish(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
 	long long fid;
-	fq_str typ, ch;
+	fq_str typ, ch, key = {NULL, 0};
 	if (fq_forked) {
 		return fq_fork_error();
 	}
-	if (nargs != 4) {
-		PyErr_SetString(PyExc_TypeError, "_fq_publish(fid, event_type, channel, data)");
+	if (nargs != 4 && nargs != 5) {
+		PyErr_SetString(PyExc_TypeError, "_fq_publish(fid, event_type, channel, data[, idempotency_key])");
 		return NULL;
 	}
 	if (!fq_fid(args[0], &fid) || !fq_need_str(args[1], &typ, "event_type") ||
-	    !fq_need_str(args[2], &ch, "channel")) {
+	    !fq_need_str(args[2], &ch, "channel") || (nargs == 5 && !fq_need_str(args[4], &key, "idempotency_key"))) {
 		return NULL;
 	}
-	return fq_publish_core(fid, typ, ch, args[3]);
+	return fq_publish_core(fid, typ, ch, args[3], key);
 }
 
 /* _fq_encode(value): value encoded as publish encodes data, as bytes, or
@@ -605,7 +610,8 @@ static PyObject *fq_bound_publish(PyObject *self, PyObject *const *args, Py_ssiz
 	    !fq_plain_str(args[1], &ch)) {
 		return fq_fallback(b, args, nargs, kwnames);
 	}
-	PyObject *r = fq_publish_core(b->fid, typ, ch, args[2]);
+	fq_str nokey = {NULL, 0};
+	PyObject *r = fq_publish_core(b->fid, typ, ch, args[2], nokey);
 	if (r == Py_NotImplemented) {
 		Py_DECREF(r);
 		return fq_fallback(b, args, nargs, kwnames);
@@ -662,17 +668,19 @@ static PyObject *fq_mod_bind(PyObject *mod, PyObject *const *args, Py_ssize_t na
 	return f;
 }
 
-/* _fq_init(not_found_class, fork_message) */
+/* _fq_init(not_found_class, outcome_unknown_class, fork_message) */
 static PyObject *fq_mod_init(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
 	static int atfork_done;
-	if (nargs != 2 || !PyUnicode_Check(args[1])) {
-		PyErr_SetString(PyExc_TypeError, "_fq_init(not_found_class, fork_message)");
+	if (nargs != 3 || !PyUnicode_Check(args[2])) {
+		PyErr_SetString(PyExc_TypeError, "_fq_init(not_found_class, outcome_unknown_class, fork_message)");
 		return NULL;
 	}
 	Py_INCREF(args[0]);
 	Py_XSETREF(fq_not_found, args[0]);
 	Py_INCREF(args[1]);
-	Py_XSETREF(fq_fork_message, args[1]);
+	Py_XSETREF(fq_outcome_unknown, args[1]);
+	Py_INCREF(args[2]);
+	Py_XSETREF(fq_fork_message, args[2]);
 	if (!atfork_done) {
 		if (pthread_atfork(NULL, NULL, fq_child_after_fork) != 0) {
 			PyErr_SetString(PyExc_RuntimeError, "pthread_atfork failed");

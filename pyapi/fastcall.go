@@ -60,6 +60,10 @@ func fail(err error, msg []byte, st *C.fq_status) C.longlong {
 		}
 	case subscriptions.KindType:
 		kind = C.FQ_ERR_TYPE
+	default:
+		if errors.Is(err, subscriptions.ErrOutcomeUnknown) {
+			kind = C.FQ_ERR_OUTCOME_UNKNOWN
+		}
 	}
 	text := err.Error()
 	if len(text) > len(msg) {
@@ -140,12 +144,13 @@ func fraiseqlPyDrain(fid C.longlong, cid *C.char, cidLen C.longlong, max C.longl
 	return C.longlong(size)
 }
 
-// fraiseqlPyPublish publishes one event whose data is JSON text: 0, or -1
-// on error (st, message in msg). It runs without the GIL.
+// fraiseqlPyPublish publishes one event whose data is JSON text, with the
+// idempotency key key (none when keyLen is 0): 0, or -1 on error (st,
+// message in msg). It runs without the GIL.
 //
 //export fraiseqlPyPublish
 func fraiseqlPyPublish(fid C.longlong, typ *C.char, typLen C.longlong, ch *C.char, chLen C.longlong,
-	data *C.char, dataLen C.longlong, msg *C.char, msgCap C.longlong, st *C.fq_status) (r C.longlong) {
+	data *C.char, dataLen C.longlong, key *C.char, keyLen C.longlong, msg *C.char, msgCap C.longlong, st *C.fq_status) (r C.longlong) {
 	out := cBytes(msg, msgCap)
 	defer recoverFast(&r, out, st)
 	x, err := fastEntry(int64(fid))
@@ -158,6 +163,8 @@ func fraiseqlPyPublish(fid C.longlong, typ *C.char, typLen C.longlong, ch *C.cha
 		Type:    strings.Clone(cString(typ, typLen)),
 		Channel: strings.Clone(cString(ch, chLen)),
 		Data:    append([]byte(nil), cBytes(data, dataLen)...),
+
+		IdempotencyKey: strings.Clone(cString(key, keyLen)),
 	}
 	if ev.Data == nil {
 		ev.Data = []byte{}

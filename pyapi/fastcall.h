@@ -20,7 +20,8 @@ enum {
 	FQ_ERR_RUNTIME = 0,
 	FQ_ERR_VALUE = 1,
 	FQ_ERR_TYPE = 2,
-	FQ_ERR_NOT_FOUND = 3
+	FQ_ERR_NOT_FOUND = 3,
+	FQ_ERR_OUTCOME_UNKNOWN = 4 /* a publish that may have happened (ErrOutcomeUnknown) */
 };
 
 /* A read-ahead window: frames of one subscription's queue that next_event

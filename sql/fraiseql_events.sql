@@ -49,13 +49,13 @@ $fraiseql$;
 REVOKE ALL ON FUNCTION "public"."fraiseql_events_stamp"() FROM PUBLIC;
 DROP TRIGGER IF EXISTS "fraiseql_events_stamp" ON "public"."fraiseql_events_commits";
 CREATE CONSTRAINT TRIGGER "fraiseql_events_stamp" AFTER INSERT ON "public"."fraiseql_events_commits"
-DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION "public"."fraiseql_events_stamp"();
+DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.stamp IS NULL) EXECUTE FUNCTION "public"."fraiseql_events_stamp"();
 CREATE OR REPLACE FUNCTION "public"."fraiseql_events_arm"() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fraiseql$
 DECLARE
-	armed text := pg_current_xact_id()::text || E' "public"."fraiseql_events_commits"';
+	armed text := pg_current_xact_id()::text || ' ' || TG_RELID::text;
 BEGIN
 	IF current_setting('fraiseql.armed', true) IS DISTINCT FROM armed THEN
 		INSERT INTO "public"."fraiseql_events_commits" (xid) VALUES (pg_current_xact_id()) ON CONFLICT (xid) DO NOTHING;

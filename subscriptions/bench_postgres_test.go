@@ -43,6 +43,7 @@ func BenchmarkPostgresBus(b *testing.B) {
 			time.Sleep(time.Millisecond)
 		}
 		got.Store(0)
+		reads := bus.reads.Load()
 		b.ResetTimer()
 		start := time.Now()
 		publish(bus, b.N)
@@ -56,6 +57,7 @@ func BenchmarkPostgresBus(b *testing.B) {
 		b.StopTimer()
 		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 		b.ReportMetric(float64(b.N)/published.Seconds(), "published/s")
+		b.ReportMetric(float64(bus.reads.Load()-reads)/float64(b.N), "reads/event")
 	}
 
 	for _, threads := range []int{1, 8} {

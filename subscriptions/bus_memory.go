@@ -9,12 +9,15 @@ import (
 // MemoryBus delivers events inside one executor, synchronously: when
 // Publish returns, the event has been dispatched. It numbers the events
 // and keeps the last of them (see history_memory.go); its epoch is
-// random, so a restarted bus refuses the positions of an earlier one.
+// random, so a restarted bus refuses the positions of an earlier one. An
+// event whose IdempotencyKey is that of an event in the history is
+// accepted and not delivered again.
 type MemoryBus struct {
 	mu        sync.RWMutex
 	deliver   func(Event)
 	closed    bool
 	published atomic.Uint64
+	received  atomic.Uint64 // published less the repeats of a key
 	// order is held from numbering an event to the end of its dispatch:
 	// every subscription receives events in position order.
 	order sync.Mutex
@@ -26,10 +29,18 @@ func NewMemoryBus() *MemoryBus {
 	return &MemoryBus{hist: memoryHistory{epoch: newEpoch('m'), size: DefaultHistorySize}}
 }
 
-// deliverOne numbers ev, keeps it and dispatches it. Under b.mu (read).
+// deliverOne numbers ev, keeps it and dispatches it, unless it repeats
+// the idempotency key of an event in the history. Under b.mu (read).
 func (b *MemoryBus) deliverOne(ev Event) {
 	b.order.Lock()
 	defer b.order.Unlock()
+	if ev.IdempotencyKey != "" && b.hist.seen(ev.IdempotencyKey) {
+		if ev.decoded != nil {
+			ev.decoded.release() // prepared for a dispatch that does not happen
+		}
+		return
+	}
+	b.received.Add(1)
 	ev.pos = b.hist.append(ev)
 	if b.deliver != nil {
 		b.deliver(ev)
@@ -73,8 +84,7 @@ func (b *MemoryBus) PublishBatch(_ context.Context, evs []Event) error {
 
 // Stats implements Bus.
 func (b *MemoryBus) Stats() BusStats {
-	n := b.published.Load()
-	return BusStats{Published: n, Received: n}
+	return BusStats{Published: b.published.Load(), Received: b.received.Load()}
 }
 
 // Close implements Bus.

@@ -24,10 +24,12 @@ import (
 // is reconnecting is lost, and payloads are capped at 8000 bytes. So a table
 // is the log of events and NOTIFY is only a wake-up:
 //
-//   - Publish inserts the event and notifies, in one statement (one round
-//     trip, one transaction): the notification is sent when the row commits.
-//     PublishBatch does the same for many events. The SQL function (see
-//     bus_postgres_schema.go) does the same inside the caller's transaction.
+//   - Publish inserts the event, its transaction's commit stamp, and
+//     notifies, in one statement (one round trip, one transaction): the
+//     notification is sent when the row commits. PublishBatch does the same
+//     for many events. The SQL function (see bus_postgres_schema.go) does
+//     the same inside the caller's transaction, where triggers take the
+//     stamp.
 //   - The listener of each executor holds a dedicated connection that runs
 //     LISTEN. On every notification and at least every PollInterval it
 //     reads, in commit-stamp order, the rows committed after its position
@@ -76,24 +78,21 @@ type PostgresBus struct {
 
 	schema pgSchema
 	// SQL built once from the quoted identifiers.
-	tableIdent      string // the quoted table name
-	sqlPublish      string
-	sqlPublishBatch string
-	// With idempotency keys: a row whose key is there already is skipped.
-	sqlPublishKeyed      string
-	sqlPublishBatchKeyed string
-	sqlLockOrder         string // the horizon (see bus_postgres_listener.go): lock,
-	sqlHorizon           string // read the sequence,
-	sqlUnlockOrder       string // let go
-	sqlResumePos         string // the stored position of a listener, or a new one after the horizon
-	sqlSavePos           string
-	sqlPage              string
-	sqlPrune             string
-	sqlListen            string
-	sqlHistory           string // history_postgres.go
-	sqlOwn               string // takes the InstanceID's lock, if free
-	sqlForget            string // removes the row of an anonymous listener
-	sqlForgetGone        string // removes the rows of anonymous listeners that are gone
+	tableIdent string // the quoted table name
+	// publishing is the publishing statements, once the objects are known
+	// to be in place (they name the id sequence).
+	publishing    atomic.Pointer[pgPublishSQL]
+	orderKey      string // the order lock's two keys, as SQL
+	sqlSequence   string // the oid of the table's id sequence, or NULL
+	sqlResumePos  string // the stored position of a listener, or a new one after the horizon
+	sqlSavePos    string
+	sqlPage       string
+	sqlPrune      string
+	sqlListen     string
+	sqlHistory    string // history_postgres.go
+	sqlOwn        string // takes the InstanceID's lock, if free
+	sqlForget     string // removes the row of an anonymous listener
+	sqlForgetGone string // removes the rows of anonymous listeners that are gone
 
 	// Tunables, constants outside tests.
 	pruneEvery time.Duration
@@ -233,23 +232,8 @@ ORDER BY c.stamp, e.id LIMIT %[4]d`, cols, commits, table, pgPageSize, horizon)
 		tableIdent: table,
 		pruneEvery: pgPruneEvery,
 
-		sqlPublish: `WITH ins AS (INSERT INTO ` + table + ` (channel, event_type, payload) VALUES ($1, $2, $3))
-SELECT pg_notify($4, '')`,
-		// ORDER BY the position in the arrays: ids are taken in that order.
-		sqlPublishBatch: `WITH ins AS (INSERT INTO ` + table + ` (channel, event_type, payload)
-	SELECT c, t, p FROM unnest($1::text[], $2::text[], $3::bytea[]) WITH ORDINALITY AS e(c, t, p, n) ORDER BY n)
-SELECT pg_notify($4, '')`,
-		sqlPublishKeyed: `WITH ins AS (INSERT INTO ` + table + ` (channel, event_type, payload, idem_key) VALUES ($1, $2, $3, $5)
-	ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING)
-SELECT pg_notify($4, '')`,
-		sqlPublishBatchKeyed: `WITH ins AS (INSERT INTO ` + table + ` (channel, event_type, payload, idem_key)
-	SELECT c, t, p, k FROM unnest($1::text[], $2::text[], $3::bytea[], $5::text[]) WITH ORDINALITY AS e(c, t, p, k, n) ORDER BY n
-	ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING)
-SELECT pg_notify($4, '')`,
-		sqlLockOrder: `SELECT pg_advisory_lock(` + orderKey + `)`,
-		sqlHorizon: `SELECT set_config('fraiseql.horizon', coalesce(pg_sequence_last_value(pg_get_serial_sequence(` +
-			quoteLiteral(table) + `, 'id')::regclass), 0)::text, false) AS horizon`,
-		sqlUnlockOrder: `SELECT pg_advisory_unlock(` + orderKey + `)`,
+		orderKey:    orderKey,
+		sqlSequence: `SELECT pg_get_serial_sequence(` + quoteLiteral(table) + `, 'id')::regclass::oid`,
 		// A position stored by an earlier version (a snapshot, without
 		// after_stamp) resumes at the first transaction that snapshot
 		// had not seen finish: nothing is lost, some may come again.
@@ -406,7 +390,17 @@ func (b *PostgresBus) connectListener(ctx context.Context) (*pgx.Conn, error) {
 		closeQuietly(conn)
 		return nil, b.connectError(ctx, err)
 	}
-	// Prepared once per connection: most reads are one page of this.
+	// Prepared once per connection: every read takes the horizon, and
+	// most reads are one page.
+	var seq *uint32 // nil without a sequence
+	if err := conn.QueryRow(ctx, b.sqlSequence).Scan(&seq); err != nil {
+		closeQuietly(conn)
+		return nil, b.connectError(ctx, err)
+	}
+	if _, err := conn.PgConn().Prepare(ctx, pgHorizon, b.horizonSQL(seq), nil); err != nil {
+		closeQuietly(conn)
+		return nil, b.connectError(ctx, err)
+	}
 	if _, err := conn.PgConn().Prepare(ctx, pgPage, b.sqlPage, pgPageOIDs); err != nil {
 		closeQuietly(conn)
 		return nil, b.connectError(ctx, err)
@@ -476,14 +470,63 @@ func (b *PostgresBus) connectError(ctx context.Context, err error) error {
 	return busError(fmt.Sprintf("connecting to PostgreSQL at %s failed: %s", RedactConnString(b.connString), msg), err)
 }
 
-// Publish implements Bus: the event is inserted and the listeners woken
-// in a single statement.
+// pgPublishSQL is the bus's publishing statements (see publishSQL).
+type pgPublishSQL struct {
+	one, batch string
+	// With idempotency keys: a row whose key is there already is skipped.
+	oneKeyed, batchKeyed string
+}
+
+// pgStatement picks one of pgPublishSQL's statements.
+type pgStatement func(*pgPublishSQL) string
+
+// publishSQL builds the publishing statements; seq is the table's id
+// sequence, quoted (pgSequenceOf). Each is one transaction that inserts
+// the events and stamps itself, which the triggers would otherwise do
+// (bus_postgres_schema.go) at twice the cost: once every event is in
+// (their ids are taken: max reads them all), under the shared order lock
+// (held until the commit), the commit row gets a stamp from the sequence,
+// above those ids, so that the stamp trigger does not fire for it; the
+// arm trigger's mark is set, so that it does not insert the row again.
+// The notification goes with the commit row; a statement whose every
+// event repeats an idempotency key inserts neither.
+func (b *PostgresBus) publishSQL(seq string) *pgPublishSQL {
+	table := b.tableIdent
+	seqSQL := "pg_get_serial_sequence(" + quoteLiteral(table) + ", 'id')::regclass" // none found: as the triggers do
+	if seq != "" {
+		seqSQL = quoteLiteral(seq) + "::regclass"
+	}
+	stamp := `
+INSERT INTO ` + pgx.Identifier{b.schema.commits}.Sanitize() + ` (xid, stamp, committed_at)
+SELECT pg_current_xact_id(), nextval(` + seqSQL + `), clock_timestamp() FROM (SELECT max(id) AS last FROM ins) i
+WHERE i.last IS NOT NULL AND pg_advisory_xact_lock_shared(` + b.orderKey + `) IS NOT NULL
+	AND set_config('fraiseql.armed', ` + fmt.Sprintf(pgArmedMark, quoteLiteral(table)+"::regclass::oid") + `, true) IS NOT NULL
+RETURNING pg_notify($4, '')`
+	keyed := `
+	ON CONFLICT (idem_key) WHERE idem_key IS NOT NULL DO NOTHING`
+	return &pgPublishSQL{
+		one: `WITH ins AS (INSERT INTO ` + table + ` (channel, event_type, payload) VALUES ($1, $2, $3) RETURNING id)` + stamp,
+		// ORDER BY the position in the arrays: ids are taken in that order.
+		batch: `WITH ins AS (INSERT INTO ` + table + ` (channel, event_type, payload)
+	SELECT c, t, p FROM unnest($1::text[], $2::text[], $3::bytea[]) WITH ORDINALITY AS e(c, t, p, n) ORDER BY n
+	RETURNING id)` + stamp,
+		oneKeyed: `WITH ins AS (INSERT INTO ` + table + ` (channel, event_type, payload, idem_key) VALUES ($1, $2, $3, $5)` +
+			keyed + ` RETURNING id)` + stamp,
+		batchKeyed: `WITH ins AS (INSERT INTO ` + table + ` (channel, event_type, payload, idem_key)
+	SELECT c, t, p, k FROM unnest($1::text[], $2::text[], $3::bytea[], $5::text[]) WITH ORDINALITY AS e(c, t, p, k, n) ORDER BY n` +
+			keyed + ` RETURNING id)` + stamp,
+	}
+}
+
+// Publish implements Bus: the event is inserted, stamped and the
+// listeners woken in a single statement.
 func (b *PostgresBus) Publish(ctx context.Context, ev Event) error {
 	var err error
 	if ev.IdempotencyKey == "" {
-		err = b.exec(ctx, b.sqlPublish, ev.Channel, ev.Type, notNull(ev.Data), b.opts.NotifyChannel)
+		err = b.exec(ctx, func(s *pgPublishSQL) string { return s.one }, ev.Channel, ev.Type, notNull(ev.Data), b.opts.NotifyChannel)
 	} else {
-		err = b.exec(ctx, b.sqlPublishKeyed, ev.Channel, ev.Type, notNull(ev.Data), b.opts.NotifyChannel, ev.IdempotencyKey)
+		err = b.exec(ctx, func(s *pgPublishSQL) string { return s.oneKeyed },
+			ev.Channel, ev.Type, notNull(ev.Data), b.opts.NotifyChannel, ev.IdempotencyKey)
 	}
 	if err != nil {
 		return err
@@ -514,9 +557,9 @@ func (b *PostgresBus) PublishBatch(ctx context.Context, evs []Event) error {
 	}
 	var err error
 	if keys == nil {
-		err = b.exec(ctx, b.sqlPublishBatch, channels, types, payloads, b.opts.NotifyChannel)
+		err = b.exec(ctx, func(s *pgPublishSQL) string { return s.batch }, channels, types, payloads, b.opts.NotifyChannel)
 	} else {
-		err = b.exec(ctx, b.sqlPublishBatchKeyed, channels, types, payloads, b.opts.NotifyChannel, keys)
+		err = b.exec(ctx, func(s *pgPublishSQL) string { return s.batchKeyed }, channels, types, payloads, b.opts.NotifyChannel, keys)
 	}
 	if err != nil {
 		return err
@@ -535,7 +578,7 @@ func notNull(data []byte) []byte {
 }
 
 // exec runs a publishing statement, creating the table first if needed.
-func (b *PostgresBus) exec(ctx context.Context, sql string, args ...any) error {
+func (b *PostgresBus) exec(ctx context.Context, sql pgStatement, args ...any) error {
 	b.mu.Lock()
 	closed := b.closed
 	b.mu.Unlock()
@@ -574,7 +617,7 @@ func pgOutcomeUnknown(err error) bool {
 	return !errors.As(err, &connectErr) && !errors.Is(err, ErrClosed)
 }
 
-func (b *PostgresBus) execOnce(ctx context.Context, sql string, args ...any) error {
+func (b *PostgresBus) execOnce(ctx context.Context, sql pgStatement, args ...any) error {
 	if !b.tableReady.Load() {
 		conn, err := b.pool.Acquire(ctx)
 		if err != nil {
@@ -586,7 +629,7 @@ func (b *PostgresBus) execOnce(ctx context.Context, sql string, args ...any) err
 			return err
 		}
 	}
-	_, err := b.pool.Exec(ctx, sql, args...)
+	_, err := b.pool.Exec(ctx, sql(b.publishing.Load()), args...)
 	return err
 }
 

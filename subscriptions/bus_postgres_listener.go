@@ -19,18 +19,21 @@ import (
 // visible when its transaction commits, which may be much later: neither
 // ids nor read timing give one order. So every transaction that inserts
 // into the table gets a commit stamp, a value of the id sequence taken by
-// a deferred trigger as it commits (see bus_postgres_schema.go), and the
-// bus order is (stamp, id): a transaction's rows together, in the order
-// it wrote them, transactions in stamp order. When two transactions write
-// the same row, the second can only write it after the first committed,
-// so its stamp is the greater: they are delivered in commit order.
+// a deferred trigger as it commits (see bus_postgres_schema.go), or at the
+// end of the statement that is the whole transaction for the bus's own
+// publishes, and the bus order is (stamp, id): a transaction's rows
+// together, in the order it wrote them, transactions in stamp order. When
+// two transactions write the same row, the second can only write it after
+// the first committed, so its stamp is the greater: they are delivered in
+// commit order (the bus's own transactions only insert new rows).
 //
 // A stamp is taken just before its transaction commits, so a smaller
 // stamp may still become visible after a greater one. A read therefore
-// delivers only up to a horizon below which nothing can still appear: the
-// stamping trigger holds a shared advisory lock from the stamp to the end
-// of its transaction, and the listener takes that lock exclusively, reads
-// the sequence's last value and lets go. Every stamp up to that value
+// delivers only up to a horizon below which nothing can still appear:
+// whoever stamps holds a shared advisory lock from before the stamp to
+// the end of its transaction, and the listener takes that lock
+// exclusively, reads the sequence's last value and lets go (in one
+// statement, see horizonSQL). Every stamp up to that value
 // belongs to a transaction that was over when the lock was granted, and
 // every later stamp is greater. A read's rows are those with a stamp up
 // to the horizon after the position, so every listener, live, late or
@@ -46,8 +49,9 @@ import (
 const (
 	// pgPageSize is the number of rows fetched per round trip.
 	pgPageSize = 1000
-	// pgPage names the prepared page query.
-	pgPage = "fraiseql_page"
+	// pgPage names the prepared page query, pgHorizon the horizon's.
+	pgPage    = "fraiseql_page"
+	pgHorizon = "fraiseql_horizon"
 	// pgMaxID stands for "after every row of the transaction".
 	pgMaxID = math.MaxInt64
 	// pgAnonymousSaveEvery spaces the stored positions of a listener
@@ -220,11 +224,9 @@ func (l *pgListener) pageContext(ctx context.Context) (context.Context, context.
 // the position says what was delivered.
 func (l *pgListener) drain(ctx context.Context) error {
 	l.discardQueued()
-	var batch pgconn.Batch
-	l.bus.addHorizon(&batch)
-	n, err := l.page(ctx, &batch)
+	n, err := l.page(ctx, true)
 	for err == nil && n == pgPageSize {
-		n, err = l.page(ctx, &pgconn.Batch{})
+		n, err = l.page(ctx, false)
 	}
 	if err == nil {
 		err = l.savePosition(ctx)
@@ -232,27 +234,48 @@ func (l *pgListener) drain(ctx context.Context) error {
 	return err
 }
 
-// addHorizon adds to batch the statements that set the session's
-// horizon (see the top of this file). The lock is a session lock, held
-// for one statement; a failure drops the connection, and the lock with it.
-func (b *PostgresBus) addHorizon(batch *pgconn.Batch) {
-	batch.ExecParams(b.sqlLockOrder, nil, nil, nil, nil)
-	batch.ExecParams(b.sqlHorizon, nil, nil, nil, nil)
-	batch.ExecParams(b.sqlUnlockOrder, nil, nil, nil, nil)
+// horizonSQL is the statement that sets the session's horizon: take the
+// order lock, read the last value of the id sequence (seq, its oid; nil
+// for none), let go. One statement, so that the lock is held while it
+// runs only; its steps are ordered by what each needs: the lock is the
+// condition that yields the sequence read, and the unlock is in the
+// outer query, computed from the subquery's row.
+func (b *PostgresBus) horizonSQL(seq *uint32) string {
+	seqSQL := "NULL"
+	if seq != nil {
+		seqSQL = strconv.FormatUint(uint64(*seq), 10)
+	}
+	return `SELECT set_config('fraiseql.horizon', h.last::text, false) AS horizon, pg_advisory_unlock(` + b.orderKey + `)
+FROM (SELECT coalesce(pg_sequence_last_value(CASE WHEN pg_advisory_lock(` + b.orderKey + `) IS NULL THEN NULL
+	ELSE ` + seqSQL + `::regclass END), 0) AS last OFFSET 0) h`
 }
 
-// page sends batch and then the page query, and delivers the page. It
-// returns the number of rows of the page.
-func (l *pgListener) page(ctx context.Context, batch *pgconn.Batch) (int, error) {
+// addHorizon adds to batch the statement that sets the session's horizon
+// (see the top of this file), prepared on the connection. The lock is a
+// session lock, held within that statement; a failure drops the
+// connection, and the lock with it. The page that follows is another
+// statement: its snapshot is taken after the horizon.
+func (b *PostgresBus) addHorizon(batch *pgconn.Batch) {
+	batch.ExecPrepared(pgHorizon, nil, nil, nil)
+}
+
+// page sends the page query, after the horizon's statement when
+// horizon is set, and delivers the page. It returns the number of rows of
+// the page.
+func (l *pgListener) page(ctx context.Context, horizon bool) (int, error) {
+	var batch pgconn.Batch
+	if horizon {
+		l.bus.addHorizon(&batch)
+	}
 	batch.ExecPrepared(pgPage, l.pageArgs(), nil, []int16{pgBinary})
 	qctx, cancel := l.pageContext(ctx)
 	defer cancel()
-	mrr := l.conn.PgConn().ExecBatch(qctx, batch)
+	mrr := l.conn.PgConn().ExecBatch(qctx, &batch)
 	var n int
 	var err error
-	for mrr.NextResult() {
+	for i := 0; mrr.NextResult(); i++ {
 		rr := mrr.ResultReader()
-		if len(rr.FieldDescriptions()) > 1 { // the page; the horizon's results are ignored
+		if !horizon || i == 1 { // the page; the horizon's result is ignored
 			n, err = l.dispatch(rr)
 		}
 		if _, cerr := rr.Close(); err == nil {

@@ -24,7 +24,11 @@ import (
 //     (Table+"_stamp") takes its stamp from the id sequence as the
 //     transaction commits, under a shared advisory lock that the
 //     listener's horizon waits for. Stamps are the bus order (see
-//     bus_postgres_listener.go).
+//     bus_postgres_listener.go). The bus's own publishes, transactions of
+//     one statement, insert their row already stamped, under the same
+//     lock, and set the arm trigger's mark: the stamp trigger does not
+//     fire for them (WHEN), the arm trigger returns at once (see
+//     PostgresBus.publishSQL).
 //   - the publish function (Function), SECURITY DEFINER so that a role
 //     granted only EXECUTE on it can publish; EXECUTE is revoked from
 //     PUBLIC. It refuses what Executor.Publish refuses, with the same
@@ -66,9 +70,11 @@ func newPgSchema(opts PostgresOptions) pgSchema {
 	EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'idem_key' AND NOT a.attisdropped),
 	to_regclass(format('%I.%I', n.nspname, $2::text)) IS NOT NULL,
 	coalesce((SELECT p.prosrc FROM pg_proc p WHERE p.oid = to_regprocedure(format('%I.%I` + pgFunctionArgs + `', n.nspname, $3::text))), ''),
-	EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = to_regclass(format('%I.%I', n.nspname, $4::text)) AND g.tgname = $5),
+	EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = to_regclass(format('%I.%I', n.nspname, $4::text)) AND g.tgname = $5
+		AND g.tgqual IS NOT NULL),
 	coalesce((SELECT p.prosrc FROM pg_proc p WHERE p.oid = to_regprocedure(format('%I.%I()', n.nspname, $5::text))), ''),
 	EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = c.oid AND g.tgname = $6),
+	coalesce((SELECT p.prosrc FROM pg_proc p WHERE p.oid = to_regprocedure(format('%I.%I()', n.nspname, $6::text))), ''),
 	` + pgSequenceOf + `
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.oid = to_regclass($1)`
@@ -136,13 +142,13 @@ END
 
 // armBody is the body of the statement trigger on the table: the first
 // insert of a transaction arms its commit stamp; a transaction-local
-// setting spares the later ones the insert (a rolled-back savepoint
-// undoes both).
+// setting, the mark (pgArmedMark), spares the later ones the insert (a
+// rolled-back savepoint undoes both).
 func (s pgSchema) armBody(schema string) string {
 	commits := pgx.Identifier{schema, s.commits}.Sanitize()
 	return fmt.Sprintf(`
 DECLARE
-	armed text := pg_current_xact_id()::text || %[2]s;
+	armed text := %[2]s;
 BEGIN
 	IF current_setting('fraiseql.armed', true) IS DISTINCT FROM armed THEN
 		INSERT INTO %[1]s (xid) VALUES (pg_current_xact_id()) ON CONFLICT (xid) DO NOTHING;
@@ -150,11 +156,18 @@ BEGIN
 	END IF;
 	RETURN NULL;
 END
-`, commits, quoteLiteral(" "+commits))
+`, commits, fmt.Sprintf(pgArmedMark, "TG_RELID"))
 }
 
+// pgArmedMark is the value of the setting fraiseql.armed once a
+// transaction's commit row is in place, given the table's oid: one per
+// transaction and table.
+const pgArmedMark = `pg_current_xact_id()::text || ' ' || %s::text`
+
 // stampBody is the body of the deferred trigger function that stamps a
-// transaction as it commits: a value of the id sequence taken then is
+// transaction as it commits (the trigger fires for the rows inserted
+// without a stamp: not for the bus's own): a value of the id sequence
+// taken then is
 // above every id of the transaction and, for two transactions that wrote
 // the same row, above every value the one that committed first took
 // (the second could only write that row after that commit). The shared
@@ -225,7 +238,7 @@ AS ` + dollarQuote(s.stampBody(schema, seq)) + `;
 REVOKE ALL ON FUNCTION ` + stampFn + `() FROM PUBLIC;
 DROP TRIGGER IF EXISTS ` + stamp + ` ON ` + commits + `;
 CREATE CONSTRAINT TRIGGER ` + stamp + ` AFTER INSERT ON ` + commits + `
-DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ` + stampFn + `();
+DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.stamp IS NULL) EXECUTE FUNCTION ` + stampFn + `();
 CREATE OR REPLACE FUNCTION ` + armFn + `() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -291,55 +304,64 @@ func (b *PostgresBus) ensureSchema(ctx context.Context, q interface {
 	}
 	// When everything is in place, run no DDL at all: it needs the CREATE
 	// privilege on the schema, which an executor's role may lack.
-	missing, err := b.missingObjects(ctx, q)
+	missing, seq, err := b.missingObjects(ctx, q)
 	if err != nil {
 		return b.schemaError("checking", err)
 	}
 	if len(missing) == 0 {
-		b.tableReady.Store(true)
+		b.schemaReady(seq)
 		return nil
 	}
 	if b.opts.VerifySchema {
 		return &BusError{msg: fmt.Sprintf("the PostgreSQL bus's objects for table %q are not in place (the executor "+
 			"was told not to create them): missing %s", b.opts.Table, strings.Join(missing, ", ")), cause: ErrSchemaMissing}
 	}
-	if err := b.createSchema(ctx, q); err != nil {
+	seq, err = b.createSchema(ctx, q)
+	if err != nil {
 		return b.schemaError("creating", err)
 	}
-	b.tableReady.Store(true)
+	b.schemaReady(seq)
 	return nil
 }
 
-// createSchema runs tableSQL and objectsSQL in one transaction.
+// schemaReady records that the bus's objects are in place, with seq the
+// table's id sequence (pgSequenceOf).
+func (b *PostgresBus) schemaReady(seq string) {
+	b.publishing.Store(b.publishSQL(seq))
+	b.tableReady.Store(true)
+}
+
+// createSchema runs tableSQL and objectsSQL in one transaction. It
+// returns the table's id sequence (pgSequenceOf).
 func (b *PostgresBus) createSchema(ctx context.Context, q interface {
 	Begin(context.Context) (pgx.Tx, error)
-}) error {
+}) (string, error) {
 	tx, err := q.Begin(ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", int32(pgLockClass), b.opts.Table); err != nil {
-		return err
+		return "", err
 	}
 	// Another executor may have just done it: the DDL would then only
 	// take locks that readers of the table wait for.
-	if missing, err := b.missingObjects(ctx, tx); err != nil || len(missing) == 0 {
-		return err
+	if missing, seq, err := b.missingObjects(ctx, tx); err != nil || len(missing) == 0 {
+		return seq, err
 	}
 	if _, err := tx.Exec(ctx, b.schema.tableSQL(b.tableIdent)); err != nil {
-		return err
+		return "", err
 	}
 	var schema, seq string
 	if err := tx.QueryRow(ctx, `SELECT n.nspname, `+pgSequenceOf+` FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.oid = to_regclass($1)`, b.tableIdent).Scan(&schema, &seq); err != nil {
-		return err
+		return "", err
 	}
 	// Simple protocol: several statements, no parameters.
 	if _, err := tx.Exec(ctx, b.schema.objectsSQL(schema, seq), pgx.QueryExecModeSimpleProtocol); err != nil {
-		return err
+		return "", err
 	}
-	return tx.Commit(ctx)
+	return seq, tx.Commit(ctx)
 }
 
 // schemaError says that checking or creating the bus's objects failed,
@@ -355,24 +377,23 @@ func (b *PostgresBus) schemaError(doing string, err error) error {
 // stamp trigger and of the trigger that arms it. None: all are.
 func (b *PostgresBus) missingObjects(ctx context.Context, q interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
-}) ([]string, error) {
-	var schema, body, stampBody, seq string
+}) (missing []string, seq string, err error) {
+	var schema, body, stampBody, armBody string
 	var hasXid, hasIdemKey, hasPositions, hasStamp, hasArm bool
-	err := q.QueryRow(ctx, b.schema.sqlCheck, b.tableIdent, b.schema.positions, b.schema.function,
+	err = q.QueryRow(ctx, b.schema.sqlCheck, b.tableIdent, b.schema.positions, b.schema.function,
 		b.schema.commits, b.schema.stampFunction(), b.schema.armFunction()).
-		Scan(&schema, &hasXid, &hasIdemKey, &hasPositions, &body, &hasStamp, &stampBody, &hasArm, &seq)
+		Scan(&schema, &hasXid, &hasIdemKey, &hasPositions, &body, &hasStamp, &stampBody, &hasArm, &armBody, &seq)
 	s := b.schema
 	if err == pgx.ErrNoRows {
 		// Without the table the schema is the search_path's first one.
 		return []string{"table " + b.tableIdent, "table " + pgx.Identifier{s.positions}.Sanitize(),
 			"table " + pgx.Identifier{s.commits}.Sanitize() + " and its trigger " + pgx.Identifier{s.stampFunction()}.Sanitize(),
 			"trigger " + pgx.Identifier{s.armFunction()}.Sanitize() + " on table " + b.tableIdent,
-			"function " + pgx.Identifier{s.function}.Sanitize() + pgFunctionArgs}, nil
+			"function " + pgx.Identifier{s.function}.Sanitize() + pgFunctionArgs}, "", nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	var missing []string
 	table := pgx.Identifier{schema, s.table}.Sanitize()
 	if !hasXid {
 		missing = append(missing, "column xid of table "+table)
@@ -390,8 +411,12 @@ func (b *PostgresBus) missingObjects(ctx context.Context, q interface {
 	case stampBody != s.stampBody(schema, seq):
 		missing = append(missing, stamp+" as this version makes it (the installed one differs)")
 	}
-	if !hasArm {
-		missing = append(missing, "trigger "+pgx.Identifier{s.armFunction()}.Sanitize()+" on table "+table)
+	arm := "trigger " + pgx.Identifier{s.armFunction()}.Sanitize() + " on table " + table
+	switch {
+	case !hasArm:
+		missing = append(missing, arm)
+	case armBody != s.armBody(schema):
+		missing = append(missing, arm+" as this version makes it (the installed one differs)")
 	}
 	fn := "function " + pgx.Identifier{schema, s.function}.Sanitize() + pgFunctionArgs
 	switch {
@@ -400,7 +425,7 @@ func (b *PostgresBus) missingObjects(ctx context.Context, q interface {
 	case body != s.functionBody(schema):
 		missing = append(missing, fn+" as this version makes it (the installed one differs)")
 	}
-	return missing, nil
+	return missing, seq, nil
 }
 
 // SchemaSQL is the SQL that creates the PostgreSQL bus's objects for opts
@@ -443,7 +468,7 @@ func GrantsSQL(opts PostgresOptions, schema, executorRole, publisherRole string)
 		if role == executorRole {
 			fmt.Fprintf(&out, "GRANT SELECT, INSERT, DELETE ON %s TO %s;\n"+
 				"GRANT SELECT, INSERT, UPDATE ON %s TO %s;\n"+
-				"GRANT SELECT, DELETE ON %s TO %s;\n"+
+				"GRANT SELECT, INSERT, DELETE ON %s TO %s;\n"+
 				"DO %s;\n",
 				id(s.table), r, id(s.positions), r, id(s.commits), r,
 				dollarQuote(fmt.Sprintf("BEGIN EXECUTE format('GRANT USAGE ON SEQUENCE %%s TO %%I', "+

@@ -78,7 +78,7 @@ func TestGrantsSQL(t *testing.T) {
 		`GRANT EXECUTE ON FUNCTION "public"."fraiseql_publish"(text, text, jsonb) TO "reader";`,
 		`GRANT SELECT, INSERT, DELETE ON "public"."fraiseql_events" TO "reader";`,
 		`GRANT SELECT, INSERT, UPDATE ON "public"."fraiseql_events_positions" TO "reader";`,
-		`GRANT SELECT, DELETE ON "public"."fraiseql_events_commits" TO "reader";`,
+		`GRANT SELECT, INSERT, DELETE ON "public"."fraiseql_events_commits" TO "reader";`,
 		`pg_get_serial_sequence(E'"public"."fraiseql_events"', 'id'), E'reader')`,
 	} {
 		if !strings.Contains(sql, want) {

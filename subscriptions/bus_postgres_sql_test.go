@@ -394,7 +394,7 @@ func TestPostgresSQLGrants(t *testing.T) {
 	srv.Exec(t, `CREATE ROLE bus LOGIN`)
 	srv.Exec(t, `GRANT SELECT, INSERT, DELETE ON fraiseql_events TO bus`)
 	srv.Exec(t, `GRANT SELECT, INSERT, UPDATE ON fraiseql_events_positions TO bus`)
-	srv.Exec(t, `GRANT SELECT, DELETE ON fraiseql_events_commits TO bus`)
+	srv.Exec(t, `GRANT SELECT, INSERT, DELETE ON fraiseql_events_commits TO bus`)
 	srv.Exec(t, `GRANT USAGE ON SEQUENCE fraiseql_events_id_seq TO bus`)
 	var cb collector
 	other := startPgBus(t, PostgresOptions{ConnString: srv.ConnStringFor("bus", "", "postgres"), InstanceID: "b"}, &cb)

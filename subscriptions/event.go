@@ -25,8 +25,9 @@ type Event struct {
 	Data json.RawMessage `json:"d"`
 	// IdempotencyKey, when set, makes a retry safe: an event published
 	// again with a key the bus has already accepted within its history
-	// (PostgreSQL: Retention; Redis: 24 hours) is accepted and not
-	// delivered again. Not delivered to subscribers.
+	// (PostgreSQL: Retention; Redis: 24 hours; memory: the events its
+	// history keeps) is accepted and not delivered again. Not delivered
+	// to subscribers.
 	IdempotencyKey string `json:"-"`
 	// decoded is set when the event never left this process (memory bus).
 	decoded *decodedEvent

@@ -9,10 +9,19 @@ type memoryHistory struct {
 	buf   []Event // a ring; buf[(n-1)%len(buf)] is event n
 	last  uint64  // number of the last event, 0 before the first
 	size  int
+	// keys maps the IdempotencyKey of each event kept to its number: a
+	// key is remembered as long as its event is in the history.
+	keys map[string]uint64
+}
+
+// seen tells whether an event with idempotency key key is in the history.
+func (h *memoryHistory) seen(key string) bool {
+	_, ok := h.keys[key]
+	return ok
 }
 
 // append numbers ev, keeps it and returns its position. The oldest event
-// leaves when the history is full.
+// leaves when the history is full, and its idempotency key with it.
 func (h *memoryHistory) append(ev Event) position {
 	h.last++
 	ev.pos = position{epoch: h.epoch, lo: h.last}
@@ -20,9 +29,19 @@ func (h *memoryHistory) append(ev Event) position {
 		if len(h.buf) < h.size {
 			h.buf = append(h.buf, Event{})
 		}
+		slot := &h.buf[(h.last-1)%uint64(h.size)]
+		if k := slot.IdempotencyKey; k != "" && h.keys[k] == slot.pos.lo {
+			delete(h.keys, k)
+		}
 		kept := ev
 		kept.decoded = nil // pooled: released once dispatched
-		h.buf[(h.last-1)%uint64(h.size)] = kept
+		*slot = kept
+		if ev.IdempotencyKey != "" {
+			if h.keys == nil {
+				h.keys = make(map[string]uint64)
+			}
+			h.keys[ev.IdempotencyKey] = h.last
+		}
 	}
 	return ev.pos
 }

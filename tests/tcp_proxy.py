@@ -1,12 +1,27 @@
-"""A TCP proxy in threads, to cut every connection between a client and a server."""
+"""A TCP proxy in threads, to cut every connection between a client and a server, or to
+lose one server reply."""
 import socket
 import threading
-from typing import List, Tuple
+from typing import List, Optional, Tuple
+
+
+class _Link:
+    """One proxied connection: its two sockets and whether the server's next reply is lost."""
+
+    __slots__ = ("client", "server", "drop_reply", "tail")
+
+    def __init__(self, client: socket.socket, server: socket.socket) -> None:
+        self.client, self.server = client, server
+        self.drop_reply = False
+        self.tail = b""  # the client's last bytes, for a pattern split across reads
 
 
 class Proxy:
     """Forwards 127.0.0.1:<port> to upstream. ``cut()`` closes every connection and
-    refuses new ones (accepts and closes them at once) until ``restore()``."""
+    refuses new ones (accepts and closes them at once) until ``restore()``.
+    ``drop_reply_to(pattern)``: the first connection whose client sends ``pattern``
+    afterwards loses the server's answer to it: the proxy closes that connection instead
+    of forwarding the answer (the request reached the server)."""
 
     def __init__(self, upstream: Tuple[str, int]) -> None:
         self.upstream = upstream
@@ -16,10 +31,11 @@ class Proxy:
         self.listener.listen(64)
         self.port = self.listener.getsockname()[1]
         self.accepted = 0  # connections forwarded, all told
+        self.dropped = 0  # replies lost by drop_reply_to
         self._lock = threading.Lock()
         self._open: List[socket.socket] = []
         self._cut = False
-        self._closed = False
+        self._pattern: Optional[bytes] = None
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -40,16 +56,23 @@ class Proxy:
                 server.settimeout(None)
                 self._open += [client, server]
                 self.accepted += 1
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            link = _Link(client, server)
+            threading.Thread(target=self._pipe, args=(link, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(link, False), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, link: _Link, upstream: bool) -> None:
+        src, dst = (link.client, link.server) if upstream else (link.server, link.client)
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
+                if upstream:
+                    self._watch(link, data)
+                elif link.drop_reply:
+                    with self._lock:
+                        self.dropped += 1
+                    break  # the reply is lost with the connection
                 dst.sendall(data)
         except OSError:
             pass
@@ -58,6 +81,22 @@ class Proxy:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+    def _watch(self, link: _Link, data: bytes) -> None:
+        """Arm link to lose its next reply if the client sent the pattern."""
+        with self._lock:
+            pattern = self._pattern
+            if pattern is None:
+                return
+            seen = link.tail + data
+            if pattern in seen:
+                self._pattern = None
+                link.drop_reply = True
+            link.tail = seen[-(len(pattern) - 1):] if len(pattern) > 1 else b""
+
+    def drop_reply_to(self, pattern: bytes) -> None:
+        with self._lock:
+            self._pattern = pattern
 
     def cut(self) -> None:
         with self._lock:

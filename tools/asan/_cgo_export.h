@@ -10,7 +10,8 @@ long long fraiseqlPyNext(long long fid, char *sid, long long sidLen, char *buf, 
 long long fraiseqlPyDrain(long long fid, char *cid, long long cidLen, long long max, char *buf, long long bufCap,
                           fq_status *st);
 long long fraiseqlPyPublish(long long fid, char *typ, long long typLen, char *ch, long long chLen, char *data,
-                            long long dataLen, char *msg, long long msgCap, fq_status *st);
+                            long long dataLen, char *key, long long keyLen, char *msg, long long msgCap,
+                            fq_status *st);
 fq_window *fraiseqlPyWindow(long long fid);
 void fraiseqlPyWindowRelease(fq_window *w);
 

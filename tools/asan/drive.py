@@ -18,7 +18,11 @@ class NotFound(ValueError):
     pass
 
 
-M._fq_init(NotFound, "forked")
+class OutcomeUnknown(RuntimeError):
+    pass
+
+
+M._fq_init(NotFound, OutcomeUnknown, "forked")
 FID = 1
 
 
@@ -102,6 +106,14 @@ def check_basics(ex):
         M._fq_publish(FID, "users", "users", "[]")
     except ValueError as err:
         assert str(err).startswith("data is not a JSON object")
+    # With an idempotency key; the stand-in engine reports the key "lost" as an unknown outcome.
+    assert M._fq_publish(FID, "users", "users", '{"k":1}', "key-1") is None
+    assert M._fq_drain(FID, "c1", 0) == [b'{"type":"next","id":"A","payload":{"k":1}}']
+    try:
+        M._fq_publish(FID, "users", "users", '{"k":2}', "lost")
+        raise AssertionError("no error")
+    except OutcomeUnknown as err:
+        assert str(err) == "the outcome is unknown: key lost"
 
 
 def check_encoder():

@@ -204,14 +204,19 @@ out:
 	return r;
 }
 
+/* A publish with the idempotency key "lost" fails as one whose answer was
+   lost (after it was published). */
 long long fraiseqlPyPublish(long long fid, char *typ, long long typLen, char *ch, long long chLen, char *data,
-                            long long dataLen, char *msg, long long msgCap, fq_status *st) {
+                            long long dataLen, char *key, long long keyLen, char *msg, long long msgCap,
+                            fq_status *st) {
 	(void)typ;
 	(void)typLen;
 	pthread_mutex_lock(&mu);
 	long long r = 0;
 	if (fid != 1) {
 		r = fail(st, msg, msgCap, FQ_ERR_RUNTIME, "executor is closed", "", 0);
+	} else if (keyLen == 4 && memcmp(key, "lost", 4) == 0) {
+		r = fail(st, msg, msgCap, FQ_ERR_OUTCOME_UNKNOWN, "the outcome is unknown: key ", key, keyLen);
 	} else if (dataLen == 0 || data[0] != '{' || data[dataLen - 1] != '}') {
 		r = fail(st, msg, msgCap, FQ_ERR_VALUE, "data is not a JSON object: ", data, dataLen);
 	} else {

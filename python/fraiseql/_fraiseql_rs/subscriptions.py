@@ -13,7 +13,7 @@ import os
 import sys
 import weakref
 from types import TracebackType
-from typing import Any, Dict, List, Optional, Type, Union
+from typing import Any, Dict, FrozenSet, List, Optional, Type, Union
 
 from .. import _native
 from . import _gologs
@@ -27,10 +27,18 @@ __all__ = [
     "PyEventBusConfig",
     "PySubscriptionExecutor",
     "PublishBatchError",
+    "PublishOutcomeUnknown",
 ]
 
 class SubscriptionNotFound(ValueError):
     """The subscription id is not registered (never was, or was completed)."""
+
+
+class PublishOutcomeUnknown(RuntimeError):
+    """A publish whose outcome is unknown: the connection to Redis or PostgreSQL broke after
+    the command or the commit was sent, before the answer came, so the events may have been
+    published. Retrying with the same ``idempotency_key`` is safe; a retry without one may
+    deliver them twice. Every other publish error means that nothing was published."""
 
 
 class GraphQLDocumentError(ValueError):
@@ -67,6 +75,7 @@ def _position_error(text: str) -> PositionError:
 # anything without one stays a RuntimeError ("executor is closed", internal errors).
 _PREFIXES = (
     ("SubscriptionNotFound: ", SubscriptionNotFound),
+    ("PublishOutcomeUnknown: ", PublishOutcomeUnknown),
     ("ValueError: ", ValueError),
     ("TypeError: ", TypeError),
 )
@@ -170,11 +179,45 @@ class PublishBatchError(RuntimeError):
 
     ``errors`` maps the index of each event that was not published to its
     error message; every other event of the list was published, in order.
+    ``outcome_unknown`` holds the indexes of ``errors`` whose answer was lost
+    with the connection: those events may have been published after all (see
+    ``PublishOutcomeUnknown``).
     """
 
-    def __init__(self, message: str, errors: Dict[int, str]) -> None:
+    def __init__(self, message: str, errors: Dict[int, str],
+                 outcome_unknown: FrozenSet[int] = frozenset()) -> None:
         super().__init__(message)
         self.errors = errors
+        self.outcome_unknown = outcome_unknown
+
+
+# The engine's limit on an idempotency key, as on a channel (MaxIDBytes).
+_MAX_KEY_BYTES = 1024
+
+
+def _idempotency_key(value: Any, name: str) -> str:
+    """A key of publish_event(idempotency_key=) or publish_events(idempotency_keys=)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    _check_str(value, name)
+    if len(value) * 4 > _MAX_KEY_BYTES and len(value.encode("utf-8")) > _MAX_KEY_BYTES:
+        raise ValueError(f"{name} is {len(value.encode('utf-8'))} bytes, over the limit of {_MAX_KEY_BYTES}")
+    return value
+
+
+def _idempotency_keys(keys: Any, count: int) -> List[Optional[str]]:
+    """publish_events' idempotency_keys: one str or None per event."""
+    if not isinstance(keys, (list, tuple)):
+        raise TypeError(f"idempotency_keys must be a list of str or None, one per event, not {type(keys).__name__}")
+    if len(keys) != count:
+        raise ValueError(f"idempotency_keys must have one entry per event (a str, or None for no key): "
+                         f"got {len(keys)} for {count} events")
+    out: List[Optional[str]] = []
+    for i, key in enumerate(keys):
+        if key is not None and not isinstance(key, str):
+            raise TypeError(f"idempotency_keys[{i}] must be a str or None, not {type(key).__name__}")
+        out.append(None if key is None else _idempotency_key(key, f"idempotency_keys[{i}]"))
+    return out
 
 
 def _batch_item(item: Any, i: int) -> List[Any]:
@@ -403,7 +446,7 @@ def _fast(E: Any) -> Any:
         with _native._lock:
             if not _attached:
                 E.pyapi_AttachFast(E.__name__)
-                E._fq_init(SubscriptionNotFound, _native.FORK_MESSAGE)
+                E._fq_init(SubscriptionNotFound, PublishOutcomeUnknown, _native.FORK_MESSAGE)
                 _attached = True
     return E
 
@@ -559,8 +602,15 @@ class PySubscriptionExecutor:
                     vars_json, user, tenant)
         return subscription_id
 
-    def publish_event(self, event_type: str, channel: str, data: Dict[str, Any]) -> None:
-        """Publish ``data`` (a dict) on ``channel``; the GIL is released while Go works."""
+    def publish_event(self, event_type: str, channel: str, data: Dict[str, Any], *,
+                      idempotency_key: Optional[str] = None) -> None:
+        """Publish ``data`` (a dict) on ``channel``; the GIL is released while Go works.
+
+        With ``idempotency_key``, a retry is safe: a publish that repeats the key of an
+        event the bus still remembers (PostgreSQL: within ``retention``; Redis: 24 hours;
+        memory: its ``history_size`` last events) is accepted and not delivered again.
+        ``PublishOutcomeUnknown`` says when a retry is needed.
+        """
         if not isinstance(data, dict):
             raise TypeError(f"data must be a dict, not {type(data).__name__}")
         _check_str(event_type, "event_type", allow_empty=True)
@@ -570,20 +620,30 @@ class PySubscriptionExecutor:
         # as _ENCODE does) and calls this method for anything else. The
         # encoder's output is well-formed JSON: Go skips its strict
         # validation pass (the decoding and every check remain).
-        self._publish(self._fid, event_type, channel, _dumps(data, "data"))
+        if idempotency_key is None:
+            self._publish(self._fid, event_type, channel, _dumps(data, "data"))
+        else:
+            key = _idempotency_key(idempotency_key, "idempotency_key")
+            self._publish(self._fid, event_type, channel, _dumps(data, "data"), key)
 
-    def publish_events(self, events: List[Any]) -> None:
+    def publish_events(self, events: List[Any], *,
+                       idempotency_keys: Optional[List[Optional[str]]] = None) -> None:
         """Publish ``[(event_type, channel, data), ...]`` in order, in one round trip.
 
         One pipelined batch on Redis, one transaction on PostgreSQL (all or
         nothing), dispatched in order on the memory bus. An invalid item
         raises ``TypeError``/``ValueError`` naming its index before anything
         is published. On Redis, when only some events were accepted,
-        ``PublishBatchError`` says which were not.
+        ``PublishBatchError`` says which were not. ``idempotency_keys``: one
+        per event, a str or None, each as ``publish_event``'s ``idempotency_key``.
         """
         if not isinstance(events, (list, tuple)):
             raise TypeError(f"events must be a list of (event_type, channel, data), not {type(events).__name__}")
         items = [_batch_item(item, i) for i, item in enumerate(events)]
+        if idempotency_keys is not None:
+            for item, key in zip(items, _idempotency_keys(idempotency_keys, len(items))):
+                if key is not None:
+                    item.append(key)
         if not items:
             return
         text = _fast_json(self._E, items)
@@ -597,22 +657,29 @@ class PySubscriptionExecutor:
         with _errors:
             failed = self._E.pyapi_FastPublishBatch(self._fid, text)
         if failed:
-            errors = {int(k): v for k, v in json.loads(failed).items()}
+            raised = {int(k): _translate(RuntimeError(v)) for k, v in json.loads(failed).items()}
+            errors = {i: str(err) for i, err in raised.items()}
             first = min(errors)
             raise PublishBatchError(f"{len(errors)} of {len(items)} events were not published "
-                                    f"(first: event {first}: {errors[first]})", errors)
+                                    f"(first: event {first}: {errors[first]})", errors,
+                                    frozenset(i for i, err in raised.items() if isinstance(err, PublishOutcomeUnknown)))
 
-    def _gather_item(self, event_type: str, channel: str, data: Dict[str, Any]) -> str:
+    def _gather_item(self, event_type: str, channel: str, data: Dict[str, Any],
+                     idempotency_key: Optional[str] = None) -> str:
         """One ``publish_event``'s arguments checked as it checks them, encoded as an item
         of ``_publish_gathered``'s list (the asyncio layer gathers them)."""
         if not isinstance(data, dict):
             raise TypeError(f"data must be a dict, not {type(data).__name__}")
         _check_str(event_type, "event_type", allow_empty=True)
         _check_str(channel, "channel", allow_empty=True)
-        text = _fast_json(self._E, [event_type, channel, data])
+        item: List[Any] = [event_type, channel, data]
+        if idempotency_key is not None:
+            item.append(_idempotency_key(idempotency_key, "idempotency_key"))
+        text = _fast_json(self._E, item)
         if text is not None:
             return text
-        return f"[{_ENCODE(event_type)},{_ENCODE(channel)},{_dumps(data, 'data')}]"
+        key = "" if idempotency_key is None else "," + _ENCODE(idempotency_key)
+        return f"[{_ENCODE(event_type)},{_ENCODE(channel)},{_dumps(data, 'data')}{key}]"
 
     def _publish_gathered(self, items: List[str]) -> Dict[int, Exception]:
         """Publish the ``_gather_item`` items of independent publishers in one round trip.

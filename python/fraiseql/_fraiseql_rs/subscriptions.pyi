@@ -1,4 +1,4 @@
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple, Union
 
 __all__ = [
     "SubscriptionNotFound",
@@ -9,9 +9,11 @@ __all__ = [
     "PyEventBusConfig",
     "PySubscriptionExecutor",
     "PublishBatchError",
+    "PublishOutcomeUnknown",
 ]
 
 class SubscriptionNotFound(ValueError): ...
+class PublishOutcomeUnknown(RuntimeError): ...
 
 class GraphQLDocumentError(ValueError):
     errors: List[Dict[str, Any]]
@@ -80,7 +82,10 @@ class PyEventBusConfig:
 
 class PublishBatchError(RuntimeError):
     errors: Dict[int, str]
-    def __init__(self, message: str, errors: Dict[int, str]) -> None: ...
+    outcome_unknown: FrozenSet[int]
+    def __init__(
+        self, message: str, errors: Dict[int, str], outcome_unknown: FrozenSet[int] = ...
+    ) -> None: ...
 
 class PySubscriptionExecutor:
     def __init__(
@@ -116,8 +121,15 @@ class PySubscriptionExecutor:
         after: Optional[str] = None,
         on_overflow: Optional[str] = None,
     ) -> str: ...
-    def publish_event(self, event_type: str, channel: str, data: Dict[str, Any]) -> None: ...
-    def publish_events(self, events: Sequence[Tuple[str, str, Dict[str, Any]]]) -> None: ...
+    def publish_event(
+        self, event_type: str, channel: str, data: Dict[str, Any], *, idempotency_key: Optional[str] = None
+    ) -> None: ...
+    def publish_events(
+        self,
+        events: Sequence[Tuple[str, str, Dict[str, Any]]],
+        *,
+        idempotency_keys: Optional[Sequence[Optional[str]]] = None,
+    ) -> None: ...
     def next_event(self, subscription_id: str, timeout: Optional[float] = None) -> Optional[bytes]: ...
     def drain_connection(self, connection_id: str, max_messages: int = 0) -> List[bytes]: ...
     def complete_subscription(self, subscription_id: str) -> None: ...

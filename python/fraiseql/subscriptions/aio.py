@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import threading
 import weakref
 from typing import Any, AsyncIterator, Dict, Iterable, List, Optional, Set
@@ -376,18 +377,23 @@ class AsyncExecutor:
         self.executor.complete_subscription(subscription_id)
         self._wake([subscription_id])
 
-    async def publish_event_async(self, event_type: str, channel: str, data: Dict[str, Any]) -> None:
+    async def publish_event_async(self, event_type: str, channel: str, data: Dict[str, Any], *,
+                                  idempotency_key: Optional[str] = None) -> None:
         """``executor.publish_event`` without blocking the event loop on bus I/O.
 
         Publishes awaiting at the same time on one loop share a round trip (see the
-        module docstring); each raises what ``publish_event`` would raise for its event.
+        module docstring); each raises what ``publish_event`` would raise for its event,
+        and takes its ``idempotency_key`` the same way.
         """
         if self.executor.bus_type == "memory":
             # No I/O: a thread hop would cost more than the call.
-            self.executor.publish_event(event_type, channel, data)
+            if idempotency_key is None:
+                self.executor.publish_event(event_type, channel, data)
+            else:
+                self.executor.publish_event(event_type, channel, data, idempotency_key=idempotency_key)
             return
         # Checked and encoded here, so that a bad argument raises in its own caller.
-        item = self.executor._gather_item(event_type, channel, data)
+        item = self.executor._gather_item(event_type, channel, data, idempotency_key)
         loop = asyncio.get_running_loop()
         gathered = self._gathered.get(loop)
         if gathered is None:
@@ -404,9 +410,12 @@ class AsyncExecutor:
         frames: List[bytes] = self.executor.drain_connection(connection_id, max_messages)
         return frames
 
-    async def publish_events_async(self, events: List[Any]) -> None:
-        """``executor.publish_events`` without blocking the event loop on bus I/O; same errors."""
+    async def publish_events_async(self, events: List[Any], *,
+                                   idempotency_keys: Optional[List[Optional[str]]] = None) -> None:
+        """``executor.publish_events`` without blocking the event loop on bus I/O; same
+        arguments and errors."""
+        publish = functools.partial(self.executor.publish_events, events, idempotency_keys=idempotency_keys)
         if self.executor.bus_type == "memory":
-            self.executor.publish_events(events)
+            publish()
             return
-        await asyncio.get_running_loop().run_in_executor(_pool(), self.executor.publish_events, events)
+        await asyncio.get_running_loop().run_in_executor(_pool(), publish)
