@@ -530,6 +530,8 @@ func TestPublishValidMatchesPublish(t *testing.T) {
 		`{"id":1,"name":"caf\u00e9 \ud83d\ude00","n":1.50e3,"tenant_id":"t1"}`,
 		`{"id":2,"name":"x","tenant_id":"t2"}`,
 		`{"id":3} trailing`, `[1,2]`, `{"id":4,}`, "{\"id\":\"\xff\xfe\",\"tenant_id\":\"t1\"}",
+		// Cut inside an escape: the lone-surrogate scan must stop at the end.
+		`{"id":5,"name":"x\`, `{"id":6,"name":"\u12`, `{"id":7,"name":"\ud83d\`, `\`,
 	} {
 		ev := Event{Type: "userUpdated", Channel: "users", Data: []byte(data)}
 		errA, errB := a.Publish(ctx, ev), b.PublishValid(ctx, ev)

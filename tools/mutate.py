@@ -1,8 +1,8 @@
 """Mutation testing of the Go engine, the buses, pyapi and its C, and the Python package.
 
-    python tools/mutate.py [--area NAME ...] [--file PATH ...] [--jobs N]
-                           [--limit N] [--seed S] [--go-run REGEX] [--report FILE]
-                           [--config FILE] [--list]
+    python tools/mutate.py [--area NAME ...] [--file PATH ...] [--mutant WHERE ...]
+                           [--jobs N] [--limit N] [--seed S] [--go-run REGEX]
+                           [--report FILE] [--equivalent FILE] [--config FILE] [--list]
 
 Each mutant changes one operator or literal of one source file (`<` to `<=`, `==`
 to `!=`, `&&` to `||`, `+` to `-`, `true` to `false`, a `!` removed, ...) and runs
@@ -20,6 +20,11 @@ from an exit status alone:
               error", a "Fatal Python error" such as a segfault in C): beside the score
   error       the run ended in a way none of the above explains (its tail is kept)
   uncovered   Go only: no test runs the mutated line (coverage with -count=1)
+  equivalent  lived, and listed in the equivalence file (default
+              tools/mutate_equivalent.txt) with the reason no test can kill it:
+              reported apart with its reason, outside the score. A listed
+              mutant is still run: one that a test kills is reported as killed
+              and its entry as wrong, and entries that match no mutant as stale.
 
 score = killed / (killed + lived), per area. Go mutants build through `go test
 -overlay` (the tree is never written); Python mutants run against a copy of the
@@ -30,6 +35,7 @@ The report (default build/mutate/report.txt) lists every survivor as file:line.
 from __future__ import annotations
 
 import argparse
+import ast
 import concurrent.futures
 import dataclasses
 import glob
@@ -50,6 +56,9 @@ import tokenize
 from typing import Any, Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EQUIVALENT_FILE = os.path.join(ROOT, "tools", "mutate_equivalent.txt")
+# Marks the mutated token in a mutant's source line (the equivalence file's key).
+MARK_OPEN, MARK_CLOSE = "\u27e6", "\u27e7"
 
 # The areas of this project. A --config file may replace them (the driver's own test does).
 AREAS: dict[str, dict[str, Any]] = {
@@ -82,7 +91,9 @@ AREAS: dict[str, dict[str, Any]] = {
                   "python/fraiseql/subscriptions/_legacy_ws.py"],
         "exclude": [],
         "package_root": "python",
-        "pytest": ["test_asgi_protocol.py", "test_asgi_hooks.py", "test_asgi_lifecycle.py", "test_aio.py"],
+        # test_bus_gather_async: publish_event_async on Redis and PostgreSQL (aio's gathering).
+        "pytest": ["test_asgi_protocol.py", "test_asgi_hooks.py", "test_asgi_lifecycle.py", "test_aio.py",
+                   "test_bus_gather_async.py"],
     },
 }
 
@@ -124,6 +135,8 @@ class Mutant:
     status: str = ""
     detail: str = ""
     seconds: float = 0.0
+    site: str = ""     # its source line, stripped, with the token marked (see site_of)
+    why: str = ""      # the equivalence file's reason, when it is listed there
 
     @property
     def where(self) -> str:
@@ -132,6 +145,63 @@ class Mutant:
     def apply(self, text: str) -> str:
         assert text[self.offset:self.offset + len(self.old)] == self.old, self.where
         return text[:self.offset] + self.new + text[self.offset + len(self.old):]
+
+
+def site_of(text: str, offset: int, old: str) -> str:
+    """The line holding text[offset:offset+len(old)], stripped, with that token between
+    the marks: the key of an equivalence entry, unmoved by edits elsewhere in the file."""
+    start = text.rfind("\n", 0, offset) + 1
+    end = text.find("\n", offset)
+    end = len(text) if end < 0 else end
+    return (text[start:offset] + MARK_OPEN + old + MARK_CLOSE + text[offset + len(old):end]).strip()
+
+
+@dataclasses.dataclass
+class Equivalence:
+    """An entry of the equivalence file: a mutant no test can kill, and why."""
+    path: str
+    site: str
+    new: str
+    why: str
+    lineno: int        # in the equivalence file
+    matched: bool = False
+
+
+def read_equivalents(path: str) -> list[Equivalence]:
+    """Parse the equivalence file. Each entry is a line
+
+        path: the source line with the token in \u27e6 \u27e7 => 'replacement'
+
+    followed by indented lines giving the reason (entries on consecutive lines share
+    the reason that follows them); # starts a comment."""
+    out: list[Equivalence] = []
+    if not os.path.exists(path):
+        return out
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    group: list[Equivalence] = []  # the entries the next reason lines belong to
+    reading_reason = False
+    for no, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if line[:1].isspace():
+            if not group:
+                raise ValueError(f"{path}:{no}: a reason before any entry")
+            for e in group:
+                e.why = (e.why + " " + line.strip()).strip()
+            reading_reason = True
+            continue
+        m = re.match(r"^(\S+?): (.*) => ('.*'|\".*\")$", line)
+        if not m or MARK_OPEN not in m.group(2) or MARK_CLOSE not in m.group(2):
+            raise ValueError(f"{path}:{no}: not 'path: line with the token marked => 'replacement''")
+        if reading_reason:
+            group, reading_reason = [], False
+        group.append(Equivalence(m.group(1), m.group(2).strip(), ast.literal_eval(m.group(3)), "", no))
+        out.append(group[-1])
+    for e in out:
+        if not e.why:
+            raise ValueError(f"{path}:{e.lineno}: an entry without its reason")
+    return out
 
 
 def is_binary(text: str, start: int, end: int, prev: str) -> bool:
@@ -312,9 +382,12 @@ class Area:
             with open(os.path.join(self.root, rel), encoding="utf-8") as f:
                 text = f.read()
             if rel.endswith(".py"):
-                out += py_mutants(self.name, rel, text)
+                ms = py_mutants(self.name, rel, text)
             else:
-                out += clike_mutants(self.name, rel, text, rel.endswith(".c"))
+                ms = clike_mutants(self.name, rel, text, rel.endswith(".c"))
+            for m in ms:
+                m.site = site_of(text, m.offset, m.old)
+            out += ms
         return out
 
     # -- Go
@@ -455,6 +528,8 @@ class Area:
             m.status, m.detail = self.run_py(m, slot)
         else:
             m.status, m.detail = self.run_native(m, slot)
+        if m.why and m.status == "lived":
+            m.status = "equivalent"
         m.seconds = time.monotonic() - start
 
 
@@ -483,7 +558,28 @@ def read_coverprofile(path: str, moddir: str, prefix: str) -> dict[str, set[int]
 
 # ---------------------------------------------------------------- report
 
-STATUSES = ["killed", "lived", "timeout", "crashed", "not viable", "error", "uncovered"]
+STATUSES = ["killed", "lived", "timeout", "crashed", "not viable", "error", "uncovered", "equivalent"]
+
+
+def mark_equivalents(ms: list[Mutant], entries: list[Equivalence]) -> None:
+    """Give each mutant listed in entries its reason; mark the entries that matched."""
+    index = {(e.path, e.site, e.new): e for e in entries}
+    for m in ms:
+        e = index.get((m.path, m.site, m.new))
+        if e is not None:
+            m.why, e.matched = e.why, True
+
+
+def select(ms: list[Mutant], wanted: list[str]) -> list[Mutant]:
+    """The mutants named by --mutant: PATH:LINE:COL or PATH:LINE, PATH or its tail."""
+    out = []
+    for m in ms:
+        for w in wanted:
+            path, _, rest = w.partition(":")
+            if (m.path == path or m.path.endswith("/" + path)) and f"{m.line}:{m.col}:".startswith(rest + ":"):
+                out.append(m)
+                break
+    return out
 
 
 def summarize(name: str, ms: list[Mutant]) -> str:
@@ -492,14 +588,28 @@ def summarize(name: str, ms: list[Mutant]) -> str:
     score = f"{100.0 * counts['killed'] / scored:.1f}%" if scored else "n/a"
     return (f"{name}: score {score} ({counts['killed']} killed of {scored}); "
             f"timeout {counts['timeout']}, crashed {counts['crashed']}, not viable {counts['not viable']}, "
-            f"error {counts['error']}, uncovered {counts['uncovered']}, total {len(ms)}")
+            f"error {counts['error']}, uncovered {counts['uncovered']}, equivalent {counts['equivalent']}, "
+            f"total {len(ms)}")
 
 
-def write_report(path: str, areas: dict[str, list[Mutant]], header: str) -> str:
+def write_report(path: str, areas: dict[str, list[Mutant]], header: str,
+                 stale: Optional[list[Equivalence]] = None) -> str:
     lines = [header, ""]
     for name, ms in areas.items():
         lines.append(summarize(name, ms))
     for name, ms in areas.items():
+        wrong = [m for m in ms if m.why and m.status == "killed"]
+        if wrong:
+            lines.append("")
+            lines.append(f"{name}, listed as equivalent but killed (remove their entries):")
+            for m in sorted(wrong, key=lambda m: (m.path, m.line, m.col)):
+                lines.append(f"  {m.where}: {m.old!r} -> {m.new!r}  [{m.detail[:160]}]")
+        chosen = [m for m in ms if m.status == "equivalent"]
+        if chosen:
+            lines.append("")
+            lines.append(f"{name}, equivalent (outside the score):")
+            for m in sorted(chosen, key=lambda m: (m.path, m.line, m.col)):
+                lines.append(f"  {m.where}: {m.old!r} -> {m.new!r}: {m.why}")
         for status in ("lived", "timeout", "crashed", "error"):
             chosen = [m for m in ms if m.status == status]
             if chosen:
@@ -509,6 +619,11 @@ def write_report(path: str, areas: dict[str, list[Mutant]], header: str) -> str:
                     extra = (f"  [{m.detail.splitlines()[-1][:160]}]"
                              if status in ("crashed", "error") and m.detail else "")
                     lines.append(f"  {m.where}: {m.old!r} -> {m.new!r}{extra}")
+    if stale:
+        lines.append("")
+        lines.append("equivalence entries that match no mutant (the line changed: update or remove them):")
+        for e in stale:
+            lines.append(f"  line {e.lineno}: {e.path}: {e.site} => {e.new!r}")
     text = "\n".join(lines) + "\n"
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
@@ -522,6 +637,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--area", action="append", help="an area to mutate (default: every one)")
     ap.add_argument("--file", action="append", help="only this file (path, or its tail: limits.go)")
+    ap.add_argument("--mutant", action="append",
+                    help="only the mutants at PATH:LINE:COL or PATH:LINE, as the report names them")
     ap.add_argument("--jobs", type=int, default=2, help="mutants run at once (default 2)")
     ap.add_argument("--limit", type=int, default=0, help="at most N mutants per area, a random sample (default all)")
     ap.add_argument("--seed", type=int, default=1, help="the sample's seed (default 1)")
@@ -531,6 +648,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--go-run", help="go test -run pattern replacing the area's (a narrower sample)")
     ap.add_argument("--report", default=os.path.join(ROOT, "build", "mutate", "report.txt"))
     ap.add_argument("--config", help="a JSON file of areas replacing the built-in ones")
+    ap.add_argument("--equivalent", help="the equivalence file (default tools/mutate_equivalent.txt; "
+                    "none with --config)")
     ap.add_argument("--root", default=ROOT, help="the tree the areas' paths are relative to")
     ap.add_argument("--list", action="store_true", help="list the mutants and stop")
     args = ap.parse_args(argv)
@@ -544,6 +663,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     if unknown:
         ap.error(f"unknown area {unknown[0]!r}; areas: {', '.join(specs)}")
     areas = [Area(n, specs[n], args.root, args) for n in names]
+    eq_file = args.equivalent or ("" if args.config else EQUIVALENT_FILE)
+    try:
+        entries = read_equivalents(eq_file) if eq_file else []
+    except ValueError as exc:
+        ap.error(str(exc))
+    mutated_files: set[str] = set()
 
     results: dict[str, list[Mutant]] = {}
     # Stopped by a signal: still remove the copies (the finally below).
@@ -552,12 +677,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         for area in areas:
             ms = area.mutants()
+            mark_equivalents(ms, entries)
+            mutated_files.update(m.path for m in ms)
+            if args.mutant:
+                ms = select(ms, args.mutant)
             if args.limit and len(ms) > args.limit:
                 ms = sorted(random.Random(args.seed).sample(ms, args.limit), key=lambda m: (m.path, m.offset))
             results[area.name] = ms
             if args.list:
                 for m in ms:
-                    print(f"{area.name} {m.where}: {m.old!r} -> {m.new!r}")
+                    print(f"{area.name} {m.where}: {m.old!r} -> {m.new!r}" + (" (listed equivalent)" if m.why else ""))
                 continue
             if not ms:
                 continue
@@ -589,8 +718,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         header = (f"mutation report: areas {', '.join(names)}; jobs {args.jobs}; "
                   f"sample {args.limit or 'all'} per area (seed {args.seed})"
                   + (f"; files {', '.join(args.file)}" if args.file else "")
-                  + (f"; go test -run {args.go_run}" if args.go_run else ""))
-        text = write_report(args.report, results, header)
+                  + (f"; mutants {', '.join(args.mutant)}" if args.mutant else "")
+                  + (f"; go test -run {args.go_run}" if args.go_run else "")
+                  + (f"; equivalence file {os.path.relpath(eq_file, args.root)}" if eq_file else ""))
+        # Stale: an entry of a file whose every mutant was enumerated, matching none of them.
+        stale = [e for e in entries if not e.matched and e.path in mutated_files]
+        text = write_report(args.report, results, header, stale)
         print("\n" + text)
         print(f"report: {args.report}")
         return 0
