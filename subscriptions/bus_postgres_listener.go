@@ -244,6 +244,11 @@ func (b *PostgresBus) addHorizon(batch *pgconn.Batch) {
 // page sends batch and then the page query, and delivers the page. It
 // returns the number of rows of the page.
 func (l *pgListener) page(ctx context.Context, batch *pgconn.Batch) (int, error) {
+	if l.bus.readFault != nil {
+		if err := l.bus.readFault(); err != nil {
+			return 0, err
+		}
+	}
 	batch.ExecPrepared(pgPage, l.pageArgs(), nil, []int16{pgBinary})
 	qctx, cancel := l.pageContext(ctx)
 	defer cancel()
