@@ -1,7 +1,8 @@
 //go:build !mutate
 
 // The buses' guarantees, against real servers: redis-server and
-// PostgreSQL. `make mutate` leaves these tests out, as the other bus tests.
+// PostgreSQL. The engine area of `make mutate` leaves these tests out, as
+// the other bus tests; the buses area runs them.
 
 package subscriptions
 

@@ -24,7 +24,8 @@ from an exit status alone:
               tools/mutate_equivalent.txt) with the reason no test can kill it:
               reported apart with its reason, outside the score. A listed
               mutant is still run: one that a test kills is reported as killed
-              and its entry as wrong, and entries that match no mutant as stale.
+              and its entry as wrong; entries that match no mutant (stale) or
+              several (identical lines, not applied) are named too.
 
 score = killed / (killed + lived), per area. Go mutants build through `go test
 -overlay` (the tree is never written); Python mutants run against a copy of the
@@ -57,8 +58,9 @@ from typing import Any, Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EQUIVALENT_FILE = os.path.join(ROOT, "tools", "mutate_equivalent.txt")
-# Marks the mutated token in a mutant's source line (the equivalence file's key).
-MARK_OPEN, MARK_CLOSE = "\u27e6", "\u27e7"
+# Marks the mutated token in a mutant's source line (the equivalence file's key), and
+# separates the lines before it that an entry may give to tell identical lines apart.
+MARK_OPEN, MARK_CLOSE, LINE_SEP = "\u27e6", "\u27e7", " \u23ce "
 
 # The areas of this project. A --config file may replace them (the driver's own test does).
 AREAS: dict[str, dict[str, Any]] = {
@@ -136,6 +138,7 @@ class Mutant:
     detail: str = ""
     seconds: float = 0.0
     site: str = ""     # its source line, stripped, with the token marked (see site_of)
+    before: tuple[str, ...] = ()  # the non-blank lines before it, stripped, nearest last
     why: str = ""      # the equivalence file's reason, when it is listed there
 
     @property
@@ -156,15 +159,39 @@ def site_of(text: str, offset: int, old: str) -> str:
     return (text[start:offset] + MARK_OPEN + old + MARK_CLOSE + text[offset + len(old):end]).strip()
 
 
+def locate(ms: list["Mutant"], text: str) -> list["Mutant"]:
+    """Set each mutant's site and the lines before it, from its file's text; returns ms."""
+    for m in ms:
+        m.site = site_of(text, m.offset, m.old)
+        m.before = lines_before(text, m.offset)
+    return ms
+
+
+def lines_before(text: str, offset: int, n: int = 5) -> tuple[str, ...]:
+    """The n non-blank lines before the one holding offset, stripped, nearest last."""
+    out: list[str] = []
+    for line in reversed(text[:text.rfind("\n", 0, offset) + 1].splitlines()):
+        if len(out) == n:
+            break
+        if line.strip():
+            out.insert(0, line.strip())
+    return tuple(out)
+
+
 @dataclasses.dataclass
 class Equivalence:
     """An entry of the equivalence file: a mutant no test can kill, and why."""
     path: str
-    site: str
+    site: str          # the marked line
     new: str
     why: str
     lineno: int        # in the equivalence file
-    matched: bool = False
+    context: tuple[str, ...] = ()  # lines that must come right before the site
+    matched: int = 0   # how many mutants it matched
+
+    def matches(self, m: "Mutant") -> bool:
+        return (m.path == self.path and m.site == self.site and m.new == self.new
+                and (not self.context or m.before[-len(self.context):] == self.context))
 
 
 def read_equivalents(path: str) -> list[Equivalence]:
@@ -173,7 +200,8 @@ def read_equivalents(path: str) -> list[Equivalence]:
         path: the source line with the token in \u27e6 \u27e7 => 'replacement'
 
     followed by indented lines giving the reason (entries on consecutive lines share
-    the reason that follows them); # starts a comment."""
+    the reason that follows them); # starts a comment. Where identical lines hold the
+    site, the entry gives the lines before it too, each followed by \u23ce."""
     out: list[Equivalence] = []
     if not os.path.exists(path):
         return out
@@ -196,7 +224,10 @@ def read_equivalents(path: str) -> list[Equivalence]:
             raise ValueError(f"{path}:{no}: not 'path: line with the token marked => 'replacement''")
         if reading_reason:
             group, reading_reason = [], False
-        group.append(Equivalence(m.group(1), m.group(2).strip(), ast.literal_eval(m.group(3)), "", no))
+        *context, site = [part.strip() for part in m.group(2).split(LINE_SEP.strip())]
+        if MARK_OPEN not in site:
+            raise ValueError(f"{path}:{no}: the token is marked on a line before the last")
+        group.append(Equivalence(m.group(1), site, ast.literal_eval(m.group(3)), "", no, tuple(context)))
         out.append(group[-1])
     for e in out:
         if not e.why:
@@ -385,9 +416,7 @@ class Area:
                 ms = py_mutants(self.name, rel, text)
             else:
                 ms = clike_mutants(self.name, rel, text, rel.endswith(".c"))
-            for m in ms:
-                m.site = site_of(text, m.offset, m.old)
-            out += ms
+            out += locate(ms, text)
         return out
 
     # -- Go
@@ -562,12 +591,14 @@ STATUSES = ["killed", "lived", "timeout", "crashed", "not viable", "error", "unc
 
 
 def mark_equivalents(ms: list[Mutant], entries: list[Equivalence]) -> None:
-    """Give each mutant listed in entries its reason; mark the entries that matched."""
-    index = {(e.path, e.site, e.new): e for e in entries}
-    for m in ms:
-        e = index.get((m.path, m.site, m.new))
-        if e is not None:
-            m.why, e.matched = e.why, True
+    """Give each mutant listed in entries its reason, and count each entry's matches. An
+    entry that matches several mutants (identical lines) is applied to none of them: the
+    report names it, to be given the lines before its site."""
+    for e in entries:
+        chosen = [m for m in ms if e.matches(m)]
+        e.matched += len(chosen)
+        if len(chosen) == 1:
+            chosen[0].why = e.why
 
 
 def select(ms: list[Mutant], wanted: list[str]) -> list[Mutant]:
@@ -621,9 +652,11 @@ def write_report(path: str, areas: dict[str, list[Mutant]], header: str,
                     lines.append(f"  {m.where}: {m.old!r} -> {m.new!r}{extra}")
     if stale:
         lines.append("")
-        lines.append("equivalence entries that match no mutant (the line changed: update or remove them):")
+        lines.append("equivalence entries that match no mutant (the line changed: update or remove them)"
+                     " or several (identical lines: give the lines before the site):")
         for e in stale:
-            lines.append(f"  line {e.lineno}: {e.path}: {e.site} => {e.new!r}")
+            lines.append(f"  line {e.lineno}: {e.path}: {LINE_SEP.join(e.context + (e.site,))} => {e.new!r}"
+                         f" ({e.matched} mutants)")
     text = "\n".join(lines) + "\n"
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
@@ -721,8 +754,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                   + (f"; mutants {', '.join(args.mutant)}" if args.mutant else "")
                   + (f"; go test -run {args.go_run}" if args.go_run else "")
                   + (f"; equivalence file {os.path.relpath(eq_file, args.root)}" if eq_file else ""))
-        # Stale: an entry of a file whose every mutant was enumerated, matching none of them.
-        stale = [e for e in entries if not e.matched and e.path in mutated_files]
+        # Stale: an entry of a file whose every mutant was enumerated, matching none of them
+        # (or several, ambiguous).
+        stale = [e for e in entries if e.matched != 1 and e.path in mutated_files]
         text = write_report(args.report, results, header, stale)
         print("\n" + text)
         print(f"report: {args.report}")

@@ -143,3 +143,17 @@ def test_mutant_sites_skip_strings_comments_types_and_signs():
     src = 'package p\n// a < b\nvar s = "x == y" + t\nfunc f(p *T, n int) int { return -n + p.v*2 }\n'
     sites = {(m.old, m.new) for m in mutate.clike_mutants("a", "p.go", src, False)}
     assert sites == {("+", "-"), ("*", "/")}
+
+
+def test_equivalence_entries_tell_identical_lines_apart(tmp_path):
+    src = ("package p\n\nfunc f(a, b []int) (n int) {\n\tfor i := range a {\n\t\tif i > 0 {\n\t\t\tn++\n\t\t}\n\t}\n"
+           "\tfor i := range b {\n\t\tif i > 0 {\n\t\t\tn--\n\t\t}\n\t}\n\treturn\n}\n")
+    ms = mutate.locate(mutate.clike_mutants("a", "p.go", src, False), src)
+    eq = tmp_path / "eq.txt"
+    eq.write_text("p.go: if i \u27e6>\u27e7 0 { => '>='\n    ambiguous\n"
+                  "p.go: for i := range b { \u23ce if i \u27e6>\u27e7 0 { => '<='\n    the second loop's\n")
+    entries = mutate.read_equivalents(str(eq))
+    mutate.mark_equivalents(ms, entries)
+    assert [e.matched for e in entries] == [2, 1]  # the first names two mutants: applied to neither
+    assert [(m.line, m.new) for m in ms if m.why] == [(10, "<=")]
+    assert all(m.why == "the second loop's" for m in ms if m.why)
