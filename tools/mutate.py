@@ -641,7 +641,7 @@ def write_report(path: str, areas: dict[str, list[Mutant]], header: str,
             lines.append(f"{name}, equivalent (outside the score):")
             for m in sorted(chosen, key=lambda m: (m.path, m.line, m.col)):
                 lines.append(f"  {m.where}: {m.old!r} -> {m.new!r}: {m.why}")
-        for status in ("lived", "timeout", "crashed", "error"):
+        for status in ("lived", "timeout", "crashed", "error", "uncovered"):
             chosen = [m for m in ms if m.status == status]
             if chosen:
                 lines.append("")
