@@ -45,6 +45,8 @@
 #pragma weak PyBytes_FromStringAndSize
 #pragma weak PyCapsule_GetPointer
 #pragma weak PyCapsule_New
+#pragma weak PyCallable_Check
+#pragma weak PyCFunction_Type
 #pragma weak PyCMethod_New
 #pragma weak PyDict_New
 #pragma weak PyDict_SetItem
@@ -63,6 +65,7 @@
 #pragma weak PyObject_Call
 #pragma weak PyObject_CallObject
 #pragma weak PyTuple_New
+#pragma weak PyType_IsSubtype
 #pragma weak PyUnicode_AsUTF8AndSize
 #pragma weak PyUnicode_FromStringAndSize
 #pragma weak _Py_Dealloc
@@ -496,7 +499,7 @@ static void fq_binding_free(PyObject *capsule) {
 __attribute__((noinline, cold)) static int fq_run_claim_hook(fq_binding *b) {
 	PyObject *hook = b->claim_hook;
 	b->claim_hook = NULL;
-	PyObject *r = PyObject_CallNoArgs(hook);
+	PyObject *r = PyObject_CallObject(hook, NULL);
 	Py_DECREF(hook);
 	if (r == NULL) {
 		return -1;
