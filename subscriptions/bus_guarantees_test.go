@@ -518,7 +518,10 @@ func TestPostgresBusPruningSparesLiveListeners(t *testing.T) {
 		t.Fatal(err)
 	}
 	ca.waitFor(t, 10, 10*time.Second)
-	for before := a.prunes.Load(); a.prunes.Load() < before+3; {
+	for before, deadline := a.prunes.Load(), time.Now().Add(20*time.Second); a.prunes.Load() < before+3; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d prunings in 20 s, want 3", a.prunes.Load()-before)
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	if n := rows(); n != 10 {
