@@ -251,7 +251,10 @@ func (x *SubscriptionExecutor) Close() (ok bool, err error) {
 //     dispatch_errors; the executor keeps working);
 //   - "panic_in_bus_reader" makes the Redis or PostgreSQL reader goroutine
 //     panic once before its next event;
-//   - "free_os_memory" returns the Go heap's garbage to the OS.
+//   - "free_os_memory" returns the Go heap's garbage to the OS;
+//   - "claim_hook" does nothing: the shim asks it before it sets a hook
+//     in next_event's C entry point (pyapi/fastcall.c, _fq_claim_hook),
+//     so that the hook too needs debug_hooks.
 func (x *SubscriptionExecutor) Debug(hook string) (ok bool, err error) {
 	defer recoverTo(&err)
 	if !x.debugHooks {
@@ -269,6 +272,8 @@ func (x *SubscriptionExecutor) Debug(hook string) (ok bool, err error) {
 		return true, pyError(x.e.InjectFault(subscriptions.FaultDispatchPanic))
 	case "panic_in_bus_reader":
 		return true, pyError(x.e.InjectFault(subscriptions.FaultBusReaderPanic))
+	case "claim_hook":
+		return true, nil
 	case "free_os_memory":
 		// Memory tests measure RSS: without this, garbage the Go heap has
 		// not yet collected looks like a leak.

@@ -45,6 +45,8 @@
 #pragma weak PyBytes_FromStringAndSize
 #pragma weak PyCapsule_GetPointer
 #pragma weak PyCapsule_New
+#pragma weak PyCallable_Check
+#pragma weak PyCFunction_Type
 #pragma weak PyCMethod_New
 #pragma weak PyDict_New
 #pragma weak PyDict_SetItem
@@ -63,6 +65,7 @@
 #pragma weak PyObject_Call
 #pragma weak PyObject_CallObject
 #pragma weak PyTuple_New
+#pragma weak PyType_IsSubtype
 #pragma weak PyUnicode_AsUTF8AndSize
 #pragma weak PyUnicode_FromStringAndSize
 #pragma weak _Py_Dealloc
@@ -480,6 +483,7 @@ typedef struct {
 	PyObject *executor; /* weakref.ref to the executor: no reference cycle */
 	PyObject *fallback; /* the Python method, called as fallback(executor, *args, **kwargs) */
 	fq_window *win;     /* next_event's read-ahead (Go memory pinned until released), or NULL */
+	PyObject *claim_hook; /* a test's callable (see _fq_claim_hook), NULL outside tests */
 } fq_binding;
 
 static void fq_binding_free(PyObject *capsule) {
@@ -490,8 +494,23 @@ static void fq_binding_free(PyObject *capsule) {
 		}
 		Py_XDECREF(b->executor);
 		Py_XDECREF(b->fallback);
+		Py_XDECREF(b->claim_hook);
 		free(b);
 	}
+}
+
+/* fq_run_claim_hook runs b's test hook once; -1 with its exception set if it
+   raised. Out of line: next_event's fast path only tests the pointer. */
+__attribute__((noinline, cold)) static int fq_run_claim_hook(fq_binding *b) {
+	PyObject *hook = b->claim_hook;
+	b->claim_hook = NULL;
+	PyObject *r = PyObject_CallObject(hook, NULL);
+	Py_DECREF(hook);
+	if (r == NULL) {
+		return -1;
+	}
+	Py_DECREF(r);
+	return 0;
 }
 
 /* fq_fallback runs the Python method, which gives the exact messages of
@@ -561,6 +580,11 @@ static PyObject *fq_bound_next(PyObject *self, PyObject *const *args, Py_ssize_t
 	fq_window *w = b->win;
 	if (w != NULL) {
 		int64_t k = __atomic_load_n(&w->next, __ATOMIC_ACQUIRE);
+		/* A test's hook may take the window back here, as another thread can:
+		   the claim below must then fail. */
+		if (__builtin_expect(b->claim_hook != NULL, 0) && k < w->count && fq_run_claim_hook(b) < 0) {
+			return NULL;
+		}
 		if (k < w->count && w->id_len == (int64_t)sid.n && memcmp(w->id, sid.p, (size_t)sid.n) == 0) {
 			do {
 				PyObject *out = PyBytes_FromStringAndSize(w->buf + w->off[k], (Py_ssize_t)w->len[k]);
@@ -649,6 +673,7 @@ static PyObject *fq_mod_bind(PyObject *mod, PyObject *const *args, Py_ssize_t na
 	}
 	b->fid = fid;
 	b->win = which == 0 ? fraiseqlPyWindow(fid) : NULL; /* NULL: no read-ahead */
+	b->claim_hook = NULL;
 	b->executor = args[2];
 	b->fallback = args[3];
 	Py_INCREF(b->executor);
@@ -666,6 +691,27 @@ static PyObject *fq_mod_bind(PyObject *mod, PyObject *const *args, Py_ssize_t na
 	PyObject *f = PyCFunction_NewEx(&fq_bound_defs[which], capsule, NULL);
 	Py_DECREF(capsule);
 	return f;
+}
+
+/* _fq_claim_hook(next_event, hook): a test's hook on a bound next_event.
+   hook() runs once, in the next call that finds frames lent, between its
+   load of the window's next frame and its claim of it (the
+   compare-and-swap), so that a test can take the window back there as the
+   engine may from another thread at any time. The shim allows it only on
+   executors made with debug_hooks. */
+static PyObject *fq_mod_claim_hook(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
+	if (nargs != 2 || !PyCFunction_Check(args[0]) ||
+	    PyCFunction_GET_FUNCTION(args[0]) != (PyCFunction)(void (*)(void))fq_bound_next || !PyCallable_Check(args[1])) {
+		PyErr_SetString(PyExc_TypeError, "_fq_claim_hook(next_event, hook): a bound next_event and a callable");
+		return NULL;
+	}
+	fq_binding *b = PyCapsule_GetPointer(PyCFunction_GET_SELF(args[0]), NULL);
+	if (b == NULL) {
+		return NULL;
+	}
+	Py_INCREF(args[1]);
+	Py_XSETREF(b->claim_hook, args[1]);
+	Py_RETURN_NONE;
 }
 
 /* _fq_init(not_found_class, outcome_unknown_class, fork_message) */
@@ -694,6 +740,7 @@ static PyObject *fq_mod_init(PyObject *mod, PyObject *const *args, Py_ssize_t na
 static PyMethodDef fq_module_defs[] = {
 	{"_fq_init", (PyCFunction)(void (*)(void))fq_mod_init, METH_FASTCALL, NULL},
 	{"_fq_bind", (PyCFunction)(void (*)(void))fq_mod_bind, METH_FASTCALL, NULL},
+	{"_fq_claim_hook", (PyCFunction)(void (*)(void))fq_mod_claim_hook, METH_FASTCALL, NULL},
 	{"_fq_next", (PyCFunction)(void (*)(void))fq_mod_next, METH_FASTCALL, NULL},
 	{"_fq_drain", (PyCFunction)(void (*)(void))fq_mod_drain, METH_FASTCALL, NULL},
 	{"_fq_publish", (PyCFunction)(void (*)(void))fq_mod_publish, METH_FASTCALL, NULL},

@@ -1,7 +1,8 @@
 //go:build !mutate
 
-// `make mutate` builds without this file: it tests the bus files, which
-// are not mutated.
+// The engine area of `make mutate` builds without this file (tag mutate):
+// its tests use Redis or PostgreSQL and would slow every engine mutant's
+// run. The buses area runs them.
 
 package subscriptions
 

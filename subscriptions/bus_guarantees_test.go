@@ -1,7 +1,8 @@
 //go:build !mutate
 
 // The buses' guarantees, against real servers: redis-server and
-// PostgreSQL. `make mutate` leaves these tests out, as the other bus tests.
+// PostgreSQL. The engine area of `make mutate` leaves these tests out, as
+// the other bus tests; the buses area runs them.
 
 package subscriptions
 
@@ -517,7 +518,10 @@ func TestPostgresBusPruningSparesLiveListeners(t *testing.T) {
 		t.Fatal(err)
 	}
 	ca.waitFor(t, 10, 10*time.Second)
-	for before := a.prunes.Load(); a.prunes.Load() < before+3; {
+	for before, deadline := a.prunes.Load(), time.Now().Add(20*time.Second); a.prunes.Load() < before+3; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d prunings in 20 s, want 3", a.prunes.Load()-before)
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	if n := rows(); n != 10 {

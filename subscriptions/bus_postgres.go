@@ -97,6 +97,10 @@ type PostgresBus struct {
 	// Tunables, constants outside tests.
 	pruneEvery time.Duration
 	prunes     atomic.Uint64 // pruning rounds run (tests wait on it)
+	// readFault, nil outside tests (set before Start), runs in the
+	// listener before each page is read; an error from it fails the read
+	// as a broken connection would.
+	readFault func() error
 
 	// listenerID names the listener in the positions table and its lock:
 	// the InstanceID, or "~" and a random id for an anonymous listener,

@@ -263,6 +263,11 @@ func (b *PostgresBus) addHorizon(batch *pgconn.Batch) {
 // horizon is set, and delivers the page. It returns the number of rows of
 // the page.
 func (l *pgListener) page(ctx context.Context, horizon bool) (int, error) {
+	if l.bus.readFault != nil {
+		if err := l.bus.readFault(); err != nil {
+			return 0, err
+		}
+	}
 	var batch pgconn.Batch
 	if horizon {
 		l.bus.addHorizon(&batch)

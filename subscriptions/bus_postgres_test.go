@@ -1,7 +1,8 @@
 //go:build !mutate
 
-// `make mutate` builds without this file: the bus files are not mutated,
-// and their tests would slow every mutant's run.
+// The engine area of `make mutate` builds without this file (tag mutate):
+// its tests use Redis or PostgreSQL and would slow every engine mutant's
+// run. The buses area runs them.
 
 package subscriptions
 

@@ -1,7 +1,8 @@
 //go:build !mutate
 
-// `make mutate` builds without this file: the bus files are not mutated,
-// and their tests would slow every mutant's run.
+// The engine area of `make mutate` builds without this file (tag mutate):
+// its tests use Redis or PostgreSQL and would slow every engine mutant's
+// run. The buses area runs them.
 
 package subscriptions
 
@@ -18,8 +19,6 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 )
-
-func redisURL(mr *miniredis.Miniredis) string { return "redis://" + mr.Addr() }
 
 func newRedisTestBus(t *testing.T, url string, opts RedisOptions) *redisBus {
 	t.Helper()

@@ -200,6 +200,9 @@ func decodeEventFrom(ev Event, lim Limits, wellFormed bool) (*decodedEvent, erro
 		// \uXXXX escape that every decoder turns into U+FFFD: refuse it
 		// rather than change the user's data silently.
 		if r, ok := loneSurrogate(b); ok {
+			if !stdjson.Valid(b) {
+				return decodeEventFrom(ev, lim, false) // the strict path words the error
+			}
 			return nil, valueErrorf("data is not valid Unicode: it contains the lone surrogate '\\u%04x'", r)
 		}
 	} else if !stdjson.Valid(b) {

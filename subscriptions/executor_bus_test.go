@@ -1,8 +1,8 @@
 //go:build !mutate
 
-// These tests need Redis (miniredis) or a PostgreSQL cluster; `make
-// mutate` leaves them out (the bus files are not mutated) to keep each
-// mutant's run short.
+// These tests need Redis (miniredis) or a PostgreSQL cluster; the engine
+// area of `make mutate` leaves them out to keep each mutant's run short,
+// and the buses area runs them.
 
 package subscriptions
 

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/alicebob/miniredis/v2"
 )
 
 // The executor's contract, through its public API and the exact bytes of
@@ -530,8 +532,12 @@ func TestPublishValidMatchesPublish(t *testing.T) {
 		`{"id":1,"name":"caf\u00e9 \ud83d\ude00","n":1.50e3,"tenant_id":"t1"}`,
 		`{"id":2,"name":"x","tenant_id":"t2"}`,
 		`{"id":3} trailing`, `[1,2]`, `{"id":4,}`, "{\"id\":\"\xff\xfe\",\"tenant_id\":\"t1\"}",
+		// Cut inside an escape: the lone-surrogate scan must stop at the end.
+		`{"id":5,"name":"x\`, `{"id":6,"name":"\u12`, `{"id":7,"name":"\ud83d\`, `\`,
 	} {
-		ev := Event{Type: "userUpdated", Channel: "users", Data: []byte(data)}
+		// Capacity cut at the length: a scan past the end panics.
+		raw := []byte(data)
+		ev := Event{Type: "userUpdated", Channel: "users", Data: raw[:len(raw):len(raw)]}
 		errA, errB := a.Publish(ctx, ev), b.PublishValid(ctx, ev)
 		if fmt.Sprint(errA) != fmt.Sprint(errB) || KindOf(errA) != KindOf(errB) {
 			t.Fatalf("%s: Publish %v, PublishValid %v", data, errA, errB)
@@ -572,6 +578,86 @@ func TestExecutorPublishErrors(t *testing.T) {
 	}
 	if m := e.Metrics(); m.EventsPublished != 0 || m.BusPublished != 0 {
 		t.Fatalf("refused events counted: %+v", m)
+	}
+}
+
+// The name limits are inclusive: a channel, event type or idempotency key
+// of exactly MaxIDBytes is accepted (one byte more is refused above).
+func TestExecutorPublishNamesAtTheLimit(t *testing.T) {
+	e := newTestExecutor(t, Options{})
+	at := strings.Repeat("x", MaxIDBytes)
+	for _, ev := range []Event{
+		{Channel: at, Data: []byte(`{}`)},
+		{Channel: "c", Type: at, Data: []byte(`{}`)},
+		{Channel: "c", IdempotencyKey: at, Data: []byte(`{}`)},
+	} {
+		if err := e.Publish(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.PublishValid(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m := e.Metrics(); m.EventsPublished != 6 {
+		t.Fatalf("%d published, want 6", m.EventsPublished)
+	}
+}
+
+// DrainInto and NextInto give as need the exact size of what they write:
+// a buffer of that size takes it all, with nothing left unused.
+func TestIntoNeedIsExact(t *testing.T) {
+	for _, ids := range [][]string{{"s"}, {"s", "t"}} { // one queue, and a merge of two
+		e := newTestExecutor(t, Options{})
+		for _, id := range ids {
+			register(t, e, sub{id: id})
+		}
+		publishUsers(t, e, 1, 3)
+		_, _, need, err := e.DrainInto("c", 0, make([]byte, 1))
+		if err != nil || need <= 1 {
+			t.Fatalf("%v: need %d, %v", ids, need, err)
+		}
+		size, n, again, err := e.DrainInto("c", 0, make([]byte, need))
+		if err != nil || again != 0 || size != need || n != 3*len(ids) {
+			t.Fatalf("%v: into %d bytes: size %d, n %d, need %d, %v", ids, need, size, n, again, err)
+		}
+	}
+	e := newTestExecutor(t, Options{})
+	register(t, e, sub{id: "s"})
+	publishUsers(t, e, 1, 1)
+	_, need, err := e.NextInto("s", make([]byte, 1))
+	if err != nil || need <= 1 {
+		t.Fatalf("NextInto: need %d, %v", need, err)
+	}
+	if n, again, err := e.NextInto("s", make([]byte, need)); err != nil || again != 0 || n != need {
+		t.Fatalf("NextInto %d bytes: n %d, need %d, %v", need, n, again, err)
+	}
+}
+
+// On a distributed bus PublishValid checks well-formed data without
+// decoding it (every executor decodes what its bus delivers), and still
+// refuses what decoding would.
+func TestRedisExecutorChecksWellFormedDataWithoutDecoding(t *testing.T) {
+	mr := miniredis.RunT(t)
+	e, err := NewExecutor(context.Background(), Options{
+		Limits: Limits{MaxPayloadBytes: 20},
+		Bus:    BusConfig{Kind: BusRedis, Redis: RedisOptions{URL: redisURL(mr), ConsumerGroup: "wf"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(context.Background())
+	for _, c := range []struct{ data, want string }{
+		{` [1]`, "event data must be a JSON object, got array"},
+		{`{"pad":"0123456789abcdef"}`, "event payload is 26 bytes, over the max_payload_bytes limit of 20"},
+		{` {"n":1}`, ""},
+	} {
+		err := e.PublishValid(context.Background(), Event{Type: "t", Channel: "items", Data: []byte(c.data)})
+		if (err == nil) != (c.want == "") || (err != nil && err.Error() != c.want) {
+			t.Fatalf("%s: got %v, want %q", c.data, err, c.want)
+		}
+	}
+	if !isJSONObject([]byte("\t\r\n {}")) || isJSONObject([]byte("  ")) || isJSONObject([]byte(`"{"`)) {
+		t.Fatal("isJSONObject")
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	json "github.com/goccy/go-json"
 )
 
@@ -106,3 +107,6 @@ func wantNums(t *testing.T, evs []Event, nums ...int) {
 		t.Fatalf("events:\n got %v\nwant %v", got, want)
 	}
 }
+
+// redisURL is the URL of a miniredis server.
+func redisURL(mr *miniredis.Miniredis) string { return "redis://" + mr.Addr() }

@@ -341,3 +341,61 @@ async def test_publish_event_async_does_not_block_the_loop_while_redis_hangs(red
             assert _redis_command(port, "CLIENT", "UNPAUSE") == b"+OK\r\n"
         await asyncio.wait_for(publish, 20)
         assert await aex.next_event_async("s1", timeout=20) == frame("s1", 7)
+
+
+@pytest.mark.parametrize("busy", ["waiter", "watch"])
+def test_one_loop_at_a_time_while_anyone_waits(executor, busy):
+    """While a waiter or a watch is registered on an open loop, a call from another
+    loop raises; once nobody waits there, the AsyncExecutor moves to the new loop."""
+    register(executor, Q, "s")
+    aex = AsyncExecutor(executor)
+    first = asyncio.new_event_loop()
+    watch = aex.watch()
+
+    async def occupy():
+        if busy == "waiter":
+            task = asyncio.ensure_future(aex.next_event_async("s"))
+        else:
+            watch.add("s")
+            task = asyncio.ensure_future(watch.wait())
+        while aex._loop is not asyncio.get_running_loop():  # the task has started waiting
+            await asyncio.sleep(0)
+        return task
+
+    try:
+        task = first.run_until_complete(occupy())
+        assert (list(aex._waiters), list(aex._watches)) == ((["s"], []) if busy == "waiter" else ([], ["s"]))
+        with pytest.raises(RuntimeError, match="^this executor's AsyncExecutor is in use on another event loop$"):
+            asyncio.run(aex.next_event_async("s", timeout=0.01))
+        watch.close()
+        task.cancel()
+        first.run_until_complete(asyncio.gather(task, return_exceptions=True))
+        assert aex._waiters == {} and aex._watches == {}
+        executor.publish_event("e", "users", {"id": 1})
+        assert asyncio.run(aex.next_event_async("s", timeout=5)) == frame("s", 1)  # moved
+    finally:
+        first.close()
+
+
+@pytest.mark.asyncio
+async def test_reader_wakes_everyone_when_take_ready_fails(executor):
+    """The readiness pipe may turn readable as the executor closes, from another thread:
+    the reader's call to take_ready then fails, and the reader wakes every waiter and
+    watch itself (each then sees what the executor says)."""
+    for sid in ("waiter", "watched"):
+        register(executor, Q, sid, conn=sid)
+    aex = AsyncExecutor(executor)
+    watch = aex.watch()
+    watch.add("watched")
+    waiter = asyncio.ensure_future(aex.next_event_async("waiter"))
+    watcher = asyncio.ensure_future(watch.wait())
+    while not (aex._waiters and aex._loop is not None):
+        await asyncio.sleep(0)
+
+    def failing_take_ready():
+        raise RuntimeError("executor is closed")
+    executor.take_ready = failing_take_ready
+    executor.publish_event("e", "users", {"id": 1})  # the pipe turns readable
+    assert await asyncio.wait_for(waiter, 10) == frame("waiter", 1)
+    assert await asyncio.wait_for(watcher, 10) is None
+    assert aex._loop is None  # the reader let the pipe go

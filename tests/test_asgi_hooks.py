@@ -261,6 +261,16 @@ def test_bad_options_are_refused():
         GraphQLWSApp(ex, max_subscriptions_per_connection=0)
     with pytest.raises(ValueError, match="^on_overflow must be \"drop\", \"close\" or \"catch_up\", not 'ignore'$"):
         GraphQLWSApp(ex, on_overflow="ignore")
+    for bad in (None, 0, -1.0, True, "10"):
+        with pytest.raises(ValueError, match="^connection_init_timeout must be a positive number$"):
+            GraphQLWSApp(ex, connection_init_timeout=bad)
+        with pytest.raises(ValueError, match="^overflow_check_interval must be a positive number$"):
+            GraphQLWSApp(ex, overflow_check_interval=bad)
+        if bad is not None:  # None: no keepalive
+            with pytest.raises(ValueError, match="^keepalive must be a positive number or None$"):
+                GraphQLWSApp(ex, keepalive=bad)
+    app = GraphQLWSApp(ex, connection_init_timeout=2, keepalive=None, overflow_check_interval=0.5)
+    assert (app.connection_init_timeout, app.keepalive, app.overflow_check_interval) == (2.0, None, 0.5)
 
 
 # ---- logging ----------------------------------------------------------------------

@@ -289,6 +289,10 @@ async def test_4429_second_init(server):
     ('{"type":"subscribe","id":"1","payload":{"query":1}}', "Invalid message received"),
     ('{"type":"subscribe","payload":{"query":"subscription { a }"}}', "Invalid message received"),
     ('{"type":"next","id":"1","payload":{}}', "Unexpected message of type next received"),
+    ('{"type":"error","id":"1","payload":[]}', "Invalid message received"),
+    ('{"type":"error","id":"1","payload":[{"message":1}]}', "Invalid message received"),
+    ('{"type":"error","id":"1","payload":[{"message":"x"},"y"]}', "Invalid message received"),
+    ('{"type":"error","id":"1","payload":[{"message":"x"}]}', "Unexpected message of type error received"),
 ])
 async def test_4400_invalid_messages(server, message, reason):
     async with ws(server) as conn:
@@ -378,6 +382,28 @@ async def test_legacy_start_needs_a_nonempty_string_id(server, sub_id):
         assert await recv(conn) == '{"type":"ka"}'
         await conn.send(json.dumps({"type": "start", "id": sub_id, "payload": {"query": Q}}))
         assert await closed_with(conn) == (4400, "Invalid message received")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("message,reason", [
+    ("not json", "Invalid message received"),
+    ("[1]", "Invalid message received"),
+    ('{"type":1}', "Invalid message received"),
+    ('{"id":"1"}', "Invalid message received"),
+    ('{"type":"start","id":"1","payload":[1]}', "Invalid message received"),
+    ('{"type":"start","id":"1","payload":{"query":1}}', "Invalid message received"),
+    ('{"type":"start","id":"1","payload":{"query":"subscription { a }","variables":[1]}}', "Invalid message received"),
+    ('{"type":"start","id":"1","payload":{"query":"subscription { a }","operationName":1}}',
+     "Invalid message received"),
+    ('{"type":"stop"}', "Invalid message received"),
+    ('{"type":"data","id":"1","payload":{}}', "Unexpected message of type data received"),
+])
+async def test_legacy_4400_invalid_messages(server, message, reason):
+    async with ws(server, protocol="graphql-ws") as conn:
+        await init(conn)
+        assert await recv(conn) == '{"type":"ka"}'
+        await conn.send(message)
+        assert await closed_with(conn) == (4400, reason)
 
 
 @pytest.mark.asyncio

@@ -241,3 +241,50 @@ def test_drops_while_a_reader_takes_from_the_window():
     assert (m["messages_read"], m["queued"]) == (len(seen), 0)
     assert m["messages_read"] + m["events_dropped"] == total
     ex.close()
+
+
+@pytest.mark.parametrize("take_back", ["full_queue_drop", "drain", "method", "complete"])
+def test_a_claim_raced_by_a_take_back_fails(take_back):
+    """The engine takes the window back between next_event's load of the window's next
+    frame and its compare-and-swap, as another thread may at any time (a test hook runs
+    the take-back there): the claim fails and the call reads through the engine, so each
+    message is delivered once and counted once. A plain store instead of the
+    compare-and-swap would hand out a frame the engine took back."""
+    ex = fed(3, queue_size=3, debug_hooks=True)
+    got = [ex.next_event("s")]  # 0 read through Go; 1 and 2 lent
+    ran = []
+
+    def hook():
+        if take_back == "full_queue_drop":  # 3 fills the queue, 4 drops 1, which was lent
+            for i in (3, 4):
+                ex.publish_event("users", "users", {"id": i})
+        elif take_back == "drain":
+            got.extend(ex.drain_connection("c"))
+        elif take_back == "method":  # the Python method: Go's read, no window
+            got.append(X.next_event(ex, "s"))
+        else:
+            ex.complete_subscription("s")
+        ran.append(take_back)
+
+    ex._debug_claim_hook(hook)
+    if take_back == "complete":
+        with pytest.raises(S.SubscriptionNotFound):
+            ex.next_event("s")
+    else:
+        got += read_all(ex, "s")
+    assert ran == [take_back]
+    want = {"full_queue_drop": [0, 2, 3, 4], "drain": [0, 1, 2], "method": [0, 1, 2], "complete": [0]}[take_back]
+    assert got == [frame("s", i) for i in want]
+    m = ex.get_metrics()
+    assert m["messages_read"] == len(want) and m["queued"] == 0
+    if take_back != "complete":  # completing discards what was queued, uncounted
+        assert m["messages_read"] + m["events_dropped"] == m["events_delivered"]
+    ex.close()
+
+
+def test_the_claim_hook_needs_debug_hooks():
+    ex = fed(2)
+    with pytest.raises(ValueError, match="debug hooks are disabled"):
+        ex._debug_claim_hook(lambda: None)
+    assert read_all(ex, "s") == [frame("s", 0), frame("s", 1)]
+    ex.close()

@@ -1,8 +1,8 @@
 """Mutation testing of the Go engine, the buses, pyapi and its C, and the Python package.
 
-    python tools/mutate.py [--area NAME ...] [--file PATH ...] [--jobs N]
-                           [--limit N] [--seed S] [--go-run REGEX] [--report FILE]
-                           [--config FILE] [--list]
+    python tools/mutate.py [--area NAME ...] [--file PATH ...] [--mutant WHERE ...]
+                           [--jobs N] [--limit N] [--seed S] [--go-run REGEX]
+                           [--report FILE] [--equivalent FILE] [--config FILE] [--list]
 
 Each mutant changes one operator or literal of one source file (`<` to `<=`, `==`
 to `!=`, `&&` to `||`, `+` to `-`, `true` to `false`, a `!` removed, ...) and runs
@@ -20,6 +20,12 @@ from an exit status alone:
               error", a "Fatal Python error" such as a segfault in C): beside the score
   error       the run ended in a way none of the above explains (its tail is kept)
   uncovered   Go only: no test runs the mutated line (coverage with -count=1)
+  equivalent  lived, and listed in the equivalence file (default
+              tools/mutate_equivalent.txt) with the reason no test can kill it:
+              reported apart with its reason, outside the score. A listed
+              mutant is still run: one that a test kills is reported as killed
+              and its entry as wrong; entries that match no mutant (stale) or
+              several (identical lines, not applied) are named too.
 
 score = killed / (killed + lived), per area. Go mutants build through `go test
 -overlay` (the tree is never written); Python mutants run against a copy of the
@@ -30,6 +36,7 @@ The report (default build/mutate/report.txt) lists every survivor as file:line.
 from __future__ import annotations
 
 import argparse
+import ast
 import concurrent.futures
 import dataclasses
 import glob
@@ -50,6 +57,10 @@ import tokenize
 from typing import Any, Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EQUIVALENT_FILE = os.path.join(ROOT, "tools", "mutate_equivalent.txt")
+# Marks the mutated token in a mutant's source line (the equivalence file's key), and
+# separates the lines before it that an entry may give to tell identical lines apart.
+MARK_OPEN, MARK_CLOSE, LINE_SEP = "\u27e6", "\u27e7", " \u23ce "
 
 # The areas of this project. A --config file may replace them (the driver's own test does).
 AREAS: dict[str, dict[str, Any]] = {
@@ -82,7 +93,9 @@ AREAS: dict[str, dict[str, Any]] = {
                   "python/fraiseql/subscriptions/_legacy_ws.py"],
         "exclude": [],
         "package_root": "python",
-        "pytest": ["test_asgi_protocol.py", "test_asgi_hooks.py", "test_asgi_lifecycle.py", "test_aio.py"],
+        # test_bus_gather_async: publish_event_async on Redis and PostgreSQL (aio's gathering).
+        "pytest": ["test_asgi_protocol.py", "test_asgi_hooks.py", "test_asgi_lifecycle.py", "test_aio.py",
+                   "test_bus_gather_async.py"],
     },
 }
 
@@ -124,6 +137,9 @@ class Mutant:
     status: str = ""
     detail: str = ""
     seconds: float = 0.0
+    site: str = ""     # its source line, stripped, with the token marked (see site_of)
+    before: tuple[str, ...] = ()  # the non-blank lines before it, stripped, nearest last
+    why: str = ""      # the equivalence file's reason, when it is listed there
 
     @property
     def where(self) -> str:
@@ -132,6 +148,91 @@ class Mutant:
     def apply(self, text: str) -> str:
         assert text[self.offset:self.offset + len(self.old)] == self.old, self.where
         return text[:self.offset] + self.new + text[self.offset + len(self.old):]
+
+
+def site_of(text: str, offset: int, old: str) -> str:
+    """The line holding text[offset:offset+len(old)], stripped, with that token between
+    the marks: the key of an equivalence entry, unmoved by edits elsewhere in the file."""
+    start = text.rfind("\n", 0, offset) + 1
+    end = text.find("\n", offset)
+    end = len(text) if end < 0 else end
+    return (text[start:offset] + MARK_OPEN + old + MARK_CLOSE + text[offset + len(old):end]).strip()
+
+
+def locate(ms: list["Mutant"], text: str) -> list["Mutant"]:
+    """Set each mutant's site and the lines before it, from its file's text; returns ms."""
+    for m in ms:
+        m.site = site_of(text, m.offset, m.old)
+        m.before = lines_before(text, m.offset)
+    return ms
+
+
+def lines_before(text: str, offset: int, n: int = 5) -> tuple[str, ...]:
+    """The n non-blank lines before the one holding offset, stripped, nearest last."""
+    out: list[str] = []
+    for line in reversed(text[:text.rfind("\n", 0, offset) + 1].splitlines()):
+        if len(out) == n:
+            break
+        if line.strip():
+            out.insert(0, line.strip())
+    return tuple(out)
+
+
+@dataclasses.dataclass
+class Equivalence:
+    """An entry of the equivalence file: a mutant no test can kill, and why."""
+    path: str
+    site: str          # the marked line
+    new: str
+    why: str
+    lineno: int        # in the equivalence file
+    context: tuple[str, ...] = ()  # lines that must come right before the site
+    matched: int = 0   # how many mutants it matched
+
+    def matches(self, m: "Mutant") -> bool:
+        return (m.path == self.path and m.site == self.site and m.new == self.new
+                and (not self.context or m.before[-len(self.context):] == self.context))
+
+
+def read_equivalents(path: str) -> list[Equivalence]:
+    """Parse the equivalence file. Each entry is a line
+
+        path: the source line with the token in \u27e6 \u27e7 => 'replacement'
+
+    followed by indented lines giving the reason (entries on consecutive lines share
+    the reason that follows them); # starts a comment. Where identical lines hold the
+    site, the entry gives the lines before it too, each followed by \u23ce."""
+    out: list[Equivalence] = []
+    if not os.path.exists(path):
+        return out
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    group: list[Equivalence] = []  # the entries the next reason lines belong to
+    reading_reason = False
+    for no, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if line[:1].isspace():
+            if not group:
+                raise ValueError(f"{path}:{no}: a reason before any entry")
+            for e in group:
+                e.why = (e.why + " " + line.strip()).strip()
+            reading_reason = True
+            continue
+        m = re.match(r"^(\S+?): (.*) => ('.*'|\".*\")$", line)
+        if not m or MARK_OPEN not in m.group(2) or MARK_CLOSE not in m.group(2):
+            raise ValueError(f"{path}:{no}: not 'path: line with the token marked => 'replacement''")
+        if reading_reason:
+            group, reading_reason = [], False
+        *context, site = [part.strip() for part in m.group(2).split(LINE_SEP.strip())]
+        if MARK_OPEN not in site:
+            raise ValueError(f"{path}:{no}: the token is marked on a line before the last")
+        group.append(Equivalence(m.group(1), site, ast.literal_eval(m.group(3)), "", no, tuple(context)))
+        out.append(group[-1])
+    for e in out:
+        if not e.why:
+            raise ValueError(f"{path}:{e.lineno}: an entry without its reason")
+    return out
 
 
 def is_binary(text: str, start: int, end: int, prev: str) -> bool:
@@ -312,9 +413,10 @@ class Area:
             with open(os.path.join(self.root, rel), encoding="utf-8") as f:
                 text = f.read()
             if rel.endswith(".py"):
-                out += py_mutants(self.name, rel, text)
+                ms = py_mutants(self.name, rel, text)
             else:
-                out += clike_mutants(self.name, rel, text, rel.endswith(".c"))
+                ms = clike_mutants(self.name, rel, text, rel.endswith(".c"))
+            out += locate(ms, text)
         return out
 
     # -- Go
@@ -455,6 +557,8 @@ class Area:
             m.status, m.detail = self.run_py(m, slot)
         else:
             m.status, m.detail = self.run_native(m, slot)
+        if m.why and m.status == "lived":
+            m.status = "equivalent"
         m.seconds = time.monotonic() - start
 
 
@@ -483,7 +587,30 @@ def read_coverprofile(path: str, moddir: str, prefix: str) -> dict[str, set[int]
 
 # ---------------------------------------------------------------- report
 
-STATUSES = ["killed", "lived", "timeout", "crashed", "not viable", "error", "uncovered"]
+STATUSES = ["killed", "lived", "timeout", "crashed", "not viable", "error", "uncovered", "equivalent"]
+
+
+def mark_equivalents(ms: list[Mutant], entries: list[Equivalence]) -> None:
+    """Give each mutant listed in entries its reason, and count each entry's matches. An
+    entry that matches several mutants (identical lines) is applied to none of them: the
+    report names it, to be given the lines before its site."""
+    for e in entries:
+        chosen = [m for m in ms if e.matches(m)]
+        e.matched += len(chosen)
+        if len(chosen) == 1:
+            chosen[0].why = e.why
+
+
+def select(ms: list[Mutant], wanted: list[str]) -> list[Mutant]:
+    """The mutants named by --mutant: PATH:LINE:COL or PATH:LINE, PATH or its tail."""
+    out = []
+    for m in ms:
+        for w in wanted:
+            path, _, rest = w.partition(":")
+            if (m.path == path or m.path.endswith("/" + path)) and f"{m.line}:{m.col}:".startswith(rest + ":"):
+                out.append(m)
+                break
+    return out
 
 
 def summarize(name: str, ms: list[Mutant]) -> str:
@@ -492,15 +619,29 @@ def summarize(name: str, ms: list[Mutant]) -> str:
     score = f"{100.0 * counts['killed'] / scored:.1f}%" if scored else "n/a"
     return (f"{name}: score {score} ({counts['killed']} killed of {scored}); "
             f"timeout {counts['timeout']}, crashed {counts['crashed']}, not viable {counts['not viable']}, "
-            f"error {counts['error']}, uncovered {counts['uncovered']}, total {len(ms)}")
+            f"error {counts['error']}, uncovered {counts['uncovered']}, equivalent {counts['equivalent']}, "
+            f"total {len(ms)}")
 
 
-def write_report(path: str, areas: dict[str, list[Mutant]], header: str) -> str:
+def write_report(path: str, areas: dict[str, list[Mutant]], header: str,
+                 stale: Optional[list[Equivalence]] = None) -> str:
     lines = [header, ""]
     for name, ms in areas.items():
         lines.append(summarize(name, ms))
     for name, ms in areas.items():
-        for status in ("lived", "timeout", "crashed", "error"):
+        wrong = [m for m in ms if m.why and m.status == "killed"]
+        if wrong:
+            lines.append("")
+            lines.append(f"{name}, listed as equivalent but killed (remove their entries):")
+            for m in sorted(wrong, key=lambda m: (m.path, m.line, m.col)):
+                lines.append(f"  {m.where}: {m.old!r} -> {m.new!r}  [{m.detail[:160]}]")
+        chosen = [m for m in ms if m.status == "equivalent"]
+        if chosen:
+            lines.append("")
+            lines.append(f"{name}, equivalent (outside the score):")
+            for m in sorted(chosen, key=lambda m: (m.path, m.line, m.col)):
+                lines.append(f"  {m.where}: {m.old!r} -> {m.new!r}: {m.why}")
+        for status in ("lived", "timeout", "crashed", "error", "uncovered"):
             chosen = [m for m in ms if m.status == status]
             if chosen:
                 lines.append("")
@@ -509,6 +650,13 @@ def write_report(path: str, areas: dict[str, list[Mutant]], header: str) -> str:
                     extra = (f"  [{m.detail.splitlines()[-1][:160]}]"
                              if status in ("crashed", "error") and m.detail else "")
                     lines.append(f"  {m.where}: {m.old!r} -> {m.new!r}{extra}")
+    if stale:
+        lines.append("")
+        lines.append("equivalence entries that match no mutant (the line changed: update or remove them)"
+                     " or several (identical lines: give the lines before the site):")
+        for e in stale:
+            lines.append(f"  line {e.lineno}: {e.path}: {LINE_SEP.join(e.context + (e.site,))} => {e.new!r}"
+                         f" ({e.matched} mutants)")
     text = "\n".join(lines) + "\n"
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
@@ -522,6 +670,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--area", action="append", help="an area to mutate (default: every one)")
     ap.add_argument("--file", action="append", help="only this file (path, or its tail: limits.go)")
+    ap.add_argument("--mutant", action="append",
+                    help="only the mutants at PATH:LINE:COL or PATH:LINE, as the report names them")
     ap.add_argument("--jobs", type=int, default=2, help="mutants run at once (default 2)")
     ap.add_argument("--limit", type=int, default=0, help="at most N mutants per area, a random sample (default all)")
     ap.add_argument("--seed", type=int, default=1, help="the sample's seed (default 1)")
@@ -531,6 +681,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--go-run", help="go test -run pattern replacing the area's (a narrower sample)")
     ap.add_argument("--report", default=os.path.join(ROOT, "build", "mutate", "report.txt"))
     ap.add_argument("--config", help="a JSON file of areas replacing the built-in ones")
+    ap.add_argument("--equivalent", help="the equivalence file (default tools/mutate_equivalent.txt; "
+                    "none with --config)")
     ap.add_argument("--root", default=ROOT, help="the tree the areas' paths are relative to")
     ap.add_argument("--list", action="store_true", help="list the mutants and stop")
     args = ap.parse_args(argv)
@@ -544,6 +696,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     if unknown:
         ap.error(f"unknown area {unknown[0]!r}; areas: {', '.join(specs)}")
     areas = [Area(n, specs[n], args.root, args) for n in names]
+    eq_file = args.equivalent or ("" if args.config else EQUIVALENT_FILE)
+    try:
+        entries = read_equivalents(eq_file) if eq_file else []
+    except ValueError as exc:
+        ap.error(str(exc))
+    mutated_files: set[str] = set()
 
     results: dict[str, list[Mutant]] = {}
     # Stopped by a signal: still remove the copies (the finally below).
@@ -552,12 +710,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         for area in areas:
             ms = area.mutants()
+            mark_equivalents(ms, entries)
+            mutated_files.update(m.path for m in ms)
+            if args.mutant:
+                ms = select(ms, args.mutant)
             if args.limit and len(ms) > args.limit:
                 ms = sorted(random.Random(args.seed).sample(ms, args.limit), key=lambda m: (m.path, m.offset))
             results[area.name] = ms
             if args.list:
                 for m in ms:
-                    print(f"{area.name} {m.where}: {m.old!r} -> {m.new!r}")
+                    print(f"{area.name} {m.where}: {m.old!r} -> {m.new!r}" + (" (listed equivalent)" if m.why else ""))
                 continue
             if not ms:
                 continue
@@ -589,8 +751,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         header = (f"mutation report: areas {', '.join(names)}; jobs {args.jobs}; "
                   f"sample {args.limit or 'all'} per area (seed {args.seed})"
                   + (f"; files {', '.join(args.file)}" if args.file else "")
-                  + (f"; go test -run {args.go_run}" if args.go_run else ""))
-        text = write_report(args.report, results, header)
+                  + (f"; mutants {', '.join(args.mutant)}" if args.mutant else "")
+                  + (f"; go test -run {args.go_run}" if args.go_run else "")
+                  + (f"; equivalence file {os.path.relpath(eq_file, args.root)}" if eq_file else ""))
+        # Stale: an entry of a file whose every mutant was enumerated, matching none of them
+        # (or several, ambiguous).
+        stale = [e for e in entries if e.matched != 1 and e.path in mutated_files]
+        text = write_report(args.report, results, header, stale)
         print("\n" + text)
         print(f"report: {args.report}")
         return 0

@@ -14,8 +14,10 @@ sys.path.insert(0, HERE)
 import mutate  # noqa: E402
 
 # Clamp's `<` -> `<=` and `>` -> `>=` return the bound itself on the bound: equivalent.
+# planted/equivalent.txt lists them but the Python `>` one, and wrongly lists Sum's `+=`.
 EQUIVALENT_GO = {("go/calc.go", 7, "<="), ("go/calc.go", 10, ">=")}
 EQUIVALENT_PY = {("py/src/plantedpkg/__init__.py", 5, "<="), ("py/src/plantedpkg/__init__.py", 7, ">=")}
+LISTED_WRONGLY = ("go/calc.go", 20, "-=")
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +25,7 @@ def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("mutate") / "report.txt"
     subprocess.run([sys.executable, os.path.join(HERE, "mutate.py"), "--root", PLANTED,
                     "--config", os.path.join(PLANTED, "areas.json"), "--jobs", "2",
+                    "--equivalent", os.path.join(PLANTED, "equivalent.txt"),
                     "--min-timeout", "5", "--timeout-factor", "5", "--report", str(out)],
                    check=True, capture_output=True, text=True, timeout=600)
     with open(out.with_suffix(".json")) as f:
@@ -38,17 +41,54 @@ def test_assert_nothing_go_suite_scores_zero(report):
     fates, text = report
     got = fates["go-nothing"]
     assert "killed" not in got.values()
-    assert statuses(got).count("lived") == 7
-    assert "go-nothing: score 0.0% (0 killed of 7)" in text
+    assert statuses(got).count("lived") == 4  # and the 3 listed: outside the score
+    assert {k for k, v in got.items() if v == "equivalent"} == EQUIVALENT_GO | {LISTED_WRONGLY}
+    assert "go-nothing: score 0.0% (0 killed of 4)" in text
 
 
 def test_asserting_go_suite_kills_all_but_the_equivalent(report):
     fates, text = report
     got = fates["go-good"]
-    lived = {k for k, v in got.items() if v == "lived"}
-    assert lived == EQUIVALENT_GO
+    assert {k for k, v in got.items() if v == "equivalent"} == EQUIVALENT_GO
+    assert "lived" not in got.values()
     assert statuses(got).count("killed") == 5
-    assert "go/calc.go:7:7: '<' -> '<='" in text  # survivors are listed by file:line
+    assert "go-good: score 100.0% (5 killed of 5)" in text
+
+
+def test_equivalent_mutants_are_reported_apart_with_their_reason(report):
+    _, text = report
+    section = text.split("go-good, equivalent (outside the score):\n")[1]
+    assert section.startswith("  go/calc.go:7:7: '<' -> '<=': v == lo returns lo either way.\n")
+    # An entry that a test kills is named as wrong; one matching no mutant as stale.
+    assert "go-good, listed as equivalent but killed (remove their entries):\n  go/calc.go:20:9: '+=' -> '-='" in text
+    assert "go-nothing, listed as equivalent but killed" not in text
+    stale = text.split("equivalence entries that match no mutant")[1]
+    assert "go/calc.go: if v \u27e6<=\u27e7 lo { => '<'" in stale
+    assert "\u27e6<\u27e7 lo: =>" not in stale
+
+
+def test_equivalence_file_format_is_checked(tmp_path):
+    bad = tmp_path / "eq.txt"
+    bad.write_text("go/calc.go: if v \u27e6<\u27e7 lo { => '<='\n")  # no reason
+    with pytest.raises(ValueError, match="without its reason"):
+        mutate.read_equivalents(str(bad))
+    bad.write_text("go/calc.go: if v < lo { => '<='\n    unmarked\n")
+    with pytest.raises(ValueError, match="token marked"):
+        mutate.read_equivalents(str(bad))
+    good = tmp_path / "good.txt"
+    good.write_text("# two entries share a reason\na.go: x \u27e6<\u27e7 y => '<='\na.go: x \u27e6<\u27e7 y => '>='\n"
+                    "    one\n    reason\nb.py: \u27e6not \u27e7z => ''\n    another\n")
+    got = [(e.path, e.site, e.new, e.why) for e in mutate.read_equivalents(str(good))]
+    assert got == [("a.go", "x \u27e6<\u27e7 y", "<=", "one reason"), ("a.go", "x \u27e6<\u27e7 y", ">=", "one reason"),
+                   ("b.py", "\u27e6not \u27e7z", "", "another")]
+
+
+def test_mutant_names_select_one_site():
+    src = "package p\nfunc f(a, b int) bool { return a < b && b > 0 }\n"
+    ms = mutate.clike_mutants("a", "p/x.go", src, False)
+    assert {(m.col, m.new) for m in mutate.select(ms, ["x.go:2:34"])} == {(34, "<="), (34, ">=")}
+    assert len(mutate.select(ms, ["p/x.go:2"])) == len(ms)
+    assert mutate.select(ms, ["x.go:3"]) == []
 
 
 def test_go_build_failure_is_not_viable_and_hang_is_a_timeout(report):
@@ -60,14 +100,15 @@ def test_go_build_failure_is_not_viable_and_hang_is_a_timeout(report):
 
 def test_assert_nothing_python_suite_scores_zero(report):
     fates, text = report
-    assert set(fates["py-nothing"].values()) == {"lived"}
-    assert "py-nothing: score 0.0% (0 killed of 5)" in text
+    assert sorted(fates["py-nothing"].values()) == ["equivalent"] + ["lived"] * 4
+    assert "py-nothing: score 0.0% (0 killed of 4)" in text
 
 
 def test_asserting_python_suite_kills_all_but_the_equivalent(report):
     fates, _ = report
     got = fates["py-good"]
-    assert {k for k, v in got.items() if v == "lived"} == EQUIVALENT_PY
+    assert {k for k, v in got.items() if v in ("lived", "equivalent")} == EQUIVALENT_PY
+    assert got[("py/src/plantedpkg/__init__.py", 5, "<=")] == "equivalent"
     assert statuses(got).count("killed") == 3
 
 
@@ -102,3 +143,17 @@ def test_mutant_sites_skip_strings_comments_types_and_signs():
     src = 'package p\n// a < b\nvar s = "x == y" + t\nfunc f(p *T, n int) int { return -n + p.v*2 }\n'
     sites = {(m.old, m.new) for m in mutate.clike_mutants("a", "p.go", src, False)}
     assert sites == {("+", "-"), ("*", "/")}
+
+
+def test_equivalence_entries_tell_identical_lines_apart(tmp_path):
+    src = ("package p\n\nfunc f(a, b []int) (n int) {\n\tfor i := range a {\n\t\tif i > 0 {\n\t\t\tn++\n\t\t}\n\t}\n"
+           "\tfor i := range b {\n\t\tif i > 0 {\n\t\t\tn--\n\t\t}\n\t}\n\treturn\n}\n")
+    ms = mutate.locate(mutate.clike_mutants("a", "p.go", src, False), src)
+    eq = tmp_path / "eq.txt"
+    eq.write_text("p.go: if i \u27e6>\u27e7 0 { => '>='\n    ambiguous\n"
+                  "p.go: for i := range b { \u23ce if i \u27e6>\u27e7 0 { => '<='\n    the second loop's\n")
+    entries = mutate.read_equivalents(str(eq))
+    mutate.mark_equivalents(ms, entries)
+    assert [e.matched for e in entries] == [2, 1]  # the first names two mutants: applied to neither
+    assert [(m.line, m.new) for m in ms if m.why] == [(10, "<=")]
+    assert all(m.why == "the second loop's" for m in ms if m.why)

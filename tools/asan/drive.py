@@ -264,8 +264,48 @@ def check_threads(ex):
     assert not errors, errors
 
 
+def check_claim_hook(ex):
+    """A test's hook between the window claim's load and its compare-and-swap: run once,
+    its take-back makes the claim fail; bad arguments and a raising hook are errors."""
+    setup()
+    frames = [frame("A", i) for i in range(5)]
+    for f in frames:
+        M.push("A", f)
+    got = [ex.next_event("A")]  # read through the engine, the rest lent
+    ran = []
+
+    def take_back():
+        ran.append(1)
+        got.extend(M._fq_drain(FID, "c1", 0))
+    M._fq_claim_hook(ex.next_event, take_back)
+    assert ex.next_event("A") is None and ex.next_event("A") is None
+    assert got == frames and ran == [1]
+    for bad in ((ex.drain_connection, take_back), (ex.next_event, 1), (ex.next_event,)):
+        try:
+            M._fq_claim_hook(*bad)
+        except TypeError:
+            pass
+        else:
+            raise AssertionError(bad)
+
+    def failing():
+        raise KeyError("hook")
+    for f in frames:
+        M.push("A", f)
+    assert ex.next_event("A") == frames[0]
+    M._fq_claim_hook(ex.next_event, failing)
+    try:
+        ex.next_event("A")
+    except KeyError:
+        pass
+    else:
+        raise AssertionError("the hook's error was lost")
+    assert [ex.next_event("A") for _ in frames[1:]] == frames[1:]
+
+
 ex = Exec()
 check_basics(ex)
+check_claim_hook(ex)
 check_encoder()
 for size in (10, 2_000_000):
     for threaded in (False, True):

@@ -13,7 +13,7 @@ import os
 import sys
 import weakref
 from types import TracebackType
-from typing import Any, Dict, FrozenSet, List, Optional, Type, Union
+from typing import Any, Callable, Dict, FrozenSet, List, Optional, Type, Union
 
 from .. import _native
 from . import _gologs
@@ -819,6 +819,13 @@ class PySubscriptionExecutor:
         _check_str(hook, "hook")
         with _errors:
             self._E.pyapi_SubscriptionExecutor_Debug(self._h, hook)
+
+    def _debug_claim_hook(self, hook: Callable[[], object]) -> None:
+        """Test hook (executors made with debug_hooks=True): ``hook()`` runs once inside
+        the next ``next_event`` that takes a frame from the read-ahead window, between its
+        load of the window's next frame and its claim (pyapi/fastcall.c)."""
+        self._debug("claim_hook")
+        self._E._fq_claim_hook(self.next_event, hook)
 
 
 def _int(value: Any, name: str) -> int:
