@@ -94,7 +94,6 @@ func TestRedisTrimmedPositionExpires(t *testing.T) {
 }
 
 func TestRedisCatchUpBurstThroughQueueOfEight(t *testing.T) {
-	const n = 10000
 	url := redistest.Start(t).URL()
 	e := historyRedisExecutor(t, url, Options{QueueSize: 8, OnOverflow: OverflowCatchUp}, "s", 0)
 	registerWith(t, e, Registration{SubscriptionID: "a", Query: `subscription { users { n } }`})
