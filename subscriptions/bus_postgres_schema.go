@@ -101,7 +101,7 @@ func (s pgSchema) tableSQL(table string) string {
 // name cut so that "_id_seq" fits), unless a relation of that name
 // already exists there.
 func serialSequence(schema, table string) string {
-	return pgx.Identifier{schema, truncateIdent(table, pgMaxIdentifier-len("_id_seq")-2) + "_id_seq"}.Sanitize()
+	return pgx.Identifier{schema, truncateIdent(table, pgMaxIdentifier-len("_id_seq")) + "_id_seq"}.Sanitize()
 }
 
 // functionBody is the publish function's body for the table in schema.

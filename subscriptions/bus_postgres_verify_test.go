@@ -69,3 +69,34 @@ LANGUAGE sql AS 'SELECT'`)
 		t.Fatalf("Start: %v", err)
 	}
 }
+
+// SchemaSQL names the id sequence of a table with a long name as
+// PostgreSQL names it (the table's name cut, on a character boundary, so
+// that "_id_seq" fits), and a bus that only verifies its objects runs on it.
+func TestSchemaSQLLongTableNames(t *testing.T) {
+	srv := pgtest.Start(t)
+	conn := pgConnect(t, srv.ConnString())
+	ctx := context.Background()
+	srv.Exec(t, `CREATE SCHEMA app`)
+	for _, table := range []string{
+		strings.Repeat("t", 55), strings.Repeat("t", 56), strings.Repeat("t", 57), strings.Repeat("t", 63),
+		strings.Repeat("é", 28) + "t", strings.Repeat("é", 31), // a cut inside a two-byte character
+	} {
+		opts := PostgresOptions{Table: table, Function: "f", InstanceID: "x"}
+		sql, err := SchemaSQL(opts, "app")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(ctx, sql, pgx.QueryExecModeSimpleProtocol); err != nil {
+			t.Fatalf("%d bytes: %v", len(table), err)
+		}
+		var same bool
+		err = conn.QueryRow(ctx, `SELECT $1::regclass = pg_get_serial_sequence($2, 'id')::regclass`,
+			serialSequence("app", table), pgx.Identifier{"app", table}.Sanitize()).Scan(&same)
+		if err != nil || !same {
+			t.Fatalf("%d bytes: sequence %s is not the table's (%v)", len(table), serialSequence("app", table), err)
+		}
+		srv.Exec(t, `DROP FUNCTION app.f(text, text, jsonb)`)
+		srv.Exec(t, `DROP TABLE app.`+pgx.Identifier{table}.Sanitize()+` CASCADE`)
+	}
+}

@@ -536,3 +536,32 @@ func TestRedisBusCleansIdleGroups(t *testing.T) {
 		}
 	}
 }
+
+// Another executor takes the lease of a running reader's InstanceID (its
+// own lapsed meanwhile): the reader pauses, says so once, and reads on
+// once the lease is free again, with what was published meanwhile, once.
+func TestRedisBusReaderWaitsWhileAnotherHoldsItsLease(t *testing.T) {
+	mr := miniredis.RunT(t)
+	logs := &logCollector{}
+	b := newRedisTestBus(t, redisURL(mr), RedisOptions{InstanceID: "x", Logger: logs})
+	b.lease.ttl = 300 * time.Millisecond // renewed every 100 ms
+	c := &collector{settle: func(t *testing.T) { waitAcked(t, b) }}
+	if err := b.Start(context.Background(), c.deliver); err != nil {
+		t.Fatal(err)
+	}
+	publishNums(t, b, 1)
+	wantNums(t, c.wait(t, 1), 1)
+	raw := rawClient(t, mr)
+	if err := raw.Set(context.Background(), b.lease.key, "another executor's token", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	logs.waitFor(t, LogWarning, "Redis bus reader paused: ")
+	publishNums(t, b, 2, 3)
+	if err := raw.Del(context.Background(), b.lease.key).Err(); err != nil {
+		t.Fatal(err)
+	}
+	wantNums(t, c.wait(t, 3), 1, 2, 3)
+	if v := raw.Get(context.Background(), b.lease.key).Val(); v != b.lease.token {
+		t.Fatalf("the lease holds %q, not the reader's token", v)
+	}
+}

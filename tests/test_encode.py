@@ -74,6 +74,8 @@ def needs_stdlib(v, depth=0):
     ({"i": [0, -1, 2**63 - 1, -(2**63)], "b": [True, False, None], "t": (1, [])},
      b'{"i":[0,-1,9223372036854775807,-9223372036854775808],"b":[true,false,null],"t":[1,[]]}'),
     ({"lone": "\ud800x"}, b'{"lone":"\\ud800x"}'),
+    # The ends of the surrogate-pair range and of the planes around it.
+    ({"u": "\ud7ff\ue000\uffff\U00010000\U0010ffff"}, b'{"u":"\\ud7ff\\ue000\\uffff\\ud800\\udc00\\udbff\\udfff"}'),
     ({}, b"{}"),
 ])
 def test_exact_bytes(value, expected):

@@ -231,6 +231,24 @@ def test_executor_is_collected_without_gc():
         gc.enable()
 
 
+def test_bound_functions_let_go_of_what_they_hold():
+    """A bound entry holds its fallback (the method) and a weak reference to its executor,
+    and next_event pins the executor's read-ahead window: all are let go when the entry
+    goes with its executor."""
+    methods = (X.next_event, X.drain_connection, X.publish_event)
+    before = [sys.getrefcount(m) for m in methods]
+    for _ in range(50):
+        ex = X()
+        ex.register_subscription("c", "s", "subscription { users { id } }", user_id="u", tenant_id="t")
+        for i in range(3):
+            ex.publish_event("users", "users", {"id": i})
+        assert ex.next_event("s") is not None  # the rest is lent
+        ex.close()
+        del ex
+    gc.collect()
+    assert [sys.getrefcount(m) for m in methods] == before
+
+
 @pytest.mark.parametrize("which", ["next", "drain", "publish"])
 def test_panic_in_fast_entry_becomes_runtime_error(which):
     ex = X(debug_hooks=True)

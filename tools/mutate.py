@@ -10,12 +10,13 @@ the area's tests against it. Its fate is read from what the tests printed, never
 from an exit status alone:
 
   killed      a test reported a failure: `--- FAIL` or a test panic in `go test`
-              output, a FAILED/ERROR test line in pytest's summary
+              output, a FAILED/ERROR line in pytest's summary (an ERROR collecting
+              a test module too: it could not import the mutated code)
   lived       the tests ran and all passed
   timeout     the run outlived its limit (a multiple of the unmutated run's time):
               reported beside the score, not in it
   not viable  the mutant does not compile (Go build error, C compile error, Python
-              SyntaxError) or the tests could not start (pytest collection error)
+              SyntaxError)
   crashed     the test process died without a test reporting it (a Go runtime "fatal
               error", a "Fatal Python error" such as a segfault in C): beside the score
   error       the run ended in a way none of the above explains (its tail is kept)
@@ -187,7 +188,8 @@ class Equivalence:
     why: str
     lineno: int        # in the equivalence file
     context: tuple[str, ...] = ()  # lines that must come right before the site
-    matched: int = 0   # how many mutants it matched
+    matched: int = 0   # how many mutants it matched, over the areas
+    ambiguous: bool = False  # it matched several mutants of one area
 
     def matches(self, m: "Mutant") -> bool:
         return (m.path == self.path and m.site == self.site and m.new == self.new
@@ -325,7 +327,8 @@ COLLECT_PY = re.compile(r"^ERROR (collecting|\S+\.py\b(?!::))|Interrupted: \d+ e
 PASS_PY = re.compile(r"^=*\s*\d+ passed", re.MULTILINE)
 PASS_GO = re.compile(r"^ok\s+\S+", re.MULTILINE)
 CRASH_GO = re.compile(r"^fatal error: ", re.MULTILINE)
-CRASH_PY = re.compile(r"^Fatal Python error: ", re.MULTILINE)
+# Anywhere on a line: pytest -q's progress dots precede it.
+CRASH_PY = re.compile(r"Fatal Python error: ")
 
 
 def judge_go(out: str, timed_out: bool) -> tuple[str, str]:
@@ -347,8 +350,8 @@ def judge_go(out: str, timed_out: bool) -> tuple[str, str]:
 def judge_py(out: str, timed_out: bool) -> tuple[str, str]:
     if timed_out:
         return "timeout", ""
-    if COLLECT_PY.search(out):
-        return "not viable", first_line(out, COLLECT_PY)
+    if COLLECT_PY.search(out):  # a test module could not import the mutated code
+        return "killed", first_line(out, COLLECT_PY)
     if FAIL_PY.search(out):
         return "killed", first_line(out, FAIL_PY)
     if CRASH_PY.search(out):
@@ -599,6 +602,8 @@ def mark_equivalents(ms: list[Mutant], entries: list[Equivalence]) -> None:
         e.matched += len(chosen)
         if len(chosen) == 1:
             chosen[0].why = e.why
+        elif chosen:
+            e.ambiguous = True
 
 
 def select(ms: list[Mutant], wanted: list[str]) -> list[Mutant]:
@@ -656,7 +661,7 @@ def write_report(path: str, areas: dict[str, list[Mutant]], header: str,
                      " or several (identical lines: give the lines before the site):")
         for e in stale:
             lines.append(f"  line {e.lineno}: {e.path}: {LINE_SEP.join(e.context + (e.site,))} => {e.new!r}"
-                         f" ({e.matched} mutants)")
+                         + (" (several mutants)" if e.ambiguous else ""))
     text = "\n".join(lines) + "\n"
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
@@ -756,7 +761,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                   + (f"; equivalence file {os.path.relpath(eq_file, args.root)}" if eq_file else ""))
         # Stale: an entry of a file whose every mutant was enumerated, matching none of them
         # (or several, ambiguous).
-        stale = [e for e in entries if e.matched != 1 and e.path in mutated_files]
+        stale = [e for e in entries if (e.ambiguous or not e.matched) and e.path in mutated_files]
         text = write_report(args.report, results, header, stale)
         print("\n" + text)
         print(f"report: {args.report}")

@@ -130,9 +130,11 @@ def test_go_output_is_judged_by_what_the_tests_said(out, want):
 @pytest.mark.parametrize("out, want", [
     ("FAILED test_a.py::test_x - assert 1 == 2\n1 failed, 3 passed in 0.2s\n", "killed"),
     ("ERROR test_a.py::test_x - RuntimeError\n1 error, 3 passed in 0.2s\n", "killed"),
-    ("ERROR collecting test_a.py\nInterrupted: 1 error during collection\n", "not viable"),
+    # The mutated package raised on import: the test module that imports it reports it.
+    ("ERROR collecting test_a.py\nInterrupted: 1 error during collection\n", "killed"),
     ("4 passed in 0.2s\n", "lived"),
     ("test_a.py ..\nFatal Python error: Segmentation fault\n\nCurrent thread 0x1:\n", "crashed"),
+    ("....Fatal Python error: Segmentation fault\n\nCurrent thread 0x1:\n", "crashed"),  # after -q's dots
     ("no tests ran in 0.01s\n", "error"),
 ])
 def test_pytest_output_is_judged_by_its_summary(out, want):
@@ -154,6 +156,6 @@ def test_equivalence_entries_tell_identical_lines_apart(tmp_path):
                   "p.go: for i := range b { \u23ce if i \u27e6>\u27e7 0 { => '<='\n    the second loop's\n")
     entries = mutate.read_equivalents(str(eq))
     mutate.mark_equivalents(ms, entries)
-    assert [e.matched for e in entries] == [2, 1]  # the first names two mutants: applied to neither
+    assert [(e.matched, e.ambiguous) for e in entries] == [(2, True), (1, False)]  # the first: applied to neither
     assert [(m.line, m.new) for m in ms if m.why] == [(10, "<=")]
     assert all(m.why == "the second loop's" for m in ms if m.why)
