@@ -350,12 +350,14 @@ def test_one_loop_at_a_time_while_anyone_waits(executor, busy):
     register(executor, Q, "s")
     aex = AsyncExecutor(executor)
     first = asyncio.new_event_loop()
-    watch = aex.watch()
+    watches = []
 
     async def occupy():
         if busy == "waiter":
             task = asyncio.ensure_future(aex.next_event_async("s"))
         else:
+            watch = aex.watch()  # on its loop: an asyncio.Event binds to one when made on 3.9
+            watches.append(watch)
             watch.add("s")
             task = asyncio.ensure_future(watch.wait())
         while aex._loop is not asyncio.get_running_loop():  # the task has started waiting
@@ -367,7 +369,8 @@ def test_one_loop_at_a_time_while_anyone_waits(executor, busy):
         assert (list(aex._waiters), list(aex._watches)) == ((["s"], []) if busy == "waiter" else ([], ["s"]))
         with pytest.raises(RuntimeError, match="^this executor's AsyncExecutor is in use on another event loop$"):
             asyncio.run(aex.next_event_async("s", timeout=0.01))
-        watch.close()
+        for watch in watches:
+            watch.close()
         task.cancel()
         first.run_until_complete(asyncio.gather(task, return_exceptions=True))
         assert aex._waiters == {} and aex._watches == {}
