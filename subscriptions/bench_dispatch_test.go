@@ -363,3 +363,15 @@ func BenchmarkPublishValid2K(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRefusedOnDecoding: the scan a distributed bus's PublishValid
+// makes instead of a decoding (compare BenchmarkDecodeEvent, same event).
+func BenchmarkRefusedOnDecoding(b *testing.B) {
+	raw := benchEvent(b).Data
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		if refusedOnDecoding(raw) {
+			b.Fatal("refused")
+		}
+	}
+}

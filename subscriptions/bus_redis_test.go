@@ -565,3 +565,31 @@ func TestRedisBusReaderWaitsWhileAnotherHoldsItsLease(t *testing.T) {
 		t.Fatalf("the lease holds %q, not the reader's token", v)
 	}
 }
+
+// PublishValid on a distributed bus skips the decoding for well-formed
+// data, but not the refusals: what the memory bus refuses is refused here,
+// with the same message, and nothing reaches the stream.
+func TestRedisPublishValidRefusesWhatDecodingRefuses(t *testing.T) {
+	mr := miniredis.RunT(t)
+	e := newTestExecutor(t, Options{Bus: BusConfig{Kind: BusRedis, Redis: RedisOptions{URL: redisURL(mr), ConsumerGroup: "g"}}})
+	mem := newTestExecutor(t, Options{})
+	for _, data := range []string{`{"a":"x\ud800"}`, `{"a":[1,{"b":"\udc00"}]}`, `{"a":1e400}`,
+		`{"a":-` + strings.Repeat("9", 400) + `}`, `{"s":"\"1e400","a":{"b":[0,1E999]}}`} {
+		ev := Event{Type: "t", Channel: "c", Data: []byte(data)}
+		want := mem.PublishValid(context.Background(), ev)
+		if want == nil {
+			t.Fatalf("the memory bus accepts %s", data)
+		}
+		if err := e.PublishValid(context.Background(), ev); err == nil || err.Error() != want.Error() {
+			t.Errorf("%s: got %v, want %v", data, err, want)
+		}
+	}
+	if n, err := rawClient(t, mr).XLen(context.Background(), defaultRedisStream).Result(); err != nil || n != 0 {
+		t.Fatalf("the stream holds %d entries (%v): a refused event reached it", n, err)
+	}
+	for _, data := range []string{`{"a":"1e400 \"\\ud800"}`, `{"a":1e308,"b":"\ud83d\ude00","c":"\\"}`} {
+		if err := e.PublishValid(context.Background(), Event{Type: "t", Channel: "c", Data: []byte(data)}); err != nil {
+			t.Errorf("%s: %v", data, err)
+		}
+	}
+}

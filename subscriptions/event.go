@@ -470,8 +470,7 @@ func replaceLoneSurrogates(b []byte) []byte {
 var errNotJSONNumber = errors.New("invalid number")
 
 // checkNumbers refuses what fastjson accepts as numbers but JSON does not,
-// and numbers beyond float64's range, as the engine always has. Only long
-// numbers or those with an exponent can be out of range.
+// and numbers beyond float64's range, as the engine always has.
 func (d *decodedEvent) checkNumbers(v jv) error {
 	switch v.Type() {
 	case fastjson.TypeNumber:
@@ -479,10 +478,8 @@ func (d *decodedEvent) checkNumbers(v jv) error {
 		if !isJSONNumber(t) {
 			return errNotJSONNumber
 		}
-		if len(t) > 300 || strings.ContainsAny(t, "eE") {
-			if _, err := strconv.ParseFloat(t, 64); err != nil {
-				return err
-			}
+		if !inFloatRange(t) {
+			return outOfRangeError(t)
 		}
 	case fastjson.TypeArray:
 		a, _ := arrayOf(v)
@@ -501,4 +498,76 @@ func (d *decodedEvent) checkNumbers(v jv) error {
 		return err
 	}
 	return nil
+}
+
+// inFloatRange tells whether the JSON number t fits a float64. Only long
+// numbers or those with an exponent can be out of range.
+func inFloatRange(t string) bool {
+	if len(t) <= 300 && !strings.ContainsAny(t, "eE") {
+		return true
+	}
+	_, err := strconv.ParseFloat(t, 64)
+	return err == nil
+}
+
+// outOfRangeError names the number, its middle cut when long: the whole of
+// 10**4000 would make a message no one reads.
+func outOfRangeError(t string) error {
+	if len(t) > 40 {
+		t = t[:20] + "..." + t[len(t)-10:] + " (" + strconv.Itoa(len(t)) + " characters)"
+	}
+	return errors.New("the number " + t + " is beyond the range of a float64")
+}
+
+// refusedOnDecoding tells whether well-formed JSON holds what decoding
+// refuses although the JSON grammar allows it: a lone surrogate escape or
+// a number beyond float64's range. It reads the text once, without
+// decoding: a distributed bus publishes without a decoding unless this
+// finds something, and the decoding then words the error.
+func refusedOnDecoding(b []byte) bool {
+	if _, lone := loneSurrogate(b); lone {
+		return true
+	}
+	for i := 0; i < len(b); {
+		switch c := b[i]; {
+		case c == '"':
+			i = afterString(b, i+1)
+		case c == '-' || c >= '0' && c <= '9':
+			j := i + 1
+			for j < len(b) && isNumberByte(b[j]) {
+				j++
+			}
+			if !inFloatRange(unsafe.String(&b[i], j-i)) {
+				return true
+			}
+			i = j
+		default:
+			i++
+		}
+	}
+	return false
+}
+
+// afterString returns the index after the closing quote of the string
+// whose text starts at b[i]: the first quote not escaped by an odd run of
+// backslashes.
+func afterString(b []byte, i int) int {
+	for {
+		j := bytes.IndexByte(b[i:], '"')
+		if j < 0 {
+			return len(b)
+		}
+		i += j + 1
+		n := 0
+		for k := i - 2; b[k] == '\\'; k-- {
+			n++
+		}
+		if n%2 == 0 {
+			return i
+		}
+	}
+}
+
+func isNumberByte(c byte) bool {
+	return c >= '0' && c <= '9' || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-'
 }

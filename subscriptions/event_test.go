@@ -1,6 +1,9 @@
 package subscriptions
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // Once warm, decoding an event and releasing it allocates nothing: release
 // gives the decoder's state back to its pool.
@@ -21,5 +24,32 @@ func TestDecodeEventAndReleaseAllocateNothing(t *testing.T) {
 		if n != 0 {
 			t.Errorf("wellFormed %v: %v allocations per event", wellFormed, n)
 		}
+	}
+}
+
+func TestRefusedOnDecoding(t *testing.T) {
+	long := strings.Repeat("9", 310)
+	for data, want := range map[string]bool{
+		`{}`: false, `{"a":1,"b":-2.5e10,"c":1e308}`: false, `{"a":"\ud83d\ude00"}`: false,
+		`{"a":"\ud800"}`: true, `{"a":"x\udfff"}`: true, `{"a":1e309}`: true, `{"a":-1E999}`: true,
+		`{"a":[` + long + `]}`: true, `{"a":0.` + long + `}`: false, `{"a":"` + long + `e999"}`: false,
+		`{"a":"\"","b":1e999}`: true, `{"a":"\\","b":1e999}`: true, `{"a":"\\\"1e999"}`: false,
+		`{"a":"1e999\\\\"}`: false, `{"1e999":0}`: false,
+	} {
+		if got := refusedOnDecoding([]byte(data)); got != want {
+			t.Errorf("refusedOnDecoding(%s) = %v, want %v", data, got, want)
+		}
+		_, err := decodeEventFrom(Event{Data: []byte(data)}, Limits{}.withDefaults(), true)
+		if (err != nil) != want {
+			t.Errorf("decoding %s: %v, refusal expected: %v", data, err, want)
+		}
+	}
+}
+
+func TestOutOfRangeNumberMessageStaysShort(t *testing.T) {
+	_, err := decodeEventFrom(Event{Data: []byte(`{"a":1` + strings.Repeat("0", 4000) + `}`)}, Limits{}.withDefaults(), true)
+	want := "event data is not valid JSON: the number 10000000000000000000...0000000000 (4001 characters) is beyond the range of a float64"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %s", err, want)
 	}
 }

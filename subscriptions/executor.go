@@ -392,10 +392,10 @@ func (e *Executor) prepare(ev Event, wellFormed bool) (Event, error) {
 	}
 	lim := e.Limits()
 	_, local := e.bus.(*MemoryBus)
-	if !local && wellFormed && len(ev.Data) <= lim.MaxPayloadBytes && isJSONObject(ev.Data) {
+	if !local && wellFormed && len(ev.Data) <= lim.MaxPayloadBytes && isJSONObject(ev.Data) && !refusedOnDecoding(ev.Data) {
 		// Every executor decodes what its bus delivers, so a distributed
-		// bus has no use for a decoding here; well-formed data that opens
-		// an object is all that decoding would have checked.
+		// bus has no use for a decoding here: well-formed data that opens
+		// an object, with nothing a decoding refuses, is all it checks.
 		return ev, nil
 	}
 	d, err := decodeEventFrom(ev, lim, wellFormed)

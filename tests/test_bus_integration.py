@@ -87,6 +87,26 @@ def test_200_kib_event(bus):
         assert msg == b'{"type":"next","id":"s","payload":{"data":{"events":{"big":"%s"}}}}' % big.encode()
 
 
+def test_refuses_what_the_memory_bus_refuses(bus):
+    """What a decoding refuses although JSON allows it (a lone surrogate, a number beyond a
+    float64) is refused before the bus, with the memory bus's message: no receiver drops it."""
+    kind, server = bus
+    with S.PySubscriptionExecutor() as mem, S.PySubscriptionExecutor(bus_config(kind, server)) as ex:
+        ex.register_subscription("c", "s", QUERY, user_id="u", tenant_id="t")
+        for data in ({"origin": "x\ud800", "n": 1}, {"origin": ["\udc00"]}, {"n": 10**400}, {"n": [-(10**309)]}):
+            for publish in (lambda x, d: x.publish_event("tick", "events", d),
+                            lambda x, d: x.publish_events([("tick", "events", {"n": 0}), ("tick", "events", d)])):
+                with pytest.raises(ValueError) as want:
+                    publish(mem, data)
+                with pytest.raises(ValueError) as got:
+                    publish(ex, data)
+                assert str(got.value) == str(want.value)
+        ex.publish_event("tick", "events", {"origin": "ok", "n": 5})
+        assert numbers(collect(ex, "s", 1)) == [5]
+        m = ex.get_metrics()
+        assert (m["bus_published"], m["dispatch_errors"]) == (1, 0)
+
+
 def test_next_event_timeout_waits_then_returns_none(bus):
     kind, server = bus
     with S.PySubscriptionExecutor(bus_config(kind, server)) as ex:
