@@ -1,3 +1,4 @@
+import asyncio
 import itertools
 import time
 
@@ -37,6 +38,17 @@ def collect(ex, sub, count, timeout=20.0):
         if msg is not None:
             got.append(msg)
     return got
+
+
+async def first_steps_run():
+    """Return once every task scheduled before this call has run its first step.
+
+    A new task's first step is a ready callback; the loop runs those in order, and the
+    one that resumes this coroutine is queued after them. No timing involved."""
+    loop = asyncio.get_running_loop()
+    turned = loop.create_future()
+    loop.call_soon(turned.set_result, None)
+    await turned
 
 
 def drain(ex, sub_id):

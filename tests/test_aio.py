@@ -7,7 +7,7 @@ import weakref
 
 import pytest
 
-from conftest import register
+from conftest import first_steps_run, register
 from fraiseql.subscriptions import AsyncExecutor
 
 Q = "subscription { users { id } }"
@@ -48,7 +48,7 @@ async def test_waiter_is_woken_by_a_publish(executor):
     register(executor, Q, "s1")
     aex = AsyncExecutor(executor)
     task = asyncio.ensure_future(aex.next_event_async("s1", timeout=5))
-    await asyncio.sleep(0)  # let it register and sleep
+    await first_steps_run()  # let it register and sleep
     assert not task.done()
     executor.publish_event("e", "users", {"id": 2})
     assert await asyncio.wait_for(task, 5) == frame("s1", 2)
@@ -59,7 +59,7 @@ async def test_publish_from_another_thread(executor):
     register(executor, Q, "s1")
     aex = AsyncExecutor(executor)
     task = asyncio.ensure_future(aex.next_event_async("s1"))
-    await asyncio.sleep(0)
+    await first_steps_run()
     t = threading.Thread(target=executor.publish_event, args=("e", "users", {"id": 3}))
     t.start()
     assert await asyncio.wait_for(task, 5) == frame("s1", 3)
@@ -81,7 +81,7 @@ async def test_only_the_ready_subscription_is_woken(executor):
     aex = AsyncExecutor(executor)
     ta = asyncio.ensure_future(aex.next_event_async("a"))
     tb = asyncio.ensure_future(aex.next_event_async("b"))
-    await asyncio.sleep(0)
+    await first_steps_run()
     executor.publish_event("e", "users", {"id": 4})
     assert await asyncio.wait_for(ta, 5) == frame("a", 4)
     assert not tb.done()
@@ -94,18 +94,20 @@ async def test_messages_iterates_in_order_and_ends_on_complete(executor):
     register(executor, Q, "s1")
     aex = AsyncExecutor(executor)
     got = []
+    arrived: "asyncio.Queue[bytes]" = asyncio.Queue()
 
     async def consume():
         async for m in aex.messages("s1"):
             got.append(m)
+            arrived.put_nowait(m)
             if len(got) == 3:
                 aex.complete_subscription("s1")
 
     task = asyncio.ensure_future(consume())
-    await asyncio.sleep(0)
-    for i in range(3):
+    await first_steps_run()  # the iterator waits
+    for i in range(3):  # each publish wakes it
         executor.publish_event("e", "users", {"id": i})
-        await asyncio.sleep(0)
+        assert await asyncio.wait_for(arrived.get(), 5) == frame("s1", i)
     await asyncio.wait_for(task, 5)
     assert got == [frame("s1", 0), frame("s1", 1), frame("s1", 2)]
 
@@ -119,7 +121,7 @@ async def test_messages_ends_when_completed_while_waiting(executor):
         return [m async for m in aex.messages("s1")]
 
     task = asyncio.ensure_future(consume())
-    await asyncio.sleep(0)
+    await first_steps_run()
     aex.complete_subscription("s1")
     assert await asyncio.wait_for(task, 5) == []
 
@@ -135,7 +137,7 @@ async def test_two_waiters_on_one_subscription_is_an_error(executor):
     register(executor, Q, "s1")
     aex = AsyncExecutor(executor)
     first = asyncio.ensure_future(aex.next_event_async("s1"))
-    await asyncio.sleep(0)
+    await first_steps_run()
     with pytest.raises(RuntimeError, match="already waiting"):
         await aex.next_event_async("s1")
     first.cancel()
@@ -146,7 +148,7 @@ async def test_cancelled_waiter_is_unregistered(executor):
     register(executor, Q, "s1")
     aex = AsyncExecutor(executor)
     task = asyncio.ensure_future(aex.next_event_async("s1"))
-    await asyncio.sleep(0)
+    await first_steps_run()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -181,7 +183,7 @@ async def test_connection_watch_wakes_for_any_subscription(executor):
     watch.clear()
     assert executor.drain_connection("c") == []
     waiter = asyncio.ensure_future(watch.wait())
-    await asyncio.sleep(0)
+    await first_steps_run()
     assert not waiter.done()
     executor.publish_event("e", "orders", {"id": 1})
     executor.publish_event("e", "users", {"id": 2})
@@ -201,7 +203,7 @@ async def test_ten_thousand_idle_subscribers_cost_no_cpu():
         for i in range(n):
             ex.register_subscription(f"c{i}", f"s{i}", Q, user_id="u", tenant_id="t")
         tasks = [asyncio.ensure_future(aex.next_event_async(f"s{i}")) for i in range(n)]
-        await asyncio.sleep(0)  # one loop turn: every coroutine has registered and is asleep
+        await first_steps_run()  # one loop turn: every coroutine has registered and is asleep
         assert len(aex._waiters) == n
         cpu = time.process_time()
         await asyncio.sleep(1.0)
@@ -253,7 +255,7 @@ async def test_close_ends_every_asyncio_waiter(close):
     waiter = asyncio.ensure_future(aex.next_event_async("waiter"))
     iterator = asyncio.ensure_future(iterate())
     watcher = asyncio.ensure_future(watch.wait())
-    await asyncio.sleep(0)
+    await first_steps_run()
     assert not (waiter.done() or iterator.done() or watcher.done())
     close(ex, aex)
     with pytest.raises(RuntimeError, match="^executor is closed$"):
@@ -360,8 +362,8 @@ def test_one_loop_at_a_time_while_anyone_waits(executor, busy):
             watches.append(watch)
             watch.add("s")
             task = asyncio.ensure_future(watch.wait())
-        while aex._loop is not asyncio.get_running_loop():  # the task has started waiting
-            await asyncio.sleep(0)
+        await first_steps_run()  # the task has registered and sleeps
+        assert aex._loop is asyncio.get_running_loop()
         return task
 
     try:
@@ -392,8 +394,8 @@ async def test_reader_wakes_everyone_when_take_ready_fails(executor):
     watch.add("watched")
     waiter = asyncio.ensure_future(aex.next_event_async("waiter"))
     watcher = asyncio.ensure_future(watch.wait())
-    while not (aex._waiters and aex._loop is not None):
-        await asyncio.sleep(0)
+    await first_steps_run()  # both registered and asleep
+    assert list(aex._waiters) == ["waiter"] and list(aex._watches) == ["watched"] and aex._loop is not None
 
     def failing_take_ready():
         raise RuntimeError("executor is closed")
