@@ -23,13 +23,9 @@ import (
 // its index) is an error.
 func FastPublishBatch(id int, eventsJSON string) (failed string, err error) {
 	defer recoverTo(&err)
-	e, err := fastExecutor(id)
+	e, evs, err := batchFor(id, eventsJSON)
 	if err != nil {
-		return "", pyError(err)
-	}
-	evs, err := decodeBatch(eventsJSON)
-	if err != nil {
-		return "", pyError(err)
+		return "", err
 	}
 	err = e.PublishBatchValid(context.Background(), evs)
 	var be *subscriptions.BatchError
@@ -111,14 +107,24 @@ func FastGroupCommitStats(id int) (stats string, err error) {
 // eventsJSON is not a list of events.
 func FastPublishGathered(id int, eventsJSON string) (failed string, err error) {
 	defer recoverTo(&err)
-	e, err := fastExecutor(id)
+	e, evs, err := batchFor(id, eventsJSON)
 	if err != nil {
-		return "", pyError(err)
-	}
-	evs, err := decodeBatch(eventsJSON)
-	if err != nil {
-		return "", pyError(err)
+		return "", err
 	}
 	// Prefixed: the Python layer turns each into its own exception.
 	return failedJSON(e.PublishGathered(context.Background(), evs), pyErrorText)
+}
+
+// batchFor is the executor of id and the events of eventsJSON, or the
+// error as the Python layer raises it.
+func batchFor(id int, eventsJSON string) (*subscriptions.Executor, []subscriptions.Event, error) {
+	e, err := fastExecutor(id)
+	if err != nil {
+		return nil, nil, pyError(err)
+	}
+	evs, err := decodeBatch(eventsJSON)
+	if err != nil {
+		return nil, nil, pyError(err)
+	}
+	return e, evs, nil
 }

@@ -83,15 +83,7 @@ func NewSubscriptionExecutor(cfg *EventBusConfig, optionsJSON string) (x *Subscr
 // Register adds a subscription; variablesJSON is a JSON object or "".
 func (x *SubscriptionExecutor) Register(connectionID, subscriptionID, query, operationName, variablesJSON, userID, tenantID string) (ok bool, err error) {
 	defer recoverTo(&err)
-	vars, err := decodeVariables(variablesJSON)
-	if err != nil {
-		return false, err
-	}
-	return true, pyError(x.e.Register(subscriptions.Registration{
-		ConnectionID: connectionID, SubscriptionID: subscriptionID,
-		Query: query, OperationName: operationName, Variables: vars,
-		UserID: userID, TenantID: tenantID,
-	}))
+	return x.register(connectionID, subscriptionID, query, operationName, variablesJSON, userID, tenantID, registerOptions{})
 }
 
 // registerOptions are the position options of RegisterWith, as JSON.
@@ -109,6 +101,11 @@ func (x *SubscriptionExecutor) RegisterWith(connectionID, subscriptionID, query,
 	if err := decodeStrict(optionsJSON, &o); err != nil {
 		return false, pyError(subscriptions.ValueError("invalid subscription option: %v", err))
 	}
+	return x.register(connectionID, subscriptionID, query, operationName, variablesJSON, userID, tenantID, o)
+}
+
+// register is Register once the options are read.
+func (x *SubscriptionExecutor) register(connectionID, subscriptionID, query, operationName, variablesJSON, userID, tenantID string, o registerOptions) (bool, error) {
 	vars, err := decodeVariables(variablesJSON)
 	if err != nil {
 		return false, err

@@ -13,7 +13,7 @@ import os
 import sys
 import weakref
 from types import TracebackType
-from typing import Any, Callable, Dict, FrozenSet, List, Optional, Type, Union
+from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple, Type, Union
 
 from .. import _native
 from . import _gologs
@@ -318,6 +318,11 @@ def _seconds(value: Any, name: str) -> float:
     return value
 
 
+def _given_options(**options: "Tuple[Any, Callable[[Any, str], Any]]") -> Dict[str, Any]:
+    """The options given (not None), each checked by its function, in order."""
+    return {name: check(value, name) for name, (value, check) in options.items() if value is not None}
+
+
 class PyEventBusConfig:
     """How an executor's events travel: in memory, through Redis or PostgreSQL.
 
@@ -359,17 +364,9 @@ class PyEventBusConfig:
         """Events travel through one Redis stream; see the README for the options."""
         _check_str(url, "url")
         _check_str(consumer_group, "consumer_group", allow_empty=True)
-        opts: Dict[str, Any] = {}
-        if instance_id is not None:
-            opts["instance_id"] = _check_str(instance_id, "instance_id")
-        if stream is not None:
-            opts["stream"] = _check_str(stream, "stream")
-        if max_len is not None:
-            opts["max_len"] = _int(max_len, "max_len")
-        if group_idle_timeout is not None:
-            opts["group_idle_timeout"] = _seconds(group_idle_timeout, "group_idle_timeout")
-        if connect_timeout is not None:
-            opts["connect_timeout"] = _seconds(connect_timeout, "connect_timeout")
+        opts = _given_options(instance_id=(instance_id, _check_str), stream=(stream, _check_str),
+                              max_len=(max_len, _int), group_idle_timeout=(group_idle_timeout, _seconds),
+                              connect_timeout=(connect_timeout, _seconds))
         return PyEventBusConfig._wrap(lambda E: E.pyapi_NewRedisBusConfig(url, consumer_group), opts)
 
     @staticmethod
@@ -381,19 +378,9 @@ class PyEventBusConfig:
                    create_schema: bool = True) -> "PyEventBusConfig":
         """Events travel through a PostgreSQL table, with NOTIFY as the wake-up."""
         _check_str(connection_string, "connection_string", allow_empty=True)
-        opts: Dict[str, Any] = {}
-        if instance_id is not None:
-            opts["instance_id"] = _check_str(instance_id, "instance_id")
-        if table is not None:
-            opts["table"] = _check_str(table, "table")
-        if notify_channel is not None:
-            opts["notify_channel"] = _check_str(notify_channel, "notify_channel")
-        if retention is not None:
-            opts["retention"] = _seconds(retention, "retention")
-        if poll_interval is not None:
-            opts["poll_interval"] = _seconds(poll_interval, "poll_interval")
-        if connect_timeout is not None:
-            opts["connect_timeout"] = _seconds(connect_timeout, "connect_timeout")
+        opts = _given_options(instance_id=(instance_id, _check_str), table=(table, _check_str),
+                              notify_channel=(notify_channel, _check_str), retention=(retention, _seconds),
+                              poll_interval=(poll_interval, _seconds), connect_timeout=(connect_timeout, _seconds))
         if create_schema is not True:
             if not isinstance(create_schema, bool):
                 raise TypeError(f"create_schema must be a bool, not {type(create_schema).__name__}")
