@@ -180,12 +180,7 @@ func TestCatchUpDeliversABurstThroughASmallQueue(t *testing.T) {
 	if st, _ := e.Stats("a"); st.Queued > 8 {
 		t.Fatalf("queued %d", st.Queued)
 	}
-	got := waitFrames(t, e, "a", n)
-	for i, f := range got {
-		if want := frame("a", fmt.Sprintf(`{"users":{"n":%d}}`, i+1)); f != want {
-			t.Fatalf("frame %d: %s, want %s", i, f, want)
-		}
-	}
+	waitUsersInOrder(t, e, "a", n)
 	publishN(t, e, n+1, n+1) // live again
 	if f := waitFrames(t, e, "a", 1)[0]; f != frame("a", fmt.Sprintf(`{"users":{"n":%d}}`, n+1)) {
 		t.Fatalf("live frame %s", f)
@@ -290,6 +285,17 @@ func TestResumeSeamWithLiveEventsBetweenReadAndJoin(t *testing.T) {
 	for i, f := range got {
 		if !strings.Contains(f, fmt.Sprintf(`{"users":{"n":%d}}`, i+3)) {
 			t.Fatalf("frame %d: %s", i, f)
+		}
+	}
+}
+
+// waitUsersInOrder waits for n frames of sid and checks they are users
+// n=1 to n=n, in order.
+func waitUsersInOrder(t *testing.T, e *Executor, sid string, n int) {
+	t.Helper()
+	for i, f := range waitFrames(t, e, sid, n) {
+		if want := frame(sid, fmt.Sprintf(`{"users":{"n":%d}}`, i+1)); f != want {
+			t.Fatalf("frame %d: %s, want %s", i, f, want)
 		}
 	}
 }
