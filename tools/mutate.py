@@ -1,7 +1,7 @@
 """Mutation testing of the Go engine, the buses, pyapi and its C, and the Python package.
 
     python tools/mutate.py [--area NAME ...] [--file PATH ...] [--mutant WHERE ...]
-                           [--jobs N] [--limit N] [--seed S] [--go-run REGEX]
+                           [--jobs N] [--limit N] [--seed S] [--go-run REGEX] [--no-select]
                            [--report FILE] [--equivalent FILE] [--config FILE] [--list]
 
 Each mutant changes one operator or literal of one source file (`<` to `<=`, `==`
@@ -13,14 +13,14 @@ from an exit status alone:
               output, a FAILED/ERROR line in pytest's summary (an ERROR collecting
               a test module too: it could not import the mutated code)
   lived       the tests ran and all passed
-  timeout     the run outlived its limit (a multiple of the unmutated run's time):
-              reported beside the score, not in it
+  timeout     the run outlived its limit (a multiple of the unmutated time of what it
+              ran, at least --min-timeout): reported beside the score, not in it
   not viable  the mutant does not compile (Go build error, C compile error, Python
               SyntaxError)
   crashed     the test process died without a test reporting it (a Go runtime "fatal
               error", a "Fatal Python error" such as a segfault in C): beside the score
   error       the run ended in a way none of the above explains (its tail is kept)
-  uncovered   Go only: no test runs the mutated line (coverage with -count=1)
+  uncovered   Go only: no test runs the mutated line (the unmutated tests' coverage)
   equivalent  lived, and listed in the equivalence file (default
               tools/mutate_equivalent.txt) with the reason no test can kill it:
               reported apart with its reason, outside the score. A listed
@@ -28,10 +28,14 @@ from an exit status alone:
               and its entry as wrong; entries that match no mutant (stale) or
               several (identical lines, not applied) are named too.
 
-score = killed / (killed + lived), per area. Go mutants build through `go test
--overlay` (the tree is never written); Python mutants run against a copy of the
-installed package placed first on PYTHONPATH; pyapi and C mutants rebuild the
-extension with gopy in a copy of the sources, then run their pytest subset.
+score = killed / (killed + lived), per area. A Go mutant runs only the tests that run
+its line: the baseline runs each top-level test (Test*, Fuzz* seeds, Example*) alone
+in a test binary built with coverage, and each must pass; a line in no coverage block
+(a constant) runs them all. --no-select runs the whole package instead, and takes the
+uncovered lines from its coverage. Go mutants build through `go test -overlay` (the
+tree is never written); Python mutants run against a copy of the installed package
+placed first on PYTHONPATH; pyapi and C mutants rebuild the extension with gopy in a
+copy of the sources, then run their pytest subset.
 The report (default build/mutate/report.txt) lists every survivor as file:line.
 """
 from __future__ import annotations
@@ -141,6 +145,7 @@ class Mutant:
     site: str = ""     # its source line, stripped, with the token marked (see site_of)
     before: tuple[str, ...] = ()  # the non-blank lines before it, stripped, nearest last
     why: str = ""      # the equivalence file's reason, when it is listed there
+    tests: tuple[str, ...] = ()  # Go: the tests run against it (empty: the whole package, --no-select)
 
     @property
     def where(self) -> str:
@@ -395,7 +400,8 @@ class Area:
         self.env.setdefault("CGO_CFLAGS", f"-O2 -g -I{include}")
         self.limit = 0.0
         self.go_dir = os.path.join(root, spec.get("dir", ""))  # the Go module's folder
-        self.uncovered: Optional[dict[str, set[int]]] = None
+        self.uncovered: Optional[dict[str, set[int]]] = None  # Go, --no-select: the lines no test ran
+        self.selection: Optional[Selection] = None  # Go: the tests that run each line
 
     def files(self) -> list[str]:
         out: list[str] = []
@@ -424,17 +430,31 @@ class Area:
 
     # -- Go
 
-    def go_cmd(self, extra: list[str]) -> list[str]:
-        cmd = ["go", "test", "-count=1", "-vet=off", "-ldflags=-w"]
-        if self.spec.get("tags"):
-            cmd += ["-tags", self.spec["tags"]]
-        run_pattern = self.args.go_run or self.spec.get("run")
-        if run_pattern:
-            cmd += ["-run", run_pattern]
+    def go_run_pattern(self) -> Optional[str]:
+        return self.args.go_run or self.spec.get("run")
+
+    def go_tags(self) -> list[str]:
+        return ["-tags", self.spec["tags"]] if self.spec.get("tags") else []
+
+    def go_cmd(self, extra: list[str], tests: Optional[list[str]] = None) -> list[str]:
+        """go test of the area's package; with tests, only those top-level tests."""
+        cmd = ["go", "test", "-count=1", "-vet=off", "-ldflags=-w", *self.go_tags()]
+        pattern = self.go_run_pattern()
+        if tests:
+            cmd += ["-run", run_filter(tests, pattern)]
+        elif pattern:
+            cmd += ["-run", pattern]
         return cmd + extra + [self.spec["package"]]
+
+    def limit_for(self, secs: float) -> float:
+        """A run's limit from the unmutated time of what it runs."""
+        return float(max(self.args.min_timeout, secs * self.args.timeout_factor))
 
     def baseline(self, workdir: str) -> None:
         """The unmutated run: it must pass; its time sets the limit; Go's also gives coverage."""
+        if self.kind == "go" and self.args.select:
+            self.baseline_go_selected(workdir)
+            return
         if self.kind == "go":
             prof = os.path.join(workdir, f"{self.name}.cover")
             out, _, secs = run(self.go_cmd([f"-coverprofile={prof}", "-covermode=set"]), self.go_dir, self.env, None)
@@ -449,10 +469,41 @@ class Area:
                 sys.exit(f"{self.name}: the unmutated tests do not pass:\n{out[-3000:]}")
         else:
             raise ValueError(f"unknown kind {self.kind!r}")
-        self.limit = max(self.args.min_timeout, secs * self.args.timeout_factor)
+        self.limit = self.limit_for(secs)
         print(f"{self.name}: unmutated run {secs:.1f}s, limit per mutant {self.limit:.0f}s", flush=True)
 
+    def baseline_go_selected(self, workdir: str) -> None:
+        """Each top-level test run alone, with coverage, from one test binary (up to --jobs at
+        once): every one must pass; their profiles make the selection."""
+        start = time.monotonic()
+        binary = os.path.join(workdir, f"{self.name}.test")
+        out, _, _ = run(["go", "test", "-c", "-cover", "-covermode=set", "-vet=off", "-ldflags=-w", *self.go_tags(),
+                         "-o", binary, self.spec["package"]], self.go_dir, self.env, None)
+        if not os.path.exists(binary):
+            sys.exit(f"{self.name}: the test binary does not build:\n{out[-3000:]}")
+        cwd = os.path.join(self.go_dir, self.spec["package"])  # where go test runs it
+        tests = list_go_tests(binary, cwd, self.env, (self.go_run_pattern() or ".*").partition("/")[0])
+        if not tests:
+            sys.exit(f"{self.name}: no test to run")
+        profiles = {t: os.path.join(workdir, f"{self.name}-{t}.cover") for t in tests}
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, self.args.jobs)) as pool:
+            runs = dict(zip(tests, pool.map(lambda t: run_alone(binary, cwd, self.env, t, profiles[t]), tests)))
+        failed = [t for t in tests if runs[t][1]]
+        if failed:
+            sys.exit(f"{self.name}: {len(failed)} of {len(tests)} unmutated tests fail when run alone: "
+                     + ", ".join(failed) + "".join(f"\n\n{t}: {runs[t][1]}\n{runs[t][0][-1500:]}" for t in failed))
+        self.selection = Selection.from_profiles({t: runs[t][2] for t in tests}, profiles,
+                                                 go_module(self.go_dir), self.spec.get("dir", ""))
+        total = self.selection.time_of(tests)
+        slowest = max(tests, key=lambda t: runs[t][2])
+        print(f"{self.name}: {len(tests)} unmutated tests run alone with coverage in {time.monotonic() - start:.1f}s "
+              f"(build included; {total:.1f}s of test time, slowest {slowest} {runs[slowest][2]:.1f}s); "
+              f"a mutant runs the tests of its line, limit {self.args.timeout_factor:g} times theirs, "
+              f"at least {self.args.min_timeout:.0f}s", flush=True)
+
     def is_covered(self, m: Mutant) -> bool:
+        if self.selection is not None:
+            return bool(self.selection.tests_for(m.path, m.line))
         if self.uncovered is None:
             return True
         return m.line not in self.uncovered.get(m.path, set())
@@ -467,9 +518,13 @@ class Area:
         overlay = os.path.join(slot, "overlay.json")
         with open(overlay, "w") as f:
             json.dump({"Replace": {os.path.abspath(src): mutated}}, f)
+        limit = self.limit
+        if self.selection is not None:
+            m.tests = tuple(self.selection.tests_for(m.path, m.line))
+            limit = self.limit_for(self.selection.time_of(list(m.tests)))
         # -timeout: go test names a hang itself; the outer limit catches a hung build.
-        cmd = self.go_cmd(["-failfast", f"-overlay={overlay}", f"-timeout={int(self.limit)}s"])
-        out, hit, _ = run(cmd, self.go_dir, self.env, self.limit + 60)
+        cmd = self.go_cmd(["-failfast", f"-overlay={overlay}", f"-timeout={int(limit)}s"], list(m.tests))
+        out, hit, _ = run(cmd, self.go_dir, self.env, limit + 60)
         return judge_go(out, hit)
 
     # -- Python and native
@@ -565,15 +620,11 @@ class Area:
         m.seconds = time.monotonic() - start
 
 
-def read_coverprofile(path: str, moddir: str, prefix: str) -> dict[str, set[int]]:
-    """The lines of statements no test ran, by path relative to the areas' root (the profile
-    names files by import path; prefix is the module's folder under that root). Lines in
-    no block at all (constants, types, package variables) are not in it: they are run."""
-    module = ""
-    with open(os.path.join(moddir, "go.mod")) as f:
-        for line in f:
-            if line.startswith("module "):
-                module = line.split()[1]
+def read_profile(path: str, module: str, prefix: str) -> tuple[dict[str, set[int]], dict[str, set[int]]]:
+    """The lines of a coverage profile's blocks that ran and those that did not, by path
+    relative to the areas' root (the profile names files by import path; module is the Go
+    module's path, prefix its folder under that root). A line may be in both: blocks can
+    share a line."""
     ran: dict[str, set[int]] = {}
     idle: dict[str, set[int]] = {}
     with open(path) as f:
@@ -585,7 +636,95 @@ def read_coverprofile(path: str, moddir: str, prefix: str) -> dict[str, set[int]
             rel = os.path.join(prefix, rel) if prefix else rel
             lines = range(int(m.group(2)), int(m.group(3)) + 1)
             (idle if m.group(4) == "0" else ran).setdefault(rel, set()).update(lines)
+    return ran, idle
+
+
+def go_module(moddir: str) -> str:
+    with open(os.path.join(moddir, "go.mod")) as f:
+        for line in f:
+            if line.startswith("module "):
+                return line.split()[1]
+    return ""
+
+
+def read_coverprofile(path: str, moddir: str, prefix: str) -> dict[str, set[int]]:
+    """The lines of statements no test ran, by path relative to the areas' root. Lines in
+    no block at all (constants, types, package variables) are not in it: they are run."""
+    ran, idle = read_profile(path, go_module(moddir), prefix)
     return {rel: lines - ran.get(rel, set()) for rel, lines in idle.items()}
+
+
+# ---------------------------------------------------------------- test selection (Go)
+#
+# As PIT and mutmut do, a Go mutant runs only the tests that run its line: the baseline
+# runs each top-level test (Test*, Fuzz* on its seeds, Example*) alone in a test binary
+# built with coverage, and keeps, for each line, the tests whose profile ran it.
+
+@dataclasses.dataclass
+class Selection:
+    """A Go package's tests (in source order, with their seconds alone) and, by path relative
+    to the areas' root, the tests that ran each line of a coverage block."""
+    seconds: dict[str, float]
+    ran: dict[str, dict[int, set[str]]]
+    in_block: dict[str, set[int]]  # the lines of every block, run or not
+
+    @classmethod
+    def from_profiles(cls, seconds: dict[str, float], profiles: dict[str, str],
+                      module: str, prefix: str) -> "Selection":
+        ran: dict[str, dict[int, set[str]]] = {}
+        in_block: dict[str, set[int]] = {}
+        for test, path in profiles.items():
+            test_ran, test_idle = read_profile(path, module, prefix)
+            for rel, lines in test_ran.items():
+                by_line = ran.setdefault(rel, {})
+                for line in lines:
+                    by_line.setdefault(line, set()).add(test)
+            for rel, lines in list(test_ran.items()) + list(test_idle.items()):
+                in_block.setdefault(rel, set()).update(lines)
+        return cls(seconds, ran, in_block)
+
+    def tests_for(self, path: str, line: int) -> list[str]:
+        """The tests that ran the line, in source order; every test for a line in no block
+        (a constant or a package variable: set before any test runs, each may depend on it)."""
+        if line not in self.in_block.get(path, set()):
+            return list(self.seconds)
+        names = self.ran.get(path, {}).get(line, set())
+        return [t for t in self.seconds if t in names]
+
+    def time_of(self, tests: list[str]) -> float:
+        return sum(self.seconds[t] for t in tests)
+
+
+def list_go_tests(binary: str, cwd: str, env: dict[str, str], pattern: str) -> list[str]:
+    """The binary's top-level tests matching pattern, in source order (benchmarks left out:
+    go test does not run them)."""
+    out = subprocess.run([binary, "-test.list", pattern], cwd=cwd, env=env, capture_output=True,
+                         text=True, check=True).stdout
+    return [n for n in out.split() if re.match(r"^(Test|Fuzz|Example)", n)]
+
+
+def failure_alone(out: str) -> str:
+    """Why a test binary's run failed, from its output; "" when it passed."""
+    for rx in (FAIL_GO, PANIC_GO, TIMEOUT_GO, CRASH_GO):
+        if rx.search(out):
+            return first_line(out, rx)
+    if not re.search(r"^PASS$", out, re.MULTILINE):
+        return "no PASS: " + out[-400:]
+    return ""
+
+
+def run_alone(binary: str, cwd: str, env: dict[str, str], test: str, profile: str) -> tuple[str, str, float]:
+    """Run one test in its own process with its coverage profile: its output, why it failed
+    ("" when it passed) and its seconds. -test.timeout is go test's default."""
+    out, _, secs = run([binary, f"-test.run=^{test}$", f"-test.coverprofile={profile}", "-test.timeout=10m"],
+                       cwd, env, None)
+    return out, failure_alone(out), secs
+
+
+def run_filter(tests: list[str], pattern: Optional[str]) -> str:
+    """The -run pattern for exactly these top-level tests, keeping pattern's subtest part."""
+    sub = pattern.partition("/")[2] if pattern else ""
+    return "^(" + "|".join(tests) + ")$" + ("/" + sub if sub else "")
 
 
 # ---------------------------------------------------------------- report
@@ -684,6 +823,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                     help="a mutant's limit: this many times the unmutated run (default 10)")
     ap.add_argument("--min-timeout", type=float, default=60.0, help="the least limit, seconds (default 60)")
     ap.add_argument("--go-run", help="go test -run pattern replacing the area's (a narrower sample)")
+    ap.add_argument("--no-select", dest="select", action="store_false",
+                    help="Go: run every test of the package against each mutant, not only the tests "
+                    "that run its line (per-test coverage)")
     ap.add_argument("--report", default=os.path.join(ROOT, "build", "mutate", "report.txt"))
     ap.add_argument("--config", help="a JSON file of areas replacing the built-in ones")
     ap.add_argument("--equivalent", help="the equivalence file (default tools/mutate_equivalent.txt; "
@@ -746,18 +888,22 @@ def main(argv: Optional[list[str]] = None) -> int:
                     with lock:
                         free.append(slot)
                         done[0] += 1
+                        ran = f", {len(m.tests)} test{'s' if len(m.tests) > 1 else ''}" if m.tests else ""
                         print(f"[{area.name} {done[0]}/{total}] {m.status:10} {m.where} "
-                              f"{m.old!r} -> {m.new!r} ({m.seconds:.0f}s)", flush=True)
+                              f"{m.old!r} -> {m.new!r} ({m.seconds:.0f}s{ran})", flush=True)
 
             with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
                 list(pool.map(one, ms))
         if args.list:
             return 0
+        go_tests = ("those that run its line (per-test coverage)" if args.select
+                    else "the whole package (--no-select)")
         header = (f"mutation report: areas {', '.join(names)}; jobs {args.jobs}; "
                   f"sample {args.limit or 'all'} per area (seed {args.seed})"
                   + (f"; files {', '.join(args.file)}" if args.file else "")
                   + (f"; mutants {', '.join(args.mutant)}" if args.mutant else "")
                   + (f"; go test -run {args.go_run}" if args.go_run else "")
+                  + (f"; Go tests per mutant: {go_tests}" if any(a.kind == "go" for a in areas) else "")
                   + (f"; equivalence file {os.path.relpath(eq_file, args.root)}" if eq_file else ""))
         # Stale: an entry of a file whose every mutant was enumerated, matching none of them
         # (or several, ambiguous).

@@ -1,5 +1,6 @@
 """The mutation driver against planted suites: one that asserts nothing must score 0,
-one that asserts must kill, and neither a build failure nor a hang counts as a kill."""
+one that asserts must kill, and neither a build failure nor a hang counts as a kill. A Go
+mutant runs only the tests that run its line, and gets the fate the whole suite gives it."""
 import json
 import os
 import subprocess
@@ -18,19 +19,39 @@ import mutate  # noqa: E402
 EQUIVALENT_GO = {("go/calc.go", 7, "<="), ("go/calc.go", 10, ">=")}
 EQUIVALENT_PY = {("py/src/plantedpkg/__init__.py", 5, "<="), ("py/src/plantedpkg/__init__.py", 7, ">=")}
 LISTED_WRONGLY = ("go/calc.go", 20, "-=")
+GO_AREAS = ["go-nothing", "go-good", "go-shapes"]
+SHAPES = "go/shapes.go"  # the selection case
 
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory):
-    out = tmp_path_factory.mktemp("mutate") / "report.txt"
+def run_driver(out, *args):
+    """The driver over the planted areas: each mutant's record by (path, line, replacement),
+    by area, and the report's text."""
     subprocess.run([sys.executable, os.path.join(HERE, "mutate.py"), "--root", PLANTED,
                     "--config", os.path.join(PLANTED, "areas.json"), "--jobs", "2",
                     "--equivalent", os.path.join(PLANTED, "equivalent.txt"),
-                    "--min-timeout", "5", "--timeout-factor", "5", "--report", str(out)],
+                    "--min-timeout", "5", "--timeout-factor", "5", "--report", str(out), *args],
                    check=True, capture_output=True, text=True, timeout=600)
     with open(out.with_suffix(".json")) as f:
-        return {area: {(m["path"], m["line"], m["new"]): m["status"] for m in ms}
+        return {area: {(m["path"], m["line"], m["new"]): m for m in ms}
                 for area, ms in json.load(f).items()}, out.read_text()
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    return run_driver(tmp_path_factory.mktemp("mutate") / "report.txt")
+
+
+@pytest.fixture(scope="module")
+def report(records):
+    runs, text = records
+    return {area: {k: m["status"] for k, m in ms.items()} for area, ms in runs.items()}, text
+
+
+@pytest.fixture(scope="module")
+def unselected(tmp_path_factory):
+    """The Go areas with --no-select: every test of the package against each mutant."""
+    args = ["--no-select"] + [a for area in GO_AREAS for a in ("--area", area)]
+    return run_driver(tmp_path_factory.mktemp("mutate") / "report.txt", *args)
 
 
 def statuses(fates):
@@ -53,6 +74,53 @@ def test_asserting_go_suite_kills_all_but_the_equivalent(report):
     assert "lived" not in got.values()
     assert statuses(got).count("killed") == 5
     assert "go-good: score 100.0% (5 killed of 5)" in text
+
+
+def test_go_mutant_runs_only_the_tests_that_run_its_line(records):
+    runs, text = records
+    got = {(k[1], k[2]): (m["status"], m["tests"]) for k, m in runs["go-shapes"].items() if k[0] == SHAPES}
+    assert got == {
+        (13, "-"): ("killed", ["TestArea", "TestPerimeter"]),  # side: run by both
+        (18, "/"): ("killed", ["TestArea"]),
+        (23, "/"): ("killed", ["TestPerimeter"]),
+        (23, "-"): ("killed", ["TestPerimeter"]),
+        (28, "!="): ("uncovered", []),
+        (10, "-"): ("killed", ["TestArea", "TestPerimeter", "TestSides"]),  # a constant: in no block
+    }
+    # The test that failed is one that ran.
+    assert runs["go-shapes"][(SHAPES, 18, "/")]["detail"].startswith("--- FAIL: TestArea ")
+    assert runs["go-shapes"][(SHAPES, 23, "/")]["detail"].startswith("--- FAIL: TestPerimeter ")
+    assert runs["go-shapes"][(SHAPES, 10, "-")]["detail"].startswith("--- FAIL: TestSides ")
+    assert "Go tests per mutant: those that run its line (per-test coverage)" in text
+
+
+def test_go_fates_without_selection_are_the_same(records, unselected):
+    runs, _ = records
+    whole, text = unselected
+    for area in GO_AREAS:
+        assert {k: m["status"] for k, m in whole[area].items()} == {k: m["status"] for k, m in runs[area].items()}
+        assert all(m["tests"] == [] for m in whole[area].values())
+    assert "Go tests per mutant: the whole package (--no-select)" in text
+
+
+def test_selected_tests_become_an_anchored_run_pattern():
+    assert mutate.run_filter(["TestA", "FuzzB"], None) == "^(TestA|FuzzB)$"
+    assert mutate.run_filter(["TestA"], "Test/small") == "^(TestA)$/small"  # --go-run's subtests kept
+
+
+def test_go_test_failing_alone_stops_the_driver(tmp_path):
+    """The unmutated tests must pass: with selection, each one run alone."""
+    with open(os.path.join(PLANTED, "areas.json")) as f:
+        areas = json.load(f)
+    failing = dict(areas["go-shapes"], tags="shapes,broken")
+    (tmp_path / "areas.json").write_text(json.dumps({"go-broken": failing}))
+    done = subprocess.run([sys.executable, os.path.join(HERE, "mutate.py"), "--root", PLANTED,
+                           "--config", str(tmp_path / "areas.json"), "--report", str(tmp_path / "r.txt")],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0
+    assert "go-broken: 1 of 4 unmutated tests fail when run alone: TestBroken" in done.stderr
+    assert "--- FAIL: TestBroken" in done.stderr
+    assert not (tmp_path / "r.txt").exists()
 
 
 def test_equivalent_mutants_are_reported_apart_with_their_reason(report):

@@ -1,5 +1,5 @@
-// Package planted is the mutation driver's target: its two test files are a
-// suite that asserts nothing and one that asserts everything.
+// Package planted is the mutation driver's target: suites that assert nothing and
+// everything (tags nothing, good), and shapes.go for test selection (tag shapes).
 package planted
 
 // Clamp limits v to [lo, hi].

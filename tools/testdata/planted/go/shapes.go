@@ -1,0 +1,29 @@
+//go:build shapes
+
+package planted
+
+// The selection case: TestArea runs Area and TestPerimeter runs Perimeter, both run
+// side, no test runs Unused, and Sides, a constant, is in no coverage block: every
+// test may depend on it.
+
+// Sides of a rectangle.
+const Sides = 2 + 2
+
+func side(v int) int {
+	return v + 1
+}
+
+// Area of the rectangle of sides w+1 and h+1.
+func Area(w, h int) int {
+	return side(w) * side(h)
+}
+
+// Perimeter of the rectangle of sides w+1 and h+1.
+func Perimeter(w, h int) int {
+	return 2 * (side(w) + side(h))
+}
+
+// Unused is run by no test: its mutant is uncovered.
+func Unused(v int) bool {
+	return v == 0
+}
