@@ -13,7 +13,9 @@ from an exit status alone:
               output, a FAILED/ERROR line in pytest's summary (an ERROR collecting
               a test module too: it could not import the mutated code)
   lived       the tests ran and all passed
-  timeout     the run outlived its limit (a multiple of the unmutated run's time):
+  timeout     the run outlived its limit (a multiple of the unmutated run's time),
+              or a test hung past its own timeout (`panic: test timed out` from
+              `go test`, pytest-timeout's `+++ Timeout +++` or `Failed: Timeout`):
               reported beside the score, not in it
   not viable  the mutant does not compile (Go build error, C compile error, Python
               SyntaxError)
@@ -329,6 +331,9 @@ PASS_GO = re.compile(r"^ok\s+\S+", re.MULTILINE)
 CRASH_GO = re.compile(r"^fatal error: ", re.MULTILINE)
 # Anywhere on a line: pytest -q's progress dots precede it.
 CRASH_PY = re.compile(r"Fatal Python error: ")
+# pytest-timeout ended a hung test: its thread method prints the stacks between two
+# such banners and exits at once (no summary); its signal method fails the test.
+TIMEOUT_PY = re.compile(r"\+{3,} Timeout \+{3,}|^FAILED \S+ - Failed: Timeout >", re.MULTILINE)
 
 
 def judge_go(out: str, timed_out: bool) -> tuple[str, str]:
@@ -350,6 +355,8 @@ def judge_go(out: str, timed_out: bool) -> tuple[str, str]:
 def judge_py(out: str, timed_out: bool) -> tuple[str, str]:
     if timed_out:
         return "timeout", ""
+    if TIMEOUT_PY.search(out):
+        return "timeout", first_line(out, TIMEOUT_PY)
     if COLLECT_PY.search(out):  # a test module could not import the mutated code
         return "killed", first_line(out, COLLECT_PY)
     if FAIL_PY.search(out):
