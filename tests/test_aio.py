@@ -2,6 +2,7 @@
 import asyncio
 import concurrent.futures
 import gc
+import selectors
 import threading
 import time
 import weakref
@@ -271,32 +272,52 @@ async def test_close_ends_every_asyncio_waiter(close):
     assert [m async for m in aex.messages("iterated")] == []
 
 
+class _SleepSignallingSelector(selectors.DefaultSelector):
+    """Tells when its loop goes to sleep: a select without a timeout (nothing ready, no timer)."""
+
+    def __init__(self):
+        super().__init__()
+        self.sleeping = threading.Event()
+
+    def select(self, timeout=None):
+        if timeout is None:
+            self.sleeping.set()
+        return super().select(timeout)
+
+
 @pytest.mark.timeout(60)
-@pytest.mark.asyncio
-async def test_close_from_another_thread_wakes_a_loop_that_has_nothing_else_to_do():
-    """The loop sleeps with no timer due and no other work: the close must wake it."""
+def test_close_from_another_thread_wakes_a_loop_asleep_with_nothing_else_to_do():
     from fraiseql._fraiseql_rs.subscriptions import PySubscriptionExecutor
+    selector = _SleepSignallingSelector()
+    loop = asyncio.SelectorEventLoop(selector)
     ex = PySubscriptionExecutor()
     register(ex, Q, "s")
     aex = AsyncExecutor(ex)
-    loop = asyncio.get_running_loop()
-    waiter = asyncio.ensure_future(aex.next_event_async("s"))
-    await first_steps_run()  # registered and asleep
     ended = threading.Event()
-    waiter.add_done_callback(lambda _: ended.set())
     nudged = []
 
-    def close_then_check():
+    def close_once_the_loop_sleeps():
+        selector.sleeping.wait(10)
         ex.close()
         if not ended.wait(10):  # the loop slept on: wake it, so that the test ends (and fails)
             nudged.append(True)
             loop.call_soon_threadsafe(lambda: None)
 
-    closer = threading.Thread(target=close_then_check)
-    closer.start()
-    with pytest.raises(RuntimeError, match="^executor is closed$"):
-        await waiter
-    closer.join(10)
+    async def main():
+        waiter = asyncio.ensure_future(aex.next_event_async("s"))
+        await first_steps_run()  # registered and asleep
+        waiter.add_done_callback(lambda _: ended.set())
+        selector.sleeping.clear()  # the next sleep is the loop's wait for the waiter
+        closer = threading.Thread(target=close_once_the_loop_sleeps)
+        closer.start()
+        with pytest.raises(RuntimeError, match="^executor is closed$"):
+            await waiter
+        closer.join(10)
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
     assert not nudged, "the close from another thread did not wake the loop"
 
 
