@@ -91,14 +91,18 @@ AREAS: dict[str, dict[str, Any]] = {
     },
     "python": {
         "kind": "py",
+        # The transports and their shared core; workers.py (process slots, signal handlers) is
+        # deployment help, its signal part tested only by spawning uvicorn (test_deploying).
         "files": ["python/fraiseql/subscriptions/asgi.py", "python/fraiseql/subscriptions/aio.py",
+                  "python/fraiseql/subscriptions/_core.py", "python/fraiseql/subscriptions/_positions.py",
                   "python/fraiseql/subscriptions/_ws_core.py", "python/fraiseql/subscriptions/_transport_ws.py",
-                  "python/fraiseql/subscriptions/_legacy_ws.py"],
+                  "python/fraiseql/subscriptions/_legacy_ws.py", "python/fraiseql/subscriptions/sse.py",
+                  "python/fraiseql/subscriptions/_sse.py", "python/fraiseql/subscriptions/_sse_http.py"],
         "exclude": [],
         "package_root": "python",
         # test_bus_gather_async: publish_event_async on Redis and PostgreSQL (aio's gathering).
         "pytest": ["test_asgi_protocol.py", "test_asgi_hooks.py", "test_asgi_lifecycle.py", "test_aio.py",
-                   "test_bus_gather_async.py"],
+                   "test_bus_gather_async.py", "test_positions.py", "test_sse_protocol.py"],
     },
 }
 
