@@ -123,7 +123,9 @@ class ASGISocket:
         self.attempts: List[Tuple[str, Dict[str, Any]]] = []
         self.gone = False  # the client left; the app may not have been told yet
         self.ended = False  # the app sent websocket.close or was told websocket.disconnect
-        self.stalled = False  # the client reads nothing: a text frame's send never returns
+        self.reading = asyncio.Event()  # cleared: the client reads nothing, text frames' sends wait
+        self.reading.set()
+        self.leaves_when_abandoned = False  # a send given up while it waits: the client leaves
         self._changed = asyncio.Condition()
 
     def client_sends(self, *messages: Any) -> None:
@@ -154,18 +156,19 @@ class ASGISocket:
             raise OSError("the client is gone")
         if message["type"] == "websocket.close":
             self.ended = True
-        if self.stalled and message["type"] == "websocket.send":
-            await self._stall()
+        if message["type"] == "websocket.send" and not self.reading.is_set():
+            await self._until_read()
         await asyncio.sleep(0)  # a write yields to the loop, as a network write does
 
-    async def _stall(self) -> None:
-        """Block until the app gives up on the write; the client then leaves, and the
-        write takes one more loop turn to unwind (the server's own cleanup)."""
+    async def _until_read(self) -> None:
+        """Wait for the client to read; given up (cancelled) with leaves_when_abandoned, the
+        client leaves, and the write takes one more loop turn to unwind (the server's own)."""
         try:
-            await asyncio.get_running_loop().create_future()
+            await self.reading.wait()
         except asyncio.CancelledError:
-            self.client_leaves()
-            await asyncio.sleep(0)
+            if self.leaves_when_abandoned:
+                self.client_leaves()
+                await asyncio.sleep(0)
             raise
 
     def sent(self) -> List[Any]:

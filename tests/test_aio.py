@@ -389,22 +389,11 @@ async def test_publish_event_async_on_the_memory_bus(executor):
     assert drain(executor, "s1") == [frame("s1", 6), frame("s1", 7)]
 
 
-def _redis_command(port, *args):
-    """One RESP command on a fresh connection; the reply's first line."""
-    import socket
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        out = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in
-                                                 (str(x).encode() for x in args))
-        s.sendall(out)
-        return s.makefile("rb").readline()
-
-
 @pytest.mark.timeout(60)
 @pytest.mark.asyncio
 @pytest.mark.parametrize("batch", [False, True], ids=["publish_event_async", "publish_events_async"])
 async def test_publishing_does_not_block_the_loop_nor_its_default_executor_while_redis_hangs(redis_server, batch):
     from fraiseql._fraiseql_rs.subscriptions import PyEventBusConfig, PySubscriptionExecutor
-    port = redis_server.port
     loop = asyncio.get_running_loop()
     # The application's own blocking calls (run_in_executor(None, ...), asyncio.to_thread) go
     # to the loop's default executor, here of one thread: a hung publish must not take it.
@@ -413,7 +402,7 @@ async def test_publishing_does_not_block_the_loop_nor_its_default_executor_while
         register(ex, Q, "s1")
         aex = AsyncExecutor(ex)
         # Redis holds every write command until UNPAUSE: the publish hangs on the network.
-        assert _redis_command(port, "CLIENT", "PAUSE", 20000, "WRITE") == b"+OK\r\n"
+        assert redis_server.command("CLIENT", "PAUSE", 20000, "WRITE") == b"+OK\r\n"
         try:
             if batch:
                 publish = asyncio.ensure_future(aex.publish_events_async([("e", "users", {"id": 7})]))
@@ -427,7 +416,7 @@ async def test_publishing_does_not_block_the_loop_nor_its_default_executor_while
                 ticks += 1
             assert ticks == 20 and not publish.done()
         finally:
-            assert _redis_command(port, "CLIENT", "UNPAUSE") == b"+OK\r\n"
+            assert redis_server.command("CLIENT", "UNPAUSE") == b"+OK\r\n"
         await asyncio.wait_for(publish, 20)
         assert await aex.next_event_async("s1", timeout=20) == frame("s1", 7)
 

@@ -348,7 +348,8 @@ async def test_a_slow_client_leaving_as_it_is_closed_gets_no_close_after_its_dis
         app_task = sock.run(app)
         sock.client_sends(INIT, _subscribe(), PING)
         await sock.until(lambda: PONG in sock.sent())
-        sock.stalled = True
+        sock.reading.clear()
+        sock.leaves_when_abandoned = True
         for i in range(10):  # the first write stalls; the queue of 2 overflows
             executor.publish_event("e", "users", {"id": i, "name": "n"})
         await asyncio.wait_for(app_task, 10)
@@ -373,3 +374,44 @@ async def test_a_refused_handshake_says_why_in_its_close_code():
         late = ASGISocket()
         await asyncio.wait_for(late.run(app), 10)
         assert late.sent() == [("websocket.close", 1001)]  # going away
+
+
+@pytest.mark.asyncio
+async def test_shutdown_delivers_every_pending_message_beyond_one_drain(caplog):
+    """More messages pending than one drain takes (1000): the shutdown waits for the writer
+    to send them all before it completes the subscription and closes."""
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    with PySubscriptionExecutor(queue_size=2000) as executor:
+        sock = ASGISocket()
+        app = GraphQLWSApp(executor, keepalive=None)
+        app_task = sock.run(app)
+        sock.client_sends(INIT, _subscribe(), PING)
+        await sock.until(lambda: PONG in sock.sent())
+        for i in range(1500):
+            executor.publish_event("e", "users", {"id": i, "name": "n"})
+        await asyncio.wait_for(app.shutdown(timeout=10), 20)
+        sock.client_leaves()  # the client answers the close
+        await asyncio.wait_for(app_task, 10)
+        assert sock.sent()[3:] == [next_frame("1", {"id": i, "name": "n"}) for i in range(1500)] + [
+            '{"type":"complete","id":"1"}', ("websocket.close", 1001)]
+    assert _logged(caplog, logging.ERROR) == []
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_connection_ends_cancelled_and_leaves_nothing_in_the_engine(caplog):
+    """The server cancels the app's task (a forced exit, a task group that ends): the
+    cancellation goes through, not taken for the app's own abort on shutdown, and the
+    connection's subscriptions are removed all the same."""
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    with PySubscriptionExecutor() as executor:
+        sock = ASGISocket()
+        app = GraphQLWSApp(executor, keepalive=None)
+        app_task = sock.run(app)
+        sock.client_sends(INIT, _subscribe(), PING)
+        await sock.until(lambda: PONG in sock.sent())
+        app_task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await app_task
+        assert executor.get_metrics()["active"] == 0 and not app.connections
+        await app.shutdown()
+    assert _logged(caplog, logging.WARNING) == []
