@@ -131,7 +131,7 @@ fuzz:
 # score. Areas: engine (subscriptions/ without the buses; the mutate tag leaves out the
 # tests that need servers), buses (miniredis and internal/pgtest PostgreSQL), native
 # (pyapi's Go and C, rebuilt with gopy per mutant, through their pytest subset), python
-# (the asgi, aio and protocol modules). Mutants no test can kill are listed, with the
+# (the asgi, aio, shared core, WebSocket and SSE transport modules). Mutants no test can kill are listed, with the
 # reason, in tools/mutate_equivalent.txt: reported apart, outside the score. Narrow it
 # with MUTATE_ARGS, e.g.
 #   make mutate MUTATE_ARGS="--area engine --file limits.go --limit 20"

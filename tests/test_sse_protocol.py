@@ -576,8 +576,9 @@ async def test_slow_stream_is_ended_without_complete(server):
 
 async def test_options_are_checked():
     executor = object()
-    with pytest.raises(ValueError, match="reservation_timeout"):
-        GraphQLSSEApp(executor, reservation_timeout=0)
+    for bad in (0, None):  # a reservation always expires
+        with pytest.raises(ValueError, match="^reservation_timeout must be a positive number$"):
+            GraphQLSSEApp(executor, reservation_timeout=bad)
     with pytest.raises(ValueError, match="keepalive"):
         GraphQLSSEApp(executor, keepalive=-1)
     with pytest.raises(ValueError, match="on_overflow"):
