@@ -262,6 +262,26 @@ async def test_a_refused_last_event_id_is_told_then_live_events(server, client, 
         assert s.ids[0]
 
 
+@pytest.mark.parametrize("headers", [{}, {"last-event-id": ""}], ids=["no-last-event-id", "an-empty-one"])
+@pytest.mark.parametrize("after, error", [
+    ("nope", {"code": "POSITION_INVALID", "position": "nope"}),  # refused by the bus
+    ("", None),  # refused by the engine: not a position at all
+])
+async def test_a_refused_extensions_after_is_a_refused_subscription(client, headers, after, error):
+    """The request's own after= ends the stream as any refused subscription does (its
+    error, then complete); only a Last-Event-ID, which EventSource would send again on
+    the next reconnect, is told and then served live. An empty one is none."""
+    body = {"query": Q, "extensions": {"after": after}}
+    async with stream(client, "POST", "/open", json=body, headers=headers) as s:
+        messages = await s.ended()
+    assert len(messages) == 2 and messages[1] == "event: complete\ndata:"
+    (got,) = json.loads(messages[0].removeprefix("event: next\ndata: "))["errors"]
+    if error is None:
+        assert got == {"message": "after must not be empty"}
+    else:
+        assert got["extensions"] == error
+
+
 async def test_an_expired_last_event_id_is_told_then_live_events():
     executor = PySubscriptionExecutor(history_size=2)
     srv = Server({"/open": GraphQLSSEApp(executor)})
@@ -331,22 +351,23 @@ async def test_single_connection_two_operations_stop_one(server, client):
     async with stream(client, "GET", "/sse", headers=auth) as s:
         assert s.response.status_code == 200 and s.response.headers["x-accel-buffering"] == "no"
         assert await s.next() == ":"
-        for op, query in (("a", Q), ("b", "subscription { users { name } }")):
+        # An id beyond ASCII is written as UTF-8 in every event, as the data is.
+        for op, query in (("a", Q), ("bé", "subscription { users { name } }")):
             r = await client.post("/sse", json={"query": query, "extensions": {"operationId": op}}, headers=auth)
             assert (r.status_code, r.content) == (202, b"")
         publish(server, {"id": 1, "name": "Ann"})
         assert await s.events(2) == [
             next_event('{"id":"a","payload":{"data":{"users":{"id":1,"name":"Ann"}}}}'),
-            next_event('{"id":"b","payload":{"data":{"users":{"name":"Ann"}}}}')]
+            next_event('{"id":"bé","payload":{"data":{"users":{"name":"Ann"}}}}')]
         r = await client.delete("/sse?operationId=a", headers=auth)
         assert (r.status_code, r.content) == (200, b"")
         assert await s.events(1) == ['event: complete\ndata: {"id":"a"}']
         publish(server, {"id": 2, "name": "Bo"})
-        assert await s.events(1) == [next_event('{"id":"b","payload":{"data":{"users":{"name":"Bo"}}}}')]
+        assert await s.events(1) == [next_event('{"id":"bé","payload":{"data":{"users":{"name":"Bo"}}}}')]
         # the token in the query string works as well as in the header
-        r = await client.delete(f"/sse?operationId=b&token={token}")
+        r = await client.delete(f"/sse?operationId={quote('bé')}&token={token}")
         assert r.status_code == 200
-        assert await s.events(1) == ['event: complete\ndata: {"id":"b"}']
+        assert await s.events(1) == ['event: complete\ndata: {"id":"bé"}']
         r = await client.delete("/sse?operationId=nope", headers=auth)  # unknown operation: 200
         assert r.status_code == 200
 
