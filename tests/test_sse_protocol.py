@@ -381,6 +381,20 @@ async def test_operation_before_the_stream_opens_is_flushed_on_open(server, clie
         assert await s.events(1) == [next_event('{"id":"early","payload":{"data":{"users":{"id":9,"name":"queued"}}}}')]
 
 
+async def test_operation_stopped_before_the_stream_opens_is_gone_when_it_opens(server, client):
+    token = await reserve(client)
+    auth = {TOKEN: token}
+    for op in ("stopped", "kept"):
+        r = await client.post("/sse", json={"query": Q, "extensions": {"operationId": op}}, headers=auth)
+        assert r.status_code == 202
+    r = await client.delete("/sse?operationId=stopped", headers=auth)
+    assert (r.status_code, r.content) == (200, b"")  # no stream yet to tell it on
+    publish(server, {"id": 9, "name": "after the stop"})
+    async with stream(client, "GET", "/sse", headers=auth) as s:
+        assert await s.events(1) == [
+            next_event('{"id":"kept","payload":{"data":{"users":{"id":9,"name":"after the stop"}}}}')]
+
+
 async def test_put_with_a_token_of_the_client_then_409(client):
     r = await client.put("/sse", headers={**ALICE, TOKEN: "my-token.1"})
     assert (r.status_code, r.text) == (201, "my-token.1")
