@@ -629,6 +629,52 @@ async def test_stream_headers_leave_out_connection_on_http2():
         b"content-type", b"cache-control", b"x-accel-buffering"]
 
 
+# ---- the HTTP side, as on_connect sees a request ---------------------------------------------
+
+async def test_request_headers_cookies_and_query_parameters():
+    from fraiseql.subscriptions._sse_http import SSERequest
+    scope = {"method": "post", "path": "/sse", "query_string": b"token=&a=1&a=2",
+             # HTTP/2 may send each cookie in a header of its own (RFC 9113 8.2.3)
+             "headers": [(b"Cookie", b"session=alice; flag; =nameless"), (b"cookie", b'session=bob; theme="dark"'),
+                         (b"X-Tag", b"one"), (b"x-tag", b"two")]}
+    request = SSERequest(scope)
+    assert (request.method, request.path) == ("POST", "/sse")
+    assert request.headers == {"cookie": 'session=alice; flag; =nameless; session=bob; theme="dark"',
+                               "x-tag": "one, two"}
+    assert request.cookies == {"session": "alice", "theme": "dark"}  # the first of a name; no value, no name: left out
+    assert request.query_params == {"token": "", "a": "1"}  # blank values kept; the first of each
+
+
+async def test_media_ranges_refused_with_q_0_are_left_out():
+    from fraiseql.subscriptions._sse_http import accepts, media_types
+    assert media_types("text/event-stream;q=0.5, application/json; q=0, text/plain;q = 0.000") == [
+        "text/event-stream"]
+    assert accepts("text/event-stream; q=0.9", ["text/event-stream"])
+    assert not accepts("text/event-stream;q=0", ["text/event-stream"])
+
+
+async def test_body_up_to_the_limit_in_one_or_several_messages():
+    from fraiseql.subscriptions._sse_http import MAX_BODY_BYTES, BadRequest, read_body
+
+    def receiver(*messages):
+        queue = [*messages, {"type": "http.disconnect"}]
+
+        async def receive():
+            return queue.pop(0)
+        return receive
+
+    # more_body is optional: without it the message is the last.
+    assert await read_body(receiver({"type": "http.request", "body": b"{}"})) == b"{}"
+    half = b"x" * (MAX_BODY_BYTES // 2)
+    whole = receiver({"type": "http.request", "body": half, "more_body": True}, {"type": "http.request", "body": half})
+    assert await read_body(whole) == half + half  # exactly the limit
+    over = receiver({"type": "http.request", "body": half, "more_body": True},
+                    {"type": "http.request", "body": half + b"x"})
+    with pytest.raises(BadRequest) as info:
+        await read_body(over)
+    assert (info.value.status, info.value.message) == (413, f"Body larger than {MAX_BODY_BYTES} bytes")
+
+
 async def test_refuse_in_a_websocket_on_connect_closes_4403_with_its_message(server):
     from asgi_helpers import closed_with, ws
 
