@@ -3,7 +3,7 @@ import asyncio
 import json
 import socket
 import threading
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pytest
 import uvicorn
@@ -106,3 +106,83 @@ async def subscribe(conn, sub_id="1", query=Q, **extra) -> None:
 def next_frame(sub_id: str, users: Dict[str, Any], kind: str = "next") -> str:
     return json.dumps({"type": kind, "id": sub_id, "payload": {"data": {"users": users}}},
                       separators=(",", ":"))
+
+
+class ASGISocket:
+    """One WebSocket as an ASGI app sees it, held to the rules uvicorn enforces: a send
+    after the app's ``websocket.close`` or after it was told ``websocket.disconnect``
+    raises RuntimeError ("Unexpected ASGI message"), and a send to a client that is gone
+    but not yet reported raises OSError (uvicorn's ClientDisconnected). Every send the
+    app attempts is kept with what became of it: "sent", "lost" (OSError) or "refused"."""
+
+    def __init__(self, protocol: str = "graphql-transport-ws") -> None:
+        self.scope = {"type": "websocket", "path": "/", "subprotocols": [protocol] if protocol else [],
+                      "headers": [], "query_string": b""}
+        self.incoming: "asyncio.Queue[Dict[str, Any]]" = asyncio.Queue()
+        self.incoming.put_nowait({"type": "websocket.connect"})
+        self.attempts: List[Tuple[str, Dict[str, Any]]] = []
+        self.gone = False  # the client left; the app may not have been told yet
+        self.ended = False  # the app sent websocket.close or was told websocket.disconnect
+        self.reading = asyncio.Event()  # cleared: the client reads nothing, text frames' sends wait
+        self.reading.set()
+        self.leaves_when_abandoned = False  # a send given up while it waits: the client leaves
+        self._changed = asyncio.Condition()
+
+    def client_sends(self, *messages: Any) -> None:
+        for message in messages:
+            text = message if isinstance(message, str) else json.dumps(message)
+            self.incoming.put_nowait({"type": "websocket.receive", "text": text})
+
+    def client_leaves(self, told: bool = True) -> None:
+        """The client is gone; told: the app's next receive says so (else only its sends fail)."""
+        self.gone = True
+        if told:
+            self.incoming.put_nowait({"type": "websocket.disconnect", "code": 1001})
+
+    async def receive(self) -> Dict[str, Any]:
+        message = await self.incoming.get()
+        if message["type"] == "websocket.disconnect":
+            self.ended = True
+        return message
+
+    async def send(self, message: Dict[str, Any]) -> None:
+        outcome = "refused" if self.ended else "lost" if self.gone else "sent"
+        async with self._changed:
+            self.attempts.append((outcome, message))
+            self._changed.notify_all()
+        if outcome == "refused":
+            raise RuntimeError(f"Unexpected ASGI message {message['type']!r}, after sending 'websocket.close'")
+        if outcome == "lost":
+            raise OSError("the client is gone")
+        if message["type"] == "websocket.close":
+            self.ended = True
+        if message["type"] == "websocket.send" and not self.reading.is_set():
+            await self._until_read()
+        await asyncio.sleep(0)  # a write yields to the loop, as a network write does
+
+    async def _until_read(self) -> None:
+        """Wait for the client to read; given up (cancelled) with leaves_when_abandoned, the
+        client leaves, and the write takes one more loop turn to unwind (the server's own)."""
+        try:
+            await self.reading.wait()
+        except asyncio.CancelledError:
+            if self.leaves_when_abandoned:
+                self.client_leaves()
+                await asyncio.sleep(0)
+            raise
+
+    def sent(self) -> List[Any]:
+        """What reached the client: each text frame, and (type, code) for the rest."""
+        return [m["text"] if m["type"] == "websocket.send" else (m["type"], m.get("code"))
+                for outcome, m in self.attempts if outcome == "sent"]
+
+    def outcomes(self) -> List[str]:
+        return [outcome for outcome, _ in self.attempts]
+
+    async def until(self, predicate: Callable[[], bool]) -> None:
+        """Wait until predicate() holds, checked after each send."""
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(predicate), 10)
+
+    def run(self, app: Callable[..., Any]) -> "asyncio.Task[None]":
+        return asyncio.ensure_future(app(self.scope, self.receive, self.send))

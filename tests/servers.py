@@ -60,6 +60,13 @@ class RedisServer:
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait_port(self.port)
 
+    def command(self, *args: object) -> bytes:
+        """One RESP command on a fresh connection; the reply's first line."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            parts = [str(a).encode() for a in args]
+            s.sendall(b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
+            return s.makefile("rb").readline()
+
     def kill(self) -> None:
         if self.proc is not None:
             self.proc.kill()

@@ -1,5 +1,5 @@
-"""A TCP proxy in threads, to cut every connection between a client and a server, or to
-lose one server reply."""
+"""A TCP proxy in threads, to cut every connection between a client and a server, to
+lose one server reply, or to hold the replies back."""
 import socket
 import threading
 from typing import List, Optional, Tuple
@@ -21,7 +21,8 @@ class Proxy:
     refuses new ones (accepts and closes them at once) until ``restore()``.
     ``drop_reply_to(pattern)``: the first connection whose client sends ``pattern``
     afterwards loses the server's answer to it: the proxy closes that connection instead
-    of forwarding the answer (the request reached the server)."""
+    of forwarding the answer (the request reached the server). ``hold()`` keeps every
+    reply from the clients (a server that does not answer) until ``release()``."""
 
     def __init__(self, upstream: Tuple[str, int]) -> None:
         self.upstream = upstream
@@ -36,6 +37,8 @@ class Proxy:
         self._open: List[socket.socket] = []
         self._cut = False
         self._pattern: Optional[bytes] = None
+        self._replying = threading.Event()
+        self._replying.set()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -73,6 +76,8 @@ class Proxy:
                     with self._lock:
                         self.dropped += 1
                     break  # the reply is lost with the connection
+                else:
+                    self._replying.wait()
                 dst.sendall(data)
         except OSError:
             pass
@@ -98,6 +103,12 @@ class Proxy:
         with self._lock:
             self._pattern = pattern
 
+    def hold(self) -> None:
+        self._replying.clear()
+
+    def release(self) -> None:
+        self._replying.set()
+
     def cut(self) -> None:
         with self._lock:
             self._cut = True
@@ -114,5 +125,6 @@ class Proxy:
             self._cut = False
 
     def close(self) -> None:
+        self.release()
         self.cut()
         self.listener.close()

@@ -1,13 +1,15 @@
 """fraiseql.subscriptions.aio: awaiting messages on the readiness pipe."""
 import asyncio
+import concurrent.futures
 import gc
+import selectors
 import threading
 import time
 import weakref
 
 import pytest
 
-from conftest import first_steps_run, register
+from conftest import drain, first_steps_run, register
 from fraiseql.subscriptions import AsyncExecutor
 
 Q = "subscription { users { id } }"
@@ -270,6 +272,76 @@ async def test_close_ends_every_asyncio_waiter(close):
     assert [m async for m in aex.messages("iterated")] == []
 
 
+class _SleepSignallingSelector(selectors.DefaultSelector):
+    """Tells when its loop goes to sleep: a select without a timeout (nothing ready, no timer)."""
+
+    def __init__(self):
+        super().__init__()
+        self.sleeping = threading.Event()
+
+    def select(self, timeout=None):
+        if timeout is None:
+            self.sleeping.set()
+        return super().select(timeout)
+
+
+@pytest.mark.timeout(60)
+def test_close_from_another_thread_wakes_a_loop_asleep_with_nothing_else_to_do():
+    from fraiseql._fraiseql_rs.subscriptions import PySubscriptionExecutor
+    selector = _SleepSignallingSelector()
+    loop = asyncio.SelectorEventLoop(selector)
+    ex = PySubscriptionExecutor()
+    register(ex, Q, "s")
+    aex = AsyncExecutor(ex)
+    ended = threading.Event()
+    nudged = []
+
+    def close_once_the_loop_sleeps():
+        selector.sleeping.wait(10)
+        ex.close()
+        if not ended.wait(10):  # the loop slept on: wake it, so that the test ends (and fails)
+            nudged.append(True)
+            loop.call_soon_threadsafe(lambda: None)
+
+    async def main():
+        waiter = asyncio.ensure_future(aex.next_event_async("s"))
+        await first_steps_run()  # registered and asleep
+        waiter.add_done_callback(lambda _: ended.set())
+        selector.sleeping.clear()  # the next sleep is the loop's wait for the waiter
+        closer = threading.Thread(target=close_once_the_loop_sleeps)
+        closer.start()
+        with pytest.raises(RuntimeError, match="^executor is closed$"):
+            await waiter
+        closer.join(10)
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert not nudged, "the close from another thread did not wake the loop"
+
+
+@pytest.mark.asyncio
+async def test_an_executor_made_after_one_closed_on_the_loop_wakes_its_watch():
+    """A close on the loop's thread lets go of the ready pipe before it returns: the next
+    executor's pipe, which gets the same descriptor, stays watched once its watch looked."""
+    from fraiseql._fraiseql_rs.subscriptions import PySubscriptionExecutor
+    old = PySubscriptionExecutor()
+    register(old, Q, "s")
+    assert await AsyncExecutor(old).next_event_async("s", timeout=0.01) is None  # its pipe is watched
+    old.close()
+    with PySubscriptionExecutor() as new:
+        register(new, Q, "s")
+        watch = AsyncExecutor(new).watch()
+        watch.add("s")
+        watch.clear()  # as a connection's writer does before it looks: the new pipe is watched
+        assert new.drain_connection("conn1") == []
+        asyncio.get_running_loop().call_soon(new.publish_event, "e", "users", {"id": 1})
+        await asyncio.wait_for(watch.wait(), 10)
+        assert new.drain_connection("conn1") == [frame("s", 1)]
+        watch.close()
+
+
 @pytest.mark.timeout(30)
 def test_close_ends_a_blocking_next_event_in_another_thread():
     from fraiseql._fraiseql_rs.subscriptions import PySubscriptionExecutor
@@ -310,37 +382,41 @@ async def test_publish_event_async_on_the_memory_bus(executor):
     assert executor.next_event("s1") == frame("s1", 5)
     with pytest.raises(TypeError, match="^data must be a dict, not list$"):
         await aex.publish_event_async("e", "users", [1])
-
-
-def _redis_command(port, *args):
-    """One RESP command on a fresh connection; the reply's first line."""
-    import socket
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        out = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in
-                                                 (str(x).encode() for x in args))
-        s.sendall(out)
-        return s.makefile("rb").readline()
+    # A retry with the idempotency key of a published event is accepted and not delivered again.
+    for _ in range(2):
+        await aex.publish_event_async("e", "users", {"id": 6}, idempotency_key="k6")
+    await aex.publish_event_async("e", "users", {"id": 7})
+    assert drain(executor, "s1") == [frame("s1", 6), frame("s1", 7)]
 
 
 @pytest.mark.timeout(60)
 @pytest.mark.asyncio
-async def test_publish_event_async_does_not_block_the_loop_while_redis_hangs(redis_server):
+@pytest.mark.parametrize("batch", [False, True], ids=["publish_event_async", "publish_events_async"])
+async def test_publishing_does_not_block_the_loop_nor_its_default_executor_while_redis_hangs(redis_server, batch):
     from fraiseql._fraiseql_rs.subscriptions import PyEventBusConfig, PySubscriptionExecutor
-    port = redis_server.port
+    loop = asyncio.get_running_loop()
+    # The application's own blocking calls (run_in_executor(None, ...), asyncio.to_thread) go
+    # to the loop's default executor, here of one thread: a hung publish must not take it.
+    loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(1))
     with PySubscriptionExecutor(PyEventBusConfig.redis(redis_server.url, "aio-publish")) as ex:
         register(ex, Q, "s1")
         aex = AsyncExecutor(ex)
         # Redis holds every write command until UNPAUSE: the publish hangs on the network.
-        assert _redis_command(port, "CLIENT", "PAUSE", 30000, "WRITE") == b"+OK\r\n"
+        assert redis_server.command("CLIENT", "PAUSE", 20000, "WRITE") == b"+OK\r\n"
         try:
-            publish = asyncio.ensure_future(aex.publish_event_async("e", "users", {"id": 7}))
+            if batch:
+                publish = asyncio.ensure_future(aex.publish_events_async([("e", "users", {"id": 7})]))
+            else:
+                publish = asyncio.ensure_future(aex.publish_event_async("e", "users", {"id": 7}))
+            await first_steps_run()  # the publish has left for its thread
+            assert await asyncio.wait_for(loop.run_in_executor(None, lambda: "free"), 10) == "free"
             ticks = 0
             for _ in range(20):  # a ticker: the loop keeps running while the publish waits
                 await asyncio.sleep(0.01)
                 ticks += 1
             assert ticks == 20 and not publish.done()
         finally:
-            assert _redis_command(port, "CLIENT", "UNPAUSE") == b"+OK\r\n"
+            assert redis_server.command("CLIENT", "UNPAUSE") == b"+OK\r\n"
         await asyncio.wait_for(publish, 20)
         assert await aex.next_event_async("s1", timeout=20) == frame("s1", 7)
 

@@ -10,6 +10,7 @@ import re
 import socket
 import struct
 import time
+from unittest import mock
 
 import pytest
 from asgi_helpers import PONG, Q, Server, closed_with, init, next_frame, recv, subscribe, ws
@@ -257,8 +258,9 @@ async def test_default_limit_is_100_and_none_is_unlimited(server, path, allowed)
 
 def test_bad_options_are_refused():
     ex = object()
-    with pytest.raises(ValueError, match="^max_subscriptions_per_connection must be a positive int or None$"):
-        GraphQLWSApp(ex, max_subscriptions_per_connection=0)
+    for bad in (0, True, 2.0):
+        with pytest.raises(ValueError, match="^max_subscriptions_per_connection must be a positive int or None$"):
+            GraphQLWSApp(ex, max_subscriptions_per_connection=bad)
     with pytest.raises(ValueError, match="^on_overflow must be \"drop\", \"close\" or \"catch_up\", not 'ignore'$"):
         GraphQLWSApp(ex, on_overflow="ignore")
     for bad in (None, 0, -1.0, True, "10"):
@@ -271,6 +273,17 @@ def test_bad_options_are_refused():
                 GraphQLWSApp(ex, keepalive=bad)
     app = GraphQLWSApp(ex, connection_init_timeout=2, keepalive=None, overflow_check_interval=0.5)
     assert (app.connection_init_timeout, app.keepalive, app.overflow_check_interval) == (2.0, None, 0.5)
+
+
+def test_an_executor_that_is_callable_is_the_executor_not_a_factory():
+    """What has register_subscription is the executor, even when it can be called (a
+    unittest.mock spy wrapping one); only what has not is a factory, called once."""
+    with PySubscriptionExecutor() as executor:
+        spy = mock.Mock(wraps=executor)
+        assert GraphQLWSApp(spy).executor is spy
+        made = []
+        app = GraphQLWSApp(lambda: made.append(executor) or executor)
+        assert (app.executor, app.executor, made) == (executor, executor, [executor])
 
 
 # ---- logging ----------------------------------------------------------------------
@@ -401,6 +414,11 @@ DROP_LOG = re.compile(r"^connection [0-9a-f]{32}: subscription 'slow' dropped (\
 def test_overflow_drop_logs_once_per_subscription(slow_server, caplog):
     caplog.set_level(logging.DEBUG, logger=LOGGER)
     client = _slow_client(slow_server, "/drop")
+    # A subscription of the same socket that gets no event drops nothing: no warning.
+    quiet = {"type": "subscribe", "id": "quiet", "payload": {"query": "subscription { orders { id } }"}}
+    client.send(json.dumps(quiet))
+    client.send('{"type":"ping"}')
+    assert client.text() == PONG
     try:
         _flood(slow_server.executor)
 
@@ -417,6 +435,7 @@ def test_overflow_drop_logs_once_per_subscription(slow_server, caplog):
         _wait_for(lambda: app._overflow_checks >= checks + 2, "two overflow checks")
         (record,) = drop_logs()
         assert record.levelno == logging.WARNING and int(DROP_LOG.match(record.getMessage()).group(1)) > 0
+        assert not [r for r in caplog.records if "'quiet'" in r.getMessage()]
         client.send('{"type":"ping"}')  # the socket is still open
     finally:
         client.close()

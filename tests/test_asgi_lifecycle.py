@@ -5,7 +5,7 @@ import json
 import logging
 
 import pytest
-from asgi_helpers import ACK, PONG, Q, Server, closed_with, init, next_frame, recv, subscribe, ws
+from asgi_helpers import ACK, PONG, ASGISocket, Q, Server, closed_with, init, next_frame, recv, subscribe, ws
 from websockets.exceptions import ConnectionClosed
 
 from fraiseql._fraiseql_rs.subscriptions import PySubscriptionExecutor
@@ -280,3 +280,138 @@ async def test_internal_error_is_logged_and_closes_4500(server, caplog):
         assert await closed_with(conn) == (4500, "Internal server error")
     (record,) = [r for r in caplog.records if r.getMessage().endswith(": internal error")]
     assert record.levelno == logging.ERROR and record.exc_info[0] is OSError
+
+
+# ---- nothing is sent once the socket is closed or its client gone ---------------------
+# uvicorn raises on a send after websocket.close or after it reported the disconnect
+# (RuntimeError "Unexpected ASGI message"), and on each send to a client that left
+# (ClientDisconnected, an OSError). ASGISocket holds the app to the same rules.
+
+INIT, PING = {"type": "connection_init"}, {"type": "ping"}
+
+
+def _logged(caplog, level):
+    return [r.getMessage() for r in caplog.records if r.name.startswith(LOGGER) and r.levelno >= level]
+
+
+def _subscribe(sub_id="1"):
+    return {"type": "subscribe", "id": sub_id, "payload": {"query": Q}}
+
+
+@pytest.mark.asyncio
+async def test_a_client_found_gone_is_written_to_no_more():
+    with PySubscriptionExecutor() as executor:
+        sock = ASGISocket()
+        app = GraphQLWSApp(executor, keepalive=None)
+        app_task = sock.run(app)
+        sock.client_sends(INIT, _subscribe(), PING)
+        await sock.until(lambda: PONG in sock.sent())
+        sock.client_leaves(told=False)
+        for i in range(3):  # in one step: the writer takes the three in one batch
+            executor.publish_event("e", "users", {"id": i, "name": "n"})
+        await sock.until(lambda: "lost" in sock.outcomes())
+        sock.incoming.put_nowait({"type": "websocket.disconnect", "code": 1006})
+        await asyncio.wait_for(app_task, 10)
+        await app.shutdown()  # stops the slow-consumer monitor
+        # The first frame found the client gone: not the two after it, nor a close.
+        assert sock.outcomes() == ["sent"] * 3 + ["lost"]
+        assert executor.get_metrics()["active"] == 0
+
+
+@pytest.mark.asyncio
+async def test_a_message_arriving_after_the_close_is_not_answered(caplog):
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    with PySubscriptionExecutor() as executor:
+        sock = ASGISocket()
+        app = GraphQLWSApp(executor, connection_init_timeout=0.01, keepalive=None)
+        app_task = sock.run(app)
+        await sock.until(lambda: ("websocket.close", 4408) in sock.sent())
+        # The client's connection_init crossed the close: the app reads it, answers nothing.
+        sock.client_sends(INIT, _subscribe(), PING)
+        sock.client_leaves()
+        await asyncio.wait_for(app_task, 10)
+        await app.shutdown()  # stops the slow-consumer monitor
+        assert sock.sent() == [("websocket.accept", None), ("websocket.close", 4408)]
+        assert sock.outcomes() == ["sent", "sent"]
+        assert executor.get_metrics()["active"] == 0
+    assert _logged(caplog, logging.WARNING) == []
+
+
+@pytest.mark.asyncio
+async def test_a_slow_client_leaving_as_it_is_closed_gets_no_close_after_its_disconnect(caplog):
+    """on_overflow="close" stops the writer stuck on a client that reads nothing; that
+    client disconnects as its write is abandoned: the 4499 close is not sent after it."""
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    with PySubscriptionExecutor(queue_size=2) as executor:
+        sock = ASGISocket()
+        app = GraphQLWSApp(executor, keepalive=None, on_overflow="close", overflow_check_interval=0.01)
+        app_task = sock.run(app)
+        sock.client_sends(INIT, _subscribe(), PING)
+        await sock.until(lambda: PONG in sock.sent())
+        sock.reading.clear()
+        sock.leaves_when_abandoned = True
+        for i in range(10):  # the first write stalls; the queue of 2 overflows
+            executor.publish_event("e", "users", {"id": i, "name": "n"})
+        await asyncio.wait_for(app_task, 10)
+        await app.shutdown()  # stops the slow-consumer monitor
+        assert "refused" not in sock.outcomes()
+        assert executor.get_metrics()["active"] == 0
+    (warning,) = _logged(caplog, logging.WARNING)
+    assert warning.endswith("the client reads too slowly; closing with 4499")
+    assert _logged(caplog, logging.ERROR) == []
+
+
+@pytest.mark.asyncio
+async def test_a_refused_handshake_says_why_in_its_close_code():
+    """A close before the accept: a server answers HTTP 403, but an ASGI test client
+    (Starlette's TestClient raises WebSocketDisconnect(code)) sees the code."""
+    with PySubscriptionExecutor() as executor:
+        app = GraphQLWSApp(executor)
+        unsupported = ASGISocket(protocol="graphql-sse")
+        await asyncio.wait_for(unsupported.run(app), 10)
+        assert unsupported.sent() == [("websocket.close", 1002)]  # protocol error
+        await app.shutdown()
+        late = ASGISocket()
+        await asyncio.wait_for(late.run(app), 10)
+        assert late.sent() == [("websocket.close", 1001)]  # going away
+
+
+@pytest.mark.asyncio
+async def test_shutdown_delivers_every_pending_message_beyond_one_drain(caplog):
+    """More messages pending than one drain takes (1000): the shutdown waits for the writer
+    to send them all before it completes the subscription and closes."""
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    with PySubscriptionExecutor(queue_size=2000) as executor:
+        sock = ASGISocket()
+        app = GraphQLWSApp(executor, keepalive=None)
+        app_task = sock.run(app)
+        sock.client_sends(INIT, _subscribe(), PING)
+        await sock.until(lambda: PONG in sock.sent())
+        for i in range(1500):
+            executor.publish_event("e", "users", {"id": i, "name": "n"})
+        await asyncio.wait_for(app.shutdown(timeout=10), 20)
+        sock.client_leaves()  # the client answers the close
+        await asyncio.wait_for(app_task, 10)
+        assert sock.sent()[3:] == [next_frame("1", {"id": i, "name": "n"}) for i in range(1500)] + [
+            '{"type":"complete","id":"1"}', ("websocket.close", 1001)]
+    assert _logged(caplog, logging.ERROR) == []
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_connection_ends_cancelled_and_leaves_nothing_in_the_engine(caplog):
+    """The server cancels the app's task (a forced exit, a task group that ends): the
+    cancellation goes through, not taken for the app's own abort on shutdown, and the
+    connection's subscriptions are removed all the same."""
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    with PySubscriptionExecutor() as executor:
+        sock = ASGISocket()
+        app = GraphQLWSApp(executor, keepalive=None)
+        app_task = sock.run(app)
+        sock.client_sends(INIT, _subscribe(), PING)
+        await sock.until(lambda: PONG in sock.sent())
+        app_task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await app_task
+        assert executor.get_metrics()["active"] == 0 and not app.connections
+        await app.shutdown()
+    assert _logged(caplog, logging.WARNING) == []

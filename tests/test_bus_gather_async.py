@@ -1,6 +1,8 @@
 """publish_event_async on Redis and PostgreSQL: the awaiting publishes of a loop share one call."""
 import asyncio
+import gc
 import json
+import logging
 import time
 
 import pytest
@@ -72,6 +74,21 @@ def test_two_hundred_coroutines_share_each_call_and_keep_their_order(ex):
     assert (m["events_published"], m["bus_published"]) == (4000, 4000)
 
 
+def test_the_gathering_task_ends_cleanly(ex, caplog):
+    """Nothing for asyncio to report once the publishes are done (a task that ended with an
+    exception nobody retrieved is logged as an ERROR when it is collected)."""
+    aex = AsyncExecutor(ex)
+
+    async def main():
+        await asyncio.gather(*(aex.publish_event_async("tick", "events", {"th": 0, "n": i}) for i in range(3)))
+        await aex.publish_event_async("tick", "events", {"th": 0, "n": 3})
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        asyncio.run(main())
+        gc.collect()
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
+    assert collect(ex, 4) == [(0, i) for i in range(4)]
+
+
 def test_publishes_started_together_go_in_call_order(ex):
     calls = count_calls(ex)
     aex = AsyncExecutor(ex)
@@ -137,6 +154,23 @@ def test_closed_executor_raises_in_every_publisher(ex):
     errors = asyncio.run(main())
     assert [(type(e), str(e)) for e in errors] == [(RuntimeError, "executor is closed")] * 3
     assert len({id(e) for e in errors}) == 3  # each publisher its own exception
+
+
+def test_a_call_failing_as_a_whole_raises_in_each_of_its_publishers(ex):
+    """The gathered call itself raises (an internal error of the engine, reported as
+    RuntimeError; a closed executor answers each event instead): every publisher of the
+    call gets its own copy of the error, and none is left waiting."""
+    def failing(items):
+        raise RuntimeError("internal error (please report): on purpose")
+    ex._publish_gathered = failing
+    aex = AsyncExecutor(ex)
+
+    async def main():
+        publishers = [aex.publish_event_async("tick", "events", {"n": i}) for i in range(3)]
+        return await asyncio.wait_for(asyncio.gather(*publishers, return_exceptions=True), 20)
+    errors = asyncio.run(main())
+    assert [(type(e), str(e)) for e in errors] == [(RuntimeError, "internal error (please report): on purpose")] * 3
+    assert len({id(e) for e in errors}) == 3
 
 
 def test_redis_down_fails_every_publisher_of_the_call():

@@ -9,9 +9,11 @@ import sys
 import time
 
 import pytest
-from asgi_helpers import Server, recv
+from asgi_helpers import ASGISocket, Server, recv
+from tcp_proxy import Proxy
 from websockets.asyncio.client import connect
 
+from conftest import first_steps_run
 from fraiseql._fraiseql_rs.subscriptions import PositionError, PyEventBusConfig, PySubscriptionExecutor
 from fraiseql.subscriptions import GraphQLWSApp
 from servers import _wait_port, free_port
@@ -224,6 +226,51 @@ def test_drop_with_positions_tells_the_client_where_to_resume():
     rest = [ex.next_event("b", timeout=5) for _ in range(3)]
     assert [json.loads(f)["payload"]["data"]["users"]["id"] for f in rest] == [3, 4, 5]
     ex.close()
+
+
+def test_a_resume_waiting_on_redis_leaves_the_loop_to_the_other_sockets(redis_server):
+    """Checking an after= position asks the bus: while Redis does not answer, the loop
+    goes on serving the other sockets (the check runs off the loop)."""
+    proxy = Proxy(("127.0.0.1", redis_server.port))
+    config = PyEventBusConfig.redis(f"redis://127.0.0.1:{proxy.port}/0", "off-loop", stream="off-loop")
+    ping, pong = '{"type":"ping"}', '{"type":"pong"}'
+
+    def subscribe(sub_id, extensions):
+        return {"type": "subscribe", "id": sub_id, "payload": {"query": Q, "extensions": extensions}}
+
+    def frames(sock, sub_id):
+        return [m for m in sock.sent() if isinstance(m, str) and f'"id":"{sub_id}"' in m]
+
+    async def main():
+        with PySubscriptionExecutor(config) as ex:
+            app = GraphQLWSApp(ex, on_connect=_identity, keepalive=None)
+            resumer, other = ASGISocket(), ASGISocket()
+            tasks = [resumer.run(app), other.run(app)]
+            resumer.client_sends({"type": "connection_init"}, subscribe("live", {"positions": True}))
+            other.client_sends({"type": "connection_init"})
+            await wait_active(ex, 1)
+            publish(ex, 1, 1)
+            await resumer.until(lambda: frames(resumer, "live"))
+            proxy.hold()  # Redis answers nothing from now on
+            try:
+                resumer.client_sends(subscribe("resumed", {"after": position(frames(resumer, "live")[0])}), ping)
+                await first_steps_run()  # the resume's check of its position has begun
+                other.client_sends(ping)
+                await other.until(lambda: pong in other.sent())
+                assert pong not in resumer.sent()  # still waiting on Redis
+            finally:
+                proxy.release()
+            await resumer.until(lambda: pong in resumer.sent())
+            assert frames(resumer, "resumed") == []  # registered: no error, nothing after the position yet
+            for sock in (resumer, other):
+                sock.client_leaves()
+            await asyncio.wait_for(asyncio.gather(*tasks), 10)
+            await app.shutdown()
+
+    try:
+        asyncio.run(main())
+    finally:
+        proxy.close()
 
 
 def _worker(kind, url):

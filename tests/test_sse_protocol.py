@@ -262,6 +262,26 @@ async def test_a_refused_last_event_id_is_told_then_live_events(server, client, 
         assert s.ids[0]
 
 
+@pytest.mark.parametrize("headers", [{}, {"last-event-id": ""}], ids=["no-last-event-id", "an-empty-one"])
+@pytest.mark.parametrize("after, error", [
+    ("nope", {"code": "POSITION_INVALID", "position": "nope"}),  # refused by the bus
+    ("", None),  # refused by the engine: not a position at all
+])
+async def test_a_refused_extensions_after_is_a_refused_subscription(client, headers, after, error):
+    """The request's own after= ends the stream as any refused subscription does (its
+    error, then complete); only a Last-Event-ID, which EventSource would send again on
+    the next reconnect, is told and then served live. An empty one is none."""
+    body = {"query": Q, "extensions": {"after": after}}
+    async with stream(client, "POST", "/open", json=body, headers=headers) as s:
+        messages = await s.ended()
+    assert len(messages) == 2 and messages[1] == "event: complete\ndata:"
+    (got,) = json.loads(messages[0].removeprefix("event: next\ndata: "))["errors"]
+    if error is None:
+        assert got == {"message": "after must not be empty"}
+    else:
+        assert got["extensions"] == error
+
+
 async def test_an_expired_last_event_id_is_told_then_live_events():
     executor = PySubscriptionExecutor(history_size=2)
     srv = Server({"/open": GraphQLSSEApp(executor)})
@@ -331,22 +351,23 @@ async def test_single_connection_two_operations_stop_one(server, client):
     async with stream(client, "GET", "/sse", headers=auth) as s:
         assert s.response.status_code == 200 and s.response.headers["x-accel-buffering"] == "no"
         assert await s.next() == ":"
-        for op, query in (("a", Q), ("b", "subscription { users { name } }")):
+        # An id beyond ASCII is written as UTF-8 in every event, as the data is.
+        for op, query in (("a", Q), ("bé", "subscription { users { name } }")):
             r = await client.post("/sse", json={"query": query, "extensions": {"operationId": op}}, headers=auth)
             assert (r.status_code, r.content) == (202, b"")
         publish(server, {"id": 1, "name": "Ann"})
         assert await s.events(2) == [
             next_event('{"id":"a","payload":{"data":{"users":{"id":1,"name":"Ann"}}}}'),
-            next_event('{"id":"b","payload":{"data":{"users":{"name":"Ann"}}}}')]
+            next_event('{"id":"bé","payload":{"data":{"users":{"name":"Ann"}}}}')]
         r = await client.delete("/sse?operationId=a", headers=auth)
         assert (r.status_code, r.content) == (200, b"")
         assert await s.events(1) == ['event: complete\ndata: {"id":"a"}']
         publish(server, {"id": 2, "name": "Bo"})
-        assert await s.events(1) == [next_event('{"id":"b","payload":{"data":{"users":{"name":"Bo"}}}}')]
+        assert await s.events(1) == [next_event('{"id":"bé","payload":{"data":{"users":{"name":"Bo"}}}}')]
         # the token in the query string works as well as in the header
-        r = await client.delete(f"/sse?operationId=b&token={token}")
+        r = await client.delete(f"/sse?operationId={quote('bé')}&token={token}")
         assert r.status_code == 200
-        assert await s.events(1) == ['event: complete\ndata: {"id":"b"}']
+        assert await s.events(1) == ['event: complete\ndata: {"id":"bé"}']
         r = await client.delete("/sse?operationId=nope", headers=auth)  # unknown operation: 200
         assert r.status_code == 200
 
@@ -358,6 +379,20 @@ async def test_operation_before_the_stream_opens_is_flushed_on_open(server, clie
     publish(server, {"id": 9, "name": "queued"})
     async with stream(client, "GET", f"/sse?token={token}") as s:
         assert await s.events(1) == [next_event('{"id":"early","payload":{"data":{"users":{"id":9,"name":"queued"}}}}')]
+
+
+async def test_operation_stopped_before_the_stream_opens_is_gone_when_it_opens(server, client):
+    token = await reserve(client)
+    auth = {TOKEN: token}
+    for op in ("stopped", "kept"):
+        r = await client.post("/sse", json={"query": Q, "extensions": {"operationId": op}}, headers=auth)
+        assert r.status_code == 202
+    r = await client.delete("/sse?operationId=stopped", headers=auth)
+    assert (r.status_code, r.content) == (200, b"")  # no stream yet to tell it on
+    publish(server, {"id": 9, "name": "after the stop"})
+    async with stream(client, "GET", "/sse", headers=auth) as s:
+        assert await s.events(1) == [
+            next_event('{"id":"kept","payload":{"data":{"users":{"id":9,"name":"after the stop"}}}}')]
 
 
 async def test_put_with_a_token_of_the_client_then_409(client):
@@ -576,8 +611,9 @@ async def test_slow_stream_is_ended_without_complete(server):
 
 async def test_options_are_checked():
     executor = object()
-    with pytest.raises(ValueError, match="reservation_timeout"):
-        GraphQLSSEApp(executor, reservation_timeout=0)
+    for bad in (0, None):  # a reservation always expires
+        with pytest.raises(ValueError, match="^reservation_timeout must be a positive number$"):
+            GraphQLSSEApp(executor, reservation_timeout=bad)
     with pytest.raises(ValueError, match="keepalive"):
         GraphQLSSEApp(executor, keepalive=-1)
     with pytest.raises(ValueError, match="on_overflow"):
@@ -591,6 +627,52 @@ async def test_stream_headers_leave_out_connection_on_http2():
     assert (b"connection", b"keep-alive") in stream_headers({"http_version": "1.1"})
     assert [name for name, _ in stream_headers({"http_version": "2"})] == [
         b"content-type", b"cache-control", b"x-accel-buffering"]
+
+
+# ---- the HTTP side, as on_connect sees a request ---------------------------------------------
+
+async def test_request_headers_cookies_and_query_parameters():
+    from fraiseql.subscriptions._sse_http import SSERequest
+    scope = {"method": "post", "path": "/sse", "query_string": b"token=&a=1&a=2",
+             # HTTP/2 may send each cookie in a header of its own (RFC 9113 8.2.3)
+             "headers": [(b"Cookie", b"session=alice; flag; =nameless"), (b"cookie", b'session=bob; theme="dark"'),
+                         (b"X-Tag", b"one"), (b"x-tag", b"two")]}
+    request = SSERequest(scope)
+    assert (request.method, request.path) == ("POST", "/sse")
+    assert request.headers == {"cookie": 'session=alice; flag; =nameless; session=bob; theme="dark"',
+                               "x-tag": "one, two"}
+    assert request.cookies == {"session": "alice", "theme": "dark"}  # the first of a name; no value, no name: left out
+    assert request.query_params == {"token": "", "a": "1"}  # blank values kept; the first of each
+
+
+async def test_media_ranges_refused_with_q_0_are_left_out():
+    from fraiseql.subscriptions._sse_http import accepts, media_types
+    assert media_types("text/event-stream;q=0.5, application/json; q=0, text/plain;q = 0.000") == [
+        "text/event-stream"]
+    assert accepts("text/event-stream; q=0.9", ["text/event-stream"])
+    assert not accepts("text/event-stream;q=0", ["text/event-stream"])
+
+
+async def test_body_up_to_the_limit_in_one_or_several_messages():
+    from fraiseql.subscriptions._sse_http import MAX_BODY_BYTES, BadRequest, read_body
+
+    def receiver(*messages):
+        queue = [*messages, {"type": "http.disconnect"}]
+
+        async def receive():
+            return queue.pop(0)
+        return receive
+
+    # more_body is optional: without it the message is the last.
+    assert await read_body(receiver({"type": "http.request", "body": b"{}"})) == b"{}"
+    half = b"x" * (MAX_BODY_BYTES // 2)
+    whole = receiver({"type": "http.request", "body": half, "more_body": True}, {"type": "http.request", "body": half})
+    assert await read_body(whole) == half + half  # exactly the limit
+    over = receiver({"type": "http.request", "body": half, "more_body": True},
+                    {"type": "http.request", "body": half + b"x"})
+    with pytest.raises(BadRequest) as info:
+        await read_body(over)
+    assert (info.value.status, info.value.message) == (413, f"Body larger than {MAX_BODY_BYTES} bytes")
 
 
 async def test_refuse_in_a_websocket_on_connect_closes_4403_with_its_message(server):

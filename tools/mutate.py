@@ -14,7 +14,9 @@ from an exit status alone:
               a test module too: it could not import the mutated code)
   lived       the tests ran and all passed
   timeout     the run outlived its limit (a multiple of the unmutated time of what it
-              ran, at least --min-timeout): reported beside the score, not in it
+              ran, at least --min-timeout), or a test hung past its own timeout
+              (`panic: test timed out` from `go test`, pytest-timeout's
+              `+++ Timeout +++` or `Failed: Timeout`): reported beside the score, not in it
   not viable  the mutant does not compile (Go build error, C compile error, Python
               SyntaxError)
   crashed     the test process died without a test reporting it (a Go runtime "fatal
@@ -93,14 +95,18 @@ AREAS: dict[str, dict[str, Any]] = {
     },
     "python": {
         "kind": "py",
+        # The transports and their shared core; workers.py (process slots, signal handlers) is
+        # deployment help, its signal part tested only by spawning uvicorn (test_deploying).
         "files": ["python/fraiseql/subscriptions/asgi.py", "python/fraiseql/subscriptions/aio.py",
+                  "python/fraiseql/subscriptions/_core.py", "python/fraiseql/subscriptions/_positions.py",
                   "python/fraiseql/subscriptions/_ws_core.py", "python/fraiseql/subscriptions/_transport_ws.py",
-                  "python/fraiseql/subscriptions/_legacy_ws.py"],
+                  "python/fraiseql/subscriptions/_legacy_ws.py", "python/fraiseql/subscriptions/sse.py",
+                  "python/fraiseql/subscriptions/_sse.py", "python/fraiseql/subscriptions/_sse_http.py"],
         "exclude": [],
         "package_root": "python",
         # test_bus_gather_async: publish_event_async on Redis and PostgreSQL (aio's gathering).
         "pytest": ["test_asgi_protocol.py", "test_asgi_hooks.py", "test_asgi_lifecycle.py", "test_aio.py",
-                   "test_bus_gather_async.py"],
+                   "test_bus_gather_async.py", "test_positions.py", "test_sse_protocol.py"],
     },
 }
 
@@ -334,6 +340,9 @@ PASS_GO = re.compile(r"^ok\s+\S+", re.MULTILINE)
 CRASH_GO = re.compile(r"^fatal error: ", re.MULTILINE)
 # Anywhere on a line: pytest -q's progress dots precede it.
 CRASH_PY = re.compile(r"Fatal Python error: ")
+# pytest-timeout ended a hung test: its thread method prints the stacks between two
+# such banners and exits at once (no summary); its signal method fails the test.
+TIMEOUT_PY = re.compile(r"\+{3,} Timeout \+{3,}|^FAILED \S+ - Failed: Timeout >", re.MULTILINE)
 
 
 def judge_go(out: str, timed_out: bool) -> tuple[str, str]:
@@ -355,6 +364,8 @@ def judge_go(out: str, timed_out: bool) -> tuple[str, str]:
 def judge_py(out: str, timed_out: bool) -> tuple[str, str]:
     if timed_out:
         return "timeout", ""
+    if TIMEOUT_PY.search(out):
+        return "timeout", first_line(out, TIMEOUT_PY)
     if COLLECT_PY.search(out):  # a test module could not import the mutated code
         return "killed", first_line(out, COLLECT_PY)
     if FAIL_PY.search(out):

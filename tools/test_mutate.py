@@ -180,6 +180,16 @@ def test_asserting_python_suite_kills_all_but_the_equivalent(report):
     assert statuses(got).count("killed") == 3
 
 
+def test_python_test_ended_by_pytest_timeout_is_a_timeout(report):
+    fates, text = report
+    got = fates["py-hang"]
+    # i += 1 made -= never reaches n: pytest-timeout (1 s) ends the run, well inside
+    # the driver's limit (5 s at least), and prints no summary.
+    assert got[("py/src/plantedpkg/steps.py", 8, "-=")] == "timeout"
+    assert got[("py/src/plantedpkg/steps.py", 7, "==")] == "killed"
+    assert "py-hang: score 100.0% (1 killed of 1); timeout 1," in text
+
+
 @pytest.mark.parametrize("out, want", [
     # gremlins' `--test-cpu 1` reached the test binary as one argument: exit 1, no test ran.
     ("flag provided but not defined: -cpu 1\nUsage of /tmp/x.test:\nFAIL\tpkg\t0.01s\n", "error"),
@@ -204,6 +214,11 @@ def test_go_output_is_judged_by_what_the_tests_said(out, want):
     ("test_a.py ..\nFatal Python error: Segmentation fault\n\nCurrent thread 0x1:\n", "crashed"),
     ("....Fatal Python error: Segmentation fault\n\nCurrent thread 0x1:\n", "crashed"),  # after -q's dots
     ("no tests ran in 0.01s\n", "error"),
+    # pytest-timeout's thread method: the stacks between two banners, then os._exit(1).
+    ("test_a.py ..+++++ Timeout +++++\n~~ Stack of MainThread (1) ~~\n  File \"a.py\", line 3\n"
+     "+++++ Timeout +++++\n", "timeout"),
+    # Its signal method fails the test instead.
+    ("FAILED test_a.py::test_x - Failed: Timeout >1.0s\n1 failed in 1.2s\n", "timeout"),
 ])
 def test_pytest_output_is_judged_by_its_summary(out, want):
     assert mutate.judge_py(out, False)[0] == want
