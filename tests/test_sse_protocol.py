@@ -364,12 +364,14 @@ async def test_single_connection_two_operations_stop_one(server, client):
         assert await s.events(1) == ['event: complete\ndata: {"id":"a"}']
         publish(server, {"id": 2, "name": "Bo"})
         assert await s.events(1) == [next_event('{"id":"bé","payload":{"data":{"users":{"name":"Bo"}}}}')]
+        r = await client.delete("/sse?operationId=nope", headers=auth)  # unknown operation: 200, no event
+        assert r.status_code == 200
+        publish(server, {"id": 3, "name": "Cy"})
+        assert await s.events(1) == [next_event('{"id":"bé","payload":{"data":{"users":{"name":"Cy"}}}}')]
         # the token in the query string works as well as in the header
         r = await client.delete(f"/sse?operationId={quote('bé')}&token={token}")
         assert r.status_code == 200
         assert await s.events(1) == ['event: complete\ndata: {"id":"bé"}']
-        r = await client.delete("/sse?operationId=nope", headers=auth)  # unknown operation: 200
-        assert r.status_code == 200
 
 
 async def test_operation_before_the_stream_opens_is_flushed_on_open(server, client):
@@ -630,6 +632,22 @@ async def test_stream_headers_leave_out_connection_on_http2():
 
 
 # ---- the HTTP side, as on_connect sees a request ---------------------------------------------
+
+async def test_error_bodies_are_utf8_not_ascii_escapes():
+    app = GraphQLSSEApp(object(), on_connect=lambda request: Refuse(403, "Accès refusé"))
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    async def send(message):
+        sent.append(message)
+    scope = {"type": "http", "method": "GET", "path": "/sse", "query_string": b"",
+             "headers": [(b"accept", b"text/event-stream")]}
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 403
+    assert sent[1]["body"] == '{"errors":[{"message":"Accès refusé"}]}'.encode()
+
 
 async def test_request_headers_cookies_and_query_parameters():
     from fraiseql.subscriptions._sse_http import SSERequest
