@@ -49,6 +49,10 @@ class World:
             self.publish_b()
         self.inner = []  # (what, result) of each call the finalizer made
         self.inner_runs = 0
+        # Set when a run of inner_calls ends: the collector may run the finalizer on
+        # another thread (any thread's allocation can start a collection), and then
+        # gc.collect() on this one returns at once, before the finalizer is done.
+        self.finished = threading.Event()
         self.ran_inside = False
         self.in_call = False
 
@@ -88,6 +92,7 @@ class World:
         call("unknown connection", ex.drain_connection, "nope")
         self.inner_runs += 1
         self.ran_inside = self.ran_inside or self.in_call
+        self.finished.set()
 
     def check_inner(self, first_b):
         """What the finalizer's calls returned, given B's first queued id."""
@@ -251,7 +256,9 @@ def _run(world, entry, kind, action, armed, rounds=6):
             a_read += outer()
         finally:
             world.in_call = False
-        gc.collect()  # the finalizer has run, inside the call or now
+        gc.collect()  # the finalizer has run, inside the call or now, or runs on another thread
+        assert world.finished.wait(30), "the finalizer never ran"
+        world.finished.clear()
         first_b = world.check_inner(first_b)
         world.publish_a()
         world.publish_b()
