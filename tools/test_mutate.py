@@ -64,7 +64,7 @@ def test_assert_nothing_go_suite_scores_zero(report):
     assert "killed" not in got.values()
     assert statuses(got).count("lived") == 4  # and the 3 listed: outside the score
     assert {k for k, v in got.items() if v == "equivalent"} == EQUIVALENT_GO | {LISTED_WRONGLY}
-    assert "go-nothing: score 0.0% (0 killed of 4)" in text
+    assert "go-nothing: score 0.0% (0 killed of 4: lived 4, uncovered 0)" in text
 
 
 def test_asserting_go_suite_kills_all_but_the_equivalent(report):
@@ -73,7 +73,7 @@ def test_asserting_go_suite_kills_all_but_the_equivalent(report):
     assert {k for k, v in got.items() if v == "equivalent"} == EQUIVALENT_GO
     assert "lived" not in got.values()
     assert statuses(got).count("killed") == 5
-    assert "go-good: score 100.0% (5 killed of 5)" in text
+    assert "go-good: score 100.0% (5 killed of 5: lived 0, uncovered 0)" in text
 
 
 def test_go_mutant_runs_only_the_tests_that_run_its_line(records):
@@ -92,6 +92,8 @@ def test_go_mutant_runs_only_the_tests_that_run_its_line(records):
     assert runs["go-shapes"][(SHAPES, 23, "/")]["detail"].startswith("--- FAIL: TestPerimeter ")
     assert runs["go-shapes"][(SHAPES, 10, "-")]["detail"].startswith("--- FAIL: TestSides ")
     assert "Go tests per mutant: those that run its line (per-test coverage)" in text
+    # An uncovered mutant is a survivor: in the score, as a lived one is.
+    assert "go-shapes: score 83.3% (5 killed of 6: lived 0, uncovered 1)" in text
 
 
 def test_go_fates_without_selection_are_the_same(records, unselected):
@@ -169,7 +171,7 @@ def test_go_build_failure_is_not_viable_and_hang_is_a_timeout(report):
 def test_assert_nothing_python_suite_scores_zero(report):
     fates, text = report
     assert sorted(fates["py-nothing"].values()) == ["equivalent"] + ["lived"] * 4
-    assert "py-nothing: score 0.0% (0 killed of 4)" in text
+    assert "py-nothing: score 0.0% (0 killed of 4: lived 4, uncovered 0)" in text
 
 
 def test_asserting_python_suite_kills_all_but_the_equivalent(report):
@@ -187,7 +189,7 @@ def test_python_test_ended_by_pytest_timeout_is_a_timeout(report):
     # the driver's limit (15 s at least), and prints no summary.
     assert got[("py/src/plantedpkg/steps.py", 8, "-=")] == "timeout"
     assert got[("py/src/plantedpkg/steps.py", 7, "==")] == "killed"
-    assert "py-hang: score 100.0% (1 killed of 1); timeout 1," in text
+    assert "py-hang: score 100.0% (1 killed of 1: lived 0, uncovered 0); timeout 1," in text
 
 
 @pytest.mark.parametrize("out, want", [
