@@ -22,6 +22,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# free_port() gives back a port that another process on the machine (another test run, a
+# Go test's cluster) may take before the server binds it: a first start that finds its
+# port taken retries on another one, this many times.
+START_ATTEMPTS = 5
+
+
+class PortTaken(Exception):
+    """The server could not bind its port."""
+
+
 def _wait_port(port: int, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -31,6 +41,17 @@ def _wait_port(port: int, timeout: float = 15.0) -> None:
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"server on port {port} did not start within {timeout}s")
+
+
+def _start_on_a_free_port(server: "RedisServer | PostgresServer") -> None:
+    for attempt in range(START_ATTEMPTS):
+        try:
+            server.start()
+            return
+        except PortTaken:
+            if attempt == START_ATTEMPTS - 1:
+                raise
+            server.port = free_port()
 
 
 class RedisServer:
@@ -45,7 +66,7 @@ class RedisServer:
         self.port = free_port()
         self.password = password
         self.proc: Optional[subprocess.Popen] = None
-        self.start()
+        _start_on_a_free_port(self)
 
     @property
     def url(self) -> str:
@@ -57,8 +78,27 @@ class RedisServer:
                 "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no"]
         if self.password:
             args += ["--requirepass", self.password]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait_port(self.port)
+        log = os.path.join(self.dir, "log")
+        written = os.path.getsize(log) if os.path.exists(log) else 0
+        self.proc = subprocess.Popen(args + ["--logfile", log], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        # Its own log says when it listens: a connection could reach whoever took the port.
+        deadline = time.monotonic() + 60.0
+        while time.monotonic() < deadline:
+            said = ""
+            if os.path.exists(log):
+                with open(log, errors="replace") as f:
+                    f.seek(written)
+                    said = f.read()
+            if "Ready to accept connections" in said:
+                return
+            if self.proc.poll() is not None:
+                self.proc = None
+                if "Address already in use" in said:
+                    raise PortTaken(f"port {self.port} was taken")
+                raise RuntimeError(f"redis-server exited: {said[-500:]}")
+            time.sleep(0.05)
+        raise RuntimeError(f"redis-server on port {self.port} did not start within 60 s")
 
     def command(self, *args: object) -> bytes:
         """One RESP command on a fresh connection; the reply's first line."""
@@ -103,7 +143,7 @@ class PostgresServer:
         os.chmod(self.dir, 0o755)
         self._run([os.path.join(self.bin, "initdb"), "-D", self.data, "-U", "postgres",
                    "--auth=trust", "-E", "UTF8", "--no-sync"])
-        self.start()
+        _start_on_a_free_port(self)
 
     def _demote(self):
         if self._user is None:
@@ -125,8 +165,18 @@ class PostgresServer:
 
     def start(self) -> None:
         opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run([os.path.join(self.bin, "pg_ctl"), "-D", self.data, "-o", opts,
-                   "-l", os.path.join(self.dir, "log"), "-w", "start"])
+        log = os.path.join(self.dir, "log")
+        written = os.path.getsize(log) if os.path.exists(log) else 0
+        try:
+            # -t: pg_ctl's 60 s default wait is short on a loaded machine.
+            self._run([os.path.join(self.bin, "pg_ctl"), "-D", self.data, "-o", opts,
+                       "-l", log, "-t", "300", "-w", "start"])
+        except subprocess.CalledProcessError:
+            with open(log, errors="replace") as f:
+                f.seek(written)
+                if "Address already in use" in f.read():
+                    raise PortTaken(f"port {self.port} was taken") from None
+            raise
 
     def sql(self, statement: str) -> str:
         """Run one statement with psql and return its unaligned output."""
