@@ -202,6 +202,24 @@ func fraiseqlPyWindowRelease(w *C.fq_window) {
 	releaseWindow(unsafe.Pointer(w))
 }
 
+// fraiseqlPyWindowHolds returns how many holds C has on the read-ahead
+// window of the executor of fid, 0 without a window or an executor: for
+// tests, which check that each hold taken is given back.
+//
+//export fraiseqlPyWindowHolds
+func fraiseqlPyWindowHolds(fid C.longlong) C.longlong {
+	x, err := fastEntry(int64(fid))
+	if err != nil {
+		return 0
+	}
+	fastMu.Lock()
+	defer fastMu.Unlock()
+	if pw := x.window.Load(); pw != nil {
+		return C.longlong(pw.holds)
+	}
+	return 0
+}
+
 // checkWindowLayout compares fq_window with subscriptions.WindowShared.
 func checkWindowLayout() error {
 	var w subscriptions.WindowShared
