@@ -61,6 +61,7 @@
 #pragma weak PyImport_ImportModule
 #pragma weak PyList_New
 #pragma weak PyLong_AsLongLongAndOverflow
+#pragma weak PyLong_FromLongLong
 #pragma weak PyModule_AddFunctions
 #pragma weak PyObject_Call
 #pragma weak PyObject_CallObject
