@@ -291,7 +291,7 @@ def test_binding_that_runs_out_of_memory_gives_back_what_it_took(which):
             assert (sys.getrefcount(ref), sys.getrefcount(fallback)) == refs
     finally:
         sys.setswitchinterval(switch)
-    assert failed >= 1 and bound is not None  # the first (the capsule) failed, ..., then a call succeeded
+    assert failed >= 1 and bound is not None  # the first allocation (the capsule) failed, a later call succeeded
     assert E._fq_window_holds(fid) == holds + (which == 0)
     del bound
     assert E._fq_window_holds(fid) == holds
