@@ -61,6 +61,7 @@
 #pragma weak PyImport_ImportModule
 #pragma weak PyList_New
 #pragma weak PyLong_AsLongLongAndOverflow
+#pragma weak PyLong_FromLongLong
 #pragma weak PyModule_AddFunctions
 #pragma weak PyObject_Call
 #pragma weak PyObject_CallObject
@@ -714,6 +715,21 @@ static PyObject *fq_mod_claim_hook(PyObject *mod, PyObject *const *args, Py_ssiz
 	Py_RETURN_NONE;
 }
 
+/* _fq_window_holds(fid): how many holds the bound next_event entries have
+   on the read-ahead window of the executor of fid (0 without one), for the
+   tests that check each hold is given back. */
+static PyObject *fq_mod_window_holds(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
+	long long fid;
+	if (nargs != 1) {
+		PyErr_SetString(PyExc_TypeError, "_fq_window_holds(fid)");
+		return NULL;
+	}
+	if (!fq_fid(args[0], &fid)) {
+		return NULL;
+	}
+	return PyLong_FromLongLong(fraiseqlPyWindowHolds(fid));
+}
+
 /* _fq_init(not_found_class, outcome_unknown_class, fork_message) */
 static PyObject *fq_mod_init(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
 	static int atfork_done;
@@ -741,6 +757,7 @@ static PyMethodDef fq_module_defs[] = {
 	{"_fq_init", (PyCFunction)(void (*)(void))fq_mod_init, METH_FASTCALL, NULL},
 	{"_fq_bind", (PyCFunction)(void (*)(void))fq_mod_bind, METH_FASTCALL, NULL},
 	{"_fq_claim_hook", (PyCFunction)(void (*)(void))fq_mod_claim_hook, METH_FASTCALL, NULL},
+	{"_fq_window_holds", (PyCFunction)(void (*)(void))fq_mod_window_holds, METH_FASTCALL, NULL},
 	{"_fq_next", (PyCFunction)(void (*)(void))fq_mod_next, METH_FASTCALL, NULL},
 	{"_fq_drain", (PyCFunction)(void (*)(void))fq_mod_drain, METH_FASTCALL, NULL},
 	{"_fq_publish", (PyCFunction)(void (*)(void))fq_mod_publish, METH_FASTCALL, NULL},

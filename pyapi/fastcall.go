@@ -65,16 +65,23 @@ func fail(err error, msg []byte, st *C.fq_status) C.longlong {
 			kind = C.FQ_ERR_OUTCOME_UNKNOWN
 		}
 	}
-	text := err.Error()
-	if len(text) > len(msg) {
-		text = text[:len(msg)]
+	st.kind = C.int(kind)
+	st.msg_len = C.longlong(copy(msg, errorText(err, len(msg))))
+	return -1
+}
+
+// errorText is err's message as valid UTF-8, which Python decodes (a
+// server's error reply, passed on, may hold any bytes), cut on a rune
+// boundary to at most room bytes.
+func errorText(err error, room int) string {
+	text := strings.ToValidUTF8(err.Error(), "\uFFFD")
+	if len(text) > room {
+		text = text[:room]
 		for len(text) > 0 && !utf8.ValidString(text) { // cut on a rune boundary
 			text = text[:len(text)-1]
 		}
 	}
-	st.kind = C.int(kind)
-	st.msg_len = C.longlong(copy(msg, text))
-	return -1
+	return text
 }
 
 // isNotFound tells a missing subscription, which Python raises as
@@ -200,6 +207,24 @@ func fraiseqlPyWindow(fid C.longlong) (r *C.fq_window) {
 func fraiseqlPyWindowRelease(w *C.fq_window) {
 	defer func() { _ = recover() }()
 	releaseWindow(unsafe.Pointer(w))
+}
+
+// fraiseqlPyWindowHolds returns how many holds C has on the read-ahead
+// window of the executor of fid, 0 without a window or an executor: for
+// tests, which check that each hold taken is given back.
+//
+//export fraiseqlPyWindowHolds
+func fraiseqlPyWindowHolds(fid C.longlong) C.longlong {
+	x, err := fastEntry(int64(fid))
+	if err != nil {
+		return 0
+	}
+	fastMu.Lock()
+	defer fastMu.Unlock()
+	if pw := x.window.Load(); pw != nil {
+		return C.longlong(pw.holds)
+	}
+	return 0
 }
 
 // checkWindowLayout compares fq_window with subscriptions.WindowShared.

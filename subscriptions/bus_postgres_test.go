@@ -239,6 +239,36 @@ func TestPostgresBusTerminateListener(t *testing.T) {
 	}
 }
 
+// The listener's connection is terminated while it waits for notifications:
+// its warning gives the server's reason (the FATAL error the wait read), not
+// the closed connection a later query would find, and it reconnects.
+func TestPostgresBusListenerTerminatedWhileWaitingSaysWhy(t *testing.T) {
+	srv := pgtest.Start(t)
+	logs := &logCollector{}
+	var c collector
+	bus := startPgBus(t, PostgresOptions{ConnString: srv.ConnString(), PollInterval: time.Hour, Logger: logs}, &c)
+	// Its first round ends with a prune, then it waits (no poll in the test's time).
+	for deadline := time.Now().Add(10 * time.Second); bus.prunes.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the listener's first round did not end")
+		}
+	}
+	pid := bus.listenPID.Load()
+	var ok bool
+	if err := pgConnect(t, srv.ConnString()).QueryRow(context.Background(), "SELECT pg_terminate_backend($1)", int32(pid)).Scan(&ok); err != nil || !ok {
+		t.Fatalf("pg_terminate_backend(%d): %v %v", pid, ok, err)
+	}
+	lost := logs.waitFor(t, LogWarning, "PostgreSQL bus listener connection lost to ")
+	if !strings.Contains(lost.Msg, "terminating connection due to administrator command (SQLSTATE 57P01)") {
+		t.Fatalf("the warning does not give the server's reason: %s", lost.Msg)
+	}
+	for deadline := time.Now().Add(10 * time.Second); bus.listenPID.Load() == pid; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the listener did not reconnect")
+		}
+	}
+}
+
 func TestPostgresBusServerRestart(t *testing.T) {
 	srv := pgtest.Start(t)
 	var c collector

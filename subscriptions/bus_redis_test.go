@@ -13,6 +13,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -563,6 +564,64 @@ func TestRedisBusReaderWaitsWhileAnotherHoldsItsLease(t *testing.T) {
 	wantNums(t, c.wait(t, 3), 1, 2, 3)
 	if v := raw.Get(context.Background(), b.lease.key).Val(); v != b.lease.token {
 		t.Fatalf("the lease holds %q, not the reader's token", v)
+	}
+}
+
+// The reader's lease lapses while it waits in XREADGROUP, which then
+// returns a new entry: the reader leaves it pending, renews the lease and
+// re-reads what is pending, so the entry is delivered, once.
+func TestRedisBusLeaseLapsedDuringAReadDeliversWhatItReadOnceRenewed(t *testing.T) {
+	mr := miniredis.RunT(t)
+	b := newRedisTestBus(t, redisURL(mr), RedisOptions{InstanceID: "x"})
+	b.lease.ttl = time.Hour // no renewal by the lease loop during the test: only the reader renews it
+	lapse := &lapseInRead{lease: b.lease, lapsed: make(chan struct{})}
+	b.client.AddHook(lapse)
+	c := &collector{settle: func(t *testing.T) { waitAcked(t, b) }}
+	if err := b.Start(context.Background(), c.deliver); err != nil {
+		t.Fatal(err)
+	}
+	publishNums(t, b, 1)
+	wantNums(t, c.wait(t, 1), 1)
+	lapse.armed.Store(true)
+	publishNums(t, b, 2)
+	select {
+	case <-lapse.lapsed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the reader read no new entry")
+	}
+	wantNums(t, c.wait(t, 2), 1, 2)
+	if !b.lease.held() {
+		t.Fatal("the reader delivered without renewing its lease")
+	}
+	publishNums(t, b, 3)
+	wantNums(t, c.wait(t, 3), 1, 2, 3)
+}
+
+// lapseInRead, a go-redis hook, ends the lease once armed, when a read of new
+// entries (XREADGROUP ... >) returns some: as if the lease had expired while
+// the read was blocked.
+type lapseInRead struct {
+	lease  *redisLease
+	armed  atomic.Bool
+	lapsed chan struct{}
+}
+
+func (h *lapseInRead) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *lapseInRead) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (h *lapseInRead) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		args := cmd.Args()
+		if read, ok := cmd.(*redis.XStreamSliceCmd); ok && cmd.Name() == "xreadgroup" && args[len(args)-1] == ">" &&
+			err == nil && len(read.Val()) > 0 && h.armed.CompareAndSwap(true, false) {
+			h.lease.until.Store(0)
+			close(h.lapsed)
+		}
+		return err
 	}
 }
 

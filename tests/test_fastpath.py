@@ -249,6 +249,60 @@ def test_bound_functions_let_go_of_what_they_hold():
     assert [sys.getrefcount(m) for m in methods] == before
 
 
+def _testcapi_or_skip():
+    try:
+        import _testcapi
+    except ImportError:
+        pytest.skip("this interpreter has no _testcapi (CPython's test module), which fails allocations on demand")
+    return _testcapi
+
+
+@pytest.mark.parametrize("which", [0, 1, 2])
+def test_binding_that_runs_out_of_memory_gives_back_what_it_took(which):
+    """_fq_bind fails with MemoryError when an allocation of its own fails (the
+    capsule, then the function), having let go of what it took: the executor and
+    fallback references and next_event's hold on the read-ahead window. Each
+    allocation is failed in turn, the first of the call, then the next, until one
+    call succeeds."""
+    testcapi = _testcapi_or_skip()
+    import weakref
+    ex = X()
+    ex.register_subscription("c", "s", Q, user_id="u", tenant_id="t")
+    E, fid, ref = ex._E, ex._fid, weakref.ref(ex)
+    fallback = (X.next_event, X.drain_connection, X.publish_event)[which]
+    refs = sys.getrefcount(ref), sys.getrefcount(fallback)
+    holds = E._fq_window_holds(fid)
+    assert holds == 1  # ex.next_event's
+    bind, failed, bound = E._fq_bind, 0, None
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(60)  # no other thread's allocation between the hook and the call
+    try:
+        for start in range(20):
+            testcapi.set_nomemory(start, start + 1)  # the allocation after the first start ones fails
+            try:
+                bound = bind(which, fid, ref, fallback)
+            except MemoryError:
+                failed += 1
+            finally:
+                testcapi.remove_mem_hooks()
+            if bound is not None:
+                break
+            assert E._fq_window_holds(fid) == holds
+            assert (sys.getrefcount(ref), sys.getrefcount(fallback)) == refs
+    finally:
+        sys.setswitchinterval(switch)
+    assert failed >= 1 and bound is not None  # the first allocation (the capsule) failed, a later call succeeded
+    assert E._fq_window_holds(fid) == holds + (which == 0)
+    del bound
+    assert E._fq_window_holds(fid) == holds
+    assert (sys.getrefcount(ref), sys.getrefcount(fallback)) == refs
+    ex.publish_event("users", "users", {"id": 1})
+    ex.publish_event("users", "users", {"id": 2})
+    assert ex.next_event("s") == b'{"type":"next","id":"s","payload":{"data":{"users":{"id":1,"name":null}}}}'
+    assert ex.drain_connection("c") == [b'{"type":"next","id":"s","payload":{"data":{"users":{"id":2,"name":null}}}}']
+    ex.close()
+
+
 @pytest.mark.parametrize("which", ["next", "drain", "publish"])
 def test_panic_in_fast_entry_becomes_runtime_error(which):
     ex = X(debug_hooks=True)

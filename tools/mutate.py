@@ -261,6 +261,11 @@ def is_binary(text: str, start: int, end: int, prev: str) -> bool:
     return not before and not after and (prev[:1].isalnum() or prev[:1] == "_" or prev == ")")
 
 
+def is_string_literal(text: str) -> bool:
+    """Whether text starts with a string literal, interpreted ("...") or Go's raw (`...`)."""
+    return text[:1] in ('"', "`")
+
+
 def clike_mutants(area: str, path: str, text: str, is_c: bool) -> list[Mutant]:
     """Every operator, boolean and `!` site of a Go or C file (strings, comments and C
     preprocessor lines are skipped)."""
@@ -269,14 +274,15 @@ def clike_mutants(area: str, path: str, text: str, is_c: bool) -> list[Mutant]:
     prev = ""
     for m in _CLIKE.finditer(text):
         kind, tok, pos = m.lastgroup, m.group(), m.start()
-        if kind == "space" or (kind == "skip" and not tok.startswith('"')):
+        if kind == "space" or (kind == "skip" and not is_string_literal(tok)):
             continue
         repl: list[str] = []
         if kind == "op" and tok in OPERATORS:
             repl = OPERATORS[tok]
             if tok in ("*", "&", "-", "+") and not is_binary(text, pos, m.end(), prev):
                 repl = []  # a pointer type, dereference, address-of or sign
-            if tok == "+" and (prev.startswith('"') or text[m.end():].lstrip().startswith('"')):
+            if tok in ("+", "+=") and (is_string_literal(prev) and tok == "+" or
+                                       is_string_literal(text[m.end():].lstrip())):
                 repl = []  # string concatenation: `-` would not compile
         elif kind == "op" and tok == "!":
             repl = [""]

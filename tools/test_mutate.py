@@ -232,6 +232,29 @@ def test_mutant_sites_skip_strings_comments_types_and_signs():
     assert sites == {("+", "-"), ("*", "/")}
 
 
+def test_plus_beside_a_string_literal_makes_no_mutant():
+    """`-` on strings does not compile: no `+` or `+=` beside a literal, raw or not, is mutated;
+    the `+` between two names, and `+=` after a literal's line, are."""
+    src = ('package p\nfunc f(s, t string, n int) string {\n\tu := `a` + s + "b"\n\tu += `c`\n'
+           '\tu += "d"\n\tn += 1\n\treturn u + s[:n] + t\n}\n')
+    sites = {(m.line, m.old) for m in mutate.clike_mutants("a", "p.go", src, False)}
+    assert sites == {(6, "+="), (7, "+")}
+
+
+def bracket_lines():
+    """The lines of the planted Bracket's `+` and `+=`, each beside a string literal."""
+    with open(os.path.join(PLANTED, "go", "calc.go")) as f:
+        lines = {i for i, line in enumerate(f, 1) if "`[` + s" in line or 'out += "]"' in line}
+    assert len(lines) == 2
+    return lines
+
+
+def test_planted_concatenations_make_no_mutant(report):
+    fates, _ = report
+    for area in ("go-nothing", "go-good"):
+        assert [k for k in fates[area] if k[0] == "go/calc.go" and k[1] in bracket_lines()] == []
+
+
 def test_equivalence_entries_tell_identical_lines_apart(tmp_path):
     src = ("package p\n\nfunc f(a, b []int) (n int) {\n\tfor i := range a {\n\t\tif i > 0 {\n\t\t\tn++\n\t\t}\n\t}\n"
            "\tfor i := range b {\n\t\tif i > 0 {\n\t\t\tn--\n\t\t}\n\t}\n\treturn\n}\n")

@@ -26,3 +26,11 @@ func Sum(n int) int {
 func Twice(s string) string {
 	return s + s
 }
+
+// Bracket puts s between brackets: each `+` has a string literal beside it (raw
+// or interpreted), so the driver makes no mutant of it (`-` would not compile).
+func Bracket(s string) string {
+	out := `[` + s
+	out += "]"
+	return out
+}

@@ -24,3 +24,9 @@ func TestTwice(t *testing.T) {
 		t.Errorf("Twice = %q", got)
 	}
 }
+
+func TestBracket(t *testing.T) {
+	if got := Bracket("x"); got != "[x]" {
+		t.Errorf("Bracket = %q", got)
+	}
+}

@@ -11,4 +11,5 @@ func TestNothing(t *testing.T) {
 	_ = Clamp(11, 0, 10)
 	_ = Sum(4)
 	_ = Twice("ab")
+	_ = Bracket("x")
 }
