@@ -603,6 +603,24 @@ func TestExecutorPublishNamesAtTheLimit(t *testing.T) {
 	}
 }
 
+// max_payload_bytes is inclusive too: data of exactly that size is
+// published and delivered (one byte more is refused above).
+func TestExecutorPublishPayloadAtTheLimit(t *testing.T) {
+	e := newTestExecutor(t, Options{Limits: Limits{MaxPayloadBytes: 20}})
+	register(t, e, sub{id: "s", query: `subscription { users { a } }`})
+	data := []byte(`{"a":"123456789012"}`)
+	if len(data) != 20 {
+		t.Fatalf("data of %d bytes", len(data))
+	}
+	for _, publish := range []func(context.Context, Event) error{e.Publish, e.PublishValid} {
+		if err := publish(context.Background(), Event{Channel: "users", Data: data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := frame("s", `{"users":{"a":"123456789012"}}`)
+	wantFrames(t, nextAll(t, e, "s"), want, want)
+}
+
 // DrainInto and NextInto give as need the exact size of what they write:
 // a buffer of that size takes it all, with nothing left unused.
 func TestIntoNeedIsExact(t *testing.T) {

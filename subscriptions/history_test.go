@@ -164,9 +164,13 @@ func TestResumeRefusesForeignAndExpiredPositions(t *testing.T) {
 			t.Fatalf("after %q: got %v, want %v", c.after, err, c.want)
 		}
 	}
-	// The newest positions still resume.
+	// The newest positions still resume, the last event's too (":999" is
+	// refused as after it): nothing to replay, and the next event comes live.
 	registerWith(t, e, Registration{SubscriptionID: "r", TenantID: "t", After: framePosition(t, frames[len(frames)-2])})
 	sameFrames(t, waitFrames(t, e, "r", 1), "r", frames[len(frames)-1:], "a")
+	registerWith(t, e, Registration{SubscriptionID: "l", TenantID: "t", After: framePosition(t, frames[len(frames)-1])})
+	publishN(t, e, 11, 11)
+	sameFrames(t, waitFrames(t, e, "l", 1), "l", nextAll(t, e, "a"), "a")
 	if m := e.Metrics(); m.PositionsExpired != 1 || m.PositionsInvalid != 3 {
 		t.Fatalf("metrics %+v", m)
 	}
@@ -213,6 +217,53 @@ func TestDropWithPositionsEndsWithTheLastPosition(t *testing.T) {
 	if rest := waitFrames(t, e, "b", 3); !strings.Contains(rest[2], `{"users":{"n":5}}`) {
 		t.Fatalf("rest %v", rest)
 	}
+}
+
+// checkAccounting checks the metrics' identity: every delivered message is
+// read, dropped, discarded or still queued.
+func checkAccounting(t *testing.T, m Metrics) {
+	t.Helper()
+	if m.EventsDelivered != m.MessagesRead+m.EventsDropped+m.MessagesDiscarded+m.Queued {
+		t.Fatalf("delivered %d, read %d + dropped %d + discarded %d + queued %d: %+v",
+			m.EventsDelivered, m.MessagesRead, m.EventsDropped, m.MessagesDiscarded, m.Queued, m)
+	}
+}
+
+// A subscription with positions counts its messages as any other, the
+// final EVENTS_LOST frame of its overflow included, and drops nothing.
+func TestPositionsOverflowCountsItsFinalFrameAsDelivered(t *testing.T) {
+	e := newTestExecutor(t, Options{QueueSize: 2})
+	registerWith(t, e, Registration{SubscriptionID: "a", Query: `subscription { users { n } }`, Positions: true})
+	publishN(t, e, 1, 5)
+	got := nextAll(t, e, "a")
+	if len(got) != 3 || !strings.Contains(got[2], `"code":"EVENTS_LOST"`) {
+		t.Fatalf("frames %v", got)
+	}
+	m := e.Metrics()
+	if m.EventsDelivered != 3 || m.MessagesRead != 3 || m.EventsDropped != 0 {
+		t.Fatalf("metrics %+v", m)
+	}
+	checkAccounting(t, m)
+}
+
+// A resume's replay counts what live dispatch counts: its messages as
+// delivered and read, the events of another tenant as violations.
+func TestResumeCountsReplayedMessagesAndTenantViolations(t *testing.T) {
+	e := newTestExecutor(t, Options{})
+	registerWith(t, e, Registration{SubscriptionID: "a", Query: `subscription { users { n } }`, TenantID: "t", Positions: true})
+	publish(t, e, "users", `{"n":1,"tenant_id":"t"}`, `{"n":2,"tenant_id":"other"}`, `{"n":3,"tenant_id":"t"}`)
+	live := nextAll(t, e, "a") // n = 1 and 3; n = 2 counted as a violation
+	replayed := make(chan struct{})
+	var once sync.Once
+	e.beforeGoLive = func() { once.Do(func() { close(replayed) }) } // the replay's counts are added
+	registerWith(t, e, Registration{SubscriptionID: "b", Query: `subscription { users { n } }`, TenantID: "t", After: framePosition(t, live[0])})
+	sameFrames(t, waitFrames(t, e, "b", 1), "b", live[1:], "a")
+	<-replayed
+	m := e.Metrics()
+	if m.EventsReplayed != 1 || m.EventsDelivered != 3 || m.MessagesRead != 3 || m.ViolationsTenantIsolation != 2 {
+		t.Fatalf("metrics %+v", m)
+	}
+	checkAccounting(t, m)
 }
 
 func TestResumeConcurrentWithPublishes(t *testing.T) {
