@@ -237,8 +237,11 @@ func decodeEventFrom(ev Event, lim Limits, wellFormed bool) (*decodedEvent, erro
 	d.Event, d.root, d.obj, d.state = ev, root, objectOf(root), st
 	if err := d.checkNumbers(root); err != nil {
 		d.release()
-		if wellFormed && err == errNotJSONNumber {
-			return decodeEventFrom(ev, lim, false) // the strict path words the error
+		if wellFormed {
+			// The strict path words the error, as Publish would: data that
+			// is not JSON after all gets encoding/json's message, whatever
+			// number the parse met first.
+			return decodeEventFrom(ev, lim, false)
 		}
 		return nil, valueErrorf("event data is not valid JSON: %v", err)
 	}

@@ -53,3 +53,22 @@ func TestOutOfRangeNumberMessageStaysShort(t *testing.T) {
 		t.Fatalf("got %v, want %s", err, want)
 	}
 }
+
+// A lone surrogate escape becomes \ufffd, in place (the same length), and
+// a pair stays; the text around is kept as it is, even where it ends in
+// the middle of an escape.
+func TestReplaceLoneSurrogatesRewritesOnlyLoneOnes(t *testing.T) {
+	for in, want := range map[string]string{
+		`"\ud800"`:         `"\ufffd"`,
+		`"\udc00 \ud800x"`: `"\ufffd \ufffdx"`,
+		`"\ud83d\ude00"`:   `"\ud83d\ude00"`,
+		`"\n\\ud800"`:      `"\n\\ud800"`,
+		`"\u00e9\ud800\\`:  `"\u00e9\ufffd\\`,
+		`\`:                `\`,
+		`"\ud8`:            `"\ud8`,
+	} {
+		if got := string(replaceLoneSurrogates([]byte(in))); got != want {
+			t.Errorf("%s: got %s, want %s", in, got, want)
+		}
+	}
+}

@@ -39,6 +39,8 @@ func TestMatch(t *testing.T) {
 		{"list equality", `(ids: [1, 2])`, nil, true},
 		{"list order matters", `(ids: [2, 1])`, nil, false},
 		{"object equality", `(obj: {a: 1.0})`, nil, true},
+		{"object equality extra key", `(obj: {a: 1, b: 2})`, nil, false},
+		{"object equality missing key", `(obj: {})`, nil, false},
 		{"several args ANDed", `(id: 7, status: "done")`, nil, false},
 		{"big int exact", `(big: 9007199254740993)`, nil, true},
 		{"big int off by one", `(big: 9007199254740992)`, nil, false},

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 
 	json "github.com/goccy/go-json"
 )
@@ -264,6 +265,40 @@ func TestResumeCountsReplayedMessagesAndTenantViolations(t *testing.T) {
 		t.Fatalf("metrics %+v", m)
 	}
 	checkAccounting(t, m)
+}
+
+// gatedHistory holds a catch-up's history read until released, then
+// answers that the position expired.
+type gatedHistory struct {
+	historyBus
+	entered, release chan struct{}
+}
+
+func (g *gatedHistory) history(ctx context.Context, p position, n int, upto position) ([]Event, error) {
+	close(g.entered)
+	<-g.release
+	return nil, positionError(ErrPositionExpired, p.String(), "expired")
+}
+
+// A subscription completed while its catch-up reads the history gets no
+// final frame when the read finds its position expired: the catch-up ends
+// quietly, no failed dispatch counted.
+func TestCatchUpOfACompletedSubscriptionEndsQuietly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newTestExecutor(t, Options{QueueSize: 2, OnOverflow: OverflowCatchUp})
+		gate := &gatedHistory{historyBus: e.hist, entered: make(chan struct{}), release: make(chan struct{})}
+		e.hist = gate
+		registerWith(t, e, Registration{SubscriptionID: "a", Query: `subscription { users { n } }`})
+		publishN(t, e, 1, 3) // the third overflows into a catch-up
+		nextAll(t, e, "a")   // room: the catch-up reads the history
+		<-gate.entered
+		e.Complete("a")
+		close(gate.release)
+		synctest.Wait() // the catch-up has ended
+		if m := e.Metrics(); m.PositionsExpired != 1 || m.DispatchErrors != 0 || m.Active != 0 {
+			t.Fatalf("metrics %+v", m)
+		}
+	})
 }
 
 func TestResumeConcurrentWithPublishes(t *testing.T) {

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/valyala/fastjson"
 )
 
 func TestAppendPayload(t *testing.T) {
@@ -99,6 +101,29 @@ func TestAppendPayloadAppends(t *testing.T) {
 	got := p.AppendPayload([]byte("prefix"), mustEvent(t, "e", "c", `{"id":"x"}`))
 	if string(got) != `prefix{"data":{"u":{"id":"x"}}}` {
 		t.Fatal(string(got))
+	}
+}
+
+// A payload without an event holds null data, whatever the selection.
+func TestAppendPayloadOfNoEventIsNull(t *testing.T) {
+	for _, q := range []string{"subscription { u }", "subscription { u { id } }", "subscription { u { ... on User { id } } }"} {
+		if got := string(mustCompile(t, q, nil).AppendPayload(nil, nil)); got != `{"data":{"u":null}}` {
+			t.Errorf("%s: got %s", q, got)
+		}
+	}
+}
+
+// Decoding refuses numbers JSON forbids, and the projection does not
+// trust it to: a number the lenient parser lets through is still written
+// as JSON, its value when it has one, null for NaN and the infinities.
+func TestEventValuesAreJSONWhateverTheParserLetThrough(t *testing.T) {
+	v, err := fastjson.Parse(`[01, -01, 00.5, NaN, nan, -Inf, inf, 1.5e3]`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := appendEventValue(nil, v)
+	if string(got) != `[1,-1,0.5,null,null,null,null,1.5e3]` || !json.Valid(got) {
+		t.Fatalf("got %s", got)
 	}
 }
 
