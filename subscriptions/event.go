@@ -44,8 +44,6 @@ type decodedEvent struct {
 	// copy of the data: numbers keep their published text.
 	root jv
 	obj  *fastjson.Object
-	// typename is the data's "__typename" when it is a string.
-	typename string
 	// tenantID and userID are the string forms of the data's top-level
 	// "tenant_id" and "user_id"; has* tells whether the key was present.
 	tenantID, userID   string
@@ -246,11 +244,6 @@ func decodeEventFrom(ev Event, lim Limits, wellFormed bool) (*decodedEvent, erro
 		return nil, valueErrorf("event data is not valid JSON: %v", err)
 	}
 	d.index()
-	if v, _ := d.get("__typename"); v != nil {
-		if s, ok := strOf(v); ok {
-			d.typename = strings.Clone(s)
-		}
-	}
 	d.tenantID, d.hasTenant = d.idString("tenant_id")
 	d.userID, d.hasUser = d.idString("user_id")
 	return d, nil

@@ -1,6 +1,8 @@
 package subscriptions
 
 import (
+	stdjson "encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -44,6 +46,12 @@ func TestRefusedOnDecoding(t *testing.T) {
 			t.Errorf("decoding %s: %v, refusal expected: %v", data, err, want)
 		}
 	}
+	// Other JSON values too, a number that ends the text included.
+	for data, want := range map[string]bool{`1e999`: true, `-1`: false, `[2,1e999]`: true, `"\ud800"`: true} {
+		if got := refusedOnDecoding([]byte(data)); got != want {
+			t.Errorf("refusedOnDecoding(%s) = %v, want %v", data, got, want)
+		}
+	}
 }
 
 func TestOutOfRangeNumberMessageStaysShort(t *testing.T) {
@@ -60,6 +68,7 @@ func TestOutOfRangeNumberMessageStaysShort(t *testing.T) {
 func TestReplaceLoneSurrogatesRewritesOnlyLoneOnes(t *testing.T) {
 	for in, want := range map[string]string{
 		`"\ud800"`:         `"\ufffd"`,
+		`"\uD9A9"`:         `"\ufffd"`,
 		`"\udc00 \ud800x"`: `"\ufffd \ufffdx"`,
 		`"\ud83d\ude00"`:   `"\ud83d\ude00"`,
 		`"\n\\ud800"`:      `"\n\\ud800"`,
@@ -69,6 +78,25 @@ func TestReplaceLoneSurrogatesRewritesOnlyLoneOnes(t *testing.T) {
 	} {
 		if got := string(replaceLoneSurrogates([]byte(in))); got != want {
 			t.Errorf("%s: got %s, want %s", in, got, want)
+		}
+	}
+}
+
+// An invalid UTF-8 byte in a string decodes as U+FFFD, as encoding/json
+// decodes it, wherever the string is.
+func TestDecodeJSONReplacesInvalidUTF8(t *testing.T) {
+	for in, want := range map[string]any{
+		"\"x\xffy\"":         "x\ufffdy",
+		"[\"\xc3\"]":         []any{"\ufffd"},
+		"{\"a\":[\"\xe9\"]}": map[string]any{"a": []any{"\ufffd"}},
+	} {
+		got, err := decodeJSON([]byte(in))
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("%q: got %q, %v; want %q", in, got, err, want)
+		}
+		var std any
+		if err := stdjson.Unmarshal([]byte(in), &std); err != nil || !reflect.DeepEqual(std, want) {
+			t.Errorf("%q: encoding/json gives %q, %v", in, std, err)
 		}
 	}
 }

@@ -248,20 +248,25 @@ func TestPositionsOverflowCountsItsFinalFrameAsDelivered(t *testing.T) {
 }
 
 // A resume's replay counts what live dispatch counts: its messages as
-// delivered and read, the events of another tenant as violations.
-func TestResumeCountsReplayedMessagesAndTenantViolations(t *testing.T) {
+// delivered and read, the events of another tenant or another user as
+// violations.
+func TestResumeCountsReplayedMessagesAndViolations(t *testing.T) {
 	e := newTestExecutor(t, Options{})
-	registerWith(t, e, Registration{SubscriptionID: "a", Query: `subscription { users { n } }`, TenantID: "t", Positions: true})
-	publish(t, e, "users", `{"n":1,"tenant_id":"t"}`, `{"n":2,"tenant_id":"other"}`, `{"n":3,"tenant_id":"t"}`)
-	live := nextAll(t, e, "a") // n = 1 and 3; n = 2 counted as a violation
+	r := Registration{SubscriptionID: "a", Query: `subscription { users { n } }`, TenantID: "t", UserID: "u", Positions: true}
+	registerWith(t, e, r)
+	publish(t, e, "users", `{"n":1,"tenant_id":"t"}`, `{"n":2,"tenant_id":"other"}`,
+		`{"n":3,"tenant_id":"t","user_id":"other"}`, `{"n":4,"tenant_id":"t","user_id":"u"}`)
+	live := nextAll(t, e, "a") // n = 1 and 4; n = 2 and 3 counted as violations
 	replayed := make(chan struct{})
 	var once sync.Once
 	e.beforeGoLive = func() { once.Do(func() { close(replayed) }) } // the replay's counts are added
-	registerWith(t, e, Registration{SubscriptionID: "b", Query: `subscription { users { n } }`, TenantID: "t", After: framePosition(t, live[0])})
+	r.SubscriptionID, r.Positions, r.After = "b", false, framePosition(t, live[0])
+	registerWith(t, e, r)
 	sameFrames(t, waitFrames(t, e, "b", 1), "b", live[1:], "a")
 	<-replayed
 	m := e.Metrics()
-	if m.EventsReplayed != 1 || m.EventsDelivered != 3 || m.MessagesRead != 3 || m.ViolationsTenantIsolation != 2 {
+	if m.EventsReplayed != 1 || m.EventsDelivered != 3 || m.MessagesRead != 3 ||
+		m.ViolationsTenantIsolation != 2 || m.ViolationsRowFilter != 2 {
 		t.Fatalf("metrics %+v", m)
 	}
 	checkAccounting(t, m)
