@@ -36,7 +36,7 @@ func TestRefusedOnDecoding(t *testing.T) {
 		`{"a":"\ud800"}`: true, `{"a":"x\udfff"}`: true, `{"a":1e309}`: true, `{"a":-1E999}`: true,
 		`{"a":[` + long + `]}`: true, `{"a":0.` + long + `}`: false, `{"a":"` + long + `e999"}`: false,
 		`{"a":"\"","b":1e999}`: true, `{"a":"\\","b":1e999}`: true, `{"a":"\\\"1e999"}`: false,
-		`{"a":"1e999\\\\"}`: false, `{"1e999":0}`: false,
+		`{"a":"1e999\\\\"}`: false, `{"1e999":0}`: false, `{"a":"\n\ud800"}`: true, `{"a":"\ud83d\ude00\udc00"}`: true,
 	} {
 		if got := refusedOnDecoding([]byte(data)); got != want {
 			t.Errorf("refusedOnDecoding(%s) = %v, want %v", data, got, want)

@@ -266,7 +266,7 @@ func TestResumeCountsReplayedMessagesAndViolations(t *testing.T) {
 	<-replayed
 	m := e.Metrics()
 	if m.EventsReplayed != 1 || m.EventsDelivered != 3 || m.MessagesRead != 3 ||
-		m.ViolationsTenantIsolation != 2 || m.ViolationsRowFilter != 2 {
+		m.ViolationsTenantIsolation != 2 || m.ViolationsRowFilter != 2 || m.ValidationsPassed != 3 {
 		t.Fatalf("metrics %+v", m)
 	}
 	checkAccounting(t, m)

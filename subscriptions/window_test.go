@@ -201,17 +201,22 @@ func TestWindowIsTakenBackByEveryOtherReader(t *testing.T) {
 }
 
 func TestWindowMovesToTheSubscriptionRead(t *testing.T) {
-	e := newTestExecutor(t, Options{})
-	register(t, e, sub{id: "a"}, sub{id: "b"})
-	publishUsers(t, e, 1, 4)
-	r := newWindowReader(e)
-	a1, _ := r.next("a")
-	b1, _ := r.next("b") // takes a's window back
-	wantFrames(t, []string{a1, b1}, frame("a", `{"users":{"id":1}}`), frame("b", `{"users":{"id":1}}`))
-	wantFrames(t, r.all(t, "a"), usersFrames("a", 2, 4)...)
-	wantFrames(t, r.all(t, "b"), usersFrames("b", 2, 4)...)
-	if m := e.Metrics(); m.MessagesRead != 8 || m.Queued != 0 {
-		t.Fatalf("metrics %+v", m)
+	// Subscriptions of one connection, and of two: a frame taken from the
+	// window before it moves is read once.
+	for _, bConn := range []string{"c", "c2"} {
+		e := newTestExecutor(t, Options{})
+		register(t, e, sub{id: "a"}, sub{id: "b", conn: bConn})
+		publishUsers(t, e, 1, 4)
+		r := newWindowReader(e)
+		a1, _ := r.next("a")
+		a2, _ := r.next("a") // from the window
+		b1, _ := r.next("b") // takes a's window back
+		wantFrames(t, []string{a1, a2, b1}, frame("a", `{"users":{"id":1}}`), frame("a", `{"users":{"id":2}}`), frame("b", `{"users":{"id":1}}`))
+		wantFrames(t, r.all(t, "a"), usersFrames("a", 3, 4)...)
+		wantFrames(t, r.all(t, "b"), usersFrames("b", 2, 4)...)
+		if m := e.Metrics(); m.MessagesRead != 8 || m.Queued != 0 {
+			t.Fatalf("b on connection %s: metrics %+v", bConn, m)
+		}
 	}
 }
 
