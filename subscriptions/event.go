@@ -44,8 +44,6 @@ type decodedEvent struct {
 	// copy of the data: numbers keep their published text.
 	root jv
 	obj  *fastjson.Object
-	// typename is the data's "__typename" when it is a string.
-	typename string
 	// tenantID and userID are the string forms of the data's top-level
 	// "tenant_id" and "user_id"; has* tells whether the key was present.
 	tenantID, userID   string
@@ -237,17 +235,15 @@ func decodeEventFrom(ev Event, lim Limits, wellFormed bool) (*decodedEvent, erro
 	d.Event, d.root, d.obj, d.state = ev, root, objectOf(root), st
 	if err := d.checkNumbers(root); err != nil {
 		d.release()
-		if wellFormed && err == errNotJSONNumber {
-			return decodeEventFrom(ev, lim, false) // the strict path words the error
+		if wellFormed {
+			// The strict path words the error, as Publish would: data that
+			// is not JSON after all gets encoding/json's message, whatever
+			// number the parse met first.
+			return decodeEventFrom(ev, lim, false)
 		}
 		return nil, valueErrorf("event data is not valid JSON: %v", err)
 	}
 	d.index()
-	if v, _ := d.get("__typename"); v != nil {
-		if s, ok := strOf(v); ok {
-			d.typename = strings.Clone(s)
-		}
-	}
 	d.tenantID, d.hasTenant = d.idString("tenant_id")
 	d.userID, d.hasUser = d.idString("user_id")
 	return d, nil

@@ -1,6 +1,8 @@
 package subscriptions
 
 import (
+	stdjson "encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -34,7 +36,7 @@ func TestRefusedOnDecoding(t *testing.T) {
 		`{"a":"\ud800"}`: true, `{"a":"x\udfff"}`: true, `{"a":1e309}`: true, `{"a":-1E999}`: true,
 		`{"a":[` + long + `]}`: true, `{"a":0.` + long + `}`: false, `{"a":"` + long + `e999"}`: false,
 		`{"a":"\"","b":1e999}`: true, `{"a":"\\","b":1e999}`: true, `{"a":"\\\"1e999"}`: false,
-		`{"a":"1e999\\\\"}`: false, `{"1e999":0}`: false,
+		`{"a":"1e999\\\\"}`: false, `{"1e999":0}`: false, `{"a":"\n\ud800"}`: true, `{"a":"\ud83d\ude00\udc00"}`: true,
 	} {
 		if got := refusedOnDecoding([]byte(data)); got != want {
 			t.Errorf("refusedOnDecoding(%s) = %v, want %v", data, got, want)
@@ -44,6 +46,12 @@ func TestRefusedOnDecoding(t *testing.T) {
 			t.Errorf("decoding %s: %v, refusal expected: %v", data, err, want)
 		}
 	}
+	// Other JSON values too, a number that ends the text included.
+	for data, want := range map[string]bool{`1e999`: true, `-1`: false, `[2,1e999]`: true, `"\ud800"`: true} {
+		if got := refusedOnDecoding([]byte(data)); got != want {
+			t.Errorf("refusedOnDecoding(%s) = %v, want %v", data, got, want)
+		}
+	}
 }
 
 func TestOutOfRangeNumberMessageStaysShort(t *testing.T) {
@@ -51,5 +59,44 @@ func TestOutOfRangeNumberMessageStaysShort(t *testing.T) {
 	want := "event data is not valid JSON: the number 10000000000000000000...0000000000 (4001 characters) is beyond the range of a float64"
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %s", err, want)
+	}
+}
+
+// A lone surrogate escape becomes \ufffd, in place (the same length), and
+// a pair stays; the text around is kept as it is, even where it ends in
+// the middle of an escape.
+func TestReplaceLoneSurrogatesRewritesOnlyLoneOnes(t *testing.T) {
+	for in, want := range map[string]string{
+		`"\ud800"`:         `"\ufffd"`,
+		`"\uD9A9"`:         `"\ufffd"`,
+		`"\udc00 \ud800x"`: `"\ufffd \ufffdx"`,
+		`"\ud83d\ude00"`:   `"\ud83d\ude00"`,
+		`"\n\\ud800"`:      `"\n\\ud800"`,
+		`"\u00e9\ud800\\`:  `"\u00e9\ufffd\\`,
+		`\`:                `\`,
+		`"\ud8`:            `"\ud8`,
+	} {
+		if got := string(replaceLoneSurrogates([]byte(in))); got != want {
+			t.Errorf("%s: got %s, want %s", in, got, want)
+		}
+	}
+}
+
+// An invalid UTF-8 byte in a string decodes as U+FFFD, as encoding/json
+// decodes it, wherever the string is.
+func TestDecodeJSONReplacesInvalidUTF8(t *testing.T) {
+	for in, want := range map[string]any{
+		"\"x\xffy\"":         "x\ufffdy",
+		"[\"\xc3\"]":         []any{"\ufffd"},
+		"{\"a\":[\"\xe9\"]}": map[string]any{"a": []any{"\ufffd"}},
+	} {
+		got, err := decodeJSON([]byte(in))
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("%q: got %q, %v; want %q", in, got, err, want)
+		}
+		var std any
+		if err := stdjson.Unmarshal([]byte(in), &std); err != nil || !reflect.DeepEqual(std, want) {
+			t.Errorf("%q: encoding/json gives %q, %v", in, std, err)
+		}
 	}
 }

@@ -120,6 +120,29 @@ func TestExecutorTenantIsolation(t *testing.T) {
 	}
 }
 
+// Ids compare as strings: a boolean tenant_id names the tenant "true" or
+// "false"; an object or a list names no tenant, and reaches no one. (A
+// tenant_id treated as absent would reach every tenant.)
+func TestExecutorTenantIdOfOtherJSONTypes(t *testing.T) {
+	e := newTestExecutor(t, Options{})
+	register(t, e,
+		sub{id: "a", user: "u1", tenant: "t1"},
+		sub{id: "yes", conn: "c2", user: "u1", tenant: "true"},
+		sub{id: "no", conn: "c3", user: "u1", tenant: "false"})
+	publish(t, e, "users",
+		`{"id":1,"tenant_id":true}`,        // yes only
+		`{"id":2,"tenant_id":false}`,       // no only
+		`{"id":3,"tenant_id":["t1"]}`,      // nobody
+		`{"id":4,"tenant_id":{"id":"t1"}}`, // nobody
+	)
+	wantFrames(t, nextAll(t, e, "a"))
+	wantFrames(t, nextAll(t, e, "yes"), frame("yes", `{"users":{"id":1}}`))
+	wantFrames(t, nextAll(t, e, "no"), frame("no", `{"users":{"id":2}}`))
+	if m := e.Metrics(); m.ViolationsTenantIsolation != 10 || m.ValidationsPassed != 2 {
+		t.Fatalf("metrics %+v", m)
+	}
+}
+
 // An empty tenant is a tenant like any other: its subscriber sees events
 // whose tenant_id is "" or absent, never another tenant's; an event with an
 // empty tenant_id reaches no one else. (A check that skips an empty
@@ -581,6 +604,19 @@ func TestExecutorPublishErrors(t *testing.T) {
 	}
 }
 
+// PublishValid refuses data that is not JSON after all with the error
+// Publish gives, even where a number beyond a float64 comes first.
+func TestExecutorPublishValidWordsMalformedDataAsPublish(t *testing.T) {
+	e := newTestExecutor(t, Options{})
+	for _, data := range []string{`{"a":1e400,"b":01}`, `{"a":01}`, `{"a":1e400}`} {
+		ev := Event{Channel: "c", Data: []byte(data)}
+		want := e.Publish(context.Background(), ev)
+		if err := e.PublishValid(context.Background(), ev); want == nil || err == nil || err.Error() != want.Error() {
+			t.Errorf("%s: PublishValid: %v; Publish: %v", data, err, want)
+		}
+	}
+}
+
 // The name limits are inclusive: a channel, event type or idempotency key
 // of exactly MaxIDBytes is accepted (one byte more is refused above).
 func TestExecutorPublishNamesAtTheLimit(t *testing.T) {
@@ -601,6 +637,24 @@ func TestExecutorPublishNamesAtTheLimit(t *testing.T) {
 	if m := e.Metrics(); m.EventsPublished != 6 {
 		t.Fatalf("%d published, want 6", m.EventsPublished)
 	}
+}
+
+// max_payload_bytes is inclusive too: data of exactly that size is
+// published and delivered (one byte more is refused above).
+func TestExecutorPublishPayloadAtTheLimit(t *testing.T) {
+	e := newTestExecutor(t, Options{Limits: Limits{MaxPayloadBytes: 20}})
+	register(t, e, sub{id: "s", query: `subscription { users { a } }`})
+	data := []byte(`{"a":"123456789012"}`)
+	if len(data) != 20 {
+		t.Fatalf("data of %d bytes", len(data))
+	}
+	for _, publish := range []func(context.Context, Event) error{e.Publish, e.PublishValid} {
+		if err := publish(context.Background(), Event{Channel: "users", Data: data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := frame("s", `{"users":{"a":"123456789012"}}`)
+	wantFrames(t, nextAll(t, e, "s"), want, want)
 }
 
 // DrainInto and NextInto give as need the exact size of what they write:

@@ -39,6 +39,8 @@ func TestMatch(t *testing.T) {
 		{"list equality", `(ids: [1, 2])`, nil, true},
 		{"list order matters", `(ids: [2, 1])`, nil, false},
 		{"object equality", `(obj: {a: 1.0})`, nil, true},
+		{"object equality extra key", `(obj: {a: 1, b: 2})`, nil, false},
+		{"object equality missing key", `(obj: {})`, nil, false},
 		{"several args ANDed", `(id: 7, status: "done")`, nil, false},
 		{"big int exact", `(big: 9007199254740993)`, nil, true},
 		{"big int off by one", `(big: 9007199254740992)`, nil, false},
@@ -139,6 +141,34 @@ func containsVar(s string) bool {
 		}
 	}
 	return false
+}
+
+// A decimal operand with more digits than a float64 holds means the float64
+// it rounds to, as eq and the order operators compare it (and as
+// graphql-core reads a Float literal): in, nin and the root arguments,
+// which compare through equality of values, agree with them.
+func TestLongDecimalOperandsMatchAsEqDoes(t *testing.T) {
+	const long = "0.10000000000000000001" // rounds to the float64 0.1
+	ev := mustEvent(t, "e", "orders", `{"price":0.1,"sprice":"0.1","prices":[0.1],"total":150}`)
+	for args, want := range map[string]bool{
+		`(where: {price: {eq: LONG}})`:             true,
+		`(where: {price: {gte: LONG, lte: LONG}})`: true,
+		`(where: {price: {gt: LONG}})`:             false,
+		`(where: {price: {in: [1, LONG]}})`:        true,
+		`(where: {price: {nin: [LONG]}})`:          false,
+		`(where: {prices: {contains: LONG}})`:      true,
+		`(price: LONG)`:                            true,
+		`(price: "LONG")`:                          true,
+		`(sprice: LONG)`:                           true,
+		`(prices: [LONG])`:                         true,
+		`(total: "150.00000000000000000001")`:      true,
+	} {
+		args = strings.ReplaceAll(args, "LONG", long)
+		p := mustCompile(t, "subscription { orders"+args+" { total } }", nil)
+		if got := p.Match(ev); got != want {
+			t.Errorf("%s on %s: Match = %v, want %v", args, ev.Data, got, want)
+		}
+	}
 }
 
 func TestNumCompare(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 
 	json "github.com/goccy/go-json"
 )
@@ -164,9 +165,13 @@ func TestResumeRefusesForeignAndExpiredPositions(t *testing.T) {
 			t.Fatalf("after %q: got %v, want %v", c.after, err, c.want)
 		}
 	}
-	// The newest positions still resume.
+	// The newest positions still resume, the last event's too (":999" is
+	// refused as after it): nothing to replay, and the next event comes live.
 	registerWith(t, e, Registration{SubscriptionID: "r", TenantID: "t", After: framePosition(t, frames[len(frames)-2])})
 	sameFrames(t, waitFrames(t, e, "r", 1), "r", frames[len(frames)-1:], "a")
+	registerWith(t, e, Registration{SubscriptionID: "l", TenantID: "t", After: framePosition(t, frames[len(frames)-1])})
+	publishN(t, e, 11, 11)
+	sameFrames(t, waitFrames(t, e, "l", 1), "l", nextAll(t, e, "a"), "a")
 	if m := e.Metrics(); m.PositionsExpired != 1 || m.PositionsInvalid != 3 {
 		t.Fatalf("metrics %+v", m)
 	}
@@ -213,6 +218,92 @@ func TestDropWithPositionsEndsWithTheLastPosition(t *testing.T) {
 	if rest := waitFrames(t, e, "b", 3); !strings.Contains(rest[2], `{"users":{"n":5}}`) {
 		t.Fatalf("rest %v", rest)
 	}
+}
+
+// checkAccounting checks the metrics' identity: every delivered message is
+// read, dropped, discarded or still queued.
+func checkAccounting(t *testing.T, m Metrics) {
+	t.Helper()
+	if m.EventsDelivered != m.MessagesRead+m.EventsDropped+m.MessagesDiscarded+m.Queued {
+		t.Fatalf("delivered %d, read %d + dropped %d + discarded %d + queued %d: %+v",
+			m.EventsDelivered, m.MessagesRead, m.EventsDropped, m.MessagesDiscarded, m.Queued, m)
+	}
+}
+
+// A subscription with positions counts its messages as any other, the
+// final EVENTS_LOST frame of its overflow included, and drops nothing.
+func TestPositionsOverflowCountsItsFinalFrameAsDelivered(t *testing.T) {
+	e := newTestExecutor(t, Options{QueueSize: 2})
+	registerWith(t, e, Registration{SubscriptionID: "a", Query: `subscription { users { n } }`, Positions: true})
+	publishN(t, e, 1, 5)
+	got := nextAll(t, e, "a")
+	if len(got) != 3 || !strings.Contains(got[2], `"code":"EVENTS_LOST"`) {
+		t.Fatalf("frames %v", got)
+	}
+	m := e.Metrics()
+	if m.EventsDelivered != 3 || m.MessagesRead != 3 || m.EventsDropped != 0 {
+		t.Fatalf("metrics %+v", m)
+	}
+	checkAccounting(t, m)
+}
+
+// A resume's replay counts what live dispatch counts: its messages as
+// delivered and read, the events of another tenant or another user as
+// violations.
+func TestResumeCountsReplayedMessagesAndViolations(t *testing.T) {
+	e := newTestExecutor(t, Options{})
+	r := Registration{SubscriptionID: "a", Query: `subscription { users { n } }`, TenantID: "t", UserID: "u", Positions: true}
+	registerWith(t, e, r)
+	publish(t, e, "users", `{"n":1,"tenant_id":"t"}`, `{"n":2,"tenant_id":"other"}`,
+		`{"n":3,"tenant_id":"t","user_id":"other"}`, `{"n":4,"tenant_id":"t","user_id":"u"}`)
+	live := nextAll(t, e, "a") // n = 1 and 4; n = 2 and 3 counted as violations
+	replayed := make(chan struct{})
+	var once sync.Once
+	e.beforeGoLive = func() { once.Do(func() { close(replayed) }) } // the replay's counts are added
+	r.SubscriptionID, r.Positions, r.After = "b", false, framePosition(t, live[0])
+	registerWith(t, e, r)
+	sameFrames(t, waitFrames(t, e, "b", 1), "b", live[1:], "a")
+	<-replayed
+	m := e.Metrics()
+	if m.EventsReplayed != 1 || m.EventsDelivered != 3 || m.MessagesRead != 3 ||
+		m.ViolationsTenantIsolation != 2 || m.ViolationsRowFilter != 2 || m.ValidationsPassed != 3 {
+		t.Fatalf("metrics %+v", m)
+	}
+	checkAccounting(t, m)
+}
+
+// gatedHistory holds a catch-up's history read until released, then
+// answers that the position expired.
+type gatedHistory struct {
+	historyBus
+	entered, release chan struct{}
+}
+
+func (g *gatedHistory) history(ctx context.Context, p position, n int, upto position) ([]Event, error) {
+	close(g.entered)
+	<-g.release
+	return nil, positionError(ErrPositionExpired, p.String(), "expired")
+}
+
+// A subscription completed while its catch-up reads the history gets no
+// final frame when the read finds its position expired: the catch-up ends
+// quietly, no failed dispatch counted.
+func TestCatchUpOfACompletedSubscriptionEndsQuietly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newTestExecutor(t, Options{QueueSize: 2, OnOverflow: OverflowCatchUp})
+		gate := &gatedHistory{historyBus: e.hist, entered: make(chan struct{}), release: make(chan struct{})}
+		e.hist = gate
+		registerWith(t, e, Registration{SubscriptionID: "a", Query: `subscription { users { n } }`})
+		publishN(t, e, 1, 3) // the third overflows into a catch-up
+		nextAll(t, e, "a")   // room: the catch-up reads the history
+		<-gate.entered
+		e.Complete("a")
+		close(gate.release)
+		synctest.Wait() // the catch-up has ended
+		if m := e.Metrics(); m.PositionsExpired != 1 || m.DispatchErrors != 0 || m.Active != 0 {
+			t.Fatalf("metrics %+v", m)
+		}
+	})
 }
 
 func TestResumeConcurrentWithPublishes(t *testing.T) {

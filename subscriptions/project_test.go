@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/valyala/fastjson"
 )
 
 func TestAppendPayload(t *testing.T) {
@@ -36,6 +38,8 @@ func TestAppendPayload(t *testing.T) {
 			want: `{"data":{"u":{"matrix":[[{"id":1,"x":null}],[{"id":2,"x":null},{"id":3,"x":null}]]}}}`},
 		{name: "raw data keeps order", q: "subscription { u }", data: "{ \"z\" : 1 ,\n \"a\": [ 1, 2 ], \"s\": \"a b\\\" c\" }",
 			want: `{"data":{"u":{"z":1,"a":[1,2],"s":"a b\" c"}}}`},
+		{name: "raw data keeps the U+FFFD it holds", q: "subscription { u }", data: "{\"s\":\"\uFFFD \xff\"}",
+			want: "{\"data\":{\"u\":{\"s\":\"\uFFFD \\ufffd\"}}}"},
 		{name: "raw alias", q: "subscription { x: u }", data: `{"a":1}`, want: `{"data":{"x":{"a":1}}}`},
 		{name: "typename from data", q: "subscription { u { __typename t: __typename friends { __typename } } }", typ: "userCreated", data: user,
 			want: `{"data":{"u":{"__typename":"User","t":"User","friends":[{"__typename":"Friend"},{"__typename":"userCreated"},null,5]}}}`},
@@ -50,6 +54,8 @@ func TestAppendPayload(t *testing.T) {
 		{name: "type condition on typename", q: "subscription { u { ... on User { name } ... on Admin { id } } }", typ: "evt", data: user,
 			want: `{"data":{"u":{"name":"Ann"}}}`},
 		{name: "inline without condition", q: "subscription { u { ... { id } ... @include(if: false) { name } } }", data: user,
+			want: `{"data":{"u":{"id":7}}}`},
+		{name: "inline without condition inside a type condition", q: "subscription { u { ... on User { ... { id } } ... on Admin { ... { name } } } }", data: user,
 			want: `{"data":{"u":{"id":7}}}`},
 		{name: "nested type condition", q: "subscription { u { friends { ... on Friend { id } name } } }", data: user,
 			want: `{"data":{"u":{"friends":[{"id":1,"name":"Bo"},{"name":"Cy"},null,5]}}}`},
@@ -95,6 +101,29 @@ func TestAppendPayloadAppends(t *testing.T) {
 	got := p.AppendPayload([]byte("prefix"), mustEvent(t, "e", "c", `{"id":"x"}`))
 	if string(got) != `prefix{"data":{"u":{"id":"x"}}}` {
 		t.Fatal(string(got))
+	}
+}
+
+// A payload without an event holds null data, whatever the selection.
+func TestAppendPayloadOfNoEventIsNull(t *testing.T) {
+	for _, q := range []string{"subscription { u }", "subscription { u { id } }", "subscription { u { ... on User { id } } }"} {
+		if got := string(mustCompile(t, q, nil).AppendPayload(nil, nil)); got != `{"data":{"u":null}}` {
+			t.Errorf("%s: got %s", q, got)
+		}
+	}
+}
+
+// Decoding refuses numbers JSON forbids, and the projection does not
+// trust it to: a number the lenient parser lets through is still written
+// as JSON, its value when it has one, null for NaN and the infinities.
+func TestEventValuesAreJSONWhateverTheParserLetThrough(t *testing.T) {
+	v, err := fastjson.Parse(`[01, -01, 00.5, NaN, nan, -Inf, inf, 1.5e3]`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := appendEventValue(nil, v)
+	if string(got) != `[1,-1,0.5,null,null,null,null,1.5e3]` || !json.Valid(got) {
+		t.Fatalf("got %s", got)
 	}
 }
 

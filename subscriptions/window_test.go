@@ -201,17 +201,22 @@ func TestWindowIsTakenBackByEveryOtherReader(t *testing.T) {
 }
 
 func TestWindowMovesToTheSubscriptionRead(t *testing.T) {
-	e := newTestExecutor(t, Options{})
-	register(t, e, sub{id: "a"}, sub{id: "b"})
-	publishUsers(t, e, 1, 4)
-	r := newWindowReader(e)
-	a1, _ := r.next("a")
-	b1, _ := r.next("b") // takes a's window back
-	wantFrames(t, []string{a1, b1}, frame("a", `{"users":{"id":1}}`), frame("b", `{"users":{"id":1}}`))
-	wantFrames(t, r.all(t, "a"), usersFrames("a", 2, 4)...)
-	wantFrames(t, r.all(t, "b"), usersFrames("b", 2, 4)...)
-	if m := e.Metrics(); m.MessagesRead != 8 || m.Queued != 0 {
-		t.Fatalf("metrics %+v", m)
+	// Subscriptions of one connection, and of two: a frame taken from the
+	// window before it moves is read once.
+	for _, bConn := range []string{"c", "c2"} {
+		e := newTestExecutor(t, Options{})
+		register(t, e, sub{id: "a"}, sub{id: "b", conn: bConn})
+		publishUsers(t, e, 1, 4)
+		r := newWindowReader(e)
+		a1, _ := r.next("a")
+		a2, _ := r.next("a") // from the window
+		b1, _ := r.next("b") // takes a's window back
+		wantFrames(t, []string{a1, a2, b1}, frame("a", `{"users":{"id":1}}`), frame("a", `{"users":{"id":2}}`), frame("b", `{"users":{"id":1}}`))
+		wantFrames(t, r.all(t, "a"), usersFrames("a", 3, 4)...)
+		wantFrames(t, r.all(t, "b"), usersFrames("b", 2, 4)...)
+		if m := e.Metrics(); m.MessagesRead != 8 || m.Queued != 0 {
+			t.Fatalf("b on connection %s: metrics %+v", bConn, m)
+		}
 	}
 }
 
@@ -393,15 +398,71 @@ func must(f string, err error) string {
 }
 
 func TestWindowLendsNothingForIdsLongerThanItHolds(t *testing.T) {
-	e := newTestExecutor(t, Options{})
-	id := strings.Repeat("x", WindowIDBytes+1)
-	register(t, e, sub{id: id})
-	publishUsers(t, e, 1, 3)
-	r := newWindowReader(e)
-	if _, _, lent, err := e.NextAhead(id, r.dst, r.w); err != nil || lent != 0 {
-		t.Fatalf("lent %d, %v", lent, err)
+	for size, lends := range map[int]bool{WindowIDBytes: true, WindowIDBytes + 1: false} {
+		e := newTestExecutor(t, Options{})
+		id := strings.Repeat("x", size)
+		register(t, e, sub{id: id})
+		publishUsers(t, e, 1, 3)
+		r := newWindowReader(e)
+		want := map[bool]int{true: 2, false: 0}[lends]
+		if _, _, lent, err := e.NextAhead(id, r.dst, r.w); err != nil || lent != want {
+			t.Fatalf("id of %d bytes: lent %d, %v; want %d", size, lent, err, want)
+		}
+		wantFrames(t, r.all(t, id), usersFrames(id, 2, 3)...)
+		if r.took != want {
+			t.Fatalf("id of %d bytes: took %d frames from the window, want %d", size, r.took, want)
+		}
 	}
-	wantFrames(t, r.all(t, id), usersFrames(id, 2, 3)...)
+}
+
+// A window lends every whole frame its buffer holds, to its last byte,
+// and no part of one more.
+func TestWindowLendsTheFramesThatFillItsBuffer(t *testing.T) {
+	e := newTestExecutor(t, Options{QueueSize: 100})
+	register(t, e, sub{id: "s", query: `subscription { users { pad } }`})
+	padded := func(n int, pad string) string { return fmt.Sprintf(`{"pad":"%02d%s"}`, n, pad) }
+	publish(t, e, "users", padded(0, ""))
+	// Frames of 1024 bytes: WindowBytes holds 16 of them exactly.
+	const frames = WindowBytes / 1024
+	pad := strings.Repeat("x", 1024-len(nextAll(t, e, "s")[0]))
+	var want []string
+	for i := 1; i <= frames+2; i++ {
+		data := padded(i, pad)
+		publish(t, e, "users", data)
+		want = append(want, frame("s", `{"users":`+data+`}`))
+	}
+	if len(want[0]) != 1024 {
+		t.Fatalf("frame of %d bytes, want 1024", len(want[0]))
+	}
+	r := newWindowReader(e)
+	n, _, lent, err := e.NextAhead("s", r.dst, r.w)
+	if err != nil || lent != frames {
+		t.Fatalf("lent %d frames, %v; want %d", lent, err, frames)
+	}
+	got := []string{string(r.dst[:n])}
+	got = append(got, r.all(t, "s")...)
+	wantFrames(t, got, want...)
+	if r.took != frames {
+		t.Fatalf("took %d frames from the window, want %d", r.took, frames)
+	}
+}
+
+// A subscription with positions is read through the engine, never lent:
+// a reader that keeps up with it gets every event, where frames taken
+// from a window but not yet popped would fill its queue and end it.
+func TestWindowPositionsSubscriptionLosesNothingWhileItsReaderKeepsUp(t *testing.T) {
+	e := newTestExecutor(t, Options{QueueSize: 2})
+	registerWith(t, e, Registration{SubscriptionID: "s", Query: `subscription { users { id } }`, Positions: true})
+	r := newWindowReader(e)
+	for i := 1; i <= 9; i += 2 {
+		publishUsers(t, e, i, i+1)
+		for _, id := range []int{i, i + 1} {
+			f, err := r.next("s")
+			if err != nil || !strings.HasPrefix(f, fmt.Sprintf(`{"type":"next","id":"s","payload":{"data":{"users":{"id":%d}},`, id)) {
+				t.Fatalf("frame of user %d: %s, %v", id, f, err)
+			}
+		}
+	}
 	if r.took != 0 {
 		t.Fatalf("took %d frames from the window", r.took)
 	}
