@@ -521,12 +521,27 @@ class Area:
               f"a mutant runs the tests of its line, limit {self.args.timeout_factor:g} times theirs, "
               f"at least {self.args.min_timeout:.0f}s", flush=True)
 
+    def lines_run_with(self, m: Mutant) -> list[int]:
+        """The lines whose tests see m's line run: itself, and for a case clause its switch
+        (Go's coverage gives a case's line to its body's block, but every test that reaches
+        the switch evaluates the case's expression)."""
+        if self.kind != "go":
+            return [m.line]
+        with open(os.path.join(self.root, m.path), encoding="utf-8") as f:
+            head = enclosing_switch(f.read().splitlines(), m.line)
+        return [m.line] if head is None else [m.line, head]
+
+    def go_tests_of(self, m: Mutant) -> list[str]:
+        assert self.selection is not None
+        names = {t for line in self.lines_run_with(m) for t in self.selection.tests_for(m.path, line)}
+        return [t for t in self.selection.seconds if t in names]
+
     def is_covered(self, m: Mutant) -> bool:
         if self.selection is not None:
-            return bool(self.selection.tests_for(m.path, m.line))
+            return bool(self.go_tests_of(m))
         if self.uncovered is None:
             return True
-        return m.line not in self.uncovered.get(m.path, set())
+        return any(line not in self.uncovered.get(m.path, set()) for line in self.lines_run_with(m))
 
     def run_go(self, m: Mutant, slot: str) -> tuple[str, str]:
         src = os.path.join(self.root, m.path)
@@ -540,7 +555,7 @@ class Area:
             json.dump({"Replace": {os.path.abspath(src): mutated}}, f)
         limit = self.limit
         if self.selection is not None:
-            m.tests = tuple(self.selection.tests_for(m.path, m.line))
+            m.tests = tuple(self.go_tests_of(m))
             limit = self.limit_for(self.selection.time_of(list(m.tests)))
         # -timeout: go test names a hang itself; the outer limit catches a hung build.
         cmd = self.go_cmd(["-failfast", f"-overlay={overlay}", f"-timeout={int(limit)}s"], list(m.tests))
@@ -638,6 +653,25 @@ class Area:
         if m.why and m.status == "lived":
             m.status = "equivalent"
         m.seconds = time.monotonic() - start
+
+
+def enclosing_switch(source: list[str], line: int) -> Optional[int]:
+    """For a Go case clause's line (gofmt puts `case` at its switch's indentation), the line
+    of its switch or select statement; None for any other line."""
+    text = source[line - 1]
+    if not re.match(r"\s*case\b", text):
+        return None
+    indent = len(text) - len(text.lstrip("\t "))
+    for n in range(line - 1, 0, -1):
+        other = source[n - 1]
+        if not other.strip():
+            continue
+        depth = len(other) - len(other.lstrip("\t "))
+        if depth < indent:
+            return None
+        if depth == indent and re.match(r"\s*(switch|select)\b", other):
+            return n
+    return None
 
 
 def read_profile(path: str, module: str, prefix: str) -> tuple[dict[str, set[int]], dict[str, set[int]]]:

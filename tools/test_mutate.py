@@ -85,7 +85,9 @@ def test_go_mutant_runs_only_the_tests_that_run_its_line(records):
         (23, "/"): ("killed", ["TestPerimeter"]),
         (23, "-"): ("killed", ["TestPerimeter"]),
         (28, "!="): ("uncovered", []),
-        (10, "-"): ("killed", ["TestArea", "TestPerimeter", "TestSides"]),  # a constant: in no block
+        (10, "-"): ("killed", ["TestArea", "TestPerimeter", "TestSides", "TestKind"]),  # a constant: in no block
+        # A case's condition runs for every test that reaches its switch, its body or not.
+        (36, "!="): ("killed", ["TestKind"]),
     }
     # The test that failed is one that ran.
     assert runs["go-shapes"][(SHAPES, 18, "/")]["detail"].startswith("--- FAIL: TestArea ")
@@ -93,7 +95,7 @@ def test_go_mutant_runs_only_the_tests_that_run_its_line(records):
     assert runs["go-shapes"][(SHAPES, 10, "-")]["detail"].startswith("--- FAIL: TestSides ")
     assert "Go tests per mutant: those that run its line (per-test coverage)" in text
     # An uncovered mutant is a survivor: in the score, as a lived one is.
-    assert "go-shapes: score 83.3% (5 killed of 6: lived 0, uncovered 1)" in text
+    assert "go-shapes: score 85.7% (6 killed of 7: lived 0, uncovered 1)" in text
 
 
 def test_go_fates_without_selection_are_the_same(records, unselected):
@@ -103,6 +105,16 @@ def test_go_fates_without_selection_are_the_same(records, unselected):
         assert {k: m["status"] for k, m in whole[area].items()} == {k: m["status"] for k, m in runs[area].items()}
         assert all(m["tests"] == [] for m in whole[area].values())
     assert "Go tests per mutant: the whole package (--no-select)" in text
+
+
+def test_a_case_line_belongs_to_its_switch():
+    source = ["func f(v int) int {", "\tswitch {", "\tcase v == 3:", "\t\treturn 1",
+              "\tcase v > 3 &&", "\t\tv < 9:", "\t}", "\tselect {", "\tcase <-c:", "\t}", "}"]
+    assert mutate.enclosing_switch(source, 3) == 2
+    assert mutate.enclosing_switch(source, 5) == 2
+    assert mutate.enclosing_switch(source, 9) == 8
+    assert mutate.enclosing_switch(source, 4) is None  # a case's body
+    assert mutate.enclosing_switch(source, 6) is None  # a continued condition: its own coverage
 
 
 def test_selected_tests_become_an_anchored_run_pattern():
@@ -120,7 +132,7 @@ def test_go_test_failing_alone_stops_the_driver(tmp_path):
                            "--config", str(tmp_path / "areas.json"), "--report", str(tmp_path / "r.txt")],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode != 0
-    assert "go-broken: 1 of 4 unmutated tests fail when run alone: TestBroken" in done.stderr
+    assert "go-broken: 1 of 5 unmutated tests fail when run alone: TestBroken" in done.stderr
     assert "--- FAIL: TestBroken" in done.stderr
     assert not (tmp_path / "r.txt").exists()
 

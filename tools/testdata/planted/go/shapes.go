@@ -27,3 +27,15 @@ func Perimeter(w, h int) int {
 func Unused(v int) bool {
 	return v == 0
 }
+
+// Kind names a shape by its side count. TestKind asks only for a square: the triangle
+// case's condition runs, its body does not, and a mutant of that condition is still
+// seen (it makes the square a triangle).
+func Kind(sides int) string {
+	switch {
+	case sides == 3:
+		return "triangle"
+	default:
+		return "polygon"
+	}
+}

@@ -21,3 +21,9 @@ func TestSides(t *testing.T) {
 		t.Errorf("Sides = %d, want 4", Sides)
 	}
 }
+
+func TestKind(t *testing.T) {
+	if got := Kind(4); got != "polygon" {
+		t.Errorf("Kind(4) = %q, want polygon", got)
+	}
+}
