@@ -183,10 +183,9 @@ func (cv *coercer) coerce(v any, t *ast.Type, path []any) (any, bool) {
 		for _, f := range def.Fields {
 			fv, present := obj[f.Name]
 			if !present {
-				switch {
-				case f.DefaultValue != nil:
-					out[f.Name], _ = valueFromAST(cv.s, f.DefaultValue, f.Type, nil)
-				case f.Type.NonNull:
+				if dv, ok := schemaDefault(cv.s, f.DefaultValue, f.Type); ok {
+					out[f.Name] = dv
+				} else if f.Type.NonNull {
 					cv.fail(path, v, "Field '"+f.Name+"' of required type '"+f.Type.String()+"' was not provided.")
 					good = false
 				}

@@ -290,3 +290,105 @@ func TestSchemaIntLiteralRange(t *testing.T) {
 		}
 	}
 }
+
+// A default in the SDL that does not fit its type is no default, as
+// graphql-core's build_schema keeps it (Undefined): the argument or input
+// field is absent, and a required one is reported missing. The loader
+// does not check defaults, so a schema may carry such a one.
+func TestSchemaDefaultsThatDoNotFitAreNoDefaults(t *testing.T) {
+	s := mustSchema(t, `
+input W { n: Int = "5" m: Int }
+input R { n: Int! = 2147483648 }
+type Query { ok: Boolean }
+type T { a: Int }
+type Subscription { t(n: Int = 3000000000, k: Int = "5", w: W): T  r(n: Int! = 1.5): T  u(r: R): T }`)
+	// The root field's arguments filter events by the fields they name:
+	// none but w here, which holds {m: 1} alone.
+	for _, q := range []string{`subscription { t(w: {m: 1}) { a } }`, `subscription($w: W) { t(w: $w) { a } }`} {
+		p, err := CompileWithSchema(q, "", map[string]any{"w": map[string]any{"m": json.Number("1")}}, Limits{}.withDefaults(), s)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		if ev := mustEvent(t, "evt", "t", `{"n":5,"k":7,"w":{"m":1},"a":1}`); !p.Match(ev) {
+			t.Errorf("%s: the arguments without a fitting default filter the event", q)
+		}
+	}
+	// graphql-core's validation refuses the literal cases first, in its own
+	// words; these are its subscribe()'s, which the engine gives.
+	for q, want := range map[string]string{
+		`subscription { r { a } }`: "GraphQL error at line 1, column 16: Argument 'n' of required type 'Int!' was not provided.",
+		`subscription($r: R) { u(r: $r) { a } }`: "GraphQL error at line 1, column 14: Variable '$r' got invalid value {}; " +
+			"Field 'n' of required type 'Int!' was not provided.",
+		`subscription { u(r: {}) { a } }`: "GraphQL error at line 1, column 21: Argument 'r' has invalid value {}.",
+	} {
+		_, err := CompileWithSchema(q, "", map[string]any{"r": map[string]any{}}, Limits{}.withDefaults(), s)
+		if err == nil || err.Error() != want {
+			t.Errorf("%s: error %v, want %q", q, err, want)
+		}
+	}
+}
+
+// The root field's Int arguments take every 32-bit value, the bounds
+// included, and filter events by it.
+func TestSchemaIntArgumentBounds(t *testing.T) {
+	s := mustSchema(t, `type Query { ok: Boolean } type T { a: Int } type Subscription { t(n: Int): T }`)
+	for _, n := range []string{"2147483647", "-2147483648", "0"} {
+		p, err := CompileWithSchema(`subscription { t(n: `+n+`) { a } }`, "", nil, Limits{}.withDefaults(), s)
+		if err != nil {
+			t.Fatalf("n: %s: %v", n, err)
+		}
+		if !p.Match(mustEvent(t, "evt", "t", `{"n":`+n+`}`)) || p.Match(mustEvent(t, "evt", "t", `{"n":1}`)) {
+			t.Errorf("n: %s does not filter by its value", n)
+		}
+	}
+}
+
+// Values a String or an enum field cannot take are field errors that show
+// the value as graphql-core's inspect() does (nested values cut at its
+// depth limit); numbers and booleans are written as str() of them.
+func TestSchemaLeafSerializationAsGraphQLCore(t *testing.T) {
+	s := mustSchema(t, `enum Status { active paid } type Query { ok: Boolean } type T { s: String e: Status } type Subscription { t: T }`)
+	const fieldErr = `{"data":{"t":{"%s":null}},"errors":[{"message":%q,"locations":[{"line":1,"column":20}],"path":["t","%[1]s"]}]}`
+	for _, tt := range []struct{ field, value, want string }{
+		{"s", `1.5`, `{"data":{"t":{"s":"1.5"}}}`},
+		{"s", `7`, `{"data":{"t":{"s":"7"}}}`},
+		{"s", `1e2`, `{"data":{"t":{"s":"100.0"}}}`},
+		{"s", `true`, `{"data":{"t":{"s":"true"}}}`},
+		{"s", `{"a":{"b":{"c":1}},"d":{}}`, fmt.Sprintf(fieldErr, "s", "String cannot represent value: {'a': {'b': {...}}, 'd': {}}")},
+		{"s", `[1,[2,[3]]]`, fmt.Sprintf(fieldErr, "s", "String cannot represent value: [1, [2, [...]]]")},
+		{"e", `true`, fmt.Sprintf(fieldErr, "e", "Enum 'Status' cannot represent value: True")},
+		{"e", `[false,{"x":true}]`, fmt.Sprintf(fieldErr, "e", "Enum 'Status' cannot represent value: [False, {'x': True}]")},
+	} {
+		p, err := CompileWithSchema(`subscription { t { `+tt.field+` } }`, "", nil, Limits{}.withDefaults(), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(p.AppendPayload(nil, mustEvent(t, "evt", "t", `{"`+tt.field+`":`+tt.value+`}`))); got != tt.want {
+			t.Errorf("%s %s:\ngot  %s\nwant %s", tt.field, tt.value, got, tt.want)
+		}
+	}
+}
+
+// Every validation problem is reported once, first in the document first:
+// two at one place, the same one at two places, but not gqlparser's
+// repeats of one overlapping-fields conflict.
+func TestSchemaValidationErrorsListedOnce(t *testing.T) {
+	s := mustSchema(t, shapesSDL)
+	const conflict = `Fields "o" conflict because subfields "a" conflict because they have differing arguments.` +
+		` Use different aliases on the fields to fetch both if this was intentional.`
+	for q, want := range map[string]string{
+		`subscription { obj { z { a } } }`: `GraphQL validation error at line 1, column 22: Field "z" argument "n" of type "Int!" is required, but it was not provided.;` +
+			` at line 1, column 22: Field "z" must not have a selection since type "Int" has no subfields.;` +
+			` at line 1, column 26: Cannot query field "a" on type "Int".`,
+		`subscription { obj { nmae ... on Obj { nmae } } }`: `GraphQL validation error at line 1, column 22: Cannot query field "nmae" on type "Obj".;` +
+			` at line 1, column 40: Cannot query field "nmae" on type "Obj".`,
+		`subscription { holder { o { a: x(n: 1) } o { a: x(n: 2) } o { a: x(n: 3) } } }`: `GraphQL validation error at line 1, column 42: ` + conflict +
+			`; at line 1, column 59: ` + conflict,
+	} {
+		_, err := CompileWithSchema(q, "", nil, Limits{}.withDefaults(), s)
+		var de *DocumentError
+		if !errors.As(err, &de) || err.Error() != want || len(de.Errors) != strings.Count(want, "; at line")+1 {
+			t.Errorf("%s:\ngot  %v\nwant %s", q, err, want)
+		}
+	}
+}
