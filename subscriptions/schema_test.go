@@ -32,6 +32,17 @@ func mustSchema(t testing.TB, sdl string) *Schema {
 	return s
 }
 
+// mustVars decodes variables as a request's JSON gives them (numbers kept
+// as their text).
+func mustVars(t testing.TB, s string) map[string]any {
+	t.Helper()
+	v, err := decodeJSON([]byte(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.(map[string]any)
+}
+
 func TestParseSchemaErrors(t *testing.T) {
 	for sdl, want := range map[string]string{
 		"type Query { a: Int }":         "the schema has no subscription type",
@@ -347,7 +358,7 @@ func TestSchemaIntArgumentBounds(t *testing.T) {
 // the value as graphql-core's inspect() does (nested values cut at its
 // depth limit); numbers and booleans are written as str() of them.
 func TestSchemaLeafSerializationAsGraphQLCore(t *testing.T) {
-	s := mustSchema(t, `enum Status { active paid } type Query { ok: Boolean } type T { s: String e: Status } type Subscription { t: T }`)
+	s := mustSchema(t, `enum Status { active paid } type Query { ok: Boolean } type T { s: String e: Status i: Int } type Subscription { t: T }`)
 	const fieldErr = `{"data":{"t":{"%s":null}},"errors":[{"message":%q,"locations":[{"line":1,"column":20}],"path":["t","%[1]s"]}]}`
 	for _, tt := range []struct{ field, value, want string }{
 		{"s", `1.5`, `{"data":{"t":{"s":"1.5"}}}`},
@@ -358,6 +369,17 @@ func TestSchemaLeafSerializationAsGraphQLCore(t *testing.T) {
 		{"s", `[1,[2,[3]]]`, fmt.Sprintf(fieldErr, "s", "String cannot represent value: [1, [2, [...]]]")},
 		{"e", `true`, fmt.Sprintf(fieldErr, "e", "Enum 'Status' cannot represent value: True")},
 		{"e", `[false,{"x":true}]`, fmt.Sprintf(fieldErr, "e", "Enum 'Status' cannot represent value: [False, {'x': True}]")},
+		{"e", `"it's"`, fmt.Sprintf(fieldErr, "e", `Enum 'Status' cannot represent value: "it's"`)},
+		{"e", `"a'b\"c\\d"`, fmt.Sprintf(fieldErr, "e", `Enum 'Status' cannot represent value: 'a\'b"c\\d'`)},
+		{"e", `"` + strings.Repeat("x", 300) + `"`, fmt.Sprintf(fieldErr, "e", "Enum 'Status' cannot represent value: '"+
+			strings.Repeat("x", 117)+"..."+strings.Repeat("x", 118)+"'")},
+		{"e", `[0,1,2,3,4,5,6,7,8,9,10,11]`, fmt.Sprintf(fieldErr, "e", "Enum 'Status' cannot represent value: [0, 1, 2, 3, 4, ..., 8, 9, 10, 11]")},
+		{"e", `{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10}`, fmt.Sprintf(fieldErr, "e",
+			"Enum 'Status' cannot represent value: {'k0': 0, 'k1': 1, 'k2': 2, 'k3': 3, 'k4': 4, ..., 'k7': 7, 'k8': 8, 'k9': 9, 'k10': 10}")},
+		{"i", `2147483648`, fmt.Sprintf(fieldErr, "i", "Int cannot represent non 32-bit signed integer value: 2147483648")},
+		{"i", `-2147483649`, fmt.Sprintf(fieldErr, "i", "Int cannot represent non 32-bit signed integer value: -2147483649")},
+		{"i", `-2147483648`, `{"data":{"t":{"i":-2147483648}}}`},
+		{"i", `-0`, `{"data":{"t":{"i":0}}}`},
 	} {
 		p, err := CompileWithSchema(`subscription { t { `+tt.field+` } }`, "", nil, Limits{}.withDefaults(), s)
 		if err != nil {
@@ -389,6 +411,123 @@ func TestSchemaValidationErrorsListedOnce(t *testing.T) {
 		var de *DocumentError
 		if !errors.As(err, &de) || err.Error() != want || len(de.Errors) != strings.Count(want, "; at line")+1 {
 			t.Errorf("%s:\ngot  %v\nwant %s", q, err, want)
+		}
+	}
+}
+
+const argsSDL = `
+input R { lo: Int! note: String }
+input IDFilter { in: [ID] }
+input Where { id: IDFilter }
+type Query { ok: Boolean }
+type T { a: Int y(r: R): Int w(rs: [R]): Int }
+type Subscription { t(n: Int, s: String, where: Where): T  r(n: Int!): T }
+`
+
+// A field argument that cannot be coerced once the variables are known is
+// a field error showing the argument as graphql-core's print_ast writes it,
+// a single value where a list is expected included.
+func TestSchemaFieldArgumentErrorsAsGraphQLCore(t *testing.T) {
+	s := mustSchema(t, argsSDL)
+	for _, tt := range []struct {
+		arg, want string
+		col       int
+	}{
+		{`y(r: {lo: $n, note: "a\r\"b\\\t\u0001\u0085é"})`, `Argument 'r' has invalid value {lo: $n, note: "a\r\"b\\\t\u0001\u0085é"}.`, 38},
+		{`y(r: {lo: $n, note: """x\"""y"""})`, `Argument 'r' has invalid value {lo: $n, note: """x\"""y"""}.`, 38},
+		{`w(rs: {lo: $n})`, `Argument 'rs' has invalid value {lo: $n}.`, 39},
+		{`w(rs: [{lo: 1}, {lo: $n}])`, `Argument 'rs' has invalid value [{lo: 1}, {lo: $n}].`, 39},
+	} {
+		q := `subscription($n: Int = 3) { t { ` + tt.arg + ` } }`
+		p, err := CompileWithSchema(q, "", map[string]any{"n": nil}, Limits{}.withDefaults(), s)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		var got struct {
+			Errors []GraphQLError `json:"errors"`
+		}
+		if err := json.Unmarshal(p.AppendPayload(nil, mustEvent(t, "evt", "t", `{"y":1,"w":1}`)), &got); err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Errors) != 1 || got.Errors[0].Message != tt.want || got.Errors[0].Locations[0] != (Location{1, tt.col}) {
+			t.Errorf("%s: errors %+v, want %q at column %d", q, got.Errors, tt.want, tt.col)
+		}
+	}
+	// Those that can be coerced are no error.
+	p, err := CompileWithSchema(`subscription { t { w(rs: [{lo: 1, note: null}]) y(r: {lo: 2}) } }`, "", nil, Limits{}.withDefaults(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(p.AppendPayload(nil, mustEvent(t, "evt", "t", `{"y":1,"w":2}`))); got != `{"data":{"t":{"w":2,"y":1}}}` {
+		t.Errorf("got %s", got)
+	}
+}
+
+// The root field's arguments, literal or variables, filter events by the
+// coerced values: a String, null, a non-null argument, a list of IDs.
+func TestSchemaRootArgumentsFilter(t *testing.T) {
+	s := mustSchema(t, argsSDL)
+	for _, tt := range []struct {
+		q, vars, pass, fail string
+	}{
+		{`subscription { t(s: "x") { a } }`, `{}`, `{"s":"x"}`, `{"s":"y"}`},
+		{`subscription { t(n: null) { a } }`, `{}`, `{"a":1}`, `{"n":1}`},
+		{`subscription { r(n: 5) { a } }`, `{}`, `{"n":5}`, `{"n":6}`},
+		{`subscription($n: Int) { t(n: $n) { a } }`, `{"n":2147483647}`, `{"n":2147483647}`, `{"n":1}`},
+		{`subscription($n: Int) { t(n: $n) { a } }`, `{"n":-2147483648}`, `{"n":-2147483648}`, `{"n":1}`},
+		{`subscription($ids: [ID]) { t(where: {id: {in: $ids}}) { a } }`, `{"ids":[1,"a"]}`, `{"id":"1"}`, `{"id":"2"}`},
+	} {
+		p, err := CompileWithSchema(tt.q, "", mustVars(t, tt.vars), Limits{}.withDefaults(), s)
+		if err != nil {
+			t.Fatalf("%s %s: %v", tt.q, tt.vars, err)
+		}
+		if !p.Match(mustEvent(t, "evt", "t", tt.pass)) || p.Match(mustEvent(t, "evt", "t", tt.fail)) {
+			t.Errorf("%s %s: does not pass %s and only it", tt.q, tt.vars, tt.pass)
+		}
+	}
+}
+
+// A variable that does not fit its scalar type refuses the document with
+// graphql-core's message.
+func TestSchemaScalarVariableErrors(t *testing.T) {
+	s := mustSchema(t, argsSDL)
+	for vars, want := range map[string]string{
+		`{"n":"x"}`:         "Variable '$n' got invalid value 'x'; Int cannot represent non-integer value: 'x'",
+		`{"n":2147483648}`:  "Variable '$n' got invalid value 2147483648; Int cannot represent non 32-bit signed integer value: 2147483648",
+		`{"n":-2147483649}`: "Variable '$n' got invalid value -2147483649; Int cannot represent non 32-bit signed integer value: -2147483649",
+	} {
+		_, err := CompileWithSchema(`subscription($n: Int) { t(n: $n) { a } }`, "", mustVars(t, vars), Limits{}.withDefaults(), s)
+		if want = "GraphQL error at line 1, column 14: " + want; err == nil || err.Error() != want {
+			t.Errorf("%s: error %v, want %q", vars, err, want)
+		}
+	}
+}
+
+// A value of an interface names its object type in __typename, which must
+// be one of the interface's; fragments apply by type, @skip and @include
+// as they say.
+func TestSchemaAbstractTypesAsGraphQLCore(t *testing.T) {
+	s := mustSchema(t, `interface Node { id: ID } type User implements Node { id: ID name: String } type Other { id: ID }
+type Query { ok: Boolean } type Subscription { node: Node }`)
+	const q = `subscription { node { id ... on User { name } ... on User @skip(if: true) { skipped: name } ... @include(if: false) { id2: id } } }`
+	fieldErr := func(msg string) string {
+		return `{"data":{"node":null},"errors":[{"message":"` + msg + `","locations":[{"line":1,"column":16}],"path":["node"]}]}`
+	}
+	unresolved := fieldErr("Abstract type 'Node' must resolve to an Object type at runtime for field 'Subscription.node'." +
+		" Either the 'Node' type should provide a 'resolve_type' function or each possible type should provide an 'is_type_of' function.")
+	for data, want := range map[string]string{
+		`{"__typename":"User","id":7,"name":"Ann"}`: `{"data":{"node":{"id":"7","name":"Ann"}}}`,
+		`{"id":7}`:                unresolved,
+		`{"__typename":5,"id":7}`: unresolved,
+		`{"__typename":"Nope"}`:   fieldErr("Abstract type 'Node' was resolved to a type 'Nope' that does not exist inside the schema."),
+		`{"__typename":"Other"}`:  fieldErr("Runtime Object type 'Other' is not a possible type for 'Node'."),
+	} {
+		p, err := CompileWithSchema(q, "", nil, Limits{}.withDefaults(), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(p.AppendPayload(nil, mustEvent(t, "evt", "node", data))); got != want {
+			t.Errorf("%s:\ngot  %s\nwant %s", data, got, want)
 		}
 	}
 }
