@@ -312,7 +312,8 @@ input W { n: Int = "5" m: Int }
 input R { n: Int! = 2147483648 }
 type Query { ok: Boolean }
 type T { a: Int }
-type Subscription { t(n: Int = 3000000000, k: Int = "5", w: W): T  r(n: Int! = 1.5): T  u(r: R): T }`)
+enum E { paid lost }
+type Subscription { t(n: Int = 3000000000, k: Int = "5", e: E = "paid", f: E = gone, i: ID = 1.5, w: W): T  r(n: Int! = 1.5): T  u(r: R): T }`)
 	// The root field's arguments filter events by the fields they name:
 	// none but w here, which holds {m: 1} alone.
 	for _, q := range []string{`subscription { t(w: {m: 1}) { a } }`, `subscription($w: W) { t(w: $w) { a } }`} {
@@ -320,7 +321,7 @@ type Subscription { t(n: Int = 3000000000, k: Int = "5", w: W): T  r(n: Int! = 1
 		if err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
-		if ev := mustEvent(t, "evt", "t", `{"n":5,"k":7,"w":{"m":1},"a":1}`); !p.Match(ev) {
+		if ev := mustEvent(t, "evt", "t", `{"n":5,"k":7,"e":"lost","f":"lost","i":"x","w":{"m":1},"a":1}`); !p.Match(ev) {
 			t.Errorf("%s: the arguments without a fitting default filter the event", q)
 		}
 	}
@@ -380,6 +381,13 @@ func TestSchemaLeafSerializationAsGraphQLCore(t *testing.T) {
 		{"i", `-2147483649`, fmt.Sprintf(fieldErr, "i", "Int cannot represent non 32-bit signed integer value: -2147483649")},
 		{"i", `-2147483648`, `{"data":{"t":{"i":-2147483648}}}`},
 		{"i", `-0`, `{"data":{"t":{"i":0}}}`},
+		{"i", `"1_2"`, `{"data":{"t":{"i":12}}}`},
+		{"i", `" -5 "`, `{"data":{"t":{"i":-5}}}`},
+		{"i", `"+5"`, `{"data":{"t":{"i":5}}}`},
+		{"i", `"+-5"`, fmt.Sprintf(fieldErr, "i", "Int cannot represent non-integer value: '+-5'")},
+		{"i", `"1__2"`, fmt.Sprintf(fieldErr, "i", "Int cannot represent non-integer value: '1__2'")},
+		{"i", `"_1"`, fmt.Sprintf(fieldErr, "i", "Int cannot represent non-integer value: '_1'")},
+		{"i", `"1_"`, fmt.Sprintf(fieldErr, "i", "Int cannot represent non-integer value: '1_'")},
 	} {
 		p, err := CompileWithSchema(`subscription { t { `+tt.field+` } }`, "", nil, Limits{}.withDefaults(), s)
 		if err != nil {
@@ -421,7 +429,8 @@ input IDFilter { in: [ID] }
 input Where { id: IDFilter }
 type Query { ok: Boolean }
 type T { a: Int y(r: R): Int w(rs: [R]): Int }
-type Subscription { t(n: Int, s: String, where: Where): T  r(n: Int!): T }
+enum E { paid lost }
+type Subscription { t(n: Int, s: String, f: Float, b: Boolean, e: E, where: Where): T  r(n: Int!): T }
 `
 
 // A field argument that cannot be coerced once the variables are known is
@@ -433,7 +442,7 @@ func TestSchemaFieldArgumentErrorsAsGraphQLCore(t *testing.T) {
 		arg, want string
 		col       int
 	}{
-		{`y(r: {lo: $n, note: "a\r\"b\\\t\u0001\u0085é"})`, `Argument 'r' has invalid value {lo: $n, note: "a\r\"b\\\t\u0001\u0085é"}.`, 38},
+		{`y(r: {lo: $n, note: "a\r\"b\\\t\b\f\u0001\u0085é"})`, `Argument 'r' has invalid value {lo: $n, note: "a\r\"b\\\t\b\f\u0001\u0085é"}.`, 38},
 		{`y(r: {lo: $n, note: """x\"""y"""})`, `Argument 'r' has invalid value {lo: $n, note: """x\"""y"""}.`, 38},
 		{`w(rs: {lo: $n})`, `Argument 'rs' has invalid value {lo: $n}.`, 39},
 		{`w(rs: [{lo: 1}, {lo: $n}])`, `Argument 'rs' has invalid value [{lo: 1}, {lo: $n}].`, 39},
@@ -473,6 +482,8 @@ func TestSchemaRootArgumentsFilter(t *testing.T) {
 		{`subscription { t(s: "x") { a } }`, `{}`, `{"s":"x"}`, `{"s":"y"}`},
 		{`subscription { t(n: null) { a } }`, `{}`, `{"a":1}`, `{"n":1}`},
 		{`subscription { r(n: 5) { a } }`, `{}`, `{"n":5}`, `{"n":6}`},
+		{`subscription { t(b: true) { a } }`, `{}`, `{"b":true}`, `{"b":false}`},
+		{`subscription { t(e: paid) { a } }`, `{}`, `{"e":"paid"}`, `{"e":"lost"}`},
 		{`subscription($n: Int) { t(n: $n) { a } }`, `{"n":2147483647}`, `{"n":2147483647}`, `{"n":1}`},
 		{`subscription($n: Int) { t(n: $n) { a } }`, `{"n":-2147483648}`, `{"n":-2147483648}`, `{"n":1}`},
 		{`subscription($ids: [ID]) { t(where: {id: {in: $ids}}) { a } }`, `{"ids":[1,"a"]}`, `{"id":"1"}`, `{"id":"2"}`},
@@ -491,14 +502,23 @@ func TestSchemaRootArgumentsFilter(t *testing.T) {
 // graphql-core's message.
 func TestSchemaScalarVariableErrors(t *testing.T) {
 	s := mustSchema(t, argsSDL)
-	for vars, want := range map[string]string{
-		`{"n":"x"}`:         "Variable '$n' got invalid value 'x'; Int cannot represent non-integer value: 'x'",
-		`{"n":2147483648}`:  "Variable '$n' got invalid value 2147483648; Int cannot represent non 32-bit signed integer value: 2147483648",
-		`{"n":-2147483649}`: "Variable '$n' got invalid value -2147483649; Int cannot represent non 32-bit signed integer value: -2147483649",
+	for _, tt := range []struct {
+		vars map[string]any
+		want string
+	}{
+		{mustVars(t, `{"n":"x"}`), "Variable '$n' got invalid value 'x'; Int cannot represent non-integer value: 'x'"},
+		{mustVars(t, `{"n":2147483648}`), "Variable '$n' got invalid value 2147483648; Int cannot represent non 32-bit signed integer value: 2147483648"},
+		{mustVars(t, `{"n":-2147483649}`), "Variable '$n' got invalid value -2147483649; Int cannot represent non 32-bit signed integer value: -2147483649"},
+		{mustVars(t, `{"f":"x"}`), "Variable '$f' got invalid value 'x'; Float cannot represent non numeric value: 'x'"},
+		// What JSON decoding refuses, a caller of the Go API may pass.
+		{map[string]any{"f": json.Number("1e400")}, "Variable '$f' got invalid value inf; Float cannot represent non numeric value: inf"},
+		{mustVars(t, `{"s":5}`), "Variable '$s' got invalid value 5; String cannot represent a non string value: 5"},
 	} {
-		_, err := CompileWithSchema(`subscription($n: Int) { t(n: $n) { a } }`, "", mustVars(t, vars), Limits{}.withDefaults(), s)
-		if want = "GraphQL error at line 1, column 14: " + want; err == nil || err.Error() != want {
-			t.Errorf("%s: error %v, want %q", vars, err, want)
+		name := sortedKeys(tt.vars)[0]
+		q := `subscription($` + name + `: ` + map[string]string{"n": "Int", "f": "Float", "s": "String"}[name] + `) { t(` + name + `: $` + name + `) { a } }`
+		_, err := CompileWithSchema(q, "", tt.vars, Limits{}.withDefaults(), s)
+		if want := "GraphQL error at line 1, column 14: " + tt.want; err == nil || err.Error() != want {
+			t.Errorf("%v: error %v, want %q", tt.vars, err, want)
 		}
 	}
 }
@@ -509,7 +529,8 @@ func TestSchemaScalarVariableErrors(t *testing.T) {
 func TestSchemaAbstractTypesAsGraphQLCore(t *testing.T) {
 	s := mustSchema(t, `interface Node { id: ID } type User implements Node { id: ID name: String } type Other { id: ID }
 type Query { ok: Boolean } type Subscription { node: Node }`)
-	const q = `subscription { node { id ... on User { name } ... on User @skip(if: true) { skipped: name } ... @include(if: false) { id2: id } } }`
+	const q = `subscription { node { ...N ... on User { name } ... on User @skip(if: true) { skipped: name } ... @include(if: false) { id2: id } } }
+fragment N on Node { id }`
 	fieldErr := func(msg string) string {
 		return `{"data":{"node":null},"errors":[{"message":"` + msg + `","locations":[{"line":1,"column":16}],"path":["node"]}]}`
 	}
