@@ -187,6 +187,19 @@ func TestSchemaFragmentSpreadsAsGraphQLCore(t *testing.T) {
 			t.Errorf("%s: error %v, want refused %v", q, err, refused)
 		}
 	}
+	// An unknown parent or fragment type, or a fragment on a leaf type, is
+	// reported by its own rule alone.
+	for q, want := range map[string]string{
+		`subscription { obj { nope { ... on Obj { a } } } }`: `at line 1, column 22: Cannot query field "nope" on type "Obj".`,
+		`subscription { obj { ... on Nope { a } } }`:         `at line 1, column 26: Unknown type "Nope".`,
+		`subscription { obj { ... on Int { a } } }`: `at line 1, column 26: Fragment cannot condition on non composite type "Int".;` +
+			` at line 1, column 35: Cannot query field "a" on type "Int".`,
+	} {
+		_, err := CompileWithSchema(q, "", nil, Limits{}.withDefaults(), s)
+		if want = "GraphQL validation error " + want; err == nil || err.Error() != want {
+			t.Errorf("%s: error %v, want %q", q, err, want)
+		}
+	}
 }
 
 func TestSchemaShapesAsGraphQLCore(t *testing.T) {
@@ -273,6 +286,7 @@ func TestSuggestionsAsGraphQLCore(t *testing.T) {
 		{"nope", []string{"name", "n", "none", "node"}, ` Did you mean the enum value 'node', 'none', or 'name'?`},
 		{"True", []string{"TRUE", "true", "Tru"}, ` Did you mean the enum value 'TRUE', 'Tru', or 'true'?`},
 		{"a1", []string{"a10", "a2", "a1b", "b1"}, ` Did you mean the enum value 'a1b', 'a2', 'a10', or 'b1'?`},
+		{"a1", []string{"a10", "a9"}, ` Did you mean the enum value 'a9' or 'a10'?`},
 		{"zzz", []string{"RED"}, ``},
 	} {
 		if got := didYouMean(suggestionList(tt.input, tt.options), "the enum value"); got != tt.want {
@@ -366,10 +380,16 @@ func TestSchemaLeafSerializationAsGraphQLCore(t *testing.T) {
 		{"s", `7`, `{"data":{"t":{"s":"7"}}}`},
 		{"s", `1e2`, `{"data":{"t":{"s":"100.0"}}}`},
 		{"s", `true`, `{"data":{"t":{"s":"true"}}}`},
+		{"s", `1e16`, `{"data":{"t":{"s":"1e+16"}}}`},
+		{"s", `1e15`, `{"data":{"t":{"s":"1000000000000000.0"}}}`},
+		{"s", `-1.5e16`, `{"data":{"t":{"s":"-1.5e+16"}}}`},
+		{"s", `0.0001`, `{"data":{"t":{"s":"0.0001"}}}`},
+		{"s", `0.00001`, `{"data":{"t":{"s":"1e-05"}}}`},
 		{"s", `{"a":{"b":{"c":1}},"d":{}}`, fmt.Sprintf(fieldErr, "s", "String cannot represent value: {'a': {'b': {...}}, 'd': {}}")},
 		{"s", `[1,[2,[3]]]`, fmt.Sprintf(fieldErr, "s", "String cannot represent value: [1, [2, [...]]]")},
 		{"e", `true`, fmt.Sprintf(fieldErr, "e", "Enum 'Status' cannot represent value: True")},
 		{"e", `[false,{"x":true}]`, fmt.Sprintf(fieldErr, "e", "Enum 'Status' cannot represent value: [False, {'x': True}]")},
+		{"e", `"a\u0001\u0085\u200b\udb40\udc01"`, fmt.Sprintf(fieldErr, "e", `Enum 'Status' cannot represent value: 'a\x01\x85\u200b\U000e0001'`)},
 		{"e", `"it's"`, fmt.Sprintf(fieldErr, "e", `Enum 'Status' cannot represent value: "it's"`)},
 		{"e", `"a'b\"c\\d"`, fmt.Sprintf(fieldErr, "e", `Enum 'Status' cannot represent value: 'a\'b"c\\d'`)},
 		{"e", `"` + strings.Repeat("x", 300) + `"`, fmt.Sprintf(fieldErr, "e", "Enum 'Status' cannot represent value: '"+
