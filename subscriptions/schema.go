@@ -89,11 +89,11 @@ func (sc *Schema) coerceVariables(c *compiler, given map[string]any) (map[string
 			fail("Variable '$" + d.Variable + "' of non-null type '" + d.Type.String() + "' must not be null.")
 		default:
 			cv := coercer{s: sc.s, name: d.Variable}
-			if x, good := cv.coerce(v, d.Type, nil); len(cv.errs) > 0 {
-				for _, m := range cv.errs {
-					fail(m)
-				}
-			} else if good {
+			x := cv.coerce(v, d.Type, nil)
+			for _, m := range cv.errs {
+				fail(m)
+			}
+			if len(cv.errs) == 0 {
 				out[d.Variable] = x
 			}
 		}
@@ -139,61 +139,55 @@ func (cv *coercer) fail(path []any, value any, msg string) {
 	cv.errs = append(cv.errs, m+"; "+msg)
 }
 
-func (cv *coercer) coerce(v any, t *ast.Type, path []any) (any, bool) {
+// coerce is v coerced to type t; the value is meaningful only when no
+// error was recorded (graphql-core returns Undefined then).
+func (cv *coercer) coerce(v any, t *ast.Type, path []any) any {
 	if t.NonNull {
 		if v == nil {
 			cv.fail(path, v, "Expected non-nullable type '"+t.String()+"' not to be None.")
-			return nil, false
+			return nil
 		}
 		inner := *t
 		inner.NonNull = false
 		return cv.coerce(v, &inner, path)
 	}
 	if v == nil {
-		return nil, true
+		return nil
 	}
 	if t.Elem != nil {
 		list, isList := v.([]any)
 		if !isList {
-			x, ok := cv.coerce(v, t.Elem, path)
-			return []any{x}, ok
+			return []any{cv.coerce(v, t.Elem, path)}
 		}
 		out := make([]any, len(list))
-		good := true
 		for i, e := range list {
-			var ok bool
-			out[i], ok = cv.coerce(e, t.Elem, append(slices.Clip(path), i))
-			good = good && ok
+			out[i] = cv.coerce(e, t.Elem, append(slices.Clip(path), i))
 		}
-		return out, good
+		return out
 	}
 	def := cv.s.Types[t.NamedType]
 	if def == nil {
-		return v, true // validation reports unknown types
+		return v // validation reports unknown types
 	}
 	switch def.Kind {
 	case ast.InputObject:
 		obj, isObj := v.(map[string]any)
 		if !isObj {
 			cv.fail(path, v, "Expected type '"+def.Name+"' to be a mapping.")
-			return nil, false
+			return nil
 		}
 		out := make(map[string]any, len(def.Fields))
-		good := true
 		for _, f := range def.Fields {
 			fv, present := obj[f.Name]
 			if !present {
-				switch {
-				case f.DefaultValue != nil:
-					out[f.Name], _ = valueFromAST(cv.s, f.DefaultValue, f.Type, nil)
-				case f.Type.NonNull:
+				if dv, ok := schemaDefault(cv.s, f.DefaultValue, f.Type); ok {
+					out[f.Name] = dv
+				} else if f.Type.NonNull {
 					cv.fail(path, v, "Field '"+f.Name+"' of required type '"+f.Type.String()+"' was not provided.")
-					good = false
 				}
 				continue
 			}
-			x, ok := cv.coerce(fv, f.Type, append(slices.Clip(path), f.Name))
-			out[f.Name], good = x, good && ok
+			out[f.Name] = cv.coerce(fv, f.Type, append(slices.Clip(path), f.Name))
 		}
 		keys := make([]string, 0, len(obj))
 		for k := range obj {
@@ -204,32 +198,31 @@ func (cv *coercer) coerce(v any, t *ast.Type, path []any) (any, bool) {
 			if def.Fields.ForName(k) == nil {
 				cv.fail(path, v, "Field '"+k+"' is not defined by type '"+def.Name+"'."+
 					didYouMean(suggestionList(k, fieldNames(def)), ""))
-				good = false
 			}
 		}
-		return out, good
+		return out
 	case ast.Enum:
 		s, isStr := v.(string)
 		if !isStr {
 			cv.fail(path, v, "Enum '"+def.Name+"' cannot represent non-string value: "+inspect(v)+"."+
 				enumSuggestions(def, inspect(v)))
-			return nil, false
+			return nil
 		}
 		if def.EnumValues.ForName(s) == nil {
 			cv.fail(path, v, "Value '"+s+"' does not exist in '"+def.Name+"' enum."+enumSuggestions(def, s))
-			return nil, false
+			return nil
 		}
-		return s, true
+		return s
 	case ast.Scalar:
 		x, msg := parseScalar(def.Name, v)
 		if msg != "" {
 			cv.fail(path, v, msg)
-			return nil, false
+			return nil
 		}
-		return x, true
+		return x
 	}
 	cv.fail(path, v, "Expected type '"+def.Name+"'.")
-	return nil, false
+	return nil
 }
 
 // parseScalar is graphql-core's parse_value of the built-in scalars;

@@ -27,10 +27,9 @@ func argumentValues(s *ast.Schema, def *ast.FieldDefinition, f *ast.Field, vars 
 	for _, a := range def.Arguments {
 		node := f.Arguments.ForName(a.Name)
 		if node == nil {
-			switch {
-			case a.DefaultValue != nil:
-				out[a.Name], _ = valueFromAST(s, a.DefaultValue, a.Type, nil)
-			case a.Type.NonNull:
+			if dv, ok := schemaDefault(s, a.DefaultValue, a.Type); ok {
+				out[a.Name] = dv
+			} else if a.Type.NonNull {
 				return nil, execErrorAt("Argument '"+a.Name+"' of required type '"+a.Type.String()+"' was not provided.", f.Position)
 			}
 			continue
@@ -40,10 +39,9 @@ func argumentValues(s *ast.Schema, def *ast.FieldDefinition, f *ast.Field, vars 
 		if v.Kind == ast.Variable {
 			given, ok := vars[v.Raw]
 			if !ok {
-				switch {
-				case a.DefaultValue != nil:
-					out[a.Name], _ = valueFromAST(s, a.DefaultValue, a.Type, nil)
-				case a.Type.NonNull:
+				if dv, fits := schemaDefault(s, a.DefaultValue, a.Type); fits {
+					out[a.Name] = dv
+				} else if a.Type.NonNull {
 					return nil, execErrorAt("Argument '"+a.Name+"' of required type '"+a.Type.String()+
 						"' was provided the variable '$"+v.Raw+"' which was not provided a runtime value.", v.Position)
 				}
@@ -125,10 +123,9 @@ func valueFromAST(s *ast.Schema, v *ast.Value, t *ast.Type, vars map[string]any)
 		for _, f := range def.Fields {
 			node := v.Children.ForName(f.Name)
 			if node == nil || missingVariable(node, vars) {
-				switch {
-				case f.DefaultValue != nil:
-					out[f.Name], _ = valueFromAST(s, f.DefaultValue, f.Type, nil)
-				case f.Type.NonNull:
+				if dv, ok := schemaDefault(s, f.DefaultValue, f.Type); ok {
+					out[f.Name] = dv
+				} else if f.Type.NonNull {
 					return nil, false
 				}
 				continue
@@ -147,6 +144,14 @@ func valueFromAST(s *ast.Schema, v *ast.Value, t *ast.Type, vars map[string]any)
 		return v.Raw, true
 	}
 	return scalarLiteral(def.Name, v, vars)
+}
+
+// schemaDefault is the default value v of an argument or input field of
+// type t, coerced by it; ok is false without one. A default that does not
+// fit its type is no default, as graphql-core's build_schema keeps it
+// (Undefined): the schema's loader does not check defaults.
+func schemaDefault(s *ast.Schema, v *ast.Value, t *ast.Type) (any, bool) {
+	return valueFromAST(s, v, t, nil)
 }
 
 // missingVariable is graphql-core's is_missing_variable.

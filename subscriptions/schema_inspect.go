@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
-	"unicode/utf8"
 
 	json "github.com/goccy/go-json"
 	"github.com/valyala/fastjson"
@@ -188,7 +187,7 @@ func pyRepr(s string) string {
 			b.WriteString(`\r`)
 		case r == '\t':
 			b.WriteString(`\t`)
-		case r == utf8.RuneError || r == ' ' || unicode.IsPrint(r):
+		case unicode.IsPrint(r): // the ASCII space and U+FFFD too
 			b.WriteRune(r)
 		case r < 0x100:
 			b.WriteString(`\x`)

@@ -32,6 +32,17 @@ func mustSchema(t testing.TB, sdl string) *Schema {
 	return s
 }
 
+// mustVars decodes variables as a request's JSON gives them (numbers kept
+// as their text).
+func mustVars(t testing.TB, s string) map[string]any {
+	t.Helper()
+	v, err := decodeJSON([]byte(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.(map[string]any)
+}
+
 func TestParseSchemaErrors(t *testing.T) {
 	for sdl, want := range map[string]string{
 		"type Query { a: Int }":         "the schema has no subscription type",
@@ -176,6 +187,19 @@ func TestSchemaFragmentSpreadsAsGraphQLCore(t *testing.T) {
 			t.Errorf("%s: error %v, want refused %v", q, err, refused)
 		}
 	}
+	// An unknown parent or fragment type, or a fragment on a leaf type, is
+	// reported by its own rule alone.
+	for q, want := range map[string]string{
+		`subscription { obj { nope { ... on Obj { a } } } }`: `at line 1, column 22: Cannot query field "nope" on type "Obj".`,
+		`subscription { obj { ... on Nope { a } } }`:         `at line 1, column 26: Unknown type "Nope".`,
+		`subscription { obj { ... on Int { a } } }`: `at line 1, column 26: Fragment cannot condition on non composite type "Int".;` +
+			` at line 1, column 35: Cannot query field "a" on type "Int".`,
+	} {
+		_, err := CompileWithSchema(q, "", nil, Limits{}.withDefaults(), s)
+		if want = "GraphQL validation error " + want; err == nil || err.Error() != want {
+			t.Errorf("%s: error %v, want %q", q, err, want)
+		}
+	}
 }
 
 func TestSchemaShapesAsGraphQLCore(t *testing.T) {
@@ -262,6 +286,7 @@ func TestSuggestionsAsGraphQLCore(t *testing.T) {
 		{"nope", []string{"name", "n", "none", "node"}, ` Did you mean the enum value 'node', 'none', or 'name'?`},
 		{"True", []string{"TRUE", "true", "Tru"}, ` Did you mean the enum value 'TRUE', 'Tru', or 'true'?`},
 		{"a1", []string{"a10", "a2", "a1b", "b1"}, ` Did you mean the enum value 'a1b', 'a2', 'a10', or 'b1'?`},
+		{"a1", []string{"a10", "a9"}, ` Did you mean the enum value 'a9' or 'a10'?`},
 		{"zzz", []string{"RED"}, ``},
 	} {
 		if got := didYouMean(suggestionList(tt.input, tt.options), "the enum value"); got != tt.want {
@@ -287,6 +312,263 @@ func TestSchemaIntLiteralRange(t *testing.T) {
 		_, err := CompileWithSchema(q, "", nil, Limits{}.withDefaults(), s)
 		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
 			t.Errorf("%s: error %v, want %q", q, err, want)
+		}
+	}
+}
+
+// A default in the SDL that does not fit its type is no default, as
+// graphql-core's build_schema keeps it (Undefined): the argument or input
+// field is absent, and a required one is reported missing. The loader
+// does not check defaults, so a schema may carry such a one.
+func TestSchemaDefaultsThatDoNotFitAreNoDefaults(t *testing.T) {
+	s := mustSchema(t, `
+input W { n: Int = "5" m: Int }
+input R { n: Int! = 2147483648 }
+type Query { ok: Boolean }
+type T { a: Int }
+enum E { paid lost }
+type Subscription { t(n: Int = 3000000000, k: Int = "5", e: E = "paid", f: E = gone, i: ID = 1.5, w: W): T  r(n: Int! = 1.5): T  u(r: R): T }`)
+	// The root field's arguments filter events by the fields they name:
+	// none but w here, which holds {m: 1} alone.
+	for _, q := range []string{`subscription { t(w: {m: 1}) { a } }`, `subscription($w: W) { t(w: $w) { a } }`} {
+		p, err := CompileWithSchema(q, "", map[string]any{"w": map[string]any{"m": json.Number("1")}}, Limits{}.withDefaults(), s)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		if ev := mustEvent(t, "evt", "t", `{"n":5,"k":7,"e":"lost","f":"lost","i":"x","w":{"m":1},"a":1}`); !p.Match(ev) {
+			t.Errorf("%s: the arguments without a fitting default filter the event", q)
+		}
+	}
+	// graphql-core's validation refuses the literal cases first, in its own
+	// words; these are its subscribe()'s, which the engine gives.
+	for q, want := range map[string]string{
+		`subscription { r { a } }`: "GraphQL error at line 1, column 16: Argument 'n' of required type 'Int!' was not provided.",
+		`subscription($r: R) { u(r: $r) { a } }`: "GraphQL error at line 1, column 14: Variable '$r' got invalid value {}; " +
+			"Field 'n' of required type 'Int!' was not provided.",
+		`subscription { u(r: {}) { a } }`: "GraphQL error at line 1, column 21: Argument 'r' has invalid value {}.",
+	} {
+		_, err := CompileWithSchema(q, "", map[string]any{"r": map[string]any{}}, Limits{}.withDefaults(), s)
+		if err == nil || err.Error() != want {
+			t.Errorf("%s: error %v, want %q", q, err, want)
+		}
+	}
+}
+
+// The root field's Int arguments take every 32-bit value, the bounds
+// included, and filter events by it.
+func TestSchemaIntArgumentBounds(t *testing.T) {
+	s := mustSchema(t, `type Query { ok: Boolean } type T { a: Int } type Subscription { t(n: Int): T }`)
+	for _, n := range []string{"2147483647", "-2147483648", "0"} {
+		p, err := CompileWithSchema(`subscription { t(n: `+n+`) { a } }`, "", nil, Limits{}.withDefaults(), s)
+		if err != nil {
+			t.Fatalf("n: %s: %v", n, err)
+		}
+		if !p.Match(mustEvent(t, "evt", "t", `{"n":`+n+`}`)) || p.Match(mustEvent(t, "evt", "t", `{"n":1}`)) {
+			t.Errorf("n: %s does not filter by its value", n)
+		}
+	}
+}
+
+// Values a String or an enum field cannot take are field errors that show
+// the value as graphql-core's inspect() does (nested values cut at its
+// depth limit); numbers and booleans are written as str() of them.
+func TestSchemaLeafSerializationAsGraphQLCore(t *testing.T) {
+	s := mustSchema(t, `enum Status { active paid } type Query { ok: Boolean } type T { s: String e: Status i: Int } type Subscription { t: T }`)
+	const fieldErr = `{"data":{"t":{"%s":null}},"errors":[{"message":%q,"locations":[{"line":1,"column":20}],"path":["t","%[1]s"]}]}`
+	for _, tt := range []struct{ field, value, want string }{
+		{"s", `1.5`, `{"data":{"t":{"s":"1.5"}}}`},
+		{"s", `7`, `{"data":{"t":{"s":"7"}}}`},
+		{"s", `1e2`, `{"data":{"t":{"s":"100.0"}}}`},
+		{"s", `true`, `{"data":{"t":{"s":"true"}}}`},
+		{"s", `1e16`, `{"data":{"t":{"s":"1e+16"}}}`},
+		{"s", `1e15`, `{"data":{"t":{"s":"1000000000000000.0"}}}`},
+		{"s", `-1.5e16`, `{"data":{"t":{"s":"-1.5e+16"}}}`},
+		{"s", `0.0001`, `{"data":{"t":{"s":"0.0001"}}}`},
+		{"s", `0.00001`, `{"data":{"t":{"s":"1e-05"}}}`},
+		{"s", `{"a":{"b":{"c":1}},"d":{}}`, fmt.Sprintf(fieldErr, "s", "String cannot represent value: {'a': {'b': {...}}, 'd': {}}")},
+		{"s", `[1,[2,[3]]]`, fmt.Sprintf(fieldErr, "s", "String cannot represent value: [1, [2, [...]]]")},
+		{"e", `true`, fmt.Sprintf(fieldErr, "e", "Enum 'Status' cannot represent value: True")},
+		{"e", `[false,{"x":true}]`, fmt.Sprintf(fieldErr, "e", "Enum 'Status' cannot represent value: [False, {'x': True}]")},
+		{"e", `"a\u0001\u0085\u200b\udb40\udc01"`, fmt.Sprintf(fieldErr, "e", `Enum 'Status' cannot represent value: 'a\x01\x85\u200b\U000e0001'`)},
+		{"e", `"it's"`, fmt.Sprintf(fieldErr, "e", `Enum 'Status' cannot represent value: "it's"`)},
+		{"e", `"a'b\"c\\d"`, fmt.Sprintf(fieldErr, "e", `Enum 'Status' cannot represent value: 'a\'b"c\\d'`)},
+		{"e", `"` + strings.Repeat("x", 300) + `"`, fmt.Sprintf(fieldErr, "e", "Enum 'Status' cannot represent value: '"+
+			strings.Repeat("x", 117)+"..."+strings.Repeat("x", 118)+"'")},
+		{"e", `[0,1,2,3,4,5,6,7,8,9,10,11]`, fmt.Sprintf(fieldErr, "e", "Enum 'Status' cannot represent value: [0, 1, 2, 3, 4, ..., 8, 9, 10, 11]")},
+		{"e", `{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10}`, fmt.Sprintf(fieldErr, "e",
+			"Enum 'Status' cannot represent value: {'k0': 0, 'k1': 1, 'k2': 2, 'k3': 3, 'k4': 4, ..., 'k7': 7, 'k8': 8, 'k9': 9, 'k10': 10}")},
+		{"i", `2147483648`, fmt.Sprintf(fieldErr, "i", "Int cannot represent non 32-bit signed integer value: 2147483648")},
+		{"i", `-2147483649`, fmt.Sprintf(fieldErr, "i", "Int cannot represent non 32-bit signed integer value: -2147483649")},
+		{"i", `-2147483648`, `{"data":{"t":{"i":-2147483648}}}`},
+		{"i", `-0`, `{"data":{"t":{"i":0}}}`},
+		{"i", `"1_2"`, `{"data":{"t":{"i":12}}}`},
+		{"i", `" -5 "`, `{"data":{"t":{"i":-5}}}`},
+		{"i", `"+5"`, `{"data":{"t":{"i":5}}}`},
+		{"i", `"+-5"`, fmt.Sprintf(fieldErr, "i", "Int cannot represent non-integer value: '+-5'")},
+		{"i", `"1__2"`, fmt.Sprintf(fieldErr, "i", "Int cannot represent non-integer value: '1__2'")},
+		{"i", `"_1"`, fmt.Sprintf(fieldErr, "i", "Int cannot represent non-integer value: '_1'")},
+		{"i", `"1_"`, fmt.Sprintf(fieldErr, "i", "Int cannot represent non-integer value: '1_'")},
+	} {
+		p, err := CompileWithSchema(`subscription { t { `+tt.field+` } }`, "", nil, Limits{}.withDefaults(), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(p.AppendPayload(nil, mustEvent(t, "evt", "t", `{"`+tt.field+`":`+tt.value+`}`))); got != tt.want {
+			t.Errorf("%s %s:\ngot  %s\nwant %s", tt.field, tt.value, got, tt.want)
+		}
+	}
+}
+
+// Every validation problem is reported once, first in the document first:
+// two at one place, the same one at two places, but not gqlparser's
+// repeats of one overlapping-fields conflict.
+func TestSchemaValidationErrorsListedOnce(t *testing.T) {
+	s := mustSchema(t, shapesSDL)
+	const conflict = `Fields "o" conflict because subfields "a" conflict because they have differing arguments.` +
+		` Use different aliases on the fields to fetch both if this was intentional.`
+	for q, want := range map[string]string{
+		`subscription { obj { z { a } } }`: `GraphQL validation error at line 1, column 22: Field "z" argument "n" of type "Int!" is required, but it was not provided.;` +
+			` at line 1, column 22: Field "z" must not have a selection since type "Int" has no subfields.;` +
+			` at line 1, column 26: Cannot query field "a" on type "Int".`,
+		`subscription { obj { nmae ... on Obj { nmae } } }`: `GraphQL validation error at line 1, column 22: Cannot query field "nmae" on type "Obj".;` +
+			` at line 1, column 40: Cannot query field "nmae" on type "Obj".`,
+		`subscription { holder { o { a: x(n: 1) } o { a: x(n: 2) } o { a: x(n: 3) } } }`: `GraphQL validation error at line 1, column 42: ` + conflict +
+			`; at line 1, column 59: ` + conflict,
+	} {
+		_, err := CompileWithSchema(q, "", nil, Limits{}.withDefaults(), s)
+		var de *DocumentError
+		if !errors.As(err, &de) || err.Error() != want || len(de.Errors) != strings.Count(want, "; at line")+1 {
+			t.Errorf("%s:\ngot  %v\nwant %s", q, err, want)
+		}
+	}
+}
+
+const argsSDL = `
+input R { lo: Int! note: String }
+input IDFilter { in: [ID] }
+input Where { id: IDFilter }
+type Query { ok: Boolean }
+type T { a: Int y(r: R): Int w(rs: [R]): Int }
+enum E { paid lost }
+type Subscription { t(n: Int, s: String, f: Float, b: Boolean, e: E, where: Where): T  r(n: Int!): T }
+`
+
+// A field argument that cannot be coerced once the variables are known is
+// a field error showing the argument as graphql-core's print_ast writes it,
+// a single value where a list is expected included.
+func TestSchemaFieldArgumentErrorsAsGraphQLCore(t *testing.T) {
+	s := mustSchema(t, argsSDL)
+	for _, tt := range []struct {
+		arg, want string
+		col       int
+	}{
+		{`y(r: {lo: $n, note: "a\r\"b\\\t\b\f\u0001\u0085é"})`, `Argument 'r' has invalid value {lo: $n, note: "a\r\"b\\\t\b\f\u0001\u0085é"}.`, 38},
+		{`y(r: {lo: $n, note: """x\"""y"""})`, `Argument 'r' has invalid value {lo: $n, note: """x\"""y"""}.`, 38},
+		{`w(rs: {lo: $n})`, `Argument 'rs' has invalid value {lo: $n}.`, 39},
+		{`w(rs: [{lo: 1}, {lo: $n}])`, `Argument 'rs' has invalid value [{lo: 1}, {lo: $n}].`, 39},
+	} {
+		q := `subscription($n: Int = 3) { t { ` + tt.arg + ` } }`
+		p, err := CompileWithSchema(q, "", map[string]any{"n": nil}, Limits{}.withDefaults(), s)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		var got struct {
+			Errors []GraphQLError `json:"errors"`
+		}
+		if err := json.Unmarshal(p.AppendPayload(nil, mustEvent(t, "evt", "t", `{"y":1,"w":1}`)), &got); err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Errors) != 1 || got.Errors[0].Message != tt.want || got.Errors[0].Locations[0] != (Location{1, tt.col}) {
+			t.Errorf("%s: errors %+v, want %q at column %d", q, got.Errors, tt.want, tt.col)
+		}
+	}
+	// Those that can be coerced are no error.
+	p, err := CompileWithSchema(`subscription { t { w(rs: [{lo: 1, note: null}]) y(r: {lo: 2}) } }`, "", nil, Limits{}.withDefaults(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(p.AppendPayload(nil, mustEvent(t, "evt", "t", `{"y":1,"w":2}`))); got != `{"data":{"t":{"w":2,"y":1}}}` {
+		t.Errorf("got %s", got)
+	}
+}
+
+// The root field's arguments, literal or variables, filter events by the
+// coerced values: a String, null, a non-null argument, a list of IDs.
+func TestSchemaRootArgumentsFilter(t *testing.T) {
+	s := mustSchema(t, argsSDL)
+	for _, tt := range []struct {
+		q, vars, pass, fail string
+	}{
+		{`subscription { t(s: "x") { a } }`, `{}`, `{"s":"x"}`, `{"s":"y"}`},
+		{`subscription { t(n: null) { a } }`, `{}`, `{"a":1}`, `{"n":1}`},
+		{`subscription { r(n: 5) { a } }`, `{}`, `{"n":5}`, `{"n":6}`},
+		{`subscription { t(b: true) { a } }`, `{}`, `{"b":true}`, `{"b":false}`},
+		{`subscription { t(e: paid) { a } }`, `{}`, `{"e":"paid"}`, `{"e":"lost"}`},
+		{`subscription($n: Int) { t(n: $n) { a } }`, `{"n":2147483647}`, `{"n":2147483647}`, `{"n":1}`},
+		{`subscription($n: Int) { t(n: $n) { a } }`, `{"n":-2147483648}`, `{"n":-2147483648}`, `{"n":1}`},
+		{`subscription($ids: [ID]) { t(where: {id: {in: $ids}}) { a } }`, `{"ids":[1,"a"]}`, `{"id":"1"}`, `{"id":"2"}`},
+	} {
+		p, err := CompileWithSchema(tt.q, "", mustVars(t, tt.vars), Limits{}.withDefaults(), s)
+		if err != nil {
+			t.Fatalf("%s %s: %v", tt.q, tt.vars, err)
+		}
+		if !p.Match(mustEvent(t, "evt", "t", tt.pass)) || p.Match(mustEvent(t, "evt", "t", tt.fail)) {
+			t.Errorf("%s %s: does not pass %s and only it", tt.q, tt.vars, tt.pass)
+		}
+	}
+}
+
+// A variable that does not fit its scalar type refuses the document with
+// graphql-core's message.
+func TestSchemaScalarVariableErrors(t *testing.T) {
+	s := mustSchema(t, argsSDL)
+	for _, tt := range []struct {
+		vars map[string]any
+		want string
+	}{
+		{mustVars(t, `{"n":"x"}`), "Variable '$n' got invalid value 'x'; Int cannot represent non-integer value: 'x'"},
+		{mustVars(t, `{"n":2147483648}`), "Variable '$n' got invalid value 2147483648; Int cannot represent non 32-bit signed integer value: 2147483648"},
+		{mustVars(t, `{"n":-2147483649}`), "Variable '$n' got invalid value -2147483649; Int cannot represent non 32-bit signed integer value: -2147483649"},
+		{mustVars(t, `{"f":"x"}`), "Variable '$f' got invalid value 'x'; Float cannot represent non numeric value: 'x'"},
+		// What JSON decoding refuses, a caller of the Go API may pass.
+		{map[string]any{"f": json.Number("1e400")}, "Variable '$f' got invalid value inf; Float cannot represent non numeric value: inf"},
+		{mustVars(t, `{"s":5}`), "Variable '$s' got invalid value 5; String cannot represent a non string value: 5"},
+	} {
+		name := sortedKeys(tt.vars)[0]
+		q := `subscription($` + name + `: ` + map[string]string{"n": "Int", "f": "Float", "s": "String"}[name] + `) { t(` + name + `: $` + name + `) { a } }`
+		_, err := CompileWithSchema(q, "", tt.vars, Limits{}.withDefaults(), s)
+		if want := "GraphQL error at line 1, column 14: " + tt.want; err == nil || err.Error() != want {
+			t.Errorf("%v: error %v, want %q", tt.vars, err, want)
+		}
+	}
+}
+
+// A value of an interface names its object type in __typename, which must
+// be one of the interface's; fragments apply by type, @skip and @include
+// as they say.
+func TestSchemaAbstractTypesAsGraphQLCore(t *testing.T) {
+	s := mustSchema(t, `interface Node { id: ID } type User implements Node { id: ID name: String } type Other { id: ID }
+type Query { ok: Boolean } type Subscription { node: Node }`)
+	const q = `subscription { node { ...N ... on User { name } ... on User @skip(if: true) { skipped: name } ... @include(if: false) { id2: id } } }
+fragment N on Node { id }`
+	fieldErr := func(msg string) string {
+		return `{"data":{"node":null},"errors":[{"message":"` + msg + `","locations":[{"line":1,"column":16}],"path":["node"]}]}`
+	}
+	unresolved := fieldErr("Abstract type 'Node' must resolve to an Object type at runtime for field 'Subscription.node'." +
+		" Either the 'Node' type should provide a 'resolve_type' function or each possible type should provide an 'is_type_of' function.")
+	for data, want := range map[string]string{
+		`{"__typename":"User","id":7,"name":"Ann"}`: `{"data":{"node":{"id":"7","name":"Ann"}}}`,
+		`{"id":7}`:                unresolved,
+		`{"__typename":5,"id":7}`: unresolved,
+		`{"__typename":"Nope"}`:   fieldErr("Abstract type 'Node' was resolved to a type 'Nope' that does not exist inside the schema."),
+		`{"__typename":"Other"}`:  fieldErr("Runtime Object type 'Other' is not a possible type for 'Node'."),
+	} {
+		p, err := CompileWithSchema(q, "", nil, Limits{}.withDefaults(), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(p.AppendPayload(nil, mustEvent(t, "evt", "node", data))); got != want {
+			t.Errorf("%s:\ngot  %s\nwant %s", data, got, want)
 		}
 	}
 }
