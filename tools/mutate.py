@@ -36,7 +36,9 @@ in a test binary built with coverage, and each must pass; a line in no coverage 
 (a constant) runs them all. --no-select runs the whole package instead, and takes the
 uncovered lines from its coverage. A Python mutant runs only the tests that run its line
 too: the baseline runs the area's pytest subset once with coverage.py's per-test contexts
-(pytest-cov's --cov-context=test) and each test's seconds; a line run when the module is
+(pytest-cov's --cov-context=test) and each test's seconds; its line gets the tests that ran
+any line of its function's body (coverage can lose a coroutine's lines after an exception
+was thrown through its await); a line run when the module is
 imported (module and class level, decorators, defaults) or outside any test (collection)
 runs the whole subset; each distinct group of tests the mutants will run must pass
 unmutated. --no-select runs the whole subset, and takes the uncovered lines from that run.
@@ -795,24 +797,28 @@ class Selection:
     def from_contexts(cls, seconds: dict[str, float], contexts: dict[str, dict[int, set[str]]],
                       texts: dict[str, str]) -> "Selection":
         """From coverage.py's contexts of each line run (pytest-cov's `nodeid|phase`, "" outside
-        any test) by path, and each file's text. The lines of one statement share their tests
-        (a multi-line statement's events name any of its lines)."""
-        from coverage.parser import PythonParser
+        any test) by path, and each file's text. A line in a function's body gets the tests that
+        ran any line of that body: coverage loses the lines of a coroutine resumed by an
+        exception thrown through it (an awaited call that raised and was caught below: seen in
+        the SSE transport), while the body's first lines, run before the await, are kept."""
         ran: dict[str, dict[int, set[str]]] = {}
         in_block: dict[str, set[int]] = {}
         for rel, text in texts.items():
-            parser = PythonParser(text=text)
-            parser.parse_source()
-            by_statement: dict[int, set[str]] = {}
-            for line, ctxs in contexts.get(rel, {}).items():
-                by_statement.setdefault(parser.first_line(line), set()).update(ctxs)
-            at_import = import_time_lines(text)
+            by_line = contexts.get(rel, {})
+            at_import, bodies = import_time_lines(text), function_bodies(text)
+            tests_of_body: dict[tuple[int, int], Optional[set[str]]] = {}
             for line in range(1, text.count("\n") + 2):
-                ctxs = by_statement.get(parser.first_line(line), set())
-                if line in at_import or "" in ctxs:
+                body = innermost_body(bodies, line)
+                if line in at_import or body is None:
                     continue  # its effect reaches every test
+                if body not in tests_of_body:
+                    ctxs = set().union(*(by_line.get(n, set()) for n in range(body[0], body[1] + 1)))
+                    # A body run at collection (called on import) reaches every test too.
+                    tests_of_body[body] = None if "" in ctxs else {node_id_of_context(c) for c in ctxs}
+                tests = tests_of_body[body]
+                if tests is None:
+                    continue
                 in_block.setdefault(rel, set()).add(line)
-                tests = {node_id_of_context(c) for c in ctxs}
                 if tests:
                     ran.setdefault(rel, {})[line] = tests
         return cls(seconds, ran, in_block)
@@ -900,6 +906,18 @@ def import_time_lines(text: str) -> set[int]:
 
     visit(ast.parse(text))
     return lines
+
+
+def function_bodies(text: str) -> list[tuple[int, int]]:
+    """The first and last lines of every function's body (def and async def, nested ones too)."""
+    return [(n.body[0].lineno, n.end_lineno or n.body[0].lineno) for n in ast.walk(ast.parse(text))
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
+
+def innermost_body(bodies: list[tuple[int, int]], line: int) -> Optional[tuple[int, int]]:
+    """The innermost of bodies holding line (the one starting last), or None."""
+    holding = [b for b in bodies if b[0] <= line <= b[1]]
+    return max(holding) if holding else None
 
 
 def read_contexts(data_file: str, files: dict[str, str]) -> dict[str, dict[int, set[str]]]:

@@ -27,6 +27,8 @@ GO_AREAS = ["go-nothing", "go-good", "go-shapes"]
 PY_AREAS = ["py-nothing", "py-good", "py-hang", "py-shapes"]
 SHAPES = "go/shapes.go"  # the selection cases
 PY_SHAPES = "py/src/plantedpkg/shapes.py"
+PY_UNITS = "py/src/plantedpkg/units.py"  # first imported inside a test
+PY_WAITS = "py/src/plantedpkg/waits.py"  # a line coverage does not see run
 
 
 def run_driver(out, *args):
@@ -107,15 +109,25 @@ def test_python_mutant_runs_only_the_tests_that_run_its_line(records):
     runs, text = records
     area = ["test_shapes.py::test_area[2 by 3]", "test_shapes.py::test_area[[0, 0]]"]
     perimeter = ["test_shapes.py::test_perimeter"]
-    got = {(k[1], k[2]): (m["status"], [t.rsplit("/", 1)[-1] for t in m["tests"]])
+    every = area + perimeter + ["test_shapes.py::test_sides", "test_shapes.py::test_scaled",
+                                "test_shapes.py::test_doubled_after_refusal"]
+    got = {(k[0], k[1], k[2]): (m["status"], [t.rsplit("/", 1)[-1] for t in m["tests"]])
            for k, m in runs["py-shapes"].items()}
-    assert got == {
+    assert {k[1:]: v for k, v in got.items() if k[0] == PY_SHAPES} == {
         (9, "-"): ("killed", area + perimeter),  # side: run by both
         (13, "/"): ("killed", area),
         (17, "/"): ("killed", perimeter),
         (18, "-"): ("killed", perimeter),  # the second line of perimeter's statement
         (22, "!="): ("uncovered", []),
-        (5, "-"): ("killed", area + perimeter + ["test_shapes.py::test_sides"]),  # run on import: every test
+        (5, "-"): ("killed", every),  # run on import, at collection: every test
+    }
+    assert {k[1:]: v for k, v in got.items() if k[0] == PY_UNITS} == {
+        (5, "+"): ("killed", every),  # run on import, inside test_scaled: every test still
+        (9, "/"): ("killed", ["test_shapes.py::test_scaled"]),
+    }
+    # Its line is missing from the coverage of the test that runs it: the function's first is not.
+    assert {k[1:]: v for k, v in got.items() if k[0] == PY_WAITS} == {
+        (21, "-"): ("killed", ["test_shapes.py::test_doubled_after_refusal"]),
     }
     # The test that failed is one that ran (the node ids, spaces and brackets kept, reached pytest).
     detail = {line: runs["py-shapes"][(PY_SHAPES, line, new)]["detail"]
@@ -123,7 +135,7 @@ def test_python_mutant_runs_only_the_tests_that_run_its_line(records):
     assert detail[13].startswith("FAILED test_shapes.py::test_area[2 by 3] - ")
     assert detail[17].startswith("FAILED test_shapes.py::test_perimeter - ")
     assert detail[5].startswith("FAILED test_shapes.py::test_sides - ")
-    assert "py-shapes: score 83.3% (5 killed of 6: lived 0, uncovered 1)" in text
+    assert "py-shapes: score 88.9% (8 killed of 9: lived 0, uncovered 1)" in text
 
 
 def test_fates_without_selection_are_the_same(records, unselected):

@@ -14,3 +14,17 @@ def test_perimeter():
 
 def test_sides():
     assert SIDES == 4
+
+
+def test_scaled():
+    from plantedpkg.units import scaled  # the module's first import, inside this test
+
+    assert scaled(3) == 6
+
+
+def test_doubled_after_refusal():
+    import asyncio
+
+    from plantedpkg.waits import doubled_after_refusal
+
+    assert asyncio.run(doubled_after_refusal(2)) == ("refused", 4)
