@@ -633,7 +633,7 @@ class Area:
               f"({total:.1f}s of test time, slowest {slowest} {self.selection.seconds.get(slowest, 0):.1f}s); "
               f"the {len(groups)} groups of tests the mutants run besides the whole subset pass in "
               f"{time.monotonic() - group_start:.1f}s ({time.monotonic() - start:.1f}s in all); "
-              f"a mutant runs the tests of its line, limit {self.args.timeout_factor:g} times theirs, "
+              f"a mutant runs the tests of its function, limit {self.args.timeout_factor:g} times theirs, "
               f"at least {self.args.min_timeout:.0f}s", flush=True)
 
     def py_env(self, tree: str) -> dict[str, str]:
@@ -1111,15 +1111,14 @@ def main(argv: Optional[list[str]] = None) -> int:
                 list(pool.map(one, ms))
         if args.list:
             return 0
-        per_mutant = ("those that run its line (per-test coverage)" if args.select
-                      else "the whole package or pytest subset (--no-select)")
+        per_mutant = ("those that run the mutated line (Go) or function (Python), from per-test coverage"
+                      if args.select else "the whole package or pytest subset (--no-select)")
         header = (f"mutation report: areas {', '.join(names)}; jobs {args.jobs}; "
                   f"sample {args.limit or 'all'} per area (seed {args.seed})"
                   + (f"; files {', '.join(args.file)}" if args.file else "")
                   + (f"; mutants {', '.join(args.mutant)}" if args.mutant else "")
                   + (f"; go test -run {args.go_run}" if args.go_run else "")
-                  + (f"; tests per mutant (Go, Python): {per_mutant}" if any(a.kind in ("go", "py") for a in areas)
-                     else "")
+                  + (f"; tests per mutant: {per_mutant}" if any(a.kind in ("go", "py") for a in areas) else "")
                   + (f"; equivalence file {os.path.relpath(eq_file, args.root)}" if eq_file else ""))
         # Stale: an entry of a file whose every mutant was enumerated, matching none of them
         # (or several, ambiguous).

@@ -100,7 +100,7 @@ def test_go_mutant_runs_only_the_tests_that_run_its_line(records):
     assert runs["go-shapes"][(SHAPES, 18, "/")]["detail"].startswith("--- FAIL: TestArea ")
     assert runs["go-shapes"][(SHAPES, 23, "/")]["detail"].startswith("--- FAIL: TestPerimeter ")
     assert runs["go-shapes"][(SHAPES, 10, "-")]["detail"].startswith("--- FAIL: TestSides ")
-    assert "tests per mutant (Go, Python): those that run its line (per-test coverage)" in text
+    assert "tests per mutant: those that run the mutated line (Go) or function (Python), from per-test coverage" in text
     # An uncovered mutant is a survivor: in the score, as a lived one is.
     assert "go-shapes: score 83.3% (5 killed of 6: lived 0, uncovered 1)" in text
 
@@ -144,7 +144,7 @@ def test_fates_without_selection_are_the_same(records, unselected):
     for area in GO_AREAS + PY_AREAS:
         assert {k: m["status"] for k, m in whole[area].items()} == {k: m["status"] for k, m in runs[area].items()}
         assert all(m["tests"] == [] for m in whole[area].values())
-    assert "tests per mutant (Go, Python): the whole package or pytest subset (--no-select)" in text
+    assert "tests per mutant: the whole package or pytest subset (--no-select)" in text
 
 
 def test_selected_tests_become_an_anchored_run_pattern():
