@@ -132,8 +132,9 @@ fuzz:
 # tests that need servers), buses (miniredis and internal/pgtest PostgreSQL), native
 # (pyapi's Go and C, rebuilt with gopy per mutant, through their pytest subset), python
 # (the asgi, aio, shared core, WebSocket and SSE transport modules). A Go mutant runs only
-# the tests that run its line (each test's coverage alone, from the baseline; --no-select
-# runs them all). Mutants no test can kill are listed, with the reason, in
+# the tests that run its line (each test's coverage alone, from the baseline), a Python one
+# those that ran its function's body (coverage.py's per-test contexts); --no-select runs
+# them all. Mutants no test can kill are listed, with the reason, in
 # tools/mutate_equivalent.txt: reported apart, outside the score. Narrow it with MUTATE_ARGS, e.g.
 #   make mutate MUTATE_ARGS="--area engine --file limits.go --limit 20"
 #   make mutate MUTATE_ARGS="--area engine --mutant queue.go:43"   # the mutants of one site

@@ -22,7 +22,7 @@ from an exit status alone:
   crashed     the test process died without a test reporting it (a Go runtime "fatal
               error", a "Fatal Python error" such as a segfault in C): beside the score
   error       the run ended in a way none of the above explains (its tail is kept)
-  uncovered   Go only: no test runs the mutated line (the unmutated tests' coverage)
+  uncovered   no test runs the mutated line (the unmutated tests' coverage)
   equivalent  lived, and listed in the equivalence file (default
               tools/mutate_equivalent.txt) with the reason no test can kill it:
               reported apart with its reason, outside the score. A listed
@@ -34,7 +34,15 @@ score = killed / (killed + lived + uncovered), per area. A Go mutant runs only t
 its line: the baseline runs each top-level test (Test*, Fuzz* seeds, Example*) alone
 in a test binary built with coverage, and each must pass; a line in no coverage block
 (a constant) runs them all. --no-select runs the whole package instead, and takes the
-uncovered lines from its coverage. Go mutants build through `go test -overlay` (the
+uncovered lines from its coverage. A Python mutant runs only the tests that run its line
+too: the baseline runs the area's pytest subset once with coverage.py's per-test contexts
+(pytest-cov's --cov-context=test) and each test's seconds; its line gets the tests that ran
+any line of its function's body (coverage can lose a coroutine's lines after an exception
+was thrown through its await); a line run when the module is
+imported (module and class level, decorators, defaults) or outside any test (collection)
+runs the whole subset; each distinct group of tests the mutants will run must pass
+unmutated. --no-select runs the whole subset, and takes the uncovered lines from that run.
+Go mutants build through `go test -overlay` (the
 tree is never written); Python mutants run against a copy of the installed package
 placed first on PYTHONPATH; pyapi and C mutants rebuild the extension with gopy in a
 copy of the sources, then run their pytest subset.
@@ -154,7 +162,7 @@ class Mutant:
     site: str = ""     # its source line, stripped, with the token marked (see site_of)
     before: tuple[str, ...] = ()  # the non-blank lines before it, stripped, nearest last
     why: str = ""      # the equivalence file's reason, when it is listed there
-    tests: tuple[str, ...] = ()  # Go: the tests run against it (empty: the whole package, --no-select)
+    tests: tuple[str, ...] = ()  # the tests run against it (empty: all of them, --no-select)
 
     @property
     def where(self) -> str:
@@ -420,8 +428,9 @@ class Area:
         self.env.setdefault("CGO_CFLAGS", f"-O2 -g -I{include}")
         self.limit = 0.0
         self.go_dir = os.path.join(root, spec.get("dir", ""))  # the Go module's folder
-        self.uncovered: Optional[dict[str, set[int]]] = None  # Go, --no-select: the lines no test ran
-        self.selection: Optional[Selection] = None  # Go: the tests that run each line
+        self.uncovered: Optional[dict[str, set[int]]] = None  # --no-select: the lines no test ran
+        self.selection: Optional[Selection] = None  # the tests that run each line
+        self.rootdir = ""  # Python, with selection: what the node ids are relative to
 
     def files(self) -> list[str]:
         out: list[str] = []
@@ -470,10 +479,13 @@ class Area:
         """A run's limit from the unmutated time of what it runs."""
         return float(max(self.args.min_timeout, secs * self.args.timeout_factor))
 
-    def baseline(self, workdir: str) -> None:
+    def baseline(self, workdir: str, ms: list[Mutant]) -> None:
         """The unmutated run: it must pass; its time sets the limit; Go's also gives coverage."""
         if self.kind == "go" and self.args.select:
             self.baseline_go_selected(workdir)
+            return
+        if self.kind == "py":
+            self.baseline_py(workdir, ms)
             return
         if self.kind == "go":
             prof = os.path.join(workdir, f"{self.name}.cover")
@@ -481,10 +493,9 @@ class Area:
             if judge_go(out, False)[0] != "lived":
                 sys.exit(f"{self.name}: the unmutated tests do not pass:\n{out[-3000:]}")
             self.uncovered = read_coverprofile(prof, self.go_dir, self.spec.get("dir", ""))
-        elif self.kind in ("py", "native"):
+        elif self.kind == "native":
             tree = self.python_tree(os.path.join(workdir, "baseline-" + self.name))
-            out, _, secs = run(self.pytest_cmd(), os.path.join(self.root, self.spec.get("tests", "tests")),
-                               self.py_env(tree), None)
+            out, _, secs = run(self.pytest_cmd(), self.tests_dir(), self.py_env(tree), None)
             if judge_py(out, False)[0] != "lived":
                 sys.exit(f"{self.name}: the unmutated tests do not pass:\n{out[-3000:]}")
         else:
@@ -564,9 +575,87 @@ class Area:
 
     # -- Python and native
 
-    def pytest_cmd(self) -> list[str]:
+    def pytest_cmd(self, argsfile: str = "") -> list[str]:
+        """The area's pytest subset; with argsfile, only the tests it names (pytest reads a
+        node id a line from @argsfile: no command line too long, ids with spaces kept)."""
         return [sys.executable, "-m", "pytest", "-q", "-x", "-rfE", "-p", "no:cacheprovider",
-                "-p", "no:randomly", *self.spec["pytest"]]
+                "-p", "no:randomly", *(["@" + argsfile] if argsfile else self.spec["pytest"])]
+
+    def tests_dir(self) -> str:
+        return os.path.join(self.root, self.spec.get("tests", "tests"))
+
+    def write_args(self, path: str, tests: tuple[str, ...]) -> str:
+        """Write the node ids (relative to the rootdir) as pytest arguments from the tests'
+        folder, one a line; returns path."""
+        with open(path, "w", encoding="utf-8") as f:
+            for test in tests:
+                file, sep, rest = test.partition("::")
+                f.write(os.path.relpath(os.path.join(self.rootdir, file), self.tests_dir()) + sep + rest + "\n")
+        return path
+
+    def measure_py(self, workdir: str) -> tuple[str, float, Selection]:
+        """The unmutated subset run once, in a copy of the tree the mutants use (so that the
+        measured paths are theirs), with coverage.py's per-test contexts and each test's
+        seconds: it must pass. Returns the copy, the run's seconds and what ran each line."""
+        tree = self.python_tree(os.path.join(workdir, "baseline-" + self.name))
+        shutil.copy2(os.path.join(os.path.dirname(os.path.abspath(__file__)), "mutate_timings.py"), tree)
+        package_root = self.spec.get("package_root", ".")
+        files = {os.path.join(tree, os.path.relpath(rel, package_root)): rel for rel in self.files()}
+        data_file = os.path.join(workdir, f"{self.name}.coverage")
+        timings = os.path.join(workdir, f"{self.name}.timings.json")
+        env = dict(self.py_env(tree), COVERAGE_FILE=data_file, MUTATE_TIMINGS=timings)
+        cov = [f"--cov={d}" for d in sorted({os.path.dirname(p) for p in files})]
+        out, _, secs = run(self.pytest_cmd() + ["-p", "mutate_timings", "--cov-context=test", "--cov-report=", *cov],
+                           self.tests_dir(), env, None)
+        if judge_py(out, False)[0] != "lived":
+            sys.exit(f"{self.name}: the unmutated tests do not pass:\n{out[-3000:]}")
+        with open(timings) as f:
+            measured = json.load(f)
+        self.rootdir = measured["rootdir"]
+        texts = {}
+        for rel in files.values():
+            with open(os.path.join(self.root, rel), encoding="utf-8") as f:
+                texts[rel] = f.read()
+        return tree, secs, Selection.from_contexts(measured["seconds"], read_contexts(data_file, files), texts)
+
+    def baseline_py(self, workdir: str, ms: list[Mutant]) -> None:
+        """The measured unmutated run; with selection, then each distinct group of tests the
+        mutants will run, unmutated (up to --jobs at once): every run must pass."""
+        start = time.monotonic()
+        tree, secs, selection = self.measure_py(workdir)
+        self.limit = self.limit_for(secs)
+        if not self.args.select:  # the whole subset against each mutant; the lines no test ran
+            self.uncovered = {rel: {line for line in lines if not selection.tests_for(rel, line)}
+                              for rel, lines in selection.in_block.items()}
+            print(f"{self.name}: unmutated run with coverage {secs:.1f}s, limit per mutant {self.limit:.0f}s",
+                  flush=True)
+            return
+        self.selection = selection
+        everything = tuple(self.selection.seconds)
+        groups = sorted({g for g in (tuple(self.selection.tests_for(m.path, m.line)) for m in ms)
+                         if g and g != everything})
+        group_start = time.monotonic()
+
+        def run_group(numbered: tuple[int, tuple[str, ...]]) -> str:
+            args = self.write_args(os.path.join(workdir, f"{self.name}-group-{numbered[0]}.args"), numbered[1])
+            return run(self.pytest_cmd(args), self.tests_dir(), self.py_env(tree), None)[0]
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, self.args.jobs)) as pool:
+            outs = list(pool.map(run_group, enumerate(groups)))
+        failed = [(g, out) for g, out in zip(groups, outs) if judge_py(out, False)[0] != "lived"]
+        if failed:
+            names = sorted({t for _, out in failed for t in failed_tests(out)}) or [" ".join(failed[0][0])]
+            sys.exit(f"{self.name}: {len(failed)} of {len(groups)} groups of unmutated tests fail when run "
+                     f"without the others: " + ", ".join(names)
+                     + "".join(f"\n\n{' '.join(g)}:\n{out[-1500:]}" for g, out in failed))
+        total = self.selection.time_of(list(everything))
+        slowest = max(everything, key=lambda t: self.selection.seconds[t]) if everything else ""
+        print(f"{self.name}: {len(everything)} unmutated tests run with per-test coverage in {secs:.1f}s "
+              f"({total:.1f}s of test time, slowest {slowest} {self.selection.seconds.get(slowest, 0):.1f}s); "
+              f"the {len(groups)} groups of tests the mutants run besides the whole subset pass in "
+              f"{time.monotonic() - group_start:.1f}s ({time.monotonic() - start:.1f}s in all); "
+              f"a mutant runs the tests of its function, limit {self.args.timeout_factor:g} times theirs, "
+              f"at least {self.args.min_timeout:.0f}s", flush=True)
 
     def py_env(self, tree: str) -> dict[str, str]:
         env = dict(self.env)
@@ -600,11 +689,16 @@ class Area:
         except SyntaxError as exc:
             return "not viable", f"SyntaxError: {exc.msg}"
         dest = os.path.join(tree, rel)
+        cmd, limit = self.pytest_cmd(), self.limit
+        if self.selection is not None:
+            m.tests = tuple(self.selection.tests_for(m.path, m.line))
+            limit = self.limit_for(self.selection.time_of(list(m.tests)))
+            if list(m.tests) != list(self.selection.seconds):  # else the subset as it is
+                cmd = self.pytest_cmd(self.write_args(os.path.join(slot, "tests.args"), m.tests))
         with open(dest, "w", encoding="utf-8") as f:
             f.write(text)
         try:
-            out, hit, _ = run(self.pytest_cmd(), os.path.join(self.root, self.spec.get("tests", "tests")),
-                              self.py_env(tree), self.limit)
+            out, hit, _ = run(cmd, self.tests_dir(), self.py_env(tree), limit)
         finally:
             with open(dest, "w", encoding="utf-8") as f:
                 f.write(original)
@@ -716,11 +810,13 @@ def read_coverprofile(path: str, moddir: str, prefix: str) -> dict[str, set[int]
 
 @dataclasses.dataclass
 class Selection:
-    """A Go package's tests (in source order, with their seconds alone) and, by path relative
-    to the areas' root, the tests that ran each line of a coverage block."""
+    """An area's tests (in the order they run, with their seconds) and, by path relative to
+    the areas' root, the tests that ran each line whose tests can be told apart."""
     seconds: dict[str, float]
     ran: dict[str, dict[int, set[str]]]
-    in_block: dict[str, set[int]]  # the lines of every block, run or not
+    # Go: the lines of every coverage block, run or not; Python: every line but those run at
+    # import or outside a test. A line not in it runs every test.
+    in_block: dict[str, set[int]]
 
     @classmethod
     def from_profiles(cls, seconds: dict[str, float], profiles: dict[str, str],
@@ -735,6 +831,36 @@ class Selection:
                     by_line.setdefault(line, set()).add(test)
             for rel, lines in list(test_ran.items()) + list(test_idle.items()):
                 in_block.setdefault(rel, set()).update(lines)
+        return cls(seconds, ran, in_block)
+
+    @classmethod
+    def from_contexts(cls, seconds: dict[str, float], contexts: dict[str, dict[int, set[str]]],
+                      texts: dict[str, str]) -> "Selection":
+        """From coverage.py's contexts of each line run (pytest-cov's `nodeid|phase`, "" outside
+        any test) by path, and each file's text. A line in a function's body gets the tests that
+        ran any line of that body: coverage loses the lines of a coroutine resumed by an
+        exception thrown through it (an awaited call that raised and was caught below: seen in
+        the SSE transport), while the body's first lines, run before the await, are kept."""
+        ran: dict[str, dict[int, set[str]]] = {}
+        in_block: dict[str, set[int]] = {}
+        for rel, text in texts.items():
+            by_line = contexts.get(rel, {})
+            at_import, bodies = import_time_lines(text), function_bodies(text)
+            tests_of_body: dict[tuple[int, int], Optional[set[str]]] = {}
+            for line in range(1, text.count("\n") + 2):
+                body = innermost_body(bodies, line)
+                if line in at_import or body is None:
+                    continue  # its effect reaches every test
+                if body not in tests_of_body:
+                    ctxs = set().union(*(by_line.get(n, set()) for n in range(body[0], body[1] + 1)))
+                    # A body run at collection (called on import) reaches every test too.
+                    tests_of_body[body] = None if "" in ctxs else {node_id_of_context(c) for c in ctxs}
+                tests = tests_of_body[body]
+                if tests is None:
+                    continue
+                in_block.setdefault(rel, set()).add(line)
+                if tests:
+                    ran.setdefault(rel, {})[line] = tests
         return cls(seconds, ran, in_block)
 
     def tests_for(self, path: str, line: int) -> list[str]:
@@ -779,6 +905,79 @@ def run_filter(tests: list[str], pattern: Optional[str]) -> str:
     """The -run pattern for exactly these top-level tests, keeping pattern's subtest part."""
     sub = pattern.partition("/")[2] if pattern else ""
     return "^(" + "|".join(tests) + ")$" + ("/" + sub if sub else "")
+
+
+# ---------------------------------------------------------------- test selection (Python)
+#
+# The baseline runs the pytest subset once with coverage.py's dynamic contexts: pytest-cov's
+# --cov-context=test names the test (`nodeid|setup`, `|run`, `|teardown`) that ran each
+# line; what runs at collection has the empty context. The plugin tools/mutate_timings.py
+# gives each test's seconds and the rootdir the node ids are relative to.
+
+def node_id_of_context(context: str) -> str:
+    """The node id of a pytest-cov context: `nodeid|run` -> nodeid."""
+    nodeid, _, phase = context.rpartition("|")
+    return nodeid if phase in ("setup", "run", "teardown") else context
+
+
+def import_time_lines(text: str) -> set[int]:
+    """The lines of the expressions a module evaluates when imported: at module and class
+    level, and a def's decorators, defaults and annotations; not a function's body. A mutant
+    there changes what every test sees, whichever test first imported the module."""
+    lines: set[int] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for part in [*child.decorator_list, child.args, child.returns]:
+                    if part is not None:
+                        visit_all(part)
+            elif isinstance(child, ast.Lambda):
+                visit_all(child.args)
+            else:
+                if isinstance(child, ast.expr):
+                    lines.update(range(child.lineno, (child.end_lineno or child.lineno) + 1))
+                visit(child)
+
+    def visit_all(node: ast.AST) -> None:
+        if isinstance(node, ast.expr):
+            lines.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+        visit(node)
+
+    visit(ast.parse(text))
+    return lines
+
+
+def function_bodies(text: str) -> list[tuple[int, int]]:
+    """The first and last lines of every function's body (def and async def, nested ones too)."""
+    return [(n.body[0].lineno, n.end_lineno or n.body[0].lineno) for n in ast.walk(ast.parse(text))
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
+
+def innermost_body(bodies: list[tuple[int, int]], line: int) -> Optional[tuple[int, int]]:
+    """The innermost of bodies holding line (the one starting last), or None."""
+    holding = [b for b in bodies if b[0] <= line <= b[1]]
+    return max(holding) if holding else None
+
+
+def read_contexts(data_file: str, files: dict[str, str]) -> dict[str, dict[int, set[str]]]:
+    """The contexts that ran each line of files (absolute path in the measured tree -> path
+    relative to the areas' root), from a coverage data file."""
+    import coverage
+    data = coverage.CoverageData(basename=data_file)
+    data.read()
+    real = {os.path.realpath(p): rel for p, rel in files.items()}
+    out: dict[str, dict[int, set[str]]] = {}
+    for path in data.measured_files():
+        rel = real.get(os.path.realpath(path))
+        if rel is not None:
+            out[rel] = {line: set(ctxs) for line, ctxs in data.contexts_by_lineno(path).items()}
+    return out
+
+
+def failed_tests(out: str) -> list[str]:
+    """The node ids pytest's summary names as failed or in error."""
+    return re.findall(r"^(?:FAILED|ERROR) (\S+::.+?)(?: - .*)?$", out, re.MULTILINE)
 
 
 # ---------------------------------------------------------------- report
@@ -880,8 +1079,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--min-timeout", type=float, default=60.0, help="the least limit, seconds (default 60)")
     ap.add_argument("--go-run", help="go test -run pattern replacing the area's (a narrower sample)")
     ap.add_argument("--no-select", dest="select", action="store_false",
-                    help="Go: run every test of the package against each mutant, not only the tests "
-                    "that run its line (per-test coverage)")
+                    help="Go and Python: run every test of the package or pytest subset against each "
+                    "mutant, not only the tests that run its line (per-test coverage)")
     ap.add_argument("--report", default=os.path.join(ROOT, "build", "mutate", "report.txt"))
     ap.add_argument("--config", help="a JSON file of areas replacing the built-in ones")
     ap.add_argument("--equivalent", help="the equivalence file (default tools/mutate_equivalent.txt; "
@@ -926,7 +1125,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 continue
             if not ms:
                 continue
-            area.baseline(workdir)
+            area.baseline(workdir, ms)
             slots = [os.path.join(workdir, f"{area.name}-{i}") for i in range(max(1, args.jobs))]
             for s in slots:
                 os.makedirs(s, exist_ok=True)
@@ -952,14 +1151,14 @@ def main(argv: Optional[list[str]] = None) -> int:
                 list(pool.map(one, ms))
         if args.list:
             return 0
-        go_tests = ("those that run its line (per-test coverage)" if args.select
-                    else "the whole package (--no-select)")
+        per_mutant = ("those that run the mutated line (Go) or function (Python), from per-test coverage"
+                      if args.select else "the whole package or pytest subset (--no-select)")
         header = (f"mutation report: areas {', '.join(names)}; jobs {args.jobs}; "
                   f"sample {args.limit or 'all'} per area (seed {args.seed})"
                   + (f"; files {', '.join(args.file)}" if args.file else "")
                   + (f"; mutants {', '.join(args.mutant)}" if args.mutant else "")
                   + (f"; go test -run {args.go_run}" if args.go_run else "")
-                  + (f"; Go tests per mutant: {go_tests}" if any(a.kind == "go" for a in areas) else "")
+                  + (f"; tests per mutant: {per_mutant}" if any(a.kind in ("go", "py") for a in areas) else "")
                   + (f"; equivalence file {os.path.relpath(eq_file, args.root)}" if eq_file else ""))
         # Stale: an entry of a file whose every mutant was enumerated, matching none of them
         # (or several, ambiguous).

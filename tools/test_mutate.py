@@ -1,6 +1,6 @@
 """The mutation driver against planted suites: one that asserts nothing must score 0,
-one that asserts must kill, and neither a build failure nor a hang counts as a kill. A Go
-mutant runs only the tests that run its line, and gets the fate the whole suite gives it."""
+one that asserts must kill, and neither a build failure nor a hang counts as a kill. A Go or
+Python mutant runs only the tests that run its line, and gets the fate the whole suite gives it."""
 import json
 import os
 import subprocess
@@ -14,13 +14,21 @@ sys.path.insert(0, HERE)
 
 import mutate  # noqa: E402
 
+# A driver run over the planted areas takes minutes on a loaded machine (each Python area's
+# baseline is a measured run, then its groups'): subprocess.run's own timeout bounds it.
+pytestmark = pytest.mark.timeout(900)
+
 # Clamp's `<` -> `<=` and `>` -> `>=` return the bound itself on the bound: equivalent.
 # planted/equivalent.txt lists them but the Python `>` one, and wrongly lists Sum's `+=`.
 EQUIVALENT_GO = {("go/calc.go", 7, "<="), ("go/calc.go", 10, ">=")}
 EQUIVALENT_PY = {("py/src/plantedpkg/__init__.py", 5, "<="), ("py/src/plantedpkg/__init__.py", 7, ">=")}
 LISTED_WRONGLY = ("go/calc.go", 20, "-=")
 GO_AREAS = ["go-nothing", "go-good", "go-shapes"]
-SHAPES = "go/shapes.go"  # the selection case
+PY_AREAS = ["py-nothing", "py-good", "py-hang", "py-shapes"]
+SHAPES = "go/shapes.go"  # the selection cases
+PY_SHAPES = "py/src/plantedpkg/shapes.py"
+PY_UNITS = "py/src/plantedpkg/units.py"  # first imported inside a test
+PY_WAITS = "py/src/plantedpkg/waits.py"  # a line coverage does not see run
 
 
 def run_driver(out, *args):
@@ -49,8 +57,9 @@ def report(records):
 
 @pytest.fixture(scope="module")
 def unselected(tmp_path_factory):
-    """The Go areas with --no-select: every test of the package against each mutant."""
-    args = ["--no-select"] + [a for area in GO_AREAS for a in ("--area", area)]
+    """The Go and Python areas with --no-select: every test of the package or the pytest
+    subset against each mutant."""
+    args = ["--no-select"] + [a for area in GO_AREAS + PY_AREAS for a in ("--area", area)]
     return run_driver(tmp_path_factory.mktemp("mutate") / "report.txt", *args)
 
 
@@ -93,18 +102,51 @@ def test_go_mutant_runs_only_the_tests_that_run_its_line(records):
     assert runs["go-shapes"][(SHAPES, 18, "/")]["detail"].startswith("--- FAIL: TestArea ")
     assert runs["go-shapes"][(SHAPES, 23, "/")]["detail"].startswith("--- FAIL: TestPerimeter ")
     assert runs["go-shapes"][(SHAPES, 10, "-")]["detail"].startswith("--- FAIL: TestSides ")
-    assert "Go tests per mutant: those that run its line (per-test coverage)" in text
+    assert "tests per mutant: those that run the mutated line (Go) or function (Python), from per-test coverage" in text
     # An uncovered mutant is a survivor: in the score, as a lived one is.
     assert "go-shapes: score 85.7% (6 killed of 7: lived 0, uncovered 1)" in text
 
 
-def test_go_fates_without_selection_are_the_same(records, unselected):
+def test_python_mutant_runs_only_the_tests_that_run_its_line(records):
+    runs, text = records
+    area = ["test_shapes.py::test_area[2 by 3]", "test_shapes.py::test_area[[0, 0]]"]
+    perimeter = ["test_shapes.py::test_perimeter"]
+    every = area + perimeter + ["test_shapes.py::test_sides", "test_shapes.py::test_scaled",
+                                "test_shapes.py::test_doubled_after_refusal"]
+    got = {(k[0], k[1], k[2]): (m["status"], [t.rsplit("/", 1)[-1] for t in m["tests"]])
+           for k, m in runs["py-shapes"].items()}
+    assert {k[1:]: v for k, v in got.items() if k[0] == PY_SHAPES} == {
+        (9, "-"): ("killed", area + perimeter),  # side: run by both
+        (13, "/"): ("killed", area),
+        (17, "/"): ("killed", perimeter),
+        (18, "-"): ("killed", perimeter),  # the second line of perimeter's statement
+        (22, "!="): ("uncovered", []),
+        (5, "-"): ("killed", every),  # run on import, at collection: every test
+    }
+    assert {k[1:]: v for k, v in got.items() if k[0] == PY_UNITS} == {
+        (5, "+"): ("killed", every),  # run on import, inside test_scaled: every test still
+        (9, "/"): ("killed", ["test_shapes.py::test_scaled"]),
+    }
+    # Its line is missing from the coverage of the test that runs it: the function's first is not.
+    assert {k[1:]: v for k, v in got.items() if k[0] == PY_WAITS} == {
+        (21, "-"): ("killed", ["test_shapes.py::test_doubled_after_refusal"]),
+    }
+    # The test that failed is one that ran (the node ids, spaces and brackets kept, reached pytest).
+    detail = {line: runs["py-shapes"][(PY_SHAPES, line, new)]["detail"]
+              for line, new in [(13, "/"), (17, "/"), (5, "-")]}
+    assert detail[13].startswith("FAILED test_shapes.py::test_area[2 by 3] - ")
+    assert detail[17].startswith("FAILED test_shapes.py::test_perimeter - ")
+    assert detail[5].startswith("FAILED test_shapes.py::test_sides - ")
+    assert "py-shapes: score 88.9% (8 killed of 9: lived 0, uncovered 1)" in text
+
+
+def test_fates_without_selection_are_the_same(records, unselected):
     runs, _ = records
     whole, text = unselected
-    for area in GO_AREAS:
+    for area in GO_AREAS + PY_AREAS:
         assert {k: m["status"] for k, m in whole[area].items()} == {k: m["status"] for k, m in runs[area].items()}
         assert all(m["tests"] == [] for m in whole[area].values())
-    assert "Go tests per mutant: the whole package (--no-select)" in text
+    assert "tests per mutant: the whole package or pytest subset (--no-select)" in text
 
 
 def test_a_case_line_belongs_to_its_switch():
@@ -135,6 +177,38 @@ def test_go_test_failing_alone_stops_the_driver(tmp_path):
     assert "go-broken: 1 of 5 unmutated tests fail when run alone: TestBroken" in done.stderr
     assert "--- FAIL: TestBroken" in done.stderr
     assert not (tmp_path / "r.txt").exists()
+
+
+def test_python_test_failing_without_the_others_stops_the_driver(tmp_path):
+    """With selection, each group of tests a mutant runs must pass unmutated: here a perimeter
+    mutant would run test_perimeter_after_area without test_area_first, which it needs."""
+    with open(os.path.join(PLANTED, "areas.json")) as f:
+        areas = json.load(f)
+    ordered = dict(areas["py-shapes"], pytest=["test_shapes_order.py"])
+    (tmp_path / "areas.json").write_text(json.dumps({"py-order": ordered}))
+    done = subprocess.run([sys.executable, os.path.join(HERE, "mutate.py"), "--root", PLANTED,
+                           "--config", str(tmp_path / "areas.json"), "--mutant", "shapes.py:17",
+                           "--report", str(tmp_path / "r.txt")],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0
+    first = done.stderr.splitlines()[0]
+    assert first.startswith("py-order: 1 of 1 groups of unmutated tests fail when run without the others: ")
+    assert first.endswith(": test_shapes_order.py::test_perimeter_after_area")  # as pytest's summary names it
+    assert "assert [] == ['area']" in done.stderr
+    assert not (tmp_path / "r.txt").exists()
+
+
+def test_lines_run_on_import_are_told_from_function_bodies():
+    src = ("X = 1 + 2\n\n@deco(3 - 1)\ndef f(a=4 * 2,\n      b: int = 5):\n    return a < b\n\n"
+           "class C:\n    Y = X or 0\n\n    def m(self):\n        return lambda v: v + 1\n\n"
+           "Z = sorted([2, 1], key=lambda v: -v)\n")
+    assert mutate.import_time_lines(src) == {1, 3, 4, 5, 9, 14}
+
+
+def test_failed_node_ids_keep_their_spaces():
+    out = "FAILED t.py::test_a[2 by 3] - assert 1 == 2\nERROR t.py::test_b\n1 failed, 1 error in 0.1s\n"
+    assert mutate.failed_tests(out) == ["t.py::test_a[2 by 3]", "t.py::test_b"]
+    assert mutate.node_id_of_context("t.py::test_a[x|y]|run") == "t.py::test_a[x|y]"
 
 
 def test_equivalent_mutants_are_reported_apart_with_their_reason(report):
