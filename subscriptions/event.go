@@ -212,7 +212,7 @@ func decodeEventFrom(ev Event, lim Limits, wellFormed bool) (*decodedEvent, erro
 		return nil, valueErrorf("event data is not valid JSON: %v", err)
 	}
 	if !utf8.Valid(b) {
-		b = bytes.ToValidUTF8(b, []byte("\uFFFD"))
+		b = replaceInvalidUTF8(b)
 	}
 	if !wellFormed {
 		b = replaceLoneSurrogates(b)
@@ -258,6 +258,23 @@ func decodeEventFrom(ev Event, lim Limits, wellFormed bool) (*decodedEvent, erro
 // indexes past its buffer when it rewrites a long run of it (found by
 // FuzzDecodeEvent), so such bytes become U+FFFD first, as encoding/json
 // would decode them. Any other panic of goccy falls back to encoding/json.
+// replaceInvalidUTF8 is b with each byte that is not part of valid UTF-8
+// made U+FFFD: one per byte, as encoding/json decodes them
+// (bytes.ToValidUTF8 would make a run of them one).
+func replaceInvalidUTF8(b []byte) []byte {
+	out := make([]byte, 0, len(b)+16)
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		if r == utf8.RuneError && size == 1 {
+			out = append(out, "\uFFFD"...)
+		} else {
+			out = append(out, b[:size]...)
+		}
+		b = b[size:]
+	}
+	return out
+}
+
 func decodeJSON(b []byte) (v any, err error) {
 	if !stdjson.Valid(b) {
 		var v any
@@ -268,7 +285,7 @@ func decodeJSON(b []byte) (v any, err error) {
 		return nil, err
 	}
 	if !utf8.Valid(b) {
-		b = bytes.ToValidUTF8(b, []byte("\uFFFD"))
+		b = replaceInvalidUTF8(b)
 	}
 	defer func() {
 		if recover() != nil {

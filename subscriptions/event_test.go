@@ -89,6 +89,10 @@ func TestDecodeJSONReplacesInvalidUTF8(t *testing.T) {
 		"\"x\xffy\"":         "x\ufffdy",
 		"[\"\xc3\"]":         []any{"\ufffd"},
 		"{\"a\":[\"\xe9\"]}": map[string]any{"a": []any{"\ufffd"}},
+		// A run of invalid bytes: one U+FFFD each, a cut sequence's bytes too.
+		"\"x\xff\xfey\"":        "x\ufffd\ufffdy",
+		"\"\xe2\x82\"":          "\ufffd\ufffd",
+		"\"\xf0\x9f\x98z\xc3\"": "\ufffd\ufffd\ufffdz\ufffd",
 	} {
 		got, err := decodeJSON([]byte(in))
 		if err != nil || !reflect.DeepEqual(got, want) {
