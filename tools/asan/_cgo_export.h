@@ -14,5 +14,6 @@ long long fraiseqlPyPublish(long long fid, char *typ, long long typLen, char *ch
                             fq_status *st);
 fq_window *fraiseqlPyWindow(long long fid);
 void fraiseqlPyWindowRelease(fq_window *w);
+long long fraiseqlPyWindowHolds(long long fid);
 
 #endif

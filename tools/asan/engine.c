@@ -262,6 +262,13 @@ void fraiseqlPyWindowRelease(fq_window *w) {
 	pthread_mutex_unlock(&mu);
 }
 
+long long fraiseqlPyWindowHolds(long long fid) {
+	pthread_mutex_lock(&mu);
+	long long n = (fid == 1 && win != NULL) ? win_holds : 0;
+	pthread_mutex_unlock(&mu);
+	return n;
+}
+
 /* ---- the module drive.py controls the engine with ---- */
 
 static PyObject *m_add(PyObject *self, PyObject *args) {
