@@ -437,3 +437,15 @@ func TestPublishBatchInvalidEventNamesItsIndexAndPublishesNothing(t *testing.T) 
 		t.Fatalf("%d events were dispatched", n)
 	}
 }
+
+// A BatchError names the first event that failed, however many follow it.
+func TestBatchErrorNamesTheFirstFailure(t *testing.T) {
+	first, later := errors.New("first"), errors.New("later")
+	be := &BatchError{Errs: []error{first, nil, later}}
+	if got, want := be.Error(), "2 of 3 events were not published; event 0: first"; got != want {
+		t.Fatalf("message %q, want %q", got, want)
+	}
+	if got, want := (&BatchError{Errs: []error{nil, nil}}).Error(), "all 2 events of the batch were published"; got != want {
+		t.Fatalf("message %q, want %q", got, want)
+	}
+}

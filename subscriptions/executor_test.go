@@ -1203,3 +1203,24 @@ func TestTakeReadyKeepsIDsWithControlCharacters(t *testing.T) {
 		t.Fatalf("TakeReady = %q, %v; want %q", ids, err, odd)
 	}
 }
+
+// NextInto into too small a buffer keeps the message and says how many
+// bytes its frame takes: exactly that many receive the whole frame, one
+// fewer still do not.
+func TestNextIntoNeedIsTheFrameSize(t *testing.T) {
+	e := newTestExecutor(t, Options{})
+	register(t, e, sub{id: "s"})
+	publishUsers(t, e, 1, 1)
+	want := frame("s", `{"users":{"id":1}}`)
+	if n, need, err := e.NextInto("s", make([]byte, 8)); err != nil || n != 0 || need != len(want) {
+		t.Fatalf("NextInto 8 bytes: n %d, need %d (frame %d), %v", n, need, len(want), err)
+	}
+	if n, need, err := e.NextInto("s", make([]byte, len(want)-1)); err != nil || n != 0 || need != len(want) {
+		t.Fatalf("NextInto %d bytes: n %d, need %d, %v", len(want)-1, n, need, err)
+	}
+	dst := make([]byte, len(want))
+	n, need, err := e.NextInto("s", dst)
+	if err != nil || need != 0 || string(dst[:n]) != want {
+		t.Fatalf("NextInto %d bytes: %q, need %d, %v", len(dst), dst[:n], need, err)
+	}
+}

@@ -205,3 +205,23 @@ func TestMatchAllocs(t *testing.T) {
 		t.Fatal("no match")
 	}
 }
+
+// A number beyond big.Float's exponent range compares as the infinity (or
+// zero) float64 reads it as: a filter operand of 1e3000000000 is above
+// every total, and an event's 1e-3000000000 equals 0, whichever side the
+// out-of-range number is on.
+func TestNumbersBeyondBigFloatRangeCompareAsFloat64(t *testing.T) {
+	ev := mustEvent(t, "e", "orders", `{"total":150,"tiny":1e-3000000000}`)
+	for args, want := range map[string]bool{
+		`(where: {total: {lt: 1e3000000000}})`:  true,
+		`(where: {total: {gt: -1e3000000000}})`: true,
+		`(where: {total: {gte: 1e3000000000}})`: false,
+		`(where: {tiny: {eq: 0}})`:              true,
+		`(where: {tiny: {lt: 1}})`:              true,
+	} {
+		p := mustCompile(t, "subscription { orders"+args+" { total } }", nil)
+		if got := p.Match(ev); got != want {
+			t.Errorf("%s on %s: Match = %v, want %v", args, ev.Data, got, want)
+		}
+	}
+}

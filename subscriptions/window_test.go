@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -529,4 +530,29 @@ func drainAll(t *testing.T, e *Executor) []string {
 		return nil
 	}
 	return strings.Split(frames, "\n")
+}
+
+// A window lending one subscription's frames does not make its connection's
+// other subscriptions ready again: one whose queue was already non-empty
+// is not reported by TakeReady when it grows.
+func TestWindowReadyFDLeavesOtherSubscriptionsOfTheConnection(t *testing.T) {
+	e := newTestExecutor(t, Options{})
+	register(t, e, sub{id: "a"}, sub{id: "b"})
+	if _, err := e.ReadyFD(); err != nil {
+		t.Fatal(err)
+	}
+	publishUsers(t, e, 1, 3)
+	if ids, _ := e.TakeReady(); !slices.Equal(ids, []string{"a", "b"}) {
+		t.Fatalf("ready %q", ids)
+	}
+	r := newWindowReader(e)
+	wantFrames(t, []string{must(r.next("a"))}, usersFrames("a", 1, 1)...)
+	if r.w.Shared().Count == 0 {
+		t.Fatal("the window lends nothing of a")
+	}
+	publishUsers(t, e, 4, 4)
+	if ids, _ := e.TakeReady(); !slices.Equal(ids, []string{"a"}) {
+		t.Fatalf("ready while a's frames are lent: %q", ids)
+	}
+	wantFrames(t, nextAll(t, e, "b"), usersFrames("b", 1, 4)...)
 }
