@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -248,15 +249,15 @@ func TestPositionsOverflowCountsItsFinalFrameAsDelivered(t *testing.T) {
 }
 
 // A resume's replay counts what live dispatch counts: its messages as
-// delivered and read, the events of another tenant or another user as
-// violations.
+// delivered and read, the events its filter refuses as filtered, those of
+// another tenant or another user as violations.
 func TestResumeCountsReplayedMessagesAndViolations(t *testing.T) {
 	e := newTestExecutor(t, Options{})
-	r := Registration{SubscriptionID: "a", Query: `subscription { users { n } }`, TenantID: "t", UserID: "u", Positions: true}
+	r := Registration{SubscriptionID: "a", Query: `subscription { users(where: {n: {gt: 0}}) { n } }`, TenantID: "t", UserID: "u", Positions: true}
 	registerWith(t, e, r)
-	publish(t, e, "users", `{"n":1,"tenant_id":"t"}`, `{"n":2,"tenant_id":"other"}`,
+	publish(t, e, "users", `{"n":1,"tenant_id":"t"}`, `{"n":0,"tenant_id":"t"}`, `{"n":2,"tenant_id":"other"}`,
 		`{"n":3,"tenant_id":"t","user_id":"other"}`, `{"n":4,"tenant_id":"t","user_id":"u"}`)
-	live := nextAll(t, e, "a") // n = 1 and 4; n = 2 and 3 counted as violations
+	live := nextAll(t, e, "a") // n = 1 and 4; n = 0 filtered out, n = 2 and 3 counted as violations
 	replayed := make(chan struct{})
 	var once sync.Once
 	e.beforeGoLive = func() { once.Do(func() { close(replayed) }) } // the replay's counts are added
@@ -266,7 +267,7 @@ func TestResumeCountsReplayedMessagesAndViolations(t *testing.T) {
 	<-replayed
 	m := e.Metrics()
 	if m.EventsReplayed != 1 || m.EventsDelivered != 3 || m.MessagesRead != 3 ||
-		m.ViolationsTenantIsolation != 2 || m.ViolationsRowFilter != 2 || m.ValidationsPassed != 3 {
+		m.ViolationsTenantIsolation != 2 || m.ViolationsRowFilter != 2 || m.ValidationsPassed != 3 || m.EventsFiltered != 2 {
 		t.Fatalf("metrics %+v", m)
 	}
 	checkAccounting(t, m)
@@ -389,4 +390,84 @@ func waitUsersInOrder(t *testing.T, e *Executor, sid string, n int) {
 			t.Fatalf("frame %d: %s, want %s", i, f, want)
 		}
 	}
+}
+
+// readSizes records how many events each history read of a catch-up asks for.
+type readSizes struct {
+	historyBus
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (r *readSizes) history(ctx context.Context, p position, n int, upto position) ([]Event, error) {
+	r.mu.Lock()
+	r.sizes = append(r.sizes, n)
+	r.mu.Unlock()
+	return r.historyBus.history(ctx, p, n, upto)
+}
+
+func (r *readSizes) taken() []int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.sizes)
+}
+
+// A catch-up refills the queue as soon as half of it is free, with one
+// history read for all that room: not a read for each message the client
+// takes (a round trip each), nor a wait until the client has read more
+// than half the queue.
+func TestCatchUpRefillsWhenHalfTheQueueIsFree(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newTestExecutor(t, Options{QueueSize: 4, OnOverflow: OverflowCatchUp})
+		reads := &readSizes{historyBus: e.hist}
+		e.hist = reads
+		registerWith(t, e, Registration{SubscriptionID: "a", Query: `subscription { users { n } }`})
+		publishN(t, e, 1, 12) // 1 to 4 queued, the rest left to the catch-up
+		readOne := func(n int) {
+			t.Helper()
+			if f, err := e.Next("a"); err != nil || f != frame("a", fmt.Sprintf(`{"users":{"n":%d}}`, n)) {
+				t.Fatalf("frame %q, %v; want n = %d", f, err, n)
+			}
+			synctest.Wait() // the catch-up has read the history, or waits for room
+		}
+		readOne(1)
+		if got := reads.taken(); len(got) != 0 {
+			t.Fatalf("a quarter of the queue free: history reads of %v events", got)
+		}
+		readOne(2)
+		if got := reads.taken(); !slices.Equal(got, []int{2}) {
+			t.Fatalf("half the queue free: history reads of %v events, want [2]", got)
+		}
+		for i, f := range waitFrames(t, e, "a", 10) {
+			if want := frame("a", fmt.Sprintf(`{"users":{"n":%d}}`, i+3)); f != want {
+				t.Fatalf("frame %s, want %s", f, want)
+			}
+		}
+	})
+}
+
+// The messages a resume replays signal the ready descriptor as live ones
+// do: an event loop waiting on it learns that the subscription has
+// something to read.
+func TestResumeSignalsReadyForReplayedMessages(t *testing.T) {
+	e := newTestExecutor(t, Options{})
+	registerWith(t, e, Registration{SubscriptionID: "a", Query: `subscription { users { n } }`, Positions: true})
+	publishN(t, e, 1, 3)
+	frames := nextAll(t, e, "a")
+	fd, err := e.ReadyFD()
+	if err != nil {
+		t.Fatal(err)
+	}
+	replayed := make(chan struct{})
+	var once sync.Once
+	e.beforeGoLive = func() { once.Do(func() { close(replayed) }) } // the replay's signals are sent
+	registerWith(t, e, Registration{SubscriptionID: "b", Query: `subscription { users { n } }`, After: framePosition(t, frames[0])})
+	<-replayed
+	if !readable(t, fd) {
+		t.Fatal("the ready descriptor is not readable after a replay")
+	}
+	if ids, err := e.TakeReady(); !slices.Equal(ids, []string{"b"}) || err != nil {
+		t.Fatalf("TakeReady = %q, %v", ids, err)
+	}
+	sameFrames(t, waitFrames(t, e, "b", 2), "b", frames[1:], "a")
 }

@@ -55,7 +55,6 @@ def server():
         "/open": GraphQLSSEApp(executor),
         "/ka": GraphQLSSEApp(executor, keepalive=0.05),
         "/limit1": GraphQLSSEApp(executor, max_subscriptions_per_connection=1),
-        "/expire": GraphQLSSEApp(executor, reservation_timeout=0.05),
     })
     srv.executor = executor
     srv.start()
@@ -490,14 +489,26 @@ async def test_other_methods_are_405_with_allow(client, method):
     assert r.status_code == 405 and r.headers["allow"] == "GET, POST, PUT, DELETE"
 
 
-async def test_reservation_not_opened_in_time_is_removed(server, client):
-    app = server.apps["/expire"]
-    token = await reserve(client, "/expire", {})
-    r = await client.post("/expire", json={"query": Q, "extensions": {"operationId": "a"}}, headers={TOKEN: token})
-    assert r.status_code in (202, 404)  # 404 when it already expired
-    wait_until(lambda: token not in app.reservations and not app.connections, "the reservation to expire")
-    r = await client.get("/expire", headers={TOKEN: token})
-    assert r.status_code == 404
+async def test_reservation_not_opened_in_time_is_removed():
+    # The app is built here, in the test that relies on its reservation_timeout (the
+    # default, 30 s, is past wait_until's bound).
+    executor = PySubscriptionExecutor()
+    app = GraphQLSSEApp(executor, reservation_timeout=0.05)
+    srv = Server({"/expire": app})
+    srv.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{srv.port}", timeout=5) as client:
+            token = await reserve(client, "/expire", {})
+            r = await client.post("/expire", json={"query": Q, "extensions": {"operationId": "a"}},
+                                  headers={TOKEN: token})
+            assert r.status_code in (202, 404)  # 404 when it already expired
+            wait_until(lambda: token not in app.reservations and not app.connections, "the reservation to expire")
+            r = await client.get("/expire", headers={TOKEN: token})
+            assert r.status_code == 404
+            wait_until(lambda: active(executor) == 0, "its operation to end")
+    finally:
+        srv.stop()
+        executor.close()
 
 
 async def test_stream_end_ends_the_reservation_and_its_operations(server, client):
