@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	json "github.com/goccy/go-json"
+	"github.com/vektah/gqlparser/v2/ast"
 )
 
 const ordersSDL = `
@@ -287,6 +288,8 @@ func TestSuggestionsAsGraphQLCore(t *testing.T) {
 		{"True", []string{"TRUE", "true", "Tru"}, ` Did you mean the enum value 'TRUE', 'Tru', or 'true'?`},
 		{"a1", []string{"a10", "a2", "a1b", "b1"}, ` Did you mean the enum value 'a1b', 'a2', 'a10', or 'b1'?`},
 		{"a1", []string{"a10", "a9"}, ` Did you mean the enum value 'a9' or 'a10'?`},
+		{"itemx", []string{"item1", "item"}, ` Did you mean the enum value 'item' or 'item1'?`},
+		{"itemx", []string{"item", "item1"}, ` Did you mean the enum value 'item' or 'item1'?`},
 		{"zzz", []string{"RED"}, ``},
 	} {
 		if got := didYouMean(suggestionList(tt.input, tt.options), "the enum value"); got != tt.want {
@@ -373,7 +376,8 @@ func TestSchemaIntArgumentBounds(t *testing.T) {
 // the value as graphql-core's inspect() does (nested values cut at its
 // depth limit); numbers and booleans are written as str() of them.
 func TestSchemaLeafSerializationAsGraphQLCore(t *testing.T) {
-	s := mustSchema(t, `enum Status { active paid } type Query { ok: Boolean } type T { s: String e: Status i: Int } type Subscription { t: T }`)
+	s := mustSchema(t, `enum Status { active paid } type Query { ok: Boolean }
+		type T { s: String e: Status i: Int f: Float id: ID l: [Int] ls: [String] } type Subscription { t: T }`)
 	const fieldErr = `{"data":{"t":{"%s":null}},"errors":[{"message":%q,"locations":[{"line":1,"column":20}],"path":["t","%[1]s"]}]}`
 	for _, tt := range []struct{ field, value, want string }{
 		{"s", `1.5`, `{"data":{"t":{"s":"1.5"}}}`},
@@ -408,6 +412,17 @@ func TestSchemaLeafSerializationAsGraphQLCore(t *testing.T) {
 		{"i", `"1__2"`, fmt.Sprintf(fieldErr, "i", "Int cannot represent non-integer value: '1__2'")},
 		{"i", `"_1"`, fmt.Sprintf(fieldErr, "i", "Int cannot represent non-integer value: '_1'")},
 		{"i", `"1_"`, fmt.Sprintf(fieldErr, "i", "Int cannot represent non-integer value: '1_'")},
+		{"f", `"1.5"`, `{"data":{"t":{"f":1.5}}}`},
+		{"f", `" 2 "`, `{"data":{"t":{"f":2.0}}}`},
+		{"f", `"  "`, fmt.Sprintf(fieldErr, "f", "Float cannot represent non numeric value: '  '")},
+		{"id", `5.0`, `{"data":{"t":{"id":"5"}}}`},
+		{"id", `1e3`, `{"data":{"t":{"id":"1000"}}}`},
+		{"id", `5.5`, fmt.Sprintf(fieldErr, "id", "ID cannot represent value: 5.5")},
+		// One value where a list is expected is an error, even one that would
+		// fit the element type.
+		{"l", `5`, fmt.Sprintf(fieldErr, "l", "Expected Iterable, but did not find one for field 'T.l'.")},
+		{"ls", `"x"`, fmt.Sprintf(fieldErr, "ls", "Expected Iterable, but did not find one for field 'T.ls'.")},
+		{"l", `[5]`, `{"data":{"t":{"l":[5]}}}`},
 	} {
 		p, err := CompileWithSchema(`subscription { t { `+tt.field+` } }`, "", nil, Limits{}.withDefaults(), s)
 		if err != nil {
@@ -570,5 +585,47 @@ fragment N on Node { id }`
 		if got := string(p.AppendPayload(nil, mustEvent(t, "evt", "node", data))); got != want {
 			t.Errorf("%s:\ngot  %s\nwant %s", data, got, want)
 		}
+	}
+}
+
+// A list literal's item that is a variable without a value is null in a
+// list of a nullable type and makes the whole list invalid in a list of a
+// non-null type, as graphql-core's value_from_ast gives [1, None] and
+// Undefined for [1, $v] without $v.
+func TestValueFromASTMissingListItemVariable(t *testing.T) {
+	s := mustSchema(t, `type Query { ok: Boolean } type Subscription { ok: Boolean }`)
+	list := &ast.Value{Kind: ast.ListValue, Children: ast.ChildValueList{
+		{Value: &ast.Value{Kind: ast.IntValue, Raw: "1"}},
+		{Value: &ast.Value{Kind: ast.Variable, Raw: "v"}},
+	}}
+	for _, tt := range []struct {
+		typ  *ast.Type
+		vars map[string]any
+		want string
+		ok   bool
+	}{
+		{ast.ListType(ast.NamedType("Int", nil), nil), nil, "[1 <nil>]", true},
+		{ast.ListType(ast.NonNullNamedType("Int", nil), nil), nil, "<nil>", false},
+		{ast.ListType(ast.NonNullNamedType("Int", nil), nil), map[string]any{"v": json.Number("2")}, "[1 2]", true},
+	} {
+		got, ok := valueFromAST(s.s, list, tt.typ, tt.vars)
+		if fmt.Sprint(got) != tt.want || ok != tt.ok {
+			t.Errorf("[1, $v] as %s with %v: %v %v, want %s %v", tt.typ, tt.vars, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+// A value of a type the schema does not define coerces to nothing (not to
+// null): ParseSchema and validation keep such types from reaching
+// valueFromAST, and were one to, its argument would be invalid rather than
+// silently null.
+func TestValueFromASTUnknownType(t *testing.T) {
+	s := mustSchema(t, `type Query { ok: Boolean } type Subscription { ok: Boolean }`)
+	one := &ast.Value{Kind: ast.IntValue, Raw: "1"}
+	if got, ok := valueFromAST(s.s, one, ast.NamedType("Nope", nil), nil); ok {
+		t.Errorf("1 as Nope: %v, want no value", got)
+	}
+	if got, ok := valueFromAST(s.s, one, ast.NamedType("Int", nil), nil); !ok || fmt.Sprint(got) != "1" {
+		t.Errorf("1 as Int: %v %v, want 1", got, ok)
 	}
 }
