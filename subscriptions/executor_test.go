@@ -426,6 +426,12 @@ func TestExecutorDrainConnectionBounds(t *testing.T) {
 			t.Fatalf("DrainConnection(max=%d) = %d %q, want %q", step.max, n, frames, step.want)
 		}
 	}
+	// Each subscription counts the messages drained from it as read.
+	for id, want := range map[string]uint64{"a": 3, "b": 3, "z": 0} {
+		if st, _ := e.Stats(id); st.Read != want {
+			t.Fatalf("%s read %d, want %d", id, st.Read, want)
+		}
+	}
 	// max <= 0 and max above what is pending take everything.
 	publish(t, e, "users", `{"id":4}`)
 	for _, max := range []int{0, -1, 5} {

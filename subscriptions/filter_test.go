@@ -109,6 +109,8 @@ func TestMatch(t *testing.T) {
 		{"where null", `(where: null)`, nil, true},
 		{"where from variable", `(where: $w)`, map[string]any{"w": map[string]any{"total": map[string]any{"gt": json.Number("100")}}}, true},
 		{"where from variable go float", `(where: $w)`, map[string]any{"w": map[string]any{"total": map[string]any{"gt": 200.0}}}, false},
+		// A Go caller's json.Number that is no JSON number orders nothing.
+		{"where from variable malformed number", `(where: $w)`, map[string]any{"w": map[string]any{"total": map[string]any{"gt": json.Number("1x")}}}, false},
 		{"where absent var in object", `(where: {status: {eq: $s}, total: {gt: 1}})`, nil, true},
 		{"where and scalar arg", `(id: 7, where: {status: {eq: "x"}})`, nil, false},
 	}

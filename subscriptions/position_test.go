@@ -24,3 +24,24 @@ func TestParsePositionReadsBothHalvesOfAnOffset(t *testing.T) {
 		}
 	}
 }
+
+// Bus order of offsets: the first half decides, the second only between
+// equal first halves; a position is not after itself.
+func TestPositionAfterOrdersByBothHalves(t *testing.T) {
+	const epoch = "r5f3a"
+	at := func(hi, lo uint64) position { return position{epoch: epoch, hi: hi, lo: lo} }
+	for _, tt := range []struct {
+		p, q position
+		want bool
+	}{
+		{at(2, 0), at(1, 9), true},
+		{at(1, 9), at(2, 0), false},
+		{at(5, 8), at(5, 7), true},
+		{at(5, 7), at(5, 8), false},
+		{at(5, 7), at(5, 7), false},
+	} {
+		if got := tt.p.after(tt.q); got != tt.want {
+			t.Errorf("%s after %s = %v, want %v", tt.p, tt.q, got, tt.want)
+		}
+	}
+}

@@ -39,6 +39,9 @@ func TestMergedSelections(t *testing.T) {
 			want: `{"data":{"feed":{"items":[null,null,null]}},"errors":[` +
 				`{"message":"Argument 'if' of non-null type 'Boolean!' must not be null.","locations":[{"line":2,"column":29}],"path":["feed","items",0]},` +
 				`{"message":"Argument 'if' of non-null type 'Boolean!' must not be null.","locations":[{"line":2,"column":29}],"path":["feed","items",2]}]}`},
+		{name: "null include under a condition holding by __typename", q: "subscription($v: Boolean = true) { feed { b ... on Shop { a @include(if: $v) } } }",
+			vars: map[string]any{"v": nil}, data: shop,
+			want: `{"data":{"feed":null},"errors":[{"message":"Argument 'if' of non-null type 'Boolean!' must not be null.","locations":[{"line":1,"column":74}],"path":["feed"]}]}`},
 		{name: "null include under a condition not holding", q: "subscription($v: Boolean = true) { feed { b ... on Other { a @include(if: $v) } } }",
 			vars: map[string]any{"v": nil}, data: shop, want: `{"data":{"feed":{"b":null}}}`},
 		{name: "null include on a fragment spread already expanded", q: "subscription($v: Boolean = true) { feed { ...F ...F @include(if: $v) } } fragment F on Shop { flag { a } }",

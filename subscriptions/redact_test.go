@@ -23,6 +23,15 @@ func TestRedactURLQueryPassword(t *testing.T) {
 			t.Errorf("RedisBusConfig(%q): %v", raw, err)
 		}
 	}
+	// A password in the user part alone is hidden too.
+	for raw, want := range map[string]string{
+		"redis://:" + pw + "@h:1/0":             "redis://:***@h:1/0",
+		"postgresql://bob:" + pw + "@h:5432/db": "postgresql://bob:***@h:5432/db",
+	} {
+		if got := RedactURL(raw); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", raw, got, want)
+		}
+	}
 	if got := RedactURL("redis://h:1/0?db=2"); got != "redis://h:1/0?db=2" {
 		t.Errorf("a URL without a password changed: %q", got)
 	}

@@ -398,6 +398,7 @@ func TestSchemaLeafSerializationAsGraphQLCore(t *testing.T) {
 		{"e", `"a'b\"c\\d"`, fmt.Sprintf(fieldErr, "e", `Enum 'Status' cannot represent value: 'a\'b"c\\d'`)},
 		{"e", `"` + strings.Repeat("x", 300) + `"`, fmt.Sprintf(fieldErr, "e", "Enum 'Status' cannot represent value: '"+
 			strings.Repeat("x", 117)+"..."+strings.Repeat("x", 118)+"'")},
+		{"e", `[0,1,2,3,4,5,6,7,8,9]`, fmt.Sprintf(fieldErr, "e", "Enum 'Status' cannot represent value: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]")},
 		{"e", `[0,1,2,3,4,5,6,7,8,9,10,11]`, fmt.Sprintf(fieldErr, "e", "Enum 'Status' cannot represent value: [0, 1, 2, 3, 4, ..., 8, 9, 10, 11]")},
 		{"e", `{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10}`, fmt.Sprintf(fieldErr, "e",
 			"Enum 'Status' cannot represent value: {'k0': 0, 'k1': 1, 'k2': 2, 'k3': 3, 'k4': 4, ..., 'k7': 7, 'k8': 8, 'k9': 9, 'k10': 10}")},
@@ -554,6 +555,31 @@ func TestSchemaScalarVariableErrors(t *testing.T) {
 		_, err := CompileWithSchema(q, "", tt.vars, Limits{}.withDefaults(), s)
 		if want := "GraphQL error at line 1, column 14: " + tt.want; err == nil || err.Error() != want {
 			t.Errorf("%v: error %v, want %q", tt.vars, err, want)
+		}
+	}
+}
+
+// A variable of a non-null type must be given and not null; given, it is
+// the root argument's value, which events must match.
+func TestSchemaRequiredVariables(t *testing.T) {
+	s := mustSchema(t, argsSDL)
+	const q = `subscription($n: Int!) { r(n: $n) { a } }`
+	p, err := CompileWithSchema(q, "", mustVars(t, `{"n":3}`), Limits{}.withDefaults(), s)
+	if err != nil {
+		t.Fatalf("given: %v", err)
+	}
+	for data, want := range map[string]bool{`{"n":3}`: true, `{"n":4}`: false} {
+		if got := p.Match(mustEvent(t, "evt", "r", data)); got != want {
+			t.Fatalf("given n=3: Match(%s) = %v, want %v", data, got, want)
+		}
+	}
+	for vars, want := range map[string]string{
+		`{}`:         "Variable '$n' of required type 'Int!' was not provided.",
+		`{"n":null}`: "Variable '$n' of non-null type 'Int!' must not be null.",
+	} {
+		_, err := CompileWithSchema(q, "", mustVars(t, vars), Limits{}.withDefaults(), s)
+		if want = "GraphQL error at line 1, column 14: " + want; err == nil || err.Error() != want {
+			t.Errorf("%s: error %v, want %q", vars, err, want)
 		}
 	}
 }
