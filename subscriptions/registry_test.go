@@ -1,0 +1,53 @@
+package subscriptions
+
+import (
+	"fmt"
+	"testing"
+)
+
+// markWords returns how many subscriptions connection connID has and how
+// many words its queued marks hold (0, 0 once it has none).
+func markWords(e *Executor, connID string) (subs, words int) {
+	e.mu.RLock()
+	c := e.reg.conns[connID]
+	e.mu.RUnlock()
+	if c == nil {
+		return 0, 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.subs), len(c.queuedBits)
+}
+
+// A connection's queued marks hold the words its subscriptions need and no
+// more, as they join and as they leave: a drain visits every word, and
+// drop cuts the marks to that size, so append must grow them to it too.
+func TestQueuedMarksHoldTheWordsNeeded(t *testing.T) {
+	e := newTestExecutor(t, Options{})
+	check := func(want int) {
+		t.Helper()
+		subs, words := markWords(e, "c")
+		if subs != want || words != (want+63)/64 {
+			t.Fatalf("%d subscriptions (want %d) in %d words of marks, want %d", subs, want, words, (want+63)/64)
+		}
+	}
+	const n = 130 // three words, and both word boundaries crossed
+	for i := range n {
+		register(t, e, sub{id: fmt.Sprintf("s%03d", i)})
+		check(i + 1)
+	}
+	// Leaving from the end, then from the start: the marks shrink in both cases.
+	for i := n - 1; i >= 60; i-- {
+		e.Complete(fmt.Sprintf("s%03d", i))
+		check(i)
+	}
+	for i := range 60 {
+		e.Complete(fmt.Sprintf("s%03d", i))
+		check(59 - i)
+	}
+	// Joining again after the marks shrank grows them back the same way.
+	for i := range n {
+		register(t, e, sub{id: fmt.Sprintf("t%03d", i)})
+		check(i + 1)
+	}
+}
