@@ -76,7 +76,7 @@ func (c *EventBusConfig) SetOptions(optionsJSON string) (ok bool, err error) {
 	dec := json.NewDecoder(strings.NewReader(optionsJSON))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&o); err != nil {
-		return false, pyError(subscriptions.ValueError("invalid bus option: %v", err))
+		return done(pyError(subscriptions.ValueError("invalid bus option: %v", err)))
 	}
 	r, p := &c.cfg.Redis, &c.cfg.Postgres
 	set := func(dst *string, v *string) {
@@ -96,7 +96,7 @@ func (c *EventBusConfig) SetOptions(optionsJSON string) (ok bool, err error) {
 	set(&r.Stream, o.Stream)
 	maxLen, err := intOption("max_len", o.MaxLen, math.MaxInt64)
 	if err != nil {
-		return false, pyError(err)
+		return done(pyError(err))
 	}
 	r.MaxLen = maxLen
 	set(&p.InstanceID, o.InstanceID)
@@ -117,8 +117,8 @@ func (c *EventBusConfig) SetOptions(optionsJSON string) (ok bool, err error) {
 		{&p.PollInterval, o.PollSeconds, "poll_interval"},
 	} {
 		if err := dur(d.dst, d.v, d.name); err != nil {
-			return false, pyError(err)
+			return done(pyError(err))
 		}
 	}
-	return true, nil
+	return done(nil)
 }

@@ -27,6 +27,14 @@ const (
 	outcomePrefix = "PublishOutcomeUnknown: "
 )
 
+// done gives the results of a method gopy wraps. gopy's wrapper of a
+// method that returns only an error leaks a C string per call, so each
+// returns (bool, error) instead (surface_test.go checks it); the bool only
+// mirrors the error, and the shim never reads it.
+func done(err error) (bool, error) {
+	return err == nil, err
+}
+
 // pyError prefixes err's message with the Python exception it stands for.
 func pyError(err error) error {
 	if err == nil {

@@ -99,7 +99,7 @@ func (x *SubscriptionExecutor) RegisterWith(connectionID, subscriptionID, query,
 	defer recoverTo(&err)
 	var o registerOptions
 	if err := decodeStrict(optionsJSON, &o); err != nil {
-		return false, pyError(subscriptions.ValueError("invalid subscription option: %v", err))
+		return done(pyError(subscriptions.ValueError("invalid subscription option: %v", err)))
 	}
 	return x.register(connectionID, subscriptionID, query, operationName, variablesJSON, userID, tenantID, o)
 }
@@ -108,14 +108,14 @@ func (x *SubscriptionExecutor) RegisterWith(connectionID, subscriptionID, query,
 func (x *SubscriptionExecutor) register(connectionID, subscriptionID, query, operationName, variablesJSON, userID, tenantID string, o registerOptions) (bool, error) {
 	vars, err := decodeVariables(variablesJSON)
 	if err != nil {
-		return false, err
+		return done(err)
 	}
-	return true, pyError(x.e.Register(subscriptions.Registration{
+	return done(pyError(x.e.Register(subscriptions.Registration{
 		ConnectionID: connectionID, SubscriptionID: subscriptionID,
 		Query: query, OperationName: operationName, Variables: vars,
 		UserID: userID, TenantID: tenantID,
 		Positions: o.Positions, After: o.After, OnOverflow: o.OnOverflow,
-	}))
+	})))
 }
 
 // decodeVariables decodes the variables of a registration ("" for none).
@@ -191,14 +191,14 @@ func (x *SubscriptionExecutor) SetLimits(limitsJSONText string) (ok bool, err er
 	defer recoverTo(&err)
 	var l limitsJSON
 	if err := decodeStrict(limitsJSONText, &l); err != nil {
-		return false, pyError(subscriptions.ValueError("invalid limit: %v", err))
+		return done(pyError(subscriptions.ValueError("invalid limit: %v", err)))
 	}
 	patch, err := l.patch()
 	if err != nil {
-		return false, pyError(err)
+		return done(pyError(err))
 	}
 	_, err = x.e.UpdateLimits(patch)
-	return err == nil, pyError(err)
+	return done(pyError(err))
 }
 
 // ReadyFD returns the file descriptor that becomes readable when a
@@ -225,7 +225,7 @@ func (x *SubscriptionExecutor) TakeReady() (ids string, err error) {
 // one that is not paused, or twice, does nothing.
 func (x *SubscriptionExecutor) Resume() (ok bool, err error) {
 	defer recoverTo(&err)
-	return true, pyError(x.e.Resume())
+	return done(pyError(x.e.Resume()))
 }
 
 // closeTimeout bounds Close: a bus whose server stopped answering must
@@ -238,7 +238,7 @@ func (x *SubscriptionExecutor) Close() (ok bool, err error) {
 	defer recoverTo(&err)
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
-	return true, pyError(x.e.Close(ctx))
+	return done(pyError(x.e.Close(ctx)))
 }
 
 // Debug runs a test hook. Hooks only run on executors made with
@@ -255,7 +255,7 @@ func (x *SubscriptionExecutor) Close() (ok bool, err error) {
 func (x *SubscriptionExecutor) Debug(hook string) (ok bool, err error) {
 	defer recoverTo(&err)
 	if !x.debugHooks {
-		return false, pyError(subscriptions.ValueError("debug hooks are disabled on this executor"))
+		return done(pyError(subscriptions.ValueError("debug hooks are disabled on this executor")))
 	}
 	switch hook {
 	case "panic":
@@ -264,20 +264,20 @@ func (x *SubscriptionExecutor) Debug(hook string) (ok bool, err error) {
 		// The next next_event, drain_connection or publish_event panics
 		// inside its hand-written entry point.
 		x.panicFast.Store(true)
-		return true, nil
+		return done(nil)
 	case "panic_in_dispatch":
-		return true, pyError(x.e.InjectFault(subscriptions.FaultDispatchPanic))
+		return done(pyError(x.e.InjectFault(subscriptions.FaultDispatchPanic)))
 	case "panic_in_bus_reader":
-		return true, pyError(x.e.InjectFault(subscriptions.FaultBusReaderPanic))
+		return done(pyError(x.e.InjectFault(subscriptions.FaultBusReaderPanic)))
 	case "claim_hook":
-		return true, nil
+		return done(nil)
 	case "free_os_memory":
 		// Memory tests measure RSS: without this, garbage the Go heap has
 		// not yet collected looks like a leak.
 		debug.FreeOSMemory()
-		return true, nil
+		return done(nil)
 	default:
-		return false, pyError(subscriptions.ValueError("unknown debug hook %q", hook))
+		return done(pyError(subscriptions.ValueError("unknown debug hook %q", hook)))
 	}
 }
 

@@ -178,9 +178,9 @@ func fastExecutor(id int) (*subscriptions.Executor, error) {
 func AttachFast(module string) (ok bool, err error) {
 	defer recoverTo(&err)
 	if err := attach(module); err != nil {
-		return false, err
+		return done(err)
 	}
-	return true, nil
+	return done(nil)
 }
 
 // debugPanic panics once after the "panic_fast" debug hook.

@@ -52,5 +52,5 @@ func WaitLogs(timeoutSeconds float64) (records string, err error) {
 func LogForTest(level int, name, msg string) (ok bool, err error) {
 	defer recoverTo(&err)
 	goLogs.Log(subscriptions.LogLevel(level), name, msg)
-	return true, nil
+	return done(nil)
 }
