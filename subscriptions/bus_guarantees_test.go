@@ -182,6 +182,33 @@ func closeOnce(t *testing.T, f busFixture, round int) {
 	}
 }
 
+// Close returns, its listener done and its pool closed: the listener's last
+// step, which for an anonymous listener removes its position row on a
+// pooled connection, gives that connection back. (The first test of the
+// PostgreSQL bus in file order: a Close that hangs fails here, and go test
+// -failfast stops, rather than hanging at the end of every later test.)
+func TestPostgresBusCloseReturns(t *testing.T) {
+	srv := pgtest.Start(t)
+	var c collector
+	bus := startPgBus(t, PostgresOptions{ConnString: srv.ConnString()}, &c)
+	waitReads(t, bus, 1)
+	closed := make(chan error, 1)
+	go func() { closed <- bus.Close(context.Background()) }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return")
+	}
+	var rows int
+	if err := pgConnect(t, srv.ConnString()).QueryRow(context.Background(),
+		`SELECT count(*) FROM fraiseql_events_positions WHERE instance_id = $1`, bus.listenerID).Scan(&rows); err != nil || rows != 0 {
+		t.Fatalf("the anonymous listener's position: %d rows (%v)", rows, err)
+	}
+}
+
 func TestRedisBusCloseLosesNothing(t *testing.T) { checkCloseLosesNothing(t, redisFixture(t)) }
 
 func TestPostgresBusCloseLosesNothing(t *testing.T) { checkCloseLosesNothing(t, postgresFixture(t)) }

@@ -61,8 +61,18 @@ func TestSchemaSQLIsWhatEnsureSchemaRuns(t *testing.T) {
 			t.Errorf("no %s in\n%s", name, sql)
 		}
 	}
-	if _, err := SchemaSQL(PostgresOptions{}, ""); KindOf(err) != KindValue {
-		t.Errorf("empty schema: %v", err)
+	// A schema name is 1 to 63 bytes (NAMEDATALEN - 1): PostgreSQL would
+	// cut a longer one, and the SQL would name another schema.
+	for _, schema := range []string{"", strings.Repeat("s", pgMaxIdentifier+1), strings.Repeat("é", 32)} {
+		_, err := SchemaSQL(PostgresOptions{}, schema)
+		if KindOf(err) != KindValue || !strings.Contains(err.Error(), "schema must be a name of 1 to 63 bytes") {
+			t.Errorf("schema of %d bytes: %v", len(schema), err)
+		}
+	}
+	for _, schema := range []string{"s", strings.Repeat("s", pgMaxIdentifier), strings.Repeat("é", 31) + "s"} {
+		if sql, err := SchemaSQL(PostgresOptions{}, schema); err != nil || !strings.Contains(sql, `"`+schema+`"."fraiseql_events"`) {
+			t.Errorf("schema of %d bytes: %v", len(schema), err)
+		}
 	}
 	if _, err := SchemaSQL(PostgresOptions{Table: strings.Repeat("t", 64)}, "public"); KindOf(err) != KindValue {
 		t.Errorf("long table: %v", err)

@@ -669,3 +669,27 @@ func TestPostgresBusBrokenReadRacedByLowerKey(t *testing.T) {
 		t.Fatalf("%d broken reads, %d reconnects: want 1 and 1", n, r)
 	}
 }
+
+// The table's id sequence renamed while the bus runs: the publish from Go
+// that finds the name it knew gone looks at the bus's objects again, takes
+// the new name, and brings the stamp trigger up to date with it, so that
+// publishing from SQL goes on too.
+func TestPostgresSQLPublishAfterTheSequenceWasRenamed(t *testing.T) {
+	srv := pgtest.Start(t)
+	var c collector
+	bus := startPgBus(t, PostgresOptions{ConnString: srv.ConnString(), PollInterval: 50 * time.Millisecond}, &c)
+	conn := pgConnect(t, srv.ConnString())
+	ctx := context.Background()
+	first := pgEvent("go", 0)
+	if err := bus.Publish(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, conn, `ALTER SEQUENCE fraiseql_events_id_seq RENAME TO fraiseql_events_ids`)
+	second := pgEvent("go", 1)
+	if err := bus.Publish(ctx, second); err != nil {
+		t.Fatalf("the publish after the rename: %v", err)
+	}
+	mustExec(t, conn, `SELECT fraiseql_publish('ch', 'sql', '{"n":2}')`)
+	want := []Event{first, second, sqlEvent("sql", `{"n": 2}`)}
+	checkInOrder(t, c.waitFor(t, len(want), 10*time.Second), want)
+}

@@ -7,12 +7,15 @@
 package subscriptions
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -636,5 +639,296 @@ func TestPostgresBusOpenTransaction(t *testing.T) {
 			waitReads(t, bus, 2)
 			checkInOrder(t, c.events(), later)
 		}
+	}
+}
+
+// A backlog of several pages is delivered in one read: the pages after
+// the first, sent without the horizon's statement, are dispatched at once,
+// not left for the next notification or poll (an hour away here).
+func TestPostgresBusPagesAfterTheFirstInTheSameRead(t *testing.T) {
+	srv := pgtest.Start(t)
+	var c collector
+	bus := startPgBus(t, PostgresOptions{ConnString: srv.ConnString(), PollInterval: time.Hour}, &c)
+	waitFirstRound(t, bus)
+	reads := bus.reads.Load()
+	want := make([]Event, 2*pgPageSize+1)
+	for i := range want {
+		want[i] = pgEvent("batch", i)
+	}
+	if err := bus.PublishBatch(context.Background(), want); err != nil {
+		t.Fatal(err)
+	}
+	// Only the batch's notification wakes the listener.
+	for deadline := time.Now().Add(20 * time.Second); bus.reads.Load() == reads; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the listener did not read after the notification")
+		}
+	}
+	checkInOrder(t, c.events(), want)
+}
+
+// waitFirstRound waits until the listener's first round has ended with a
+// prune: it then waits for a notification or its next poll.
+func waitFirstRound(t *testing.T, bus *PostgresBus) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); bus.prunes.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the listener's first round did not end")
+		}
+	}
+}
+
+// ownerLock lists the server processes that hold (granted) or wait for
+// the advisory lock of a listener with InstanceID id on the default table.
+func ownerLock(t *testing.T, conn *pgx.Conn, id string, granted bool) []int32 {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted = $3
+	AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+	AND classid = $1::bigint::oid AND objsubid = 2 AND objid = (hashtext($2)::bigint & 4294967295)::oid ORDER BY pid`,
+		pgOwnerClass, "fraiseql_events "+id, granted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pids
+}
+
+// While another connection holds the InstanceID's lock, the listener's
+// reconnections keep failing with ErrInstanceInUse: it warns once, not at
+// each attempt, and takes the id back once it is free.
+func TestPostgresBusInstanceInUseWarnedOnce(t *testing.T) {
+	srv := pgtest.Start(t)
+	logs := &logCollector{}
+	var c collector
+	bus := startPgBus(t, PostgresOptions{ConnString: srv.ConnString(), InstanceID: "x", PollInterval: time.Hour,
+		ConnectTimeout: 2 * time.Second, Logger: logs}, &c)
+	waitFirstRound(t, bus)
+	admin := pgConnect(t, srv.ConnString())
+	holder := pgConnect(t, srv.ConnString())
+	ctx := context.Background()
+
+	// The holder queues for the lock before the listener's connection
+	// ends, so it gets the lock before any reconnection can.
+	locked := make(chan error, 1)
+	go func() {
+		_, err := holder.Exec(ctx, `SELECT pg_advisory_lock($1, hashtext($2))`, pgOwnerClass, "fraiseql_events x")
+		locked <- err
+	}()
+	for deadline := time.Now().Add(10 * time.Second); len(ownerLock(t, admin, "x", false)) == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the holder does not wait for the lock")
+		}
+	}
+	pid := bus.listenPID.Load()
+	if _, err := admin.Exec(ctx, "SELECT pg_terminate_backend($1)", int32(pid)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-locked; err != nil {
+		t.Fatal(err)
+	}
+	// Each attempt is a new connection that waits for the lock in turn:
+	// once the third waits, two have failed.
+	waiters := map[int32]bool{}
+	for deadline := time.Now().Add(30 * time.Second); len(waiters) < 3; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d reconnection attempts waited for the lock", len(waiters))
+		}
+		for _, p := range ownerLock(t, admin, "x", false) {
+			waiters[p] = true
+		}
+	}
+	inUse := func() (n int) {
+		logs.mu.Lock()
+		defer logs.mu.Unlock()
+		for _, r := range logs.recs {
+			if strings.HasPrefix(r.Msg, "PostgreSQL bus listener cannot reconnect: ") {
+				n++
+				if r.Level != LogWarning || !strings.Contains(r.Msg, `instance_id "x" is in use`) {
+					t.Errorf("record %+v", r)
+				}
+			}
+		}
+		return n
+	}
+	if n := inUse(); n != 1 {
+		t.Fatalf("%d warnings that the instance is in use after 2 failed attempts, want 1", n)
+	}
+	if _, err := holder.Exec(ctx, `SELECT pg_advisory_unlock($1, hashtext($2))`, pgOwnerClass, "fraiseql_events x"); err != nil {
+		t.Fatal(err)
+	}
+	logs.waitFor(t, LogInfo, "PostgreSQL bus listener connection restored")
+	if n := inUse(); n != 1 {
+		t.Fatalf("%d warnings that the instance is in use, want 1", n)
+	}
+	if got := ownerLock(t, admin, "x", true); len(got) != 1 || got[0] != int32(bus.listenPID.Load()) {
+		t.Fatalf("the lock is held by %v, not by the listener's %d", got, bus.listenPID.Load())
+	}
+}
+
+// holdProxy forwards TCP connections to a PostgreSQL server, but keeps
+// the Terminate message a client sends as it closes, and the server's end
+// of the connection, until the test ends: the server process lives on
+// with what it holds. What the client let go of before closing is then
+// told apart from what goes when the server process ends.
+type holdProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []net.Conn
+}
+
+func startHoldProxy(t *testing.T, target string) *holdProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &holdProxy{ln: ln, target: target}
+	t.Cleanup(func() {
+		ln.Close()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, c := range p.conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.serve(c)
+		}
+	}()
+	return p
+}
+
+func (p *holdProxy) connString() string {
+	return fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres sslmode=disable", p.ln.Addr().(*net.TCPAddr).Port)
+}
+
+func (p *holdProxy) serve(client net.Conn) {
+	server, err := net.Dial("tcp", p.target)
+	if err != nil {
+		client.Close()
+		return
+	}
+	p.mu.Lock()
+	p.conns = append(p.conns, client, server)
+	p.mu.Unlock()
+	go func() { io.Copy(client, server); client.Close() }()
+	r := bufio.NewReader(client)
+	// The startup message has no type byte; every later one has
+	// (sslmode=disable: no SSLRequest before it).
+	for typed := false; ; typed = true {
+		if typed {
+			if b, err := r.Peek(1); err != nil || b[0] == 'X' { // Terminate
+				return
+			}
+		}
+		if err := forwardMessage(server, r, typed); err != nil {
+			return
+		}
+	}
+}
+
+// forwardMessage copies one message of the frontend protocol.
+func forwardMessage(dst io.Writer, r *bufio.Reader, typed bool) error {
+	head := make([]byte, 4)
+	if typed {
+		head = make([]byte, 5)
+	}
+	if _, err := io.ReadFull(r, head); err != nil {
+		return err
+	}
+	size := int64(binary.BigEndian.Uint32(head[len(head)-4:]))
+	if _, err := dst.Write(head); err != nil {
+		return err
+	}
+	_, err := io.CopyN(dst, r, size-4)
+	return err
+}
+
+// Close while the listener waits for notifications lets go of the
+// InstanceID's lock on the listener's connection before closing it: the
+// id is free as Close returns, not once the server process has ended (here
+// it does not end while the test runs). (Close during a query cancels it,
+// which closes the connection: the id is then free once the server
+// process ends.)
+func TestPostgresBusCloseFreesTheInstanceAtOnce(t *testing.T) {
+	srv := pgtest.Start(t)
+	proxy := startHoldProxy(t, fmt.Sprintf("127.0.0.1:%d", srv.Port))
+	var c collector
+	bus := startPgBus(t, PostgresOptions{ConnString: proxy.connString(), InstanceID: "x", PollInterval: time.Hour}, &c)
+	waitFirstRound(t, bus)
+	admin := pgConnect(t, srv.ConnString())
+	pid := bus.listenPID.Load()
+	if got := ownerLock(t, admin, "x", true); len(got) != 1 || got[0] != int32(pid) {
+		t.Fatalf("the lock is held by %v, not by the listener's %d", got, pid)
+	}
+	if err := bus.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var alive bool
+	if err := admin.QueryRow(context.Background(), "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)", int32(pid)).Scan(&alive); err != nil || !alive {
+		t.Fatalf("the listener's server process %d ended (%v): the test shows nothing", pid, err)
+	}
+	if got := ownerLock(t, admin, "x", true); len(got) != 0 {
+		t.Fatalf("after Close the lock is held by %v", got)
+	}
+}
+
+// A table dropped while the bus runs: the publish that finds it gone
+// creates it again and publishes there, in the same call.
+func TestPostgresBusPublishAfterTheTableWasDropped(t *testing.T) {
+	srv := pgtest.Start(t)
+	bus := startPgBus(t, PostgresOptions{ConnString: srv.ConnString()}, nil)
+	ctx := context.Background()
+	if err := bus.Publish(ctx, pgEvent("p", 0)); err != nil {
+		t.Fatal(err)
+	}
+	srv.Exec(t, `DROP TABLE fraiseql_events`)
+	if err := bus.Publish(ctx, pgEvent("p", 1)); err != nil {
+		t.Fatalf("the publish after the table was dropped: %v", err)
+	}
+	var payload []byte
+	if err := pgConnect(t, srv.ConnString()).QueryRow(ctx, "SELECT string_agg(convert_from(payload, 'UTF8'), ' ') FROM fraiseql_events").Scan(&payload); err != nil {
+		t.Fatal(err)
+	}
+	if want := pgEvent("p", 1).Data; !bytes.Equal(payload, want) {
+		t.Fatalf("the new table holds %s, want %s", payload, want)
+	}
+}
+
+// A publish the server refuses is not tried again: the retry is for a
+// statement that was certainly not run (nothing sent, or no table).
+func TestPostgresBusRefusedPublishNotRetried(t *testing.T) {
+	srv := pgtest.Start(t)
+	bus := startPgBus(t, PostgresOptions{ConnString: srv.ConnString()}, nil)
+	ctx := context.Background()
+	if err := bus.Publish(ctx, pgEvent("p", 0)); err != nil {
+		t.Fatal(err)
+	}
+	// A sequence counts the attempts: nextval is not rolled back.
+	srv.Exec(t, `CREATE SEQUENCE attempts;
+CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM nextval('attempts');
+	RAISE EXCEPTION 'refused by the test';
+END $$;
+CREATE TRIGGER refuse BEFORE INSERT ON fraiseql_events FOR EACH STATEMENT EXECUTE FUNCTION refuse()`)
+	err := bus.Publish(ctx, pgEvent("p", 1))
+	if err == nil || !strings.Contains(err.Error(), "refused by the test") || errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("got %v, want the server's refusal", err)
+	}
+	var attempts int64
+	if err := pgConnect(t, srv.ConnString()).QueryRow(ctx, "SELECT last_value FROM attempts").Scan(&attempts); err != nil {
+		t.Fatal(err)
+	}
+	if attempts != 1 {
+		t.Fatalf("the statement was run %d times, want 1", attempts)
 	}
 }
