@@ -359,7 +359,10 @@ CRASH_GO = re.compile(r"^fatal error: ", re.MULTILINE)
 CRASH_PY = re.compile(r"Fatal Python error: ")
 # pytest-timeout ended a hung test: its thread method prints the stacks between two
 # such banners and exits at once (no summary); its signal method fails the test.
-TIMEOUT_PY = re.compile(r"\+{3,} Timeout \+{3,}|^FAILED \S+ - Failed: Timeout >", re.MULTILINE)
+# tools/mutate_watchdog.py's faulthandler ended a test that held the GIL past twice
+# that limit: "Timeout (0:04:00)!" (after the progress dots) and the stacks.
+TIMEOUT_PY = re.compile(r"\+{3,} Timeout \+{3,}|^FAILED \S+ - Failed: Timeout >|Timeout \(\d+:\d\d:\d\d(\.\d+)?\)!$",
+                        re.MULTILINE)
 
 
 def judge_go(out: str, timed_out: bool) -> tuple[str, str]:
@@ -579,7 +582,8 @@ class Area:
         """The area's pytest subset; with argsfile, only the tests it names (pytest reads a
         node id a line from @argsfile: no command line too long, ids with spaces kept)."""
         return [sys.executable, "-m", "pytest", "-q", "-x", "-rfE", "-p", "no:cacheprovider",
-                "-p", "no:randomly", *(["@" + argsfile] if argsfile else self.spec["pytest"])]
+                "-p", "no:randomly", "-p", "mutate_watchdog",
+                *(["@" + argsfile] if argsfile else self.spec["pytest"])]
 
     def tests_dir(self) -> str:
         return os.path.join(self.root, self.spec.get("tests", "tests"))
@@ -676,6 +680,7 @@ class Area:
         target = os.path.join(dest, os.path.basename(pkg))
         if not os.path.isdir(target):
             shutil.copytree(pkg, target, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copy2(os.path.join(os.path.dirname(os.path.abspath(__file__)), "mutate_watchdog.py"), dest)
         return dest
 
     def run_py(self, m: Mutant, slot: str) -> tuple[str, str]:

@@ -24,7 +24,7 @@ EQUIVALENT_GO = {("go/calc.go", 7, "<="), ("go/calc.go", 10, ">=")}
 EQUIVALENT_PY = {("py/src/plantedpkg/__init__.py", 5, "<="), ("py/src/plantedpkg/__init__.py", 7, ">=")}
 LISTED_WRONGLY = ("go/calc.go", 20, "-=")
 GO_AREAS = ["go-nothing", "go-good", "go-shapes"]
-PY_AREAS = ["py-nothing", "py-good", "py-hang", "py-shapes"]
+PY_AREAS = ["py-nothing", "py-good", "py-hang", "py-gil", "py-shapes"]
 SHAPES = "go/shapes.go"  # the selection cases
 PY_SHAPES = "py/src/plantedpkg/shapes.py"
 PY_UNITS = "py/src/plantedpkg/units.py"  # first imported inside a test
@@ -278,6 +278,18 @@ def test_python_test_ended_by_pytest_timeout_is_a_timeout(report):
     assert "py-hang: score 100.0% (1 killed of 1: lived 0, uncovered 0); timeout 1," in text
 
 
+def test_python_test_holding_the_gil_is_ended_by_the_watchdog(records):
+    runs, text = records
+    got = runs["py-gil"]
+    # n - 50 made n + 50 backtracks without end inside the regular expression engine, which
+    # holds the GIL: pytest-timeout (1 s) cannot fire; faulthandler's watchdog ends the run at
+    # 2 s, before the driver's own limit (15 s at least), which would leave no detail.
+    hang = got[("py/src/plantedpkg/backtrack.py", 7, "+")]
+    assert hang["status"] == "timeout"
+    assert hang["detail"] == "Timeout (0:00:02)!"
+    assert "py-gil: score 100.0% (3 killed of 3: lived 0, uncovered 0); timeout 1," in text
+
+
 @pytest.mark.parametrize("out, want", [
     # gremlins' `--test-cpu 1` reached the test binary as one argument: exit 1, no test ran.
     ("flag provided but not defined: -cpu 1\nUsage of /tmp/x.test:\nFAIL\tpkg\t0.01s\n", "error"),
@@ -307,6 +319,9 @@ def test_go_output_is_judged_by_what_the_tests_said(out, want):
      "+++++ Timeout +++++\n", "timeout"),
     # Its signal method fails the test instead.
     ("FAILED test_a.py::test_x - Failed: Timeout >1.0s\n1 failed in 1.2s\n", "timeout"),
+    # tools/mutate_watchdog.py: faulthandler's stacks after -q's dots, then _exit(1).
+    ("test_a.py ..Timeout (0:04:00)!\nThread 0x1 (most recent call first):\n  File \"a.py\", line 3 in f\n",
+     "timeout"),
 ])
 def test_pytest_output_is_judged_by_its_summary(out, want):
     assert mutate.judge_py(out, False)[0] == want
