@@ -4,9 +4,11 @@ package subscriptions
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -208,5 +210,82 @@ func TestRedisBusEventsAfterDataLossCarryTheNewEpoch(t *testing.T) {
 	}
 	if s := b.Stats(); s.Reconnects < 1 {
 		t.Fatalf("stats %+v", s)
+	}
+}
+
+// Redis refuses to recreate a lost group (as a server over its maxmemory
+// refuses XGROUP CREATE ... MKSTREAM): the reader does not report the
+// connection restored, nor count a reconnect, until the group is back.
+func TestRedisBusNotRestoredUntilItsGroupIsBack(t *testing.T) {
+	mr := miniredis.RunT(t)
+	logs := &logCollector{}
+	b := newRedisTestBus(t, redisURL(mr), RedisOptions{Logger: logs})
+	refuse := &refuseGroupCreate{refused: make(chan struct{})}
+	b.client.AddHook(refuse)
+	c := &collector{settle: func(t *testing.T) { waitAcked(t, b) }}
+	if err := b.Start(context.Background(), c.deliver); err != nil {
+		t.Fatal(err)
+	}
+	publishNums(t, b, 1)
+	wantNums(t, c.wait(t, 1), 1)
+	refuse.left.Store(2)
+	if err := rawClient(t, mr).XGroupDestroy(context.Background(), defaultRedisStream, b.group).Err(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-refuse.refused:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the reader did not try to recreate its group twice")
+	}
+	// The reader failed twice to recreate the group: it has reported nothing
+	// restored (it would have before its second attempt).
+	if s := b.Stats(); s.Reconnects != 0 {
+		t.Fatalf("reconnects counted while the group could not be created: %+v", s)
+	}
+	logs.mu.Lock()
+	for _, r := range logs.recs {
+		if strings.Contains(r.Msg, "restored") {
+			t.Errorf("logged while the group could not be created: %+v", r)
+		}
+	}
+	logs.mu.Unlock()
+	logs.waitFor(t, LogInfo, "Redis bus connection restored to ")
+	publishNums(t, b, 2)
+	wantNums(t, c.wait(t, 2), 1, 2)
+	if s := b.Stats(); s.Reconnects != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// refuseGroupCreate, a go-redis hook, refuses the next left XGROUP CREATE
+// commands, with the error of a server over its maxmemory, and closes
+// refused after the last.
+type refuseGroupCreate struct {
+	left    atomic.Int64
+	refused chan struct{}
+}
+
+func (h *refuseGroupCreate) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *refuseGroupCreate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (h *refuseGroupCreate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		args := cmd.Args()
+		if len(args) < 2 || !strings.EqualFold(fmt.Sprint(args[0]), "xgroup") || !strings.EqualFold(fmt.Sprint(args[1]), "create") {
+			return next(ctx, cmd)
+		}
+		n := h.left.Add(-1)
+		if n < 0 {
+			return next(ctx, cmd)
+		}
+		if n == 0 {
+			close(h.refused)
+		}
+		err := errors.New("OOM command not allowed when used memory > 'maxmemory'.")
+		cmd.SetErr(err)
+		return err
 	}
 }
