@@ -557,7 +557,15 @@ func TestPostgresBusBrokenRead(t *testing.T) {
 				t.Error(err)
 			}
 		},
-		2600: func() { go bus.Close(ctx) },    // the listener stops after this row
+		2600: func() { // the listener stops after this row
+			// Cancelled here, not when the goroutine's Close gets to it: on a
+			// loaded machine the listener could otherwise read on past row 3500.
+			bus.mu.Lock()
+			cancel := bus.cancel
+			bus.mu.Unlock()
+			cancel()
+			go bus.Close(ctx)
+		},
 		3500: func() { bus.armReaderPanic() }, // a bug of the listener, recovered
 	}
 	deliver := func(ev Event) {
