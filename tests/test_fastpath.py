@@ -218,6 +218,47 @@ def test_bound_function_outliving_its_executor():
         nxt(None)  # the fallback: its executor is gone
 
 
+def test_stale_ids_do_not_reach_the_slots_next_owner():
+    """A dropped executor's slot in the fast-id table (pyapi/fast.go) serves the next
+    executor under a new id (the slot's generation in the high bits): the bound functions
+    and the module entries given the old id find no executor, rather than the new one."""
+    gc.collect()  # no other executor is released between old's release and new's creation
+    old = X()
+    E, fid = old._E, old._fid
+    nxt, drain, publish = old.next_event, old.drain_connection, old.publish_event
+    del old
+    gc.collect()
+    new = X()
+    new.register_subscription("c", "s", "subscription { users { id } }", user_id="u", tenant_id="t")
+    new.publish_event("users", "users", {"id": 1})
+    assert new._fid & 0xFFFFFFFF == fid & 0xFFFFFFFF  # the slot, reused
+    assert new._fid != fid
+    for call in (lambda: nxt("s"), lambda: drain("c"), lambda: publish("users", "users", {"id": 2}),
+                 lambda: E._fq_next(fid, "s"), lambda: E._fq_drain(fid, "c", 0),
+                 lambda: E._fq_publish(fid, "users", "users", '{"id":3}')):
+        with pytest.raises(RuntimeError, match="^executor is closed$"):
+            call()
+    assert new.drain_connection("c") == [b'{"type":"next","id":"s","payload":{"data":{"users":{"id":1}}}}']
+    assert new.get_metrics()["events_published"] == 1
+    new.close()
+
+
+def test_module_publish_refuses_a_bad_idempotency_key():
+    """_fq_publish (the shim's publish_event method calls it with arguments it checked)
+    refuses an idempotency_key that is no plain str, before anything is published."""
+    ex = X()
+    ex.register_subscription("c", "s", "subscription { users { id } }", user_id="u", tenant_id="t")
+    E, fid = ex._E, ex._fid
+    refused = "^idempotency_key must be a str without NUL characters or lone surrogates$"
+    for key in (5, None, b"k", "a\0b", "\ud800"):
+        with pytest.raises(TypeError, match=refused):
+            E._fq_publish(fid, "users", "users", '{"id":1}', key)
+    assert ex.get_metrics()["events_published"] == 0
+    assert E._fq_publish(fid, "users", "users", '{"id":2}', "k") is None
+    assert ex.drain_connection("c") == [b'{"type":"next","id":"s","payload":{"data":{"users":{"id":2}}}}']
+    ex.close()
+
+
 def test_executor_is_collected_without_gc():
     """The bound functions hold the executor weakly: no cycle."""
     import weakref

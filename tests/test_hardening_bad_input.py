@@ -363,3 +363,35 @@ def test_go_panic_in_subprocess_does_not_kill_it():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[:2] == ["recovered", '{"type":"next","id":"s","payload":{"data":{"a":{"x":1}}}}']
+
+
+def test_wait_logs_takes_a_timeout_from_0_to_3600_seconds():
+    """The engine's WaitLogs (the log thread's wait, pyapi/logs.go) takes 0 to 3600 seconds
+    and refuses anything else (NaN, infinities, negatives, past an hour) as a value error. In a
+    fresh interpreter without an executor, hence without the log thread that would compete
+    for the records: a record logged first makes the 3600 s wait return at once."""
+    import subprocess
+    import sys
+    import textwrap
+    code = textwrap.dedent("""
+        import json, math, threading
+        from fraiseql import _native
+        from fraiseql._fraiseql_rs.subscriptions import _errors
+        E = _native.engine()
+        assert "fraiseql-go-logs" not in [t.name for t in threading.enumerate()]
+        print(repr(E.pyapi_WaitLogs(0.0)))
+        E.pyapi_LogForTest(30, "bus", "a warning")
+        print([(r["n"], r["m"]) for r in map(json.loads, E.pyapi_WaitLogs(3600.0).splitlines())])
+        for bad in (3600.5, 3601.0, -0.5, -1e-300, math.nan, math.inf, -math.inf):
+            try:
+                with _errors:  # the engine's error as the exception it stands for
+                    E.pyapi_WaitLogs(bad)
+            except ValueError as err:
+                print(bad, err)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    refused = "timeout must be a number of seconds between 0 and 3600"
+    assert out.stdout.splitlines() == [
+        "''", "[('bus', 'a warning')]", *(f"{bad} {refused}" for bad in ("3600.5", "3601.0", "-0.5", "-1e-300",
+                                                                           "nan", "inf", "-inf"))]

@@ -288,3 +288,20 @@ def test_the_claim_hook_needs_debug_hooks():
         ex._debug_claim_hook(lambda: None)
     assert read_all(ex, "s") == [frame("s", 0), frame("s", 1)]
     ex.close()
+
+
+def test_the_claim_hook_entry_refuses_wrong_arguments():
+    """The module's _fq_claim_hook(next_event, hook) takes exactly a bound next_event and
+    a callable: anything else is a TypeError and sets no hook."""
+    ex = fed(3, debug_hooks=True)
+    ran = []
+
+    def hook():
+        ran.append(1)
+    for args in ((ex.next_event, hook, hook), (ex.drain_connection, hook), (ex.next_event, 1),
+                 (ex.next_event,), ()):
+        with pytest.raises(TypeError, match=r"^_fq_claim_hook\(next_event, hook\): a bound next_event and a callable$"):
+            ex._E._fq_claim_hook(*args)
+    assert read_all(ex, "s") == [frame("s", i) for i in range(3)]  # 1 and 2 from the window
+    assert ran == []
+    ex.close()
