@@ -2,6 +2,7 @@ package subscriptions
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -179,5 +180,34 @@ func TestPlanKey(t *testing.T) {
 		if a, b := key(d[0], nil), key(d[1], nil); a == b {
 			t.Errorf("keys equal:\n%s\n%s", d[0], d[1])
 		}
+	}
+}
+
+// The limits are maxima: a query at exactly max_fields or max_depth compiles.
+func TestCompileAtTheLimits(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		lim  Limits
+	}{
+		{"max_fields", Limits{MaxFields: 3}},
+		{"max_depth", Limits{MaxDepth: 3}},
+	} {
+		// Three fields, three levels deep.
+		if _, err := Compile("subscription { a { b { c } } }", "", nil, tt.lim); err != nil {
+			t.Errorf("%s at the limit: %v", tt.name, err)
+		}
+	}
+}
+
+// Variables are JSON: a NaN or an infinity (possible in a Go map, not in
+// JSON) has no JSON form and is refused rather than written as text.
+func TestNormalizeJSONRefusesNonFiniteNumbers(t *testing.T) {
+	for _, v := range []any{math.NaN(), math.Inf(1), math.Inf(-1), float32(math.NaN()), []any{1.0, math.Inf(1)}} {
+		if got, err := normalizeJSON(v, 0); err == nil {
+			t.Errorf("normalizeJSON(%v) = %v, want an error", v, got)
+		}
+	}
+	if got, err := normalizeJSON(1.5, 0); err != nil || got != json.Number("1.5") {
+		t.Errorf("normalizeJSON(1.5) = %v, %v", got, err)
 	}
 }

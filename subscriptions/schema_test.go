@@ -413,6 +413,8 @@ func TestSchemaLeafSerializationAsGraphQLCore(t *testing.T) {
 		{"i", `"1__2"`, fmt.Sprintf(fieldErr, "i", "Int cannot represent non-integer value: '1__2'")},
 		{"i", `"_1"`, fmt.Sprintf(fieldErr, "i", "Int cannot represent non-integer value: '_1'")},
 		{"i", `"1_"`, fmt.Sprintf(fieldErr, "i", "Int cannot represent non-integer value: '1_'")},
+		{"i", `"1.5"`, fmt.Sprintf(fieldErr, "i", "Int cannot represent non-integer value: '1.5'")},
+		{"i", `"99999999999999999999"`, fmt.Sprintf(fieldErr, "i", "Int cannot represent non 32-bit signed integer value: '99999999999999999999'")},
 		{"f", `"1.5"`, `{"data":{"t":{"f":1.5}}}`},
 		{"f", `" 2 "`, `{"data":{"t":{"f":2.0}}}`},
 		{"f", `"  "`, fmt.Sprintf(fieldErr, "f", "Float cannot represent non numeric value: '  '")},
@@ -653,5 +655,49 @@ func TestValueFromASTUnknownType(t *testing.T) {
 	}
 	if got, ok := valueFromAST(s.s, one, ast.NamedType("Int", nil), nil); !ok || fmt.Sprint(got) != "1" {
 		t.Errorf("1 as Int: %v %v, want 1", got, ok)
+	}
+}
+
+// A custom scalar is written as json.loads gives it: lists, nested ones
+// too, keep their items and order.
+func TestSchemaCustomScalarListsAsLoaded(t *testing.T) {
+	s := mustSchema(t, `scalar JSON type Query { ok: Boolean } type T { j: JSON } type Subscription { t: T }`)
+	p, err := CompileWithSchema(`subscription { t { j } }`, "", nil, Limits{}.withDefaults(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `{"data":{"t":{"j":[1,[2,3],{"b":1,"a":[]},"x"]}}}`
+	if got := string(p.AppendPayload(nil, mustEvent(t, "evt", "t", `{"j":[1,[2,3],{"b":1,"a":[]},"x"]}`))); got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+// Two fields of one object type with different selections are shaped each
+// by its own selection (the memo of selections tells their nodes apart).
+func TestSchemaSelectionsOfOneTypeKeptApart(t *testing.T) {
+	s := mustSchema(t, `type Query { ok: Boolean } type C { a: Int b: Int } type T { x: C y: C } type Subscription { t: T }`)
+	p, err := CompileWithSchema(`subscription { t { x { a } y { b } } }`, "", nil, Limits{}.withDefaults(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `{"data":{"t":{"x":{"a":1},"y":{"b":4}}}}`
+	if got := string(p.AppendPayload(nil, mustEvent(t, "evt", "t", `{"x":{"a":1,"b":2},"y":{"a":3,"b":4}}`))); got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+// smallInt reads the plain integers of at most ten digits, both signs.
+func TestSmallInt(t *testing.T) {
+	for _, tt := range []struct {
+		tok  string
+		want int64
+		ok   bool
+	}{
+		{"0", 0, true}, {"42", 42, true}, {"-2147483648", -2147483648, true}, {"9999999999", 9999999999, true},
+		{"-0", 0, false}, {"1.0", 0, false}, {"1e3", 0, false}, {"12345678901", 0, false}, {"-12345678901", 0, false},
+	} {
+		if got, ok := smallInt([]byte(tt.tok)); got != tt.want || ok != tt.ok {
+			t.Errorf("smallInt(%s) = %d, %v; want %d, %v", tt.tok, got, ok, tt.want, tt.ok)
+		}
 	}
 }
