@@ -1,6 +1,9 @@
 package subscriptions
 
-import "testing"
+import (
+	"context"
+	"testing"
+)
 
 // PostgresBusConfig refuses an empty or blank connection string as a value
 // error (pgconn would read it as "connect to the defaults"), and keeps a
@@ -22,5 +25,32 @@ func TestPostgresBusConfigRefusesAnEmptyConnectionString(t *testing.T) {
 	}
 	if _, err := PostgresBusConfig("postgres://app@db.example:notaport/events"); err == nil || KindOf(err) != KindValue {
 		t.Fatalf("invalid connection string: %v", err)
+	}
+}
+
+// namedLogger is a Logger told apart from others by its name.
+type namedLogger struct{ name string }
+
+func (*namedLogger) Log(LogLevel, string, string) {}
+
+// NewBus gives a Redis bus the BusConfig's Logger when its own options set
+// none, and leaves it the one they set.
+func TestNewBusGivesTheRedisBusTheConfigsLogger(t *testing.T) {
+	shared, own := &namedLogger{"shared"}, &namedLogger{"own"}
+	for _, c := range []struct {
+		set, want Logger
+	}{{nil, shared}, {own, own}} {
+		bus, err := NewBus(BusConfig{Kind: BusRedis, Logger: shared,
+			Redis: RedisOptions{URL: "redis://127.0.0.1:1/0", ConsumerGroup: "g", Logger: c.set}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rb := bus.(*redisBus)
+		if rb.log != c.want {
+			t.Errorf("options' Logger %v: the bus logs to %v, want %v", c.set, rb.log, c.want)
+		}
+		if err := bus.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

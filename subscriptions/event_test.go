@@ -4,6 +4,7 @@ import (
 	stdjson "encoding/json"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -102,5 +103,30 @@ func TestDecodeJSONReplacesInvalidUTF8(t *testing.T) {
 		if err := stdjson.Unmarshal([]byte(in), &std); err != nil || !reflect.DeepEqual(std, want) {
 			t.Errorf("%q: encoding/json gives %q, %v", in, std, err)
 		}
+	}
+}
+
+// getAt answers as get does, whether the hint points at the key (then it
+// keeps it), elsewhere (then it moves it to the key) or past the fields: a
+// null field is present with a nil value, a missing one absent.
+func TestGetAtAnswersAsGetWhateverTheHint(t *testing.T) {
+	ev := mustEvent(t, "u", "u", `{"c":3,"a":1,"b":null}`)
+	for _, key := range []string{"a", "b", "c", "missing"} {
+		want, wantOK := ev.get(key)
+		for _, start := range []int32{0, 1, 2, 99} {
+			var hint atomic.Int32
+			hint.Store(start)
+			for try := range 2 { // the second try finds the key at the hint
+				if v, ok := ev.getAt(key, &hint); v != want || ok != wantOK {
+					t.Fatalf("getAt(%q) from hint %d, try %d = %v, %v; get = %v, %v", key, start, try, v, ok, want, wantOK)
+				}
+			}
+			if i := ev.search(key); wantOK && hint.Load() != int32(i) {
+				t.Fatalf("getAt(%q) left the hint at %d, the key is at %d", key, hint.Load(), i)
+			}
+		}
+	}
+	if _, ok := ev.get("b"); !ok {
+		t.Fatal("the null field b is absent")
 	}
 }

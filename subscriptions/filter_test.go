@@ -23,6 +23,7 @@ func TestMatch(t *testing.T) {
 		{"id number other", "(id: 8)", nil, false},
 		{"id float equal", "(id: 7.0)", nil, true},
 		{"id string vs number", `(id: "7")`, nil, true},
+		{"id string vs other number", `(id: "8")`, nil, false},
 		{"number vs string field", `(sid: 7)`, nil, true},
 		{"string vs string", `(sid: "7")`, nil, true},
 		{"string non-number vs number", `(id: "seven")`, nil, false},

@@ -471,3 +471,29 @@ func TestResumeSignalsReadyForReplayedMessages(t *testing.T) {
 	}
 	sameFrames(t, waitFrames(t, e, "b", 2), "b", frames[1:], "a")
 }
+
+// A subscription that tracks positions signals the ready descriptor when
+// its queue stops being empty, as one without positions does: once, not
+// again while it holds messages, and again once read empty and refilled.
+func TestPositionsSignalReadyWhenTheQueueStopsBeingEmpty(t *testing.T) {
+	e := newTestExecutor(t, Options{})
+	registerWith(t, e, Registration{SubscriptionID: "a", Query: `subscription { users { n } }`, Positions: true})
+	if _, err := e.ReadyFD(); err != nil {
+		t.Fatal(err)
+	}
+	take := func(want ...string) {
+		t.Helper()
+		if ids, err := e.TakeReady(); !slices.Equal(ids, want) || err != nil {
+			t.Fatalf("TakeReady = %q, %v; want %q", ids, err, want)
+		}
+	}
+	publishN(t, e, 1, 1)
+	take("a")
+	publishN(t, e, 2, 3)
+	take()
+	if got := nextAll(t, e, "a"); len(got) != 3 {
+		t.Fatalf("read %d frames, want 3", len(got))
+	}
+	publishN(t, e, 4, 4)
+	take("a")
+}

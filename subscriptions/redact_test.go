@@ -55,3 +55,25 @@ func TestRedactedRemovesThePasswordsOfTheConnectionString(t *testing.T) {
 		}
 	}
 }
+
+// A password of exactly three characters is long enough to hide.
+func TestRedactedHidesAThreeCharacterPassword(t *testing.T) {
+	if got := Redacted(errors.New("k3y refused"), "redis://:k3y@h/0"); got != "*** refused" {
+		t.Fatalf("Redacted = %q", got)
+	}
+}
+
+// RedactConnString hides the password of a key=value string wherever it
+// occurs, a quoted one holding a space whole (the pair alone would leave
+// its second word), and changes nothing in a string without one.
+func TestRedactConnStringOfKeyValueStrings(t *testing.T) {
+	for raw, want := range map[string]string{
+		"host=h user=bob password=zebra42 dbname=zebra42": "host=h user=bob password=*** dbname=***",
+		"host=h password='two words' dbname=x":            "host=h password=*** dbname=x",
+		"host=h user=bob dbname=x":                        "host=h user=bob dbname=x",
+	} {
+		if got := RedactConnString(raw); got != want {
+			t.Errorf("RedactConnString(%q) = %q, want %q", raw, got, want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package subscriptions
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 )
 
@@ -49,5 +50,36 @@ func TestQueuedMarksHoldTheWordsNeeded(t *testing.T) {
 	for i := range n {
 		register(t, e, sub{id: fmt.Sprintf("t%03d", i)})
 		check(i + 1)
+	}
+}
+
+// queuedMarks returns the queued marks of connection connID.
+func queuedMarks(e *Executor, connID string) []uint64 {
+	e.mu.RLock()
+	c := e.reg.conns[connID]
+	e.mu.RUnlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.queuedBits)
+}
+
+// A drain that finds queues empty clears their marks, so that later drains
+// do not visit them again: those of every position in a word, past the
+// first word too.
+func TestDrainClearsTheMarksOfEmptyQueues(t *testing.T) {
+	e := newTestExecutor(t, Options{})
+	const n = 70
+	for i := range n {
+		register(t, e, sub{id: fmt.Sprintf("s%02d", i)})
+	}
+	publish(t, e, "users", `{"id":1}`)
+	if _, got, err := e.DrainConnection("c", 0); got != n || err != nil {
+		t.Fatalf("drained %d frames (%v), want %d", got, err, n)
+	}
+	if _, got, err := e.DrainConnection("c", 0); got != 0 || err != nil {
+		t.Fatalf("drained %d frames (%v) from empty queues", got, err)
+	}
+	if marks := queuedMarks(e, "c"); slices.ContainsFunc(marks, func(w uint64) bool { return w != 0 }) {
+		t.Fatalf("marks left after a drain found every queue empty: %x", marks)
 	}
 }
