@@ -98,20 +98,21 @@ type rootField struct {
 	v   jv // nil for null
 }
 
-// getAt is get that first tries the index where key was last found, in
+// getAt is get's value (nil for null or missing: its callers need not
+// tell them apart) that first tries the index where key was last found, in
 // *hint: events of one kind have the same keys, so a filter's field is
 // almost always where it was in the previous event. The hint is shared by
 // the goroutines dispatching events, hence atomic; any value is safe.
-func (d *decodedEvent) getAt(key string, hint *atomic.Int32) (jv, bool) {
+func (d *decodedEvent) getAt(key string, hint *atomic.Int32) jv {
 	if i := int(hint.Load()); i < len(d.fields) && d.fields[i].key == key {
-		return d.fields[i].v, true
+		return d.fields[i].v
 	}
 	i := d.search(key)
 	if i < len(d.fields) && d.fields[i].key == key {
 		hint.Store(int32(i))
-		return d.fields[i].v, true
+		return d.fields[i].v
 	}
-	return nil, false
+	return nil
 }
 
 // get returns the top-level value of key (nil when null) and whether the

@@ -131,7 +131,7 @@ func (n *leaf) match(ev *decodedEvent) bool {
 	var v jv
 	for i, p := range n.path {
 		if i == 0 {
-			v, _ = ev.getAt(p, &n.at)
+			v = ev.getAt(p, &n.at)
 		} else {
 			v, _ = field(objectOf(v), p)
 		}

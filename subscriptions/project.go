@@ -88,7 +88,7 @@ func appendSelection(dst []byte, ev *decodedEvent, obj *fastjson.Object, s *selS
 		case !e.typename:
 			var v jv
 			if obj == ev.obj {
-				v, _ = ev.getAt(e.name, &e.at)
+				v = ev.getAt(e.name, &e.at)
 			} else {
 				v, _ = field(obj, e.name)
 			}

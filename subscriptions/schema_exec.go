@@ -335,7 +335,7 @@ func (s *shaper) completeObject(dst []byte, f *tField, v jv) []byte {
 		var cv jv
 		switch {
 		case obj != nil && obj == s.ev.obj:
-			cv, _ = s.ev.getAt(c.name, &c.at)
+			cv = s.ev.getAt(c.name, &c.at)
 		case obj != nil:
 			cv, _ = field(obj, c.name)
 		}
