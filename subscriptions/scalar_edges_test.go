@@ -9,13 +9,18 @@ func scalarOf(t *testing.T, raw string) jv {
 	return v
 }
 
-// A space is printed as itself; only the control characters below it are
-// escaped, as graphql-core's print_string does.
+// A space, '~' and a no-break space are printed as themselves; the control
+// characters below the space and from DEL to U+009F are escaped, as
+// graphql-core's print_string does.
 func TestPrintStringEscapesControlsNotSpace(t *testing.T) {
 	for in, want := range map[string]string{
 		"a b":     `"a b"`,
 		"\x1f":    `"\u001F"`,
 		"\x00 \t": `"\u0000 \t"`,
+		"\u007e":  `"~"`,
+		"\u007f":  `"\u007F"`,
+		"\u009f":  `"\u009F"`,
+		"\u00a0":  "\"\u00a0\"",
 	} {
 		if got := printString(in); got != want {
 			t.Errorf("printString(%q) = %s, want %s", in, got, want)
