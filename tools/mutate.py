@@ -354,7 +354,10 @@ FAIL_PY = re.compile(r"^(FAILED|ERROR) \S+::", re.MULTILINE)
 COLLECT_PY = re.compile(r"^ERROR (collecting|\S+\.py\b(?!::))|Interrupted: \d+ error", re.MULTILINE)
 PASS_PY = re.compile(r"^=*\s*\d+ passed", re.MULTILINE)
 PASS_GO = re.compile(r"^ok\s+\S+", re.MULTILINE)
-CRASH_GO = re.compile(r"^fatal error: ", re.MULTILINE)
+# A runtime fatal error, or go test's line for a test binary a signal ended (the kernel's
+# OOM killer after a mutant allocated without end: "signal: killed"; a fault in C:
+# "signal: segmentation fault"); the driver's own limit is judged before, as a timeout.
+CRASH_GO = re.compile(r"^(fatal error|signal): ", re.MULTILINE)
 # Anywhere on a line: pytest -q's progress dots precede it.
 CRASH_PY = re.compile(r"Fatal Python error: ")
 # pytest-timeout ended a hung test: its thread method prints the stacks between two

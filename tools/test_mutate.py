@@ -299,6 +299,9 @@ def test_python_test_holding_the_gil_is_ended_by_the_watchdog(records):
     ("panic: test timed out after 5s\n\trunning tests:\nFAIL\tpkg\t5.0s\n", "timeout"),
     ("ok  \tpkg\t0.3s\n", "lived"),
     ("fatal error: concurrent map writes\n\ngoroutine 9 [running]:\nFAIL\tpkg\t0.1s\n", "crashed"),
+    # The binary killed by a signal, not by the driver: the OOM killer, a fault in C.
+    ("=== RUN   TestX\nsignal: killed\nFAIL\tpkg\t58.231s\n", "crashed"),
+    ("signal: segmentation fault (core dumped)\nFAIL\tpkg\t0.2s\n", "crashed"),
     ("", "error"),
 ])
 def test_go_output_is_judged_by_what_the_tests_said(out, want):
