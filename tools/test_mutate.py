@@ -247,6 +247,39 @@ def test_mutant_names_select_one_site():
     assert mutate.select(ms, ["x.go:3"]) == []
 
 
+def test_native_relink_only_for_function_bodies_and_c():
+    src = ("package p\n\nconst (\n\tA = 1 << 2\n)\n\nvar b = A + 1\n\n"
+           "// f's comment, a < b\nfunc f(x int) bool {\n\tif x > 0 {\n\t\treturn x < A\n\t}\n\treturn false\n}\n"
+           "func g() int { return 2 * 3 }\n")
+    ms = mutate.clike_mutants("native", "pyapi/x.go", src, False)
+    assert {m.line for m in ms if mutate.relinkable(src, m)} == {11, 12, 14, 16}
+    assert {m.line for m in ms if not mutate.relinkable(src, m)} == {4, 7}
+    c = "static int f(int a) { return a < 2; }\n"
+    assert all(mutate.relinkable(c, m) for m in mutate.clike_mutants("native", "pyapi/x.c", c, True))
+
+
+GOPY_OUT = """--- building package ---
+go build -mod=mod -buildmode=c-shared -ldflags=-s -w -o engine_go.so .
+CGO_CFLAGS="-I/py/include" -fPIC -Ofast
+CGO_LDFLAGS=-shared -L/py/lib -s
+go build -mod=mod -buildmode=c-shared -ldflags=-s -w -o _engine.abi.so .
+BUILT /src/gen/_abi/_engine.abi.so
+"""
+
+
+def test_native_relink_repeats_gopys_last_build():
+    r = mutate.Relink.parse(GOPY_OUT, "/src/gen/_abi/_engine.abi.so", {"GOFLAGS": "-mod=mod", "HOME": "/h"})
+    assert r.gen_dir == "/src/gen/_abi"
+    assert r.cmd == ["go", "build", "-mod=mod", "-buildmode=c-shared", "-ldflags=-s -w", "-o", "_engine.abi.so", "."]
+    assert r.env["CGO_CFLAGS"] == '"-I/py/include" -fPIC -Ofast' and r.env["CGO_LDFLAGS"] == "-shared -L/py/lib -s"
+    assert r.env["GOFLAGS"] == "-mod=mod -mod=mod -trimpath" and r.env["CGO_LDFLAGS_ALLOW"] == "-fwrapv"
+    assert r.env["HOME"] == "/h"
+    # Anything not as expected: no relink, the whole gopy build for every mutant.
+    assert mutate.Relink.parse(GOPY_OUT, "", {}) is None
+    assert mutate.Relink.parse(GOPY_OUT, "/src/gen/_abi/_other.so", {}) is None
+    assert mutate.Relink.parse(GOPY_OUT.replace("CGO_LDFLAGS", "LDFLAGS"), "/src/gen/_abi/_engine.abi.so", {}) is None
+
+
 def test_go_build_failure_is_not_viable_and_hang_is_a_timeout(report):
     fates, _ = report
     for area in ("go-nothing", "go-good"):
