@@ -82,17 +82,18 @@ AREAS: dict[str, dict[str, Any]] = {
     "engine": {
         "kind": "go",
         "files": ["subscriptions/*.go"],
-        "exclude": [r"_test\.go$", r"(^|/)bus_[^/]*\.go$", r"(^|/)history_(redis|postgres)\.go$", r"(^|/)pause\.go$"],
+        "exclude": [r"_test\.go$", r"(^|/)bus_[^/]*\.go$", r"(^|/)history_(redis|postgres)\.go$", r"(^|/)pause\.go$",
+                    r"(^|/)backoff\.go$"],
         "package": "./subscriptions",
         # The mutate tag leaves out the tests that need Redis or PostgreSQL; the code
-        # that only they run (the buses, their histories, the paused start) is the
-        # buses' area.
+        # that only they run (the buses, their histories, the paused start, the
+        # reconnection backoff) is the buses' area.
         "tags": "mutate",
     },
     "buses": {
         "kind": "go",
         "files": ["subscriptions/bus_*.go", "subscriptions/history_redis.go", "subscriptions/history_postgres.go",
-                  "subscriptions/pause.go"],
+                  "subscriptions/pause.go", "subscriptions/backoff.go"],
         "exclude": [r"_test\.go$"],
         "package": "./subscriptions",
         "tags": "",
