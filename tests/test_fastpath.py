@@ -243,6 +243,56 @@ def test_stale_ids_do_not_reach_the_slots_next_owner():
     new.close()
 
 
+def _slot(ex):
+    """The executor's slot in the fast-id table (its id's low bits, less one)."""
+    return (ex._fid & 0xFFFFFFFF) - 1
+
+
+@pytest.mark.timeout(60)
+def test_executors_beyond_the_first_chunk_of_fast_ids():
+    """The fast-id table (pyapi/fast.go) grows by chunks of 256 slots: with 300 executors
+    alive at once some sit in a later chunk, and the fast entry points find each one
+    (its own messages only) on either side of the boundary. Dropped, their slots serve
+    the next executors instead of growing the table."""
+    gc.collect()
+    exs = [X() for _ in range(300)]
+    E = exs[0]._E
+    slots = sorted(exs, key=_slot)
+    assert len({_slot(ex) for ex in exs}) == 300
+    beyond = [ex for ex in slots if _slot(ex) >= 256]
+    assert beyond  # 300 distinct slots: at least 44 of them past the first chunk
+    extent = E.pyapi_FastTableSlots()
+    assert extent > 256
+    within = [ex for ex in slots if _slot(ex) < 256]
+    picked = [beyond[0], beyond[-1]] + within[-1:]
+    for ex in picked:
+        ex.register_subscription("c", "s", "subscription { users { id } }", user_id="u", tenant_id="t")
+    for ex in picked:
+        ex.publish_event("users", "users", {"id": _slot(ex)})
+    for ex in picked:
+        one = b'{"type":"next","id":"s","payload":{"data":{"users":{"id":%d}}}}' % _slot(ex)
+        assert ex.next_event("s") == one
+        assert ex.next_event("s") is None
+        ex.publish_event("users", "users", {"id": _slot(ex)})
+        assert ex.drain_connection("c") == [one]
+        assert ex.get_metrics()["events_published"] == 2
+    for ex in exs:
+        ex.close()
+    fids = [ex._fid for ex in picked]
+    nxt = beyond[-1].next_event
+    del exs, slots, beyond, within, picked, ex
+    gc.collect()
+    for fid in fids:  # released: the ids find no executor
+        with pytest.raises(RuntimeError, match="^executor is closed$"):
+            E._fq_next(fid, "s")
+    with pytest.raises(RuntimeError, match="^executor is closed$"):
+        nxt("s")
+    again = [X() for _ in range(300)]
+    assert E.pyapi_FastTableSlots() == extent
+    for ex in again:
+        ex.close()
+
+
 def test_module_publish_refuses_a_bad_idempotency_key():
     """_fq_publish (the shim's publish_event method calls it with arguments it checked)
     refuses an idempotency_key that is no plain str, before anything is published."""

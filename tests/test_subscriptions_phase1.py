@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import pytest
 
@@ -383,6 +385,26 @@ def test_complete_subscription(executor):
 def test_next_event_unknown_id(executor):
     with pytest.raises(ValueError, match="Subscription not found"):
         executor.next_event("nope")
+
+
+@pytest.mark.timeout(30)
+def test_next_event_with_a_timeout_waits_for_a_later_event(executor):
+    """next_event with a timeout blocks until a message comes: a reader already blocked
+    (counted in subscription_stats' "waiting") receives an event published after that."""
+    register(executor, "subscription { users { id } }", "s1")
+    got = []
+    reader = threading.Thread(target=lambda: got.append(executor.next_event("s1", timeout=60)))
+    reader.start()
+    deadline = time.monotonic() + 10
+    while executor.subscription_stats("s1")["waiting"] != 1:
+        assert reader.is_alive(), f"next_event returned {got} before any event was published"
+        assert time.monotonic() < deadline, "next_event never reached its wait"
+        time.sleep(0.001)  # poll interval of the wait on the count
+    executor.publish_event("e", "users", {"id": 1})
+    reader.join(10)
+    assert not reader.is_alive()
+    assert got == [b'{"type":"next","id":"s1","payload":{"data":{"users":{"id":1}}}}']
+    assert executor.subscription_stats("s1")["waiting"] == 0
 
 
 @pytest.mark.parametrize("conn,sub", [("", "s"), ("c", "")])
