@@ -2,6 +2,7 @@ package subscriptions
 
 import (
 	"context"
+	"strings"
 	"testing"
 )
 
@@ -51,6 +52,54 @@ func TestNewBusGivesTheRedisBusTheConfigsLogger(t *testing.T) {
 		}
 		if err := bus.Close(context.Background()); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// RedisBusConfig keeps a valid URL and consumer group as given, and
+// refuses a URL go-redis cannot read or an empty or blank group as value
+// errors.
+func TestRedisBusConfigValidatesItsURLAndGroup(t *testing.T) {
+	const url = "redis://cache.example:6379/2"
+	cfg, err := RedisBusConfig(url, "workers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Kind != BusRedis || cfg.Redis.URL != url || cfg.Redis.ConsumerGroup != "workers" {
+		t.Fatalf("config %+v", cfg)
+	}
+	if _, err := RedisBusConfig("http://cache.example:6379", "workers"); err == nil || KindOf(err) != KindValue ||
+		!strings.HasPrefix(err.Error(), "invalid Redis URL http://cache.example:6379: ") {
+		t.Errorf("a URL of another scheme: %v", err)
+	}
+	for _, group := range []string{"", " \t"} {
+		_, err := RedisBusConfig(url, group)
+		if err == nil || err.Error() != "consumer_group must not be empty" || KindOf(err) != KindValue {
+			t.Errorf("consumer group %q: %v", group, err)
+		}
+	}
+}
+
+// A URL without a password comes back from RedactURL exactly as given,
+// even where encoding it again would write it differently (the order of
+// its query parameters, their escapes, an empty query).
+func TestRedactURLLeavesAURLWithoutPasswordAsItIs(t *testing.T) {
+	for _, raw := range []string{"redis://h:1/0?b=1&a=2", "redis://h/0?name=a%20b", "redis://h:1/0?", "postgresql://bob@h/db?sslmode=disable&application_name=x"} {
+		if got := RedactURL(raw); got != raw {
+			t.Errorf("RedactURL(%q) = %q", raw, got)
+		}
+	}
+}
+
+// In a PostgreSQL URL only the password is hidden, though the same text
+// is also its database's name.
+func TestRedactConnStringOfAURLHidesOnlyThePassword(t *testing.T) {
+	for raw, want := range map[string]string{
+		"postgresql://app:events@db.example/events": "postgresql://app:***@db.example/events",
+		"postgres://app:events@db.example/events":   "postgres://app:***@db.example/events",
+	} {
+		if got := RedactConnString(raw); got != want {
+			t.Errorf("RedactConnString(%q) = %q, want %q", raw, got, want)
 		}
 	}
 }

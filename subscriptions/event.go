@@ -276,7 +276,19 @@ func replaceInvalidUTF8(b []byte) []byte {
 	return out
 }
 
-func decodeJSON(b []byte) (v any, err error) {
+func decodeJSON(b []byte) (any, error) { return decodeJSONWith(b, goccyDecode) }
+
+// goccyDecode decodes b into v with goccy's stream decoder, numbers as
+// json.Number.
+func goccyDecode(b []byte, v *any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	return dec.Decode(v)
+}
+
+// decodeJSONWith is decodeJSON with the fast decoder given, so that its
+// fallback after a panic can be tested.
+func decodeJSONWith(b []byte, decode func([]byte, *any) error) (v any, err error) {
 	if !stdjson.Valid(b) {
 		var v any
 		err := stdjson.Unmarshal(b, &v)
@@ -299,9 +311,7 @@ func decodeJSON(b []byte) (v any, err error) {
 			v = fromStdNumbers(v)
 		}
 	}()
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if err := dec.Decode(&v); err != nil {
+	if err := decode(b, &v); err != nil {
 		return nil, err
 	}
 	return v, nil

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	json "github.com/goccy/go-json"
 )
 
 // Once warm, decoding an event and releasing it allocates nothing: release
@@ -129,4 +131,68 @@ func TestGetAtAnswersAsGetWhateverTheHint(t *testing.T) {
 	if _, ok := ev.get("b"); !ok {
 		t.Fatal("the null field b is absent")
 	}
+}
+
+// loneSurrogate finds a lone surrogate escape whatever the case of its hex
+// digits, a pair written in lower case is no lone one, and text that ends
+// in the middle of an escape has none there, while one whose four digits
+// end the text is read whole.
+func TestLoneSurrogateReadsEveryHexDigitAndTheEndOfTheText(t *testing.T) {
+	for in, want := range map[string]rune{
+		`"\udc0a"`:        0xdc0a,
+		`"\uDC0A"`:        0xdc0a,
+		`"\udabc\u0041"`:  0xdabc,
+		`"\ud83d\ude0a"`:  -1,
+		`"\ud83d\ude0a\"`: -1,
+		`"\u00e9\\`:       -1,
+		`\`:               -1,
+		`"x\`:             -1,
+		`"\ud8`:           -1,
+		`"\udc0a`:         0xdc0a,
+	} {
+		r, ok := loneSurrogate([]byte(in))
+		if want < 0 && ok || want >= 0 && (!ok || r != want) {
+			t.Errorf("loneSurrogate(%s) = %#x, %v; want %#x", in, r, ok, want)
+		}
+	}
+}
+
+// hex4 reads four hex digits of either case, those that end the slice
+// included, and refuses fewer than four or any other byte.
+func TestHex4(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		at   int
+		want rune
+		ok   bool
+	}{
+		{`\u00e9`, 2, 0xe9, true}, {`\uaAfF"`, 2, 0xaaff, true}, {`\u09af`, 2, 0x09af, true},
+		{`\u00e`, 2, 0, false}, {`\u00g9`, 2, 0, false}, {`\u`, 2, 0, false},
+	} {
+		r, ok := hex4([]byte(c.in), c.at)
+		if r != c.want || ok != c.ok {
+			t.Errorf("hex4(%s, %d) = %#x, %v; want %#x, %v", c.in, c.at, r, ok, c.want, c.ok)
+		}
+	}
+}
+
+// When the fast decoder panics, decodeJSON's fallback decodes the same
+// value with encoding/json, numbers still as their exact text.
+func TestDecodeJSONFallsBackWhenTheFastDecoderPanics(t *testing.T) {
+	panicky := func([]byte, *any) error { panic("decoder bug") }
+	got, err := decodeJSONWith([]byte(`{"a":[1.50,"x",{"b":null}],"n":12345678901234567890}`), panicky)
+	want := map[string]any{"a": []any{json.Number("1.50"), "x", map[string]any{"b": nil}}, "n": json.Number("12345678901234567890")}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %#v, %v; want %#v", got, err, want)
+	}
+	// Invalid JSON is refused before the fast decoder runs.
+	if _, err := decodeJSONWith([]byte(`{"a":}`), panicky); err == nil {
+		t.Fatal("invalid JSON decoded")
+	}
+}
+
+// Releasing a nil decoded event does nothing.
+func TestReleaseOfANilDecodedEvent(t *testing.T) {
+	var d *decodedEvent
+	d.release()
 }
