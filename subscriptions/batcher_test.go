@@ -113,7 +113,7 @@ func TestGroupCommitLonePublisherGoesAloneThenWaitersShareOneBatch(t *testing.T)
 	g := newGroupCommit(bus)
 	g.maxFlush = 1
 	first := publishAsync(g, numEvent(0))
-	<-bus.entered // the lone publisher is on the bus at once, alone
+	waitEntered(t, bus) // the lone publisher is on the bus at once, alone
 	var rest []chan error
 	for i := 1; i <= 5; i++ {
 		rest = append(rest, publishAsync(g, numEvent(i)))
@@ -123,7 +123,7 @@ func TestGroupCommitLonePublisherGoesAloneThenWaitersShareOneBatch(t *testing.T)
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
-	<-bus.entered
+	waitEntered(t, bus)
 	bus.gate <- struct{}{}
 	for _, c := range rest {
 		if err := <-c; err != nil {
@@ -153,7 +153,7 @@ func TestGroupCommitWaitsForThePublishersOfABatchToComeBack(t *testing.T) {
 		return time.Since(start)
 	}
 	first := publishAsync(g, numEvent(0))
-	<-bus.entered
+	waitEntered(t, bus)
 	var batch []chan error
 	for i := 1; i <= 3; i++ {
 		batch = append(batch, publishAsync(g, numEvent(i)))
@@ -163,7 +163,7 @@ func TestGroupCommitWaitsForThePublishersOfABatchToComeBack(t *testing.T) {
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
-	<-bus.entered
+	waitEntered(t, bus)
 	bus.gate <- struct{}{}
 	for _, c := range batch {
 		if err := <-c; err != nil {
@@ -179,7 +179,7 @@ func TestGroupCommitWaitsForThePublishersOfABatchToComeBack(t *testing.T) {
 			waitQueued(t, g, i-3)
 		}
 	}
-	<-bus.entered
+	waitEntered(t, bus)
 	bus.gate <- struct{}{}
 	for _, c := range next {
 		if err := <-c; err != nil {
@@ -204,14 +204,14 @@ func TestGroupCommitRunsUpToMaxFlushesAtOnce(t *testing.T) {
 	g := newGroupCommit(bus)
 	g.maxFlush = 2
 	a := publishAsync(g, numEvent(0))
-	<-bus.entered
+	waitEntered(t, bus)
 	b := publishAsync(g, numEvent(1))
-	<-bus.entered // a second round trip starts while the first is in flight
+	waitEntered(t, bus) // a second round trip starts while the first is in flight
 	c := publishAsync(g, numEvent(2))
 	d := publishAsync(g, numEvent(3))
 	waitQueued(t, g, 2)
 	bus.gate <- struct{}{}
-	<-bus.entered // the first to finish takes both waiters
+	waitEntered(t, bus) // the first to finish takes both waiters
 	bus.gate <- struct{}{}
 	bus.gate <- struct{}{}
 	for _, ch := range []chan error{a, b, c, d} {
@@ -245,7 +245,7 @@ func TestGroupCommitReportsEachPublisherItsOwnResult(t *testing.T) {
 	g := newGroupCommit(bus)
 	g.maxFlush = 1
 	first := publishAsync(g, numEvent(0))
-	<-bus.entered
+	waitEntered(t, bus)
 	results := map[int]chan error{}
 	for i := 1; i <= 4; i++ {
 		results[i] = publishAsync(g, numEvent(i))
@@ -278,7 +278,7 @@ func TestGroupCommitFailedBatchFailsEveryPublisher(t *testing.T) {
 	g := newGroupCommit(bus)
 	g.maxFlush = 1
 	first := publishAsync(g, numEvent(0))
-	<-bus.entered
+	waitEntered(t, bus)
 	var rest []chan error
 	for i := 1; i <= 3; i++ {
 		rest = append(rest, publishAsync(g, numEvent(i)))
