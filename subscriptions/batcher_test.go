@@ -113,7 +113,7 @@ func TestGroupCommitLonePublisherGoesAloneThenWaitersShareOneBatch(t *testing.T)
 	g := newGroupCommit(bus)
 	g.maxFlush = 1
 	first := publishAsync(g, numEvent(0))
-	<-bus.entered // the lone publisher is on the bus at once, alone
+	waitEntered(t, bus) // the lone publisher is on the bus at once, alone
 	var rest []chan error
 	for i := 1; i <= 5; i++ {
 		rest = append(rest, publishAsync(g, numEvent(i)))
@@ -123,7 +123,7 @@ func TestGroupCommitLonePublisherGoesAloneThenWaitersShareOneBatch(t *testing.T)
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
-	<-bus.entered
+	waitEntered(t, bus)
 	bus.gate <- struct{}{}
 	for _, c := range rest {
 		if err := <-c; err != nil {
@@ -153,7 +153,7 @@ func TestGroupCommitWaitsForThePublishersOfABatchToComeBack(t *testing.T) {
 		return time.Since(start)
 	}
 	first := publishAsync(g, numEvent(0))
-	<-bus.entered
+	waitEntered(t, bus)
 	var batch []chan error
 	for i := 1; i <= 3; i++ {
 		batch = append(batch, publishAsync(g, numEvent(i)))
@@ -163,7 +163,7 @@ func TestGroupCommitWaitsForThePublishersOfABatchToComeBack(t *testing.T) {
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
-	<-bus.entered
+	waitEntered(t, bus)
 	bus.gate <- struct{}{}
 	for _, c := range batch {
 		if err := <-c; err != nil {
@@ -179,7 +179,7 @@ func TestGroupCommitWaitsForThePublishersOfABatchToComeBack(t *testing.T) {
 			waitQueued(t, g, i-3)
 		}
 	}
-	<-bus.entered
+	waitEntered(t, bus)
 	bus.gate <- struct{}{}
 	for _, c := range next {
 		if err := <-c; err != nil {
@@ -204,14 +204,14 @@ func TestGroupCommitRunsUpToMaxFlushesAtOnce(t *testing.T) {
 	g := newGroupCommit(bus)
 	g.maxFlush = 2
 	a := publishAsync(g, numEvent(0))
-	<-bus.entered
+	waitEntered(t, bus)
 	b := publishAsync(g, numEvent(1))
-	<-bus.entered // a second round trip starts while the first is in flight
+	waitEntered(t, bus) // a second round trip starts while the first is in flight
 	c := publishAsync(g, numEvent(2))
 	d := publishAsync(g, numEvent(3))
 	waitQueued(t, g, 2)
 	bus.gate <- struct{}{}
-	<-bus.entered // the first to finish takes both waiters
+	waitEntered(t, bus) // the first to finish takes both waiters
 	bus.gate <- struct{}{}
 	bus.gate <- struct{}{}
 	for _, ch := range []chan error{a, b, c, d} {
@@ -245,7 +245,7 @@ func TestGroupCommitReportsEachPublisherItsOwnResult(t *testing.T) {
 	g := newGroupCommit(bus)
 	g.maxFlush = 1
 	first := publishAsync(g, numEvent(0))
-	<-bus.entered
+	waitEntered(t, bus)
 	results := map[int]chan error{}
 	for i := 1; i <= 4; i++ {
 		results[i] = publishAsync(g, numEvent(i))
@@ -278,7 +278,7 @@ func TestGroupCommitFailedBatchFailsEveryPublisher(t *testing.T) {
 	g := newGroupCommit(bus)
 	g.maxFlush = 1
 	first := publishAsync(g, numEvent(0))
-	<-bus.entered
+	waitEntered(t, bus)
 	var rest []chan error
 	for i := 1; i <= 3; i++ {
 		rest = append(rest, publishAsync(g, numEvent(i)))
@@ -447,5 +447,312 @@ func TestBatchErrorNamesTheFirstFailure(t *testing.T) {
 	}
 	if got, want := (&BatchError{Errs: []error{nil, nil}}).Error(), "all 2 events of the batch were published"; got != want {
 		t.Fatalf("message %q, want %q", got, want)
+	}
+}
+
+// waitEntered waits until a call reaches bus, failing the test rather than
+// hanging when a regroup keeps the flush from starting.
+func waitEntered(t *testing.T, bus *gateBus) {
+	t.Helper()
+	select {
+	case <-bus.entered:
+	case <-time.After(20 * time.Second): // a hang fails the test, well inside the driver's limit
+		t.Fatal("no call reached the bus")
+	}
+}
+
+// waitResults waits for the results of publishers that all succeed.
+func waitResults(t *testing.T, results ...chan error) {
+	t.Helper()
+	for i, c := range results {
+		if err := <-c; err != nil {
+			t.Fatalf("publisher %d: %v", i, err)
+		}
+	}
+}
+
+// patientGroupCommit is a group commit whose regroups end only when the
+// publishers they wait for arrive (or when durations, taken in turn for
+// each flush of several events, says that flush lasted no time).
+func patientGroupCommit(bus Bus, durations ...time.Duration) *groupCommit {
+	g := newGroupCommit(bus)
+	g.maxRegroup = time.Hour
+	var mu sync.Mutex
+	g.roundTrip = func(time.Time) time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(durations) == 0 {
+			return time.Hour
+		}
+		d := durations[0]
+		durations = durations[1:]
+		return d
+	}
+	return g
+}
+
+// startBatch publishes events from..to while a lone publisher's round trip
+// is held, so that they go next as one batch, which it leaves in flight.
+// It returns the batch's result channels.
+func startBatch(t *testing.T, g *groupCommit, bus *gateBus, from, to int) []chan error {
+	t.Helper()
+	first := publishAsync(g, numEvent(from))
+	waitEntered(t, bus)
+	var batch []chan error
+	for i := from + 1; i <= to; i++ {
+		batch = append(batch, publishAsync(g, numEvent(i)))
+		waitQueued(t, g, i-from)
+	}
+	bus.gate <- struct{}{}
+	waitResults(t, first)
+	waitEntered(t, bus)
+	return batch
+}
+
+// A flush of a single event has no publishers to wait for: the drain ends
+// at once, and the next publisher goes alone again.
+func TestGroupCommitDrainOfOneEventEndsWithoutRegrouping(t *testing.T) {
+	bus := newGateBus()
+	g := patientGroupCommit(bus)
+	batch := startBatch(t, g, bus, 0, 1)
+	bus.gate <- struct{}{}
+	waitResults(t, batch...)
+	waitIdle(t, g)
+	last := publishAsync(g, numEvent(2))
+	waitEntered(t, bus)
+	bus.gate <- struct{}{}
+	waitResults(t, last)
+	calls, accepted := bus.snapshot()
+	if strings.Join(calls, " ") != "publish publish publish" {
+		t.Fatalf("calls %v", calls)
+	}
+	wantNums(t, accepted, 0, 1, 2)
+	waitIdle(t, g)
+}
+
+// A publisher wakes a regroup only when one waits for it: a wake-up left
+// behind meanwhile would cut a later regroup short, were it left after that
+// regroup's first look at the channel.
+func TestGroupCommitQueueingWakesNoRegroupThatIsNotWaiting(t *testing.T) {
+	bus := newGateBus()
+	g := patientGroupCommit(bus)
+	first := publishAsync(g, numEvent(0))
+	waitEntered(t, bus)
+	second := publishAsync(g, numEvent(1))
+	waitQueued(t, g, 1)
+	if n := len(g.arrived); n != 0 {
+		t.Fatalf("%d wake-ups for no regroup", n)
+	}
+	bus.gate <- struct{}{}
+	bus.gate <- struct{}{}
+	waitResults(t, first, second)
+	waitIdle(t, g)
+}
+
+// A regroup that finds as many publishers queued as it wants, queued while
+// the batch was in flight, does not wait: the next batch goes at once.
+func TestGroupCommitRegroupWithItsPublishersQueuedGoesAtOnce(t *testing.T) {
+	bus := newGateBus()
+	g := patientGroupCommit(bus)
+	batch := startBatch(t, g, bus, 0, 2)
+	next := []chan error{publishAsync(g, numEvent(3))}
+	waitQueued(t, g, 1)
+	next = append(next, publishAsync(g, numEvent(4)))
+	waitQueued(t, g, 2)
+	bus.gate <- struct{}{}
+	waitResults(t, batch...)
+	waitEntered(t, bus) // the regroup wants two, and two are there
+	bus.gate <- struct{}{}
+	waitResults(t, next...)
+	calls, accepted := bus.snapshot()
+	if strings.Join(calls, " ") != "publish batch:2 batch:2" {
+		t.Fatalf("calls %v", calls)
+	}
+	wantNums(t, accepted, 0, 1, 2, 3, 4)
+}
+
+// The regroup's target is the size of the last batch, or one fewer than
+// the previous target when that is more: after a batch of four, a batch of
+// two (its regroup lasted no time) is followed by a wait for three.
+func TestGroupCommitRegroupTargetDecreasesByOnePerFlush(t *testing.T) {
+	bus := newGateBus()
+	// The batch of four lasts no time: its regroup ends at once with
+	// two queued. Every later flush lasts an hour.
+	g := patientGroupCommit(bus, 0)
+	four := startBatch(t, g, bus, 0, 4)
+	two := []chan error{publishAsync(g, numEvent(5))}
+	waitQueued(t, g, 1)
+	two = append(two, publishAsync(g, numEvent(6)))
+	waitQueued(t, g, 2)
+	bus.gate <- struct{}{}
+	waitResults(t, four...)
+	waitEntered(t, bus)
+	bus.gate <- struct{}{}
+	waitResults(t, two...)
+	// The regroup now waits for three (max(2, 4-1)): the first two queue.
+	var three []chan error
+	for i := 7; i <= 9; i++ {
+		three = append(three, publishAsync(g, numEvent(i)))
+		if i < 9 {
+			waitQueued(t, g, i-6)
+		}
+	}
+	waitEntered(t, bus)
+	bus.gate <- struct{}{}
+	waitResults(t, three...)
+	calls, accepted := bus.snapshot()
+	if strings.Join(calls, " ") != "publish batch:4 batch:2 batch:3" {
+		t.Fatalf("calls %v", calls)
+	}
+	wantNums(t, accepted, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9)
+}
+
+// A panic in the queue's own code (here its round-trip measure) fails the
+// publishers still queued and ends the drain: the next publisher goes
+// alone, and the group commit is idle again.
+func TestGroupCommitPanicWhileDrainingFailsTheQueuedAndEndsTheDrain(t *testing.T) {
+	bus := newGateBus()
+	g := newGroupCommit(bus)
+	g.roundTrip = func(time.Time) time.Duration { panic("measure bug") }
+	batch := startBatch(t, g, bus, 0, 2)
+	queued := publishAsync(g, numEvent(3))
+	waitQueued(t, g, 1)
+	bus.gate <- struct{}{}
+	waitResults(t, batch...)
+	if err := <-queued; err == nil || !strings.Contains(err.Error(), "internal error while publishing (please report): measure bug") {
+		t.Fatalf("queued publisher got %v", err)
+	}
+	waitIdle(t, g)
+	last := publishAsync(g, numEvent(4))
+	waitEntered(t, bus)
+	bus.gate <- struct{}{}
+	waitResults(t, last)
+	calls, accepted := bus.snapshot()
+	if strings.Join(calls, " ") != "publish batch:2 publish" {
+		t.Fatalf("calls %v", calls)
+	}
+	wantNums(t, accepted, 0, 1, 2, 4)
+	waitIdle(t, g)
+}
+
+// loneSurrogateEvent carries a lone surrogate escape, as Python's json
+// encoder writes one: PublishBatch's strict decoding turns it into U+FFFD,
+// while the calls for data from Python refuse it rather than change it.
+func loneSurrogateEvent() Event {
+	return Event{Type: "created", Channel: "items", Data: json.RawMessage(`{"n":"\ud800"}`)}
+}
+
+func TestPublishBatchDecodesStrictlyAndPublishBatchValidAsDataFromPython(t *testing.T) {
+	e := newTestExecutor(t, Options{})
+	register(t, e, sub{id: "s", query: "subscription { items { n } }"})
+	if err := e.PublishBatch(context.Background(), []Event{loneSurrogateEvent()}); err != nil {
+		t.Fatalf("PublishBatch: %v", err)
+	}
+	wantFrames(t, nextAll(t, e, "s"), frame("s", "{\"items\":{\"n\":\"\ufffd\"}}"))
+	err := e.PublishBatchValid(context.Background(), []Event{numEvent(1), loneSurrogateEvent()})
+	if err == nil || err.Error() != "event 1: "+loneSurrogateRefusal+` '\ud800'` || KindOf(err) != KindValue {
+		t.Fatalf("PublishBatchValid: %v", err)
+	}
+	if err := e.PublishBatchValid(context.Background(), []Event{numEvent(2), numEvent(3)}); err != nil {
+		t.Fatalf("PublishBatchValid: %v", err)
+	}
+	wantFrames(t, nextAll(t, e, "s"), frame("s", `{"items":{"n":2}}`), frame("s", `{"items":{"n":3}}`))
+	if m := e.Metrics(); m.EventsPublished != 3 {
+		t.Fatalf("published %d, want 3", m.EventsPublished)
+	}
+}
+
+// PublishGathered gives each event its own result: the invalid ones fail
+// alone, with Publish's error for them (PublishValid's, for a lone
+// surrogate), and the others are published in order and counted.
+func TestPublishGatheredGivesEachEventItsOwnResult(t *testing.T) {
+	e := newTestExecutor(t, Options{})
+	register(t, e, sub{id: "s", query: "subscription { items { n } }"})
+	noChannel := numEvent(2)
+	noChannel.Channel = ""
+	errs := e.PublishGathered(context.Background(), []Event{numEvent(1), noChannel, loneSurrogateEvent(), numEvent(4)})
+	if len(errs) != 4 || errs[0] != nil || errs[3] != nil {
+		t.Fatalf("results %v", errs)
+	}
+	if errs[1] == nil || errs[1].Error() != "channel must not be empty" || KindOf(errs[1]) != KindValue {
+		t.Fatalf("event without a channel: %v", errs[1])
+	}
+	if errs[2] == nil || errs[2].Error() != loneSurrogateRefusal+` '\ud800'` {
+		t.Fatalf("lone surrogate: %v", errs[2])
+	}
+	wantFrames(t, nextAll(t, e, "s"), frame("s", `{"items":{"n":1}}`), frame("s", `{"items":{"n":4}}`))
+	if m := e.Metrics(); m.EventsPublished != 2 {
+		t.Fatalf("published %d, want 2", m.EventsPublished)
+	}
+	// Nothing valid: nothing is published, each event has its error.
+	errs = e.PublishGathered(context.Background(), []Event{noChannel})
+	if len(errs) != 1 || errs[0] == nil || errs[0].Error() != "channel must not be empty" {
+		t.Fatalf("results %v", errs)
+	}
+	if m := e.Metrics(); m.EventsPublished != 2 {
+		t.Fatalf("published %d, want 2", m.EventsPublished)
+	}
+}
+
+// fakeBusExecutor is an executor on bus, with the group commit a
+// distributed bus gets.
+func fakeBusExecutor(bus Bus) *Executor {
+	e := &Executor{bus: bus, commit: newGroupCommit(bus), reg: newRegistry()}
+	lim := Limits{}.withDefaults()
+	e.limits.Store(&lim)
+	return e
+}
+
+// On a bus with a group commit, PublishGathered's round trip is counted
+// as a group commit's flush, a batch over maxGroupCommit in the last
+// size bucket, and the bus's per-event results go to their own events.
+func TestPublishGatheredOnADistributedBus(t *testing.T) {
+	bus := newGateBus()
+	refused := errors.New("refused by the server")
+	bus.result = func(evs []Event) error {
+		errs := make([]error, len(evs))
+		for i, ev := range evs {
+			if string(ev.Data) == `{"n":2}` {
+				errs[i] = refused
+			}
+		}
+		return &BatchError{Errs: errs}
+	}
+	e := fakeBusExecutor(bus)
+	if e.commit == nil {
+		t.Fatal("no group commit")
+	}
+	noChannel := numEvent(1)
+	noChannel.Channel = ""
+	bus.gate <- struct{}{}
+	errs := e.PublishGathered(context.Background(), []Event{numEvent(0), noChannel, numEvent(2), numEvent(3)})
+	if len(errs) != 4 || errs[0] != nil || errs[1] == nil || errs[1].Error() != "channel must not be empty" ||
+		!errors.Is(errs[2], refused) || errs[3] != nil {
+		t.Fatalf("results %v", errs)
+	}
+	calls, accepted := bus.snapshot()
+	if strings.Join(calls, " ") != "batch:3" {
+		t.Fatalf("calls %v", calls)
+	}
+	wantNums(t, accepted, 0, 3)
+	if m := e.Metrics(); m.EventsPublished != 2 {
+		t.Fatalf("published %d, want 2", m.EventsPublished)
+	}
+	many := make([]Event, maxGroupCommit+1)
+	for i := range many {
+		many[i] = numEvent(10 + i)
+	}
+	bus.gate <- struct{}{}
+	for i, err := range e.PublishGathered(context.Background(), many) {
+		if err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+	}
+	s := e.GroupCommitStats()
+	if s.Flushes != 2 || s.Events != 3+maxGroupCommit+1 || !slices.Equal(s.Sizes, []uint64{0, 0, 1, 0, 0, 0, 0, 1}) {
+		t.Fatalf("stats %+v", s)
+	}
+	if m := e.Metrics(); m.EventsPublished != 2+maxGroupCommit+1 {
+		t.Fatalf("published %d", m.EventsPublished)
 	}
 }

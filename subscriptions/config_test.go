@@ -103,3 +103,24 @@ func TestRedactConnStringOfAURLHidesOnlyThePassword(t *testing.T) {
 		}
 	}
 }
+
+// NewBus gives a PostgreSQL bus the BusConfig's Logger when its own
+// options set none, and leaves it the one they set.
+func TestNewBusGivesThePostgresBusTheConfigsLogger(t *testing.T) {
+	shared, own := &namedLogger{"shared"}, &namedLogger{"own"}
+	for _, c := range []struct {
+		set, want Logger
+	}{{nil, shared}, {own, own}} {
+		bus, err := NewBus(BusConfig{Kind: BusPostgres, Logger: shared,
+			Postgres: PostgresOptions{ConnString: "postgres://app@127.0.0.1:1/events", Logger: c.set}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pb := bus.(*PostgresBus); pb.opts.Logger != c.want {
+			t.Errorf("options' Logger %v: the bus logs to %v, want %v", c.set, pb.opts.Logger, c.want)
+		}
+		if err := bus.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
