@@ -85,6 +85,65 @@ func TestReplaceLoneSurrogatesRewritesOnlyLoneOnes(t *testing.T) {
 	}
 }
 
+// At each end of the surrogate ranges: a high one (D800-DBFF) is lone
+// unless an escape of a low one (DC00-DFFF) follows it at once, a low one
+// alone is lone, and the code points just outside are kept. A high one at
+// the very end of the text, or before a lone backslash, is read without
+// reading past the text.
+func TestReplaceLoneSurrogatesAtTheRangesEnds(t *testing.T) {
+	for in, want := range map[string]string{
+		`"\ud7ff\ue000"`:  `"\ud7ff\ue000"`,
+		`"\ud800"`:        `"\ufffd"`,
+		`"\udbff"`:        `"\ufffd"`,
+		`"\udc00"`:        `"\ufffd"`,
+		`"\udfff"`:        `"\ufffd"`,
+		`"\ud800\udc00"`:  `"\ud800\udc00"`,
+		`"\udbff\udfff"`:  `"\udbff\udfff"`,
+		`"\ud800\udbff"`:  `"\ufffd\ufffd"`,
+		`"\ud800\ue000"`:  `"\ufffd\ue000"`,
+		`"\ud800\u0041"`:  `"\ufffd\u0041"`,
+		`"\ud800\udc0"`:   `"\ufffd\udc0"`,
+		`"\ud800xudc00"`:  `"\ufffdxudc00"`,
+		`"\ud800\\udc00"`: `"\ufffd\\udc00"`,
+		`\ud800`:          `\ufffd`,
+		`"\ud800\`:        `"\ufffd\`,
+		`"\ud800\u`:       `"\ufffd\u`,
+	} {
+		if got := string(replaceLoneSurrogates([]byte(in))); got != want {
+			t.Errorf("%s: got %s, want %s", in, got, want)
+		}
+	}
+}
+
+// A number too large for a float64 is named whole up to 40 characters and
+// cut in the middle from 41 on.
+func TestOutOfRangeNumberMessageCutsFrom41Characters(t *testing.T) {
+	forty := "1" + strings.Repeat("0", 35) + "e999"
+	for num, shown := range map[string]string{
+		forty:       forty,
+		forty + "9": "10000000000000000000...00000e9999 (41 characters)",
+	} {
+		_, err := decodeEventFrom(Event{Data: []byte(`{"a":` + num + `}`)}, Limits{}.withDefaults(), true)
+		want := "event data is not valid JSON: the number " + shown + " is beyond the range of a float64"
+		if err == nil || err.Error() != want {
+			t.Errorf("%d characters: got %v, want %s", len(num), err, want)
+		}
+	}
+}
+
+// Every byte a number can hold is read as part of it: an exponent with a
+// sign is in range, and one too large is refused whichever its sign or case.
+func TestRefusedOnDecodingReadsSignedExponents(t *testing.T) {
+	for data, want := range map[string]bool{
+		`{"a":1e+5}`: false, `{"a":1e-5}`: false, `{"a":2E+5}`: false, `{"a":2.5E-5}`: false, `{"a":1e-999}`: false,
+		`{"a":1e+999}`: true, `{"a":1E+999}`: true, `{"a":-1.5e+999}`: true,
+	} {
+		if got := refusedOnDecoding([]byte(data)); got != want {
+			t.Errorf("refusedOnDecoding(%s) = %v, want %v", data, got, want)
+		}
+	}
+}
+
 // An invalid UTF-8 byte in a string decodes as U+FFFD, as encoding/json
 // decodes it, wherever the string is.
 func TestDecodeJSONReplacesInvalidUTF8(t *testing.T) {

@@ -224,6 +224,32 @@ func TestExecutorRowFilterField(t *testing.T) {
 	newTestExecutor(t, Options{RowFilterField: strings.Repeat("f", 1024)})
 }
 
+// The schema option shapes payloads and checks queries against the schema;
+// a schema that does not parse is refused, naming what is wrong.
+func TestExecutorSchemaOption(t *testing.T) {
+	e := newTestExecutor(t, Options{Schema: ordersSDL})
+	register(t, e, sub{id: "s", query: `subscription { orders { id } }`})
+	publish(t, e, "orders", `{"id":7}`)
+	wantFrames(t, nextAll(t, e, "s"), frame("s", `{"orders":{"id":"7"}}`))
+	err := e.Register(Registration{ConnectionID: "c", SubscriptionID: "t", Query: `subscription { orders { nmae } }`})
+	if err == nil || !strings.Contains(err.Error(), `Cannot query field "nmae" on type "Order".`) {
+		t.Fatalf("a field the schema lacks: %v", err)
+	}
+	_, err = NewExecutor(context.Background(), Options{Schema: "type Subscription { a: Nope }"})
+	if KindOf(err) != KindValue || !strings.Contains(err.Error(), "Undefined type Nope") {
+		t.Fatalf("a schema with an undefined type: %v", err)
+	}
+}
+
+// The memory bus dispatches inside Publish and cannot hold events back:
+// paused is refused with it.
+func TestExecutorPausedNeedsADistributedBus(t *testing.T) {
+	_, err := NewExecutor(context.Background(), Options{Paused: true})
+	if KindOf(err) != KindValue || !strings.Contains(err.Error(), "paused needs a Redis or PostgreSQL bus") {
+		t.Fatalf("paused with the memory bus: %v", err)
+	}
+}
+
 func TestExecutorFullQueueDropsOldest(t *testing.T) {
 	e := newTestExecutor(t, Options{QueueSize: 3})
 	register(t, e, sub{id: "s"})
