@@ -185,6 +185,15 @@ func TestNumCompare(t *testing.T) {
 		{"1e400", "1e399", 1}, {"-1e400", "1", -1}, {"0.1", "0.10", 0},
 		{"9007199254740993", "9007199254740992.0", 1},
 		{"-0.0e5", "0", 0}, {"1e-400", "2e-400", -1},
+		// One side past int64 and the other at its bound: ParseInt's clamped
+		// value for the first would make them equal.
+		{"9223372036854775808", "9223372036854775807", 1},
+		{"9223372036854775807", "9223372036854775808", -1},
+		{"-9223372036854775809", "-9223372036854775808", -1},
+		{"-9223372036854775808", "-9223372036854775809", 1},
+		// Underflows to float64 zero whose first digit is 1 or 9 are not zero.
+		{"1e-400", "0", 1}, {"9e-400", "0", 1}, {"0", "9e-400", -1},
+		{"-1e-400", "-0", -1}, {"0e-400", "0", 0}, {"8e-400", "9e-400", -1},
 	}
 	for _, tt := range tests {
 		if got := numCompare(tt.a, tt.b); got != tt.want {
@@ -225,6 +234,71 @@ func TestNumbersBeyondBigFloatRangeCompareAsFloat64(t *testing.T) {
 		p := mustCompile(t, "subscription { orders"+args+" { total } }", nil)
 		if got := p.Match(ev); got != want {
 			t.Errorf("%s on %s: Match = %v, want %v", args, ev.Data, got, want)
+		}
+	}
+}
+
+// Each equality and order rule at the edge where it stops holding: lists
+// one element short and one over, values of another JSON type, a string
+// operand ordering a number, and a number root argument against a string
+// field of another value.
+func TestMatchEdges(t *testing.T) {
+	ev := mustEvent(t, "e", "orders", `{"sid":"7","ids":[1,2],"empty":[],"obj":{"a":1},"total":150,
+		"u1":1e-400,"u9":9e-400,"z":0e-400}`)
+	for args, want := range map[string]bool{
+		`(sid: 7)`:                       true,
+		`(sid: 8)`:                       false,
+		`(sid: 6)`:                       false,
+		`(ids: [1, 2])`:                  true,
+		`(ids: [1])`:                     false,
+		`(ids: [1, 2, 3])`:               false,
+		`(empty: [])`:                    true,
+		`(empty: "x")`:                   false,
+		`(empty: 1)`:                     false,
+		`(obj: {a: 1})`:                  true,
+		`(obj: 1)`:                       false,
+		`(obj: "a")`:                     false,
+		`(obj: [1])`:                     false,
+		`(where: {total: {lt: "2"}})`:    false,
+		`(where: {total: {gt: "2"}})`:    false,
+		`(where: {total: {gte: "150"}})`: false,
+		`(where: {total: {lte: "150"}})`: false,
+		`(where: {sid: {lte: "7"}})`:     true,
+		`(where: {sid: {lt: "7"}})`:      false,
+		`(where: {u1: {gt: 0}})`:         true,
+		`(where: {u1: {eq: 0}})`:         false,
+		`(where: {u9: {gt: 0}})`:         true,
+		`(where: {u9: {lte: 0}})`:        false,
+		`(where: {u9: {gt: 8e-400}})`:    true,
+		`(where: {z: {eq: 0}})`:          true,
+		`(where: {z: {lt: 1e-400}})`:     true,
+	} {
+		p := mustCompile(t, "subscription { orders"+args+" { sid } }", nil)
+		if got := p.Match(ev); got != want {
+			t.Errorf("%s on %s: Match = %v, want %v", args, ev.Data, got, want)
+		}
+	}
+}
+
+// A plan with a filter matches no missing event.
+func TestMatchNilEvent(t *testing.T) {
+	if mustCompile(t, "subscription { orders(id: 7) { id } }", nil).Match(nil) {
+		t.Fatal("filter matched a nil event")
+	}
+	if !mustCompile(t, "subscription { orders { id } }", nil).Match(nil) {
+		t.Fatal("no filter: a nil event is not matched")
+	}
+}
+
+// A Go caller's json.Number that is no JSON number (here empty) equals no
+// string field, whatever number the string holds.
+func TestMatchEmptyNumberArgument(t *testing.T) {
+	ev := mustEvent(t, "e", "orders", `{"sid":"7","nsid":"-7"}`)
+	for _, f := range []string{"sid", "nsid"} {
+		q := "subscription ($v: ID) { orders(" + f + ": $v) { sid } }"
+		p := mustCompile(t, q, map[string]any{"v": json.Number("")})
+		if p.Match(ev) {
+			t.Errorf("%s: an empty json.Number matched", f)
 		}
 	}
 }
