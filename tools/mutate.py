@@ -23,8 +23,9 @@ from an exit status alone:
               error", a "Fatal Python error" such as a segfault in C): beside the score
   error       the run ended in a way none of the above explains (its tail is kept)
   uncovered   no test runs the mutated line (the unmutated tests' coverage)
-  equivalent  lived, and listed in the equivalence file (default
-              tools/mutate_equivalent.txt) with the reason no test can kill it:
+  equivalent  lived or uncovered, and listed in the equivalence file (default
+              tools/mutate_equivalent.txt) with the reason no test can kill it
+              (an uncovered one: code no input reaches):
               reported apart with its reason, outside the score. A listed
               mutant is still run: one that a test kills is reported as killed
               and its entry as wrong; entries that match no mutant (stale) or
@@ -770,7 +771,7 @@ class Area:
             m.status, m.detail = self.run_py(m, slot)
         else:
             m.status, m.detail = self.run_native(m, slot)
-        if m.why and m.status == "lived":
+        if m.why and m.status in ("lived", "uncovered"):  # listed: no test can kill it, or reach it
             m.status = "equivalent"
         m.seconds = time.monotonic() - start
 

@@ -97,6 +97,7 @@ def test_go_mutant_runs_only_the_tests_that_run_its_line(records):
         (10, "-"): ("killed", ["TestArea", "TestPerimeter", "TestSides", "TestKind"]),  # a constant: in no block
         # A case's condition runs for every test that reaches its switch, its body or not.
         (36, "!="): ("killed", ["TestKind"]),
+        (46, "=="): ("equivalent", []),  # run by no test, listed: unreachable code's mutant
     }
     # The test that failed is one that ran.
     assert runs["go-shapes"][(SHAPES, 18, "/")]["detail"].startswith("--- FAIL: TestArea ")
