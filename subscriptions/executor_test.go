@@ -1270,16 +1270,19 @@ func TestPublishValidRefusesALoneSurrogate(t *testing.T) {
 func TestPublishValidOnADistributedBusRefusesWhatDecodingRefuses(t *testing.T) {
 	bus := newGateBus()
 	e := fakeBusExecutor(bus)
+	for range 3 { // what gets through is accepted, and shown below
+		bus.gate <- struct{}{}
+	}
 	for _, c := range []struct{ data, want string }{
 		{`{"n":1e400}`, "event data is not valid JSON: the number 1e400 is beyond the range of a float64"},
 		{`{"s":"\ud800"}`, `data is not valid Unicode: it contains the lone surrogate '\ud800'`},
+		{`{"a":` + strings.Repeat("[", 299) + "1" + strings.Repeat("]", 299) + `}`, "event data is not valid JSON: nested deeper than 300 levels"},
 	} {
 		err := e.PublishValid(context.Background(), Event{Type: "t", Channel: "items", Data: []byte(c.data)})
 		if err == nil || err.Error() != c.want {
 			t.Errorf("%s: got %v, want %q", c.data, err, c.want)
 		}
 	}
-	bus.gate <- struct{}{}
 	if err := e.PublishValid(context.Background(), numEvent(1)); err != nil {
 		t.Fatal(err)
 	}
@@ -1431,5 +1434,55 @@ func TestNextWaitPrefersWhatComesWithTheDeadline(t *testing.T) {
 		if f, err := e.NextWait(ctx, id); f != "" || !errors.Is(err, ErrSubscriptionNotFound) {
 			t.Fatalf("round %d: %q, %v; want not found", i, f, err)
 		}
+	}
+}
+
+// On a distributed bus PublishValid only scans data up to and at the
+// payload limit, which is inclusive: a leading zero, which a decoding
+// refuses, passes at exactly the limit; one byte more is refused for its
+// size.
+func TestPublishValidOnADistributedBusScansUpToTheLimit(t *testing.T) {
+	bus := newGateBus()
+	e := fakeBusExecutor(bus)
+	e.SetLimits(Limits{MaxPayloadBytes: 20})
+	at := `{"a":01,"p":"xxxxx"}`
+	if len(at) != 20 {
+		t.Fatalf("%d bytes", len(at))
+	}
+	bus.gate <- struct{}{}
+	if err := e.PublishValid(context.Background(), Event{Type: "t", Channel: "items", Data: []byte(at)}); err != nil {
+		t.Fatalf("at the limit: %v", err)
+	}
+	over := `{"a":01,"p":"xxxxxx"}`
+	err := e.PublishValid(context.Background(), Event{Type: "t", Channel: "items", Data: []byte(over)})
+	if want := "event payload is 21 bytes, over the max_payload_bytes limit of 20"; err == nil || err.Error() != want {
+		t.Fatalf("over the limit: %v, want %q", err, want)
+	}
+	_, accepted := bus.snapshot()
+	if got := dataOf(accepted); len(got) != 1 || got[0] != at {
+		t.Fatalf("accepted %q", got)
+	}
+}
+
+// Next allocates a frame once, at its exact size.
+func TestNextAllocatesTheFrameOnce(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own")
+	}
+	e := newTestExecutor(t, Options{QueueSize: 200})
+	register(t, e, sub{id: "s"})
+	publishUsers(t, e, 1, 150)
+	var f string
+	n := testing.AllocsPerRun(100, func() {
+		var err error
+		if f, err = e.Next("s"); err != nil || f == "" {
+			t.Fatalf("Next: %q, %v", f, err)
+		}
+	})
+	if n != 1 {
+		t.Fatalf("%v allocations per frame", n)
+	}
+	if want := frame("s", `{"users":{"id":101}}`); f != want {
+		t.Fatalf("last frame %q, want %q", f, want)
 	}
 }
