@@ -1270,19 +1270,18 @@ func TestPublishValidRefusesALoneSurrogate(t *testing.T) {
 func TestPublishValidOnADistributedBusRefusesWhatDecodingRefuses(t *testing.T) {
 	bus := newGateBus()
 	e := fakeBusExecutor(bus)
-	for range 3 { // what gets through is accepted, and shown below
-		bus.gate <- struct{}{}
-	}
 	for _, c := range []struct{ data, want string }{
 		{`{"n":1e400}`, "event data is not valid JSON: the number 1e400 is beyond the range of a float64"},
 		{`{"s":"\ud800"}`, `data is not valid Unicode: it contains the lone surrogate '\ud800'`},
 		{`{"a":` + strings.Repeat("[", 299) + "1" + strings.Repeat("]", 299) + `}`, "event data is not valid JSON: nested deeper than 300 levels"},
 	} {
+		bus.gate <- struct{}{} // taken only by an event that gets through, shown below
 		err := e.PublishValid(context.Background(), Event{Type: "t", Channel: "items", Data: []byte(c.data)})
 		if err == nil || err.Error() != c.want {
-			t.Errorf("%s: got %v, want %q", c.data, err, c.want)
+			t.Errorf("%.40s: got %v, want %q", c.data, err, c.want)
 		}
 	}
+	bus.gate <- struct{}{}
 	if err := e.PublishValid(context.Background(), numEvent(1)); err != nil {
 		t.Fatal(err)
 	}
@@ -1484,5 +1483,22 @@ func TestNextAllocatesTheFrameOnce(t *testing.T) {
 	}
 	if want := frame("s", `{"users":{"id":101}}`); f != want {
 		t.Fatalf("last frame %q, want %q", f, want)
+	}
+}
+
+// enqueue queues nothing for a completed subscription and reports no
+// drop. (Dispatch never meets one: finish completes a subscription after
+// the registry let it go. The guard keeps a completed queue empty should
+// that change.)
+func TestEnqueueSkipsACompletedSubscription(t *testing.T) {
+	e := newTestExecutor(t, Options{})
+	register(t, e, sub{id: "s"})
+	s := e.reg.subs["s"]
+	s.complete()
+	b := connBatch{e: e}
+	dropped := b.enqueue(s, message{seq: 1, payload: []byte(`{}`)})
+	b.release()
+	if dropped || s.queue.len() != 0 || s.enqueued != 0 || s.dropped != 0 {
+		t.Fatalf("dropped %v, queued %d, enqueued %d, dropped %d", dropped, s.queue.len(), s.enqueued, s.dropped)
 	}
 }
