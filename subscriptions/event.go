@@ -561,12 +561,6 @@ func refusedOnDecoding(b []byte) bool {
 			return true
 		}
 		switch {
-		case c == '{' || c == '[':
-			open++
-			i++
-		case c == '}' || c == ']':
-			open--
-			i++
 		case c == '"':
 			i = afterString(b, i+1)
 		case c == '-' || c >= '0' && c <= '9':
@@ -579,6 +573,12 @@ func refusedOnDecoding(b []byte) bool {
 			}
 			i = j
 		default:
+			switch c {
+			case '{', '[':
+				open++
+			case '}', ']':
+				open--
+			}
 			i++
 		}
 	}
