@@ -544,16 +544,23 @@ func outOfRangeError(t string) error {
 }
 
 // refusedOnDecoding tells whether well-formed JSON holds what decoding
-// refuses although the JSON grammar allows it: a lone surrogate escape or
-// a number beyond float64's range. It reads the text once, without
-// decoding: a distributed bus publishes without a decoding unless this
-// finds something, and the decoding then words the error.
+// refuses although the JSON grammar allows it: a lone surrogate escape, a
+// number beyond float64's range, or a value nested deeper than fastjson's
+// MaxDepth. It reads the text once, without decoding: a distributed bus
+// publishes without a decoding unless this finds something, and the
+// decoding then words the error.
 func refusedOnDecoding(b []byte) bool {
 	if _, lone := loneSurrogate(b); lone {
 		return true
 	}
+	open := 0 // arrays and objects the scan is inside
 	for i := 0; i < len(b); {
-		switch c := b[i]; {
+		c := b[i]
+		if open >= fastjson.MaxDepth && startsValue(c) {
+			// The parser counts the value itself as a level.
+			return true
+		}
+		switch {
 		case c == '"':
 			i = afterString(b, i+1)
 		case c == '-' || c >= '0' && c <= '9':
@@ -566,6 +573,12 @@ func refusedOnDecoding(b []byte) bool {
 			}
 			i = j
 		default:
+			switch c {
+			case '{', '[':
+				open++
+			case '}', ']':
+				open--
+			}
 			i++
 		}
 	}
@@ -590,6 +603,16 @@ func afterString(b []byte, i int) int {
 			return i
 		}
 	}
+}
+
+// startsValue tells whether c, outside strings in well-formed JSON, starts
+// a value (a key too, which a value follows at the same level).
+func startsValue(c byte) bool {
+	switch c {
+	case '{', '[', '"', '-', 't', 'f', 'n':
+		return true
+	}
+	return c >= '0' && c <= '9'
 }
 
 func isNumberByte(c byte) bool {

@@ -49,6 +49,34 @@ func TestRefusedOnDecoding(t *testing.T) {
 			t.Errorf("decoding %s: %v, refusal expected: %v", data, err, want)
 		}
 	}
+	// Nesting: the parser counts the root object and each value inside
+	// as a level, a leaf's own included, up to fastjson.MaxDepth (300).
+	nest := func(n int, leaf string) string {
+		return `{"a":` + strings.Repeat("[", n) + leaf + strings.Repeat("]", n) + `}`
+	}
+	for _, c := range []struct {
+		data string
+		want bool
+	}{
+		{nest(298, "1"), false}, {nest(299, "1"), true},
+		{nest(298, "true"), false}, {nest(299, "false"), true}, {nest(299, "null"), true},
+		{nest(298, `"s"`), false}, {nest(299, `"s"`), true}, {nest(298, "-1"), false}, {nest(299, "-1"), true},
+		{nest(298, "0"), false}, {nest(299, "0"), true}, {nest(299, "9"), true},
+		{nest(299, ""), false}, {nest(300, ""), true}, {nest(298, "{}"), false}, {nest(299, "{}"), true},
+		{nest(298, `{"k":1}`), true}, {nest(297, `{"k":1}`), false},
+		// Closed levels are left: two deep arrays side by side.
+		{`{"a":` + strings.Repeat("[", 299) + strings.Repeat("]", 299) + `,"b":` + strings.Repeat("[", 299) + strings.Repeat("]", 299) + `}`, false},
+		// Brackets inside strings are text.
+		{`{"a":"` + strings.Repeat("[", 400) + `"}`, false},
+	} {
+		if got := refusedOnDecoding([]byte(c.data)); got != c.want {
+			t.Errorf("refusedOnDecoding(%.40s...) = %v, want %v", c.data, got, c.want)
+		}
+		_, err := decodeEventFrom(Event{Data: []byte(c.data)}, Limits{}.withDefaults(), true)
+		if (err != nil) != c.want {
+			t.Errorf("decoding %.40s...: %v, refusal expected: %v", c.data, err, c.want)
+		}
+	}
 	// Other JSON values too, a number that ends the text included.
 	for data, want := range map[string]bool{`1e999`: true, `-1`: false, `[2,1e999]`: true, `"\ud800"`: true} {
 		if got := refusedOnDecoding([]byte(data)); got != want {

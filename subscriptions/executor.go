@@ -528,11 +528,7 @@ func (e *Executor) dispatchGroups(d *decodedEvent, seq uint64, groups []*planGro
 					}
 					pl = positioned
 				}
-				queued, dropped := b.enqueueAt(s, message{seq: seq, payload: pl}, d.pos)
-				if dropped {
-					t.dropped++
-				}
-				if queued {
+				if b.enqueueAt(s, message{seq: seq, payload: pl}, d.pos) {
 					t.delivered++
 				}
 				continue

@@ -1256,3 +1256,275 @@ func TestNextIntoNeedIsTheFrameSize(t *testing.T) {
 		t.Fatalf("NextInto %d bytes: %q, need %d, %v", len(dst), dst[:n], need, err)
 	}
 }
+
+// A NUL is refused wherever it is in a name, its first byte included.
+func TestExecutorPublishRefusesLeadingNUL(t *testing.T) {
+	e := newTestExecutor(t, Options{})
+	for _, tt := range []struct {
+		ev  Event
+		msg string
+	}{
+		{Event{Channel: "\x00users", Data: []byte(`{}`)}, "channel must not contain NUL characters"},
+		{Event{Channel: "users", Type: "\x00t", Data: []byte(`{}`)}, "event_type must not contain NUL characters"},
+		{Event{Channel: "users", IdempotencyKey: "\x00", Data: []byte(`{}`)}, "idempotency_key must not contain NUL characters"},
+	} {
+		if err := e.Publish(context.Background(), tt.ev); err == nil || err.Error() != tt.msg || KindOf(err) != KindValue {
+			t.Errorf("%q: got %v, want %q", tt.ev.Channel+"/"+tt.ev.Type+"/"+tt.ev.IdempotencyKey, err, tt.msg)
+		}
+	}
+}
+
+// PublishValid takes its data for Python's json encoder output, which
+// writes a lone surrogate as an escape: it refuses one, where Publish's
+// strict decoding turns it into U+FFFD as encoding/json does.
+func TestPublishValidRefusesALoneSurrogate(t *testing.T) {
+	e := newTestExecutor(t, Options{})
+	register(t, e, sub{id: "s", query: `subscription { users { id name } }`})
+	ev := Event{Type: "changed", Channel: "users", Data: []byte(`{"id":1,"name":"\udc00"}`)}
+	err := e.PublishValid(context.Background(), ev)
+	if want := `data is not valid Unicode: it contains the lone surrogate '\udc00'`; err == nil || err.Error() != want {
+		t.Fatalf("PublishValid: %v, want %q", err, want)
+	}
+	if err := e.Publish(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	wantFrames(t, nextAll(t, e, "s"), frame("s", `{"users":{"id":1,"name":"`+"\ufffd"+`"}}`))
+}
+
+// On a distributed bus PublishValid checks well-formed data without
+// decoding it, yet refuses what the receiving side's decoding would.
+func TestPublishValidOnADistributedBusRefusesWhatDecodingRefuses(t *testing.T) {
+	bus := newGateBus()
+	e := fakeBusExecutor(bus)
+	for _, c := range []struct{ data, want string }{
+		{`{"n":1e400}`, "event data is not valid JSON: the number 1e400 is beyond the range of a float64"},
+		{`{"s":"\ud800"}`, `data is not valid Unicode: it contains the lone surrogate '\ud800'`},
+		{`{"a":` + strings.Repeat("[", 299) + "1" + strings.Repeat("]", 299) + `}`, "event data is not valid JSON: nested deeper than 300 levels"},
+	} {
+		bus.gate <- struct{}{} // taken only by an event that gets through, shown below
+		err := e.PublishValid(context.Background(), Event{Type: "t", Channel: "items", Data: []byte(c.data)})
+		if err == nil || err.Error() != c.want {
+			t.Errorf("%.40s: got %v, want %q", c.data, err, c.want)
+		}
+	}
+	bus.gate <- struct{}{}
+	if err := e.PublishValid(context.Background(), numEvent(1)); err != nil {
+		t.Fatal(err)
+	}
+	_, accepted := bus.snapshot()
+	wantNums(t, accepted, 1)
+}
+
+// An event a bus delivers undecoded is decoded and dispatched; one that
+// does not decode counts as a dispatch error and reaches nobody.
+func TestDeliverDecodesWhatTheBusDelivers(t *testing.T) {
+	e := newTestExecutor(t, Options{})
+	register(t, e, sub{id: "s"})
+	e.deliver(Event{Type: "changed", Channel: "users", Data: []byte(`{"id":1}`)})
+	wantFrames(t, nextAll(t, e, "s"), frame("s", `{"users":{"id":1}}`))
+	if m := e.Metrics(); m.DispatchErrors != 0 || m.EventsDelivered != 1 {
+		t.Fatalf("metrics %+v", m)
+	}
+	e.deliver(Event{Type: "changed", Channel: "users", Data: []byte(`{"id":`)})
+	wantFrames(t, nextAll(t, e, "s"))
+	if m := e.Metrics(); m.DispatchErrors != 1 || m.EventsDelivered != 1 {
+		t.Fatalf("metrics %+v", m)
+	}
+}
+
+// stopperBus is a bus with a reader for Close to stop: it records whether
+// the executor was already closed when its reader was stopped, and its
+// Close.
+type stopperBus struct {
+	*gateBus
+	e     *Executor
+	calls []string
+}
+
+func (b *stopperBus) stopDelivery() {
+	b.calls = append(b.calls, fmt.Sprintf("stopDelivery closed=%v", b.e.closed.Load()))
+}
+
+func (b *stopperBus) Close(context.Context) error {
+	b.calls = append(b.calls, "Close")
+	return nil
+}
+
+// Close stops the bus's reader once, before it marks the executor closed.
+func TestCloseStopsDeliveryFirstAndOnce(t *testing.T) {
+	bus := &stopperBus{gateBus: newGateBus()}
+	e := fakeBusExecutor(bus)
+	bus.e = e
+	for range 2 {
+		if err := e.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := strings.Join(bus.calls, ", "); got != "stopDelivery closed=false, Close" {
+		t.Fatalf("calls: %s", got)
+	}
+}
+
+// The zero Fault is no fault: the numbers the bindings pass start at 1.
+func TestInjectFaultRefusesTheZeroFault(t *testing.T) {
+	e := newTestExecutor(t, Options{})
+	if err := e.InjectFault(Fault(0)); err == nil || err.Error() != "unknown fault 0" || KindOf(err) != KindValue {
+		t.Fatalf("Fault(0): %v", err)
+	}
+	if FaultDispatchPanic != 1 || FaultBusReaderPanic != 2 {
+		t.Fatalf("faults %d, %d", FaultDispatchPanic, FaultBusReaderPanic)
+	}
+}
+
+// NextInto counts what it reads in the subscription's stats.
+func TestNextIntoCountsTheRead(t *testing.T) {
+	e := newTestExecutor(t, Options{})
+	register(t, e, sub{id: "s"})
+	publishUsers(t, e, 1, 2)
+	dst := make([]byte, 256)
+	if n, _, err := e.NextInto("s", dst); err != nil || string(dst[:n]) != frame("s", `{"users":{"id":1}}`) {
+		t.Fatalf("NextInto: %q, %v", dst[:n], err)
+	}
+	st, err := e.Stats("s")
+	if err != nil || st.Read != 1 || st.Queued != 1 || st.Enqueued != 2 {
+		t.Fatalf("stats %+v, %v", st, err)
+	}
+	if m := e.Metrics(); m.MessagesRead != 1 {
+		t.Fatalf("read %d", m.MessagesRead)
+	}
+}
+
+// A drain orders frames by event even when the only pair it meets is out
+// of order: the first subscription's one message came after the second's.
+func TestDrainConnectionSortsASingleInvertedPair(t *testing.T) {
+	e := newTestExecutor(t, Options{})
+	register(t, e, sub{id: "a"}, sub{id: "o", query: `subscription { orders { id } }`})
+	publish(t, e, "orders", `{"id":1}`)
+	publish(t, e, "users", `{"id":2}`)
+	frames, n, err := e.DrainConnection("c", 0)
+	if err != nil || n != 2 {
+		t.Fatalf("n=%d err=%v", n, err)
+	}
+	wantFrames(t, strings.Split(frames, "\n"), frame("o", `{"orders":{"id":1}}`), frame("a", `{"users":{"id":2}}`))
+}
+
+// hookCtx is a context that ends when NextWait first asks for its Done
+// channel, after running hook: the event hook causes comes with the
+// deadline.
+type hookCtx struct {
+	context.Context
+	once sync.Once
+	hook func()
+	done chan struct{}
+}
+
+func newHookCtx(hook func()) *hookCtx {
+	return &hookCtx{Context: context.Background(), hook: hook, done: make(chan struct{})}
+}
+
+func (c *hookCtx) Done() <-chan struct{} {
+	c.once.Do(func() {
+		c.hook()
+		close(c.done)
+	})
+	return c.done
+}
+
+func (c *hookCtx) Err() error {
+	select {
+	case <-c.done:
+		return context.Canceled
+	default:
+		return nil
+	}
+}
+
+// A message or a completion that comes with the deadline wins over it.
+// NextWait's select then has both its wake-up and the deadline ready and
+// takes either: every round must give the message (or the completion).
+func TestNextWaitPrefersWhatComesWithTheDeadline(t *testing.T) {
+	e := newTestExecutor(t, Options{})
+	register(t, e, sub{id: "s"})
+	for i := range 64 {
+		ctx := newHookCtx(func() { publishUsers(t, e, i, i) })
+		f, err := e.NextWait(ctx, "s")
+		if want := frame("s", fmt.Sprintf(`{"users":{"id":%d}}`, i)); err != nil || f != want {
+			t.Fatalf("round %d: %q, %v; want %q", i, f, err, want)
+		}
+	}
+	for i := range 64 {
+		id := fmt.Sprintf("c%d", i)
+		register(t, e, sub{id: id})
+		ctx := newHookCtx(func() { e.Complete(id) })
+		if f, err := e.NextWait(ctx, id); f != "" || !errors.Is(err, ErrSubscriptionNotFound) {
+			t.Fatalf("round %d: %q, %v; want not found", i, f, err)
+		}
+	}
+}
+
+// On a distributed bus PublishValid only scans data up to and at the
+// payload limit, which is inclusive: a leading zero, which a decoding
+// refuses, passes at exactly the limit; one byte more is refused for its
+// size.
+func TestPublishValidOnADistributedBusScansUpToTheLimit(t *testing.T) {
+	bus := newGateBus()
+	e := fakeBusExecutor(bus)
+	e.SetLimits(Limits{MaxPayloadBytes: 20})
+	at := `{"a":01,"p":"xxxxx"}`
+	if len(at) != 20 {
+		t.Fatalf("%d bytes", len(at))
+	}
+	bus.gate <- struct{}{}
+	if err := e.PublishValid(context.Background(), Event{Type: "t", Channel: "items", Data: []byte(at)}); err != nil {
+		t.Fatalf("at the limit: %v", err)
+	}
+	over := `{"a":01,"p":"xxxxxx"}`
+	err := e.PublishValid(context.Background(), Event{Type: "t", Channel: "items", Data: []byte(over)})
+	if want := "event payload is 21 bytes, over the max_payload_bytes limit of 20"; err == nil || err.Error() != want {
+		t.Fatalf("over the limit: %v, want %q", err, want)
+	}
+	_, accepted := bus.snapshot()
+	if got := dataOf(accepted); len(got) != 1 || got[0] != at {
+		t.Fatalf("accepted %q", got)
+	}
+}
+
+// Next allocates a frame once, at its exact size.
+func TestNextAllocatesTheFrameOnce(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own")
+	}
+	e := newTestExecutor(t, Options{QueueSize: 200})
+	register(t, e, sub{id: "s"})
+	publishUsers(t, e, 1, 150)
+	var f string
+	n := testing.AllocsPerRun(100, func() {
+		var err error
+		if f, err = e.Next("s"); err != nil || f == "" {
+			t.Fatalf("Next: %q, %v", f, err)
+		}
+	})
+	if n != 1 {
+		t.Fatalf("%v allocations per frame", n)
+	}
+	if want := frame("s", `{"users":{"id":101}}`); f != want {
+		t.Fatalf("last frame %q, want %q", f, want)
+	}
+}
+
+// enqueue queues nothing for a completed subscription and reports no
+// drop. (Dispatch never meets one: finish completes a subscription after
+// the registry let it go. The guard keeps a completed queue empty should
+// that change.)
+func TestEnqueueSkipsACompletedSubscription(t *testing.T) {
+	e := newTestExecutor(t, Options{})
+	register(t, e, sub{id: "s"})
+	s := e.reg.subs["s"]
+	s.complete()
+	b := connBatch{e: e}
+	dropped := b.enqueue(s, message{seq: 1, payload: []byte(`{}`)})
+	b.release()
+	if dropped || s.queue.len() != 0 || s.enqueued != 0 || s.dropped != 0 {
+		t.Fatalf("dropped %v, queued %d, enqueued %d, dropped %d", dropped, s.queue.len(), s.enqueued, s.dropped)
+	}
+}

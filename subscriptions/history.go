@@ -117,8 +117,9 @@ func (s *subscription) endWith(payload []byte, seq uint64) {
 // enqueueAt is enqueue for a subscription that tracks positions: the
 // event at at is queued unless the subscription already has it (the seam
 // of a resume), is catching up (history brings it), or ended. A full
-// queue switches to catch-up, or ends the subscription with EVENTS_LOST.
-func (b *connBatch) enqueueAt(s *subscription, m message, at position) (queued, dropped bool) {
+// queue switches to catch-up, or ends the subscription with EVENTS_LOST:
+// it never drops a message.
+func (b *connBatch) enqueueAt(s *subscription, m message, at position) (queued bool) {
 	if s.conn != b.held {
 		b.release()
 		b.held = s.conn
@@ -126,27 +127,27 @@ func (b *connBatch) enqueueAt(s *subscription, m message, at position) (queued, 
 	}
 	p := s.pos
 	if s.completed || p.ended || p.catching || !at.after(p.cursor) {
-		return false, false
+		return false
 	}
 	if s.queue.len() >= s.queue.limit {
 		if p.catchUp {
 			p.catching = true
 			b.e.m.catchUps.Add(1)
 			go b.e.catchUp(s)
-			return false, false
+			return false
 		}
 		// Ended, told in-band: the final frame counts as delivered.
 		msg := "the subscription's queue overflowed: messages after this position were lost; resume after it"
 		s.endWith(errorPayload(CodeEventsLost, msg, p.cursor.String()), m.seq)
 		b.signal(s)
-		return true, false
+		return true
 	}
 	s.queue.push(m)
 	p.cursor = at
 	b.held.markQueued(s)
 	s.enqueued++
 	b.signal(s)
-	return true, false
+	return true
 }
 
 // signal arranges the wake-up of s's waiters and its readiness signal
