@@ -1528,3 +1528,20 @@ func TestEnqueueSkipsACompletedSubscription(t *testing.T) {
 		t.Fatalf("dropped %v, queued %d, enqueued %d, dropped %d", dropped, s.queue.len(), s.enqueued, s.dropped)
 	}
 }
+
+// strugglingBus reports panics recovered in its own goroutines.
+type strugglingBus struct {
+	*gateBus
+	panics uint64
+}
+
+func (b *strugglingBus) Stats() BusStats { return BusStats{Panics: b.panics} }
+
+// A panic in the bus's own goroutines counts as a failed dispatch.
+func TestMetricsCountBusPanicsAsDispatchErrors(t *testing.T) {
+	e := fakeBusExecutor(&strugglingBus{gateBus: newGateBus(), panics: 3})
+	e.m.dispatchErrors.Add(2)
+	if m := e.Metrics(); m.DispatchErrors != 5 {
+		t.Fatalf("DispatchErrors = %d, want 2 + 3 bus panics", m.DispatchErrors)
+	}
+}

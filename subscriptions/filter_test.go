@@ -302,3 +302,16 @@ func TestMatchEmptyNumberArgument(t *testing.T) {
 		}
 	}
 }
+
+// A where eq whose operand is a Go caller's empty json.Number matches no
+// field that is not a number: a string, null or missing one.
+func TestWhereEqEmptyNumberMatchesNoOtherKind(t *testing.T) {
+	ev := mustEvent(t, "e", "orders", `{"s":"","n":null,"o":{},"a":[]}`)
+	for _, f := range []string{"s", "n", "o", "a", "missing"} {
+		p := mustCompile(t, "subscription ($w: JSON) { orders(where: $w) { s } }",
+			map[string]any{"w": map[string]any{f: map[string]any{"eq": json.Number("")}}})
+		if p.Match(ev) {
+			t.Errorf("%s: eq an empty json.Number matched", f)
+		}
+	}
+}

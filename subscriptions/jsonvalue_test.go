@@ -3,6 +3,8 @@ package subscriptions
 import (
 	"strings"
 	"testing"
+
+	"github.com/valyala/fastjson"
 )
 
 // The event form read by filters and projection (fastjson) keeps the
@@ -107,6 +109,36 @@ func TestEventFormRefusals(t *testing.T) {
 		}
 		if got != c.want {
 			t.Errorf("%.40s (wellFormed %v): %q, want %q", c.data, c.wellFormed, got, c.want)
+		}
+	}
+}
+
+// field tells a key present with null from a missing one and from no
+// object at all, and of duplicate keys returns the last.
+func TestFieldPresence(t *testing.T) {
+	v, err := fastjson.Parse(`{"n":null,"a":1,"a":2}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := objectOf(v)
+	for _, tt := range []struct {
+		o       *fastjson.Object
+		key     string
+		want    string
+		present bool
+	}{
+		{nil, "a", "", false},
+		{o, "x", "", false},
+		{o, "n", "", true},
+		{o, "a", "2", true},
+	} {
+		got, present := field(tt.o, tt.key)
+		s := ""
+		if got != nil {
+			s = got.String()
+		}
+		if s != tt.want || present != tt.present {
+			t.Errorf("field(%v, %q) = %q, %v; want %q, %v", tt.o, tt.key, s, present, tt.want, tt.present)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package subscriptions
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"testing/synctest"
 )
@@ -32,4 +33,37 @@ func TestLogSinkWaitBlocksUntilARecord(t *testing.T) {
 			t.Fatalf("Wait after the context ended: %+v, %d dropped", recs, dropped)
 		}
 	})
+}
+
+// A sink keeps exactly its size: the record past it drops the oldest and
+// counts it. A size of 0 or below means DefaultLogSinkSize, and 1 is a size.
+func TestLogSinkKeepsItsSizeAndDropsTheOldest(t *testing.T) {
+	logN := func(s *LogSink, n int) {
+		for i := range n {
+			s.Log(LogInfo, "t", strconv.Itoa(i))
+		}
+	}
+	for _, tt := range []struct {
+		size, keep, logged int
+		first              string
+		dropped            uint64
+	}{
+		{1, 1, 1, "0", 0},
+		{1, 1, 2, "1", 1},
+		{2, 2, 2, "0", 0},
+		{2, 2, 3, "1", 1},
+		{2, 2, 5, "3", 3},
+		{0, DefaultLogSinkSize, DefaultLogSinkSize, "0", 0},
+		{0, DefaultLogSinkSize, DefaultLogSinkSize + 1, "1", 1},
+		{-1, DefaultLogSinkSize, DefaultLogSinkSize + 1, "1", 1},
+	} {
+		s := NewLogSink(tt.size)
+		logN(s, tt.logged)
+		recs, dropped := s.Wait(context.Background())
+		if len(recs) != tt.keep || dropped != tt.dropped || recs[0].Msg != tt.first ||
+			recs[len(recs)-1].Msg != strconv.Itoa(tt.logged-1) {
+			t.Errorf("size %d, %d logged: %d kept (first %q), %d dropped; want %d (first %q), %d",
+				tt.size, tt.logged, len(recs), recs[0].Msg, dropped, tt.keep, tt.first, tt.dropped)
+		}
+	}
 }

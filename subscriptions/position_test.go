@@ -2,6 +2,7 @@ package subscriptions
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -42,6 +43,30 @@ func TestPositionAfterOrdersByBothHalves(t *testing.T) {
 	} {
 		if got := tt.p.after(tt.q); got != tt.want {
 			t.Errorf("%s after %s = %v, want %v", tt.p, tt.q, got, tt.want)
+		}
+	}
+}
+
+// A position of maxPositionBytes is read; one byte more is refused
+// before anything else is looked at.
+func TestParsePositionBoundsItsLength(t *testing.T) {
+	epoch := "m" + strings.Repeat("a", maxPositionBytes-3)
+	s := epoch + ":7"
+	if got, err := parsePosition(s, epoch); err != nil || got != (position{epoch: epoch, lo: 7}) {
+		t.Fatalf("parsePosition of %d bytes = %+v, %v", len(s), got, err)
+	}
+	long := epoch + "a:7"
+	if _, err := parsePosition(long, epoch+"a"); !errors.Is(err, ErrPositionInvalid) {
+		t.Fatalf("parsePosition of %d bytes: %v, want ErrPositionInvalid", len(long), err)
+	}
+}
+
+// A position without an epoch is refused, even when compared with an
+// empty epoch; one without a colon too.
+func TestParsePositionRefusesAnEmptyEpoch(t *testing.T) {
+	for _, tt := range [][2]string{{":7", ""}, {":", ""}, {"", ""}, {"m1", "m1"}, {"r1", "r1"}} {
+		if got, err := parsePosition(tt[0], tt[1]); !errors.Is(err, ErrPositionInvalid) {
+			t.Errorf("parsePosition(%q, %q) = %+v, %v; want ErrPositionInvalid", tt[0], tt[1], got, err)
 		}
 	}
 }
