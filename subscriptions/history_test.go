@@ -695,7 +695,7 @@ func TestResumeAndCatchUpGiveTheBusTime(t *testing.T) {
 		publishN(t, e, 1, 5)
 		first := nextAll(t, e, "a")
 		registerWith(t, e, Registration{SubscriptionID: "b", Query: `subscription { users { n } }`, After: framePosition(t, first[0])})
-		if got := readAllSettled(t, e, "a"); len(got) != 3 {
+		if got := append(first, readAllSettled(t, e, "a")...); len(got) != 5 {
 			t.Fatalf("catch-up: %q", got)
 		}
 		if got := readAllSettled(t, e, "b"); len(got) != 4 {
@@ -742,12 +742,17 @@ func (g *gatedRead) history(ctx context.Context, p position, n int, upto positio
 // none of what the read brings: the replay stops at the first event.
 func TestCatchUpReplayStopsOnComplete(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := newTestExecutor(t, Options{QueueSize: 2, OnOverflow: OverflowCatchUp})
+		e := newTestExecutor(t, Options{QueueSize: 4, OnOverflow: OverflowCatchUp})
 		gate := &gatedRead{historyBus: e.hist, entered: make(chan struct{}), release: make(chan struct{})}
 		e.hist = gate
 		registerWith(t, e, Registration{SubscriptionID: "a", Query: `subscription { users { n } }`})
-		publishN(t, e, 1, 5)
-		nextAll(t, e, "a") // room for 2: the catch-up reads 3 and 4
+		publishN(t, e, 1, 8)
+		for range 2 { // then half the queue is free: the catch-up reads 5 and 6
+			if _, err := e.Next("a"); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+		}
 		<-gate.entered
 		e.Complete("a")
 		before := e.Metrics()
