@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	json "github.com/goccy/go-json"
 )
@@ -246,6 +247,9 @@ func TestPositionsOverflowCountsItsFinalFrameAsDelivered(t *testing.T) {
 		t.Fatalf("metrics %+v", m)
 	}
 	checkAccounting(t, m)
+	if st, err := e.Stats("a"); err != nil || st.Enqueued != 3 || st.Read != 3 {
+		t.Fatalf("stats %+v, %v", st, err)
+	}
 }
 
 // A resume's replay counts what live dispatch counts: its messages as
@@ -267,7 +271,8 @@ func TestResumeCountsReplayedMessagesAndViolations(t *testing.T) {
 	<-replayed
 	m := e.Metrics()
 	if m.EventsReplayed != 1 || m.EventsDelivered != 3 || m.MessagesRead != 3 ||
-		m.ViolationsTenantIsolation != 2 || m.ViolationsRowFilter != 2 || m.ValidationsPassed != 3 || m.EventsFiltered != 2 {
+		m.ViolationsTenantIsolation != 2 || m.ViolationsRowFilter != 2 || m.ValidationsPassed != 3 || m.EventsFiltered != 2 ||
+		m.Encodings != 3 {
 		t.Fatalf("metrics %+v", m)
 	}
 	checkAccounting(t, m)
@@ -448,8 +453,14 @@ func TestCatchUpRefillsWhenHalfTheQueueIsFree(t *testing.T) {
 
 // The messages a resume replays signal the ready descriptor as live ones
 // do: an event loop waiting on it learns that the subscription has
-// something to read.
+// something to read, be it one message or more.
 func TestResumeSignalsReadyForReplayedMessages(t *testing.T) {
+	for _, replayed := range []int{1, 2} {
+		t.Run(fmt.Sprint(replayed), func(t *testing.T) { resumeSignalsReady(t, replayed) })
+	}
+}
+
+func resumeSignalsReady(t *testing.T, replayed int) {
 	e := newTestExecutor(t, Options{})
 	registerWith(t, e, Registration{SubscriptionID: "a", Query: `subscription { users { n } }`, Positions: true})
 	publishN(t, e, 1, 3)
@@ -458,18 +469,18 @@ func TestResumeSignalsReadyForReplayedMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	replayed := make(chan struct{})
+	done := make(chan struct{})
 	var once sync.Once
-	e.beforeGoLive = func() { once.Do(func() { close(replayed) }) } // the replay's signals are sent
-	registerWith(t, e, Registration{SubscriptionID: "b", Query: `subscription { users { n } }`, After: framePosition(t, frames[0])})
-	<-replayed
+	e.beforeGoLive = func() { once.Do(func() { close(done) }) } // the replay's signals are sent
+	registerWith(t, e, Registration{SubscriptionID: "b", Query: `subscription { users { n } }`, After: framePosition(t, frames[2-replayed])})
+	<-done
 	if !readable(t, fd) {
 		t.Fatal("the ready descriptor is not readable after a replay")
 	}
 	if ids, err := e.TakeReady(); !slices.Equal(ids, []string{"b"}) || err != nil {
 		t.Fatalf("TakeReady = %q, %v", ids, err)
 	}
-	sameFrames(t, waitFrames(t, e, "b", 2), "b", frames[1:], "a")
+	sameFrames(t, waitFrames(t, e, "b", replayed), "b", frames[3-replayed:], "a")
 }
 
 // A subscription that tracks positions signals the ready descriptor when
@@ -496,4 +507,262 @@ func TestPositionsSignalReadyWhenTheQueueStopsBeingEmpty(t *testing.T) {
 	}
 	publishN(t, e, 4, 4)
 	take("a")
+}
+
+// withPosition writes the position whatever its epoch's length: a Redis
+// epoch is whatever its key holds after the 'r'.
+func TestWithPositionAnyEpochLength(t *testing.T) {
+	for _, n := range []int{0, 1, 17, 60, 61, 62, 200} {
+		at := position{epoch: "r" + strings.Repeat("e", n), hi: 7, lo: 9}
+		got := string(withPosition([]byte(`{"data":1}`), at))
+		if want := `{"data":1,"extensions":{"position":"` + at.String() + `"}}`; got != want {
+			t.Fatalf("epoch of %d: %s, want %s", n+1, got, want)
+		}
+	}
+}
+
+// The memory bus resumes from the position just before its oldest event
+// kept (all that follows is there), and refuses the one before it, even
+// once its ring has wrapped.
+func TestResumeAtTheMemoryHistoryBound(t *testing.T) {
+	e := newTestExecutor(t, Options{HistorySize: 4})
+	registerWith(t, e, Registration{SubscriptionID: "a", Query: `subscription { users { n } }`, Positions: true})
+	publishN(t, e, 1, 6) // 3 to 6 kept
+	frames := nextAll(t, e, "a")
+	err := e.Register(Registration{ConnectionID: "c", SubscriptionID: "r", Query: `subscription { users { n } }`, TenantID: "t", After: framePosition(t, frames[0])})
+	if !errors.Is(err, ErrPositionExpired) {
+		t.Fatalf("after event 1 of 6, 4 kept: %v, want %v", err, ErrPositionExpired)
+	}
+	registerWith(t, e, Registration{SubscriptionID: "r", Query: `subscription { users { n } }`, After: framePosition(t, frames[1])})
+	sameFrames(t, waitFrames(t, e, "r", 4), "r", frames[2:], "a")
+}
+
+// readAllSettled reads sid's frames, letting the catch-up refill between
+// reads, until none is left. In a synctest bubble.
+func readAllSettled(t *testing.T, e *Executor, sid string) []string {
+	t.Helper()
+	var out []string
+	for {
+		synctest.Wait()
+		got := nextAll(t, e, sid)
+		if len(got) == 0 {
+			return out
+		}
+		out = append(out, got...)
+	}
+}
+
+// checkUsers checks that frames are users n = from, from+1, ... in order.
+func checkUsers(t *testing.T, frames []string, sid string, from, to int) {
+	t.Helper()
+	if len(frames) != to-from+1 {
+		t.Fatalf("%d frames, want n = %d to %d: %q", len(frames), from, to, frames)
+	}
+	for i, f := range frames {
+		if want := frame(sid, fmt.Sprintf(`{"users":{"n":%d}}`, from+i)); f != want {
+			t.Fatalf("frame %s, want %s", f, want)
+		}
+	}
+}
+
+// The event that overflows a queue into a catch-up is not counted as
+// delivered then (the catch-up queues and counts it): every message is
+// counted once, in the metrics and in the subscription's stats.
+func TestCatchUpCountsEachMessageOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newTestExecutor(t, Options{QueueSize: 2, OnOverflow: OverflowCatchUp})
+		registerWith(t, e, Registration{SubscriptionID: "a", Query: `subscription { users { n } }`})
+		publishN(t, e, 1, 5)
+		checkUsers(t, readAllSettled(t, e, "a"), "a", 1, 5)
+		m := e.Metrics()
+		if m.EventsDelivered != 5 || m.EventsReplayed != 3 || m.CatchUps != 1 {
+			t.Fatalf("metrics %+v", m)
+		}
+		checkAccounting(t, m)
+		if st, err := e.Stats("a"); err != nil || st.Enqueued != 5 || st.Read != 5 {
+			t.Fatalf("stats %+v, %v", st, err)
+		}
+	})
+}
+
+// A catch-up whose read exactly fills the room it had reads once more
+// before it joins the live stream: a live event that comes while the
+// queue is still full waits in the history, and starts no second catch-up.
+func TestCatchUpFillingItsRoomExactlyStaysCatchingUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newTestExecutor(t, Options{QueueSize: 4, OnOverflow: OverflowCatchUp})
+		registerWith(t, e, Registration{SubscriptionID: "a", Query: `subscription { users { n } }`})
+		publishN(t, e, 1, 6) // 1 to 4 queued, 5 and 6 left to the catch-up
+		synctest.Wait()
+		got := []string{}
+		for range 2 {
+			f, err := e.Next("a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, f)
+		}
+		synctest.Wait() // the catch-up read 5 and 6: its room of 2, full again
+		publishN(t, e, 7, 7)
+		got = append(got, readAllSettled(t, e, "a")...)
+		checkUsers(t, got, "a", 1, 7)
+		if m := e.Metrics(); m.CatchUps != 1 || m.EventsReplayed != 3 {
+			t.Fatalf("metrics %+v", m)
+		}
+	})
+}
+
+// failingHistory fails the history reads it is told to fail, and counts
+// them all.
+type failingHistory struct {
+	historyBus
+	mu    sync.Mutex
+	fails int // reads left to fail
+	reads int
+}
+
+func (f *failingHistory) history(ctx context.Context, p position, n int, upto position) ([]Event, error) {
+	f.mu.Lock()
+	f.reads++
+	fail := f.fails > 0
+	f.fails--
+	f.mu.Unlock()
+	if fail {
+		return nil, errors.New("the bus is down")
+	}
+	return f.historyBus.history(ctx, p, n, upto)
+}
+
+func (f *failingHistory) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reads
+}
+
+// A catch-up whose history read failed tries again after catchUpRetry,
+// not before, and then goes on.
+func TestCatchUpRetriesAFailedReadAfterAPause(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newTestExecutor(t, Options{QueueSize: 2, OnOverflow: OverflowCatchUp})
+		hist := &failingHistory{historyBus: e.hist, fails: 1}
+		e.hist = hist
+		registerWith(t, e, Registration{SubscriptionID: "a", Query: `subscription { users { n } }`})
+		publishN(t, e, 1, 5)
+		got := nextAll(t, e, "a") // room: the catch-up reads, and fails
+		synctest.Wait()
+		if n := hist.count(); n != 1 {
+			t.Fatalf("%d history reads right after the failure, want 1", n)
+		}
+		time.Sleep(catchUpRetry - 1)
+		synctest.Wait()
+		if n := hist.count(); n != 1 {
+			t.Fatalf("%d history reads just before the pause's end, want 1", n)
+		}
+		time.Sleep(1)
+		synctest.Wait()
+		if n := hist.count(); n != 2 {
+			t.Fatalf("%d history reads after the pause, want 2", n)
+		}
+		checkUsers(t, append(got, readAllSettled(t, e, "a")...), "a", 1, 5)
+	})
+}
+
+// deadlineHistory answers as a bus on a network does: with its context's
+// error once that is done.
+type deadlineHistory struct{ historyBus }
+
+func (d deadlineHistory) checkPosition(ctx context.Context, p position) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return d.historyBus.checkPosition(ctx, p)
+}
+
+func (d deadlineHistory) history(ctx context.Context, p position, n int, upto position) ([]Event, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return d.historyBus.history(ctx, p, n, upto)
+}
+
+// A resume's position check and a catch-up's reads give the bus time to
+// answer: their contexts are not done when the bus gets them.
+func TestResumeAndCatchUpGiveTheBusTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newTestExecutor(t, Options{QueueSize: 2, OnOverflow: OverflowCatchUp})
+		e.hist = deadlineHistory{e.hist}
+		registerWith(t, e, Registration{SubscriptionID: "a", Query: `subscription { users { n } }`, Positions: true})
+		publishN(t, e, 1, 5)
+		first := nextAll(t, e, "a")
+		registerWith(t, e, Registration{SubscriptionID: "b", Query: `subscription { users { n } }`, After: framePosition(t, first[0])})
+		if got := append(first, readAllSettled(t, e, "a")...); len(got) != 5 {
+			t.Fatalf("catch-up: %q", got)
+		}
+		if got := readAllSettled(t, e, "b"); len(got) != 4 {
+			t.Fatalf("resume: %q", got)
+		}
+	})
+}
+
+// A catch-up waiting for room ends when its subscription completes,
+// without reading the history again.
+func TestCatchUpWaitingForRoomEndsOnComplete(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newTestExecutor(t, Options{QueueSize: 2, OnOverflow: OverflowCatchUp})
+		hist := &failingHistory{historyBus: e.hist, fails: 1 << 30}
+		e.hist = hist
+		registerWith(t, e, Registration{SubscriptionID: "a", Query: `subscription { users { n } }`})
+		publishN(t, e, 1, 5) // the catch-up waits: the queue is full
+		synctest.Wait()
+		e.Complete("a")
+		synctest.Wait()
+		if n := hist.count(); n != 0 {
+			t.Fatalf("%d history reads, want none", n)
+		}
+	})
+}
+
+// gatedRead holds a catch-up's first history read until released, then
+// answers it from the history.
+type gatedRead struct {
+	historyBus
+	once             sync.Once
+	entered, release chan struct{}
+}
+
+func (g *gatedRead) history(ctx context.Context, p position, n int, upto position) ([]Event, error) {
+	g.once.Do(func() {
+		close(g.entered)
+		<-g.release
+	})
+	return g.historyBus.history(ctx, p, n, upto)
+}
+
+// A subscription completed while its catch-up reads the history gets
+// none of what the read brings: the replay stops at the first event.
+func TestCatchUpReplayStopsOnComplete(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newTestExecutor(t, Options{QueueSize: 4, OnOverflow: OverflowCatchUp})
+		gate := &gatedRead{historyBus: e.hist, entered: make(chan struct{}), release: make(chan struct{})}
+		e.hist = gate
+		registerWith(t, e, Registration{SubscriptionID: "a", Query: `subscription { users { n } }`})
+		publishN(t, e, 1, 8)
+		for range 2 { // then half the queue is free: the catch-up reads 5 and 6
+			if _, err := e.Next("a"); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+		}
+		<-gate.entered
+		e.Complete("a")
+		before := e.Metrics()
+		close(gate.release)
+		synctest.Wait()
+		m := e.Metrics()
+		// The first event is examined before the replay sees the completion.
+		if m.ValidationsPassed-before.ValidationsPassed != 1 || m.EventsReplayed != before.EventsReplayed ||
+			m.EventsDelivered != before.EventsDelivered || m.DispatchErrors != 0 {
+			t.Fatalf("metrics before the read %+v, after %+v", before, m)
+		}
+	})
 }
