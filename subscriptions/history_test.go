@@ -653,12 +653,12 @@ func TestCatchUpRetriesAFailedReadAfterAPause(t *testing.T) {
 		if n := hist.count(); n != 1 {
 			t.Fatalf("%d history reads right after the failure, want 1", n)
 		}
-		time.Sleep(catchUpRetry - 1)
+		time.Sleep(catchUpRetry - time.Nanosecond)
 		synctest.Wait()
 		if n := hist.count(); n != 1 {
 			t.Fatalf("%d history reads just before the pause's end, want 1", n)
 		}
-		time.Sleep(1)
+		time.Sleep(time.Nanosecond) // synctest's clock: to the pause's end exactly
 		synctest.Wait()
 		if n := hist.count(); n != 2 {
 			t.Fatalf("%d history reads after the pause, want 2", n)
