@@ -185,6 +185,9 @@ func TestAppendCompact(t *testing.T) {
 		{"[1,2]", "[1,2]"},
 		{"{\"a\":null}", `{"a":null}`},
 		{"{\"a\":true,\"b\":false}", `{"a":true,"b":false}`},
+		// Only the first value is read: a colon or quote ends it too.
+		{"1:", "1"},
+		{"null\"x\"", "null"},
 	}
 	for _, tt := range tests {
 		got, ok := appendCompact([]byte("x"), []byte(tt.in))
