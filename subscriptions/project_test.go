@@ -169,6 +169,25 @@ func TestAppendCompact(t *testing.T) {
 		{"{\"a\":1.}", ""},
 		{"  ", ""},
 		{"{\"a\":", ""},
+		// A literal or number that ends the data is read up to the last byte
+		// and no further.
+		{"1", "1"},
+		{"-0.5", "-0.5"},
+		{"true", "true"},
+		// A string that ends the data without its closing quote is refused.
+		{"\"abc", ""},
+		{"\"", ""},
+		// 0x80 is the first byte past ASCII: no control character, and on its
+		// own invalid UTF-8.
+		{"\"\x7f\x80\"", "\"\x7f\\ufffd\""},
+		// Every delimiter ends a literal or number.
+		{"[1]", "[1]"},
+		{"[1,2]", "[1,2]"},
+		{"{\"a\":null}", `{"a":null}`},
+		{"{\"a\":true,\"b\":false}", `{"a":true,"b":false}`},
+		// Only the first value is read: a colon or quote ends it too.
+		{"1:", "1"},
+		{"null\"x\"", "null"},
 	}
 	for _, tt := range tests {
 		got, ok := appendCompact([]byte("x"), []byte(tt.in))
@@ -203,6 +222,36 @@ func TestAppendPayloadAllocs(t *testing.T) {
 		buf := make([]byte, 0, 1024)
 		if n := testing.AllocsPerRun(100, func() { buf = p.AppendPayload(buf[:0], ev) }); n != 0 {
 			t.Errorf("%s: %v allocs", q, n)
+		}
+	}
+}
+
+func TestAppendValue(t *testing.T) {
+	tests := []struct {
+		in   any
+		want string
+	}{
+		{json.Number("1.5e3"), "1.5e3"},
+		// Forms the event decoder tolerates are re-encoded; what no float
+		// parses, or parses to infinity, is null.
+		{json.Number("01"), "1"},
+		{json.Number("x"), "null"},
+		{json.Number("Inf"), "null"},
+		{json.Number("01e999"), "null"},
+		{[]any{}, "[]"},
+		{[]any{"a"}, `["a"]`},
+		{[]any{"a", json.Number("2"), nil}, `["a",2,null]`},
+		{map[string]any{}, "{}"},
+		{map[string]any{"a": true}, `{"a":true}`},
+		{map[string]any{"c": nil, "a": "x", "b": []any{false}}, `{"a":"x","b":[false],"c":null}`},
+		// Other Go values go through encoding/json; what it refuses is null.
+		{int64(7), "7"},
+		{1.25, "1.25"},
+		{make(chan int), "null"},
+	}
+	for _, tt := range tests {
+		if got := appendValue([]byte("x"), tt.in); string(got) != "x"+tt.want {
+			t.Errorf("appendValue(%#v) = %q, want %q", tt.in, got, "x"+tt.want)
 		}
 	}
 }

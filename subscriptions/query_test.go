@@ -175,6 +175,7 @@ func TestPlanKey(t *testing.T) {
 		{"subscription { u(id: 1) }", "subscription { u(id: 2) }"},
 		{"subscription { u(id: 1) }", `subscription { u(id: "1") }`},
 		{"subscription { u { x { y } } }", "subscription { u { x } }"},
+		{"subscription { u { x { y } } }", "subscription { u { x { z } } }"},
 	}
 	for _, d := range differ {
 		if a, b := key(d[0], nil), key(d[1], nil); a == b {
