@@ -3,6 +3,8 @@ package subscriptions
 import (
 	"strings"
 	"testing"
+
+	"github.com/vektah/gqlparser/v2/ast"
 )
 
 // The cases where graphql-core's CollectFields merges what the single-pass
@@ -144,6 +146,52 @@ func TestDescriptionsRefused(t *testing.T) {
 	} {
 		if _, err := Compile(q, "", nil, Limits{}.withDefaults()); err != nil {
 			t.Errorf("%q: %v", q, err)
+		}
+	}
+}
+
+// An error without a position has no "locations" member, and errors sort by
+// locations first, then path, then message: the message order below is the
+// reverse of the expected one, so each key must decide.
+func TestAppendErrorsOrderAndLocations(t *testing.T) {
+	if locs := execErrorAt("m", nil).locs(); locs != nil {
+		t.Fatalf("locations of an error without a position: %v", locs)
+	}
+	if locs := execErrorAt("m", &ast.Position{Line: 2, Column: 3}).locs(); len(locs) != 1 || locs[0] != (posn{2, 3}) {
+		t.Fatalf("locations of an error at 2:3: %v", locs)
+	}
+	errs := []fieldErr{
+		{msg: "a", locs: []posn{{2, 1}}, path: []pathElem{{key: "x"}}},
+		{msg: "b", locs: []posn{{1, 5}}, path: []pathElem{{key: "x"}}},
+		{msg: "c", locs: []posn{{1, 5}}, path: []pathElem{{key: "w"}}},
+		{msg: "d", path: []pathElem{{key: "z"}}},
+	}
+	want := `,"errors":[{"message":"d","path":["z"]},` +
+		`{"message":"c","locations":[{"line":1,"column":5}],"path":["w"]},` +
+		`{"message":"b","locations":[{"line":1,"column":5}],"path":["x"]},` +
+		`{"message":"a","locations":[{"line":2,"column":1}],"path":["x"]}]`
+	if got := string(appendErrors(nil, errs)); got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}
+
+// A fragment spread again outside the condition it was first spread under
+// is skipped, as graphql-core skips a visited fragment before it reads the
+// spread's directives, for an object of that condition's type only: there a
+// null @include variable on the second spread raises nothing.
+func TestFragmentSpreadAgainOutsideItsCondition(t *testing.T) {
+	const q = "subscription($v: Boolean = true) { feed { ... on Other { ...F } ...F @include(if: $v) } } fragment F on Other { a }"
+	p, err := Compile(q, "", map[string]any{"v": nil}, Limits{}.withDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ data, want string }{
+		{`{"__typename":"Other","a":1}`, `{"data":{"feed":{"a":1}}}`},
+		{`{"__typename":"Shop","a":1}`, `{"data":{"feed":null},"errors":[{"message":"Argument 'if' of non-null type 'Boolean!' must not be null.","locations":[{"line":1,"column":83}],"path":["feed"]}]}`},
+	} {
+		got := string(p.AppendPayload(nil, mustEvent(t, "evt", "feed", c.data)))
+		if got != c.want {
+			t.Errorf("%s: got  %s\nwant %s", c.data, got, c.want)
 		}
 	}
 }

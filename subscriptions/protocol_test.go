@@ -25,3 +25,16 @@ func TestDecodeGraphQLMessageErrors(t *testing.T) {
 		t.Fatalf("%+v %v", m, err)
 	}
 }
+
+// A subscription id that is not UTF-8 is quoted with each run of invalid
+// bytes as one U+FFFD, as strings.ToValidUTF8 makes it, not one per byte.
+func TestQuoteJSONInvalidUTF8(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"a\xff\xfeb", `"a` + "\uFFFD" + `b"`},
+		{"ok", `"ok"`},
+	} {
+		if got := string(quoteJSON(c.in)); got != c.want {
+			t.Errorf("quoteJSON(%q) = %s, want %s", c.in, got, c.want)
+		}
+	}
+}

@@ -83,3 +83,23 @@ func TestDrainClearsTheMarksOfEmptyQueues(t *testing.T) {
 		t.Fatalf("marks left after a drain found every queue empty: %x", marks)
 	}
 }
+
+// Removing the last subscription of a root field forgets the field, so
+// that dispatch and the registry's maps keep no entry per field once used.
+func TestRemoveForgetsAnEmptiedRootField(t *testing.T) {
+	e := newTestExecutor(t, Options{})
+	register(t, e, sub{id: "a"}, sub{id: "b", query: `subscription { users { name } }`})
+	fields := func() int {
+		e.mu.RLock()
+		defer e.mu.RUnlock()
+		return len(e.reg.byField)
+	}
+	e.Complete("a")
+	if n := fields(); n != 1 {
+		t.Fatalf("%d root fields indexed while a group of users remains, want 1", n)
+	}
+	e.Complete("b")
+	if n := fields(); n != 0 {
+		t.Fatalf("%d root fields indexed after the last subscription left, want 0", n)
+	}
+}
