@@ -118,7 +118,8 @@ browser:
 go-test: services
 	test -z "$$(gofmt -l subscriptions pyapi internal)"
 	$(PY_CGO) go vet ./...
-	$(PY_CGO) go test -race -count=1 ./...
+	# -timeout: the race detector's run of the whole package takes minutes on a loaded machine.
+	$(PY_CGO) go test -race -count=1 -timeout 25m ./...
 	# The race detector's sync.Pool drops items at random, and allocates on its own: the tests of
 	# allocation counts run without it.
 	$(PY_CGO) go test -count=1 -run 'AllocateNothing|AllocatesTheFrameOnce' ./subscriptions

@@ -386,7 +386,7 @@ def _flood(executor, n=300):
 
 
 def _wait_for(predicate, what):
-    for _ in range(1000):
+    for _ in range(6000):  # a minute at most: the bound of a loaded machine, not a speed
         if predicate():
             return
         time.sleep(0.01)
